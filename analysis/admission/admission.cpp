@@ -1,0 +1,678 @@
+// The admission decision: snapshot + AdmissionReview request in, AdmissionReview response out (spec
+// §9).
+#include "analysis/admission/admission.hpp"
+
+#include "analysis/conflict/flow_findings.hpp"
+#include "analysis/conflict/object_checks.hpp"
+#include "analysis/model/decode.hpp"
+#include "analysis/report/findings_output.hpp"
+#include "analysis/report/messages.hpp"
+
+#include <map>
+#include <memory>
+#include <set>
+
+namespace mtlsguard::admission {
+namespace {
+
+using nlohmann::json;
+using resolution::ConfigView;
+using resolution::NsId;
+
+enum class Target : std::uint8_t { PeerAuthentication, DestinationRule, Policy, MeshPolicy, Other };
+
+struct Request {
+    std::string review_api_version;
+    std::string uid;
+    std::string operation;
+    std::string namespace_name;
+    std::string name;
+    std::string kind;
+    const json* object = nullptr;
+    const json* old_object = nullptr;
+    bool dry_run = false;
+};
+
+const json* member(const json& object, const char* key) {
+    if (!object.is_object())
+        return nullptr;
+    auto it = object.find(key);
+    return it == object.end() || it->is_null() ? nullptr : &*it;
+}
+
+std::string string_member(const json& object, const char* key) {
+    const json* v = member(object, key);
+    return v && v->is_string() ? v->get<std::string>() : std::string();
+}
+
+// Returns the request, or the reason it is malformed.
+std::variant<Request, std::string> parse_review(const json& review) {
+    if (!review.is_object())
+        return std::string("the body is not a JSON object");
+    Request r;
+    r.review_api_version = string_member(review, "apiVersion");
+    if (r.review_api_version != "admission.k8s.io/v1" &&
+        r.review_api_version != "admission.k8s.io/v1beta1")
+        return std::string("apiVersion must be admission.k8s.io/v1 or admission.k8s.io/v1beta1");
+    if (string_member(review, "kind") != "AdmissionReview")
+        return std::string("kind must be AdmissionReview");
+    const json* request = member(review, "request");
+    if (!request || !request->is_object())
+        return std::string("request is missing");
+    r.uid = string_member(*request, "uid");
+    if (r.uid.empty())
+        return std::string("request.uid is missing");
+    r.operation = string_member(*request, "operation");
+    if (r.operation.empty())
+        return std::string("request.operation is missing");
+    r.namespace_name = string_member(*request, "namespace");
+    r.name = string_member(*request, "name");
+    if (const json* kind = member(*request, "kind"); kind && kind->is_object())
+        r.kind = string_member(*kind, "kind");
+    r.object = member(*request, "object");
+    r.old_object = member(*request, "oldObject");
+    if (const json* dry = member(*request, "dryRun"); dry && dry->is_boolean())
+        r.dry_run = dry->get<bool>();
+    if (r.kind.empty()) {
+        const json* source = r.object ? r.object : r.old_object;
+        if (source)
+            r.kind = string_member(*source, "kind");
+    }
+    return r;
+}
+
+Target target_of(std::string_view kind) {
+    if (kind == "PeerAuthentication")
+        return Target::PeerAuthentication;
+    if (kind == "DestinationRule")
+        return Target::DestinationRule;
+    if (kind == "Policy")
+        return Target::Policy;
+    if (kind == "MeshPolicy")
+        return Target::MeshPolicy;
+    return Target::Other;
+}
+
+bool holds(Target target, const model::DecodedObject& object) {
+    switch (target) {
+    case Target::PeerAuthentication:
+        return std::holds_alternative<model::PeerAuthentication>(object);
+    case Target::DestinationRule:
+        return std::holds_alternative<model::DestinationRule>(object);
+    case Target::Policy:
+        return std::holds_alternative<model::AlphaPolicy>(object) &&
+               !std::get<model::AlphaPolicy>(object).mesh_policy;
+    case Target::MeshPolicy:
+        return std::holds_alternative<model::AlphaPolicy>(object) &&
+               std::get<model::AlphaPolicy>(object).mesh_policy;
+    case Target::Other:
+        return false;
+    }
+    return false;
+}
+
+// The snapshot with (kind, namespace, name) replaced by `object`, or removed when it is null.
+std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target target,
+                                      const std::string& ns, const std::string& name,
+                                      const model::DecodedObject* object) {
+    auto same = [&](const auto& o) { return o.ref.name == name; };
+    if (target == Target::MeshPolicy) {
+        auto policies = snapshot.mesh_policies();
+        std::erase_if(policies, same);
+        if (object)
+            policies.push_back(std::get<model::AlphaPolicy>(*object));
+        std::stable_sort(policies.begin(), policies.end(),
+                         [](const auto& a, const auto& b) { return a.age.older_than(b.age); });
+        return std::make_unique<ConfigView>(snapshot, std::move(policies));
+    }
+    std::vector<model::PeerAuthentication> pas;
+    std::vector<model::DestinationRule> drs;
+    std::vector<model::AlphaPolicy> policies;
+    if (auto id = snapshot.namespace_id(ns)) {
+        const auto& config = snapshot.config(*id);
+        pas = config.peer_authentications;
+        drs = config.destination_rules;
+        policies = config.policies;
+    }
+    if (target == Target::PeerAuthentication) {
+        std::erase_if(pas, same);
+        if (object)
+            pas.push_back(std::get<model::PeerAuthentication>(*object));
+    } else if (target == Target::DestinationRule) {
+        std::erase_if(drs, same);
+        if (object)
+            drs.push_back(std::get<model::DestinationRule>(*object));
+    } else {
+        std::erase_if(policies, same);
+        if (object)
+            policies.push_back(std::get<model::AlphaPolicy>(*object));
+    }
+    return std::make_unique<ConfigView>(
+        snapshot, model::build_namespace_config(ns, std::move(pas), std::move(drs),
+                                                std::move(policies), snapshot));
+}
+
+// The snapshot's own copy of the object, if it has one.
+std::optional<model::DecodedObject> current_version(const model::Snapshot& snapshot, Target target,
+                                                    const std::string& ns,
+                                                    const std::string& name) {
+    if (target == Target::MeshPolicy) {
+        for (const auto& p : snapshot.mesh_policies())
+            if (p.ref.name == name)
+                return model::DecodedObject(p);
+        return std::nullopt;
+    }
+    auto id = snapshot.namespace_id(ns);
+    if (!id)
+        return std::nullopt;
+    const auto& config = snapshot.config(*id);
+    if (target == Target::PeerAuthentication) {
+        for (const auto& o : config.peer_authentications)
+            if (o.ref.name == name)
+                return model::DecodedObject(o);
+    } else if (target == Target::DestinationRule) {
+        for (const auto& o : config.destination_rules)
+            if (o.ref.name == name)
+                return model::DecodedObject(o);
+    } else if (target == Target::Policy) {
+        for (const auto& o : config.policies)
+            if (o.ref.name == name)
+                return model::DecodedObject(o);
+    }
+    return std::nullopt;
+}
+
+bool key_matches(const std::string& key, const std::string& host) {
+    if (key == "*")
+        return true;
+    if (key.size() > 1 && key[0] == '*')
+        return host.size() >= key.size() &&
+               host.compare(host.size() - (key.size() - 1), key.size() - 1, key, 1) == 0;
+    return key == host;
+}
+
+struct Touched {
+    std::vector<model::ServiceId> services;
+    std::vector<std::size_t> external_hosts;
+};
+
+// The flows a change can touch: services whose server or client side the object can change.
+Touched touched_by(const model::Snapshot& snapshot, const ConfigView& before, Target target,
+                   const std::string& ns,
+                   const std::vector<const model::DecodedObject*>& versions) {
+    Touched out;
+    const auto& services = snapshot.services();
+    auto all = [&] {
+        for (model::ServiceId id = 0; id < services.size(); ++id)
+            out.services.push_back(id);
+    };
+    auto namespace_services = [&](const std::string& name) {
+        if (auto id = snapshot.namespace_id(name))
+            out.services = snapshot.namespaces()[*id].services;
+    };
+    switch (target) {
+    case Target::MeshPolicy:
+        all();
+        break;
+    case Target::Policy:
+        namespace_services(ns);
+        break;
+    case Target::PeerAuthentication: {
+        if (ns != snapshot.mesh().root_namespace) {
+            namespace_services(ns);
+            break;
+        }
+        bool mesh_wide = false;
+        for (const auto* v : versions)
+            mesh_wide = mesh_wide || std::get<model::PeerAuthentication>(*v).selector.empty();
+        if (!mesh_wide)
+            break; // a selector policy in the root namespace applies to nothing
+        if (snapshot.settings().version != model::IstioVersion::Current) {
+            all(); // 1.5: any PeerAuthentication switches workloads off the alpha policies
+            break;
+        }
+        // The mesh mode reaches only namespaces without a namespace-wide mode of their own.
+        for (model::ServiceId id = 0; id < services.size(); ++id) {
+            const auto& config = before.config(services[id].ns);
+            if (config.is_root || !config.namespace_policy ||
+                config.namespace_policy->mode == model::MtlsMode::Unset)
+                out.services.push_back(id);
+        }
+        break;
+    }
+    case Target::DestinationRule: {
+        std::vector<std::string> keys;
+        for (const auto* v : versions)
+            keys.push_back(snapshot.resolve_host(std::get<model::DestinationRule>(*v).host, ns));
+        auto matches = [&](const std::string& host) {
+            return std::any_of(keys.begin(), keys.end(),
+                               [&](const std::string& k) { return key_matches(k, host); });
+        };
+        for (model::ServiceId id = 0; id < services.size(); ++id)
+            if (matches(services[id].host))
+                out.services.push_back(id);
+        for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
+            if (matches(snapshot.external_hosts()[i].host))
+                out.external_hosts.push_back(i);
+        break;
+    }
+    case Target::Other:
+        break;
+    }
+    return out;
+}
+
+// One flow's identity across the two views: target, port, endpoint, subset, sidecar or not.
+using FlowKey = std::tuple<std::uint32_t, std::uint16_t, const model::Workload*, std::string, bool>;
+constexpr std::uint32_t no_workload = 0xffffffffu;
+
+FlowKey key_of(const conflict::Flow& flow, const model::Snapshot& snapshot) {
+    const std::uint32_t target =
+        flow.service
+            ? static_cast<std::uint32_t>(flow.service - snapshot.services().data())
+            : 0x80000000u |
+                  static_cast<std::uint32_t>(flow.external - snapshot.external_hosts().data());
+    return {target, flow.port, flow.workload, flow.subset ? flow.subset->name : std::string(),
+            flow.client_sidecar};
+}
+
+// Client identities: a namespace, refined to workloads in the changed namespace (whose selector
+// DestinationRules, and so client variants, may differ between the two views).
+std::vector<std::uint64_t> client_keys(const ConfigView& view, const conflict::FlowClients& who,
+                                       std::optional<NsId> changed) {
+    std::vector<std::uint64_t> keys;
+    auto key = [](NsId ns, std::uint32_t w) { return (std::uint64_t{ns} << 32) | w; };
+    if (!who.outcome) {
+        for (NsId ns : view.non_mesh_client_namespaces())
+            keys.push_back(key(ns, no_workload));
+        return keys;
+    }
+    for (const auto& member : resolution::expand_members(view, *who.outcome, *who.host_clients)) {
+        if (changed && member.ns == *changed) {
+            const auto& workloads = view.config(member.ns).variants[member.variant].workloads;
+            if (workloads.empty())
+                keys.push_back(key(member.ns, no_workload));
+            for (auto w : workloads)
+                keys.push_back(key(member.ns, w));
+        } else {
+            keys.push_back(key(member.ns, no_workload));
+        }
+    }
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    return keys;
+}
+
+std::vector<NsId> namespaces_of(const std::vector<std::uint64_t>& keys) {
+    std::vector<NsId> out;
+    for (auto k : keys)
+        out.push_back(static_cast<NsId>(k >> 32));
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+void evaluate(const ConfigView& view, const Touched& touched, const conflict::FlowSink& sink) {
+    for (auto id : touched.services)
+        conflict::evaluate_service(view, id, sink);
+    for (auto i : touched.external_hosts)
+        conflict::evaluate_external_host(view, i, sink);
+}
+
+struct Comparison {
+    std::vector<conflict::Finding> introduced; // problems the change creates
+    std::vector<conflict::Finding> existing;   // problems that were there before
+};
+
+Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
+                   const ConfigView& after, const Touched& touched, std::optional<NsId> changed) {
+    std::map<FlowKey, std::vector<std::uint64_t>> problems_before;
+    evaluate(before, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+        if (!flow.code)
+            return;
+        auto keys = client_keys(before, who, changed);
+        auto& slot = problems_before[key_of(flow, snapshot)];
+        std::vector<std::uint64_t> merged;
+        std::set_union(slot.begin(), slot.end(), keys.begin(), keys.end(),
+                       std::back_inserter(merged));
+        slot = std::move(merged);
+    });
+    conflict::FlowFindingCollector introduced(after);
+    conflict::FlowFindingCollector existing(after);
+    evaluate(after, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+        if (!flow.code)
+            return;
+        const auto keys = client_keys(after, who, changed);
+        auto it = problems_before.find(key_of(flow, snapshot));
+        std::vector<std::uint64_t> fresh, old;
+        if (it == problems_before.end()) {
+            fresh = keys;
+        } else {
+            std::set_difference(keys.begin(), keys.end(), it->second.begin(), it->second.end(),
+                                std::back_inserter(fresh));
+            std::set_intersection(keys.begin(), keys.end(), it->second.begin(), it->second.end(),
+                                  std::back_inserter(old));
+        }
+        introduced.add_for(flow, namespaces_of(fresh));
+        existing.add_for(flow, namespaces_of(old));
+    });
+    Comparison out{introduced.take(), existing.take()};
+    report::describe_all(out.introduced);
+    report::describe_all(out.existing);
+    std::sort(out.introduced.begin(), out.introduced.end(), conflict::finding_less);
+    std::sort(out.existing.begin(), out.existing.end(), conflict::finding_less);
+    return out;
+}
+
+// Keeps, for each conflict reported on two objects, the side that names the changed object.
+std::vector<conflict::Finding> about(std::vector<conflict::Finding> findings,
+                                     const model::ObjectRef& ref) {
+    auto names_it = [&](const conflict::Finding& f) {
+        return f.resource.kind == ref.kind && f.resource.name == ref.name &&
+               f.resource.namespace_name == ref.namespace_name;
+    };
+    const bool any = std::any_of(findings.begin(), findings.end(), names_it);
+    if (!any)
+        return findings;
+    std::vector<conflict::Finding> out;
+    std::map<std::tuple<conflict::Code, std::string, std::uint16_t,
+                        std::optional<conflict::WorkloadRef>, std::string>,
+             bool>
+        seen;
+    // First the findings on the changed object, then the flows it does not name.
+    for (auto& f : findings)
+        if (names_it(f) && f.flow)
+            seen[{f.code, f.flow->host, f.flow->port, f.flow->workload, f.flow->subset}] = true;
+    for (auto& f : findings) {
+        if (names_it(f)) {
+            out.push_back(f);
+        } else if (f.flow && !seen.count({f.code, f.flow->host, f.flow->port, f.flow->workload,
+                                          f.flow->subset})) {
+            out.push_back(f);
+        }
+    }
+    return out;
+}
+
+std::string warning_for(const conflict::Finding& f, std::string_view prefix = {}) {
+    return clamp_warning(std::string(prefix) + "[" + std::string(conflict::to_string(f.code)) +
+                         "] " + f.resource.kind + " " + model::display_name(f.resource) + ": " +
+                         f.message);
+}
+
+json response_document(const Request& request, bool allowed, const std::string& message, int code,
+                       const std::vector<std::string>& warnings) {
+    json response = {{"uid", request.uid}, {"allowed", allowed}};
+    if (!allowed)
+        response["status"] = {{"code", code},
+                              {"message", message},
+                              {"reason", code == 403 ? "Forbidden" : "BadRequest"}};
+    // Fit the API server's limits: whole warnings only, 4096 characters together.
+    json list = json::array();
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < warnings.size(); ++i) {
+        const std::string& w = warnings[i];
+        const std::string more =
+            "[mtls-guard] " + std::to_string(warnings.size() - i) + " more warnings omitted";
+        if (total + w.size() + more.size() > max_warnings_total && i + 1 < warnings.size()) {
+            list.push_back(more);
+            break;
+        }
+        if (total + w.size() > max_warnings_total)
+            break;
+        list.push_back(w);
+        total += w.size();
+    }
+    if (!list.empty())
+        response["warnings"] = std::move(list);
+    return {{"apiVersion", request.review_api_version},
+            {"kind", "AdmissionReview"},
+            {"response", std::move(response)}};
+}
+
+std::string annotation(const json* object, std::string_view key) {
+    if (!object)
+        return {};
+    const json* metadata = member(*object, "metadata");
+    const json* annotations = metadata ? member(*metadata, "annotations") : nullptr;
+    if (!annotations || !annotations->is_object())
+        return {};
+    auto it = annotations->find(key);
+    return it != annotations->end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& review,
+                                   const AdmissionSettings& settings) {
+    AdmissionDecision d;
+    auto parsed = parse_review(review);
+    if (auto* error = std::get_if<std::string>(&parsed)) {
+        d.http_status = 400;
+        d.error = *error;
+        d.allowed = false;
+        d.body = {{"error", *error}};
+        return d;
+    }
+    const Request& r = std::get<Request>(parsed);
+    d.uid = r.uid;
+    d.kind = r.kind;
+    d.namespace_name = r.namespace_name;
+    d.name = r.name;
+    d.operation = r.operation;
+    d.dry_run = r.dry_run;
+    d.enforcement = settings.default_mode;
+    std::vector<std::string> warnings;
+
+    const Target target = target_of(r.kind);
+    if (target == Target::Other ||
+        (r.operation != "CREATE" && r.operation != "UPDATE" && r.operation != "DELETE")) {
+        d.body = response_document(r, true, {}, 200, settings.extra_warnings);
+        return d;
+    }
+    // The namespace label overrides the default mode; cluster-scoped objects have none.
+    if (target != Target::MeshPolicy) {
+        if (auto ns = snapshot.namespace_id(r.namespace_name)) {
+            if (const std::string* label = snapshot.namespaces()[*ns].labels.find(mode_label)) {
+                if (auto mode = parse_enforcement(*label))
+                    d.enforcement = *mode;
+                else
+                    warnings.push_back(clamp_warning("[mtls-guard] namespace label " +
+                                                     std::string(mode_label) + "=\"" + *label +
+                                                     "\" is not enforce, warn or off; using " +
+                                                     std::string(to_string(d.enforcement))));
+            }
+        }
+    }
+    if (d.enforcement == Enforcement::Off) {
+        d.body = response_document(r, true, {}, 200, warnings);
+        return d;
+    }
+
+    // Decode both versions of the object; a new version that cannot be read is itself a problem.
+    const bool removes = r.operation == "DELETE";
+    const std::string default_ns =
+        r.namespace_name.empty() ? std::string("default") : r.namespace_name;
+    std::optional<model::DecodedObject> new_version, old_version;
+    if (!removes) {
+        const model::DecodeOutcome outcome =
+            r.object ? model::decode_object(*r.object, default_ns)
+                     : model::DecodeOutcome{
+                           model::DecodeOutcome::Status::Error, {}, "request.object is missing"};
+        if (outcome.status == model::DecodeOutcome::Status::Decoded &&
+            !holds(target, *outcome.object)) {
+            d.body = response_document(r, true, {}, 200, settings.extra_warnings);
+            return d; // request.kind and the object disagree: not one of ours after all
+        }
+        if (outcome.status != model::DecodeOutcome::Status::Decoded) {
+            const std::string reason =
+                "mtls-guard cannot read this " + r.kind + ": " +
+                (outcome.error.empty() ? std::string("unsupported apiVersion") : outcome.error);
+            if (d.enforcement == Enforcement::Enforce) {
+                d.allowed = false;
+                d.body = response_document(r, false, reason, 400, warnings);
+            } else {
+                warnings.push_back(clamp_warning("[mtls-guard] " + reason));
+                d.body = response_document(r, true, {}, 200, warnings);
+            }
+            return d;
+        }
+        new_version = std::move(outcome.object);
+    }
+    if (r.old_object) {
+        model::DecodeOutcome outcome = model::decode_object(*r.old_object, default_ns);
+        if (outcome.status == model::DecodeOutcome::Status::Decoded &&
+            holds(target, *outcome.object))
+            old_version = std::move(outcome.object);
+    }
+    const std::string ns = target == Target::MeshPolicy ? std::string() : default_ns;
+    const std::string name = r.name.empty() && new_version
+                                 ? std::visit(
+                                       [](const auto& o) -> std::string {
+                                           if constexpr (requires { o.ref; })
+                                               return o.ref.name;
+                                           else
+                                               return {};
+                                       },
+                                       *new_version)
+                                 : r.name;
+
+    // Before: the request's oldObject if it has one; for CREATE, the snapshot without the object;
+    // otherwise the snapshot as it is. After: the object as requested, or removed.
+    const auto before = old_version ? view_with(snapshot, target, ns, name, &*old_version)
+                        : r.operation == "CREATE" ? view_with(snapshot, target, ns, name, nullptr)
+                                                  : std::make_unique<ConfigView>(snapshot);
+    const auto after = view_with(snapshot, target, ns, name, new_version ? &*new_version : nullptr);
+    // The touched flows are those of every version: the request's, and the snapshot's own copy.
+    const auto current = current_version(snapshot, target, ns, name);
+    std::vector<const model::DecodedObject*> versions;
+    if (current)
+        versions.push_back(&*current);
+    if (old_version)
+        versions.push_back(&*old_version);
+    if (new_version)
+        versions.push_back(&*new_version);
+    const Touched touched = touched_by(snapshot, *before, target, ns, versions);
+    const std::optional<NsId> changed =
+        target == Target::MeshPolicy ? std::nullopt : after->overridden_namespace();
+    Comparison comparison = compare(snapshot, *before, *after, touched, changed);
+
+    model::ObjectRef ref{"", r.kind, ns, name};
+    auto introduced = about(std::move(comparison.introduced), ref);
+    auto existing = about(std::move(comparison.existing), ref);
+    std::vector<conflict::Finding> own;
+    if (new_version) {
+        for (auto& f : conflict::check_objects(*after, changed, target == Target::MeshPolicy))
+            if (f.resource.kind == ref.kind && f.resource.name == ref.name &&
+                f.resource.namespace_name == ref.namespace_name)
+                own.push_back(std::move(f));
+        report::describe_all(own);
+    }
+
+    std::vector<const conflict::Finding*> errors;
+    for (const auto& f : introduced)
+        if (f.severity == conflict::Severity::Error)
+            errors.push_back(&f);
+    std::set<std::string> codes;
+    for (const auto* list : {&introduced, &existing, &own})
+        for (const auto& f : *list)
+            codes.insert(std::string(conflict::to_string(f.code)));
+    d.codes.assign(codes.begin(), codes.end());
+
+    const std::string reason =
+        annotation(removes ? r.old_object : r.object, allow_conflict_annotation);
+    const bool deny = !errors.empty() && d.enforcement == Enforcement::Enforce && reason.empty();
+    if (!errors.empty() && d.enforcement == Enforcement::Enforce && !reason.empty())
+        d.allow_conflict_reason = reason;
+
+    for (const auto& f : introduced)
+        warnings.push_back(warning_for(f));
+    for (const auto& f : existing)
+        warnings.push_back(warning_for(f, "already failing before this change: "));
+    for (const auto& f : own)
+        warnings.push_back(warning_for(f));
+    if (!d.allow_conflict_reason.empty())
+        warnings.insert(warnings.begin(), clamp_warning("[mtls-guard] allowed despite conflicts: " +
+                                                        std::string(allow_conflict_annotation) +
+                                                        "=\"" + reason + "\""));
+    for (const auto& w : settings.extra_warnings)
+        warnings.push_back(clamp_warning(w));
+
+    if (deny) {
+        d.allowed = false;
+        std::string message = "mtls-guard: this change would break mTLS traffic: [" +
+                              std::string(conflict::to_string(errors.front()->code)) + "] " +
+                              errors.front()->message;
+        if (errors.size() > 1)
+            message += " (and " + std::to_string(errors.size() - 1) + " more, see warnings)";
+        message += ". To apply it anyway, annotate the object with " +
+                   std::string(allow_conflict_annotation) + ": \"<reason>\"";
+        d.body = response_document(r, false, message, 403, warnings);
+    } else {
+        d.body = response_document(r, true, {}, 200, warnings);
+    }
+    return d;
+}
+
+} // namespace
+
+std::string_view to_string(Enforcement mode) noexcept {
+    switch (mode) {
+    case Enforcement::Enforce:
+        return "enforce";
+    case Enforcement::Warn:
+        return "warn";
+    case Enforcement::Off:
+        return "off";
+    }
+    return "enforce";
+}
+
+std::optional<Enforcement> parse_enforcement(std::string_view text) noexcept {
+    if (text == "enforce")
+        return Enforcement::Enforce;
+    if (text == "warn")
+        return Enforcement::Warn;
+    if (text == "off")
+        return Enforcement::Off;
+    return std::nullopt;
+}
+
+std::string clamp_warning(std::string_view text) {
+    std::string out;
+    out.reserve(std::min(text.size(), max_warning_length));
+    for (char c : text) {
+        const auto u = static_cast<unsigned char>(c);
+        out.push_back(u < 0x20 || u == 0x7f ? ' ' : c);
+    }
+    if (out.size() > max_warning_length) {
+        out.resize(max_warning_length - 3);
+        // Do not cut a UTF-8 sequence in half.
+        while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xC0) == 0x80)
+            out.pop_back();
+        if (!out.empty() && static_cast<unsigned char>(out.back()) >= 0xC0)
+            out.pop_back();
+        out += "...";
+    }
+    return out;
+}
+
+AdmissionDecision decide(const model::Snapshot& snapshot, const json& review,
+                         const AdmissionSettings& settings) noexcept {
+    try {
+        return decide_unchecked(snapshot, review, settings);
+    } catch (const std::exception& e) {
+        AdmissionDecision d;
+        d.http_status = 500;
+        d.allowed = false;
+        d.error = std::string("internal error: ") + e.what();
+        d.body = {{"error", d.error}};
+        return d;
+    } catch (...) {
+        AdmissionDecision d;
+        d.http_status = 500;
+        d.allowed = false;
+        d.error = "internal error";
+        d.body = {{"error", d.error}};
+        return d;
+    }
+}
+
+} // namespace mtlsguard::admission

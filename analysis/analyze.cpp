@@ -1,0 +1,142 @@
+// The engine's front door: whole-snapshot analysis and the client x server matrix.
+#include "analysis/analyze.hpp"
+
+#include "analysis/conflict/flow_findings.hpp"
+#include "analysis/conflict/object_checks.hpp"
+#include "analysis/report/messages.hpp"
+
+#include <set>
+
+namespace mtlsguard {
+
+AnalysisResult analyze(const model::Snapshot& snapshot) noexcept {
+    AnalysisResult result;
+    try {
+        const resolution::ConfigView view(snapshot);
+        conflict::FlowFindingCollector collector(view);
+        const conflict::FlowSink sink = [&](const conflict::Flow& flow,
+                                            const conflict::FlowClients& who) {
+            collector.add(flow, who);
+        };
+        for (model::ServiceId id = 0; id < snapshot.services().size(); ++id)
+            conflict::evaluate_service(view, id, sink);
+        for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
+            conflict::evaluate_external_host(view, i, sink);
+        result.findings = collector.take();
+        auto objects = conflict::check_objects(view);
+        result.findings.insert(result.findings.end(), std::make_move_iterator(objects.begin()),
+                               std::make_move_iterator(objects.end()));
+        report::describe_all(result.findings);
+        std::sort(result.findings.begin(), result.findings.end(), conflict::finding_less);
+    } catch (const std::exception& e) {
+        result.findings.clear();
+        result.internal_error = e.what();
+    } catch (...) {
+        result.findings.clear();
+        result.internal_error = "unknown error";
+    }
+    return result;
+}
+
+MatrixResult matrix(const model::Snapshot& snapshot, const std::string& namespace_filter) noexcept {
+    MatrixResult result;
+    try {
+        const resolution::ConfigView view(snapshot);
+        std::set<MatrixRow> rows;
+        std::optional<model::NsId> filter;
+        if (!namespace_filter.empty()) {
+            filter = view.namespace_id(namespace_filter);
+            if (!filter)
+                return result;
+        }
+        const conflict::FlowSink sink = [&](const conflict::Flow& flow,
+                                            const conflict::FlowClients& who) {
+            const model::NsId target_ns = flow.service ? flow.service->ns : flow.external->ns;
+            MatrixRow row;
+            row.client_sidecar = flow.client_sidecar;
+            row.host = std::string(flow.host);
+            row.port = flow.port;
+            row.target_port = flow.target_port;
+            if (flow.workload) {
+                row.workload_namespace = view.namespace_name(flow.workload->ns);
+                row.workload_name = flow.workload->name;
+            }
+            if (flow.subset)
+                row.subset = flow.subset->name;
+            row.client = std::string(resolution::to_string(flow.send));
+            row.server = std::string(resolution::to_string(flow.server));
+            row.verdict = std::string(conflict::to_string(flow.verdict));
+            for (model::NsId ns : conflict::client_namespaces(view, who)) {
+                if (filter && ns != *filter && target_ns != *filter)
+                    continue;
+                row.client_namespace = view.namespace_name(ns);
+                rows.insert(row);
+            }
+        };
+        for (model::ServiceId id = 0; id < snapshot.services().size(); ++id)
+            conflict::evaluate_service(view, id, sink);
+        for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
+            conflict::evaluate_external_host(view, i, sink);
+        result.rows.assign(rows.begin(), rows.end());
+    } catch (const std::exception& e) {
+        result.rows.clear();
+        result.internal_error = e.what();
+    } catch (...) {
+        result.rows.clear();
+        result.internal_error = "unknown error";
+    }
+    return result;
+}
+
+nlohmann::json matrix_json(const std::vector<MatrixRow>& rows) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& r : rows) {
+        nlohmann::json j = {{"clientNamespace", r.client_namespace},
+                            {"clientSidecar", r.client_sidecar},
+                            {"host", r.host},
+                            {"port", r.port},
+                            {"targetPort", r.target_port},
+                            {"client", r.client},
+                            {"server", r.server},
+                            {"verdict", r.verdict}};
+        if (!r.workload_name.empty())
+            j["workload"] = {{"namespace", r.workload_namespace}, {"name", r.workload_name}};
+        if (!r.subset.empty())
+            j["subset"] = r.subset;
+        list.push_back(std::move(j));
+    }
+    return {{"rows", std::move(list)}};
+}
+
+std::string matrix_text(const std::vector<MatrixRow>& rows) {
+    std::vector<std::array<std::string, 6>> table;
+    table.push_back(
+        {"CLIENT", "SERVICE PORT", "WORKLOAD", "CLIENT SENDS", "SERVER ACCEPTS", "VERDICT"});
+    for (const auto& r : rows) {
+        std::string service = r.host + ":" + std::to_string(r.port);
+        if (!r.subset.empty())
+            service += " (subset " + r.subset + ")";
+        std::string workload =
+            r.workload_name.empty() ? "-" : r.workload_namespace + "/" + r.workload_name;
+        if (r.target_port && r.target_port != r.port)
+            workload += ":" + std::to_string(r.target_port);
+        table.push_back({r.client_namespace + (r.client_sidecar ? " (sidecar)" : " (no sidecar)"),
+                         service, workload, r.client, r.server, r.verdict});
+    }
+    std::array<std::size_t, 6> width{};
+    for (const auto& line : table)
+        for (std::size_t i = 0; i < line.size(); ++i)
+            width[i] = std::max(width[i], line[i].size());
+    std::string out;
+    for (const auto& line : table) {
+        for (std::size_t i = 0; i < line.size(); ++i) {
+            out += line[i];
+            if (i + 1 < line.size())
+                out += std::string(width[i] - line[i].size() + 2, ' ');
+        }
+        out += "\n";
+    }
+    return out;
+}
+
+} // namespace mtlsguard

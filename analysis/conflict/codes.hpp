@@ -1,0 +1,31 @@
+// The finding codes of the public catalogue, their severities and names.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace mtlsguard::conflict {
+
+enum class Severity : std::uint8_t { Error, Warning, Info };
+
+enum class Code : std::uint8_t {
+    MTG101, // sidecar clients send plaintext to a STRICT port
+    MTG102, // ISTIO_MUTUAL to a port that accepts only plaintext
+    MTG103, // ISTIO_MUTUAL to workloads without a sidecar
+    MTG104, // SIMPLE TLS to a STRICT port
+    MTG201, // MUTUAL with user certificates to a STRICT port
+    MTG202, // SIMPLE/MUTUAL to a port that passes TLS to the application
+    MTG203, // STRICT port with non-mesh clients
+    MTG204, // portLevelMtls key (or legacy port) matching no target port
+    MTG205, // ignored duplicate policy or DR
+    MTG206, // selects nothing / host matches no service
+    MTG207, // mesh-wide DISABLE, auto mTLS off, no mesh-wide DR DISABLE
+    MTG208, // v1alpha1 in use
+    MTG209, // portLevelMtls on a mesh- or namespace-wide PeerAuthentication
+};
+
+std::string_view to_string(Code code) noexcept;
+std::string_view to_string(Severity severity) noexcept;
+Severity severity_of(Code code) noexcept;
+
+} // namespace mtlsguard::conflict

@@ -1,0 +1,25 @@
+// A finding: a code, the object it is reported on, the objects it conflicts with, and the flow.
+#include "analysis/conflict/finding.hpp"
+
+#include <tuple>
+
+namespace mtlsguard::conflict {
+
+bool finding_less(const Finding& a, const Finding& b) noexcept {
+    auto flow_key = [](const Finding& f) {
+        return f.flow
+                   ? std::make_tuple(f.flow->host, f.flow->port, f.flow->workload, f.flow->subset,
+                                     !f.flow->client_sidecar, f.flow->client)
+                   : std::make_tuple(std::string(), std::uint16_t{0}, std::optional<WorkloadRef>(),
+                                     std::string(), false, std::string());
+    };
+    auto head = [](const Finding& f) {
+        return std::tie(f.severity, f.code, f.resource.kind, f.resource.namespace_name,
+                        f.resource.name, f.resource.api_version);
+    };
+    return head(a) < head(b) ||
+           (head(a) == head(b) && (flow_key(a) < flow_key(b) ||
+                                   (flow_key(a) == flow_key(b) && a.detail.text < b.detail.text)));
+}
+
+} // namespace mtlsguard::conflict

@@ -1,0 +1,66 @@
+// Every flow from client classes to service ports and endpoint workloads, with its verdict (spec
+// §6).
+#pragma once
+
+#include "analysis/conflict/codes.hpp"
+#include "analysis/resolution/client_send.hpp"
+
+#include <functional>
+#include <optional>
+
+namespace mtlsguard::conflict {
+
+using model::NsId;
+using resolution::ClientSend;
+using resolution::ServerAccept;
+
+enum class Verdict : std::uint8_t { Mtls, Plaintext, Fail, Depends };
+std::string_view to_string(Verdict verdict) noexcept;
+
+// The verdict table: what happens when a client sends `send` to a server port in mode `server`.
+Verdict verdict_of(ClientSend send, ServerAccept server) noexcept;
+
+// The catalogue code for a flow, if it is worth a finding.
+std::optional<Code> code_of(bool client_sidecar, ClientSend send, ServerAccept server,
+                            bool mesh_external) noexcept;
+
+struct Flow {
+    const model::ServiceRecord* service = nullptr; // or
+    const model::ExternalHost* external = nullptr;
+    std::string_view host;
+    std::uint16_t port = 0;
+    std::uint16_t target_port = 0;
+    const model::Workload* workload = nullptr; // null for external hosts
+    const model::Subset* subset = nullptr; // set when a route may name a subset with its own TLS
+    bool client_sidecar = true;
+
+    ClientSend send = ClientSend::Plaintext;
+    ServerAccept server = ServerAccept::Unknown;
+    Verdict verdict = Verdict::Plaintext;
+    std::optional<Code> code;
+
+    const model::ConsolidatedRule* rule = nullptr; // the DR the clients use (may be null)
+    resolution::SendDecision decision;
+    resolution::ServerMode server_mode;
+};
+
+// Who sends a flow: sidecar clients of an outcome, or (outcome null) every non-mesh namespace.
+struct FlowClients {
+    const resolution::HostClients* host_clients = nullptr;
+    const resolution::ClientOutcome* outcome = nullptr;
+};
+
+using FlowSink = std::function<void(const Flow&, const FlowClients&)>;
+
+// All flows towards one Service (nothing for services not analysed as servers).
+void evaluate_service(const resolution::ConfigView& view, model::ServiceId service,
+                      const FlowSink& sink);
+
+// All flows towards one ServiceEntry host (MESH_EXTERNAL only: nothing is known of internal ones).
+void evaluate_external_host(const resolution::ConfigView& view, std::size_t index,
+                            const FlowSink& sink);
+
+// The DestinationRule object behind a flow's client-side decision (for reporting).
+const model::DestinationRule* deciding_rule(const Flow& flow) noexcept;
+
+} // namespace mtlsguard::conflict

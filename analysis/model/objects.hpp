@@ -1,0 +1,135 @@
+// The decoded Kubernetes and Istio objects the engine reasons about, reduced to what mTLS needs.
+#pragma once
+
+#include "analysis/model/types.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace mtlsguard::model {
+
+// security.istio.io PeerAuthentication (v1beta1, v1).
+struct PeerAuthentication {
+    ObjectRef ref;
+    Age age;
+    Labels selector; // spec.selector.matchLabels; empty = mesh- or namespace-wide
+    MtlsMode mode = MtlsMode::Unset;
+    std::map<std::uint16_t, MtlsMode> port_level; // keyed by workload (target) port
+};
+
+// One `tls` block of a DestinationRule; absent means "no TLS settings here".
+using TlsSetting = std::optional<TlsMode>;
+
+struct PortTrafficPolicy {
+    std::uint16_t port = 0;
+    TlsSetting tls;
+};
+
+struct TrafficPolicy {
+    TlsSetting tls;
+    bool passthrough_load_balancer = false; // loadBalancer.simple: PASSTHROUGH
+    std::vector<PortTrafficPolicy> port_level;
+};
+
+struct Subset {
+    std::string name;
+    Labels labels;
+    std::optional<TrafficPolicy> traffic_policy;
+};
+
+// networking.istio.io DestinationRule (v1alpha3, v1beta1, v1).
+struct DestinationRule {
+    ObjectRef ref;
+    Age age;
+    std::string host; // as written; resolved to an FQDN by the index
+    std::vector<std::string> export_to;
+    std::optional<Labels> workload_selector;
+    std::optional<TrafficPolicy> traffic_policy;
+    std::vector<Subset> subsets;
+};
+
+// A port selector of a legacy Policy target: a Service port number or name.
+struct AlphaPortSelector {
+    std::optional<std::uint16_t> number;
+    std::string name;
+};
+
+struct AlphaTarget {
+    std::string name; // a Service in the Policy's namespace
+    std::vector<AlphaPortSelector> ports;
+};
+
+// authentication.istio.io/v1alpha1 Policy (namespaced) or MeshPolicy (cluster-scoped).
+struct AlphaPolicy {
+    ObjectRef ref;
+    Age age;
+    bool mesh_policy = false;
+    std::vector<AlphaTarget> targets;
+    // The first peers[] entry of type mtls: STRICT or PERMISSIVE; no mtls peer: DISABLE
+    // (plaintext).
+    MtlsMode mode = MtlsMode::Disable;
+};
+
+struct ServicePort {
+    std::string name;
+    std::uint16_t port = 0;
+    std::optional<std::uint16_t> target_port_number; // empty when the target port is named
+    std::string target_port_name;
+    bool tcp = true; // UDP and SCTP carry no mTLS
+};
+
+struct Service {
+    ObjectRef ref;
+    Labels labels;
+    std::optional<Labels> selector; // empty optional: no selector, endpoints unknown
+    bool headless = false;
+    bool external_name = false;
+    std::vector<ServicePort> ports;
+};
+
+// networking.istio.io ServiceEntry: only the hosts and whether they are outside the mesh matter.
+struct ServiceEntry {
+    ObjectRef ref;
+    std::vector<std::string> hosts;
+    bool mesh_external = true;
+    std::vector<std::uint16_t> ports;
+};
+
+struct NamedPort {
+    std::string name;
+    std::uint16_t number = 0;
+};
+
+// A pod, or a pod template that has not been scheduled yet (manifests in Git).
+struct PodLike {
+    std::string namespace_name;
+    std::string workload_kind; // Deployment, StatefulSet, ..., or Pod
+    std::string workload_name; // the controller's name
+    Labels labels;
+    bool from_template = false;
+    // For pods: whether a sidecar runs. For templates: an explicit sidecar or inject decision.
+    std::optional<bool> sidecar;
+    std::vector<NamedPort> container_ports;
+};
+
+struct Namespace {
+    std::string name;
+    Labels labels;
+};
+
+// meshConfig, from the `istio` ConfigMap or --mesh-config.
+struct MeshConfig {
+    std::optional<std::string> root_namespace;
+    std::optional<bool> enable_auto_mtls;
+    std::optional<std::vector<std::string>> default_destination_rule_export_to;
+    std::optional<std::string> trust_domain;
+};
+
+using DecodedObject = std::variant<PeerAuthentication, DestinationRule, AlphaPolicy, Service,
+                                   ServiceEntry, PodLike, Namespace, MeshConfig>;
+
+} // namespace mtlsguard::model

@@ -1,0 +1,230 @@
+// The immutable, indexed picture of a cluster that every analysis and admission decision reads.
+#pragma once
+
+#include "analysis/model/objects.hpp"
+
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace mtlsguard::model {
+
+using NsId = std::uint32_t;
+using WorkloadId = std::uint32_t;
+using ServiceId = std::uint32_t;
+
+// What the caller decides, not the cluster: which Istio, which DNS domain, an explicit mesh config.
+struct Settings {
+    IstioVersion version = IstioVersion::Current;
+    std::string cluster_domain = "cluster.local";
+    std::optional<MeshConfig> mesh_override; // --mesh-config: beats an `istio` ConfigMap
+};
+
+// meshConfig after defaults, version and overrides are applied.
+struct MeshSettings {
+    std::string root_namespace = "istio-system";
+    bool auto_mtls = true;
+    std::vector<std::string> default_dr_export_to{"*"};
+};
+
+// The pods of one controller that share labels and sidecar state; named after the controller.
+struct Workload {
+    NsId ns = 0;
+    std::string kind;
+    std::string name;
+    Labels labels;
+    bool sidecar = false;
+    bool control_plane = false; // Istio's own components: they set up their own TLS
+    std::vector<NamedPort> ports;
+    std::uint32_t pods = 0;
+};
+
+struct ServiceRecord {
+    Service service;
+    NsId ns = 0;
+    std::string host; // <name>.<ns>.svc.<domain>
+    std::vector<WorkloadId> endpoints;
+    bool analysed_as_server = true; // false for kube-system, kube-public and the control plane
+};
+
+// One host of a ServiceEntry; MESH_EXTERNAL hosts have no sidecar behind them.
+struct ExternalHost {
+    ObjectRef ref;
+    NsId ns = 0;
+    std::string host;
+    bool mesh_external = true;
+    std::vector<std::uint16_t> ports;
+};
+
+struct NamespaceRecord {
+    std::string name;
+    Labels labels;
+    bool declared = false;  // a Namespace object was in the input
+    bool injection = false; // labelled istio-injection=enabled or istio.io/rev
+    bool system = false;    // kube-system, kube-public, kube-node-lease
+    std::vector<WorkloadId> workloads;
+    std::vector<ServiceId> services;
+    bool has_sidecar_workloads = false;
+    bool has_plain_workloads = false; // workloads without a sidecar that count as clients
+};
+
+// Several DestinationRules for the very same host, merged as pilot merges them.
+struct ConsolidatedRule {
+    std::vector<const DestinationRule*> members;    // oldest first
+    const DestinationRule* policy_source = nullptr; // whose top-level trafficPolicy applies
+    std::vector<const Subset*> subsets;             // concatenated by unique name
+    std::vector<std::string> export_to;             // resolved: "." became the namespace; sorted
+    const Labels* selector = nullptr;               // workloadSelector, shared by all members
+
+    const TrafficPolicy* traffic_policy() const noexcept {
+        return policy_source && policy_source->traffic_policy ? &*policy_source->traffic_policy
+                                                              : nullptr;
+    }
+    bool exported_to(std::string_view client_namespace) const noexcept;
+};
+
+// Rules of one namespace by host key; a key is an FQDN, or a wildcard such as
+// "*.ns.svc.cluster.local".
+struct DrIndex {
+    std::unordered_map<std::string, std::vector<ConsolidatedRule>> specific;
+    std::unordered_map<std::string, std::vector<ConsolidatedRule>> wildcard;
+    bool empty() const noexcept { return specific.empty() && wildcard.empty(); }
+};
+
+// The client pods of a namespace that see the same workloadSelector DestinationRules.
+struct ClientVariant {
+    std::vector<const DestinationRule*> selector_rules; // the selector DRs matching these pods
+    std::vector<WorkloadId> workloads;                  // empty for an assumed client namespace
+};
+
+// The policies and DestinationRules of one namespace, with the indexes pilot would build.
+// Built once, shared by pointer, never copied: the indexes point into its own vectors.
+struct NamespaceConfig {
+    std::string name;
+    bool is_root = false;
+    std::vector<PeerAuthentication> peer_authentications; // oldest first
+    std::vector<DestinationRule> destination_rules;       // selector ones first, then oldest first
+    std::vector<AlphaPolicy> policies;                    // legacy, oldest first
+    // Root: the mesh-wide policy. Elsewhere: the namespace-wide one. Oldest with an empty selector.
+    const PeerAuthentication* namespace_policy = nullptr;
+    std::vector<const PeerAuthentication*>
+        workload_policies; // non-root, selector set, oldest first
+    DrIndex local;    // what clients in this namespace see first (root: only its private rules)
+    DrIndex exported; // what this namespace exports to others
+    std::vector<ClientVariant> variants; // [0] is the pods that match no selector rule
+
+    NamespaceConfig() = default;
+    NamespaceConfig(const NamespaceConfig&) = delete;
+    NamespaceConfig& operator=(const NamespaceConfig&) = delete;
+
+    bool empty() const noexcept {
+        return peer_authentications.empty() && destination_rules.empty() && policies.empty();
+    }
+    const PeerAuthentication* workload_policy_for(const Labels& pod_labels) const noexcept;
+};
+
+class Snapshot;
+
+// Builds a NamespaceConfig from its objects. `workloads` are the namespace's client workloads.
+std::shared_ptr<const NamespaceConfig>
+build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_authentications,
+                       std::vector<DestinationRule> destination_rules,
+                       std::vector<AlphaPolicy> policies, const Snapshot& snapshot);
+
+// The immutable snapshot. Build it with SnapshotBuilder; share it by shared_ptr<const Snapshot>.
+class Snapshot {
+  public:
+    const Settings& settings() const noexcept { return settings_; }
+    const MeshSettings& mesh() const noexcept { return mesh_; }
+    bool mesh_config_seen() const noexcept { return mesh_config_seen_; }
+
+    const std::vector<NamespaceRecord>& namespaces() const noexcept { return namespaces_; }
+    std::optional<NsId> namespace_id(std::string_view name) const noexcept;
+    const std::vector<Workload>& workloads() const noexcept { return workloads_; }
+    const std::vector<ServiceRecord>& services() const noexcept { return services_; }
+    const std::vector<ExternalHost>& external_hosts() const noexcept { return external_hosts_; }
+    // MeshPolicy objects, oldest first.
+    const std::vector<AlphaPolicy>& mesh_policies() const noexcept { return mesh_policies_; }
+    // Per namespace (by NsId); never null.
+    const NamespaceConfig& config(NsId ns) const noexcept { return *configs_[ns]; }
+    const std::shared_ptr<const NamespaceConfig>& config_ptr(NsId ns) const noexcept {
+        return configs_[ns];
+    }
+    // Namespaces whose `local` index holds this host key (for step 1 of the DR lookup).
+    const std::vector<NsId>* namespaces_with_local_key(const std::string& key) const noexcept;
+    const std::unordered_map<std::string, std::vector<NsId>>& local_key_index() const noexcept {
+        return local_keys_;
+    }
+    // Services by FQDN host.
+    const std::vector<ServiceId>* services_for_host(const std::string& host) const noexcept;
+    bool has_alpha_policies() const noexcept;
+    // Whether a DestinationRule host key (FQDN or wildcard) matches any Service or ServiceEntry
+    // host.
+    bool host_key_matches_anything(const std::string& key) const noexcept;
+
+    // Sidecar client namespaces (with workloads, or assumed: labelled or holding config).
+    const std::vector<NsId>& mesh_client_namespaces() const noexcept { return mesh_clients_; }
+    // Namespaces running workloads without a sidecar (system namespaces excluded).
+    const std::vector<NsId>& non_mesh_client_namespaces() const noexcept {
+        return non_mesh_clients_;
+    }
+
+    // The FQDN of a DestinationRule host as pilot resolves it.
+    std::string resolve_host(std::string_view host, std::string_view dr_namespace) const;
+
+    std::size_t object_count() const noexcept { return object_count_; }
+
+  private:
+    friend class SnapshotBuilder;
+    Settings settings_;
+    MeshSettings mesh_;
+    bool mesh_config_seen_ = false;
+    std::vector<NamespaceRecord> namespaces_;
+    std::unordered_map<std::string, NsId> namespace_ids_;
+    std::vector<Workload> workloads_;
+    std::vector<ServiceRecord> services_;
+    std::vector<ExternalHost> external_hosts_;
+    std::vector<AlphaPolicy> mesh_policies_;
+    std::vector<std::shared_ptr<const NamespaceConfig>> configs_;
+    std::unordered_map<std::string, std::vector<NsId>> local_keys_;
+    std::unordered_map<std::string, std::vector<ServiceId>> services_by_host_;
+    std::unordered_map<std::string, bool> known_hosts_; // every known host, and ".suffix" of each
+    std::vector<NsId> mesh_clients_;
+    std::vector<NsId> non_mesh_clients_;
+    std::size_t object_count_ = 0;
+};
+
+// Collects decoded objects, then builds the indexed Snapshot in one pass.
+class SnapshotBuilder {
+  public:
+    explicit SnapshotBuilder(Settings settings = {});
+
+    // Decodes and adds one object (kinds the engine does not use are ignored).
+    // Returns the decode error for a malformed object of a known kind; the object is not added.
+    std::optional<std::string> add(const nlohmann::json& object,
+                                   std::string_view default_namespace = "default");
+    void add(DecodedObject object);
+    // Holds mesh config from --mesh-config; it beats any `istio` ConfigMap.
+    void set_mesh_override(MeshConfig mesh) { settings_.mesh_override = std::move(mesh); }
+    bool has_alpha_policies() const noexcept { return alpha_seen_; }
+    void set_version(IstioVersion version) { settings_.version = version; }
+
+    std::shared_ptr<const Snapshot> build();
+
+  private:
+    Settings settings_;
+    std::optional<MeshConfig> mesh_from_config_map_;
+    std::vector<PeerAuthentication> peer_authentications_;
+    std::vector<DestinationRule> destination_rules_;
+    std::vector<AlphaPolicy> policies_;
+    std::vector<Service> services_;
+    std::vector<ServiceEntry> service_entries_;
+    std::vector<PodLike> pods_;
+    std::vector<Namespace> namespaces_;
+    bool alpha_seen_ = false;
+    std::size_t count_ = 0;
+};
+
+} // namespace mtlsguard::model

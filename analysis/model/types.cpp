@@ -1,0 +1,132 @@
+// Value types shared by every stage of the engine: modes, labels, object references.
+#include "analysis/model/types.hpp"
+
+namespace mtlsguard::model {
+
+std::string_view to_string(MtlsMode mode) noexcept {
+    switch (mode) {
+    case MtlsMode::Unset:
+        return "UNSET";
+    case MtlsMode::Disable:
+        return "DISABLE";
+    case MtlsMode::Permissive:
+        return "PERMISSIVE";
+    case MtlsMode::Strict:
+        return "STRICT";
+    }
+    return "UNSET";
+}
+
+std::string_view to_string(TlsMode mode) noexcept {
+    switch (mode) {
+    case TlsMode::Disable:
+        return "DISABLE";
+    case TlsMode::Simple:
+        return "SIMPLE";
+    case TlsMode::Mutual:
+        return "MUTUAL";
+    case TlsMode::IstioMutual:
+        return "ISTIO_MUTUAL";
+    }
+    return "DISABLE";
+}
+
+std::string_view to_string(IstioVersion version) noexcept {
+    switch (version) {
+    case IstioVersion::V1_4:
+        return "1.4";
+    case IstioVersion::V1_5:
+        return "1.5";
+    case IstioVersion::Current:
+        return "current";
+    }
+    return "current";
+}
+
+std::optional<MtlsMode> parse_mtls_mode(std::string_view text) noexcept {
+    if (text == "UNSET")
+        return MtlsMode::Unset;
+    if (text == "DISABLE")
+        return MtlsMode::Disable;
+    if (text == "PERMISSIVE")
+        return MtlsMode::Permissive;
+    if (text == "STRICT")
+        return MtlsMode::Strict;
+    return std::nullopt;
+}
+
+std::optional<TlsMode> parse_tls_mode(std::string_view text) noexcept {
+    if (text == "DISABLE")
+        return TlsMode::Disable;
+    if (text == "SIMPLE")
+        return TlsMode::Simple;
+    if (text == "MUTUAL")
+        return TlsMode::Mutual;
+    if (text == "ISTIO_MUTUAL")
+        return TlsMode::IstioMutual;
+    return std::nullopt;
+}
+
+std::optional<IstioVersion> parse_istio_version(std::string_view text) noexcept {
+    if (text == "1.4")
+        return IstioVersion::V1_4;
+    if (text == "1.5")
+        return IstioVersion::V1_5;
+    if (text == "current")
+        return IstioVersion::Current;
+    return std::nullopt;
+}
+
+Labels::Labels(std::vector<std::pair<std::string, std::string>> entries)
+    : entries_(std::move(entries)) {
+    std::sort(entries_.begin(), entries_.end());
+    // Keys are unique in Kubernetes; keep the first value if a caller passed duplicates.
+    entries_.erase(std::unique(entries_.begin(), entries_.end(),
+                               [](const auto& a, const auto& b) { return a.first == b.first; }),
+                   entries_.end());
+}
+
+bool Labels::subset_of(const Labels& other) const noexcept {
+    // Both sides are sorted by key: one merge pass.
+    auto it = other.entries_.begin();
+    for (const auto& [key, value] : entries_) {
+        while (it != other.entries_.end() && it->first < key)
+            ++it;
+        if (it == other.entries_.end() || it->first != key || it->second != value)
+            return false;
+    }
+    return true;
+}
+
+const std::string* Labels::find(std::string_view key) const noexcept {
+    auto it =
+        std::lower_bound(entries_.begin(), entries_.end(), key,
+                         [](const auto& entry, std::string_view k) { return entry.first < k; });
+    if (it == entries_.end() || it->first != key)
+        return nullptr;
+    return &it->second;
+}
+
+void Labels::erase(std::string_view key) {
+    std::erase_if(entries_, [&](const auto& entry) { return entry.first == key; });
+}
+
+std::string display_name(const ObjectRef& ref) {
+    if (ref.namespace_name.empty())
+        return ref.name;
+    return ref.name + "." + ref.namespace_name;
+}
+
+bool Age::older_than(const Age& other) const noexcept {
+    const bool mine = !creation_timestamp.empty();
+    const bool theirs = !other.creation_timestamp.empty();
+    if (mine != theirs)
+        return mine; // applied objects are older than unapplied ones
+    if (creation_timestamp != other.creation_timestamp)
+        return creation_timestamp < other.creation_timestamp;
+    if (name != other.name)
+        return name < other.name;
+    return namespace_name < other.namespace_name;
+}
+
+} // namespace mtlsguard::model

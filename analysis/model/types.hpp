@@ -1,0 +1,76 @@
+// Value types shared by every stage of the engine: modes, labels, object references.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace mtlsguard::model {
+
+// What a server sidecar accepts (PeerAuthentication / legacy Policy).
+enum class MtlsMode : std::uint8_t { Unset, Disable, Permissive, Strict };
+
+// What a client sidecar is told to send by a DestinationRule (proto default is DISABLE).
+enum class TlsMode : std::uint8_t { Disable, Simple, Mutual, IstioMutual };
+
+// The Istio rules to apply: the legacy v1alpha1 releases or today's pilot.
+enum class IstioVersion : std::uint8_t { V1_4, V1_5, Current };
+
+std::string_view to_string(MtlsMode mode) noexcept;
+std::string_view to_string(TlsMode mode) noexcept;
+std::string_view to_string(IstioVersion version) noexcept;
+std::optional<MtlsMode> parse_mtls_mode(std::string_view text) noexcept;
+std::optional<TlsMode> parse_tls_mode(std::string_view text) noexcept;
+std::optional<IstioVersion> parse_istio_version(std::string_view text) noexcept;
+
+// A sorted, duplicate-free label set; flat because workloads are many and label sets are small.
+class Labels {
+  public:
+    Labels() = default;
+    explicit Labels(std::vector<std::pair<std::string, std::string>> entries);
+
+    // True when every entry of this set is present, with the same value, in `other`.
+    bool subset_of(const Labels& other) const noexcept;
+    const std::string* find(std::string_view key) const noexcept;
+    bool contains(std::string_view key) const noexcept { return find(key) != nullptr; }
+    bool empty() const noexcept { return entries_.empty(); }
+    const std::vector<std::pair<std::string, std::string>>& entries() const noexcept {
+        return entries_;
+    }
+    void erase(std::string_view key);
+    friend bool operator==(const Labels&, const Labels&) = default;
+    friend auto operator<=>(const Labels&, const Labels&) = default;
+
+  private:
+    std::vector<std::pair<std::string, std::string>> entries_;
+};
+
+// Names a Kubernetes object in findings and messages.
+struct ObjectRef {
+    std::string api_version;
+    std::string kind;
+    std::string namespace_name; // empty for cluster-scoped objects
+    std::string name;
+
+    friend bool operator==(const ObjectRef&, const ObjectRef&) = default;
+    friend auto operator<=>(const ObjectRef&, const ObjectRef&) = default;
+};
+
+// "name.namespace" as istioctl prints it, or just "name" for cluster-scoped objects.
+std::string display_name(const ObjectRef& ref);
+
+// Istio orders configuration oldest first: by creationTimestamp, then name, then namespace.
+// An object without a timestamp (a manifest not yet applied) counts as newer than any applied one.
+struct Age {
+    std::string creation_timestamp; // RFC 3339 as the API server writes it ("Z" suffix)
+    std::string name;
+    std::string namespace_name;
+
+    bool older_than(const Age& other) const noexcept;
+};
+
+} // namespace mtlsguard::model

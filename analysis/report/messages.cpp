@@ -1,0 +1,166 @@
+// One-line messages for findings: what breaks, for whom, and how to fix it.
+#include "analysis/report/messages.hpp"
+
+namespace mtlsguard::report {
+namespace {
+
+using conflict::Code;
+using conflict::Finding;
+
+std::string where(const conflict::FlowSummary& flow) {
+    std::string out = flow.host + ":" + std::to_string(flow.port);
+    if (flow.workload) {
+        out += " (workload " + flow.workload->namespace_name + "/" + flow.workload->name;
+        if (flow.target_port && flow.target_port != flow.port)
+            out += ", target port " + std::to_string(flow.target_port);
+        out += ")";
+    }
+    if (!flow.subset.empty())
+        out += " via subset " + flow.subset;
+    return out;
+}
+
+std::string who(const conflict::FlowSummary& flow) {
+    const std::string list = short_list(flow.client_namespaces);
+    return (flow.client_sidecar ? "Sidecar clients in " : "Clients without a sidecar in ") + list;
+}
+
+bool on(const Finding& f, std::string_view kind) {
+    return f.resource.kind == kind;
+}
+
+std::string flow_message(const Finding& f) {
+    const auto& flow = *f.flow;
+    const std::string target = where(flow);
+    switch (f.code) {
+    case Code::MTG101:
+        return who(flow) + " send plaintext to " + target +
+               ", which accepts only mTLS (STRICT): connections are reset. Fix: " +
+               (on(f, "DestinationRule")
+                    ? "set tls.mode ISTIO_MUTUAL in this DestinationRule (or remove its tls block "
+                      "so auto mTLS applies)"
+                    : "let clients send mTLS (enable auto mTLS or a DestinationRule with "
+                      "ISTIO_MUTUAL), or make the port PERMISSIVE");
+    case Code::MTG102:
+        return who(flow) + " send Istio mTLS to " + target +
+               ", which accepts only plaintext (DISABLE): requests fail with 503. Fix: " +
+               (on(f, "DestinationRule")
+                    ? "remove ISTIO_MUTUAL from this DestinationRule for that host"
+                    : "set the port to PERMISSIVE or STRICT, or stop sending ISTIO_MUTUAL to it");
+    case Code::MTG103:
+        return who(flow) + " send Istio mTLS to " + target +
+               ", which has no sidecar to terminate it: requests fail (503). Fix: inject a sidecar "
+               "into the workload, or do not use ISTIO_MUTUAL for that host";
+    case Code::MTG104:
+        return who(flow) + " originate one-way TLS (SIMPLE) to " + target +
+               ", which is STRICT and requires a mesh client certificate: the handshake fails. "
+               "Fix: use ISTIO_MUTUAL for in-mesh hosts";
+    case Code::MTG201:
+        return who(flow) + " send TLS with their own certificates (MUTUAL) to " + target +
+               ", which is STRICT: it works only with certificates issued by the mesh CA. Fix: use "
+               "ISTIO_MUTUAL";
+    case Code::MTG202:
+        return who(flow) + " originate " + flow.client + " TLS to " + target + ", which is " +
+               flow.server +
+               " and passes TLS through to the application: it works only if the application "
+               "terminates TLS itself";
+    case Code::MTG203:
+        return who(flow) + " send plaintext to " + target +
+               ", which is STRICT: their connections are reset. If this is not a deliberate "
+               "lock-down, inject sidecars there or make the port PERMISSIVE";
+    default:
+        break;
+    }
+    return {};
+}
+
+std::string object_message(const Finding& f) {
+    const auto& d = f.detail;
+    const std::string other =
+        f.related.empty() ? std::string() : model::display_name(f.related.front());
+    switch (f.code) {
+    case Code::MTG204:
+        if (f.resource.kind == "PeerAuthentication")
+            return "portLevelMtls key " + std::to_string(d.number) +
+                   " matches no target port of the selected workloads (they listen on " + d.text +
+                   "), so that port setting never applies; keys are container ports, not Service "
+                   "ports";
+        return "port selector " + d.text + " matches no port of Service " + other +
+               ", so this Policy never applies to it";
+    case Code::MTG205:
+        if (d.text == "meshpolicy-name")
+            return "MeshPolicy is ignored: only the MeshPolicy named default applies";
+        if (d.text.rfind("host:", 0) == 0)
+            return "trafficPolicy is ignored: the older DestinationRule " + other + " for host " +
+                   d.text.substr(5) +
+                   " wins when rules are merged (only its subsets are added); move the settings "
+                   "there";
+        if (d.text == "workload")
+            return "PeerAuthentication is ignored for " +
+                   (d.number ? std::to_string(d.number) + " of its workloads"
+                             : std::string("all its workloads")) +
+                   ": the older " + other + " selects them too and wins; merge the two";
+        if (d.text.rfind("target:", 0) == 0)
+            return "Policy is ignored for Service " + d.text.substr(7) + ": the older Policy " +
+                   other + " targets it too";
+        return "this " + d.text + " policy is ignored: the older " + other +
+               " holds the same scope and Istio uses only the oldest; delete one of them";
+    case Code::MTG206:
+        if (d.text == "root-selector")
+            return "a PeerAuthentication with a selector in the root namespace applies to nothing; "
+                   "move it to the workload's namespace";
+        if (d.text == "no-workload")
+            return "the selector matches no workload in this namespace, so the policy applies to "
+                   "nothing";
+        if (d.text.rfind("target:", 0) == 0)
+            return "target " + d.text.substr(7) +
+                   " names no Service in this namespace, so the Policy applies to nothing";
+        return "host " + d.text.substr(5) +
+               " matches no Service or ServiceEntry host, so the DestinationRule applies to "
+               "nothing";
+    case Code::MTG207:
+        return "mesh-wide PeerAuthentication is DISABLE while auto mTLS is off and no mesh-wide "
+               "DestinationRule sets tls DISABLE (TIS0503); add a DestinationRule for "
+               "*.cluster.local with tls DISABLE in the root namespace, or make the mesh policy "
+               "PERMISSIVE";
+    case Code::MTG208:
+        return "authentication.istio.io/v1alpha1 " + f.resource.kind +
+               " is in use; it was removed in Istio 1.6 and is ignored from then on: migrate to "
+               "PeerAuthentication";
+    case Code::MTG209:
+        return "portLevelMtls on a " + d.text +
+               " PeerAuthentication is rejected by Istio (\"mesh/namespace peer authentication "
+               "cannot have port level mTLS\") and has no effect; use a PeerAuthentication with a "
+               "workload selector";
+    default:
+        break;
+    }
+    return {};
+}
+
+} // namespace
+
+std::string short_list(const std::vector<std::string>& names, std::size_t shown) {
+    std::string out;
+    for (std::size_t i = 0; i < names.size() && i < shown; ++i)
+        out += (i ? ", " : "") + names[i];
+    if (names.size() > shown)
+        out += " and " + std::to_string(names.size() - shown) + " more";
+    return out;
+}
+
+std::string describe(const Finding& finding) {
+    std::string out = finding.flow ? flow_message(finding) : object_message(finding);
+    for (char& c : out)
+        if (c == '\n' || c == '\r' || c == '\t')
+            c = ' ';
+    return out;
+}
+
+void describe_all(std::vector<Finding>& findings) {
+    for (auto& f : findings)
+        if (f.message.empty())
+            f.message = describe(f);
+}
+
+} // namespace mtlsguard::report

@@ -1,0 +1,124 @@
+// What a client sidecar actually sends to each endpoint of a service port: explicit DR TLS or auto
+// mTLS.
+#include "analysis/resolution/client_send.hpp"
+
+namespace mtlsguard::resolution {
+
+std::string_view to_string(ClientSend send) noexcept {
+    switch (send) {
+    case ClientSend::Plaintext:
+        return "PLAINTEXT";
+    case ClientSend::Simple:
+        return "SIMPLE";
+    case ClientSend::Mutual:
+        return "MUTUAL";
+    case ClientSend::IstioMutual:
+        return "ISTIO_MUTUAL";
+    }
+    return "PLAINTEXT";
+}
+
+ClientSend send_of(model::TlsMode mode) noexcept {
+    switch (mode) {
+    case model::TlsMode::Disable:
+        return ClientSend::Plaintext;
+    case model::TlsMode::Simple:
+        return ClientSend::Simple;
+    case model::TlsMode::Mutual:
+        return ClientSend::Mutual;
+    case model::TlsMode::IstioMutual:
+        return ClientSend::IstioMutual;
+    }
+    return ClientSend::Plaintext;
+}
+
+std::uint16_t target_port_of(const model::Workload& workload,
+                             const model::ServicePort& port) noexcept {
+    if (port.target_port_number)
+        return *port.target_port_number;
+    for (const auto& p : workload.ports)
+        if (p.name == port.target_port_name)
+            return p.number;
+    return 0;
+}
+
+SidecarClientTls::SidecarClientTls(const ConfigView& view, const model::ServiceRecord& service,
+                                   const model::ServicePort& port,
+                                   const model::ConsolidatedRule* rule, const model::Subset* subset)
+    : view_(view), tls_(cluster_tls(rule, port.port, subset)) {
+    if (tls_.cluster) {
+        explicit_ = true;
+        all_ = SendDecision{send_of(*tls_.cluster), true, nullptr, nullptr};
+        return;
+    }
+    if (!view.mesh().auto_mtls) {
+        plaintext_for_all_ = true;
+        return;
+    }
+    // pilot's BestEffortInferServiceMTLSMode: one mode for the whole service port.
+    const bool passthrough = service.service.headless || tls_.passthrough;
+    if (passthrough) {
+        bool any_plain = false;
+        bool any_endpoint = false;
+        for (model::WorkloadId id : service.endpoints) {
+            const auto& w = view.snapshot().workloads()[id];
+            if (target_port_of(w, port) == 0)
+                continue;
+            any_endpoint = true;
+            any_plain = any_plain || !w.sidecar;
+        }
+        if (!any_endpoint || any_plain) {
+            plaintext_for_all_ = true;
+            return;
+        }
+    }
+    // 1.4 has no PeerAuthentication at all.
+    ServerMode service_mode = view.version() == model::IstioVersion::V1_4
+                                  ? ServerMode{}
+                                  : namespace_mode(view, service.ns);
+    if (view.version() != model::IstioVersion::Current && !service_mode.peer_authentication) {
+        // Legacy: the alpha Policy for the service port, then PERMISSIVE (1.5) or plaintext (1.4).
+        if (const auto* policy = alpha_policy_for(view, service, port)) {
+            service_mode.alpha_policy = policy;
+            service_mode.accept = policy->mode == model::MtlsMode::Disable
+                                      ? ServerAccept::Disable
+                                      : ServerAccept::Permissive;
+        } else if (view.version() == model::IstioVersion::V1_4) {
+            service_mode.accept = ServerAccept::Disable;
+        }
+    }
+    if (service_mode.accept == ServerAccept::Disable) {
+        plaintext_for_all_ = true;
+        all_.auto_cause = service_mode.peer_authentication;
+        all_.auto_alpha_cause = service_mode.alpha_policy;
+        return;
+    }
+    if (passthrough) {
+        single_mtls_socket_ = true;
+        all_ = SendDecision{ClientSend::IstioMutual, false, nullptr, nullptr};
+    }
+}
+
+SendDecision SidecarClientTls::for_endpoint(const model::Workload& workload,
+                                            std::uint16_t target_port) const noexcept {
+    if (explicit_ || single_mtls_socket_)
+        return all_;
+    if (plaintext_for_all_)
+        return SendDecision{ClientSend::Plaintext, false, all_.auto_cause, all_.auto_alpha_cause};
+    // Per-endpoint transport socket match on the endpoint's tlsMode metadata.
+    if (view_.version() == model::IstioVersion::Current && tls_.endpoint_marking) {
+        const bool mtls = *tls_.endpoint_marking == model::TlsMode::IstioMutual;
+        return SendDecision{mtls ? ClientSend::IstioMutual : ClientSend::Plaintext, true, nullptr,
+                            nullptr};
+    }
+    if (!workload.sidecar)
+        return SendDecision{};
+    if (view_.version() == model::IstioVersion::Current) {
+        const ServerMode mode = peer_authentication_mode(view_, workload, target_port);
+        if (mode.accept == ServerAccept::Disable)
+            return SendDecision{};
+    }
+    return SendDecision{ClientSend::IstioMutual, false, nullptr, nullptr};
+}
+
+} // namespace mtlsguard::resolution

@@ -1,0 +1,45 @@
+// What a client sidecar actually sends to each endpoint of a service port: explicit DR TLS or auto
+// mTLS.
+#pragma once
+
+#include "analysis/resolution/destination_rule.hpp"
+#include "analysis/resolution/server_mode.hpp"
+
+namespace mtlsguard::resolution {
+
+enum class ClientSend : std::uint8_t { Plaintext, Simple, Mutual, IstioMutual };
+std::string_view to_string(ClientSend send) noexcept;
+ClientSend send_of(model::TlsMode mode) noexcept;
+
+struct SendDecision {
+    ClientSend send = ClientSend::Plaintext;
+    bool by_rule = false; // the DestinationRule decided (explicit tls, or its endpoint marking)
+    // A mesh- or namespace-wide DISABLE (or legacy policy) that made auto mTLS choose plaintext.
+    const model::PeerAuthentication* auto_cause = nullptr;
+    const model::AlphaPolicy* auto_alpha_cause = nullptr;
+};
+
+// The target (container) port of a workload behind a service port; 0 when a named port is not
+// declared by the workload (the pod is then not an endpoint of that port).
+std::uint16_t target_port_of(const model::Workload& workload,
+                             const model::ServicePort& port) noexcept;
+
+// Decides, once per (service port, DestinationRule, subset), what a sidecar client sends.
+class SidecarClientTls {
+  public:
+    SidecarClientTls(const ConfigView& view, const model::ServiceRecord& service,
+                     const model::ServicePort& port, const model::ConsolidatedRule* rule,
+                     const model::Subset* subset);
+    SendDecision for_endpoint(const model::Workload& workload,
+                              std::uint16_t target_port) const noexcept;
+
+  private:
+    const ConfigView& view_;
+    ClusterTls tls_;
+    bool explicit_ = false;
+    bool plaintext_for_all_ = false;
+    bool single_mtls_socket_ = false; // headless / passthrough: one decision for all endpoints
+    SendDecision all_;
+};
+
+} // namespace mtlsguard::resolution

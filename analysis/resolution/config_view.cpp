@@ -1,0 +1,100 @@
+// A snapshot seen with one change applied, without copying it: what admission evaluates "after".
+#include "analysis/resolution/config_view.hpp"
+
+namespace mtlsguard::resolution {
+
+ConfigView::ConfigView(const model::Snapshot& snapshot) : snapshot_(&snapshot) {
+    mesh_clients_ = snapshot.mesh_client_namespaces();
+    init_clients();
+}
+
+ConfigView::ConfigView(const model::Snapshot& snapshot,
+                       std::shared_ptr<const model::NamespaceConfig> config)
+    : snapshot_(&snapshot), override_config_(std::move(config)) {
+    auto id = snapshot.namespace_id(override_config_->name);
+    override_ns_ = id ? *id : static_cast<NsId>(snapshot.namespaces().size());
+    mesh_clients_ = snapshot.mesh_client_namespaces();
+    // A namespace without workloads is assumed to run sidecar clients once it holds configuration.
+    const NsId ns = *override_ns_;
+    const bool no_workloads = !id || snapshot.namespaces()[ns].workloads.empty();
+    const bool system = id && snapshot.namespaces()[ns].system;
+    const bool injection = id && snapshot.namespaces()[ns].injection;
+    const bool root = override_config_->name == snapshot.mesh().root_namespace;
+    if (no_workloads && !system && !root) {
+        std::erase(mesh_clients_, ns);
+        if (injection || !override_config_->empty()) {
+            mesh_clients_.insert(std::lower_bound(mesh_clients_.begin(), mesh_clients_.end(), ns),
+                                 ns);
+        }
+    }
+    init_clients();
+}
+
+ConfigView::ConfigView(const model::Snapshot& snapshot,
+                       std::vector<model::AlphaPolicy> mesh_policies)
+    : snapshot_(&snapshot), mesh_policies_(std::move(mesh_policies)) {
+    mesh_clients_ = snapshot.mesh_client_namespaces();
+    init_clients();
+}
+
+void ConfigView::init_clients() {
+    auto root = namespace_id(snapshot_->mesh().root_namespace);
+    root_ns_ = root ? *root : static_cast<NsId>(-1);
+    is_client_.assign(namespace_count(), false);
+    for (NsId ns : mesh_clients_)
+        is_client_[ns] = true;
+}
+
+std::size_t ConfigView::namespace_count() const noexcept {
+    const std::size_t base = snapshot_->namespaces().size();
+    return override_ns_ && *override_ns_ == base ? base + 1 : base;
+}
+
+const std::string& ConfigView::namespace_name(NsId ns) const noexcept {
+    if (ns < snapshot_->namespaces().size())
+        return snapshot_->namespaces()[ns].name;
+    return override_config_->name;
+}
+
+std::optional<NsId> ConfigView::namespace_id(std::string_view name) const noexcept {
+    if (auto id = snapshot_->namespace_id(name))
+        return id;
+    if (override_config_ && override_config_->name == name)
+        return override_ns_;
+    return std::nullopt;
+}
+
+const model::NamespaceConfig& ConfigView::config(NsId ns) const noexcept {
+    if (override_ns_ && ns == *override_ns_)
+        return *override_config_;
+    return snapshot_->config(ns);
+}
+
+const model::PeerAuthentication* ConfigView::mesh_peer_authentication() const noexcept {
+    if (root_ns_ == static_cast<NsId>(-1))
+        return nullptr;
+    return config(root_ns_).namespace_policy;
+}
+
+const std::vector<model::AlphaPolicy>& ConfigView::mesh_policies() const noexcept {
+    return mesh_policies_ ? *mesh_policies_ : snapshot_->mesh_policies();
+}
+
+const model::AlphaPolicy* ConfigView::default_mesh_policy() const noexcept {
+    // Only the MeshPolicy named `default` counts; the list is oldest first.
+    for (const auto& policy : mesh_policies())
+        if (policy.ref.name == "default")
+            return &policy;
+    return nullptr;
+}
+
+bool ConfigView::has_alpha_policies() const noexcept {
+    if (!mesh_policies().empty())
+        return true;
+    for (NsId ns = 0; ns < namespace_count(); ++ns)
+        if (!config(ns).policies.empty())
+            return true;
+    return false;
+}
+
+} // namespace mtlsguard::resolution

@@ -1,0 +1,61 @@
+// A snapshot seen with one change applied, without copying it: what admission evaluates "after".
+#pragma once
+
+#include "analysis/model/snapshot.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mtlsguard::resolution {
+
+using model::NsId;
+
+// Reads configuration through an optional override of one namespace's NamespaceConfig or of the
+// MeshPolicy list; everything else comes from the shared, immutable snapshot.
+class ConfigView {
+  public:
+    explicit ConfigView(const model::Snapshot& snapshot);
+    // The namespace `name` (possibly unknown to the snapshot) uses `config` instead.
+    ConfigView(const model::Snapshot& snapshot,
+               std::shared_ptr<const model::NamespaceConfig> config);
+    // The cluster-scoped MeshPolicy objects are replaced.
+    ConfigView(const model::Snapshot& snapshot, std::vector<model::AlphaPolicy> mesh_policies);
+
+    const model::Snapshot& snapshot() const noexcept { return *snapshot_; }
+    const model::MeshSettings& mesh() const noexcept { return snapshot_->mesh(); }
+    model::IstioVersion version() const noexcept { return snapshot_->settings().version; }
+
+    // Namespaces: the snapshot's, plus at most one the change introduces (id = snapshot count).
+    std::size_t namespace_count() const noexcept;
+    const std::string& namespace_name(NsId ns) const noexcept;
+    std::optional<NsId> namespace_id(std::string_view name) const noexcept;
+    const model::NamespaceConfig& config(NsId ns) const noexcept;
+    std::optional<NsId> overridden_namespace() const noexcept { return override_ns_; }
+
+    const model::PeerAuthentication* mesh_peer_authentication() const noexcept;
+    const std::vector<model::AlphaPolicy>& mesh_policies() const noexcept;
+    const model::AlphaPolicy* default_mesh_policy() const noexcept;
+    bool has_alpha_policies() const noexcept;
+
+    const std::vector<NsId>& mesh_client_namespaces() const noexcept { return mesh_clients_; }
+    const std::vector<NsId>& non_mesh_client_namespaces() const noexcept {
+        return snapshot_->non_mesh_client_namespaces();
+    }
+    NsId root_namespace_id() const noexcept { return root_ns_; }
+    bool is_mesh_client(NsId ns) const noexcept { return ns < is_client_.size() && is_client_[ns]; }
+
+  private:
+    void init_clients();
+
+    const model::Snapshot* snapshot_;
+    std::shared_ptr<const model::NamespaceConfig> override_config_;
+    std::optional<NsId> override_ns_;
+    std::optional<std::vector<model::AlphaPolicy>> mesh_policies_;
+    std::vector<NsId> mesh_clients_;
+    std::vector<bool> is_client_;
+    NsId root_ns_ = 0;
+    std::shared_ptr<const model::NamespaceConfig> empty_config_;
+};
+
+} // namespace mtlsguard::resolution

@@ -1,0 +1,223 @@
+// Client side: which DestinationRule a sidecar in each namespace uses for a host, and its TLS per
+// port.
+#include "analysis/resolution/destination_rule.hpp"
+
+#include <algorithm>
+
+namespace mtlsguard::resolution {
+namespace {
+
+const model::PortTrafficPolicy* port_entry(const model::TrafficPolicy& policy, std::uint16_t port) {
+    for (const auto& entry : policy.port_level)
+        if (entry.port == port)
+            return &entry; // the first matching entry wins
+    return nullptr;
+}
+
+// pilot's trafficPolicyTLSModeForPort: a port entry overrides only when it sets tls.
+model::TlsSetting marking_for_port(const model::TrafficPolicy* policy, std::uint16_t port) {
+    if (!policy)
+        return std::nullopt;
+    model::TlsSetting mode = policy->tls;
+    if (const auto* entry = port_entry(*policy, port); entry && entry->tls)
+        mode = entry->tls;
+    return mode;
+}
+
+// Steps 2 and 3 of the lookup: rules exported by `owner` for the most specific key, if that key's
+// rules are visible to the client; the last one wins. No retry with a less specific key.
+const model::ConsolidatedRule* exported_rule(const ConfigView& view, NsId owner,
+                                             const std::vector<std::string>& keys,
+                                             std::string_view client_ns) {
+    const auto* entries = most_specific(view.config(owner).exported, keys);
+    if (!entries)
+        return nullptr;
+    const model::ConsolidatedRule* chosen = nullptr;
+    for (const auto& rule : *entries)
+        if (!rule.selector && rule.exported_to(client_ns))
+            chosen = &rule;
+    return chosen;
+}
+
+const model::ConsolidatedRule* default_rule(const ConfigView& view, NsId service_ns,
+                                            const std::vector<std::string>& keys,
+                                            std::string_view client_ns) {
+    if (service_ns < view.namespace_count())
+        if (const auto* rule = exported_rule(view, service_ns, keys, client_ns))
+            return rule;
+    if (view.root_namespace_id() < view.namespace_count())
+        return exported_rule(view, view.root_namespace_id(), keys, client_ns);
+    return nullptr;
+}
+
+void add_outcome(HostClients& out, const model::ConsolidatedRule* rule, ClientClass member) {
+    for (auto& outcome : out.outcomes) {
+        if (outcome.rule == rule) {
+            outcome.members.push_back(member);
+            return;
+        }
+    }
+    out.outcomes.push_back(ClientOutcome{rule, {member}, false});
+}
+
+void note_export_names(const model::DrIndex& index, const std::vector<std::string>& keys,
+                       std::vector<std::string>& names) {
+    if (const auto* entries = most_specific(index, keys))
+        for (const auto& rule : *entries)
+            for (const auto& name : rule.export_to)
+                if (name != "*")
+                    names.push_back(name);
+}
+
+} // namespace
+
+std::vector<std::string> candidate_keys(std::string_view host) {
+    std::vector<std::string> keys;
+    keys.emplace_back(host);
+    for (std::size_t dot = host.find('.'); dot != std::string_view::npos;
+         dot = host.find('.', dot + 1))
+        keys.push_back("*" + std::string(host.substr(dot)));
+    keys.emplace_back("*");
+    return keys;
+}
+
+const std::vector<model::ConsolidatedRule>*
+most_specific(const model::DrIndex& index, const std::vector<std::string>& keys) noexcept {
+    if (index.empty())
+        return nullptr;
+    if (auto it = index.specific.find(keys.front()); it != index.specific.end())
+        return &it->second;
+    for (std::size_t i = 1; i < keys.size(); ++i)
+        if (auto it = index.wildcard.find(keys[i]); it != index.wildcard.end())
+            return &it->second;
+    return nullptr;
+}
+
+const model::ConsolidatedRule*
+choose_for_variant(const std::vector<model::ConsolidatedRule>& entries,
+                   const model::ClientVariant* variant) noexcept {
+    const model::ConsolidatedRule* catch_all = nullptr;
+    for (const auto& rule : entries) {
+        if (!rule.selector) {
+            catch_all = &rule;
+        } else if (variant &&
+                   std::find(variant->selector_rules.begin(), variant->selector_rules.end(),
+                             rule.members.front()) != variant->selector_rules.end()) {
+            return &rule;
+        }
+    }
+    return catch_all;
+}
+
+HostClients resolve_host_clients(const ConfigView& view, const std::string& host, NsId service_ns) {
+    HostClients out;
+    const auto keys = candidate_keys(host);
+    const auto override_ns = view.overridden_namespace();
+
+    // Step 1: client namespaces whose own rules match the host (most specific key per namespace).
+    std::vector<NsId> step1;
+    auto take_step1 = [&](NsId ns, const std::vector<model::ConsolidatedRule>& entries) {
+        step1.push_back(ns);
+        const auto& variants = view.config(ns).variants;
+        for (std::size_t v = 0; v < variants.size(); ++v)
+            add_outcome(out, choose_for_variant(entries, &variants[v]),
+                        ClientClass{ns, static_cast<std::uint16_t>(v)});
+    };
+    if (override_ns && view.is_mesh_client(*override_ns))
+        if (const auto* entries = most_specific(view.config(*override_ns).local, keys))
+            take_step1(*override_ns, *entries);
+    const auto& snapshot = view.snapshot();
+    std::vector<bool> seen;
+    for (std::size_t k = 0; k < keys.size(); ++k) {
+        const auto* namespaces = snapshot.namespaces_with_local_key(keys[k]);
+        if (!namespaces)
+            continue;
+        if (seen.empty())
+            seen.assign(view.namespace_count(), false);
+        for (NsId ns : *namespaces) {
+            if (seen[ns] || (override_ns && ns == *override_ns))
+                continue;
+            seen[ns] = true;
+            if (!view.is_mesh_client(ns))
+                continue;
+            const auto& index = snapshot.config(ns).local;
+            const auto& map = k == 0 ? index.specific : index.wildcard;
+            take_step1(ns, map.at(keys[k]));
+        }
+    }
+
+    // Namespaces named in the exportTo of the rules steps 2 and 3 would pick get their own answer.
+    std::vector<std::string> names;
+    if (service_ns < view.namespace_count())
+        note_export_names(view.config(service_ns).exported, keys, names);
+    if (view.root_namespace_id() < view.namespace_count())
+        note_export_names(view.config(view.root_namespace_id()).exported, keys, names);
+    std::sort(step1.begin(), step1.end());
+    out.resolved = step1;
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    for (const auto& name : names) {
+        auto ns = view.namespace_id(name);
+        if (!ns || !view.is_mesh_client(*ns) || std::binary_search(step1.begin(), step1.end(), *ns))
+            continue;
+        const auto* rule = default_rule(view, service_ns, keys, name);
+        const auto variants = view.config(*ns).variants.size();
+        for (std::size_t v = 0; v < variants; ++v)
+            add_outcome(out, rule, ClientClass{*ns, static_cast<std::uint16_t>(v)});
+        out.resolved.insert(std::lower_bound(out.resolved.begin(), out.resolved.end(), *ns), *ns);
+    }
+
+    // Everyone else: a namespace no rule names, seeing only what is exported to all.
+    if (out.resolved.size() < view.mesh_client_namespaces().size()) {
+        const auto* rule = default_rule(view, service_ns, keys, std::string_view());
+        auto it = std::find_if(out.outcomes.begin(), out.outcomes.end(),
+                               [&](const ClientOutcome& o) { return o.rule == rule; });
+        if (it == out.outcomes.end())
+            it = out.outcomes.insert(out.outcomes.end(), ClientOutcome{rule, {}, false});
+        it->generic = true;
+    }
+    return out;
+}
+
+std::vector<ClientClass> expand_members(const ConfigView& view, const ClientOutcome& outcome,
+                                        const HostClients& clients) {
+    std::vector<ClientClass> members = outcome.members;
+    if (outcome.generic) {
+        for (NsId ns : view.mesh_client_namespaces()) {
+            if (std::binary_search(clients.resolved.begin(), clients.resolved.end(), ns))
+                continue;
+            const auto variants = view.config(ns).variants.size();
+            for (std::size_t v = 0; v < variants; ++v)
+                members.push_back(ClientClass{ns, static_cast<std::uint16_t>(v)});
+        }
+    }
+    std::sort(members.begin(), members.end());
+    return members;
+}
+
+ClusterTls cluster_tls(const model::ConsolidatedRule* rule, std::uint16_t service_port,
+                       const model::Subset* subset) noexcept {
+    ClusterTls out;
+    const model::TrafficPolicy* policy = rule ? rule->traffic_policy() : nullptr;
+    if (policy) {
+        out.passthrough = policy->passthrough_load_balancer;
+        // A matching port entry replaces the top-level policy wholesale, tls included.
+        const auto* entry = port_entry(*policy, service_port);
+        out.cluster = entry ? entry->tls : policy->tls;
+    }
+    out.endpoint_marking = marking_for_port(policy, service_port);
+    if (subset && subset->traffic_policy) {
+        const auto& sp = *subset->traffic_policy;
+        if (const auto* entry = port_entry(sp, service_port))
+            out.cluster = entry->tls;
+        else if (sp.tls)
+            out.cluster = sp.tls;
+        if (auto marking = marking_for_port(&sp, service_port))
+            out.endpoint_marking = marking;
+        if (sp.passthrough_load_balancer)
+            out.passthrough = true;
+    }
+    return out;
+}
+
+} // namespace mtlsguard::resolution

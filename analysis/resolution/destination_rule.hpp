@@ -1,0 +1,65 @@
+// Client side: which DestinationRule a sidecar in each namespace uses for a host, and its TLS per
+// port.
+#pragma once
+
+#include "analysis/resolution/config_view.hpp"
+
+#include <string>
+#include <vector>
+
+namespace mtlsguard::resolution {
+
+// Index keys that can match `host`, most specific first: the host, "*.<suffix>" longest first, "*".
+std::vector<std::string> candidate_keys(std::string_view host);
+
+// pilot's MostSpecificHostMatch over one index: the entries of the most specific matching key.
+const std::vector<model::ConsolidatedRule>*
+most_specific(const model::DrIndex& index, const std::vector<std::string>& keys) noexcept;
+
+// Among the entries of one key in the client's own namespace: a workloadSelector rule matching the
+// client pods wins, else the last rule without a selector, else none (no fall-through).
+const model::ConsolidatedRule*
+choose_for_variant(const std::vector<model::ConsolidatedRule>& entries,
+                   const model::ClientVariant* variant) noexcept;
+
+// A class of sidecar clients: a namespace and one of its selector variants.
+struct ClientClass {
+    NsId ns = 0;
+    std::uint16_t variant = 0;
+    friend bool operator==(const ClientClass&, const ClientClass&) = default;
+    friend auto operator<=>(const ClientClass&, const ClientClass&) = default;
+};
+
+// The sidecar clients that use the same DestinationRule (or none) for one host.
+struct ClientOutcome {
+    const model::ConsolidatedRule* rule = nullptr;
+    std::vector<ClientClass> members;
+    // Also every mesh client namespace (all its variants) not listed in HostClients::resolved.
+    bool generic = false;
+};
+
+struct HostClients {
+    std::vector<ClientOutcome> outcomes;
+    std::vector<NsId> resolved; // sorted: namespaces with their own answer (not generic)
+};
+
+// Resolves, for every sidecar client class of the mesh, the DestinationRule used for `host`,
+// a host of namespace `service_ns`, grouping classes that get the same answer.
+HostClients resolve_host_clients(const ConfigView& view, const std::string& host, NsId service_ns);
+
+// Expands an outcome to its client classes (generic members included).
+std::vector<ClientClass> expand_members(const ConfigView& view, const ClientOutcome& outcome,
+                                        const HostClients& clients);
+
+// TLS a cluster uses for one service port (and subset): `cluster` as the transport socket sees it
+// (nullopt: automatic), `endpoint_marking` as the endpoint metadata sees it (Istio computes the
+// two slightly differently), `passthrough` when the DR load balancer is PASSTHROUGH.
+struct ClusterTls {
+    model::TlsSetting cluster;
+    model::TlsSetting endpoint_marking;
+    bool passthrough = false;
+};
+ClusterTls cluster_tls(const model::ConsolidatedRule* rule, std::uint16_t service_port,
+                       const model::Subset* subset) noexcept;
+
+} // namespace mtlsguard::resolution

@@ -1,0 +1,140 @@
+// Server side: what a workload's sidecar accepts on one of its ports (PeerAuthentication, legacy
+// Policy).
+#include "analysis/resolution/server_mode.hpp"
+
+namespace mtlsguard::resolution {
+namespace {
+
+ServerAccept accept_of(model::MtlsMode mode) {
+    switch (mode) {
+    case model::MtlsMode::Strict:
+        return ServerAccept::Strict;
+    case model::MtlsMode::Disable:
+        return ServerAccept::Disable;
+    case model::MtlsMode::Permissive:
+    case model::MtlsMode::Unset:
+        return ServerAccept::Permissive;
+    }
+    return ServerAccept::Permissive;
+}
+
+bool port_matches(const model::AlphaPortSelector& selector, const model::ServicePort& port) {
+    if (selector.number)
+        return *selector.number == port.port;
+    return !selector.name.empty() && selector.name == port.name;
+}
+
+} // namespace
+
+std::string_view to_string(ServerAccept accept) noexcept {
+    switch (accept) {
+    case ServerAccept::Strict:
+        return "STRICT";
+    case ServerAccept::Permissive:
+        return "PERMISSIVE";
+    case ServerAccept::Disable:
+        return "DISABLE";
+    case ServerAccept::NoSidecar:
+        return "NO_SIDECAR";
+    case ServerAccept::Unknown:
+        return "UNKNOWN";
+    }
+    return "UNKNOWN";
+}
+
+ServerMode namespace_mode(const ConfigView& view, NsId ns) noexcept {
+    ServerMode out; // PERMISSIVE with no source: the default when no policy exists
+    if (const auto* mesh = view.mesh_peer_authentication();
+        mesh && mesh->mode != model::MtlsMode::Unset) {
+        out.accept = accept_of(mesh->mode);
+        out.peer_authentication = mesh;
+    }
+    const auto& config = view.config(ns);
+    if (!config.is_root) {
+        if (const auto* nsp = config.namespace_policy; nsp && nsp->mode != model::MtlsMode::Unset) {
+            out.accept = accept_of(nsp->mode);
+            out.peer_authentication = nsp;
+        }
+    }
+    return out;
+}
+
+ServerMode peer_authentication_mode(const ConfigView& view, const model::Workload& workload,
+                                    std::uint16_t target_port) noexcept {
+    ServerMode out = namespace_mode(view, workload.ns);
+    const auto& config = view.config(workload.ns);
+    if (config.is_root)
+        return out; // selector policies in the root namespace apply to nothing
+    const auto* wp = config.workload_policy_for(workload.labels);
+    if (!wp)
+        return out;
+    if (wp->mode != model::MtlsMode::Unset) {
+        out.accept = accept_of(wp->mode);
+        out.peer_authentication = wp;
+    }
+    if (target_port != 0) {
+        auto it = wp->port_level.find(target_port);
+        if (it != wp->port_level.end() && it->second != model::MtlsMode::Unset) {
+            out.accept = accept_of(it->second);
+            out.peer_authentication = wp;
+            out.port_level = true;
+        }
+    }
+    return out;
+}
+
+bool any_peer_authentication_applies(const ConfigView& view,
+                                     const model::Workload& workload) noexcept {
+    if (view.mesh_peer_authentication())
+        return true;
+    const auto& config = view.config(workload.ns);
+    if (config.is_root)
+        return false;
+    return config.namespace_policy || config.workload_policy_for(workload.labels);
+}
+
+const model::AlphaPolicy* alpha_policy_for(const ConfigView& view,
+                                           const model::ServiceRecord& service,
+                                           const model::ServicePort& port) noexcept {
+    const auto& policies = view.config(service.ns).policies; // oldest first
+    const std::string& name = service.service.ref.name;
+    for (const auto& policy : policies)
+        for (const auto& target : policy.targets)
+            if (target.name == name)
+                for (const auto& selector : target.ports)
+                    if (port_matches(selector, port))
+                        return &policy;
+    for (const auto& policy : policies)
+        for (const auto& target : policy.targets)
+            if (target.name == name && target.ports.empty())
+                return &policy;
+    for (const auto& policy : policies)
+        if (policy.targets.empty())
+            return &policy;
+    return view.default_mesh_policy();
+}
+
+ServerMode effective_server_mode(const ConfigView& view, const model::Workload& workload,
+                                 std::uint16_t target_port, const model::ServiceRecord& service,
+                                 const model::ServicePort& port) noexcept {
+    if (!workload.sidecar)
+        return ServerMode{ServerAccept::NoSidecar, nullptr, nullptr, false};
+    switch (view.version()) {
+    case model::IstioVersion::Current:
+        return peer_authentication_mode(view, workload, target_port);
+    case model::IstioVersion::V1_5:
+        // 1.5: any PeerAuthentication overrides the alpha policies entirely.
+        if (any_peer_authentication_applies(view, workload))
+            return peer_authentication_mode(view, workload, target_port);
+        if (const auto* policy = alpha_policy_for(view, service, port))
+            return ServerMode{accept_of(policy->mode), nullptr, policy, false};
+        return ServerMode{ServerAccept::Permissive, nullptr, nullptr, false};
+    case model::IstioVersion::V1_4:
+        if (const auto* policy = alpha_policy_for(view, service, port))
+            return ServerMode{accept_of(policy->mode), nullptr, policy, false};
+        return ServerMode{ServerAccept::Disable, nullptr, nullptr, false}; // 1.4: plaintext only
+    }
+    return ServerMode{};
+}
+
+} // namespace mtlsguard::resolution

@@ -1,0 +1,46 @@
+// Server side: what a workload's sidecar accepts on one of its ports (PeerAuthentication, legacy
+// Policy).
+#pragma once
+
+#include "analysis/resolution/config_view.hpp"
+
+namespace mtlsguard::resolution {
+
+// What a server port accepts; NO_SIDECAR speaks plaintext only, UNKNOWN cannot be known.
+enum class ServerAccept : std::uint8_t { Strict, Permissive, Disable, NoSidecar, Unknown };
+std::string_view to_string(ServerAccept accept) noexcept;
+
+struct ServerMode {
+    ServerAccept accept = ServerAccept::Permissive;
+    // The object that decided the mode, if any (defaults have none).
+    const model::PeerAuthentication* peer_authentication = nullptr;
+    const model::AlphaPolicy* alpha_policy = nullptr;
+    bool port_level = false; // decided by a portLevelMtls entry
+};
+
+// The composed PeerAuthentication mode of a workload port (pilot's ComposePeerAuthentication).
+// `target_port` is the workload's container port; 0 when unknown.
+ServerMode peer_authentication_mode(const ConfigView& view, const model::Workload& workload,
+                                    std::uint16_t target_port) noexcept;
+
+// The mode a namespace's services get from mesh- and namespace-wide PeerAuthentication only
+// (pilot's GetNamespaceMutualTLSMode, which auto mTLS reads). Mesh- or namespace-wide source.
+ServerMode namespace_mode(const ConfigView& view, NsId ns) noexcept;
+
+// Whether any PeerAuthentication (mesh, namespace or workload) applies to the workload.
+bool any_peer_authentication_applies(const ConfigView& view,
+                                     const model::Workload& workload) noexcept;
+
+// The legacy v1alpha1 policy for a (service, service port): targeted with port, targeted,
+// namespace-wide, then the MeshPolicy named default. Nullptr when none applies.
+const model::AlphaPolicy* alpha_policy_for(const ConfigView& view,
+                                           const model::ServiceRecord& service,
+                                           const model::ServicePort& port) noexcept;
+
+// The effective mode of the endpoint workload's target port, reached through (service, port),
+// under the rules of the configured Istio version.
+ServerMode effective_server_mode(const ConfigView& view, const model::Workload& workload,
+                                 std::uint16_t target_port, const model::ServiceRecord& service,
+                                 const model::ServicePort& port) noexcept;
+
+} // namespace mtlsguard::resolution
