@@ -1,0 +1,73 @@
+// `mtls-guard analyze` and `mtls-guard matrix`: the engine over a set of manifests.
+#include "analysis/analyze.hpp"
+#include "analysis/report/findings_output.hpp"
+#include "server/cli/commands.hpp"
+
+#include <iostream>
+
+namespace mtlsguard::cli {
+
+void print_notices(const std::vector<std::string>& notices) {
+    for (const auto& n : notices)
+        std::cerr << "mtls-guard: " << n << "\n";
+}
+
+namespace {
+
+std::optional<input::LoadedSnapshot> load(const input::SnapshotSource& source) {
+    try {
+        auto loaded = input::load_snapshot(source);
+        print_notices(loaded.notices);
+        return loaded;
+    } catch (const input::LoadError& e) {
+        std::cerr << "mtls-guard: " << e.to_string() << "\n";
+        return std::nullopt;
+    }
+}
+
+} // namespace
+
+int run_analyze(const AnalyzeOptions& options) {
+    const auto loaded = load(options.source);
+    if (!loaded)
+        return 2;
+    const auto result = analyze(*loaded->snapshot);
+    if (!result.internal_error.empty()) {
+        std::cerr << "mtls-guard: internal error: " << result.internal_error << "\n";
+        return 2;
+    }
+    if (options.output == Output::Json) {
+        std::cout << report::findings_document(result.findings).dump(2) << "\n";
+    } else if (result.findings.empty()) {
+        std::cout << "No mTLS conflicts found.\n";
+    } else {
+        std::cout << report::findings_text(result.findings);
+    }
+    if (options.fail_on == "never")
+        return 0;
+    for (const auto& f : result.findings) {
+        if (f.severity == conflict::Severity::Error)
+            return 1;
+        if (options.fail_on == "warning" && f.severity == conflict::Severity::Warning)
+            return 1;
+    }
+    return 0;
+}
+
+int run_matrix(const MatrixOptions& options) {
+    const auto loaded = load(options.source);
+    if (!loaded)
+        return 2;
+    const auto result = matrix(*loaded->snapshot, options.namespace_filter);
+    if (!result.internal_error.empty()) {
+        std::cerr << "mtls-guard: internal error: " << result.internal_error << "\n";
+        return 2;
+    }
+    if (options.output == Output::Json)
+        std::cout << matrix_json(result.rows).dump(2) << "\n";
+    else
+        std::cout << matrix_text(result.rows);
+    return 0;
+}
+
+} // namespace mtlsguard::cli

@@ -1,0 +1,52 @@
+// Reads manifests from files, directories and stdin: multi-document YAML, JSON, `kind: List`.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace mtlsguard::input {
+
+// One Kubernetes object and where it came from, for error messages.
+struct Document {
+    std::string file;      // path, or "<stdin>"
+    std::size_t index = 0; // 0-based document index within the file (List items count inside it)
+    nlohmann::json object;
+};
+
+struct LoadError {
+    std::string file;
+    std::size_t index = 0;
+    bool has_index = false;
+    std::string reason;
+    std::string to_string() const;
+};
+
+struct LoadLimits {
+    std::size_t max_file_bytes = std::size_t{512} << 20;
+    std::size_t max_depth = 128;
+    std::size_t max_nodes_per_document = std::size_t{8} << 20; // also bounds YAML alias expansion
+};
+
+// Converts YAML text (possibly several documents) to JSON values, YAML 1.2 core schema scalars.
+// Throws LoadError naming `file`.
+std::vector<nlohmann::json> parse_yaml_documents(const std::string& text, const std::string& file,
+                                                 const LoadLimits& limits = {});
+
+// Parses `text` as JSON when it starts with '{' or '[', else as YAML.
+std::vector<nlohmann::json> parse_manifest_text(const std::string& text, const std::string& file,
+                                                const LoadLimits& limits = {});
+
+// Loads every object under the given paths ("-" is stdin; directories recursively: *.yaml, *.yml,
+// *.json, in name order). `kind: List` is flattened; empty documents are skipped. The istio
+// ConfigMap's `mesh` YAML is turned into JSON in place. Throws LoadError.
+std::vector<Document> load_manifests(const std::vector<std::string>& paths,
+                                     const LoadLimits& limits = {});
+
+// Reads a --mesh-config file: a MeshConfig YAML, or the istio ConfigMap. Throws LoadError.
+nlohmann::json load_mesh_config(const std::string& path, const LoadLimits& limits = {});
+
+// Reads a whole file (or stdin for "-") with a size limit. Throws LoadError.
+std::string read_file(const std::string& path, std::size_t max_bytes);
+
+} // namespace mtlsguard::input

@@ -1,0 +1,37 @@
+// Builds the engine's snapshot from manifest files, for analyze, matrix, review and serve
+// --snapshot.
+#include "server/input/snapshot_files.hpp"
+
+#include "analysis/model/decode.hpp"
+
+namespace mtlsguard::input {
+
+LoadedSnapshot load_snapshot(const SnapshotSource& source, const LoadLimits& limits) {
+    model::Settings settings;
+    settings.cluster_domain = source.cluster_domain;
+    model::SnapshotBuilder builder(settings);
+    if (source.mesh_config_file) {
+        const auto mesh = load_mesh_config(*source.mesh_config_file, limits);
+        auto outcome = model::decode_mesh_config(mesh);
+        if (outcome.status == model::DecodeOutcome::Status::Error)
+            throw LoadError{*source.mesh_config_file, 0, false, outcome.error};
+        builder.set_mesh_override(std::get<model::MeshConfig>(std::move(*outcome.object)));
+    }
+    for (auto& doc : load_manifests(source.paths, limits)) {
+        if (auto error = builder.add(doc.object))
+            throw LoadError{doc.file, doc.index, true, *error};
+        doc.object = nullptr; // decoded: let the JSON go
+    }
+    LoadedSnapshot out;
+    if (source.version) {
+        builder.set_version(*source.version);
+    } else if (builder.has_alpha_policies()) {
+        builder.set_version(model::IstioVersion::V1_5);
+        out.notices.push_back("authentication.istio.io/v1alpha1 objects found: using the Istio 1.5 "
+                              "rules (say --istio-version to choose)");
+    }
+    out.snapshot = builder.build();
+    return out;
+}
+
+} // namespace mtlsguard::input
