@@ -1,0 +1,35 @@
+// Deterministic generator of synthetic Istio meshes (Kubernetes objects as JSON) for benchmarks.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+namespace mtlsguard::bench {
+
+// The size of the mesh. The counts of Namespace, Service, Pod, DestinationRule and
+// PeerAuthentication objects emitted are exactly these numbers; the `istio` ConfigMap and a
+// few dozen ServiceEntries come on top.
+struct MeshShape {
+    int namespaces = 1000; // including istio-system
+    int services = 10000;
+    int pods = 50000;
+    int destination_rules = 5000;
+    int peer_authentications = 2000; // including the mesh-wide one in istio-system
+    double sidecar_fraction = 0.85;  // share of namespaces that are injected
+    std::uint64_t seed = 42;
+};
+
+// Annotation set on the DestinationRules deliberately written to contradict the PeerAuthentications
+// (value "conflict"), so that a benchmark can compare the findings with what was planted.
+inline constexpr const char* planted_conflict_annotation = "bench.mtls-guard.io/expect";
+
+// Calls `emit` once per Kubernetes object, in creation order, as the JSON the API server would
+// return. Objects are built one at a time so a caller can decode and drop them; only a compact
+// plan (a few bytes per namespace and service) is kept in memory. The output depends only on
+// `shape` (seed included), not on the standard library. Throws std::invalid_argument for shapes
+// that cannot be built (negative counts, services without an application namespace, ...).
+void generate_synthetic_mesh(const MeshShape& shape,
+                             const std::function<void(nlohmann::json&&)>& emit);
+
+} // namespace mtlsguard::bench
