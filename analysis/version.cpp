@@ -2,5 +2,7 @@
 #include "analysis/version.hpp"
 
 namespace mtlsguard {
-std::string_view version() noexcept { return "0.1.0"; }
+std::string_view version() noexcept {
+    return "0.1.0";
+}
 } // namespace mtlsguard

@@ -148,8 +148,10 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
             policies.push_back(std::get<model::AlphaPolicy>(*object));
     }
     return std::make_unique<ConfigView>(
-        snapshot, model::build_namespace_config(ns, std::move(pas), std::move(drs),
-                                                std::move(policies), snapshot));
+        snapshot,
+        model::build_namespace_config(ns, std::move(pas), std::move(drs), std::move(policies),
+                                      snapshot),
+        target == Target::DestinationRule);
 }
 
 // The snapshot's own copy of the object, if it has one.
@@ -248,9 +250,21 @@ Touched touched_by(const model::Snapshot& snapshot, const ConfigView& before, Ta
             return std::any_of(keys.begin(), keys.end(),
                                [&](const std::string& k) { return key_matches(k, host); });
         };
-        for (model::ServiceId id = 0; id < services.size(); ++id)
-            if (matches(services[id].host))
-                out.services.push_back(id);
+        const bool any_wildcard = std::any_of(keys.begin(), keys.end(), [](const std::string& k) {
+            return k.find('*') != std::string::npos;
+        });
+        if (any_wildcard) {
+            for (model::ServiceId id = 0; id < services.size(); ++id)
+                if (matches(services[id].host))
+                    out.services.push_back(id);
+        } else {
+            for (const auto& key : keys)
+                if (const auto* ids = snapshot.services_for_host(key))
+                    out.services.insert(out.services.end(), ids->begin(), ids->end());
+            std::sort(out.services.begin(), out.services.end());
+            out.services.erase(std::unique(out.services.begin(), out.services.end()),
+                               out.services.end());
+        }
         for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
             if (matches(snapshot.external_hosts()[i].host))
                 out.external_hosts.push_back(i);
@@ -321,41 +335,77 @@ void evaluate(const ConfigView& view, const Touched& touched, const conflict::Fl
 struct Comparison {
     std::vector<conflict::Finding> introduced; // problems the change creates
     std::vector<conflict::Finding> existing;   // problems that were there before
+    std::set<conflict::Code> codes;            // every code seen, also beyond the findings kept
+    bool introduces_error = false;
+    std::size_t omitted = 0;
 };
+
+// Findings kept per severity: more than the API server would show as warnings anyway.
+constexpr std::size_t findings_kept = 32;
 
 Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
                    const ConfigView& after, const Touched& touched, std::optional<NsId> changed) {
-    std::map<FlowKey, std::vector<std::uint64_t>> problems_before;
-    evaluate(before, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-        if (!flow.code)
-            return;
-        auto keys = client_keys(before, who, changed);
-        auto& slot = problems_before[key_of(flow, snapshot)];
-        std::vector<std::uint64_t> merged;
-        std::set_union(slot.begin(), slot.end(), keys.begin(), keys.end(),
-                       std::back_inserter(merged));
-        slot = std::move(merged);
-    });
-    conflict::FlowFindingCollector introduced(after);
-    conflict::FlowFindingCollector existing(after);
-    evaluate(after, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-        if (!flow.code)
-            return;
-        const auto keys = client_keys(after, who, changed);
-        auto it = problems_before.find(key_of(flow, snapshot));
-        std::vector<std::uint64_t> fresh, old;
-        if (it == problems_before.end()) {
-            fresh = keys;
-        } else {
-            std::set_difference(keys.begin(), keys.end(), it->second.begin(), it->second.end(),
-                                std::back_inserter(fresh));
-            std::set_intersection(keys.begin(), keys.end(), it->second.begin(), it->second.end(),
-                                  std::back_inserter(old));
-        }
-        introduced.add_for(flow, namespaces_of(fresh));
-        existing.add_for(flow, namespaces_of(old));
-    });
-    Comparison out{introduced.take(), existing.take()};
+    conflict::FlowFindingCollector introduced(after, findings_kept);
+    conflict::FlowFindingCollector existing(after, findings_kept);
+    // When neither view changes DestinationRules or the set of client namespaces, both see the
+    // very same client classes (the snapshot's precomputed ones): a flow is identified by its
+    // key and the client outcome, and no client set has to be expanded.
+    const bool shared_clients = !before.rules_changed() && !after.rules_changed() &&
+                                before.mesh_client_namespaces() == after.mesh_client_namespaces();
+    if (shared_clients) {
+        std::map<FlowKey, std::vector<const resolution::ClientOutcome*>> problems_before;
+        evaluate(before, touched,
+                 [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+                     if (flow.code)
+                         problems_before[key_of(flow, snapshot)].push_back(who.outcome);
+                 });
+        evaluate(after, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+            if (!flow.code)
+                return;
+            auto it = problems_before.find(key_of(flow, snapshot));
+            const bool was =
+                it != problems_before.end() &&
+                std::find(it->second.begin(), it->second.end(), who.outcome) != it->second.end();
+            (was ? existing : introduced).add(flow, who);
+        });
+    } else {
+        std::map<FlowKey, std::vector<std::uint64_t>> problems_before;
+        evaluate(before, touched,
+                 [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+                     if (!flow.code)
+                         return;
+                     auto keys = client_keys(before, who, changed);
+                     auto& slot = problems_before[key_of(flow, snapshot)];
+                     std::vector<std::uint64_t> merged;
+                     std::set_union(slot.begin(), slot.end(), keys.begin(), keys.end(),
+                                    std::back_inserter(merged));
+                     slot = std::move(merged);
+                 });
+        evaluate(after, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+            if (!flow.code)
+                return;
+            const auto keys = client_keys(after, who, changed);
+            auto it = problems_before.find(key_of(flow, snapshot));
+            std::vector<std::uint64_t> fresh, old;
+            if (it == problems_before.end()) {
+                fresh = keys;
+            } else {
+                std::set_difference(keys.begin(), keys.end(), it->second.begin(), it->second.end(),
+                                    std::back_inserter(fresh));
+                std::set_intersection(keys.begin(), keys.end(), it->second.begin(),
+                                      it->second.end(), std::back_inserter(old));
+            }
+            introduced.add_for(flow, namespaces_of(fresh));
+            existing.add_for(flow, namespaces_of(old));
+        });
+    }
+    Comparison out{introduced.take(),
+                   existing.take(),
+                   {},
+                   introduced.has_error(),
+                   introduced.omitted() + existing.omitted()};
+    out.codes = introduced.codes();
+    out.codes.insert(existing.codes().begin(), existing.codes().end());
     report::describe_all(out.introduced);
     report::describe_all(out.existing);
     std::sort(out.introduced.begin(), out.introduced.end(), conflict::finding_less);
@@ -570,22 +620,27 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
     for (const auto& f : introduced)
         if (f.severity == conflict::Severity::Error)
             errors.push_back(&f);
-    std::set<std::string> codes;
-    for (const auto* list : {&introduced, &existing, &own})
-        for (const auto& f : *list)
-            codes.insert(std::string(conflict::to_string(f.code)));
-    d.codes.assign(codes.begin(), codes.end());
+    std::set<conflict::Code> codes = comparison.codes;
+    for (const auto& f : own)
+        codes.insert(f.code);
+    for (auto code : codes)
+        d.codes.emplace_back(conflict::to_string(code));
 
     const std::string reason =
         annotation(removes ? r.old_object : r.object, allow_conflict_annotation);
-    const bool deny = !errors.empty() && d.enforcement == Enforcement::Enforce && reason.empty();
-    if (!errors.empty() && d.enforcement == Enforcement::Enforce && !reason.empty())
+    const bool introduces_error = comparison.introduces_error && !errors.empty();
+    const bool deny = introduces_error && d.enforcement == Enforcement::Enforce && reason.empty();
+    if (introduces_error && d.enforcement == Enforcement::Enforce && !reason.empty())
         d.allow_conflict_reason = reason;
 
     for (const auto& f : introduced)
         warnings.push_back(warning_for(f));
     for (const auto& f : existing)
         warnings.push_back(warning_for(f, "already failing before this change: "));
+    if (comparison.omitted > 0)
+        warnings.push_back(
+            "[mtls-guard] " + std::to_string(comparison.omitted) +
+            " more affected flows not listed; run mtls-guard analyze for all of them");
     for (const auto& f : own)
         warnings.push_back(warning_for(f));
     if (!d.allow_conflict_reason.empty())

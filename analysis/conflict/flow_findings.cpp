@@ -51,32 +51,43 @@ std::vector<NsId> client_namespaces(const resolution::ConfigView& view, const Fl
     return out;
 }
 
-const std::vector<NsId>& FlowFindingCollector::members(const FlowClients& who) {
-    if (cached_host_ != who.host_clients) {
+const std::pair<std::vector<NsId>, std::uint64_t>&
+FlowFindingCollector::members(const FlowClients& who) {
+    if (cached_target_ != who.target) {
         cache_.clear();
-        cached_host_ = who.host_clients;
+        cached_target_ = who.target;
     }
     auto it = cache_.find(who.outcome);
     if (it == cache_.end())
-        it = cache_.emplace(who.outcome, client_namespaces(view_, who)).first;
+        it = cache_
+                 .emplace(who.outcome,
+                          std::make_pair(client_namespaces(view_, who), next_list_id_++))
+                 .first;
     return it->second;
 }
 
 void FlowFindingCollector::add(const Flow& flow, const FlowClients& who) {
-    if (!flow.code)
-        return;
-    add_for(flow, members(who));
+    record(flow,
+           [&]() -> const std::pair<std::vector<NsId>, std::uint64_t>& { return members(who); });
 }
 
 void FlowFindingCollector::add_for(const Flow& flow, const std::vector<NsId>& namespaces) {
-    if (!flow.code || namespaces.empty())
-        return; // nobody sends this traffic
+    const std::pair<std::vector<NsId>, std::uint64_t> list{namespaces, 0};
+    record(flow, [&]() -> const std::pair<std::vector<NsId>, std::uint64_t>& { return list; });
+}
+
+template <typename Namespaces>
+void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namespaces) {
+    if (!flow.code)
+        return;
     std::optional<WorkloadRef> workload;
     if (flow.workload)
         workload = WorkloadRef{view_.namespace_name(flow.workload->ns), flow.workload->name};
     const std::string subset = flow.subset ? flow.subset->name : std::string();
     const std::string client(resolution::to_string(flow.send));
     const std::string server(resolution::to_string(flow.server));
+    const auto severity = static_cast<std::size_t>(severity_of(*flow.code));
+    const std::pair<std::vector<NsId>, std::uint64_t>* list = nullptr;
     for (auto& attribution : attribute(flow)) {
         Key key{*flow.code,
                 attribution.resource,
@@ -89,9 +100,20 @@ void FlowFindingCollector::add_for(const Flow& flow, const std::vector<NsId>& na
                 flow.client_sidecar,
                 client,
                 server};
-        auto [it, inserted] = findings_.try_emplace(std::move(key));
-        auto& [finding, clients] = it->second;
-        if (inserted) {
+        auto it = findings_.find(key);
+        if (it == findings_.end()) {
+            if (kept_[severity] >= max_per_severity_) {
+                codes_.insert(*flow.code);
+                ++omitted_;
+                continue;
+            }
+            if (!list)
+                list = &get_namespaces();
+            if (list->first.empty())
+                return; // nobody sends this traffic
+            ++kept_[severity];
+            it = findings_.emplace(std::move(key), std::pair<Finding, Senders>()).first;
+            auto& finding = it->second.first;
             finding.code = *flow.code;
             finding.severity = severity_of(*flow.code);
             finding.resource = std::move(attribution.resource);
@@ -107,7 +129,25 @@ void FlowFindingCollector::add_for(const Flow& flow, const std::vector<NsId>& na
             summary.server = server;
             finding.flow = std::move(summary);
         }
-        clients.insert(namespaces.begin(), namespaces.end());
+        if (!list)
+            list = &get_namespaces();
+        if (list->first.empty())
+            return;
+        const std::vector<NsId>* namespaces = &list->first;
+        codes_.insert(*flow.code);
+        Senders& senders = it->second.second;
+        if (list->second != 0 && senders.last_merged == list->second)
+            continue;
+        senders.last_merged = list->second;
+        if (senders.namespaces.empty()) {
+            senders.namespaces = *namespaces;
+        } else {
+            std::vector<NsId> merged;
+            merged.reserve(senders.namespaces.size() + namespaces->size());
+            std::set_union(senders.namespaces.begin(), senders.namespaces.end(),
+                           namespaces->begin(), namespaces->end(), std::back_inserter(merged));
+            senders.namespaces = std::move(merged);
+        }
     }
 }
 
@@ -116,9 +156,14 @@ std::vector<Finding> FlowFindingCollector::take() {
     out.reserve(findings_.size());
     for (auto& [key, entry] : findings_) {
         auto& [finding, clients] = entry;
-        for (NsId ns : clients)
+        finding.flow->client_namespaces.reserve(clients.namespaces.size());
+        for (NsId ns : clients.namespaces)
             finding.flow->client_namespaces.push_back(view_.namespace_name(ns));
-        std::sort(finding.flow->client_namespaces.begin(), finding.flow->client_namespaces.end());
+        // Namespace ids follow name order, so this is sorted already but for a namespace the
+        // change itself introduces (numbered last).
+        auto& names = finding.flow->client_namespaces;
+        if (!std::is_sorted(names.begin(), names.end()))
+            std::sort(names.begin(), names.end());
         out.push_back(std::move(finding));
     }
     findings_.clear();

@@ -5,6 +5,7 @@
 #include "analysis/conflict/finding.hpp"
 #include "analysis/conflict/flows.hpp"
 
+#include <array>
 #include <map>
 #include <set>
 
@@ -23,23 +24,47 @@ std::vector<NsId> client_namespaces(const resolution::ConfigView& view, const Fl
 
 class FlowFindingCollector {
   public:
-    explicit FlowFindingCollector(const resolution::ConfigView& view) : view_(view) {}
+    // Keeps at most `max_per_severity` findings of each severity; flows beyond that are counted
+    // (see omitted()) without expanding who sends them, which keeps admission fast.
+    explicit FlowFindingCollector(const resolution::ConfigView& view,
+                                  std::size_t max_per_severity = static_cast<std::size_t>(-1))
+        : view_(view), max_per_severity_(max_per_severity) {}
     // Records the flow if it carries a code.
     void add(const Flow& flow, const FlowClients& who);
     // Records the flow as sent by exactly these client namespaces.
     void add_for(const Flow& flow, const std::vector<NsId>& namespaces);
     std::vector<Finding> take();
+    std::size_t omitted() const noexcept { return omitted_; }
+    // Codes of every recorded flow, omitted ones included.
+    const std::set<Code>& codes() const noexcept { return codes_; }
+    bool has_error() const noexcept {
+        return codes_.count(Code::MTG101) || codes_.count(Code::MTG102) ||
+               codes_.count(Code::MTG103) || codes_.count(Code::MTG104);
+    }
 
   private:
     using Key = std::tuple<Code, model::ObjectRef, std::vector<model::ObjectRef>, std::string,
                            std::uint16_t, std::uint16_t, std::optional<WorkloadRef>, std::string,
                            bool, std::string, std::string>;
-    const std::vector<NsId>& members(const FlowClients& who);
+    const std::pair<std::vector<NsId>, std::uint64_t>& members(const FlowClients& who);
+    template <typename Namespaces> void record(const Flow& flow, const Namespaces& namespaces);
 
     const resolution::ConfigView& view_;
-    std::map<Key, std::pair<Finding, std::set<NsId>>> findings_;
-    const resolution::HostClients* cached_host_ = nullptr;
-    std::map<const resolution::ClientOutcome*, std::vector<NsId>> cache_;
+    // Who sends each finding's flows: a sorted union, and the last list merged into it (flows of
+    // one client outcome come in runs, so most merges are skipped).
+    struct Senders {
+        std::vector<NsId> namespaces;
+        std::uint64_t last_merged = 0; // id of the member list merged last; 0: none
+    };
+    std::map<Key, std::pair<Finding, Senders>> findings_;
+    std::optional<std::uint32_t> cached_target_;
+    // Member lists of the current host's outcomes, each with an id never reused (0 = no id).
+    std::map<const resolution::ClientOutcome*, std::pair<std::vector<NsId>, std::uint64_t>> cache_;
+    std::uint64_t next_list_id_ = 1;
+    std::size_t max_per_severity_;
+    std::array<std::size_t, 3> kept_{};
+    std::size_t omitted_ = 0;
+    std::set<Code> codes_;
 };
 
 } // namespace mtlsguard::conflict

@@ -86,7 +86,8 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
         return;
     const auto& workloads = view.snapshot().workloads();
     const bool non_mesh = !view.non_mesh_client_namespaces().empty();
-    const auto clients = resolution::resolve_host_clients(view, service.host, service.ns);
+    resolution::HostClients scratch;
+    const auto& clients = view.service_clients(id, scratch);
 
     std::vector<Endpoint> endpoints;
     for (const auto& port : service.service.ports) {
@@ -109,7 +110,7 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
         flow.host = service.host;
         flow.port = port.port;
         for (const auto& outcome : clients.outcomes) {
-            const FlowClients who{&clients, &outcome};
+            const FlowClients who{&clients, &outcome, id};
             flow.rule = outcome.rule;
             flow.client_sidecar = true;
             flow.subset = nullptr;
@@ -165,7 +166,7 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
             flow.server_mode = ep.mode;
             flow.server = ep.mode.accept;
             finish(flow, false);
-            sink(flow, FlowClients{&clients, nullptr});
+            sink(flow, FlowClients{&clients, nullptr, id});
         }
     }
 }
@@ -175,7 +176,8 @@ void evaluate_external_host(const resolution::ConfigView& view, std::size_t inde
     const model::ExternalHost& host = view.snapshot().external_hosts()[index];
     if (!host.mesh_external || host.host.find('*') != std::string::npos)
         return;
-    const auto clients = resolution::resolve_host_clients(view, host.host, host.ns);
+    resolution::HostClients scratch;
+    const auto& clients = view.external_clients(index, scratch);
     std::vector<std::uint16_t> ports = host.ports;
     if (ports.empty())
         ports.push_back(0);
@@ -195,7 +197,8 @@ void evaluate_external_host(const resolution::ConfigView& view, std::size_t inde
                                                      tls.cluster.has_value(), nullptr, nullptr};
             flow.send = flow.decision.send;
             finish(flow, true);
-            sink(flow, FlowClients{&clients, &outcome});
+            sink(flow, FlowClients{&clients, &outcome,
+                                   external_target | static_cast<std::uint32_t>(index)});
         }
     }
 }

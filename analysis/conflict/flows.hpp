@@ -48,7 +48,11 @@ struct Flow {
 struct FlowClients {
     const resolution::HostClients* host_clients = nullptr;
     const resolution::ClientOutcome* outcome = nullptr;
+    // The service (its ServiceId) or ServiceEntry host (external_target | index) flows go to:
+    // what tells two evaluations apart when their HostClients live at the same address.
+    std::uint32_t target = 0;
 };
+inline constexpr std::uint32_t external_target = 0x80000000u;
 
 using FlowSink = std::function<void(const Flow&, const FlowClients&)>;
 

@@ -2,6 +2,7 @@
 #include "analysis/model/snapshot.hpp"
 
 #include "analysis/model/decode.hpp"
+#include "analysis/resolution/destination_rule.hpp"
 
 #include <map>
 #include <nlohmann/json.hpp>
@@ -463,6 +464,8 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
         if (ns.has_plain_workloads)
             s.non_mesh_clients_.push_back(id);
     }
+    // Admission re-evaluates flows under a changed policy; who uses which rule stays the same.
+    s.client_index_ = resolution::build_client_index(s);
     return snap;
 }
 

@@ -9,6 +9,10 @@
 #include <unordered_map>
 #include <vector>
 
+namespace mtlsguard::resolution {
+struct ClientIndex; // who uses which DestinationRule for every host; built with the snapshot
+} // namespace mtlsguard::resolution
+
 namespace mtlsguard::model {
 
 using NsId = std::uint32_t;
@@ -175,6 +179,8 @@ class Snapshot {
     std::string resolve_host(std::string_view host, std::string_view dr_namespace) const;
 
     std::size_t object_count() const noexcept { return object_count_; }
+    // Precomputed DestinationRule resolution for every Service and ServiceEntry host.
+    const resolution::ClientIndex& client_index() const noexcept { return *client_index_; }
 
   private:
     friend class SnapshotBuilder;
@@ -194,6 +200,7 @@ class Snapshot {
     std::vector<NsId> mesh_clients_;
     std::vector<NsId> non_mesh_clients_;
     std::size_t object_count_ = 0;
+    std::shared_ptr<const resolution::ClientIndex> client_index_;
 };
 
 // Collects decoded objects, then builds the indexed Snapshot in one pass.

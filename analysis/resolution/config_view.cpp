@@ -9,8 +9,8 @@ ConfigView::ConfigView(const model::Snapshot& snapshot) : snapshot_(&snapshot) {
 }
 
 ConfigView::ConfigView(const model::Snapshot& snapshot,
-                       std::shared_ptr<const model::NamespaceConfig> config)
-    : snapshot_(&snapshot), override_config_(std::move(config)) {
+                       std::shared_ptr<const model::NamespaceConfig> config, bool rules_changed)
+    : snapshot_(&snapshot), override_config_(std::move(config)), rules_changed_(rules_changed) {
     auto id = snapshot.namespace_id(override_config_->name);
     override_ns_ = id ? *id : static_cast<NsId>(snapshot.namespaces().size());
     mesh_clients_ = snapshot.mesh_client_namespaces();

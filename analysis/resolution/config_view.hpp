@@ -10,6 +10,7 @@
 namespace mtlsguard::resolution {
 
 using model::NsId;
+struct HostClients;
 
 // Reads configuration through an optional override of one namespace's NamespaceConfig or of the
 // MeshPolicy list; everything else comes from the shared, immutable snapshot.
@@ -17,8 +18,9 @@ class ConfigView {
   public:
     explicit ConfigView(const model::Snapshot& snapshot);
     // The namespace `name` (possibly unknown to the snapshot) uses `config` instead.
+    // `rules_changed`: whether `config` holds other DestinationRules than the snapshot's.
     ConfigView(const model::Snapshot& snapshot,
-               std::shared_ptr<const model::NamespaceConfig> config);
+               std::shared_ptr<const model::NamespaceConfig> config, bool rules_changed = true);
     // The cluster-scoped MeshPolicy objects are replaced.
     ConfigView(const model::Snapshot& snapshot, std::vector<model::AlphaPolicy> mesh_policies);
 
@@ -43,6 +45,11 @@ class ConfigView {
         return snapshot_->non_mesh_client_namespaces();
     }
     NsId root_namespace_id() const noexcept { return root_ns_; }
+    // Which DestinationRule each client class uses for a Service / ServiceEntry host: the
+    // snapshot's precomputed answer, or computed into `scratch` when this view changes rules.
+    const HostClients& service_clients(model::ServiceId service, HostClients& scratch) const;
+    const HostClients& external_clients(std::size_t index, HostClients& scratch) const;
+    bool rules_changed() const noexcept { return rules_changed_; }
     bool is_mesh_client(NsId ns) const noexcept { return ns < is_client_.size() && is_client_[ns]; }
 
   private:
@@ -54,6 +61,7 @@ class ConfigView {
     std::optional<std::vector<model::AlphaPolicy>> mesh_policies_;
     std::vector<NsId> mesh_clients_;
     std::vector<bool> is_client_;
+    bool rules_changed_ = false;
     NsId root_ns_ = 0;
     std::shared_ptr<const model::NamespaceConfig> empty_config_;
 };

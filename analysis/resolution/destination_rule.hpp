@@ -47,6 +47,13 @@ struct HostClients {
 // a host of namespace `service_ns`, grouping classes that get the same answer.
 HostClients resolve_host_clients(const ConfigView& view, const std::string& host, NsId service_ns);
 
+// The snapshot's answers, by ServiceId and by ServiceEntry host index.
+struct ClientIndex {
+    std::vector<HostClients> services;
+    std::vector<HostClients> external_hosts;
+};
+std::shared_ptr<const ClientIndex> build_client_index(const model::Snapshot& snapshot);
+
 // Expands an outcome to its client classes (generic members included).
 std::vector<ClientClass> expand_members(const ConfigView& view, const ClientOutcome& outcome,
                                         const HostClients& clients);
