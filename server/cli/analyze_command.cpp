@@ -14,6 +14,30 @@ void print_notices(const std::vector<std::string>& notices) {
 
 namespace {
 
+// The same document as report::findings_document(...).dump(2), written finding by finding so that
+// a large result is never held as one JSON tree.
+void write_findings_json(std::ostream& out, const std::vector<conflict::Finding>& findings) {
+    int errors = 0, warnings = 0, infos = 0;
+    out << "{\n  \"findings\": [";
+    for (std::size_t i = 0; i < findings.size(); ++i) {
+        const auto& f = findings[i];
+        (f.severity == conflict::Severity::Error     ? errors
+         : f.severity == conflict::Severity::Warning ? warnings
+                                                     : infos)++;
+        std::string text = report::to_json(f).dump(2);
+        std::string indented = "    ";
+        for (char c : text) {
+            indented += c;
+            if (c == '\n')
+                indented += "    ";
+        }
+        out << (i ? ",\n" : "\n") << indented;
+    }
+    out << (findings.empty() ? "],\n" : "\n  ],\n");
+    const nlohmann::json summary = {{"errors", errors}, {"warnings", warnings}, {"infos", infos}};
+    out << "  \"summary\": " << summary.dump() << "\n}\n";
+}
+
 std::optional<input::LoadedSnapshot> load(const input::SnapshotSource& source) {
     try {
         auto loaded = input::load_snapshot(source);
@@ -37,7 +61,7 @@ int run_analyze(const AnalyzeOptions& options) {
         return 2;
     }
     if (options.output == Output::Json) {
-        std::cout << report::findings_document(result.findings).dump(2) << "\n";
+        write_findings_json(std::cout, result.findings);
     } else if (result.findings.empty()) {
         std::cout << "No mTLS conflicts found.\n";
     } else {

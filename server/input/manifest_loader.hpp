@@ -1,7 +1,9 @@
 // Reads manifests from files, directories and stdin: multi-document YAML, JSON, `kind: List`.
 #pragma once
 
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,16 +11,22 @@ namespace mtlsguard::input {
 
 // One Kubernetes object and where it came from, for error messages.
 struct Document {
-    std::string file;      // path, or "<stdin>"
-    std::size_t index = 0; // 0-based document index within the file (List items count inside it)
+    std::string file;                // path, or "<stdin>"
+    std::size_t index = 0;           // 0-based document index within the file
+    std::optional<std::size_t> item; // 0-based position within a List's items or a JSON array
     nlohmann::json object;
 };
 
 struct LoadError {
+    LoadError(std::string file_, std::size_t index_, bool has_index_, std::string reason_,
+              std::optional<std::size_t> item_ = std::nullopt)
+        : file(std::move(file_)), index(index_), has_index(has_index_), reason(std::move(reason_)),
+          item(item_) {}
     std::string file;
     std::size_t index = 0;
     bool has_index = false;
     std::string reason;
+    std::optional<std::size_t> item; // 0-based position inside a List's items, or a JSON array
     std::string to_string() const;
 };
 
@@ -36,6 +44,11 @@ std::vector<nlohmann::json> parse_yaml_documents(const std::string& text, const 
 // Parses `text` as JSON when it starts with '{' or '[', else as YAML.
 std::vector<nlohmann::json> parse_manifest_text(const std::string& text, const std::string& file,
                                                 const LoadLimits& limits = {});
+
+// Streams every object under the given paths to `sink`, one at a time: a large JSON List or a
+// long multi-document YAML file is never held in memory whole. Same rules as load_manifests.
+void for_each_manifest(const std::vector<std::string>& paths, const LoadLimits& limits,
+                       const std::function<void(Document&&)>& sink);
 
 // Loads every object under the given paths ("-" is stdin; directories recursively: *.yaml, *.yml,
 // *.json, in name order). `kind: List` is flattened; empty documents are skipped. The istio

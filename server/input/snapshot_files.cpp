@@ -17,11 +17,11 @@ LoadedSnapshot load_snapshot(const SnapshotSource& source, const LoadLimits& lim
             throw LoadError{*source.mesh_config_file, 0, false, outcome.error};
         builder.set_mesh_override(std::get<model::MeshConfig>(std::move(*outcome.object)));
     }
-    for (auto& doc : load_manifests(source.paths, limits)) {
+    // Decoded as they are read: the JSON of one object at a time is alive.
+    for_each_manifest(source.paths, limits, [&](Document&& doc) {
         if (auto error = builder.add(doc.object))
-            throw LoadError{doc.file, doc.index, true, *error};
-        doc.object = nullptr; // decoded: let the JSON go
-    }
+            throw LoadError{doc.file, doc.index, true, *error, doc.item};
+    });
     LoadedSnapshot out;
     if (source.version) {
         builder.set_version(*source.version);
