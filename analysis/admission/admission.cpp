@@ -352,49 +352,76 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
     // key and the client outcome, and no client set has to be expanded.
     const bool shared_clients = !before.rules_changed() && !after.rules_changed() &&
                                 before.mesh_client_namespaces() == after.mesh_client_namespaces();
+    // A FAIL flow is introduced unless it failed before; a flow that only warns (DEPENDS, or a
+    // failure of non-mesh clients) is new unless it had any finding before.
+    auto was_problem = [](const conflict::Flow& flow, bool failed_before, bool warned_before) {
+        return flow.verdict == conflict::Verdict::Fail ? failed_before
+                                                       : (failed_before || warned_before);
+    };
     if (shared_clients) {
-        std::map<FlowKey, std::vector<const resolution::ClientOutcome*>> problems_before;
+        using Outcomes = std::vector<const resolution::ClientOutcome*>;
+        std::map<FlowKey, Outcomes> failed, warned;
         evaluate(before, touched,
                  [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
                      if (flow.code)
-                         problems_before[key_of(flow, snapshot)].push_back(who.outcome);
+                         (flow.verdict == conflict::Verdict::Fail ? failed
+                                                                  : warned)[key_of(flow, snapshot)]
+                             .push_back(who.outcome);
                  });
+        auto in = [&](const std::map<FlowKey, Outcomes>& map, const FlowKey& key,
+                      const resolution::ClientOutcome* o) {
+            auto it = map.find(key);
+            return it != map.end() &&
+                   std::find(it->second.begin(), it->second.end(), o) != it->second.end();
+        };
         evaluate(after, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
             if (!flow.code)
                 return;
-            auto it = problems_before.find(key_of(flow, snapshot));
+            const FlowKey key = key_of(flow, snapshot);
             const bool was =
-                it != problems_before.end() &&
-                std::find(it->second.begin(), it->second.end(), who.outcome) != it->second.end();
+                was_problem(flow, in(failed, key, who.outcome), in(warned, key, who.outcome));
             (was ? existing : introduced).add(flow, who);
         });
     } else {
-        std::map<FlowKey, std::vector<std::uint64_t>> problems_before;
+        using Keys = std::vector<std::uint64_t>;
+        std::map<FlowKey, Keys> failed, warned;
         evaluate(before, touched,
                  [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
                      if (!flow.code)
                          return;
                      auto keys = client_keys(before, who, changed);
-                     auto& slot = problems_before[key_of(flow, snapshot)];
-                     std::vector<std::uint64_t> merged;
+                     auto& slot =
+                         (flow.verdict == conflict::Verdict::Fail ? failed
+                                                                  : warned)[key_of(flow, snapshot)];
+                     Keys merged;
                      std::set_union(slot.begin(), slot.end(), keys.begin(), keys.end(),
                                     std::back_inserter(merged));
                      slot = std::move(merged);
                  });
+        static const Keys none;
+        auto at = [&](const std::map<FlowKey, Keys>& map, const FlowKey& key) -> const Keys& {
+            auto it = map.find(key);
+            return it == map.end() ? none : it->second;
+        };
         evaluate(after, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
             if (!flow.code)
                 return;
             const auto keys = client_keys(after, who, changed);
-            auto it = problems_before.find(key_of(flow, snapshot));
-            std::vector<std::uint64_t> fresh, old;
-            if (it == problems_before.end()) {
-                fresh = keys;
-            } else {
-                std::set_difference(keys.begin(), keys.end(), it->second.begin(), it->second.end(),
-                                    std::back_inserter(fresh));
-                std::set_intersection(keys.begin(), keys.end(), it->second.begin(),
-                                      it->second.end(), std::back_inserter(old));
+            const FlowKey key = key_of(flow, snapshot);
+            // Clients for whom this flow was already a problem of the kind that counts.
+            Keys before_keys = at(failed, key);
+            if (flow.verdict != conflict::Verdict::Fail) {
+                const Keys& w = at(warned, key);
+                Keys merged;
+                std::set_union(before_keys.begin(), before_keys.end(), w.begin(), w.end(),
+                               std::back_inserter(merged));
+                before_keys = std::move(merged);
             }
+            Keys fresh, old;
+            std::set_difference(keys.begin(), keys.end(), before_keys.begin(), before_keys.end(),
+                                std::back_inserter(fresh));
+            std::set_intersection(keys.begin(), keys.end(), before_keys.begin(), before_keys.end(),
+                                  std::back_inserter(old));
             introduced.add_for(flow, namespaces_of(fresh));
             existing.add_for(flow, namespaces_of(old));
         });
@@ -502,6 +529,13 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
         return d;
     }
     const Request& r = std::get<Request>(parsed);
+    // Every answer carries the caller's extra warnings (e.g. a stale snapshot), within the limits.
+    auto respond = [&](bool allowed, const std::string& message, int code,
+                       std::vector<std::string> list) {
+        for (const auto& w : settings.extra_warnings)
+            list.push_back(clamp_warning(w));
+        return response_document(r, allowed, message, code, list);
+    };
     d.uid = r.uid;
     d.kind = r.kind;
     d.namespace_name = r.namespace_name;
@@ -514,7 +548,7 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
     const Target target = target_of(r.kind);
     if (target == Target::Other ||
         (r.operation != "CREATE" && r.operation != "UPDATE" && r.operation != "DELETE")) {
-        d.body = response_document(r, true, {}, 200, settings.extra_warnings);
+        d.body = respond(true, {}, 200, {});
         return d;
     }
     // The namespace label overrides the default mode; cluster-scoped objects have none.
@@ -532,7 +566,7 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
         }
     }
     if (d.enforcement == Enforcement::Off) {
-        d.body = response_document(r, true, {}, 200, warnings);
+        d.body = respond(true, {}, 200, warnings);
         return d;
     }
 
@@ -548,7 +582,7 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
                            model::DecodeOutcome::Status::Error, {}, "request.object is missing"};
         if (outcome.status == model::DecodeOutcome::Status::Decoded &&
             !holds(target, *outcome.object)) {
-            d.body = response_document(r, true, {}, 200, settings.extra_warnings);
+            d.body = respond(true, {}, 200, {});
             return d; // request.kind and the object disagree: not one of ours after all
         }
         if (outcome.status != model::DecodeOutcome::Status::Decoded) {
@@ -557,10 +591,10 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
                 (outcome.error.empty() ? std::string("unsupported apiVersion") : outcome.error);
             if (d.enforcement == Enforcement::Enforce) {
                 d.allowed = false;
-                d.body = response_document(r, false, reason, 400, warnings);
+                d.body = respond(false, reason, 400, warnings);
             } else {
                 warnings.push_back(clamp_warning("[mtls-guard] " + reason));
-                d.body = response_document(r, true, {}, 200, warnings);
+                d.body = respond(true, {}, 200, warnings);
             }
             return d;
         }
@@ -647,8 +681,6 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
         warnings.insert(warnings.begin(), clamp_warning("[mtls-guard] allowed despite conflicts: " +
                                                         std::string(allow_conflict_annotation) +
                                                         "=\"" + reason + "\""));
-    for (const auto& w : settings.extra_warnings)
-        warnings.push_back(clamp_warning(w));
 
     if (deny) {
         d.allowed = false;
@@ -659,9 +691,9 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
             message += " (and " + std::to_string(errors.size() - 1) + " more, see warnings)";
         message += ". To apply it anyway, annotate the object with " +
                    std::string(allow_conflict_annotation) + ": \"<reason>\"";
-        d.body = response_document(r, false, message, 403, warnings);
+        d.body = respond(false, message, 403, warnings);
     } else {
-        d.body = response_document(r, true, {}, 200, warnings);
+        d.body = respond(true, {}, 200, warnings);
     }
     return d;
 }

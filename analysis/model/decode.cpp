@@ -70,22 +70,29 @@ std::optional<bool> optional_bool(const json& object, std::string_view key,
 }
 
 std::uint16_t port_number(const json& value, const std::string& path) {
+    std::string shown; // the number as written, for the message
+    bool in_range = false;
     std::int64_t n = 0;
     if (value.is_number_unsigned()) {
         const auto u = value.get<std::uint64_t>();
-        n = u > 70000 ? 70000 : static_cast<std::int64_t>(u);
+        in_range = u >= 1 && u <= 65535;
+        n = in_range ? static_cast<std::int64_t>(u) : 0;
+        shown = std::to_string(u);
     } else if (value.is_number_integer()) {
         n = value.get<std::int64_t>();
+        in_range = n >= 1 && n <= 65535;
+        shown = std::to_string(n);
     } else if (value.is_number_float()) {
         const double d = value.get<double>();
-        if (d != static_cast<double>(static_cast<std::int64_t>(d)) || d < 0 || d > 70000)
+        if (!(d >= 1 && d <= 65535) || d != static_cast<double>(static_cast<std::int64_t>(d)))
             throw Failure{path + ": port must be a whole number from 1 to 65535"};
         n = static_cast<std::int64_t>(d);
+        in_range = true;
     } else {
         throw Failure{path + ": expected a port number, got " + type_name(value)};
     }
-    if (n < 1 || n > 65535)
-        throw Failure{path + ": port " + std::to_string(n) + " is outside 1..65535"};
+    if (!in_range)
+        throw Failure{path + ": port " + shown + " is outside 1..65535"};
     return static_cast<std::uint16_t>(n);
 }
 
@@ -525,18 +532,15 @@ PodLike decode_template_owner(const json& object, const Meta& meta, std::string_
         pod.sidecar = true;
         return pod;
     }
-    // The injector's opt-in/opt-out, label first (the current way), then the legacy annotation.
-    for (const Labels* source : {&labels, &annotations}) {
-        if (const std::string* inject = source->find("sidecar.istio.io/inject")) {
-            if (*inject == "false")
-                pod.sidecar = false;
-            else if (*inject == "true")
-                pod.sidecar = true;
-            if (pod.sidecar)
-                return pod;
-        }
-    }
-    return pod; // the namespace decides
+    // Opting out works by label or annotation; opting in only by label, because only the label is
+    // seen by the injector webhook's objectSelector in a namespace that is not labelled itself.
+    const std::string* label = labels.find("sidecar.istio.io/inject");
+    const std::string* annotation = annotations.find("sidecar.istio.io/inject");
+    if ((label && *label == "false") || (annotation && *annotation == "false"))
+        pod.sidecar = false;
+    else if (label && *label == "true")
+        pod.sidecar = true;
+    return pod; // otherwise the namespace decides
 }
 
 Service decode_service(const json& object, const Meta& meta) {
@@ -644,8 +648,8 @@ std::optional<MeshConfig> decode_istio_config_map(const json& object, const Meta
     if (mesh->is_string()) {
         // server/ turns the YAML into JSON before it reaches the engine; JSON text is YAML too.
         const json parsed = json::parse(mesh->get_ref<const std::string&>(), nullptr, false);
-        if (parsed.is_discarded())
-            throw Failure{"data.mesh: not parsed (YAML must be converted to JSON by the caller)"};
+        if (parsed.is_discarded() || !(parsed.is_object() || parsed.is_null()))
+            throw Failure{"data.mesh: expected a map (the mesh config YAML)"};
         if (parsed.is_null())
             return MeshConfig{};
         return decode_mesh(parsed, "data.mesh");
@@ -776,8 +780,10 @@ DecodeOutcome decode_object(const json& object, std::string_view default_namespa
         case Kind::PodTemplateOwner:
             return decoded(decode_template_owner(object, meta, kind));
         case Kind::ConfigMap:
-            if (auto mesh = decode_istio_config_map(object, meta))
+            if (auto mesh = decode_istio_config_map(object, meta)) {
+                mesh->source_namespace = meta.namespace_name;
                 return decoded(std::move(*mesh));
+            }
             return {};
         case Kind::Unknown:
             break;

@@ -127,6 +127,7 @@ struct MeshConfig {
     std::optional<bool> enable_auto_mtls;
     std::optional<std::vector<std::string>> default_destination_rule_export_to;
     std::optional<std::string> trust_domain;
+    std::string source_namespace; // of the `istio` ConfigMap it came from; empty for --mesh-config
 };
 
 using DecodedObject = std::variant<PeerAuthentication, DestinationRule, AlphaPolicy, Service,

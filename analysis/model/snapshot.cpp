@@ -266,8 +266,11 @@ void SnapshotBuilder::add(DecodedObject object) {
                 pods_.push_back(std::move(o));
             else if constexpr (std::is_same_v<T, Namespace>)
                 namespaces_.push_back(std::move(o));
-            else if constexpr (std::is_same_v<T, MeshConfig>)
-                mesh_from_config_map_ = std::move(o);
+            else if constexpr (std::is_same_v<T, MeshConfig>) {
+                // Only the ConfigMap of the Istio namespace is the mesh config.
+                if (o.source_namespace == settings_.istio_namespace)
+                    mesh_from_config_map_ = std::move(o);
+            }
         },
         std::move(object));
 }

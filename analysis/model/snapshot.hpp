@@ -23,7 +23,8 @@ using ServiceId = std::uint32_t;
 struct Settings {
     IstioVersion version = IstioVersion::Current;
     std::string cluster_domain = "cluster.local";
-    std::optional<MeshConfig> mesh_override; // --mesh-config: beats an `istio` ConfigMap
+    std::string istio_namespace = "istio-system"; // where the `istio` ConfigMap is read from
+    std::optional<MeshConfig> mesh_override;      // --mesh-config: beats an `istio` ConfigMap
 };
 
 // meshConfig after defaults, version and overrides are applied.

@@ -24,7 +24,8 @@ void write_findings_json(std::ostream& out, const std::vector<conflict::Finding>
         (f.severity == conflict::Severity::Error     ? errors
          : f.severity == conflict::Severity::Warning ? warnings
                                                      : infos)++;
-        std::string text = report::to_json(f).dump(2);
+        std::string text =
+            report::to_json(f).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
         std::string indented = "    ";
         for (char c : text) {
             indented += c;
@@ -88,7 +89,9 @@ int run_matrix(const MatrixOptions& options) {
         return 2;
     }
     if (options.output == Output::Json)
-        std::cout << matrix_json(result.rows).dump(2) << "\n";
+        std::cout << matrix_json(result.rows)
+                         .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << "\n";
     else
         std::cout << matrix_text(result.rows);
     return 0;

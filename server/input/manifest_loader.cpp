@@ -9,6 +9,10 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
+#include <sstream>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 namespace mtlsguard::input {
@@ -17,87 +21,220 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Converter {
-    const std::string& file;
-    std::size_t index;
-    const LoadLimits& limits;
-    std::size_t nodes = 0;
-
-    [[noreturn]] void fail(const std::string& reason) const {
-        throw LoadError{file, index, true, reason};
+// YAML 1.2 core-schema resolution of a plain scalar: null, booleans, integers, floats, else text.
+json plain_scalar(const std::string& text) {
+    if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL")
+        return nullptr;
+    if (text == "true" || text == "True" || text == "TRUE")
+        return true;
+    if (text == "false" || text == "False" || text == "FALSE")
+        return false;
+    const char* begin = text.c_str();
+    char* end = nullptr;
+    const bool sign = text[0] == '-' || text[0] == '+';
+    const std::string digits = text.substr(sign ? 1 : 0);
+    if (!digits.empty() &&
+        std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        errno = 0;
+        const long long v = std::strtoll(begin, &end, 10);
+        if (errno == 0 && *end == '\0')
+            return v;
+        return text; // out of range: keep the text rather than guess
     }
-
-    json scalar(const YAML::Node& node) const {
-        const std::string& text = node.Scalar();
-        // Quoted or explicitly tagged strings stay strings; plain scalars follow the core schema.
-        if (node.Tag() != "?")
-            return text;
-        if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL")
-            return nullptr;
-        if (text == "true" || text == "True" || text == "TRUE")
-            return true;
-        if (text == "false" || text == "False" || text == "FALSE")
-            return false;
-        const char* begin = text.c_str();
-        char* end = nullptr;
-        const bool sign = text[0] == '-' || text[0] == '+';
-        const std::string digits = text.substr(sign ? 1 : 0);
-        if (!digits.empty() && std::all_of(digits.begin(), digits.end(),
-                                           [](char c) { return c >= '0' && c <= '9'; })) {
-            errno = 0;
-            const long long v = std::strtoll(begin, &end, 10);
-            if (errno == 0 && *end == '\0')
-                return v;
-            return text; // out of range: keep the text rather than guess
-        }
-        if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'o')) {
-            errno = 0;
-            const long long v = std::strtoll(digits.c_str() + 2, &end, digits[1] == 'x' ? 16 : 8);
-            if (errno == 0 && *end == '\0' && end != digits.c_str() + 2)
-                return text[0] == '-' ? -v : v;
-            return text;
-        }
-        const bool floaty = text.find_first_of("0123456789") != std::string::npos &&
-                            text.find_first_not_of("0123456789+-.eE") == std::string::npos;
-        if (floaty) {
-            errno = 0;
-            const double v = std::strtod(begin, &end);
-            if (errno == 0 && *end == '\0' && std::isfinite(v))
-                return v;
-        }
+    if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'o')) {
+        errno = 0;
+        const long long v = std::strtoll(digits.c_str() + 2, &end, digits[1] == 'x' ? 16 : 8);
+        if (errno == 0 && *end == '\0' && end != digits.c_str() + 2)
+            return text[0] == '-' ? -v : v;
         return text;
     }
-
-    json convert(const YAML::Node& node, std::size_t depth) {
-        if (++nodes > limits.max_nodes_per_document)
-            fail("document is too large (more than " +
-                 std::to_string(limits.max_nodes_per_document) + " values, counting YAML aliases)");
-        if (depth > limits.max_depth)
-            fail("document is nested deeper than " + std::to_string(limits.max_depth) + " levels");
-        switch (node.Type()) {
-        case YAML::NodeType::Null:
-        case YAML::NodeType::Undefined:
-            return nullptr;
-        case YAML::NodeType::Scalar:
-            return scalar(node);
-        case YAML::NodeType::Sequence: {
-            json out = json::array();
-            for (const auto& item : node)
-                out.push_back(convert(item, depth + 1));
-            return out;
-        }
-        case YAML::NodeType::Map: {
-            json out = json::object();
-            for (const auto& entry : node) {
-                if (!entry.first.IsScalar())
-                    fail("a map key is not a scalar");
-                out[entry.first.Scalar()] = convert(entry.second, depth + 1);
-            }
-            return out;
-        }
-        }
-        return nullptr;
+    const bool floaty = text.find_first_of("0123456789") != std::string::npos &&
+                        text.find_first_not_of("0123456789+-.eE") == std::string::npos;
+    if (floaty) {
+        errno = 0;
+        const double v = std::strtod(begin, &end);
+        if (errno == 0 && *end == '\0' && std::isfinite(v))
+            return v;
     }
+    return text;
+}
+
+bool valid_utf8(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        std::size_t n = c < 0x80           ? 0
+                        : (c >> 5) == 0x6  ? 1
+                        : (c >> 4) == 0xE  ? 2
+                        : (c >> 3) == 0x1E ? 3
+                                           : 4;
+        if (n == 4 || i + n >= s.size() + (n == 0 ? 1 : 0))
+            return n == 0;
+        for (std::size_t k = 1; k <= n; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2)
+                return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+// A document refused for what it is (too deep, too big, duplicate key...), not for its syntax.
+struct YamlRefused {
+    YAML::Mark mark;
+    std::string reason;
+    bool syntax = false; // a YAML syntax error yaml-cpp lets through
+};
+
+// Builds JSON straight from yaml-cpp's parser events: no YAML::Node tree, and limits on depth,
+// size and alias expansion are enforced as the document is read. Keys must be unique scalars.
+class YamlToJson : public YAML::EventHandler {
+  public:
+    YamlToJson(std::string_view text, const LoadLimits& limits) : text_(text), limits_(limits) {}
+
+    json result;
+    bool got_document = false;
+    std::size_t events = 0;
+
+    void OnDocumentStart(const YAML::Mark&) override { ++events; }
+    void OnDocumentEnd() override {
+        ++events;
+        got_document = true;
+    }
+    void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+        put(mark, json(nullptr), anchor, 1);
+    }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+        if (std::any_of(stack_.begin(), stack_.end(),
+                        [&](const Frame& f) { return f.anchor == anchor; }))
+            fail(mark, "a YAML alias refers to a value that contains it (recursive anchor)");
+        auto it = anchors_.find(anchor);
+        if (it == anchors_.end())
+            fail(mark, "unknown YAML alias");
+        alias_nodes_ += it->second.second;
+        if (alias_nodes_ > limits_.max_alias_nodes)
+            fail(mark, "YAML aliases expand to more than " +
+                           std::to_string(limits_.max_alias_nodes) + " values");
+        put(mark, it->second.first, 0, it->second.second);
+    }
+    void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                  const std::string& value) override {
+        if (!valid_utf8(value))
+            fail(mark, "a string is not valid UTF-8");
+        if (tag != "?")
+            check_quotes_closed(mark);
+        // Quoted or explicitly tagged scalars stay strings; plain ones follow the core schema.
+        put(mark, tag == "?" ? plain_scalar(value) : json(value), anchor, 1);
+    }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                         YAML::EmitterStyle::value) override {
+        open(mark, json::array(), anchor);
+    }
+    void OnSequenceEnd() override { close(); }
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                    YAML::EmitterStyle::value) override {
+        open(mark, json::object(), anchor);
+    }
+    void OnMapEnd() override { close(); }
+
+  private:
+    struct Frame {
+        json value;
+        YAML::anchor_t anchor = 0;
+        std::size_t nodes_at_start = 0;
+        bool is_map = false;
+        std::optional<std::string> key; // a map's pending key
+        YAML::Mark mark;
+    };
+
+    [[noreturn]] static void fail(const YAML::Mark& mark, const std::string& reason) {
+        throw YamlRefused{mark, reason};
+    }
+
+    // yaml-cpp accepts a quoted scalar that runs to the end of the input; YAML does not.
+    void check_quotes_closed(const YAML::Mark& mark) const {
+        if (mark.pos < 0 || static_cast<std::size_t>(mark.pos) >= text_.size())
+            return;
+        const char quote = text_[static_cast<std::size_t>(mark.pos)];
+        if (quote != '"' && quote != '\'')
+            return;
+        for (std::size_t i = static_cast<std::size_t>(mark.pos) + 1; i < text_.size(); ++i) {
+            if (quote == '"' && text_[i] == '\\') {
+                ++i;
+            } else if (text_[i] == quote) {
+                if (quote == '\'' && i + 1 < text_.size() && text_[i + 1] == '\'')
+                    ++i; // '' is an escaped quote
+                else
+                    return;
+            }
+        }
+        throw YamlRefused{mark, "unterminated quoted string", true};
+    }
+
+    void count(const YAML::Mark& mark, std::size_t n) {
+        ++events;
+        nodes_ += n;
+        if (nodes_ > limits_.max_nodes_per_document)
+            fail(mark, "document is too large (more than " +
+                           std::to_string(limits_.max_nodes_per_document) + " values)");
+    }
+
+    void open(const YAML::Mark& mark, json container, YAML::anchor_t anchor) {
+        count(mark, 1);
+        if (stack_.size() + 1 > limits_.max_depth)
+            fail(mark,
+                 "document is nested deeper than " + std::to_string(limits_.max_depth) + " levels");
+        if (!stack_.empty() && stack_.back().is_map && !stack_.back().key)
+            fail(mark, "a map key is not a scalar");
+        const bool is_map = container.is_object();
+        stack_.push_back(Frame{std::move(container), anchor, nodes_, is_map, std::nullopt, mark});
+    }
+
+    void close() {
+        Frame frame = std::move(stack_.back());
+        stack_.pop_back();
+        if (frame.is_map && frame.key)
+            fail(frame.mark, "a map key has no value");
+        attach(frame.mark, std::move(frame.value), frame.anchor, nodes_ - frame.nodes_at_start + 1);
+    }
+
+    void put(const YAML::Mark& mark, json value, YAML::anchor_t anchor, std::size_t nodes) {
+        count(mark, nodes);
+        attach(mark, std::move(value), anchor, nodes);
+    }
+
+    void attach(const YAML::Mark& mark, json value, YAML::anchor_t anchor, std::size_t nodes) {
+        if (anchor != 0)
+            anchors_[anchor] = {value, nodes};
+        if (stack_.empty()) {
+            result = std::move(value);
+            return;
+        }
+        Frame& parent = stack_.back();
+        if (!parent.is_map) {
+            parent.value.push_back(std::move(value));
+            return;
+        }
+        if (!parent.key) {
+            if (value.is_structured())
+                fail(mark, "a map key is not a scalar");
+            std::string key = value.is_string() ? value.get<std::string>()
+                              : value.is_null() ? ""
+                                                : value.dump();
+            if (parent.value.contains(key))
+                fail(mark, "duplicate key \"" + key + "\"");
+            parent.key = std::move(key);
+            return;
+        }
+        parent.value[*parent.key] = std::move(value);
+        parent.key.reset();
+    }
+
+    std::string_view text_;
+    const LoadLimits& limits_;
+    std::vector<Frame> stack_;
+    std::map<YAML::anchor_t, std::pair<json, std::size_t>> anchors_;
+    std::size_t nodes_ = 0;
+    std::size_t alias_nodes_ = 0;
 };
 
 bool manifest_extension(const fs::path& path) {
@@ -111,13 +248,16 @@ bool looks_like_json(const std::string& text) {
 }
 
 // The mesh config inside the istio ConfigMap is YAML in a string; the engine reads JSON.
+// `any_name`: convert whatever the ConfigMap is called (an explicit --mesh-config, e.g.
+// istio-canary).
 void convert_mesh_config(json& object, const std::string& file, std::size_t index,
-                         const LoadLimits& limits) {
+                         const LoadLimits& limits, bool any_name = false) {
     if (!object.is_object() || object.value("kind", "") != "ConfigMap" ||
         object.value("apiVersion", "") != "v1")
         return;
     auto meta = object.find("metadata");
-    if (meta == object.end() || !meta->is_object() || meta->value("name", "") != "istio")
+    if (meta == object.end() || !meta->is_object() ||
+        (!any_name && meta->value("name", "") != "istio"))
         return;
     auto data = object.find("data");
     if (data == object.end() || !data->is_object())
@@ -154,7 +294,9 @@ void deliver(json object, const std::string& file, std::size_t index,
     }
     if (!object.is_object())
         throw LoadError{file, index, true,
-                        std::string("the document is not an object but a ") + object.type_name(),
+                        std::string("the document is not an object but ") +
+                            (object.is_array() ? std::string("an array")
+                                               : std::string("a ") + object.type_name()),
                         item};
     convert_mesh_config(object, file, index, limits);
     sink(Document{file, index, item, std::move(object)});
@@ -362,22 +504,37 @@ std::vector<YamlChunk> split_yaml(const std::string& text) {
 
 json yaml_chunk_to_json(const YamlChunk& chunk, const std::string& file, std::size_t index,
                         const LoadLimits& limits) {
-    std::vector<YAML::Node> nodes;
+    auto where = [&](const YAML::Mark& mark) {
+        return "line " +
+               std::to_string(chunk.first_line + static_cast<std::size_t>(std::max(mark.line, 0)) +
+                              1) +
+               ", column " + std::to_string(mark.column + 1);
+    };
+    const std::string text(chunk.text);
+    std::istringstream stream(text);
+    YamlToJson builder(text, limits);
     try {
-        nodes = YAML::LoadAll(std::string(chunk.text));
+        YAML::Parser parser(stream);
+        if (!parser.HandleNextDocument(builder))
+            return nullptr;
+        // One document per chunk. yaml-cpp 0.7 can report "more" forever without consuming
+        // anything (a stray ',' for example), so ask once and treat anything as an error.
+        YamlToJson rest(text, limits);
+        if (parser.HandleNextDocument(rest))
+            throw LoadError{
+                file, index, true,
+                "invalid YAML: unexpected content after the document (a stray ',', ']' or '}'?)"};
+    } catch (const YamlRefused& e) {
+        if (e.syntax)
+            throw LoadError{file, index, true,
+                            "invalid YAML at " + where(e.mark) + ": " + e.reason};
+        throw LoadError{file, index, true, e.reason + " (" + where(e.mark) + ")"};
+    } catch (const YAML::DeepRecursion& e) {
+        throw LoadError{file, index, true, "document is nested too deeply at " + where(e.mark)};
     } catch (const YAML::Exception& e) {
-        throw LoadError{file, index, true,
-                        "invalid YAML at line " +
-                            std::to_string(chunk.first_line +
-                                           static_cast<std::size_t>(std::max(e.mark.line, 0)) + 1) +
-                            ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg};
+        throw LoadError{file, index, true, "invalid YAML at " + where(e.mark) + ": " + e.msg};
     }
-    if (nodes.empty())
-        return nullptr;
-    if (nodes.size() > 1)
-        throw LoadError{file, index, true, "unexpected document marker inside a document"};
-    Converter converter{file, index, limits};
-    return converter.convert(nodes.front(), 1);
+    return std::move(builder.result);
 }
 
 void stream_text(const std::string& text, const std::string& file, const LoadLimits& limits,
@@ -543,7 +700,7 @@ json load_mesh_config(const std::string& path, const LoadLimits& limits) {
         if (!doc.is_object())
             throw LoadError{file, i, true, "mesh config must be a map"};
         if (doc.value("kind", "") == "ConfigMap") {
-            convert_mesh_config(doc, file, i, limits);
+            convert_mesh_config(doc, file, i, limits, true);
             const json* data = doc.contains("data") ? &doc["data"] : nullptr;
             if (!data || !data->is_object() || !data->contains("mesh"))
                 throw LoadError{file, i, true, "ConfigMap has no data.mesh"};

@@ -33,7 +33,8 @@ struct LoadError {
 struct LoadLimits {
     std::size_t max_file_bytes = std::size_t{512} << 20;
     std::size_t max_depth = 128;
-    std::size_t max_nodes_per_document = std::size_t{8} << 20; // also bounds YAML alias expansion
+    std::size_t max_nodes_per_document = std::size_t{8} << 20;
+    std::size_t max_alias_nodes = 100000; // values YAML aliases may expand to: stops alias bombs
 };
 
 // Converts YAML text (possibly several documents) to JSON values, YAML 1.2 core schema scalars.
