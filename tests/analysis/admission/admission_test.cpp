@@ -1,0 +1,538 @@
+// Tests admission/admission: AdmissionReview decisions, modes, annotation, limits (spec §9).
+#include "analysis/admission/admission.hpp"
+#include "tests/analysis/support/builders.hpp"
+
+using namespace mtlsguard;
+using namespace mtlsguard::test;
+using admission::AdmissionSettings;
+using admission::Enforcement;
+
+namespace {
+
+// front/ui is a sidecar client, legacy/batch a client without a sidecar, shop/web a sidecar
+// server behind Service web (80 -> 8080).
+std::vector<json> cluster(const std::vector<json>& more = {}) {
+    std::vector<json> objects{
+        kube_namespace("front"),
+        kube_namespace("shop"),
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        deployment("legacy", "batch").labels({{"app", "batch"}}),
+        deployment("shop", "web").labels({{"app", "web"}}).with_sidecar().container_port(8080),
+        service("shop", "web").selecting({{"app", "web"}}).port(80, 8080, "http"),
+    };
+    objects.insert(objects.end(), more.begin(), more.end());
+    return objects;
+}
+
+const std::string web = "web.shop.svc.cluster.local";
+
+// An AdmissionReview for one object, as the API server sends it.
+struct Review {
+    std::string operation = "CREATE";
+    json object;
+    json old_object;
+    std::string api_version = "admission.k8s.io/v1";
+    std::string uid = "e911857d-c318-11e8-bbad-025000000001";
+    bool dry_run = false;
+
+    json build() const {
+        const json& source = object.is_null() ? old_object : object;
+        const std::string api = source.value("apiVersion", "");
+        const auto slash = api.find('/');
+        json request = {
+            {"uid", uid},
+            {"kind",
+             {{"group", slash == std::string::npos ? "" : api.substr(0, slash)},
+              {"version", slash == std::string::npos ? api : api.substr(slash + 1)},
+              {"kind", source.value("kind", "")}}},
+            {"name", source["metadata"].value("name", "")},
+            {"operation", operation},
+            {"userInfo", {{"username", "alice"}}},
+            {"object", object},
+            {"oldObject", old_object},
+            {"dryRun", dry_run},
+        };
+        if (source["metadata"].contains("namespace"))
+            request["namespace"] = source["metadata"]["namespace"];
+        return {{"apiVersion", api_version}, {"kind", "AdmissionReview"}, {"request", request}};
+    }
+};
+
+Review create(const json& object) {
+    return Review{"CREATE", object, nullptr};
+}
+Review update(const json& object, const json& old_object = nullptr) {
+    return Review{"UPDATE", object, old_object};
+}
+Review remove(const json& old_object) {
+    return Review{"DELETE", nullptr, old_object};
+}
+
+AdmissionSettings mode(Enforcement enforcement) {
+    AdmissionSettings settings;
+    settings.default_mode = enforcement;
+    return settings;
+}
+
+admission::AdmissionDecision decide(const std::vector<json>& snapshot_objects, const Review& review,
+                                    const AdmissionSettings& settings = {},
+                                    model::Settings snapshot_settings = {}) {
+    const auto snapshot = snapshot_of(snapshot_objects, std::move(snapshot_settings));
+    return admission::decide(*snapshot, review.build(), settings);
+}
+
+std::vector<std::string> warnings_of(const admission::AdmissionDecision& d) {
+    std::vector<std::string> out;
+    const auto& response = d.body.at("response");
+    if (response.contains("warnings"))
+        for (const auto& w : response.at("warnings"))
+            out.push_back(w.get<std::string>());
+    return out;
+}
+
+bool any_contains(const std::vector<std::string>& lines, const std::string& part) {
+    return std::any_of(lines.begin(), lines.end(),
+                       [&](const std::string& l) { return l.find(part) != std::string::npos; });
+}
+
+bool allowed(const admission::AdmissionDecision& d) {
+    return d.body.at("response").at("allowed").get<bool>();
+}
+
+// Every warning fits the API server's limits (interfaces.md).
+void check_warning_limits(const std::vector<std::string>& warnings) {
+    std::size_t total = 0;
+    for (const auto& w : warnings) {
+        INFO(w);
+        CHECK(w.size() <= admission::max_warning_length);
+        CHECK(std::none_of(w.begin(), w.end(), [](char c) {
+            const auto u = static_cast<unsigned char>(c);
+            return u < 0x20 || u == 0x7f;
+        }));
+        total += w.size();
+    }
+    CHECK(total <= admission::max_warnings_total);
+}
+
+bool valid_utf8(const std::string& s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        std::size_t n = c < 0x80           ? 1
+                        : (c >> 5) == 0x6  ? 2
+                        : (c >> 4) == 0xe  ? 3
+                        : (c >> 3) == 0x1e ? 4
+                                           : 0;
+        if (n == 0 || i + n > s.size())
+            return false;
+        for (std::size_t k = 1; k < n; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80)
+                return false;
+        i += n;
+    }
+    return true;
+}
+
+const json strict_shop = peer_authentication("shop", "default").strict().created(day(1));
+const json front_plaintext =
+    destination_rule("front", "no-tls", web).tls("DISABLE").created(day(2));
+
+} // namespace
+
+TEST_CASE("A change that breaks nothing is allowed without warnings", "[admission]") {
+    const auto d = decide(cluster(), create(peer_authentication("shop", "default").permissive()));
+    CHECK(d.http_status == 200);
+    CHECK(allowed(d));
+    CHECK(d.allowed);
+    CHECK(d.codes.empty());
+    CHECK(warnings_of(d).empty());
+    CHECK_FALSE(d.body.at("response").contains("status"));
+    CHECK(d.body.at("apiVersion") == "admission.k8s.io/v1");
+    CHECK(d.body.at("kind") == "AdmissionReview");
+    CHECK(d.kind == "PeerAuthentication");
+    CHECK(d.namespace_name == "shop");
+    CHECK(d.name == "default");
+    CHECK(d.operation == "CREATE");
+}
+
+TEST_CASE("The response copies the request uid", "[admission]") {
+    Review review = create(peer_authentication("shop", "default").permissive());
+    review.uid = "0df28fbd-5f5f-4a3b-8f4e-1f2d3c4b5a69";
+    const auto d = decide(cluster(), review);
+    CHECK(d.body.at("response").at("uid") == "0df28fbd-5f5f-4a3b-8f4e-1f2d3c4b5a69");
+    CHECK(d.uid == "0df28fbd-5f5f-4a3b-8f4e-1f2d3c4b5a69");
+}
+
+TEST_CASE("A v1beta1 AdmissionReview is answered in kind", "[admission]") {
+    Review review = create(front_plaintext);
+    review.api_version = "admission.k8s.io/v1beta1";
+    const auto d = decide(cluster({strict_shop}), review);
+    CHECK(d.http_status == 200);
+    CHECK(d.body.at("apiVersion") == "admission.k8s.io/v1beta1");
+    CHECK(d.body.at("kind") == "AdmissionReview");
+    CHECK(d.body.at("response").at("uid") == review.uid);
+    CHECK_FALSE(allowed(d)); // the same verdict as v1
+}
+
+TEST_CASE("Enforce mode denies a change that introduces a failing flow", "[admission][enforce]") {
+    const auto d = decide(cluster({strict_shop}), create(front_plaintext));
+    CHECK(d.http_status == 200);
+    CHECK_FALSE(allowed(d));
+    CHECK_FALSE(d.allowed);
+    CHECK(d.enforcement == Enforcement::Enforce);
+    const auto& status = d.body.at("response").at("status");
+    CHECK(status.at("code") == 403);
+    const std::string message = status.at("message");
+    CHECK_THAT(message, Catch::Contains("[MTG101]"));
+    CHECK_THAT(message, Catch::Contains(std::string(admission::allow_conflict_annotation)));
+    CHECK(message.find('\n') == std::string::npos);
+    CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG101") != d.codes.end());
+    CHECK(any_contains(warnings_of(d), "[MTG101] DestinationRule no-tls.front"));
+}
+
+TEST_CASE("Warn mode allows the same change with warnings", "[admission][warn]") {
+    const auto d = decide(cluster({strict_shop}), create(front_plaintext), mode(Enforcement::Warn));
+    CHECK(allowed(d));
+    CHECK(d.enforcement == Enforcement::Warn);
+    CHECK_FALSE(d.body.at("response").contains("status"));
+    CHECK(any_contains(warnings_of(d), "[MTG101]"));
+    CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG101") != d.codes.end());
+}
+
+TEST_CASE("New warnings never deny: a STRICT policy with non-mesh clients is allowed",
+          "[admission][enforce]") {
+    const auto d = decide(cluster(), create(strict_shop));
+    CHECK(allowed(d));
+    CHECK(d.codes == std::vector<std::string>{"MTG203"});
+    CHECK(any_contains(warnings_of(d), "[MTG203] PeerAuthentication default.shop"));
+    CHECK(any_contains(warnings_of(d), "legacy"));
+}
+
+TEST_CASE("The namespace label mtls-guard.io/mode overrides the default mode",
+          "[admission][mode-label]") {
+    auto [label, default_mode, expect_allowed, expect_warnings, enforcement] =
+        GENERATE(table<std::string, Enforcement, bool, bool, Enforcement>({
+            {"warn", Enforcement::Enforce, true, true, Enforcement::Warn},
+            {"off", Enforcement::Enforce, true, false, Enforcement::Off},
+            {"enforce", Enforcement::Warn, false, true, Enforcement::Enforce},
+            {"", Enforcement::Warn, true, true, Enforcement::Warn},
+            {"", Enforcement::Off, true, false, Enforcement::Off},
+        }));
+    auto objects = cluster({strict_shop});
+    auto front = kube_namespace("front");
+    if (!label.empty())
+        front.label(std::string(admission::mode_label), label);
+    objects.push_back(front);
+    INFO("label " << label << ", default " << admission::to_string(default_mode));
+    const auto d = decide(objects, create(front_plaintext), mode(default_mode));
+    CHECK(allowed(d) == expect_allowed);
+    CHECK(d.enforcement == enforcement);
+    CHECK(any_contains(warnings_of(d), "[MTG101]") == expect_warnings);
+    if (enforcement == Enforcement::Off)
+        CHECK(d.codes.empty());
+}
+
+TEST_CASE("Only the label on the object's own namespace counts", "[admission][mode-label]") {
+    // The DestinationRule lives in front; a label on shop (the service's namespace) changes
+    // nothing.
+    const auto d =
+        decide(cluster({strict_shop,
+                        kube_namespace("shop").label(std::string(admission::mode_label), "off")}),
+               create(front_plaintext));
+    CHECK_FALSE(allowed(d));
+}
+
+TEST_CASE("An unknown mode label value keeps the default and says so", "[admission][mode-label]") {
+    const auto d = decide(cluster({strict_shop, kube_namespace("front").label(
+                                                    std::string(admission::mode_label), "audit")}),
+                          create(front_plaintext));
+    CHECK_FALSE(allowed(d));
+    CHECK(any_contains(warnings_of(d), "audit"));
+}
+
+TEST_CASE("The allow-conflict annotation turns a denial into warnings and records the reason",
+          "[admission][allow-conflict]") {
+    json rule = front_plaintext;
+    rule["metadata"]["annotations"][std::string(admission::allow_conflict_annotation)] =
+        "migration window, ticket OPS-42";
+    const auto d = decide(cluster({strict_shop}), create(rule));
+    CHECK(allowed(d));
+    CHECK(d.allow_conflict_reason == "migration window, ticket OPS-42");
+    const auto warnings = warnings_of(d);
+    REQUIRE_FALSE(warnings.empty());
+    CHECK_THAT(warnings.front(), Catch::Contains("migration window, ticket OPS-42"));
+    CHECK(any_contains(warnings, "[MTG101]"));
+    CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG101") != d.codes.end());
+}
+
+TEST_CASE("Flows that were already failing are warnings, never a denial", "[admission][existing]") {
+    // The snapshot already has the failure; the change touches the same flows without fixing it.
+    json relabelled = strict_shop;
+    relabelled["metadata"]["labels"]["team"] = "shop";
+    const auto d = decide(cluster({strict_shop, front_plaintext}), update(relabelled, strict_shop));
+    CHECK(allowed(d));
+    CHECK(any_contains(warnings_of(d), "already failing"));
+    CHECK(any_contains(warnings_of(d), "[MTG101]"));
+    CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG101") != d.codes.end());
+}
+
+TEST_CASE("A change that only removes failures is allowed", "[admission][existing]") {
+    SECTION("deleting the DestinationRule that sends plaintext") {
+        const auto d = decide(cluster({strict_shop, front_plaintext}), remove(front_plaintext));
+        CHECK(allowed(d));
+        CHECK_FALSE(any_contains(warnings_of(d), "MTG101"));
+        // What remains is the deliberate lock-down of legacy's plaintext, already there before.
+        CHECK(d.codes == std::vector<std::string>{"MTG203"});
+        CHECK(any_contains(warnings_of(d), "already failing before this change: [MTG203]"));
+    }
+    SECTION("fixing its tls mode") {
+        json fixed = front_plaintext;
+        fixed["spec"]["trafficPolicy"]["tls"]["mode"] = "ISTIO_MUTUAL";
+        const auto d =
+            decide(cluster({strict_shop, front_plaintext}), update(fixed, front_plaintext));
+        CHECK(allowed(d));
+        CHECK(d.codes == std::vector<std::string>{"MTG203"});
+    }
+    SECTION("relaxing the server") {
+        json permissive = strict_shop;
+        permissive["spec"]["mtls"]["mode"] = "PERMISSIVE";
+        const auto d =
+            decide(cluster({strict_shop, front_plaintext}), update(permissive, strict_shop));
+        CHECK(allowed(d));
+        CHECK_FALSE(any_contains(warnings_of(d), "MTG101"));
+    }
+}
+
+TEST_CASE("Fixing one failure is not blocked by another that remains", "[admission][existing]") {
+    const json billing_plaintext =
+        destination_rule("billing", "billing-no-tls", web).tls("DISABLE").created(day(2));
+    json fixed = front_plaintext;
+    fixed["spec"]["trafficPolicy"]["tls"]["mode"] = "ISTIO_MUTUAL";
+    const auto d =
+        decide(cluster({deployment("billing", "pay").labels({{"app", "pay"}}).with_sidecar(),
+                        strict_shop, front_plaintext, billing_plaintext}),
+               update(fixed, front_plaintext));
+    CHECK(allowed(d));
+    CHECK(any_contains(warnings_of(d), "already failing"));
+    CHECK(any_contains(warnings_of(d), "billing"));
+}
+
+TEST_CASE("A flow that only had a warning before and fails after is introduced by the change",
+          "[admission][introduced]") {
+    // front originates SIMPLE TLS: towards PERMISSIVE that DEPENDS (MTG202, a warning); towards
+    // STRICT it FAILS (MTG104, an error). §9: a FAIL flow that exists after but not before.
+    const json simple_tls = destination_rule("front", "simple", web).tls("SIMPLE").created(day(2));
+    const auto d = decide(cluster({simple_tls}), create(strict_shop));
+    CHECK_FALSE(allowed(d));
+    CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG104") != d.codes.end());
+    CHECK_FALSE(any_contains(warnings_of(d), "already failing before this change: [MTG104]"));
+}
+
+TEST_CASE("UPDATE is compared with the object it replaces", "[admission][update]") {
+    const json permissive = peer_authentication("shop", "default").permissive().created(day(1));
+    SECTION("with oldObject") {
+        const auto d =
+            decide(cluster({permissive, front_plaintext}), update(strict_shop, permissive));
+        CHECK_FALSE(allowed(d));
+        CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG101") != d.codes.end());
+    }
+    SECTION("without oldObject, against the snapshot's copy, which it replaces") {
+        const auto d = decide(cluster({permissive, front_plaintext}), update(strict_shop));
+        CHECK_FALSE(allowed(d));
+    }
+    SECTION("a DestinationRule replaced under the same name") {
+        const json mtls =
+            destination_rule("front", "no-tls", web).tls("ISTIO_MUTUAL").created(day(2));
+        const auto d = decide(cluster({strict_shop, mtls}), update(front_plaintext));
+        CHECK_FALSE(allowed(d));
+    }
+}
+
+TEST_CASE("DELETE can introduce a failure and is then denied", "[admission][delete]") {
+    // The mesh is STRICT; shop's PERMISSIVE exception keeps front's plaintext working.
+    const json mesh_strict =
+        peer_authentication("istio-system", "default").strict().created(day(1));
+    json exception = peer_authentication("shop", "default").permissive().created(day(1));
+    const auto objects = cluster({mesh_strict, exception, front_plaintext});
+    SECTION("denied in enforce mode") {
+        const auto d = decide(objects, remove(exception));
+        CHECK_FALSE(allowed(d));
+        CHECK(d.operation == "DELETE");
+        CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG101") != d.codes.end());
+    }
+    SECTION("the annotation on the deleted object allows it") {
+        exception["metadata"]["annotations"][std::string(admission::allow_conflict_annotation)] =
+            "decommissioning";
+        auto with_annotation = cluster({mesh_strict, exception, front_plaintext});
+        const auto d = decide(with_annotation, remove(exception));
+        CHECK(allowed(d));
+        CHECK(d.allow_conflict_reason == "decommissioning");
+    }
+}
+
+TEST_CASE("A DestinationRule in a namespace without workloads makes it a client, whose flows count",
+          "[admission][clients]") {
+    const auto d = decide(cluster({strict_shop}),
+                          create(destination_rule("ops", "no-tls", web).tls("DISABLE")));
+    CHECK_FALSE(allowed(d));
+    CHECK(any_contains(warnings_of(d), "ops"));
+}
+
+TEST_CASE("A MeshPolicy is judged across the mesh and ignores namespace labels",
+          "[admission][legacy]") {
+    auto objects =
+        cluster({kube_namespace("front").label(std::string(admission::mode_label), "off")});
+    const auto d = decide(objects, create(mesh_policy("default").strict()), {},
+                          settings_for(model::IstioVersion::V1_5));
+    CHECK_FALSE(allowed(d));
+    CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG101") != d.codes.end());
+    CHECK(d.namespace_name.empty());
+}
+
+TEST_CASE("A dry run gets exactly the verdict of a real request", "[admission][dry-run]") {
+    auto [description, objects, review] =
+        GENERATE_COPY(table<std::string, std::vector<json>, Review>({
+            {"a denial", cluster({strict_shop}), create(front_plaintext)},
+            {"an allowed change with warnings", cluster(), create(strict_shop)},
+            {"an allowed change", cluster(), create(peer_authentication("shop", "x").permissive())},
+        }));
+    INFO(description);
+    Review dry = review;
+    dry.dry_run = true;
+    const auto real_decision = decide(objects, review);
+    const auto dry_decision = decide(objects, dry);
+    CHECK(dry_decision.dry_run);
+    CHECK_FALSE(real_decision.dry_run);
+    CHECK(dry_decision.body == real_decision.body);
+    CHECK(dry_decision.allowed == real_decision.allowed);
+    CHECK(dry_decision.codes == real_decision.codes);
+}
+
+TEST_CASE("Kinds mtls-guard does not judge are allowed untouched", "[admission]") {
+    const auto d = decide(cluster({strict_shop}),
+                          create(service("shop", "new").selecting({{"app", "new"}}).port(80, 80)));
+    CHECK(allowed(d));
+    CHECK(d.codes.empty());
+    CHECK(warnings_of(d).empty());
+}
+
+TEST_CASE("An object mtls-guard cannot read is denied in enforce mode, with the field named",
+          "[admission]") {
+    json broken = peer_authentication("shop", "default");
+    broken["spec"]["mtls"]["mode"] = "STRICTER";
+    const auto enforce = decide(cluster(), create(broken));
+    CHECK_FALSE(allowed(enforce));
+    CHECK_THAT(enforce.body.at("response").at("status").at("message").get<std::string>(),
+               Catch::Contains("spec.mtls.mode"));
+    const auto warn = decide(cluster(), create(broken), mode(Enforcement::Warn));
+    CHECK(allowed(warn));
+    CHECK(any_contains(warnings_of(warn), "spec.mtls.mode"));
+}
+
+TEST_CASE("A malformed AdmissionReview is a 400 with a reason", "[admission][malformed]") {
+    const json good = create(strict_shop).build();
+    auto without = [&](const json::json_pointer& where) {
+        json copy = good;
+        copy.at(where.parent_pointer()).erase(where.back());
+        return copy;
+    };
+    auto with = [&](const json::json_pointer& where, const json& value) {
+        json copy = good;
+        copy[where] = value;
+        return copy;
+    };
+    using ptr = json::json_pointer;
+    auto [review, reason] = GENERATE_COPY(table<json, std::string>({
+        {json("not a review"), "not a JSON object"},
+        {json::array({good}), "not a JSON object"},
+        {without(ptr("/apiVersion")), "apiVersion"},
+        {with(ptr("/apiVersion"), "admission.k8s.io/v2"), "apiVersion"},
+        {with(ptr("/kind"), "AdmissionRequest"), "kind"},
+        {without(ptr("/request")), "request"},
+        {with(ptr("/request"), nullptr), "request"},
+        {with(ptr("/request"), "CREATE"), "request"},
+        {without(ptr("/request/uid")), "uid"},
+        {with(ptr("/request/uid"), ""), "uid"},
+        {without(ptr("/request/operation")), "operation"},
+    }));
+    INFO(review.dump());
+    const auto snapshot = snapshot_of(cluster());
+    const auto d = admission::decide(*snapshot, review, {});
+    CHECK(d.http_status == 400);
+    CHECK_FALSE(d.allowed);
+    CHECK_THAT(d.error, Catch::Contains(reason));
+    CHECK(d.body.at("error") == d.error);
+}
+
+TEST_CASE("Warnings fit the API server's limits even for a change that breaks many flows",
+          "[admission][warnings]") {
+    // 40 services behind one wildcard DestinationRule DISABLE; a STRICT namespace policy breaks
+    // all of them at once.
+    std::vector<json> objects{
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        deployment("legacy", "batch").labels({{"app", "batch"}}),
+        destination_rule("front", "no-tls", "*.shop.svc.cluster.local").tls("DISABLE"),
+    };
+    for (int i = 0; i < 40; ++i) {
+        const std::string name =
+            "service-with-a-rather-long-name-to-fill-the-warning-" + std::to_string(i);
+        objects.push_back(
+            deployment("shop", name).labels({{"app", name}}).with_sidecar().container_port(8080));
+        objects.push_back(service("shop", name).selecting({{"app", name}}).port(80, 8080));
+    }
+    AdmissionSettings settings;
+    settings.extra_warnings = {"[mtls-guard] the snapshot may be stale"};
+    const auto d = decide(objects, create(strict_shop), settings);
+    CHECK_FALSE(allowed(d));
+    const auto warnings = warnings_of(d);
+    check_warning_limits(warnings);
+    REQUIRE(warnings.size() >= 2);
+    CHECK(any_contains(warnings, "more warnings omitted"));
+    const std::string message = d.body.at("response").at("status").at("message");
+    CHECK(message.find('\n') == std::string::npos);
+    CHECK_THAT(message, Catch::Contains("more"));
+}
+
+TEST_CASE("Extra warnings are held to the same limits on every path", "[admission][warnings]") {
+    AdmissionSettings settings;
+    settings.extra_warnings = {std::string(300, 'w'), "line one\nline two"};
+    auto [description, review] = GENERATE_COPY(table<std::string, Review>({
+        {"an analysed change", create(peer_authentication("shop", "x").permissive())},
+        {"a kind mtls-guard does not judge", create(service("shop", "s").port(80, 80))},
+    }));
+    INFO(description);
+    const auto d = decide(cluster(), review, settings);
+    CHECK(allowed(d));
+    const auto warnings = warnings_of(d);
+    CHECK(warnings.size() == 2);
+    check_warning_limits(warnings);
+}
+
+TEST_CASE("clamp_warning makes one printable line of at most 256 characters",
+          "[admission][warnings]") {
+    CHECK(admission::clamp_warning("short") == "short");
+    CHECK(admission::clamp_warning("a\nb\tc\rd\x7f"
+                                   "e") == "a b c d e");
+    const auto long_one = admission::clamp_warning(std::string(300, 'x'));
+    CHECK(long_one.size() == admission::max_warning_length);
+    CHECK_THAT(long_one, Catch::EndsWith("..."));
+    CHECK(admission::clamp_warning(std::string(256, 'y')) == std::string(256, 'y'));
+    // A multi-byte character at the cut is dropped whole.
+    auto shift = GENERATE(250, 251, 252, 253, 254);
+    std::string text(static_cast<std::size_t>(shift), 'z');
+    for (int i = 0; i < 20; ++i)
+        text += "\xc3\xa9"; // é
+    const auto cut = admission::clamp_warning(text);
+    INFO(shift);
+    CHECK(cut.size() <= admission::max_warning_length);
+    CHECK(valid_utf8(cut));
+    CHECK_THAT(cut, Catch::EndsWith("..."));
+}
+
+TEST_CASE("Enforcement modes parse and print", "[admission]") {
+    CHECK(admission::parse_enforcement("enforce") == Enforcement::Enforce);
+    CHECK(admission::parse_enforcement("warn") == Enforcement::Warn);
+    CHECK(admission::parse_enforcement("off") == Enforcement::Off);
+    CHECK_FALSE(admission::parse_enforcement("Enforce").has_value());
+    CHECK(admission::to_string(Enforcement::Warn) == "warn");
+}

@@ -1,0 +1,508 @@
+// Tests conflict/flows: the §6 verdict table cell by cell, its codes, and client flows (§7, §8).
+#include "analysis/conflict/flows.hpp"
+#include "tests/analysis/support/builders.hpp"
+
+#include <set>
+
+using namespace mtlsguard;
+using namespace mtlsguard::test;
+using conflict::Verdict;
+using resolution::ClientSend;
+using resolution::ServerAccept;
+
+namespace {
+
+// shop/web (sidecar) and shop/plain (no sidecar) behind Services web and plain (80 -> 8080);
+// front/ui is a sidecar client, legacy/batch a client without a sidecar.
+std::vector<json> cluster(const std::vector<json>& more = {}) {
+    std::vector<json> objects{
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        deployment("legacy", "batch").labels({{"app", "batch"}}),
+        deployment("shop", "web").labels({{"app", "web"}}).with_sidecar().container_port(8080),
+        deployment("shop", "plain").labels({{"app", "plain"}}).container_port(8080),
+        service("shop", "web").selecting({{"app", "web"}}).port(80, 8080, "http"),
+        service("shop", "plain").selecting({{"app", "plain"}}).port(80, 8080, "http"),
+    };
+    objects.insert(objects.end(), more.begin(), more.end());
+    return objects;
+}
+
+const std::string web = "web.shop.svc.cluster.local";
+const std::string plain = "plain.shop.svc.cluster.local";
+
+std::string code_text(std::optional<conflict::Code> code) {
+    return code ? std::string(conflict::to_string(*code)) : "";
+}
+
+std::vector<std::string> refs(const std::vector<model::ObjectRef>& list) {
+    std::vector<std::string> out;
+    for (const auto& r : list)
+        out.push_back(r.kind + " " + model::display_name(r));
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("The verdict table of §6, cell by cell", "[flows][verdict]") {
+    auto [send, server, verdict] = GENERATE(table<ClientSend, ServerAccept, Verdict>({
+        {ClientSend::Plaintext, ServerAccept::Strict, Verdict::Fail},
+        {ClientSend::Plaintext, ServerAccept::Permissive, Verdict::Plaintext},
+        {ClientSend::Plaintext, ServerAccept::Disable, Verdict::Plaintext},
+        {ClientSend::Plaintext, ServerAccept::NoSidecar, Verdict::Plaintext},
+        {ClientSend::Simple, ServerAccept::Strict, Verdict::Fail},
+        {ClientSend::Simple, ServerAccept::Permissive, Verdict::Depends},
+        {ClientSend::Simple, ServerAccept::Disable, Verdict::Depends},
+        {ClientSend::Simple, ServerAccept::NoSidecar, Verdict::Depends},
+        {ClientSend::Mutual, ServerAccept::Strict, Verdict::Depends},
+        {ClientSend::Mutual, ServerAccept::Permissive, Verdict::Depends},
+        {ClientSend::Mutual, ServerAccept::Disable, Verdict::Depends},
+        {ClientSend::Mutual, ServerAccept::NoSidecar, Verdict::Depends},
+        {ClientSend::IstioMutual, ServerAccept::Strict, Verdict::Mtls},
+        {ClientSend::IstioMutual, ServerAccept::Permissive, Verdict::Mtls},
+        {ClientSend::IstioMutual, ServerAccept::Disable, Verdict::Fail},
+        {ClientSend::IstioMutual, ServerAccept::NoSidecar, Verdict::Fail},
+        // A server whose mode cannot be known: nothing fails for certain.
+        {ClientSend::Plaintext, ServerAccept::Unknown, Verdict::Plaintext},
+        {ClientSend::Simple, ServerAccept::Unknown, Verdict::Depends},
+        {ClientSend::Mutual, ServerAccept::Unknown, Verdict::Depends},
+        {ClientSend::IstioMutual, ServerAccept::Unknown, Verdict::Depends},
+    }));
+    INFO(resolution::to_string(send) << " to " << resolution::to_string(server));
+    CHECK(conflict::verdict_of(send, server) == verdict);
+}
+
+TEST_CASE("Each cell of the table carries its catalogue code", "[flows][codes]") {
+    // "" = no finding. FAIL cells are errors (or MTG203 for clients without a sidecar), DEPENDS
+    // cells warnings.
+    auto [sidecar, send, server, code] =
+        GENERATE(table<bool, ClientSend, ServerAccept, std::string>({
+            {true, ClientSend::Plaintext, ServerAccept::Strict, "MTG101"},
+            {true, ClientSend::Plaintext, ServerAccept::Permissive, ""},
+            {true, ClientSend::Plaintext, ServerAccept::Disable, ""},
+            {true, ClientSend::Plaintext, ServerAccept::NoSidecar, ""},
+            {true, ClientSend::Simple, ServerAccept::Strict, "MTG104"},
+            {true, ClientSend::Simple, ServerAccept::Permissive, "MTG202"},
+            {true, ClientSend::Simple, ServerAccept::Disable, "MTG202"},
+            {true, ClientSend::Simple, ServerAccept::NoSidecar, "MTG202"},
+            {true, ClientSend::Mutual, ServerAccept::Strict, "MTG201"},
+            {true, ClientSend::Mutual, ServerAccept::Permissive, "MTG202"},
+            {true, ClientSend::Mutual, ServerAccept::Disable, "MTG202"},
+            {true, ClientSend::Mutual, ServerAccept::NoSidecar, "MTG202"},
+            {true, ClientSend::IstioMutual, ServerAccept::Strict, ""},
+            {true, ClientSend::IstioMutual, ServerAccept::Permissive, ""},
+            {true, ClientSend::IstioMutual, ServerAccept::Disable, "MTG102"},
+            {true, ClientSend::IstioMutual, ServerAccept::NoSidecar, "MTG103"},
+            {false, ClientSend::Plaintext, ServerAccept::Strict, "MTG203"},
+            {false, ClientSend::Plaintext, ServerAccept::Permissive, ""},
+            {false, ClientSend::Plaintext, ServerAccept::Disable, ""},
+            {false, ClientSend::Plaintext, ServerAccept::NoSidecar, ""},
+            {true, ClientSend::Plaintext, ServerAccept::Unknown, ""},
+            {true, ClientSend::IstioMutual, ServerAccept::Unknown, ""},
+        }));
+    INFO((sidecar ? "sidecar " : "plain ")
+         << resolution::to_string(send) << " to " << resolution::to_string(server));
+    CHECK(code_text(conflict::code_of(sidecar, send, server, false)) == code);
+    if (!code.empty()) {
+        const auto severity =
+            conflict::severity_of(*conflict::code_of(sidecar, send, server, false));
+        const bool fails = conflict::verdict_of(send, server) == Verdict::Fail;
+        // FAIL is an error, DEPENDS a warning; a non-mesh client's FAIL is a lock-down warning.
+        CHECK(severity ==
+              (fails && sidecar ? conflict::Severity::Error : conflict::Severity::Warning));
+    }
+}
+
+TEST_CASE("Towards a MESH_EXTERNAL host only Istio mTLS is a finding", "[flows][codes]") {
+    auto [send, code] = GENERATE(table<ClientSend, std::string>({
+        {ClientSend::Plaintext, ""},
+        {ClientSend::Simple, ""},
+        {ClientSend::Mutual, ""},
+        {ClientSend::IstioMutual, "MTG103"},
+    }));
+    CHECK(code_text(conflict::code_of(true, send, ServerAccept::NoSidecar, true)) == code);
+}
+
+TEST_CASE("Verdicts print as the matrix prints them", "[flows]") {
+    CHECK(conflict::to_string(Verdict::Mtls) == "MTLS");
+    CHECK(conflict::to_string(Verdict::Plaintext) == "PLAINTEXT");
+    CHECK(conflict::to_string(Verdict::Fail) == "FAIL");
+    CHECK(conflict::to_string(Verdict::Depends) == "DEPENDS");
+}
+
+TEST_CASE("With defaults every flow works: auto mTLS to sidecars, plaintext to the rest",
+          "[flows]") {
+    const auto snapshot = snapshot_of(cluster());
+    const auto rows = matrix_rows(*snapshot);
+    CHECK(flow_of(rows, "front", true, web, "web") == "ISTIO_MUTUAL PERMISSIVE MTLS");
+    CHECK(flow_of(rows, "front", true, plain, "plain") == "PLAINTEXT NO_SIDECAR PLAINTEXT");
+    CHECK(flow_of(rows, "legacy", false, web, "web") == "PLAINTEXT PERMISSIVE PLAINTEXT");
+    CHECK(flow_of(rows, "legacy", false, plain, "plain") == "PLAINTEXT NO_SIDECAR PLAINTEXT");
+    // shop runs sidecar and plain workloads, so it is both kinds of client.
+    CHECK(flow_of(rows, "shop", true, web, "web") == "ISTIO_MUTUAL PERMISSIVE MTLS");
+    CHECK(flow_of(rows, "shop", false, web, "web") == "PLAINTEXT PERMISSIVE PLAINTEXT");
+    // A non-mesh client is never shown as a sidecar client and vice versa.
+    CHECK(flow_of(rows, "legacy", true, web, "web") == "no row");
+    CHECK(flow_of(rows, "front", false, web, "web") == "no row");
+    CHECK(findings_of(*snapshot).empty());
+}
+
+TEST_CASE("A STRICT server rejects clients without a sidecar, a warning naming their namespaces",
+          "[flows][seeds]") {
+    const auto snapshot = snapshot_of(cluster({peer_authentication("shop", "default").strict()}));
+    const auto rows = matrix_rows(*snapshot);
+    CHECK(flow_of(rows, "front", true, web, "web") == "ISTIO_MUTUAL STRICT MTLS");
+    CHECK(flow_of(rows, "legacy", false, web, "web") == "PLAINTEXT STRICT FAIL");
+    const auto findings = findings_of(*snapshot);
+    CHECK(codes_of(findings) == std::vector<std::string>{"MTG203"});
+    const auto lockdown = with_code(findings, "MTG203");
+    REQUIRE(lockdown.size() == 1);
+    CHECK(lockdown[0].severity == conflict::Severity::Warning);
+    CHECK(lockdown[0].resource.kind == "PeerAuthentication");
+    CHECK(lockdown[0].resource.name == "default");
+    REQUIRE(lockdown[0].flow.has_value());
+    CHECK(lockdown[0].flow->client_namespaces == std::vector<std::string>{"legacy", "shop"});
+    CHECK_FALSE(lockdown[0].flow->client_sidecar);
+    CHECK(lockdown[0].flow->client == "PLAINTEXT");
+    CHECK(lockdown[0].flow->server == "STRICT");
+}
+
+TEST_CASE("A DestinationRule DISABLE towards a STRICT workload is an error on both objects",
+          "[flows][seeds]") {
+    const auto snapshot = snapshot_of(cluster({
+        peer_authentication("shop", "web-strict").selecting({{"app", "web"}}).strict(),
+        destination_rule("front", "no-tls", web).tls("DISABLE"),
+    }));
+    CHECK(flow_of(matrix_rows(*snapshot), "front", true, web, "web") == "PLAINTEXT STRICT FAIL");
+    const auto findings = findings_of(*snapshot);
+    CHECK(reported_on(findings, "MTG101") ==
+          std::vector<std::string>{"DestinationRule no-tls.front",
+                                   "PeerAuthentication web-strict.shop"});
+    for (const auto& f : with_code(findings, "MTG101")) {
+        CHECK(f.severity == conflict::Severity::Error);
+        CHECK(f.flow->client_namespaces == std::vector<std::string>{"front"});
+        CHECK(f.flow->port == 80);
+        CHECK(f.flow->target_port == 8080);
+        REQUIRE(f.flow->workload.has_value());
+        CHECK(f.flow->workload->name == "web");
+        CHECK(refs(f.related).size() == 1);
+    }
+    const auto on_rule = with_code(findings, "MTG101")[0];
+    CHECK(refs(on_rule.related) == std::vector<std::string>{"PeerAuthentication web-strict.shop"});
+}
+
+TEST_CASE("A DestinationRule ISTIO_MUTUAL towards a DISABLE workload is MTG102", "[flows][seeds]") {
+    const auto snapshot = snapshot_of(cluster({
+        peer_authentication("shop", "web-off").selecting({{"app", "web"}}).disable(),
+        destination_rule("shop", "web-mtls", "web").tls("ISTIO_MUTUAL"),
+    }));
+    const auto rows = matrix_rows(*snapshot);
+    CHECK(flow_of(rows, "front", true, web, "web") == "ISTIO_MUTUAL DISABLE FAIL");
+    CHECK(flow_of(rows, "legacy", false, web, "web") == "PLAINTEXT DISABLE PLAINTEXT");
+    CHECK(reported_on(findings_of(*snapshot), "MTG102") ==
+          std::vector<std::string>{"DestinationRule web-mtls.shop",
+                                   "PeerAuthentication web-off.shop"});
+}
+
+TEST_CASE("A DestinationRule ISTIO_MUTUAL towards a workload without a sidecar is MTG103 on the "
+          "rule only",
+          "[flows][seeds]") {
+    const auto snapshot =
+        snapshot_of(cluster({destination_rule("front", "plain-mtls", plain).tls("ISTIO_MUTUAL")}));
+    CHECK(flow_of(matrix_rows(*snapshot), "front", true, plain, "plain") ==
+          "ISTIO_MUTUAL NO_SIDECAR FAIL");
+    const auto findings = with_code(findings_of(*snapshot), "MTG103");
+    REQUIRE(findings.size() == 1);
+    CHECK(findings[0].resource.kind == "DestinationRule");
+    CHECK(findings[0].related.empty());
+    CHECK(findings[0].flow->server == "NO_SIDECAR");
+}
+
+TEST_CASE("Originating TLS from a sidecar yields MTG104, MTG201 or MTG202 by server mode",
+          "[flows]") {
+    auto [rule_tls, server_mode, row, code] =
+        GENERATE(table<std::string, std::string, std::string, std::string>({
+            {"SIMPLE", "STRICT", "SIMPLE STRICT FAIL", "MTG104"},
+            {"SIMPLE", "PERMISSIVE", "SIMPLE PERMISSIVE DEPENDS", "MTG202"},
+            {"SIMPLE", "DISABLE", "SIMPLE DISABLE DEPENDS", "MTG202"},
+            {"MUTUAL", "STRICT", "MUTUAL STRICT DEPENDS", "MTG201"},
+            {"MUTUAL", "PERMISSIVE", "MUTUAL PERMISSIVE DEPENDS", "MTG202"},
+        }));
+    const auto snapshot = snapshot_of(cluster({
+        peer_authentication("shop", "default").mode(server_mode),
+        destination_rule("front", "tls-origination", web).tls(rule_tls),
+    }));
+    INFO(rule_tls << " to " << server_mode);
+    CHECK(flow_of(matrix_rows(*snapshot), "front", true, web, "web") == row);
+    const auto findings = findings_of(*snapshot);
+    CHECK(reported_on(findings, code) ==
+          std::vector<std::string>{"DestinationRule tls-origination.front",
+                                   "PeerAuthentication default.shop"});
+}
+
+TEST_CASE("Clients without a sidecar send plaintext whatever DestinationRules say", "[flows]") {
+    const auto snapshot = snapshot_of(cluster({
+        destination_rule("legacy", "legacy-mtls", web).tls("ISTIO_MUTUAL"),
+        destination_rule("shop", "shop-mtls", "web").tls("ISTIO_MUTUAL"),
+    }));
+    const auto rows = matrix_rows(*snapshot);
+    CHECK(flow_of(rows, "legacy", false, web, "web") == "PLAINTEXT PERMISSIVE PLAINTEXT");
+    CHECK(flow_of(rows, "front", true, web, "web") == "ISTIO_MUTUAL PERMISSIVE MTLS");
+}
+
+TEST_CASE("Auto mTLS corner case §5.4 a: namespace DISABLE with a workload STRICT fails",
+          "[flows][auto]") {
+    const auto snapshot = snapshot_of(cluster({
+        peer_authentication("shop", "ns-off").disable(),
+        peer_authentication("shop", "web-strict").selecting({{"app", "web"}}).strict(),
+    }));
+    CHECK(flow_of(matrix_rows(*snapshot), "front", true, web, "web") == "PLAINTEXT STRICT FAIL");
+    const auto findings = with_code(findings_of(*snapshot), "MTG101");
+    REQUIRE(findings.size() == 1);
+    CHECK(findings[0].resource.name == "web-strict");
+    CHECK(refs(findings[0].related) == std::vector<std::string>{"PeerAuthentication ns-off.shop"});
+    CHECK(findings[0].flow->client_namespaces == std::vector<std::string>{"front", "shop"});
+}
+
+TEST_CASE("Auto mTLS corner case §5.4 b: a headless service with a DISABLE workload fails",
+          "[flows][auto]") {
+    const auto snapshot = snapshot_of({
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        deployment("shop", "db-a").labels({{"app", "db"}, {"shard", "a"}}).with_sidecar(),
+        deployment("shop", "db-b").labels({{"app", "db"}, {"shard", "b"}}).with_sidecar(),
+        service("shop", "db").selecting({{"app", "db"}}).port(5432, 5432).headless(),
+        peer_authentication("shop", "b-off").selecting({{"shard", "b"}}).disable(),
+    });
+    const auto rows = matrix_rows(*snapshot);
+    const std::string db = "db.shop.svc.cluster.local";
+    CHECK(flow_of(rows, "front", true, db, "db-a") == "ISTIO_MUTUAL PERMISSIVE MTLS");
+    CHECK(flow_of(rows, "front", true, db, "db-b") == "ISTIO_MUTUAL DISABLE FAIL");
+    CHECK(reported_on(findings_of(*snapshot), "MTG102") ==
+          std::vector<std::string>{"PeerAuthentication b-off.shop"});
+}
+
+TEST_CASE("Auto mTLS corner case §5.4 c: ISTIO_MUTUAL with a port entry without tls fails towards "
+          "workloads without a sidecar",
+          "[flows][auto]") {
+    const auto snapshot = snapshot_of(cluster({
+        destination_rule("shop", "plain-rule", "plain").tls("ISTIO_MUTUAL").port_without_tls(80),
+    }));
+    CHECK(flow_of(matrix_rows(*snapshot), "front", true, plain, "plain") ==
+          "ISTIO_MUTUAL NO_SIDECAR FAIL");
+    CHECK(reported_on(findings_of(*snapshot), "MTG103") ==
+          std::vector<std::string>{"DestinationRule plain-rule.shop"});
+}
+
+TEST_CASE("Auto mTLS corner case §5.4 d: DISABLE with a port entry without tls fails towards "
+          "STRICT workloads",
+          "[flows][auto]") {
+    const auto snapshot = snapshot_of(cluster({
+        peer_authentication("shop", "default").strict(),
+        destination_rule("shop", "web-rule", "web").tls("DISABLE").port_without_tls(80),
+    }));
+    CHECK(flow_of(matrix_rows(*snapshot), "front", true, web, "web") == "PLAINTEXT STRICT FAIL");
+    CHECK(reported_on(findings_of(*snapshot), "MTG101") ==
+          std::vector<std::string>{"DestinationRule web-rule.shop",
+                                   "PeerAuthentication default.shop"});
+}
+
+TEST_CASE("Legacy §7: a MeshPolicy with mtls {} and auto mTLS off makes every sidecar client "
+          "fail (IST0113)",
+          "[flows][legacy]") {
+    const auto snapshot = snapshot_of(cluster({mesh_policy("default").strict()}),
+                                      settings_for(model::IstioVersion::V1_5));
+    const auto rows = matrix_rows(*snapshot);
+    CHECK(flow_of(rows, "front", true, web, "web") == "PLAINTEXT STRICT FAIL");
+    CHECK(flow_of(rows, "legacy", false, web, "web") == "PLAINTEXT STRICT FAIL");
+    const auto findings = findings_of(*snapshot);
+    CHECK(reported_on(findings, "MTG101") == std::vector<std::string>{"MeshPolicy default"});
+    CHECK(reported_on(findings, "MTG203") == std::vector<std::string>{"MeshPolicy default"});
+
+    SECTION("a root DestinationRule ISTIO_MUTUAL for *.local fixes the sidecar clients") {
+        const auto fixed = snapshot_of(
+            cluster({mesh_policy("default").strict(),
+                     destination_rule("istio-system", "default", "*.local").tls("ISTIO_MUTUAL")}),
+            settings_for(model::IstioVersion::V1_5));
+        CHECK(flow_of(matrix_rows(*fixed), "front", true, web, "web") ==
+              "ISTIO_MUTUAL STRICT MTLS");
+        CHECK(with_code(findings_of(*fixed), "MTG101").empty());
+    }
+}
+
+TEST_CASE("Legacy §7: ISTIO_MUTUAL towards a plaintext-only Policy is MTG102 (the 503 of the "
+          "walkthrough)",
+          "[flows][legacy]") {
+    const auto snapshot =
+        snapshot_of(cluster({
+                        policy("shop", "web-plaintext").target("web").plaintext_only(),
+                        destination_rule("front", "web-mtls", web).tls("ISTIO_MUTUAL"),
+                    }),
+                    settings_for(model::IstioVersion::V1_5));
+    CHECK(flow_of(matrix_rows(*snapshot), "front", true, web, "web") ==
+          "ISTIO_MUTUAL DISABLE FAIL");
+    CHECK(reported_on(findings_of(*snapshot), "MTG102") ==
+          std::vector<std::string>{"DestinationRule web-mtls.front", "Policy web-plaintext.shop"});
+}
+
+TEST_CASE("A subset with its own TLS gets flows of its own, for its endpoints only",
+          "[flows][subset]") {
+    const auto snapshot = snapshot_of({
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        deployment("shop", "web-v1").labels({{"app", "web"}, {"version", "v1"}}).with_sidecar(),
+        deployment("shop", "web-v2").labels({{"app", "web"}, {"version", "v2"}}).with_sidecar(),
+        service("shop", "web").selecting({{"app", "web"}}).port(80, 8080),
+        peer_authentication("shop", "default").strict(),
+        destination_rule("shop", "web", "web")
+            .tls("ISTIO_MUTUAL")
+            .subset("v1", {{"version", "v1"}})
+            .subset("v2", {{"version", "v2"}}, "DISABLE"),
+    });
+    const auto rows = matrix_rows(*snapshot);
+    CHECK(flow_of(rows, "front", true, web, "web-v2", "v2") == "PLAINTEXT STRICT FAIL");
+    CHECK(flow_of(rows, "front", true, web, "web-v1", "v2") == "no row");
+    CHECK(flow_of(rows, "front", true, web, "web-v1", "v1") == "no row"); // same as the service
+    CHECK(flow_of(rows, "front", true, web, "web-v2") == "ISTIO_MUTUAL STRICT MTLS");
+    const auto findings = with_code(findings_of(*snapshot), "MTG101");
+    REQUIRE_FALSE(findings.empty());
+    for (const auto& f : findings)
+        CHECK(f.flow->subset == "v2");
+}
+
+TEST_CASE("Client namespaces that get the same answer are aggregated in one finding", "[flows]") {
+    const auto snapshot = snapshot_of(cluster({
+        peer_authentication("shop", "default").strict(),
+        destination_rule("shop", "web-off", "web").tls("DISABLE"),
+        kube_namespace("a").injected(),
+        kube_namespace("b").injected(),
+    }));
+    const auto findings = with_code(findings_of(*snapshot), "MTG101");
+    REQUIRE(findings.size() == 2); // on the DestinationRule and on the PeerAuthentication
+    for (const auto& f : findings)
+        CHECK(f.flow->client_namespaces == std::vector<std::string>{"a", "b", "front", "shop"});
+}
+
+TEST_CASE("Only TCP service ports carry mTLS; UDP and SCTP ports have no flows", "[flows]") {
+    const auto snapshot = snapshot_of({
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        deployment("shop", "dns").labels({{"app", "dns"}}).with_sidecar(),
+        service("shop", "dns")
+            .selecting({{"app", "dns"}})
+            .port(53, 53, "dns-udp", "UDP")
+            .port(3868, 3868, "sctp", "SCTP")
+            .port(5353, 5353, "dns-tcp", "TCP"),
+        peer_authentication("shop", "default").strict(),
+        destination_rule("front", "dns-off", "dns.shop.svc.cluster.local").tls("DISABLE"),
+    });
+    std::set<int> ports; // one row per client namespace: front and shop
+    for (const auto& r : matrix_rows(*snapshot))
+        ports.insert(r.port);
+    CHECK(ports == std::set<int>{5353});
+}
+
+TEST_CASE("Services with no selector, in kube-system or of the control plane get no flows",
+          "[flows]") {
+    const auto snapshot = snapshot_of({
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        deployment("kube-system", "dns").labels({{"k8s-app", "dns"}}),
+        deployment("istio-system", "istiod").labels({{"app", "istiod"}, {"istio", "pilot"}}),
+        service("kube-system", "kube-dns").selecting({{"k8s-app", "dns"}}).port(53, 53),
+        service("istio-system", "istiod")
+            .selecting({{"app", "istiod"}})
+            .port(15012, 15012)
+            .label("istio", "pilot"),
+        service("shop", "external-db").port(5432, 5432),
+        destination_rule("front", "everything", "*").tls("ISTIO_MUTUAL"),
+    });
+    CHECK(matrix_rows(*snapshot).empty());
+    CHECK(codes_of(findings_of(*snapshot)) == std::vector<std::string>{});
+}
+
+TEST_CASE("A named target port the workload does not declare is not an endpoint of that port",
+          "[flows]") {
+    const auto snapshot = snapshot_of({
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        deployment("shop", "web")
+            .labels({{"app", "web"}})
+            .with_sidecar()
+            .container_port(8080, "http"),
+        service("shop", "web")
+            .selecting({{"app", "web"}})
+            .named_target_port(80, "http")
+            .named_target_port(9090, "metrics"),
+    });
+    std::set<std::pair<int, int>> ports;
+    for (const auto& r : matrix_rows(*snapshot))
+        ports.emplace(r.port, r.target_port);
+    CHECK(ports == std::set<std::pair<int, int>>{{80, 8080}});
+}
+
+TEST_CASE("ServiceEntry MESH_EXTERNAL hosts: ISTIO_MUTUAL is MTG103, SIMPLE is fine",
+          "[flows][external]") {
+    auto [rule_tls, verdict, code] = GENERATE(table<std::string, std::string, std::string>({
+        {"ISTIO_MUTUAL", "FAIL", "MTG103"},
+        {"SIMPLE", "DEPENDS", ""},
+        {"", "PLAINTEXT", ""},
+    }));
+    std::vector<json> objects{
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        service_entry("front", "api", {"api.example.com"}),
+    };
+    if (!rule_tls.empty())
+        objects.push_back(destination_rule("istio-system", "mesh", "*").tls(rule_tls));
+    const auto snapshot = snapshot_of(objects);
+    const auto row = row_of(matrix_rows(*snapshot), "front", true, "api.example.com", "");
+    REQUIRE(row.has_value());
+    CHECK(row->verdict == verdict);
+    const auto findings = findings_of(*snapshot);
+    if (code.empty()) {
+        CHECK(with_code(findings, "MTG103").empty());
+    } else {
+        CHECK(reported_on(findings, code) ==
+              std::vector<std::string>{"DestinationRule mesh.istio-system"});
+    }
+}
+
+TEST_CASE("A MESH_INTERNAL or wildcard ServiceEntry host has no flows", "[flows][external]") {
+    const auto snapshot = snapshot_of({
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        service_entry("front", "vm", {"vm.internal"}, "MESH_INTERNAL"),
+        service_entry("front", "wild", {"*.example.com"}),
+        destination_rule("front", "mtls", "*").tls("ISTIO_MUTUAL"),
+    });
+    CHECK(matrix_rows(*snapshot).empty());
+}
+
+TEST_CASE("evaluate_service hands every flow to the sink with its deciding objects", "[flows]") {
+    const auto snapshot = snapshot_of(cluster({
+        peer_authentication("shop", "default").strict(),
+        destination_rule("front", "web-off", web).tls("DISABLE"),
+    }));
+    const resolution::ConfigView view(*snapshot);
+    std::vector<std::string> seen;
+    conflict::evaluate_service(view, service_id(*snapshot, "shop", "web"),
+                               [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+                                   std::string line = flow.client_sidecar ? "sidecar" : "plain";
+                                   line += " " + std::string(resolution::to_string(flow.send));
+                                   line += " " + code_text(flow.code);
+                                   if (const auto* dr = conflict::deciding_rule(flow))
+                                       line += " by " + dr->ref.name;
+                                   CHECK((who.outcome == nullptr) == !flow.client_sidecar);
+                                   seen.push_back(line);
+                               });
+    std::sort(seen.begin(), seen.end());
+    CHECK(seen == std::vector<std::string>{"plain PLAINTEXT MTG203", "sidecar ISTIO_MUTUAL ",
+                                           "sidecar PLAINTEXT MTG101 by web-off"});
+}
+
+TEST_CASE("With no server-side object (1.4 defaults to plaintext) a conflict is reported on the "
+          "DestinationRule only",
+          "[flows][legacy]") {
+    const auto snapshot =
+        snapshot_of(cluster({destination_rule("front", "web-mtls", web).tls("ISTIO_MUTUAL")}),
+                    settings_for(model::IstioVersion::V1_4));
+    CHECK(flow_of(matrix_rows(*snapshot), "front", true, web, "web") ==
+          "ISTIO_MUTUAL DISABLE FAIL");
+    const auto findings = with_code(findings_of(*snapshot), "MTG102");
+    REQUIRE(findings.size() == 1);
+    CHECK(findings[0].resource.name == "web-mtls");
+    CHECK(findings[0].related.empty());
+}

@@ -1,0 +1,465 @@
+// Tests model/snapshot: mesh settings, workloads, endpoints, clients (§8), DR indexes (§4).
+#include "analysis/model/snapshot.hpp"
+#include "tests/analysis/support/builders.hpp"
+
+using namespace mtlsguard;
+using namespace mtlsguard::test;
+
+namespace {
+
+const std::vector<model::ConsolidatedRule>* entries(const model::DrIndex& index,
+                                                    const std::string& key) {
+    const auto& map = key.find('*') != std::string::npos ? index.wildcard : index.specific;
+    auto it = map.find(key);
+    return it == map.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> member_names(const model::ConsolidatedRule& rule) {
+    std::vector<std::string> out;
+    for (const auto* dr : rule.members)
+        out.push_back(dr->ref.name);
+    return out;
+}
+
+std::vector<std::string> subset_names(const model::ConsolidatedRule& rule) {
+    std::vector<std::string> out;
+    for (const auto* s : rule.subsets)
+        out.push_back(s->name);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("Mesh settings default per Istio version", "[snapshot][mesh]") {
+    auto [version, auto_mtls] = GENERATE(table<model::IstioVersion, bool>({
+        {model::IstioVersion::Current, true},
+        {model::IstioVersion::V1_5, false},
+        {model::IstioVersion::V1_4, false},
+    }));
+    const auto snapshot = snapshot_of({}, settings_for(version));
+    CHECK(snapshot->mesh().auto_mtls == auto_mtls);
+    CHECK(snapshot->mesh().root_namespace == "istio-system");
+    CHECK(snapshot->mesh().default_dr_export_to == std::vector<std::string>{"*"});
+    CHECK_FALSE(snapshot->mesh_config_seen());
+}
+
+TEST_CASE("The istio ConfigMap overrides the version defaults", "[snapshot][mesh]") {
+    SECTION("auto mTLS turned off on current Istio") {
+        const auto snapshot = snapshot_of({auto_mtls(false)});
+        CHECK_FALSE(snapshot->mesh().auto_mtls);
+        CHECK(snapshot->mesh_config_seen());
+    }
+    SECTION("auto mTLS turned on in 1.5 (global.mtls.auto=true)") {
+        const auto snapshot =
+            snapshot_of({auto_mtls(true)}, settings_for(model::IstioVersion::V1_5));
+        CHECK(snapshot->mesh().auto_mtls);
+    }
+    SECTION("root namespace and default exportTo") {
+        const auto snapshot = snapshot_of(
+            {istio_config_map({{"rootNamespace", "istio-config"},
+                               {"defaultDestinationRuleExportTo", json::array({"."})}})});
+        CHECK(snapshot->mesh().root_namespace == "istio-config");
+        CHECK(snapshot->mesh().default_dr_export_to == std::vector<std::string>{"."});
+        CHECK(snapshot->mesh().auto_mtls); // untouched
+    }
+}
+
+TEST_CASE("An explicit mesh config (--mesh-config) beats the istio ConfigMap", "[snapshot][mesh]") {
+    model::Settings settings;
+    model::MeshConfig override_config;
+    override_config.enable_auto_mtls = true;
+    override_config.root_namespace = "mesh-root";
+    settings.mesh_override = override_config;
+    const auto snapshot = snapshot_of(
+        {istio_config_map({{"enableAutoMtls", false}, {"rootNamespace", "istio-config"}})},
+        settings);
+    CHECK(snapshot->mesh().auto_mtls);
+    CHECK(snapshot->mesh().root_namespace == "mesh-root");
+    CHECK(snapshot->mesh_config_seen());
+
+    SECTION("also when set on the builder after the ConfigMap was added") {
+        model::SnapshotBuilder builder;
+        REQUIRE_FALSE(builder.add(auto_mtls(false)));
+        model::MeshConfig on;
+        on.enable_auto_mtls = true;
+        builder.set_mesh_override(on);
+        CHECK(builder.build()->mesh().auto_mtls);
+    }
+}
+
+TEST_CASE("A ConfigMap named istio outside the Istio namespace is not the mesh config (§1)",
+          "[snapshot][mesh]") {
+    const auto snapshot = snapshot_of(
+        {istio_config_map({{"enableAutoMtls", false}, {"rootNamespace", "shop"}}, "shop")});
+    CHECK(snapshot->mesh().auto_mtls);
+    CHECK(snapshot->mesh().root_namespace == "istio-system");
+}
+
+TEST_CASE("Pods of one controller aggregate into one workload named after the controller",
+          "[snapshot][workloads]") {
+    const auto snapshot = snapshot_of({
+        pod("shop", "web-5d8f7c9b4-aaaaa")
+            .owned_by("ReplicaSet", "web-5d8f7c9b4")
+            .labels({{"app", "web"}, {"pod-template-hash", "5d8f7c9b4"}})
+            .with_sidecar()
+            .container_port(8080, "http"),
+        pod("shop", "web-7c6b5a4d3-bbbbb")
+            .owned_by("ReplicaSet", "web-7c6b5a4d3")
+            .labels({{"app", "web"}, {"pod-template-hash", "7c6b5a4d3"}})
+            .with_sidecar()
+            .container_port(8080, "http"),
+        pod("shop", "db-0").owned_by("StatefulSet", "db").labels({{"app", "db"}}),
+    });
+    REQUIRE(snapshot->workloads().size() == 2);
+    const auto& web = workload_named(*snapshot, "shop", "web");
+    CHECK(web.kind == "Deployment");
+    CHECK(web.pods == 2);
+    CHECK(web.sidecar);
+    CHECK(web.labels == labels_of({{"app", "web"}, {"security.istio.io/tlsMode", "istio"}}));
+    REQUIRE(web.ports.size() == 1);
+    CHECK(web.ports[0].number == 8080);
+    const auto& db = workload_named(*snapshot, "shop", "db");
+    CHECK(db.kind == "StatefulSet");
+    CHECK_FALSE(db.sidecar);
+}
+
+TEST_CASE("Running pods beat the pod template of the same controller", "[snapshot][workloads]") {
+    // The manifest says no sidecar; the running pod has one: what runs is what counts.
+    const auto snapshot = snapshot_of({
+        deployment("shop", "web").labels({{"app", "web"}}).inject_label("false"),
+        pod("shop", "web-5d8f7c9b4-aaaaa")
+            .owned_by("ReplicaSet", "web-5d8f7c9b4")
+            .labels({{"app", "web"}, {"pod-template-hash", "5d8f7c9b4"}})
+            .with_sidecar(),
+        deployment("shop", "api").labels({{"app", "api"}}).with_sidecar(),
+    });
+    REQUIRE(snapshot->workloads().size() == 2);
+    const auto& web = workload_named(*snapshot, "shop", "web");
+    CHECK(web.sidecar);
+    CHECK(web.pods == 1);
+    CHECK(workload_named(*snapshot, "shop", "api").sidecar);
+}
+
+TEST_CASE("A Service's endpoints are the workloads of its namespace whose labels contain its "
+          "selector",
+          "[snapshot][services]") {
+    const auto snapshot = snapshot_of({
+        deployment("shop", "web-v1").labels({{"app", "web"}, {"version", "v1"}}).with_sidecar(),
+        deployment("shop", "web-v2").labels({{"app", "web"}, {"version", "v2"}}),
+        deployment("shop", "api").labels({{"app", "api"}}).with_sidecar(),
+        deployment("other", "web").labels({{"app", "web"}}).with_sidecar(),
+        service("shop", "web").selecting({{"app", "web"}}).port(80, 8080),
+        service("shop", "web-v2").selecting({{"app", "web"}, {"version", "v2"}}).port(80, 8080),
+        service("shop", "external-db").port(5432, 5432),
+    });
+    auto endpoint_names = [&](const std::string& name) {
+        std::vector<std::string> out;
+        for (auto id : service_named(*snapshot, "shop", name).endpoints)
+            out.push_back(snapshot->workloads()[id].name);
+        std::sort(out.begin(), out.end());
+        return out;
+    };
+    CHECK(endpoint_names("web") == std::vector<std::string>{"web-v1", "web-v2"});
+    CHECK(endpoint_names("web-v2") == std::vector<std::string>{"web-v2"});
+    CHECK(endpoint_names("external-db").empty());
+    CHECK_FALSE(service_named(*snapshot, "shop", "external-db").service.selector.has_value());
+    CHECK(service_named(*snapshot, "shop", "web").host == "web.shop.svc.cluster.local");
+    const auto* by_host = snapshot->services_for_host("web.shop.svc.cluster.local");
+    REQUIRE(by_host != nullptr);
+    CHECK(by_host->size() == 1);
+}
+
+TEST_CASE("Service hosts use the configured cluster domain", "[snapshot][services]") {
+    model::Settings settings;
+    settings.cluster_domain = "corp.internal";
+    const auto snapshot = snapshot_of({service("shop", "web").port(80, 8080)}, settings);
+    CHECK(service_named(*snapshot, "shop", "web").host == "web.shop.svc.corp.internal");
+    CHECK(snapshot->resolve_host("web", "shop") == "web.shop.svc.corp.internal");
+}
+
+TEST_CASE("kube-system, kube-public and Istio control-plane Services are not analysed as servers",
+          "[snapshot][services]") {
+    auto [ns, label_key, label_value, analysed] =
+        GENERATE(table<std::string, std::string, std::string, bool>({
+            {"kube-system", "", "", false},
+            {"kube-public", "", "", false},
+            {"istio-system", "istio", "pilot", false},
+            {"istio-system", "istio", "ingressgateway", false},
+            {"istio-system", "release", "istio", false},
+            {"shop", "istio", "", false},
+            {"shop", "release", "stable", true},
+            {"istio-system", "", "", true},
+            {"shop", "", "", true},
+        }));
+    auto svc = service(ns, "svc").selecting({{"app", "svc"}}).port(80, 8080);
+    if (!label_key.empty())
+        svc.label(label_key, label_value);
+    INFO(ns << " " << label_key << "=" << label_value);
+    const auto snapshot = snapshot_of({svc});
+    CHECK(service_named(*snapshot, ns, "svc").analysed_as_server == analysed);
+}
+
+TEST_CASE("Client namespaces are classified per §8", "[snapshot][clients]") {
+    const auto snapshot = snapshot_of({
+        // Runs sidecar workloads: a mesh client.
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        // Runs workloads without a sidecar: a non-mesh client.
+        deployment("legacy", "batch").labels({{"app", "batch"}}),
+        // Both kinds.
+        deployment("mixed", "a").labels({{"app", "a"}}).with_sidecar(),
+        deployment("mixed", "b").labels({{"app", "b"}}),
+        // No workloads in the input, labelled for injection: assumed to run sidecar clients.
+        kube_namespace("labelled").injected(),
+        kube_namespace("revisioned").label("istio.io/rev", "canary"),
+        // No workloads, holding configuration: assumed sidecar clients.
+        destination_rule("with-dr", "d", "web.shop.svc.cluster.local").tls("ISTIO_MUTUAL"),
+        peer_authentication("with-pa", "default").strict(),
+        policy("with-policy", "default").strict(),
+        // No workloads, nothing that says mesh: not a client.
+        service("only-service", "s").selecting({{"app", "s"}}).port(80, 80),
+        kube_namespace("plain"),
+        // The root namespace is not assumed from its configuration alone.
+        destination_rule("istio-system", "mesh-wide", "*.local").tls("ISTIO_MUTUAL"),
+        // System namespaces are not clients, with or without workloads.
+        deployment("kube-system", "coredns").labels({{"k8s-app", "kube-dns"}}),
+    });
+    CHECK(names_of(*snapshot, snapshot->mesh_client_namespaces()) ==
+          std::vector<std::string>{"front", "labelled", "mixed", "revisioned", "with-dr", "with-pa",
+                                   "with-policy"});
+    CHECK(names_of(*snapshot, snapshot->non_mesh_client_namespaces()) ==
+          std::vector<std::string>{"legacy", "mixed"});
+}
+
+TEST_CASE("The root namespace is a client namespace when gateways with a sidecar run there",
+          "[snapshot][clients]") {
+    const auto snapshot = snapshot_of({
+        deployment("istio-system", "istio-ingressgateway")
+            .labels({{"app", "istio-ingressgateway"}})
+            .with_sidecar(),
+        // istiod itself runs without a sidecar: it is the control plane, not a non-mesh client.
+        deployment("istio-system", "istiod").labels({{"app", "istiod"}, {"istio", "pilot"}}),
+    });
+    CHECK(names_of(*snapshot, snapshot->mesh_client_namespaces()) ==
+          std::vector<std::string>{"istio-system"});
+    CHECK(snapshot->non_mesh_client_namespaces().empty());
+}
+
+TEST_CASE("A namespace injects when labelled istio-injection=enabled or istio.io/rev",
+          "[snapshot][clients]") {
+    const auto snapshot = snapshot_of({
+        kube_namespace("a").injected(),
+        kube_namespace("b").label("istio.io/rev", "1-22"),
+        kube_namespace("c").label("istio-injection", "disabled"),
+        kube_namespace("d"),
+    });
+    CHECK(snapshot->namespaces()[ns_id(*snapshot, "a")].injection);
+    CHECK(snapshot->namespaces()[ns_id(*snapshot, "b")].injection);
+    CHECK_FALSE(snapshot->namespaces()[ns_id(*snapshot, "c")].injection);
+    CHECK_FALSE(snapshot->namespaces()[ns_id(*snapshot, "d")].injection);
+    CHECK(snapshot->namespaces()[ns_id(*snapshot, "d")].declared);
+}
+
+TEST_CASE("A short DestinationRule host becomes <host>.<dr-namespace>.svc.<domain>",
+          "[snapshot][dr-index]") {
+    const auto snapshot = snapshot_of({
+        destination_rule("shop", "short", "web").tls("ISTIO_MUTUAL"),
+        destination_rule("shop", "qualified", "api.other.svc.cluster.local").tls("DISABLE"),
+        destination_rule("shop", "dotted", "api.other").tls("DISABLE"),
+        destination_rule("shop", "wild", "*.other.svc.cluster.local").tls("DISABLE"),
+        destination_rule("shop", "all", "*").tls("DISABLE"),
+    });
+    const auto& config = snapshot->config(ns_id(*snapshot, "shop"));
+    CHECK(entries(config.local, "web.shop.svc.cluster.local") != nullptr);
+    CHECK(entries(config.local, "api.other.svc.cluster.local") != nullptr);
+    CHECK(entries(config.local, "api.other") != nullptr); // names with a dot stay as written
+    CHECK(entries(config.local, "*.other.svc.cluster.local") != nullptr);
+    CHECK(entries(config.local, "*") != nullptr);
+    CHECK(config.local.specific.size() == 3);
+    CHECK(config.local.wildcard.size() == 2);
+    CHECK(snapshot->resolve_host("web", "shop") == "web.shop.svc.cluster.local");
+    CHECK(snapshot->resolve_host("*.local", "shop") == "*.local");
+}
+
+TEST_CASE("exportTo decides which indexes hold a DestinationRule", "[snapshot][dr-index]") {
+    // local: what clients in the namespace see first; exported: what others may see.
+    auto [export_to, mesh_default, resolved, in_local, in_exported] =
+        GENERATE(table<std::vector<std::string>, std::vector<std::string>, std::vector<std::string>,
+                       bool, bool>({
+            {{}, {"*"}, {"*"}, true, true},
+            {{}, {"."}, {"shop"}, true, false},
+            {{"*"}, {"."}, {"*"}, true, true},
+            {{"."}, {"*"}, {"shop"}, true, false},
+            {{"shop"}, {"*"}, {"shop"}, true, false},
+            {{"front"}, {"*"}, {"front"}, false, true},
+            {{"front", "."}, {"*"}, {"front", "shop"}, true, true},
+            {{"billing", "front"}, {"*"}, {"billing", "front"}, false, true},
+        }));
+    auto dr = destination_rule("shop", "web", "web").tls("ISTIO_MUTUAL");
+    if (!export_to.empty())
+        dr.export_to(export_to);
+    std::vector<json> objects{dr};
+    if (mesh_default != std::vector<std::string>{"*"})
+        objects.push_back(istio_config_map({{"defaultDestinationRuleExportTo", mesh_default}}));
+    const auto snapshot = snapshot_of(objects);
+    const auto& config = snapshot->config(ns_id(*snapshot, "shop"));
+    const std::string key = "web.shop.svc.cluster.local";
+    INFO("exportTo " << json(export_to).dump() << ", mesh default " << json(mesh_default).dump());
+    CHECK((entries(config.local, key) != nullptr) == in_local);
+    CHECK((entries(config.exported, key) != nullptr) == in_exported);
+    const auto* any = entries(in_local ? config.local : config.exported, key);
+    REQUIRE(any != nullptr);
+    CHECK(any->front().export_to == resolved);
+}
+
+TEST_CASE("A DestinationRule with a workloadSelector is private to its namespace whatever its "
+          "exportTo",
+          "[snapshot][dr-index]") {
+    const auto snapshot = snapshot_of({
+        destination_rule("front", "ui-only", "web.shop.svc.cluster.local")
+            .for_clients({{"app", "ui"}})
+            .export_to({"*"})
+            .tls("DISABLE"),
+    });
+    const auto& config = snapshot->config(ns_id(*snapshot, "front"));
+    const auto* local = entries(config.local, "web.shop.svc.cluster.local");
+    REQUIRE(local != nullptr);
+    CHECK(local->front().export_to == std::vector<std::string>{"front"});
+    REQUIRE(local->front().selector != nullptr);
+    CHECK(*local->front().selector == labels_of({{"app", "ui"}}));
+    CHECK(config.exported.empty());
+}
+
+TEST_CASE("The root namespace's local index holds only its private rules", "[snapshot][dr-index]") {
+    const auto snapshot = snapshot_of({
+        destination_rule("istio-system", "public", "*.local").tls("ISTIO_MUTUAL"),
+        destination_rule("istio-system", "private", "*.svc.cluster.local")
+            .tls("DISABLE")
+            .export_to({"."}),
+        destination_rule("shop", "public", "*.local").tls("ISTIO_MUTUAL"),
+    });
+    const auto& root = snapshot->config(ns_id(*snapshot, "istio-system"));
+    CHECK(root.is_root);
+    CHECK(entries(root.local, "*.local") == nullptr);
+    CHECK(entries(root.local, "*.svc.cluster.local") != nullptr);
+    CHECK(entries(root.exported, "*.local") != nullptr);
+    CHECK(entries(root.exported, "*.svc.cluster.local") == nullptr);
+    // Any other namespace sees its public rules locally too.
+    const auto& shop = snapshot->config(ns_id(*snapshot, "shop"));
+    CHECK_FALSE(shop.is_root);
+    CHECK(entries(shop.local, "*.local") != nullptr);
+    CHECK(entries(shop.exported, "*.local") != nullptr);
+}
+
+TEST_CASE("DestinationRules for the same host and exportTo merge: the oldest trafficPolicy wins "
+          "and subsets are concatenated",
+          "[snapshot][dr-index]") {
+    // Added newest first: age, not input order, decides.
+    const auto snapshot = snapshot_of({
+        destination_rule("shop", "newer", "web")
+            .tls("DISABLE")
+            .subset("v2", {{"version", "v2"}})
+            .subset("v1", {{"version", "one"}})
+            .created(day(5)),
+        destination_rule("shop", "older", "web.shop.svc.cluster.local")
+            .tls("ISTIO_MUTUAL")
+            .subset("v1", {{"version", "v1"}})
+            .created(day(1)),
+    });
+    const auto& config = snapshot->config(ns_id(*snapshot, "shop"));
+    const auto* merged = entries(config.exported, "web.shop.svc.cluster.local");
+    REQUIRE(merged != nullptr);
+    REQUIRE(merged->size() == 1);
+    const auto& rule = merged->front();
+    CHECK(member_names(rule) == std::vector<std::string>{"older", "newer"});
+    REQUIRE(rule.policy_source != nullptr);
+    CHECK(rule.policy_source->ref.name == "older");
+    REQUIRE(rule.traffic_policy() != nullptr);
+    CHECK(rule.traffic_policy()->tls == model::TlsMode::IstioMutual);
+    CHECK(subset_names(rule) == std::vector<std::string>{"v1", "v2"});
+    // The duplicate subset name keeps the older rule's definition.
+    CHECK(rule.subsets[0]->labels == labels_of({{"version", "v1"}}));
+}
+
+TEST_CASE("Equal creation times merge in name order", "[snapshot][dr-index]") {
+    const auto snapshot = snapshot_of({
+        destination_rule("shop", "b-rule", "web").tls("DISABLE").created(day(1)),
+        destination_rule("shop", "a-rule", "web").tls("ISTIO_MUTUAL").created(day(1)),
+    });
+    const auto& config = snapshot->config(ns_id(*snapshot, "shop"));
+    const auto* merged = entries(config.local, "web.shop.svc.cluster.local");
+    REQUIRE(merged != nullptr);
+    REQUIRE(merged->size() == 1);
+    CHECK(merged->front().policy_source->ref.name == "a-rule");
+}
+
+TEST_CASE("DestinationRules for the same host with different exportTo stay separate",
+          "[snapshot][dr-index]") {
+    const auto snapshot = snapshot_of({
+        destination_rule("shop", "for-front", "web")
+            .tls("ISTIO_MUTUAL")
+            .export_to({"front"})
+            .created(day(1)),
+        destination_rule("shop", "for-billing", "web")
+            .tls("DISABLE")
+            .export_to({"billing"})
+            .created(day(2)),
+    });
+    const auto& config = snapshot->config(ns_id(*snapshot, "shop"));
+    const auto* both = entries(config.exported, "web.shop.svc.cluster.local");
+    REQUIRE(both != nullptr);
+    REQUIRE(both->size() == 2);
+    CHECK(member_names((*both)[0]) == std::vector<std::string>{"for-front"});
+    CHECK(member_names((*both)[1]) == std::vector<std::string>{"for-billing"});
+    CHECK((*both)[0].exported_to("front"));
+    CHECK_FALSE((*both)[0].exported_to("billing"));
+}
+
+TEST_CASE("Different hosts never merge, even when one is a wildcard covering the other",
+          "[snapshot][dr-index]") {
+    const auto snapshot = snapshot_of({
+        destination_rule("shop", "exact", "web").tls("ISTIO_MUTUAL").created(day(1)),
+        destination_rule("shop", "wild", "*.shop.svc.cluster.local").tls("DISABLE").created(day(2)),
+    });
+    const auto& config = snapshot->config(ns_id(*snapshot, "shop"));
+    CHECK(member_names(entries(config.local, "web.shop.svc.cluster.local")->front()) ==
+          std::vector<std::string>{"exact"});
+    CHECK(member_names(entries(config.local, "*.shop.svc.cluster.local")->front()) ==
+          std::vector<std::string>{"wild"});
+}
+
+TEST_CASE("Client pods that match the same selector rules form one client variant",
+          "[snapshot][dr-index]") {
+    const auto snapshot = snapshot_of({
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        deployment("front", "ui-canary")
+            .labels({{"app", "ui"}, {"track", "canary"}})
+            .with_sidecar(),
+        deployment("front", "worker").labels({{"app", "worker"}}).with_sidecar(),
+        destination_rule("front", "canary-only", "web.shop.svc.cluster.local")
+            .for_clients({{"track", "canary"}})
+            .tls("DISABLE"),
+    });
+    const auto& config = snapshot->config(ns_id(*snapshot, "front"));
+    REQUIRE(config.variants.size() == 2);
+    CHECK(config.variants[0].selector_rules.empty());
+    CHECK(config.variants[0].workloads.size() == 2); // ui and worker
+    REQUIRE(config.variants[1].selector_rules.size() == 1);
+    CHECK(config.variants[1].selector_rules[0]->ref.name == "canary-only");
+    REQUIRE(config.variants[1].workloads.size() == 1);
+    CHECK(snapshot->workloads()[config.variants[1].workloads[0]].name == "ui-canary");
+}
+
+TEST_CASE("Namespaces are known from every object that lives in them", "[snapshot]") {
+    const auto snapshot = snapshot_of({
+        peer_authentication("a", "default").strict(),
+        destination_rule("b", "d", "x").tls("DISABLE"),
+        service("c", "s").port(80, 80),
+        deployment("d", "w"),
+        mesh_policy("default").strict(),
+    });
+    for (const std::string name : {"a", "b", "c", "d", "istio-system"})
+        CHECK(snapshot->namespace_id(name).has_value());
+    CHECK(snapshot->mesh_policies().size() == 1);
+    CHECK(snapshot->has_alpha_policies());
+    CHECK(snapshot->object_count() == 5);
+}
