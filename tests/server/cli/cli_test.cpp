@@ -1,0 +1,761 @@
+// End-to-end tests of the mtls-guard binary: exit codes, error messages, stdin, JSON output, scale.
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// A fresh directory under the system temp dir, removed with everything in it at scope exit.
+class TempDir {
+  public:
+    TempDir() {
+        std::random_device seed;
+        path_ = fs::temp_directory_path() /
+                ("mtls-guard-cli-" + std::to_string(::getpid()) + "-" + std::to_string(seed()));
+        fs::create_directories(path_);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    const fs::path& path() const { return path_; }
+    std::string write(const std::string& name, const std::string& content) const {
+        const fs::path file = path_ / name;
+        fs::create_directories(file.parent_path());
+        std::ofstream(file, std::ios::binary) << content;
+        return file.string();
+    }
+
+  private:
+    fs::path path_;
+};
+
+std::string quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s)
+        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+struct Run {
+    int exit_code = -1; // -1 when killed by a signal
+    int signal = 0;
+    std::string out;
+    std::string err;
+    double seconds = 0;
+    long max_rss_kib = 0; // peak resident set of the process
+};
+
+struct RunOptions {
+    std::optional<std::string> stdin_file;
+    // Caps the address space (ulimit -v, KiB) so that a runaway allocation fails in the child
+    // instead of exhausting the machine; 0: no cap.
+    long memory_cap_kib = 0;
+};
+
+// Runs the binary through /bin/sh (stdin redirected from a file, stderr to a file), collecting
+// stdout, the exit status, the wall time and the peak RSS of the child.
+Run run(const std::vector<std::string>& args, const RunOptions& options = {}) {
+    static int counter = 0;
+    const fs::path err_file =
+        fs::temp_directory_path() /
+        ("mtls-guard-cli-stderr-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
+    std::string command;
+    if (options.memory_cap_kib > 0)
+        command += "ulimit -v " + std::to_string(options.memory_cap_kib) + " && ";
+    command += "exec " + quote(MTLS_GUARD_BINARY);
+    for (const auto& a : args)
+        command += " " + quote(a);
+    if (options.stdin_file)
+        command += " < " + quote(*options.stdin_file);
+    else
+        command += " < /dev/null";
+    command += " 2>" + quote(err_file.string());
+
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const auto start = std::chrono::steady_clock::now();
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::dup2(fds[1], STDOUT_FILENO);
+        ::close(fds[0]);
+        ::close(fds[1]);
+        ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+    Run result;
+    char buffer[65536];
+    ssize_t n = 0;
+    while ((n = ::read(fds[0], buffer, sizeof buffer)) > 0)
+        result.out.append(buffer, static_cast<std::size_t>(n));
+    ::close(fds[0]);
+    int status = 0;
+    rusage usage{};
+    REQUIRE(::wait4(pid, &status, 0, &usage) == pid);
+    result.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.max_rss_kib = usage.ru_maxrss;
+    if (WIFEXITED(status))
+        result.exit_code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status))
+        result.signal = WTERMSIG(status);
+    std::ifstream err(err_file, std::ios::binary);
+    std::stringstream text;
+    text << err.rdbuf();
+    result.err = text.str();
+    std::error_code ec;
+    fs::remove(err_file, ec);
+    return result;
+}
+
+constexpr long one_gib_kib = 1024L * 1024L;
+
+// --- Manifests -----------------------------------------------------------------------------
+
+// default: an injected namespace with my-service (8080) and a sleep client, all with sidecars.
+const std::string workloads = R"(apiVersion: v1
+kind: Namespace
+metadata:
+  name: default
+  labels: {istio-injection: enabled}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: my-service, namespace: default}
+spec:
+  selector: {app: my-service}
+  ports:
+  - {name: http, port: 8080, targetPort: 8080}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: my-service, namespace: default}
+spec:
+  selector: {matchLabels: {app: my-service}}
+  template:
+    metadata: {labels: {app: my-service}}
+    spec:
+      containers:
+      - name: app
+        image: app
+        ports: [{name: http, containerPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: sleep, namespace: default}
+spec:
+  selector: {matchLabels: {app: sleep}}
+  template:
+    metadata: {labels: {app: sleep}}
+    spec:
+      containers: [{name: sleep, image: curl}]
+)";
+
+const std::string strict_policy = R"(apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: my-service-auth, namespace: default}
+spec:
+  selector: {matchLabels: {app: my-service}}
+  mtls: {mode: STRICT}
+)";
+
+std::string destination_rule(const std::string& mode) {
+    return "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\n"
+           "metadata: {name: my-service-dr, namespace: default}\n"
+           "spec:\n  host: my-service\n  trafficPolicy: {tls: {mode: " +
+           mode + "}}\n";
+}
+
+// A namespace without injection running a plain client: a STRICT port there is only a warning.
+const std::string legacy_clients = R"(apiVersion: v1
+kind: Namespace
+metadata: {name: legacy}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: curl, namespace: legacy}
+spec:
+  selector: {matchLabels: {app: curl}}
+  template:
+    metadata: {labels: {app: curl}}
+    spec:
+      containers: [{name: curl, image: curl}]
+)";
+
+std::string namespace_doc(const std::string& name) {
+    return "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + name + "\n";
+}
+
+std::string repeated(const std::string& s, std::size_t n) {
+    std::string out;
+    out.reserve(s.size() * n);
+    for (std::size_t i = 0; i < n; ++i)
+        out += s;
+    return out;
+}
+
+// `levels` nested anchors, each a list of nine aliases of the one before, indented by `indent`.
+std::string alias_bomb(int levels, const std::string& indent = "") {
+    std::string out = indent + "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+    for (int i = 1; i < levels; ++i) {
+        const std::string prev = "*a" + std::to_string(i - 1);
+        out += indent + "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+        for (int j = 0; j < 9; ++j)
+            out += (j ? ", " : "") + prev;
+        out += "]\n";
+    }
+    return out;
+}
+
+struct BadInput {
+    std::string what;
+    std::string file_name;
+    std::string content;
+    std::string location; // "document N" or "document N, item M" (1-based)
+    std::string reason;   // a fragment of the reason
+};
+
+std::vector<BadInput> bad_inputs() {
+    std::string block_nesting;
+    for (std::size_t i = 0; i < 300; ++i)
+        block_nesting += std::string(2 * i, ' ') + "k:\n";
+    return {
+        {"malformed YAML in the third document", "three.yaml",
+         namespace_doc("a") + "---\n" + namespace_doc("b") +
+             "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: [c\n",
+         "document 3", "invalid YAML at line"},
+        {"malformed JSON", "broken.json",
+         R"({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"})", "document 1",
+         "invalid JSON"},
+        {"a document that is a scalar", "scalar.yaml", namespace_doc("a") + "---\nhello\n",
+         "document 2", "the document is not an object but a string"},
+        {"a JSON array holding a number", "array.json",
+         R"([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}, 5])",
+         "document 1, item 2", "the document is not an object but a number"},
+        {"labels that are a list", "labels.yaml",
+         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  labels: [x]\n", "document 1",
+         "metadata.labels: expected a map of strings"},
+        {"an unknown mTLS mode", "mode.yaml",
+         namespace_doc("a") + "---\n" + R"(apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: p, namespace: a}
+spec: {mtls: {mode: STRCT}}
+)",
+         "document 2", "spec.mtls.mode: unknown value \"STRCT\""},
+        {"a Service port out of range", "port.yaml",
+         "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 70000}]}\n",
+         "document 1", "spec.ports[0].port: port 70000 is outside 1..65535"},
+        {"a portLevelMtls key that is not a port", "portlevel.yaml",
+         "apiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata: {name: p}\n"
+         "spec:\n  portLevelMtls:\n    abc: {mode: STRICT}\n",
+         "document 1", "spec.portLevelMtls.abc: key \"abc\" is not a port number"},
+        {"a DestinationRule without host", "nohost.yaml",
+         "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d}\n"
+         "spec: {trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}}\n",
+         "document 1", "spec.host: missing"},
+        {"a bad object inside a List", "list.json",
+         R"({"apiVersion": "v1", "kind": "List", "items": [
+             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}},
+             {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+              "spec": {"ports": [{"port": 0}]}}]})",
+         "document 1, item 2", "spec.ports[0].port: port 0 is outside 1..65535"},
+        {"a List whose items are not a list", "list.yaml",
+         namespace_doc("a") + "---\napiVersion: v1\nkind: List\nitems: {a: 1}\n", "document 2",
+         "items of a List must be a list"},
+        {"YAML nested 300 levels deep", "deep-block.yaml", block_nesting, "document 1",
+         "document is nested deeper than 128 levels"},
+        {"YAML flow collections nested 5000 levels deep", "deep-flow.yaml",
+         "a: " + std::string(5000, '[') + std::string(5000, ']') + "\n", "document 1", "nested"},
+        {"JSON nested 100000 levels deep", "deep.json",
+         repeated("{\"a\":", 100000) + "1" + std::string(100000, '}'), "document 1",
+         "document is nested deeper than 128 levels"},
+        {"a billion-laughs alias bomb", "lol.yaml", alias_bomb(9), "document 1",
+         "YAML aliases expand to more than"},
+        {"a JSON number too large for a double", "overflow.json",
+         R"({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+             "spec": {"ports": [{"port": 1e400}]}})",
+         "document 1", "1e400"},
+        {"a JSON port far out of range", "port.json",
+         R"({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+             "spec": {"ports": [{"port": 100000}]}})",
+         "document 1", "port 100000 is outside 1..65535"},
+        {"a document that starts with a comma", "comma.yaml", namespace_doc("a") + "---\n,\n",
+         "document 2", "invalid YAML"},
+        {"a map with a duplicate key", "duplicate.yaml",
+         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  name: b\n", "document 1",
+         "name"},
+        {"an unterminated quoted scalar at the end of the file", "unterminated.yaml",
+         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: \"abc\n", "document 1",
+         "invalid YAML"},
+        {"a syntax error after a leading comment and ---", "commented.yaml",
+         "# generated\n---\n" + namespace_doc("a") + "---\nfoo: [\n", "document 2", "invalid YAML"},
+    };
+}
+
+} // namespace
+
+SCENARIO("Every class of bad input exits 2 naming the file and the document and the reason") {
+    const auto cases = bad_inputs();
+    const auto index = GENERATE_COPY(range(std::size_t{0}, cases.size()));
+    const BadInput& input = cases[index];
+    GIVEN(input.what) {
+        TempDir dir;
+        const auto file = dir.write(input.file_name, input.content);
+        // The cap turns a runaway allocation into a failed one rather than a dead test machine.
+        const Run r = run({"analyze", "-f", file}, {std::nullopt, 2 * one_gib_kib});
+        INFO("stderr: " << r.err);
+        INFO("took " << r.seconds << " s, peak RSS " << r.max_rss_kib / 1024 << " MiB");
+        CHECK(r.signal == 0);
+        CHECK(r.exit_code == 2);
+        CHECK(r.out.empty());
+        const std::string where = file + ": " + input.location + ": ";
+        CHECK_THAT(r.err, Catch::StartsWith("mtls-guard: " + where));
+        CHECK_THAT(r.err, Catch::Contains(input.reason));
+        CHECK(r.seconds < 60.0);
+    }
+}
+
+SCENARIO("Random bytes in a manifest exit 2 naming the file and document 1") {
+    TempDir dir;
+    std::mt19937 random(1234);
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (int round = 0; round < 5; ++round) {
+        std::string text(2000, '\0');
+        for (auto& c : text)
+            c = static_cast<char>(byte(random));
+        const auto file = dir.write("random-" + std::to_string(round) + ".yaml", text);
+        const Run r = run({"analyze", "-f", file}, {std::nullopt, 2 * one_gib_kib});
+        INFO("round " << round << " stderr: " << r.err);
+        CHECK(r.exit_code == 2);
+        CHECK_THAT(r.err, Catch::StartsWith("mtls-guard: " + file + ": document 1: "));
+    }
+}
+
+SCENARIO("A bad file inside a directory is named itself") {
+    TempDir dir;
+    dir.write("manifests/a.yaml", namespace_doc("a"));
+    const auto bad = dir.write("manifests/sub/b.yaml", namespace_doc("b") + "---\nkind: [\n");
+    dir.write("manifests/README.md", "not: [yaml");
+    const Run r = run({"analyze", "-f", (dir.path() / "manifests").string()});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("mtls-guard: " + bad + ": document 2: invalid YAML"));
+}
+
+SCENARIO("A missing file exits 2 naming it") {
+    TempDir dir;
+    const std::string missing = (dir.path() / "missing.yaml").string();
+    const Run r = run({"analyze", "-f", missing});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err == "mtls-guard: " + missing + ": no such file or directory\n");
+}
+
+SCENARIO("Invalid UTF-8 in a name is refused naming the file or printed as valid JSON") {
+    TempDir dir;
+    const auto good = dir.write("workloads.yaml", workloads + "---\n" + strict_policy);
+    const auto bad =
+        dir.write("dr.yaml", "apiVersion: networking.istio.io/v1beta1\n"
+                             "kind: DestinationRule\n"
+                             "metadata: {name: \"my-dr\xff\xfe\", namespace: default}\n"
+                             "spec:\n  host: my-service\n"
+                             "  trafficPolicy: {tls: {mode: DISABLE}}\n");
+    const Run r = run({"analyze", "-f", good, "-f", bad, "-o", "json"});
+    INFO("exit " << r.exit_code << " stderr: " << r.err);
+    if (r.exit_code == 2) {
+        CHECK_THAT(r.err, Catch::StartsWith("mtls-guard: " + bad + ": document 1: "));
+    } else {
+        CHECK(r.exit_code == 1);
+        CHECK_FALSE(json::parse(r.out, nullptr, false).is_discarded());
+    }
+}
+
+SCENARIO("Usage errors exit 2 with a message on stderr") {
+    // FILE stands for a valid manifest, so that only the usage is wrong.
+    const auto pattern = GENERATE(values<std::vector<std::string>>({
+        {},
+        {"frobnicate"},
+        {"frobnicate", "-f", "FILE"},
+        {"analyze"},
+        {"analyze", "-f", "FILE", "--bogus"},
+        {"analyze", "-f", "FILE", "--istio-version", "1.9"},
+        {"analyze", "-f", "FILE", "-o", "yaml"},
+        {"analyze", "-f", "FILE", "--fail-on", "sometimes"},
+        {"matrix", "-f", "FILE", "-o", "xml"},
+        {"review", "--snapshot", "FILE"},
+        {"review", "--snapshot", "FILE", "-f", "FILE", "--request", "FILE"},
+        {"review", "--snapshot", "FILE", "-f", "FILE", "--mode", "maybe"},
+        {"review", "--snapshot", "FILE", "-f", "FILE", "--operation", "PATCH"},
+    }));
+    TempDir dir;
+    const auto file = dir.write("ok.yaml", namespace_doc("a"));
+    std::vector<std::string> args;
+    std::string joined;
+    for (const auto& a : pattern) {
+        args.push_back(a == "FILE" ? file : a);
+        joined += " " + a;
+    }
+    INFO("mtls-guard" << joined);
+    const Run r = run(args);
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_FALSE(r.err.empty());
+    CHECK_THAT(r.err, !Catch::Contains("no such file"));
+}
+
+SCENARIO("--help and --version exit 0") {
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"--help"}, {"analyze", "--help"}, {"review", "--help"}}) {
+        const Run r = run(args);
+        INFO(args.back());
+        CHECK(r.exit_code == 0);
+        CHECK_THAT(r.out, Catch::Contains("--") && Catch::Contains("Usage"));
+    }
+    const Run version = run({"--version"});
+    CHECK(version.exit_code == 0);
+    CHECK_FALSE(version.out.empty());
+}
+
+SCENARIO("Manifests can come from stdin with -f -") {
+    TempDir dir;
+    WHEN("they are clean") {
+        const auto file = dir.write("mesh.yaml", workloads);
+        const Run r = run({"analyze", "-f", "-"}, {file, 0});
+        CHECK(r.exit_code == 0);
+        CHECK(r.out == "No mTLS conflicts found.\n");
+    }
+    WHEN("they conflict") {
+        const auto file = dir.write("mesh.yaml", workloads + "---\n" + strict_policy + "---\n" +
+                                                     destination_rule("DISABLE"));
+        const Run r = run({"analyze", "-f", "-", "-o", "json"}, {file, 0});
+        CHECK(r.exit_code == 1);
+        const json doc = json::parse(r.out, nullptr, false);
+        REQUIRE_FALSE(doc.is_discarded());
+        CHECK(doc["summary"]["errors"] == 2);
+    }
+    WHEN("they are malformed") {
+        const auto file = dir.write("bad.yaml", namespace_doc("a") + "---\n" + namespace_doc("b") +
+                                                    "---\nmetadata: {name: [c\n");
+        const Run r = run({"analyze", "-f", "-"}, {file, 0});
+        CHECK(r.exit_code == 2);
+        CHECK_THAT(r.err, Catch::StartsWith("mtls-guard: <stdin>: document 3: invalid YAML"));
+    }
+}
+
+SCENARIO("analyze exits 0 for a clean mesh and 1 for an error finding unless --fail-on never") {
+    TempDir dir;
+    const auto base = dir.write("workloads.yaml", workloads);
+    const auto policy = dir.write("policy.yaml", strict_policy);
+    const auto dr = dir.write("dr.yaml", destination_rule("DISABLE"));
+
+    const Run clean = run({"analyze", "-f", base, "-f", policy});
+    CHECK(clean.exit_code == 0);
+    CHECK(clean.out == "No mTLS conflicts found.\n");
+
+    const Run broken = run({"analyze", "-f", base, "-f", policy, "-f", dr});
+    CHECK(broken.exit_code == 1);
+    CHECK_THAT(broken.out,
+               Catch::Contains("Error [MTG101] (DestinationRule my-service-dr.default)") &&
+                   Catch::Contains("Error [MTG101] (PeerAuthentication my-service-auth.default)"));
+
+    const Run never = run({"analyze", "-f", base, "-f", policy, "-f", dr, "--fail-on", "never"});
+    CHECK(never.exit_code == 0);
+    CHECK(never.out == broken.out);
+
+    const Run on_warning =
+        run({"analyze", "-f", base, "-f", policy, "-f", dr, "--fail-on", "warning"});
+    CHECK(on_warning.exit_code == 1);
+}
+
+SCENARIO("With only warnings analyze exits 0 by default and 1 with --fail-on warning") {
+    TempDir dir;
+    const auto mesh =
+        dir.write("mesh.yaml", workloads + "---\n" + strict_policy + "---\n" + legacy_clients);
+    const Run by_default = run({"analyze", "-f", mesh});
+    CHECK(by_default.exit_code == 0);
+    CHECK_THAT(by_default.out,
+               Catch::StartsWith("Warning [MTG203] (PeerAuthentication my-service-auth.default)"));
+    const Run on_warning = run({"analyze", "-f", mesh, "--fail-on", "warning"});
+    CHECK(on_warning.exit_code == 1);
+    CHECK(on_warning.out == by_default.out);
+}
+
+SCENARIO("analyze -o json prints findings and a summary that agree") {
+    TempDir dir;
+    const auto mesh =
+        dir.write("mesh.yaml", workloads + "---\n" + strict_policy + "---\n" +
+                                   destination_rule("DISABLE") + "---\n" + legacy_clients);
+    const Run r = run({"analyze", "-f", mesh, "-o", "json"});
+    CHECK(r.exit_code == 1);
+    const json doc = json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(doc.is_discarded());
+    REQUIRE(doc["findings"].is_array());
+    REQUIRE(doc["summary"].is_object());
+    int errors = 0;
+    int warnings = 0;
+    int infos = 0;
+    for (const auto& f : doc["findings"]) {
+        const std::string severity = f["severity"];
+        errors += severity == "error";
+        warnings += severity == "warning";
+        infos += severity == "info";
+        CHECK_THAT(f["code"].get<std::string>(), Catch::Matches("MTG[12][0-9][0-9]"));
+        CHECK(f["resource"]["kind"].is_string());
+        CHECK(f["message"].get<std::string>().find('\n') == std::string::npos);
+    }
+    CHECK(errors == 2);
+    CHECK(warnings >= 1);
+    CHECK(doc["summary"] == json{{"errors", errors}, {"warnings", warnings}, {"infos", infos}});
+    CHECK(doc["findings"][0]["code"] == "MTG101");
+    CHECK(doc["findings"][0]["flow"]["port"] == 8080);
+}
+
+SCENARIO("matrix -o json prints rows and exits 0 even when a row fails") {
+    TempDir dir;
+    const auto mesh = dir.write("mesh.yaml", workloads + "---\n" + strict_policy + "---\n" +
+                                                 destination_rule("DISABLE"));
+    const Run r = run({"matrix", "-f", mesh, "-o", "json"});
+    CHECK(r.exit_code == 0);
+    const json doc = json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(doc.is_discarded());
+    REQUIRE(doc["rows"].is_array());
+    bool found = false;
+    for (const auto& row : doc["rows"])
+        if (row["host"] == "my-service.default.svc.cluster.local" && row["clientSidecar"] == true) {
+            found = true;
+            CHECK(row["client"] == "PLAINTEXT");
+            CHECK(row["server"] == "STRICT");
+            CHECK(row["verdict"] == "FAIL");
+        }
+    CHECK(found);
+}
+
+SCENARIO("review prints the AdmissionReview and exits 0 when allowed and 1 when denied") {
+    TempDir dir;
+    const auto base = dir.write("workloads.yaml", workloads);
+    const auto policy = dir.write("policy.yaml", strict_policy);
+    const auto good_dr = dir.write("good-dr.yaml", destination_rule("ISTIO_MUTUAL"));
+    const auto bad_dr = dir.write("bad-dr.yaml", destination_rule("DISABLE"));
+
+    const Run allowed = run({"review", "--snapshot", base, "--snapshot", policy, "-f", good_dr});
+    CHECK(allowed.exit_code == 0);
+    json doc = json::parse(allowed.out, nullptr, false);
+    REQUIRE_FALSE(doc.is_discarded());
+    CHECK(doc["response"]["allowed"] == true);
+    CHECK(doc["response"]["uid"] == "mtls-guard-review");
+
+    const Run denied = run({"review", "--snapshot", base, "--snapshot", policy, "-f", bad_dr});
+    CHECK(denied.exit_code == 1);
+    doc = json::parse(denied.out, nullptr, false);
+    REQUIRE_FALSE(doc.is_discarded());
+    CHECK(doc["response"]["allowed"] == false);
+    CHECK(doc["response"]["status"]["code"] == 403);
+
+    const Run warned =
+        run({"review", "--snapshot", base, "--snapshot", policy, "-f", bad_dr, "--mode", "warn"});
+    CHECK(warned.exit_code == 0);
+}
+
+SCENARIO("review --request answers an AdmissionReview file and exits 2 on a bad one") {
+    TempDir dir;
+    const auto base = dir.write("workloads.yaml", workloads + "---\n" + strict_policy);
+    const json object = {
+        {"apiVersion", "networking.istio.io/v1beta1"},
+        {"kind", "DestinationRule"},
+        {"metadata", {{"name", "my-service-dr"}, {"namespace", "default"}}},
+        {"spec", {{"host", "my-service"}, {"trafficPolicy", {{"tls", {{"mode", "DISABLE"}}}}}}}};
+    json review = {
+        {"apiVersion", "admission.k8s.io/v1"},
+        {"kind", "AdmissionReview"},
+        {"request",
+         {{"uid", "c0ffee"},
+          {"kind",
+           {{"group", "networking.istio.io"}, {"version", "v1beta1"}, {"kind", "DestinationRule"}}},
+          {"namespace", "default"},
+          {"name", "my-service-dr"},
+          {"operation", "CREATE"},
+          {"object", object}}}};
+
+    WHEN("the request is a valid review of a conflicting object") {
+        const auto request = dir.write("review.json", review.dump());
+        const Run r = run({"review", "--snapshot", base, "--request", request});
+        CHECK(r.exit_code == 1);
+        const json doc = json::parse(r.out, nullptr, false);
+        REQUIRE_FALSE(doc.is_discarded());
+        CHECK(doc["response"]["uid"] == "c0ffee");
+        CHECK(doc["response"]["allowed"] == false);
+    }
+    WHEN("the request is not JSON") {
+        const auto request = dir.write("review.json", "{\"apiVersion\": ");
+        const Run r = run({"review", "--snapshot", base, "--request", request});
+        CHECK(r.exit_code == 2);
+        CHECK_THAT(r.err, Catch::Contains("HTTP 400: the body is not valid JSON"));
+    }
+    WHEN("the request has no uid") {
+        review["request"].erase("uid");
+        const auto request = dir.write("review.json", review.dump());
+        const Run r = run({"review", "--snapshot", base, "--request", request});
+        CHECK(r.exit_code == 2);
+        CHECK_THAT(r.err, Catch::Contains("HTTP 400: request.uid is missing"));
+    }
+    WHEN("the request file does not exist") {
+        const std::string missing = (dir.path() / "nope.json").string();
+        const Run r = run({"review", "--snapshot", base, "--request", missing});
+        CHECK(r.exit_code == 2);
+        CHECK_THAT(r.err, Catch::Contains(missing));
+    }
+    WHEN("the snapshot is malformed") {
+        const auto bad = dir.write("bad.yaml", namespace_doc("a") + "---\n,\n");
+        const auto request = dir.write("review.json", review.dump());
+        const Run r = run({"review", "--snapshot", bad, "--request", request},
+                          {std::nullopt, 2 * one_gib_kib});
+        CHECK(r.exit_code == 2);
+        CHECK_THAT(r.err, Catch::StartsWith("mtls-guard: " + bad + ": document 2: "));
+    }
+}
+
+SCENARIO("Semantically odd but well-formed objects get clear findings rather than an error exit") {
+    TempDir dir;
+    const auto mesh = dir.write("mesh.yaml", workloads + R"(---
+apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata: {name: ghost-dr, namespace: default}
+spec:
+  host: ghost
+  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+---
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: ports, namespace: default}
+spec:
+  selector: {matchLabels: {app: my-service}}
+  mtls: {mode: PERMISSIVE}
+  portLevelMtls:
+    9999: {mode: STRICT}
+---
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: nobody, namespace: default}
+spec:
+  selector: {matchLabels: {app: nobody}}
+  mtls: {mode: STRICT}
+)");
+    const Run r = run({"analyze", "-f", mesh, "-o", "json"});
+    CHECK(r.exit_code == 0);
+    const json doc = json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(doc.is_discarded());
+    std::vector<std::string> seen;
+    for (const auto& f : doc["findings"])
+        seen.push_back(f["code"].get<std::string>() + " " + f["severity"].get<std::string>() + " " +
+                       f["resource"]["kind"].get<std::string>() + " " +
+                       f["resource"]["name"].get<std::string>());
+    CHECK(seen == std::vector<std::string>{"MTG204 warning PeerAuthentication ports",
+                                           "MTG206 info DestinationRule ghost-dr",
+                                           "MTG206 info PeerAuthentication nobody"});
+}
+
+SCENARIO("review -f of an object that cannot be decoded is denied with the field named") {
+    TempDir dir;
+    const auto base = dir.write("workloads.yaml", workloads);
+    const auto object = dir.write("typo.yaml", R"(apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: typo, namespace: default}
+spec: {mtls: {mode: STRCT}}
+)");
+    const Run r = run({"review", "--snapshot", base, "-f", object});
+    CHECK(r.exit_code == 1);
+    const json doc = json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(doc.is_discarded());
+    CHECK(doc["response"]["allowed"] == false);
+    CHECK(doc["response"]["status"]["code"] == 400);
+    CHECK(doc["response"]["status"]["message"] ==
+          "mtls-guard cannot read this PeerAuthentication: spec.mtls.mode: unknown value "
+          "\"STRCT\" (expected UNSET, DISABLE, PERMISSIVE or STRICT)");
+}
+
+SCENARIO("review -f with more than one object exits 2 and says how many it found") {
+    TempDir dir;
+    const auto base = dir.write("workloads.yaml", workloads);
+    const auto two = dir.write("two.yaml", destination_rule("ISTIO_MUTUAL") + "---\n" +
+                                               destination_rule("DISABLE"));
+    const Run r = run({"review", "--snapshot", base, "-f", two});
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("expected exactly one object, found 2"));
+}
+
+SCENARIO("A tiny alias bomb is refused without a large amount of memory") {
+    // 300 bytes must not cost more memory than a webhook pod is typically given (256 MiB).
+    TempDir dir;
+    const auto file = dir.write("lol.yaml", alias_bomb(9));
+    const Run r = run({"analyze", "-f", file}, {std::nullopt, 4 * one_gib_kib});
+    WARN("alias bomb: exit " << r.exit_code << " after " << r.seconds << " s, peak RSS "
+                             << r.max_rss_kib / 1024 << " MiB");
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("document 1") && Catch::Contains("YAML aliases"));
+    CHECK(r.max_rss_kib < 256 * 1024);
+}
+
+SCENARIO("Many alias-bomb documents in one small file do not add up to gigabytes") {
+    // Each document stays under the per-document node limit; together they must not exhaust
+    // memory: an 8 KB file must not need more than 256 MiB either.
+    TempDir dir;
+    std::string text;
+    for (int d = 0; d < 16; ++d) {
+        text += "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: junk-" + std::to_string(d) +
+                "}\njunk:\n" + alias_bomb(6, "  ") + "---\n";
+    }
+    const auto file = dir.write("bombs.yaml", text);
+    const Run r = run({"analyze", "-f", file}, {std::nullopt, 4 * one_gib_kib});
+    WARN(text.size() << " bytes of alias bombs: exit " << r.exit_code << " after " << r.seconds
+                     << " s, peak RSS " << r.max_rss_kib / 1024 << " MiB");
+    CHECK(r.signal == 0);
+    CHECK((r.exit_code == 0 || r.exit_code == 2));
+    CHECK(r.max_rss_kib < 256 * 1024);
+}
+
+SCENARIO("A 50 MB manifest of small Service documents is analysed without a crash") {
+    TempDir dir;
+    const fs::path file = dir.path() / "huge.yaml";
+    std::size_t services = 0;
+    {
+        std::ofstream out(file, std::ios::binary);
+        std::size_t written = 0;
+        while (written < std::size_t{50} << 20) {
+            const std::string doc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-" +
+                                    std::to_string(services) + "\n  namespace: ns-" +
+                                    std::to_string(services % 100) +
+                                    "\nspec:\n  selector: {app: a" + std::to_string(services) +
+                                    "}\n  ports:\n  - {name: http, port: 80, targetPort: 8080}\n"
+                                    "---\n";
+            out << doc;
+            written += doc.size();
+            ++services;
+        }
+    }
+    const Run r = run({"analyze", "-f", file.string(), "-o", "json"});
+    WARN("50 MB manifest (" << services << " Services): exit " << r.exit_code << " after "
+                            << r.seconds << " s, peak RSS " << r.max_rss_kib / 1024 << " MiB");
+    INFO("stderr: " << r.err);
+    CHECK(r.signal == 0);
+    CHECK(r.exit_code == 0);
+    const json doc = json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(doc.is_discarded());
+    CHECK(doc["summary"]["errors"] == 0);
+    CHECK(r.seconds < 300.0);
+}
