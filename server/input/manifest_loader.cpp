@@ -423,21 +423,27 @@ class StreamingJson : public nlohmann::json_sax<json> {
     std::size_t next_item_ = 0;
 };
 
+// Runs the streaming parser over the input; a parse failure becomes a LoadError.
+template <typename Input>
+void parse_json(Input&& input, StreamingJson& parser, const std::string& file,
+                const LoadLimits& limits) {
+    if (json::sax_parse(std::forward<Input>(input), &parser))
+        return;
+    if (parser.too_deep)
+        throw LoadError{file, 0, true,
+                        "document is nested deeper than " + std::to_string(limits.max_depth) +
+                            " levels"};
+    throw LoadError{file, 0, true,
+                    parser.error.empty() ? std::string("invalid JSON") : parser.error};
+}
+
 template <typename Input>
 void stream_json(Input&& input, const std::string& file, const LoadLimits& limits,
                  const Sink& sink) {
     StreamingJson parser(limits.max_depth, [&](json&& item, std::size_t position) {
         deliver(std::move(item), file, 0, position, limits, sink);
     });
-    const bool ok = json::sax_parse(std::forward<Input>(input), &parser);
-    if (!ok) {
-        if (parser.too_deep)
-            throw LoadError{file, 0, true,
-                            "document is nested deeper than " + std::to_string(limits.max_depth) +
-                                " levels"};
-        throw LoadError{file, 0, true,
-                        parser.error.empty() ? std::string("invalid JSON") : parser.error};
-    }
+    parse_json(std::forward<Input>(input), parser, file, limits);
     json& envelope = parser.envelope.root;
     if (envelope.is_array())
         return; // a top-level array: every element was delivered
@@ -577,14 +583,7 @@ std::vector<json> parse_manifest_text(const std::string& text, const std::string
     std::vector<json> out;
     StreamingJson parser(limits.max_depth,
                          [&](json&& item, std::size_t) { out.push_back(std::move(item)); });
-    if (!json::sax_parse(text, &parser)) {
-        if (parser.too_deep)
-            throw LoadError{file, 0, true,
-                            "document is nested deeper than " + std::to_string(limits.max_depth) +
-                                " levels"};
-        throw LoadError{file, 0, true,
-                        parser.error.empty() ? std::string("invalid JSON") : parser.error};
-    }
+    parse_json(text, parser, file, limits);
     json& envelope = parser.envelope.root;
     if (envelope.is_object() && envelope.contains("items")) {
         // Give the List back whole: callers of this function flatten it themselves.
