@@ -21,6 +21,7 @@ DEBIAN_PACKAGES=(
     catch2               # unit and scenario tests
     prometheus-cpp-dev   # /metrics
     curl wrk nginx-light # loopback tests and benchmarks
+    clang libclang-rt-14-dev  # libFuzzer targets (tests/fuzz)
 )
 # kubectl for `kubectl kustomize` in the deploy/ tests: Debian's kubernetes-client, unless a kubectl
 # from another package (which would conflict with it) is already installed.

@@ -77,8 +77,10 @@ Run run(const std::vector<std::string>& args, const RunOptions& options = {}) {
         fs::temp_directory_path() /
         ("mtls-guard-cli-stderr-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
     std::string command;
+#ifndef MTLS_GUARD_SANITIZED
     if (options.memory_cap_kib > 0)
         command += "ulimit -v " + std::to_string(options.memory_cap_kib) + " && ";
+#endif
     command += "exec " + quote(MTLS_GUARD_BINARY);
     for (const auto& a : args)
         command += " " + quote(a);

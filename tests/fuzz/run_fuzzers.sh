@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (clang, ASan+UBSan) and runs each for a bounded time.
+#   tests/fuzz/run_fuzzers.sh [SECONDS_PER_TARGET]      (default 30; CI uses a short run)
+# Crashes are written to build-fuzz/crashes/<target>/ and make the script fail; each one must
+# become a regression test (a fixture or a unit test) before it is fixed.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+seconds=${1:-30}
+build=${FUZZ_BUILD_DIR:-build-fuzz}
+
+CXX=clang++ CC=clang cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DMTLS_GUARD_FUZZ=ON -DMTLS_GUARD_SANITIZE=address -DMTLS_GUARD_TESTS=OFF >/dev/null
+cmake --build "$build" --target fuzz_admission_review fuzz_manifest --parallel "$(nproc)"
+
+# Seed corpora: the project's own fixtures, copied into a writable working corpus per target.
+work="$build/corpus"
+mkdir -p "$work/fuzz_admission_review" "$work/fuzz_manifest" "$build/crashes"
+cp tests/fuzz/corpus/admission/*.json "$work/fuzz_admission_review/"
+find tests/fixtures deploy/demo -name '*.yaml' -print0 | while IFS= read -r -d '' f; do
+    cp "$f" "$work/fuzz_manifest/$(echo "$f" | tr '/' '_')"
+done
+
+status=0
+for target in fuzz_admission_review fuzz_manifest; do
+    mkdir -p "$build/crashes/$target"
+    log="$build/$target.log"
+    echo "== $target: ${seconds}s"
+    if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        "$build/tests/fuzz/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+        -artifact_prefix="$build/crashes/$target/" -print_final_stats=1 "$work/$target" >"$log" 2>&1; then
+        echo "$target FAILED; last lines of $log:"
+        tail -40 "$log"
+        status=1
+    fi
+    grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb|^#[0-9]+.*DONE" "$log" | sed "s/^/  /" || true
+done
+exit $status
