@@ -32,6 +32,92 @@ void apply_version(input::SnapshotSource& source, const std::optional<std::strin
         source.version = model::parse_istio_version(*version);
 }
 
+// serve's flags; --snapshot is optional here because the live-cluster source will replace it.
+void add_serve_options(CLI::App& command, ServeOptions& serve,
+                       std::optional<std::string>& version) {
+    command
+        .add_option("--snapshot", serve.source.paths,
+                    "the cluster as manifests: file or directory (recursive), repeatable; "
+                    "reloaded when the files change")
+        ->type_name("PATH");
+    command.add_option("--kubeconfig", serve.kubeconfig,
+                       "read the cluster from the Kubernetes API (not implemented in this build)");
+    command.add_option("--mesh-config", serve.source.mesh_config_file,
+                       "MeshConfig YAML or the istio ConfigMap (beats an istio ConfigMap in the "
+                       "snapshot)");
+    command
+        .add_option("--istio-version", version,
+                    "Istio rules: 1.4, 1.5 or current (default: current, or 1.5 when v1alpha1 "
+                    "objects are present)")
+        ->check(CLI::IsMember({"1.4", "1.5", "current"}));
+    command.add_option("--cluster-domain", serve.source.cluster_domain, "cluster DNS suffix")
+        ->capture_default_str();
+    auto* cert = command.add_option("--tls-cert", serve.tls_cert,
+                                    "serving certificate chain (PEM); reloaded when it changes; "
+                                    "without it a self-signed pair is generated");
+    auto* key = command.add_option("--tls-key", serve.tls_key, "private key of --tls-cert (PEM)");
+    cert->needs(key);
+    key->needs(cert);
+    command.add_option("--client-ca", serve.client_ca,
+                       "require a client certificate signed by this CA (PEM)");
+    command.add_option("--cert-dir", serve.cert_dir,
+                       "where a generated certificate goes (default: a new temporary directory)");
+    command.add_option("--listen", serve.listen, "HTTPS address, ADDR:PORT (port 0: any)")
+        ->capture_default_str();
+    command.add_option("--metrics-listen", serve.metrics_listen,
+                       "plain-HTTP address for /metrics (and the probes); without it /metrics "
+                       "is served on the HTTPS port");
+    command.add_option("--mode", serve.mode, "enforce or warn (a namespace label overrides it)")
+        ->check(CLI::IsMember({"enforce", "warn"}))
+        ->capture_default_str();
+    command.add_option("--log-format", serve.log_format, "text or json (one object per line)")
+        ->check(CLI::IsMember({"text", "json"}))
+        ->capture_default_str();
+    command
+        .add_option("--max-body-bytes", serve.max_body_bytes, "largest request body (413 above)")
+        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 30))
+        ->capture_default_str();
+    command
+        .add_option("--max-connections", serve.max_connections,
+                    "open connections at most; more are closed at once")
+        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+        ->capture_default_str();
+    command.add_option("--threads", serve.threads, "I/O threads (default: the cores available)")
+        ->check(CLI::Range(0U, 1024U));
+    command
+        .add_option("--snapshot-poll-seconds", serve.snapshot_poll_seconds,
+                    "how often the snapshot files are checked for changes")
+        ->check(CLI::Range(0.05, 86400.0))
+        ->capture_default_str();
+    command
+        .add_option("--cert-poll-seconds", serve.cert_poll_seconds,
+                    "how often the certificate files are checked for changes")
+        ->check(CLI::Range(0.05, 86400.0))
+        ->capture_default_str();
+    command
+        .add_option("--header-timeout-seconds", serve.header_timeout_seconds,
+                    "time for the TLS handshake, and for a request header once it has started")
+        ->check(CLI::Range(0.05, 3600.0))
+        ->capture_default_str();
+    command
+        .add_option("--body-timeout-seconds", serve.body_timeout_seconds, "time for a request body")
+        ->check(CLI::Range(0.05, 3600.0))
+        ->capture_default_str();
+    command
+        .add_option("--idle-timeout-seconds", serve.idle_timeout_seconds,
+                    "how long a kept-alive connection may wait for its next request")
+        ->check(CLI::Range(0.05, 3600.0))
+        ->capture_default_str();
+    command
+        .add_option("--drain-timeout-seconds", serve.drain_timeout_seconds,
+                    "on SIGTERM, how long requests in flight may take to finish")
+        ->check(CLI::Range(0.0, 3600.0))
+        ->capture_default_str();
+    command.add_option("--port-file", serve.port_file,
+                       "write the bound HTTPS port (and the metrics port on a second line) here "
+                       "once serving");
+}
+
 Output parse_output(const std::string& text) {
     return text == "json" ? Output::Json : Output::Text;
 }
@@ -91,6 +177,12 @@ int run(int argc, char** argv) noexcept {
             ->capture_default_str();
         review_cmd->add_flag("--dry-run", review.dry_run, "mark the request as a dry run");
 
+        ServeOptions serve;
+        std::optional<std::string> serve_version;
+        auto* serve_cmd = app.add_subcommand(
+            "serve", "the HTTPS admission webhook: POST /validate, /healthz, /readyz, /metrics");
+        add_serve_options(*serve_cmd, serve, serve_version);
+
         try {
             app.parse(argc, argv);
         } catch (const CLI::ParseError& e) {
@@ -107,6 +199,10 @@ int run(int argc, char** argv) noexcept {
             apply_version(matrix.source, matrix_version);
             matrix.output = parse_output(matrix_output);
             return run_matrix(matrix);
+        }
+        if (serve_cmd->parsed()) {
+            apply_version(serve.source, serve_version);
+            return run_serve(serve);
         }
         if (review_cmd->parsed()) {
             if (review.object_file.empty() && review.request_file.empty()) {

@@ -32,10 +32,37 @@ struct ReviewOptions {
     bool dry_run = false;
 };
 
+// `serve`: the HTTPS webhook. Timeouts are in seconds; 0 threads means the cores available.
+struct ServeOptions {
+    input::SnapshotSource source;          // --snapshot paths, --mesh-config, --istio-version
+    std::optional<std::string> kubeconfig; // --kubeconfig (the API client is not built yet)
+    std::string tls_cert;                  // empty with tls_key: generate a self-signed pair
+    std::string tls_key;
+    std::string client_ca;
+    std::string cert_dir; // where generated certificates go; empty: a new temporary directory
+    std::string listen = "0.0.0.0:8443";
+    std::string metrics_listen; // empty: /metrics on the TLS port
+    std::string mode = "enforce";
+    std::string log_format = "text";
+    std::uint64_t max_body_bytes = std::uint64_t{8} << 20;
+    std::size_t max_connections = 256;
+    unsigned threads = 0;
+    double snapshot_poll_seconds = 5;
+    double cert_poll_seconds = 10;
+    double header_timeout_seconds = 10;
+    double body_timeout_seconds = 30;
+    double idle_timeout_seconds = 60;
+    double drain_timeout_seconds = 20;
+    std::string port_file; // receives the bound port (and the metrics port on a second line)
+};
+
 // Each returns the process exit code: 0 ok, 1 findings at or above --fail-on / denied, 2 bad input.
 int run_analyze(const AnalyzeOptions& options);
 int run_matrix(const MatrixOptions& options);
 int run_review(const ReviewOptions& options);
+// Serves until SIGTERM or SIGINT, then drains: 0 after a clean stop, 2 on bad usage or when the
+// listen address cannot be used.
+int run_serve(const ServeOptions& options);
 
 // Prints the LoadError or notices of a snapshot load to stderr.
 void print_notices(const std::vector<std::string>& notices);

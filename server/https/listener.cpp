@@ -1,0 +1,477 @@
+// Accepts connections on one address and runs one session per connection: TLS detection, the
+// handshake, then HTTP/1.1 keep-alive requests, each step under a timeout (the Beast async-ssl
+// server pattern).
+#include "server/https/listener.hpp"
+
+#include "server/observability/logging.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <optional>
+#include <string_view>
+
+namespace mtlsguard::https {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+
+constexpr std::size_t idle_read_size = 4096;
+constexpr std::chrono::milliseconds accept_retry_delay{100};
+// After answering a client we close on, read what it still sends for this long, so that closing
+// with unread bytes does not reset the connection before the answer arrives.
+constexpr std::chrono::milliseconds linger_timeout{1000};
+
+std::string_view view(beast::string_view s) noexcept {
+    return {s.data(), s.size()};
+}
+
+enum class ReadFailure : std::uint8_t { Quiet, BodyTooLarge, HeaderTooLarge, Malformed };
+
+// A client that leaves, stalls or resets gets no answer (there is nobody to read it); one that
+// sends something we refuse is told why before we close.
+ReadFailure classify_read_error(const error_code& ec) {
+    if (ec == http::error::body_limit)
+        return ReadFailure::BodyTooLarge;
+    if (ec == http::error::header_limit)
+        return ReadFailure::HeaderTooLarge;
+    if (ec.category() != http::make_error_code(http::error::bad_method).category())
+        return ReadFailure::Quiet; // eof, timeout, reset, cancelled, TLS errors
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message)
+        return ReadFailure::Quiet;
+    return ReadFailure::Malformed;
+}
+
+void log_debug(std::string_view message, const error_code& ec) {
+    auto& log = observability::component_logger("http");
+    if (log.should_log(spdlog::level::debug))
+        observability::log_event(log, spdlog::level::debug, message, {{"error", ec.message()}});
+}
+
+// One connection after detection: TLS (ssl_stream) on the webhook port, plain on the metrics port.
+template <class Stream>
+class HttpSession : public Connection, public std::enable_shared_from_this<HttpSession<Stream>> {
+  public:
+    static constexpr bool is_tls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+    HttpSession(beast::tcp_stream&& stream, SslContextPtr tls, beast::flat_buffer&& buffer,
+                ListenerContext& context, ConnectionTracker::Slot slot) requires is_tls
+        : tls_(std::move(tls)),
+          stream_(std::move(stream), *tls_),
+          buffer_(std::move(buffer)),
+          context_(context),
+          slot_(std::move(slot)) {}
+
+    HttpSession(beast::tcp_stream&& stream, ListenerContext& context,
+                ConnectionTracker::Slot slot) requires(!is_tls)
+        : stream_(std::move(stream)), context_(context), slot_(std::move(slot)) {}
+
+    void run() {
+        slot_.attach(this->weak_from_this());
+        net::dispatch(stream_.get_executor(),
+                      beast::bind_front_handler(&HttpSession::on_run, this->shared_from_this()));
+    }
+
+    void begin_drain() override {
+        net::post(stream_.get_executor(),
+                  beast::bind_front_handler(&HttpSession::on_drain, this->shared_from_this()));
+    }
+
+  private:
+    enum class Phase : std::uint8_t { Handshake, Idle, Reading, Writing, Closing };
+
+    beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+
+    void on_run() {
+        if constexpr (is_tls) {
+            phase_ = Phase::Handshake;
+            lowest().expires_after(context_.settings.handshake_timeout);
+            // The bytes TLS detection already read are the start of the ClientHello.
+            stream_.async_handshake(
+                ssl::stream_base::server, buffer_.data(),
+                beast::bind_front_handler(&HttpSession::on_handshake, this->shared_from_this()));
+        } else {
+            start_request(true);
+        }
+    }
+
+    void on_handshake(error_code ec, std::size_t used) {
+        if (ec) {
+            context_.metrics.record_tls_handshake_failure();
+            log_debug("TLS handshake failed", ec);
+            return;
+        }
+        buffer_.consume(used);
+        start_request(true);
+    }
+
+    void start_request(bool first) {
+        if (!first && context_.handler.draining()) {
+            do_close();
+            return;
+        }
+        parser_.emplace();
+        parser_->header_limit(context_.settings.header_limit);
+        parser_->body_limit(context_.settings.body_limit);
+        endpoint_.reset();
+        if (first || buffer_.size() > 0) {
+            read_header();
+            return;
+        }
+        // Between requests the connection may idle for long; once a byte arrives, the header
+        // has the header timeout to complete.
+        phase_ = Phase::Idle;
+        lowest().expires_after(context_.settings.idle_timeout);
+        stream_.async_read_some(
+            buffer_.prepare(idle_read_size),
+            beast::bind_front_handler(&HttpSession::on_idle_read, this->shared_from_this()));
+    }
+
+    void on_idle_read(error_code ec, std::size_t bytes) {
+        if (ec) {
+            // Cancelled by the drain: say goodbye properly. Otherwise the peer left or idled out.
+            if (ec == net::error::operation_aborted && context_.handler.draining())
+                do_close();
+            return;
+        }
+        buffer_.commit(bytes);
+        read_header();
+    }
+
+    void read_header() {
+        phase_ = Phase::Reading;
+        lowest().expires_after(context_.settings.header_timeout);
+        http::async_read_header(
+            stream_, buffer_, *parser_,
+            beast::bind_front_handler(&HttpSession::on_header, this->shared_from_this()));
+    }
+
+    void on_header(error_code ec, std::size_t) {
+        if (ec) {
+            on_read_error(ec);
+            return;
+        }
+        const auto& header = parser_->get();
+        const Route route =
+            route_request(view(header.method_string()), view(header.target()), context_.role);
+        // A body we will not read must not be taken for the next request: answer and close.
+        const bool body_pending = !parser_->is_done();
+        if (!route.endpoint) {
+            reply_error(route.status, route.reason, route.allow, body_pending);
+            return;
+        }
+        endpoint_ = route.endpoint;
+        if (*endpoint_ == Endpoint::Validate &&
+            !is_json_content_type(view(header[http::field::content_type]))) {
+            reply_error(415, "Content-Type must be application/json", {}, body_pending);
+            return;
+        }
+        if (body_pending && expects_continue(view(header[http::field::expect]))) {
+            continue_.emplace(http::status::continue_, header.version());
+            phase_ = Phase::Writing;
+            lowest().expires_after(context_.settings.write_timeout);
+            http::async_write(
+                stream_, *continue_,
+                beast::bind_front_handler(&HttpSession::on_continue, this->shared_from_this()));
+            return;
+        }
+        read_body();
+    }
+
+    void on_continue(error_code ec, std::size_t) {
+        if (ec)
+            return;
+        phase_ = Phase::Reading;
+        read_body();
+    }
+
+    void read_body() {
+        lowest().expires_after(context_.settings.body_timeout);
+        http::async_read(
+            stream_, buffer_, *parser_,
+            beast::bind_front_handler(&HttpSession::on_body, this->shared_from_this()));
+    }
+
+    void on_body(error_code ec, std::size_t) {
+        if (ec) {
+            on_read_error(ec);
+            return;
+        }
+        const Request request = parser_->release();
+        response_ = context_.handler.respond(*endpoint_, request);
+        response_.keep_alive(request.keep_alive() && !context_.handler.draining());
+        send();
+    }
+
+    void on_read_error(const error_code& ec) {
+        const unsigned version =
+            parser_ && parser_->is_header_done() ? parser_->get().version() : 11;
+        switch (classify_read_error(ec)) {
+        case ReadFailure::BodyTooLarge:
+            reply_error(413,
+                        "the body is larger than " + std::to_string(context_.settings.body_limit) +
+                            " bytes",
+                        {}, true, version);
+            return;
+        case ReadFailure::HeaderTooLarge:
+            reply_error(431, "the request header is too large", {}, true, version);
+            return;
+        case ReadFailure::Malformed:
+            reply_error(400, "malformed HTTP request: " + ec.message(), {}, true, version);
+            return;
+        case ReadFailure::Quiet:
+            break;
+        }
+        log_debug("connection ended while reading a request", ec);
+    }
+
+    void reply_error(unsigned status, std::string_view reason, std::string_view allow, bool close,
+                     unsigned version = 0) {
+        if (version == 0)
+            version = parser_->get().version();
+        response_ = context_.handler.error_response(status, reason, version, allow);
+        const bool keep = !close && !context_.handler.draining() && parser_ &&
+                          parser_->is_header_done() && parser_->get().keep_alive();
+        response_.keep_alive(keep);
+        send();
+    }
+
+    void send() {
+        phase_ = Phase::Writing;
+        lowest().expires_after(context_.settings.write_timeout);
+        http::async_write(
+            stream_, response_,
+            beast::bind_front_handler(&HttpSession::on_write, this->shared_from_this()));
+    }
+
+    void on_write(error_code ec, std::size_t) {
+        if (ec) {
+            log_debug("write failed", ec);
+            return;
+        }
+        if (!response_.keep_alive()) {
+            do_close();
+            return;
+        }
+        response_ = {};
+        start_request(false);
+    }
+
+    void do_close() {
+        phase_ = Phase::Closing;
+        if constexpr (is_tls) {
+            lowest().expires_after(context_.settings.close_timeout);
+            stream_.async_shutdown(
+                beast::bind_front_handler(&HttpSession::on_shutdown, this->shared_from_this()));
+        } else {
+            linger();
+        }
+    }
+
+    void on_shutdown(error_code) {
+        // close_notify is sent; whether the peer answered or kept sending (a refused body), close
+        // the TCP side gracefully too.
+        linger();
+    }
+
+    // Closing a socket with unread bytes makes the kernel send a reset, which can destroy the
+    // response still on its way: send FIN, then discard what the peer sends until it closes too
+    // or the linger time is up.
+    void linger() {
+        error_code ignored;
+        lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+        buffer_.clear();
+        lowest().expires_after(linger_timeout);
+        lowest().async_read_some(
+            buffer_.prepare(idle_read_size),
+            beast::bind_front_handler(&HttpSession::on_linger, this->shared_from_this()));
+    }
+
+    void on_linger(error_code ec, std::size_t) {
+        if (ec)
+            return; // the peer closed, or the linger time is over: the stream closes with us
+        lowest().async_read_some(
+            buffer_.prepare(idle_read_size),
+            beast::bind_front_handler(&HttpSession::on_linger, this->shared_from_this()));
+    }
+
+    void on_drain() {
+        // Only a connection waiting for its next request is cut now; one mid-request finishes it
+        // and closes after the response (keep-alive is off while draining).
+        if (phase_ == Phase::Idle)
+            lowest().cancel();
+    }
+
+    SslContextPtr tls_; // declared before stream_: the SSL stream must not outlive its context
+    Stream stream_;
+    beast::flat_buffer buffer_;
+    ListenerContext& context_;
+    ConnectionTracker::Slot slot_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    std::optional<http::response<http::empty_body>> continue_;
+    Response response_;
+    std::optional<Endpoint> endpoint_;
+    Phase phase_ = Phase::Reading;
+};
+
+using TlsSession = HttpSession<beast::ssl_stream<beast::tcp_stream>>;
+using PlainSession = HttpSession<beast::tcp_stream>;
+
+// The first bytes of a webhook-port connection: a TLS ClientHello goes on to a TlsSession; plain
+// HTTP gets a 400 in plain HTTP, since it could not read a TLS alert anyway.
+class TlsDetector : public Connection, public std::enable_shared_from_this<TlsDetector> {
+  public:
+    TlsDetector(tcp::socket&& socket, ListenerContext& context, ConnectionTracker::Slot slot)
+        : executor_(socket.get_executor()), stream_(std::move(socket)), context_(context),
+          slot_(std::move(slot)) {}
+
+    void run() {
+        slot_.attach(weak_from_this());
+        net::dispatch(executor_,
+                      beast::bind_front_handler(&TlsDetector::on_run, shared_from_this()));
+    }
+
+    // Uses the executor kept aside: once handed to the session, stream_ is moved from.
+    void begin_drain() override {
+        net::post(executor_, beast::bind_front_handler(&TlsDetector::on_drain, shared_from_this()));
+    }
+
+  private:
+    void on_run() {
+        stream_.expires_after(context_.settings.handshake_timeout);
+        beast::async_detect_ssl(
+            stream_, buffer_,
+            beast::bind_front_handler(&TlsDetector::on_detect, shared_from_this()));
+    }
+
+    void on_detect(error_code ec, bool tls) {
+        if (draining_)
+            return; // the drain came before the client said anything
+        if (ec) {
+            log_debug("connection ended before TLS", ec);
+            return;
+        }
+        if (tls) {
+            handed_off_ = true;
+            std::make_shared<TlsSession>(std::move(stream_), context_.tls->current(),
+                                         std::move(buffer_), context_, std::move(slot_))
+                ->run();
+            return;
+        }
+        context_.metrics.record_tls_handshake_failure();
+        response_ = context_.handler.error_response(400, "this port speaks HTTPS", 11);
+        response_.keep_alive(false);
+        stream_.expires_after(context_.settings.write_timeout);
+        http::async_write(stream_, response_,
+                          beast::bind_front_handler(&TlsDetector::on_write, shared_from_this()));
+    }
+
+    void on_write(error_code ec, std::size_t) {
+        if (ec)
+            return;
+        error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        stream_.expires_after(linger_timeout);
+        stream_.async_read_some(
+            buffer_.prepare(idle_read_size),
+            beast::bind_front_handler(&TlsDetector::on_linger, shared_from_this()));
+    }
+
+    void on_linger(error_code ec, std::size_t bytes) {
+        if (ec)
+            return;
+        buffer_.commit(bytes);
+        buffer_.consume(buffer_.size());
+        stream_.async_read_some(
+            buffer_.prepare(idle_read_size),
+            beast::bind_front_handler(&TlsDetector::on_linger, shared_from_this()));
+    }
+
+    void on_drain() {
+        if (handed_off_)
+            return; // the session has been told itself
+        draining_ = true;
+        stream_.cancel();
+    }
+
+    net::any_io_executor executor_; // the connection's strand
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    ListenerContext& context_;
+    ConnectionTracker::Slot slot_;
+    Response response_;
+    bool draining_ = false;
+    bool handed_off_ = false;
+};
+
+} // namespace
+
+Listener::Listener(net::io_context& io, const tcp::endpoint& endpoint, ListenerContext& context)
+    : io_(io), acceptor_(net::make_strand(io)), retry_timer_(acceptor_.get_executor()),
+      context_(context) {
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(net::socket_base::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen(net::socket_base::max_listen_connections);
+    port_ = acceptor_.local_endpoint().port();
+}
+
+void Listener::run() {
+    do_accept();
+}
+
+void Listener::stop() {
+    net::post(acceptor_.get_executor(), [self = shared_from_this()] {
+        error_code ignored;
+        self->acceptor_.close(ignored);
+        self->retry_timer_.cancel();
+    });
+}
+
+void Listener::do_accept() {
+    // Each connection gets its own strand: its handlers never run concurrently.
+    acceptor_.async_accept(net::make_strand(io_),
+                           beast::bind_front_handler(&Listener::on_accept, shared_from_this()));
+}
+
+void Listener::on_accept(error_code ec, tcp::socket socket) {
+    if (!acceptor_.is_open())
+        return;
+    if (ec) {
+        // Out of file descriptors and the like: pause instead of spinning on the error.
+        observability::log_event(observability::component_logger("http"), spdlog::level::warn,
+                                 "accept failed", {{"error", ec.message()}});
+        retry_timer_.expires_after(accept_retry_delay);
+        retry_timer_.async_wait([self = shared_from_this()](error_code wait_ec) {
+            if (!wait_ec && self->acceptor_.is_open())
+                self->do_accept();
+        });
+        return;
+    }
+    auto slot = context_.tracker.try_acquire();
+    if (!slot) {
+        context_.metrics.record_connection_rejected();
+        error_code ignored;
+        socket.close(ignored);
+    } else {
+        error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        if (context_.tls)
+            std::make_shared<TlsDetector>(std::move(socket), context_, std::move(*slot))->run();
+        else
+            std::make_shared<PlainSession>(beast::tcp_stream(std::move(socket)), context_,
+                                           std::move(*slot))
+                ->run();
+    }
+    do_accept();
+}
+
+} // namespace mtlsguard::https

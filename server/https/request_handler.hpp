@@ -1,0 +1,42 @@
+// What the webhook answers on each endpoint, once a request has been read: /validate through
+// handle_review, the probes, /metrics, and the short JSON error responses.
+#pragma once
+
+#include "server/https/http_routing.hpp"
+#include "server/https/snapshot_reloader.hpp"
+#include "server/observability/metrics.hpp"
+
+#include <atomic>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+namespace mtlsguard::https {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+class RequestHandler {
+  public:
+    RequestHandler(SnapshotStore& store, observability::Metrics& metrics);
+
+    // The response to a complete request routed to `endpoint`; keep-alive is left to the caller.
+    Response respond(Endpoint endpoint, const Request& request);
+
+    // {"error": reason} with `status` (and Allow for a 405); counted in the HTTP error metric.
+    Response error_response(unsigned status, std::string_view reason, unsigned version,
+                            std::string_view allow = {});
+
+    // After SIGTERM: /readyz answers 503 and connections close after their current response.
+    void set_draining() noexcept { draining_.store(true, std::memory_order_release); }
+    bool draining() const noexcept { return draining_.load(std::memory_order_acquire); }
+
+  private:
+    Response validate(const Request& request);
+    Response json_response(unsigned status, std::string body, unsigned version);
+
+    SnapshotStore& store_;
+    observability::Metrics& metrics_;
+    std::atomic<bool> draining_{false};
+};
+
+} // namespace mtlsguard::https

@@ -1,0 +1,222 @@
+// Prometheus metrics of serve (prometheus-cpp core registry, text format served by our own
+// /metrics).
+#include "server/observability/metrics.hpp"
+
+#include <array>
+#include <map>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+namespace mtlsguard::observability {
+namespace {
+
+constexpr std::array<conflict::Code, 13> all_codes = {
+    conflict::Code::MTG101, conflict::Code::MTG102, conflict::Code::MTG103, conflict::Code::MTG104,
+    conflict::Code::MTG201, conflict::Code::MTG202, conflict::Code::MTG203, conflict::Code::MTG204,
+    conflict::Code::MTG205, conflict::Code::MTG206, conflict::Code::MTG207, conflict::Code::MTG208,
+    conflict::Code::MTG209};
+
+// Label values come from requests: only a fixed set may reach the registry, or a client could
+// grow it without bound.
+std::string kind_label(const std::string& kind) {
+    if (kind.empty())
+        return "unknown";
+    if (kind == "PeerAuthentication" || kind == "DestinationRule" || kind == "Policy" ||
+        kind == "MeshPolicy")
+        return kind;
+    return "other";
+}
+
+std::string operation_label(const std::string& operation) {
+    if (operation.empty())
+        return "unknown";
+    if (operation == "CREATE" || operation == "UPDATE" || operation == "DELETE" ||
+        operation == "CONNECT")
+        return operation;
+    return "other";
+}
+
+std::string_view decision_label(DecisionLabel label) {
+    switch (label) {
+    case DecisionLabel::Allow:
+        return "allow";
+    case DecisionLabel::Warn:
+        return "warn";
+    case DecisionLabel::Deny:
+        return "deny";
+    case DecisionLabel::Error:
+        break;
+    }
+    return "error";
+}
+
+// Latency from 10 us to 2.5 s: the fast path sits near the bottom, mesh-wide changes in the middle.
+prometheus::Histogram::BucketBoundaries decision_buckets() {
+    return {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+            0.01,    0.025,    0.05,    0.1,    0.25,    0.5,    1.0,   2.5};
+}
+
+} // namespace
+
+DecisionLabel classify_decision(const admission::AdmissionDecision& decision, int http_status) {
+    if (http_status != 200)
+        return DecisionLabel::Error;
+    if (!decision.allowed)
+        return DecisionLabel::Deny;
+    const auto response = decision.body.find("response");
+    if (response != decision.body.end() && response->is_object()) {
+        const auto warnings = response->find("warnings");
+        if (warnings != response->end() && warnings->is_array() && !warnings->empty())
+            return DecisionLabel::Warn;
+    }
+    return DecisionLabel::Allow;
+}
+
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+    auto& registry = *registry_;
+    requests_ = &prometheus::BuildCounter()
+                     .Name("mtls_guard_admission_requests_total")
+                     .Help("AdmissionReview requests answered on /validate, by object kind, "
+                           "operation, decision (allow, warn, deny, error) and dryRun")
+                     .Register(registry);
+    decision_seconds_ = &prometheus::BuildHistogram()
+                             .Name("mtls_guard_admission_decision_seconds")
+                             .Help("Time from the request body to the response body of /validate")
+                             .Register(registry)
+                             .Add({}, decision_buckets());
+    http_errors_ = &prometheus::BuildCounter()
+                        .Name("mtls_guard_http_errors_total")
+                        .Help("HTTP responses with a 4xx or 5xx status, by status")
+                        .Register(registry);
+    auto& tls_reloads = prometheus::BuildCounter()
+                            .Name("mtls_guard_tls_reloads_total")
+                            .Help("Serving certificate reloads after the files changed, by result")
+                            .Register(registry);
+    tls_reload_success_ = &tls_reloads.Add({{"result", "success"}});
+    tls_reload_failure_ = &tls_reloads.Add({{"result", "failure"}});
+    handshake_failures_ = &prometheus::BuildCounter()
+                               .Name("mtls_guard_tls_handshake_failures_total")
+                               .Help("TLS handshakes that failed (old protocol, bad client "
+                                     "certificate, timeout, plain HTTP)")
+                               .Register(registry)
+                               .Add({});
+    connections_rejected_ = &prometheus::BuildCounter()
+                                 .Name("mtls_guard_connections_rejected_total")
+                                 .Help("Connections closed at once because --max-connections "
+                                       "were open")
+                                 .Register(registry)
+                                 .Add({});
+    snapshot_objects_ = &prometheus::BuildGauge()
+                             .Name("mtls_guard_snapshot_objects")
+                             .Help("Objects in the cluster snapshot in use, by kind")
+                             .Register(registry);
+    snapshot_age_ = &prometheus::BuildGauge()
+                         .Name("mtls_guard_snapshot_age_seconds")
+                         .Help("Seconds since the snapshot in use was loaded (0: none yet)")
+                         .Register(registry)
+                         .Add({});
+    auto& snapshot_reloads = prometheus::BuildCounter()
+                                 .Name("mtls_guard_snapshot_reloads_total")
+                                 .Help("Snapshot loads, by result; a failure keeps the last good "
+                                       "snapshot")
+                                 .Register(registry);
+    snapshot_reload_success_ = &snapshot_reloads.Add({{"result", "success"}});
+    snapshot_reload_failure_ = &snapshot_reloads.Add({{"result", "failure"}});
+    findings_ = &prometheus::BuildGauge()
+                     .Name("mtls_guard_findings")
+                     .Help("Findings of the whole snapshot by code and severity (how warn-mode "
+                           "problems show up when GitOps tools hide admission warnings)")
+                     .Register(registry);
+}
+
+Metrics::~Metrics() = default;
+
+void Metrics::record_admission(const admission::AdmissionDecision& decision, int http_status,
+                               double seconds) {
+    requests_
+        ->Add({{"kind", kind_label(decision.kind)},
+               {"operation", operation_label(decision.operation)},
+               {"decision", std::string(decision_label(classify_decision(decision, http_status)))},
+               {"dry_run", decision.dry_run ? "true" : "false"}})
+        .Increment();
+    decision_seconds_->Observe(seconds);
+}
+
+void Metrics::record_http_error(unsigned status) {
+    http_errors_->Add({{"status", std::to_string(status)}}).Increment();
+}
+
+void Metrics::record_tls_reload(bool success) {
+    (success ? tls_reload_success_ : tls_reload_failure_)->Increment();
+}
+
+void Metrics::record_tls_handshake_failure() {
+    handshake_failures_->Increment();
+}
+
+void Metrics::record_connection_rejected() {
+    connections_rejected_->Increment();
+}
+
+void Metrics::record_snapshot_reload(bool success) {
+    (success ? snapshot_reload_success_ : snapshot_reload_failure_)->Increment();
+}
+
+void Metrics::set_snapshot(const model::Snapshot& snapshot,
+                           std::chrono::system_clock::time_point loaded_at) {
+    std::size_t peer_authentications = 0;
+    std::size_t destination_rules = 0;
+    std::size_t policies = 0;
+    for (std::size_t ns = 0; ns < snapshot.namespaces().size(); ++ns) {
+        const auto& config = snapshot.config(static_cast<model::NsId>(ns));
+        peer_authentications += config.peer_authentications.size();
+        destination_rules += config.destination_rules.size();
+        policies += config.policies.size();
+    }
+    const std::map<std::string, std::size_t> counts = {
+        {"Namespace", snapshot.namespaces().size()},
+        {"Service", snapshot.services().size()},
+        {"Workload", snapshot.workloads().size()},
+        {"ExternalHost", snapshot.external_hosts().size()},
+        {"PeerAuthentication", peer_authentications},
+        {"DestinationRule", destination_rules},
+        {"Policy", policies},
+        {"MeshPolicy", snapshot.mesh_policies().size()},
+    };
+    for (const auto& [kind, count] : counts)
+        snapshot_objects_->Add({{"kind", kind}}).Set(static_cast<double>(count));
+    loaded_at_ns_.store(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(loaded_at.time_since_epoch()).count());
+}
+
+void Metrics::set_findings(const std::vector<conflict::Finding>& findings) {
+    // Keyed by the finding's own severity; every catalogue code is present, so a fixed problem
+    // drops to 0 instead of keeping its last count.
+    std::map<std::pair<conflict::Code, conflict::Severity>, std::size_t> counts;
+    for (const auto code : all_codes)
+        counts[{code, conflict::severity_of(code)}] = 0;
+    for (const auto& finding : findings)
+        ++counts[{finding.code, finding.severity}];
+    for (const auto& [key, count] : counts)
+        findings_
+            ->Add({{"code", std::string(conflict::to_string(key.first))},
+                   {"severity", std::string(conflict::to_string(key.second))}})
+            .Set(static_cast<double>(count));
+}
+
+std::string Metrics::render() {
+    const std::int64_t loaded = loaded_at_ns_.load();
+    if (loaded != 0) {
+        const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+        snapshot_age_->Set(static_cast<double>(now - loaded) / 1e9);
+    }
+    return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+} // namespace mtlsguard::observability

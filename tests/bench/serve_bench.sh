@@ -1,0 +1,200 @@
+#!/bin/sh
+# Benchmark of `mtls-guard serve`: wrk POSTs a realistic AdmissionReview to /validate over TLS, then
+# the same wrk settings fetch a static body of the same size from nginx over TLS; prints both
+# throughputs, their ratio and the server-side decision p99 (from the /metrics histogram).
+#
+#   tests/bench/serve_bench.sh [path/to/mtls-guard]      (default: build-release/mtls-guard)
+#
+# Needs wrk, nginx (nginx-light), curl, awk. Builds nothing. Environment: DURATION (10s),
+# WRK_THREADS (2), WRK_CONNECTIONS (32), WARMUP (2s).
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${1:-$ROOT/build-release/mtls-guard}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+WRK_THREADS=${WRK_THREADS:-2}
+WRK_CONNECTIONS=${WRK_CONNECTIONS:-32}
+
+for tool in wrk nginx curl awk; do
+    command -v "$tool" >/dev/null 2>&1 || {
+        echo "serve_bench: $tool is missing (apt-get install wrk nginx-light curl)" >&2
+        exit 2
+    }
+done
+[ -x "$BIN" ] || {
+    echo "serve_bench: no executable at $BIN (build it: cmake --build build-release --target mtls-guard)" >&2
+    exit 2
+}
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/mtls-guard-bench.XXXXXX")
+SERVE_PID=
+NGINX_PID=
+cleanup() {
+    [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
+    [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits (at most 10 s) for a file to exist.
+wait_for_file() {
+    i=0
+    while [ ! -s "$1" ]; do
+        i=$((i + 1))
+        [ "$i" -le 100 ] || { echo "serve_bench: $2 did not start" >&2; exit 1; }
+        sleep 0.1
+    done
+}
+
+# ------------------------------------------------------------------ mtls-guard on the demo mesh
+"$BIN" serve --listen 127.0.0.1:0 --port-file "$TMP/serve.port" --cert-dir "$TMP/certs" \
+    --snapshot "$ROOT/deploy/demo/mesh.yaml" --log-format json 2>"$TMP/serve.log" &
+SERVE_PID=$!
+wait_for_file "$TMP/serve.port" "mtls-guard serve"
+SERVE_PORT=$(head -n 1 "$TMP/serve.port")
+CA="$TMP/certs/ca.crt"
+i=0
+until curl -sf --cacert "$CA" "https://localhost:$SERVE_PORT/readyz" >/dev/null; do
+    i=$((i + 1))
+    [ "$i" -le 100 ] || { echo "serve_bench: mtls-guard never became ready" >&2; cat "$TMP/serve.log" >&2; exit 1; }
+    sleep 0.1
+done
+
+# What `kubectl apply` of a changed DestinationRule makes the API server send: an UPDATE with the
+# object and the old object, kubectl's last-applied annotation, managedFields and user info.
+cat >"$TMP/review.json" <<'EOF'
+{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"3f0c2a5e-8d1b-4c6e-9a7f-1b2c3d4e5f60","kind":{"group":"networking.istio.io","version":"v1beta1","kind":"DestinationRule"},"resource":{"group":"networking.istio.io","version":"v1beta1","resource":"destinationrules"},"requestKind":{"group":"networking.istio.io","version":"v1beta1","kind":"DestinationRule"},"requestResource":{"group":"networking.istio.io","version":"v1beta1","resource":"destinationrules"},"name":"catalog","namespace":"backend","operation":"UPDATE","userInfo":{"username":"system:serviceaccount:argocd:argocd-application-controller","uid":"9d8e7f60-1a2b-4c3d-8e9f-0a1b2c3d4e5f","groups":["system:serviceaccounts","system:serviceaccounts:argocd","system:authenticated"],"extra":{"authentication.kubernetes.io/pod-name":["argocd-application-controller-0"],"authentication.kubernetes.io/pod-uid":["5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"]}},"object":{"apiVersion":"networking.istio.io/v1beta1","kind":"DestinationRule","metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"apiVersion\":\"networking.istio.io/v1beta1\",\"kind\":\"DestinationRule\",\"metadata\":{\"annotations\":{},\"labels\":{\"app\":\"catalog\",\"app.kubernetes.io/instance\":\"shop\"},\"name\":\"catalog\",\"namespace\":\"backend\"},\"spec\":{\"host\":\"catalog.backend.svc.cluster.local\",\"subsets\":[{\"labels\":{\"version\":\"v1\"},\"name\":\"v1\"},{\"labels\":{\"version\":\"v2\"},\"name\":\"v2\"}],\"trafficPolicy\":{\"connectionPool\":{\"http\":{\"http1MaxPendingRequests\":1024,\"maxRequestsPerConnection\":100},\"tcp\":{\"maxConnections\":200}},\"outlierDetection\":{\"baseEjectionTime\":\"30s\",\"consecutive5xxErrors\":5,\"interval\":\"10s\"},\"tls\":{\"mode\":\"ISTIO_MUTUAL\"}}}}\n"},"creationTimestamp":"2024-03-11T09:14:22Z","generation":4,"labels":{"app":"catalog","app.kubernetes.io/instance":"shop"},"managedFields":[{"apiVersion":"networking.istio.io/v1beta1","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{"f:annotations":{".":{},"f:kubectl.kubernetes.io/last-applied-configuration":{}},"f:labels":{".":{},"f:app":{},"f:app.kubernetes.io/instance":{}}},"f:spec":{".":{},"f:host":{},"f:subsets":{},"f:trafficPolicy":{".":{},"f:connectionPool":{".":{},"f:http":{".":{},"f:http1MaxPendingRequests":{},"f:maxRequestsPerConnection":{}},"f:tcp":{".":{},"f:maxConnections":{}}},"f:outlierDetection":{".":{},"f:baseEjectionTime":{},"f:consecutive5xxErrors":{},"f:interval":{}},"f:tls":{".":{},"f:mode":{}}}}},"manager":"argocd-controller","operation":"Update","time":"2024-05-02T16:40:03Z"}],"name":"catalog","namespace":"backend","resourceVersion":"48213377","uid":"c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"},"spec":{"host":"catalog.backend.svc.cluster.local","subsets":[{"labels":{"version":"v1"},"name":"v1"},{"labels":{"version":"v2"},"name":"v2"}],"trafficPolicy":{"connectionPool":{"http":{"http1MaxPendingRequests":1024,"maxRequestsPerConnection":100},"tcp":{"maxConnections":200}},"outlierDetection":{"baseEjectionTime":"30s","consecutive5xxErrors":5,"interval":"10s"},"tls":{"mode":"ISTIO_MUTUAL"}}}},"oldObject":{"apiVersion":"networking.istio.io/v1beta1","kind":"DestinationRule","metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"apiVersion\":\"networking.istio.io/v1beta1\",\"kind\":\"DestinationRule\",\"metadata\":{\"annotations\":{},\"labels\":{\"app\":\"catalog\",\"app.kubernetes.io/instance\":\"shop\"},\"name\":\"catalog\",\"namespace\":\"backend\"},\"spec\":{\"host\":\"catalog.backend.svc.cluster.local\",\"subsets\":[{\"labels\":{\"version\":\"v1\"},\"name\":\"v1\"}],\"trafficPolicy\":{\"connectionPool\":{\"tcp\":{\"maxConnections\":100}},\"tls\":{\"mode\":\"ISTIO_MUTUAL\"}}}}\n"},"creationTimestamp":"2024-03-11T09:14:22Z","generation":3,"labels":{"app":"catalog","app.kubernetes.io/instance":"shop"},"managedFields":[{"apiVersion":"networking.istio.io/v1beta1","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{"f:annotations":{".":{},"f:kubectl.kubernetes.io/last-applied-configuration":{}},"f:labels":{".":{},"f:app":{},"f:app.kubernetes.io/instance":{}}},"f:spec":{".":{},"f:host":{},"f:subsets":{},"f:trafficPolicy":{".":{},"f:connectionPool":{".":{},"f:tcp":{".":{},"f:maxConnections":{}}},"f:tls":{".":{},"f:mode":{}}}}},"manager":"argocd-controller","operation":"Update","time":"2024-04-18T08:02:51Z"}],"name":"catalog","namespace":"backend","resourceVersion":"47100912","uid":"c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"},"spec":{"host":"catalog.backend.svc.cluster.local","subsets":[{"labels":{"version":"v1"},"name":"v1"}],"trafficPolicy":{"connectionPool":{"tcp":{"maxConnections":100}},"tls":{"mode":"ISTIO_MUTUAL"}}}},"dryRun":false,"options":{"kind":"UpdateOptions","apiVersion":"meta.k8s.io/v1","fieldManager":"argocd-controller"}}}
+EOF
+
+# The response mtls-guard gives to it becomes nginx's static body: same size, same type.
+curl -sf --cacert "$CA" -H 'Content-Type: application/json' --data-binary "@$TMP/review.json" \
+    "https://localhost:$SERVE_PORT/validate?timeout=10s" >"$TMP/response.json"
+grep -q '"allowed":true' "$TMP/response.json" || {
+    echo "serve_bench: unexpected verdict: $(cat "$TMP/response.json")" >&2
+    exit 1
+}
+
+cat >"$TMP/post.lua" <<EOF
+-- POSTs the AdmissionReview; wrk reports any answer other than 2xx/3xx.
+local file = io.open("$TMP/review.json", "rb")
+wrk.method = "POST"
+wrk.body = file:read("*a")
+file:close()
+wrk.headers["Content-Type"] = "application/json"
+EOF
+
+# ------------------------------------------------------------------ nginx with the same certificate
+mkdir -p "$TMP/nginx/html" "$TMP/nginx/logs"
+cp "$TMP/response.json" "$TMP/nginx/html/validate"
+# Workers drop privileges when the master runs as root: they must be able to read the body.
+chmod 755 "$TMP" "$TMP/nginx" "$TMP/nginx/html"
+chmod 644 "$TMP/nginx/html/validate"
+NGINX_PORT=$(awk 'BEGIN { srand(); print 20000 + int(rand() * 20000) }')
+cat >"$TMP/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes auto;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    # Like mtls-guard: no limit on requests per kept-alive connection.
+    keepalive_requests 100000000;
+    server {
+        listen 127.0.0.1:$NGINX_PORT ssl;
+        ssl_certificate $TMP/certs/tls.crt;
+        ssl_certificate_key $TMP/certs/tls.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_prefer_server_ciphers on;
+        root $TMP/nginx/html;
+        location = /validate {
+            default_type application/json;
+            # The static module refuses POST with 405: serve the file for it anyway.
+            error_page 405 =200 \$uri;
+        }
+    }
+}
+EOF
+nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" &
+NGINX_PID=$!
+i=0
+until curl -sf --cacert "$CA" -X POST -H 'Content-Type: application/json' \
+    --data-binary "@$TMP/review.json" "https://localhost:$NGINX_PORT/validate" >"$TMP/nginx-response.json"; do
+    i=$((i + 1))
+    [ "$i" -le 100 ] || { echo "serve_bench: nginx did not start" >&2; cat "$TMP/nginx/logs/error.log" >&2; exit 1; }
+    sleep 0.1
+done
+cmp -s "$TMP/response.json" "$TMP/nginx-response.json" || {
+    echo "serve_bench: nginx does not serve the same body" >&2
+    exit 1
+}
+
+# ------------------------------------------------------------------ the runs
+run_wrk() { # url duration output
+    timeout 120 wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$2" --latency -s "$TMP/post.lua" "$1" >"$3"
+    if grep -q 'Non-2xx' "$3" || grep -q 'Socket errors' "$3"; then
+        echo "serve_bench: errors during the run against $1:" >&2
+        cat "$3" >&2
+        exit 1
+    fi
+}
+rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
+p99() { awk '$1 == "99%" { print $2 }' "$1"; }
+
+# The decision histogram as "le count" lines (cumulative counts).
+histogram() {
+    curl -sf --cacert "$CA" "https://localhost:$SERVE_PORT/metrics" |
+        awk -F'[{}" ]+' '/^mtls_guard_admission_decision_seconds_bucket/ { print $3, $NF }'
+}
+
+SERVE_URL="https://127.0.0.1:$SERVE_PORT/validate?timeout=10s"
+NGINX_URL="https://127.0.0.1:$NGINX_PORT/validate"
+echo "warming up ($WARMUP each)..." >&2
+run_wrk "$SERVE_URL" "$WARMUP" "$TMP/warm-serve.txt"
+run_wrk "$NGINX_URL" "$WARMUP" "$TMP/warm-nginx.txt"
+
+echo "mtls-guard /validate: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION ..." >&2
+histogram >"$TMP/hist-before.txt"
+run_wrk "$SERVE_URL" "$DURATION" "$TMP/serve-wrk.txt"
+histogram >"$TMP/hist-after.txt"
+echo "nginx static body: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION ..." >&2
+run_wrk "$NGINX_URL" "$DURATION" "$TMP/nginx-wrk.txt"
+
+SERVE_RPS=$(rps "$TMP/serve-wrk.txt")
+NGINX_RPS=$(rps "$TMP/nginx-wrk.txt")
+# p99 of the decisions made during the measured run: the difference of the two cumulative
+# histograms, interpolated inside the bucket as Prometheus' histogram_quantile does.
+DECISION=$(awk '
+    NR == FNR { before[$1] = $2; next }
+    { le[++n] = $1; count[n] = $2 - before[$1] }
+    END {
+        total = count[n]
+        if (total <= 0) { print "none 0"; exit }
+        rank = 0.99 * total
+        lower = 0; below = 0
+        for (i = 1; i <= n; i++) {
+            if (count[i] >= rank) {
+                if (le[i] == "+Inf") { printf "> %.0f us %d\n", lower * 1e6, total; exit }
+                upper = le[i] + 0
+                inside = count[i] - below
+                q = inside > 0 ? lower + (upper - lower) * (rank - below) / inside : upper
+                printf "%.0f us %d\n", q * 1e6, total
+                exit
+            }
+            lower = le[i] + 0; below = count[i]
+        }
+    }' "$TMP/hist-before.txt" "$TMP/hist-after.txt")
+
+echo
+echo "body: $(wc -c <"$TMP/review.json") bytes AdmissionReview in, $(wc -c <"$TMP/response.json") bytes out; TLS 1.3 on loopback; $(nproc) cores"
+echo "mtls-guard serve /validate : $SERVE_RPS requests/s (wrk p99 $(p99 "$TMP/serve-wrk.txt"))"
+echo "nginx static, same body    : $NGINX_RPS requests/s (wrk p99 $(p99 "$TMP/nginx-wrk.txt"))"
+awk -v s="$SERVE_RPS" -v n="$NGINX_RPS" 'BEGIN { printf "ratio mtls-guard / nginx   : %.2f (target >= 0.60)\n", s / n }'
+echo "decision p99 (server side) : $(echo "$DECISION" | awk '{ $NF = ""; print }')over $(echo "$DECISION" | awk '{ print $NF }') decisions"

@@ -1,0 +1,1390 @@
+// End-to-end tests of `mtls-guard serve`: the real binary on a loopback port, spoken to over TLS
+// by a Beast client that verifies the generated CA. Every wait is bounded; the process is always
+// killed at the end.
+#include "server/https/self_signed.hpp"
+
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <csignal>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace fs = std::filesystem;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+namespace ssl = net::ssl;
+using tcp = net::ip::tcp;
+using error_code = boost::system::error_code;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string binary = MTLS_GUARD_BINARY;
+const fs::path fixtures = MTLS_GUARD_FIXTURES;
+constexpr auto io_timeout = 5s;
+
+// ---------------------------------------------------------------------------------------------
+// Files and processes
+
+class TempDir {
+  public:
+    TempDir() {
+        std::random_device seed;
+        path_ = fs::temp_directory_path() /
+                ("mtls-guard-serve-" + std::to_string(::getpid()) + "-" + std::to_string(seed()));
+        fs::create_directories(path_);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    const fs::path& path() const { return path_; }
+
+  private:
+    fs::path path_;
+};
+
+std::string slurp(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+// A child process with stdout and stderr in files; killed (SIGKILL) and reaped when destroyed.
+class ChildProcess {
+  public:
+    ChildProcess(const std::vector<std::string>& args, const fs::path& dir)
+        : out_(dir / ("stdout-" + std::to_string(++counter))),
+          err_(dir / ("stderr-" + std::to_string(counter))) {
+        std::vector<std::string> argv_storage = {binary};
+        argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+        std::vector<char*> argv;
+        for (auto& a : argv_storage)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        pid_ = ::fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            const int out = ::open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            const int err = ::open(err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (out < 0 || err < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0)
+                ::_exit(126);
+            ::execv(argv[0], argv.data());
+            ::_exit(127);
+        }
+    }
+    ChildProcess(const ChildProcess&) = delete;
+    ChildProcess& operator=(const ChildProcess&) = delete;
+    ~ChildProcess() {
+        if (!exit_code_) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+    }
+
+    void signal(int sig) const { ::kill(pid_, sig); }
+
+    // The exit code (128 + signal when killed by one), or nothing while it runs after `timeout`.
+    std::optional<int> wait_exit(std::chrono::milliseconds timeout) {
+        const auto deadline = Clock::now() + timeout;
+        while (!exit_code_) {
+            int status = 0;
+            const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+            if (r == pid_)
+                exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            else if (Clock::now() >= deadline)
+                break;
+            else
+                std::this_thread::sleep_for(10ms);
+        }
+        return exit_code_;
+    }
+    bool running() { return !wait_exit(0ms); }
+
+    std::string out() const { return slurp(out_); }
+    std::string err() const { return slurp(err_); }
+
+  private:
+    static inline int counter = 0;
+    fs::path out_;
+    fs::path err_;
+    pid_t pid_ = -1;
+    std::optional<int> exit_code_;
+};
+
+// The walkthrough cluster where httpbin.full accepts only plaintext (Istio 1.5 rules).
+std::vector<std::string> snapshot_args() {
+    return {"--snapshot",
+            (fixtures / "walkthrough-base").string(),
+            "--snapshot",
+            (fixtures / "walkthrough-3-plaintext" / "policy-plaintext.yaml").string(),
+            "--istio-version",
+            "1.5"};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients
+
+struct Reply {
+    unsigned status = 0;
+    std::string body;
+    std::string content_type;
+    std::string allow;
+    std::string connection;
+    bool keep_alive = true;
+    json body_json() const { return json::parse(body, nullptr, false); }
+};
+
+struct ClientOptions {
+    std::vector<fs::path> trusted{}; // CA files
+    std::optional<fs::path> certificate{};
+    std::optional<fs::path> key{};
+    bool tls10_only = false;
+};
+
+bool is_closed(const error_code& ec) {
+    return ec == net::error::eof || ec == ssl::error::stream_truncated ||
+           ec == net::error::connection_reset || ec == http::error::end_of_stream ||
+           ec == net::error::broken_pipe || ec.category() == net::error::get_ssl_category();
+}
+
+http::request<http::string_body> get(const std::string& target);
+
+// A TLS client that verifies the server against the given CAs and the name localhost. Every
+// operation runs under a timeout on its own io_context.
+class TlsClient {
+  public:
+    TlsClient(std::uint16_t port, const ClientOptions& options)
+        : port_(port), ctx_(ssl::context::tls_client) {
+        ctx_.set_verify_mode(ssl::verify_peer);
+        for (const auto& ca : options.trusted)
+            ctx_.load_verify_file(ca.string());
+        if (options.certificate) {
+            ctx_.use_certificate_chain_file(options.certificate->string());
+            ctx_.use_private_key_file(options.key->string(), ssl::context::pem);
+        }
+        if (options.tls10_only) {
+            // What an old client offers: TLS 1.0 only (OpenSSL 3 needs security level 0 for it).
+            SSL_CTX_set_min_proto_version(ctx_.native_handle(), TLS1_VERSION);
+            SSL_CTX_set_max_proto_version(ctx_.native_handle(), TLS1_VERSION);
+            SSL_CTX_set_cipher_list(ctx_.native_handle(), "DEFAULT@SECLEVEL=0");
+        }
+    }
+
+    error_code connect() {
+        stream_.emplace(io_, ctx_);
+        buffer_.clear();
+        // SNI, as the API server sends it (SSL_set_tlsext_host_name without its C cast).
+        if (SSL_ctrl(stream_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME,
+                     TLSEXT_NAMETYPE_host_name, const_cast<char*>("localhost")) != 1)
+            return {static_cast<int>(::ERR_get_error()), net::error::get_ssl_category()};
+        stream_->set_verify_callback(ssl::host_name_verification("localhost"));
+        error_code ec = run([&](auto handler) {
+            beast::get_lowest_layer(*stream_).async_connect(
+                tcp::endpoint(net::ip::make_address("127.0.0.1"), port_), handler);
+        });
+        if (ec)
+            return ec;
+        return run(
+            [&](auto handler) { stream_->async_handshake(ssl::stream_base::client, handler); });
+    }
+
+    error_code send(const http::request<http::string_body>& request) {
+        return run([&](auto handler) { http::async_write(*stream_, request, handler); });
+    }
+
+    error_code write_raw(const std::string& bytes) {
+        return run([&](auto handler) { net::async_write(*stream_, net::buffer(bytes), handler); });
+    }
+
+    error_code read(Reply& reply, std::chrono::milliseconds timeout = io_timeout) {
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(64 << 20);
+        const error_code ec = run(
+            [&](auto handler) { http::async_read(*stream_, buffer_, parser, handler); }, timeout);
+        if (ec)
+            return ec;
+        const auto& message = parser.get();
+        reply.status = message.result_int();
+        reply.body = message.body();
+        reply.content_type = std::string(message[http::field::content_type]);
+        reply.allow = std::string(message[http::field::allow]);
+        reply.connection = std::string(message[http::field::connection]);
+        reply.keep_alive = message.keep_alive();
+        return {};
+    }
+
+    // One request and its reply; fails the test on any transport error.
+    Reply exchange(const http::request<http::string_body>& request) {
+        Reply reply;
+        const error_code sent = send(request);
+        INFO("send: " << sent.message());
+        REQUIRE_FALSE(sent);
+        const error_code read_ec = read(reply);
+        INFO("read: " << read_ec.message());
+        REQUIRE_FALSE(read_ec);
+        return reply;
+    }
+
+    // Waits until the server closes the connection: the error that says so, or `timeout` if it
+    // stayed open.
+    error_code wait_closed(std::chrono::milliseconds timeout) {
+        const auto deadline = Clock::now() + timeout;
+        std::array<char, 4096> scratch{};
+        while (true) {
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+            if (left <= 0ms)
+                return beast::error::timeout;
+            const error_code ec =
+                run([&](auto handler) { stream_->async_read_some(net::buffer(scratch), handler); },
+                    left);
+            if (ec)
+                return ec;
+        }
+    }
+
+    // SHA-256 of the certificate the server presented.
+    std::string peer_fingerprint() {
+        X509* cert = SSL_get1_peer_certificate(stream_->native_handle());
+        if (!cert)
+            return {};
+        std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+        unsigned int size = 0;
+        X509_digest(cert, EVP_sha256(), md.data(), &size);
+        X509_free(cert);
+        return std::string(md.begin(), md.begin() + size);
+    }
+
+    void close() {
+        if (stream_) {
+            error_code ignored;
+            beast::get_lowest_layer(*stream_).socket().close(ignored);
+        }
+    }
+
+  private:
+    template <class Start>
+    error_code run(Start&& start, std::chrono::milliseconds timeout = io_timeout) {
+        beast::get_lowest_layer(*stream_).expires_after(timeout);
+        std::optional<error_code> result;
+        start([&result](error_code ec, auto&&...) { result = ec; });
+        io_.restart();
+        io_.run();
+        return result.value_or(net::error::timed_out);
+    }
+
+    std::uint16_t port_;
+    net::io_context io_;
+    ssl::context ctx_;
+    std::optional<beast::ssl_stream<beast::tcp_stream>> stream_;
+    beast::flat_buffer buffer_;
+};
+
+// A plain TCP client: for plain HTTP on the TLS port and for clients that say nothing.
+class PlainClient {
+  public:
+    explicit PlainClient(std::uint16_t port) : port_(port), stream_(io_) {}
+
+    error_code connect() {
+        return run([&](auto handler) {
+            stream_.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_),
+                                  handler);
+        });
+    }
+    error_code write_raw(const std::string& bytes) {
+        return run([&](auto handler) { net::async_write(stream_, net::buffer(bytes), handler); });
+    }
+    // Everything the server sends until it closes (or `timeout`).
+    std::pair<std::string, error_code> read_until_closed(std::chrono::milliseconds timeout) {
+        std::string received;
+        const auto deadline = Clock::now() + timeout;
+        std::array<char, 4096> scratch{};
+        while (true) {
+            const auto left =
+                std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+            if (left <= 0ms)
+                return {received, beast::error::timeout};
+            std::size_t got = 0;
+            const error_code ec = run(
+                [&](auto handler) {
+                    stream_.async_read_some(net::buffer(scratch),
+                                            [&got, handler](error_code e, std::size_t n) mutable {
+                                                got = n;
+                                                handler(e);
+                                            });
+                },
+                left);
+            received.append(scratch.data(), got);
+            if (ec)
+                return {received, ec};
+        }
+    }
+
+  private:
+    template <class Start>
+    error_code run(Start&& start, std::chrono::milliseconds timeout = io_timeout) {
+        stream_.expires_after(timeout);
+        std::optional<error_code> result;
+        start([&result](error_code ec, auto&&...) { result = ec; });
+        io_.restart();
+        io_.run();
+        return result.value_or(net::error::timed_out);
+    }
+
+    std::uint16_t port_;
+    net::io_context io_;
+    beast::tcp_stream stream_;
+};
+
+struct ServeOptions {
+    std::vector<std::string> extra;    // more flags
+    bool snapshot = true;              // add snapshot_args()
+    bool generated_certificate = true; // --cert-dir <dir>/certs
+    bool wait = true;                  // wait for the port file, then for /readyz
+    std::string body_timeout = "1";    // seconds
+    bool ready = true;                 // with `wait`: also wait for /readyz (generated CA)
+};
+
+// `mtls-guard serve` on 127.0.0.1, an ephemeral port, short timeouts so that stalls end quickly.
+class Serve {
+  public:
+    explicit Serve(ServeOptions options = {}) {
+        std::vector<std::string> args = {"serve",
+                                         "--listen",
+                                         "127.0.0.1:0",
+                                         "--port-file",
+                                         port_file().string(),
+                                         "--threads",
+                                         "2",
+                                         "--header-timeout-seconds",
+                                         "1",
+                                         "--body-timeout-seconds",
+                                         options.body_timeout,
+                                         "--cert-poll-seconds",
+                                         "0.2",
+                                         "--snapshot-poll-seconds",
+                                         "0.2"};
+        if (options.generated_certificate) {
+            args.push_back("--cert-dir");
+            args.push_back(cert_dir().string());
+        }
+        if (options.snapshot) {
+            const auto s = snapshot_args();
+            args.insert(args.end(), s.begin(), s.end());
+        }
+        args.insert(args.end(), options.extra.begin(), options.extra.end());
+        process.emplace(args, dir.path());
+        if (options.wait) {
+            wait_for_port();
+            if (options.ready)
+                wait_ready({{ca()}});
+        }
+    }
+
+    // Reads the port file once the server wrote it; fails the test if the process dies first.
+    void wait_for_port(std::chrono::milliseconds timeout = 10s) {
+        const auto deadline = Clock::now() + timeout;
+        while (Clock::now() < deadline) {
+            if (fs::exists(port_file())) {
+                std::ifstream in(port_file());
+                unsigned value = 0, metrics = 0;
+                if (in >> value) {
+                    port = static_cast<std::uint16_t>(value);
+                    if (in >> metrics)
+                        metrics_port = static_cast<std::uint16_t>(metrics);
+                    return;
+                }
+            }
+            if (!process->running())
+                FAIL("serve exited with " << *process->wait_exit(0ms) << ":\n" << process->err());
+            std::this_thread::sleep_for(20ms);
+        }
+        FAIL("serve did not write its port in time:\n" << process->err());
+    }
+
+    // The port is written once serving; the snapshot loads in the background: poll /readyz.
+    void wait_ready(const ClientOptions& client_options, std::chrono::milliseconds timeout = 10s) {
+        const auto deadline = Clock::now() + timeout;
+        while (Clock::now() < deadline) {
+            TlsClient client(port, client_options);
+            Reply reply;
+            if (!client.connect() && !client.send(get("/readyz")) && !client.read(reply) &&
+                reply.status == 200)
+                return;
+            if (!process->running())
+                FAIL("serve exited with " << *process->wait_exit(0ms) << ":\n" << process->err());
+            std::this_thread::sleep_for(20ms);
+        }
+        FAIL("serve did not become ready in time:\n" << process->err());
+    }
+
+    fs::path cert_dir() const { return dir.path() / "certs"; }
+    fs::path ca() const { return cert_dir() / "ca.crt"; }
+    fs::path port_file() const { return dir.path() / "port"; }
+
+    TempDir dir;
+    std::optional<ChildProcess> process;
+    std::uint16_t port = 0;
+    std::uint16_t metrics_port = 0;
+};
+
+TlsClient client_for(const Serve& serve) {
+    return TlsClient(serve.port, {{serve.ca()}});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+json dr_full_mtls() {
+    return {{"apiVersion", "networking.istio.io/v1alpha3"},
+            {"kind", "DestinationRule"},
+            {"metadata", {{"name", "httpbin-full-mtls"}, {"namespace", "full"}}},
+            {"spec",
+             {{"host", "httpbin.full.svc.cluster.local"},
+              {"trafficPolicy", {{"tls", {{"mode", "ISTIO_MUTUAL"}}}}}}}};
+}
+
+json dr_legacy_plain() {
+    return {{"apiVersion", "networking.istio.io/v1alpha3"},
+            {"kind", "DestinationRule"},
+            {"metadata", {{"name", "httpbin-legacy-plain"}, {"namespace", "legacy"}}},
+            {"spec",
+             {{"host", "httpbin.legacy.svc.cluster.local"},
+              {"trafficPolicy", {{"tls", {{"mode", "DISABLE"}}}}}}}};
+}
+
+json policy_strict() {
+    return {
+        {"apiVersion", "authentication.istio.io/v1alpha1"},
+        {"kind", "Policy"},
+        {"metadata", {{"name", "httpbin"}, {"namespace", "full"}}},
+        {"spec", {{"targets", {{{"name", "httpbin"}}}}, {"peers", {{{"mtls", json::object()}}}}}}};
+}
+
+json admission_review(const std::string& uid, const json& object, const std::string& operation,
+                      bool dry_run = false,
+                      const std::string& api_version = "admission.k8s.io/v1") {
+    const std::string av = object.at("apiVersion");
+    const auto slash = av.find('/');
+    return {{"apiVersion", api_version},
+            {"kind", "AdmissionReview"},
+            {"request",
+             {{"uid", uid},
+              {"kind",
+               {{"group", av.substr(0, slash)},
+                {"version", av.substr(slash + 1)},
+                {"kind", object.at("kind")}}},
+              {"name", object.at("metadata").at("name")},
+              {"namespace", object.at("metadata").at("namespace")},
+              {"operation", operation},
+              {"userInfo", {{"username", "kubernetes-admin"}, {"groups", {"system:masters"}}}},
+              {"object", object},
+              {"dryRun", dry_run}}}};
+}
+
+http::request<http::string_body> post(const std::string& body,
+                                      const std::string& target = "/validate?timeout=10s",
+                                      const std::string& content_type = "application/json") {
+    http::request<http::string_body> request{http::verb::post, target, 11};
+    request.set(http::field::host, "localhost");
+    if (!content_type.empty())
+        request.set(http::field::content_type, content_type);
+    request.body() = body;
+    request.prepare_payload();
+    return request;
+}
+
+http::request<http::string_body> get(const std::string& target) {
+    http::request<http::string_body> request{http::verb::get, target, 11};
+    request.set(http::field::host, "localhost");
+    return request;
+}
+
+// The AdmissionReview response of a /validate reply, after checking it is one.
+json response_of(const Reply& reply, const std::string& uid) {
+    INFO(reply.body);
+    REQUIRE(reply.status == 200);
+    REQUIRE(reply.content_type == "application/json");
+    const json body = reply.body_json();
+    REQUIRE(body.is_object());
+    REQUIRE(body.at("kind") == "AdmissionReview");
+    const json& response = body.at("response");
+    REQUIRE(response.at("uid") == uid);
+    return response;
+}
+
+std::vector<std::string> warnings_of(const json& response) {
+    std::vector<std::string> out;
+    if (response.contains("warnings"))
+        for (const auto& w : response.at("warnings"))
+            out.push_back(w.get<std::string>());
+    return out;
+}
+
+bool any_warning_has(const json& response, const std::string& needle) {
+    for (const auto& w : warnings_of(response))
+        if (w.find(needle) != std::string::npos)
+            return true;
+    return false;
+}
+
+// The value of one series in the text exposition, or -1 when absent.
+double sample(const std::string& metrics, const std::string& series) {
+    std::istringstream in(metrics);
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(series + " ", 0) == 0)
+            return std::stod(line.substr(series.size() + 1));
+    return -1;
+}
+
+std::string scrape(std::uint16_t port, const fs::path& ca) {
+    TlsClient client(port, {{ca}});
+    REQUIRE_FALSE(client.connect());
+    const Reply reply = client.exchange(get("/metrics"));
+    REQUIRE(reply.status == 200);
+    return reply.body;
+}
+
+// The server still answers a fresh client: what every bad-input case must leave intact.
+void check_still_serving(const Serve& serve) {
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+    const Reply reply =
+        client.exchange(post(admission_review("still", dr_legacy_plain(), "CREATE").dump()));
+    const json response = response_of(reply, "still");
+    CHECK(response.at("allowed") == true);
+}
+
+// Polls `condition` every 50 ms for at most `timeout`.
+template <class Condition> bool eventually(Condition condition, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+        if (condition())
+            return true;
+        std::this_thread::sleep_for(50ms);
+    }
+    return condition();
+}
+
+std::string fingerprint_of_file(const fs::path& pem) {
+    FILE* file = std::fopen(pem.c_str(), "r");
+    REQUIRE(file);
+    X509* cert = PEM_read_X509(file, nullptr, nullptr, nullptr);
+    std::fclose(file);
+    REQUIRE(cert);
+    std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+    unsigned int size = 0;
+    X509_digest(cert, EVP_sha256(), md.data(), &size);
+    X509_free(cert);
+    return std::string(md.begin(), md.begin() + size);
+}
+
+} // namespace
+
+// =============================================================================================
+
+TEST_CASE("serve gives the verdicts of the engine over TLS: allowed, denied, warned, dryRun") {
+    Serve serve;
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+
+    SECTION("a DestinationRule that breaks nothing is allowed without warnings") {
+        const json response = response_of(
+            client.exchange(post(admission_review("a-1", dr_legacy_plain(), "CREATE").dump())),
+            "a-1");
+        CHECK(response.at("allowed") == true);
+        CHECK_FALSE(response.contains("warnings"));
+    }
+    SECTION("ISTIO_MUTUAL onto a plaintext-only workload is denied with 403 and MTG102") {
+        const json response = response_of(
+            client.exchange(post(admission_review("d-1", dr_full_mtls(), "CREATE").dump())), "d-1");
+        CHECK(response.at("allowed") == false);
+        CHECK(response.at("status").at("code") == 403);
+        CHECK_THAT(response.at("status").at("message").get<std::string>(),
+                   Catch::Contains("MTG102"));
+    }
+    SECTION("STRICT with sidecar-less clients is allowed with an MTG203 warning") {
+        const json response = response_of(
+            client.exchange(post(admission_review("w-1", policy_strict(), "UPDATE").dump())),
+            "w-1");
+        CHECK(response.at("allowed") == true);
+        CHECK(any_warning_has(response, "[MTG203]"));
+    }
+    SECTION("dryRun gets exactly the verdict of the real request") {
+        const json real = response_of(
+            client.exchange(post(admission_review("r-1", dr_full_mtls(), "CREATE").dump())), "r-1");
+        const json dry = response_of(
+            client.exchange(post(admission_review("r-1", dr_full_mtls(), "CREATE", true).dump())),
+            "r-1");
+        CHECK(dry == real);
+        CHECK(dry.at("allowed") == false);
+    }
+    SECTION("v1beta1 is answered in kind") {
+        const Reply reply = client.exchange(post(
+            admission_review("b-1", dr_full_mtls(), "CREATE", false, "admission.k8s.io/v1beta1")
+                .dump()));
+        CHECK(reply.body_json().at("apiVersion") == "admission.k8s.io/v1beta1");
+        CHECK(response_of(reply, "b-1").at("allowed") == false);
+    }
+    SECTION("the body is byte for byte what `mtls-guard review` prints for the same review") {
+        const std::string body = admission_review("same-1", policy_strict(), "UPDATE").dump();
+        write_text(serve.dir.path() / "review.json", body);
+        const Reply reply = client.exchange(post(body));
+        std::vector<std::string> args = {"review", "--request",
+                                         (serve.dir.path() / "review.json").string()};
+        const auto s = snapshot_args();
+        args.insert(args.end(), s.begin(), s.end());
+        ChildProcess review(args, serve.dir.path());
+        REQUIRE(review.wait_exit(20s) == 0);
+        CHECK(reply.body + "\n" == review.out());
+    }
+}
+
+TEST_CASE("warn mode turns the denial into warnings") {
+    Serve serve({{"--mode", "warn"}});
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+    const json response = response_of(
+        client.exchange(post(admission_review("wm-1", dr_full_mtls(), "CREATE").dump())), "wm-1");
+    CHECK(response.at("allowed") == true);
+    CHECK(any_warning_has(response, "[MTG102]"));
+}
+
+TEST_CASE("Many requests share one kept-alive connection") {
+    Serve serve;
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+    const std::string allowed = admission_review("k", dr_legacy_plain(), "CREATE").dump();
+    const std::string denied = admission_review("k", dr_full_mtls(), "CREATE").dump();
+    for (int i = 0; i < 200; ++i) {
+        const Reply reply = client.exchange(post(i % 2 == 0 ? allowed : denied));
+        REQUIRE(reply.keep_alive);
+        const json response = response_of(reply, "k");
+        REQUIRE(response.at("allowed") == (i % 2 == 0));
+    }
+    // Probes on the same connection too.
+    CHECK(client.exchange(get("/healthz")).status == 200);
+    CHECK(client.exchange(get("/readyz")).status == 200);
+    const std::string metrics = client.exchange(get("/metrics")).body;
+    CHECK(
+        sample(
+            metrics,
+            R"(mtls_guard_admission_requests_total{decision="deny",dry_run="false",kind="DestinationRule",operation="CREATE"})") ==
+        100);
+    CHECK(
+        sample(
+            metrics,
+            R"(mtls_guard_admission_requests_total{decision="allow",dry_run="false",kind="DestinationRule",operation="CREATE"})") ==
+        100);
+    CHECK(sample(metrics, "mtls_guard_admission_decision_seconds_count") == 200);
+}
+
+TEST_CASE("Concurrent connections are all served") {
+    Serve serve;
+    constexpr int threads = 8;
+    constexpr int per_thread = 25;
+    std::atomic<int> ok{0};
+    std::atomic<int> failed{0};
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t)
+        workers.emplace_back([&, t] {
+            TlsClient client(serve.port, {{serve.ca()}});
+            // Half the workers keep one connection, the other half reconnect every request.
+            const bool reconnect = t % 2 == 1;
+            if (!reconnect && client.connect()) {
+                failed += per_thread;
+                return;
+            }
+            for (int i = 0; i < per_thread; ++i) {
+                const std::string uid = "c-" + std::to_string(t) + "-" + std::to_string(i);
+                if (reconnect && client.connect()) {
+                    ++failed;
+                    continue;
+                }
+                Reply reply;
+                if (client.send(post(admission_review(uid, dr_full_mtls(), "CREATE").dump())) ||
+                    client.read(reply) || reply.status != 200) {
+                    ++failed;
+                    continue;
+                }
+                const json body = reply.body_json();
+                if (body.is_object() && body["response"]["uid"] == uid &&
+                    body["response"]["allowed"] == false)
+                    ++ok;
+                else
+                    ++failed;
+            }
+        });
+    for (auto& w : workers)
+        w.join();
+    CHECK(failed == 0);
+    CHECK(ok == threads * per_thread);
+}
+
+TEST_CASE("Bad requests get a short JSON error and the server keeps serving others") {
+    Serve serve;
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+
+    SECTION("a body that is not JSON: 400") {
+        const Reply reply = client.exchange(post("{not json"));
+        CHECK(reply.status == 400);
+        CHECK(reply.body_json().at("error").is_string());
+        CHECK(reply.keep_alive); // a complete request: the connection stays usable
+        CHECK(response_of(client.exchange(
+                              post(admission_review("after", dr_legacy_plain(), "CREATE").dump())),
+                          "after")
+                  .at("allowed") == true);
+    }
+    SECTION("a Content-Type other than application/json: 415, then the connection closes") {
+        const Reply reply = client.exchange(post(
+            admission_review("x", dr_legacy_plain(), "CREATE").dump(), "/validate", "text/plain"));
+        CHECK(reply.status == 415);
+        CHECK(reply.body_json().at("error").is_string());
+        CHECK_FALSE(reply.keep_alive);
+        CHECK(is_closed(client.wait_closed(3s)));
+    }
+    SECTION("no Content-Type at all: 415") {
+        CHECK(client.exchange(post("{}", "/validate", "")).status == 415);
+    }
+    SECTION("application/json with a charset is accepted") {
+        const Reply reply =
+            client.exchange(post(admission_review("cs", dr_legacy_plain(), "CREATE").dump(),
+                                 "/validate", "application/json; charset=utf-8"));
+        CHECK(response_of(reply, "cs").at("allowed") == true);
+    }
+    SECTION("a body over the limit: 413 on the header alone, then the connection closes") {
+        REQUIRE_FALSE(client.write_raw("POST /validate HTTP/1.1\r\nHost: localhost\r\n"
+                                       "Content-Type: application/json\r\n"
+                                       "Content-Length: 9437184\r\n\r\n" +
+                                       std::string(65536, ' ')));
+        Reply reply;
+        REQUIRE_FALSE(client.read(reply));
+        CHECK(reply.status == 413);
+        CHECK_THAT(reply.body_json().at("error").get<std::string>(), Catch::Contains("8388608"));
+        CHECK(is_closed(client.wait_closed(5s)));
+    }
+    SECTION("a request header over 16 KiB: 431") {
+        REQUIRE_FALSE(client.write_raw("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " +
+                                       std::string(20000, 'a') + "\r\n\r\n"));
+        Reply reply;
+        REQUIRE_FALSE(client.read(reply));
+        CHECK(reply.status == 431);
+        CHECK(is_closed(client.wait_closed(5s)));
+    }
+    SECTION("malformed HTTP: 400, then the connection closes") {
+        REQUIRE_FALSE(client.write_raw("POST /validate HTTP/1.1\r\nHost: localhost\r\n"
+                                       "Content-Length: abc\r\n\r\n"));
+        Reply reply;
+        REQUIRE_FALSE(client.read(reply));
+        CHECK(reply.status == 400);
+        CHECK(is_closed(client.wait_closed(5s)));
+    }
+    SECTION("a truncated body, then the client goes away: nothing breaks") {
+        REQUIRE_FALSE(client.write_raw("POST /validate HTTP/1.1\r\nHost: localhost\r\n"
+                                       "Content-Type: application/json\r\n"
+                                       "Content-Length: 1000\r\n\r\n{\"apiVersion\":"));
+        client.close();
+    }
+    SECTION("a client that stalls in the body is cut after the body timeout") {
+        REQUIRE_FALSE(client.write_raw("POST /validate HTTP/1.1\r\nHost: localhost\r\n"
+                                       "Content-Type: application/json\r\n"
+                                       "Content-Length: 1000\r\n\r\n{\"apiVersion\":"));
+        const auto started = Clock::now();
+        check_still_serving(serve); // others are served meanwhile
+        CHECK(is_closed(client.wait_closed(5s)));
+        CHECK(Clock::now() - started < 4s);
+    }
+    SECTION("a client that stalls in the header is cut after the header timeout") {
+        REQUIRE_FALSE(client.write_raw("POST /validate HTTP/1.1\r\nHost: local"));
+        const auto started = Clock::now();
+        check_still_serving(serve);
+        CHECK(is_closed(client.wait_closed(5s)));
+        CHECK(Clock::now() - started < 4s);
+    }
+    SECTION("a client that connects and never speaks TLS is cut after the handshake timeout") {
+        PlainClient silent(serve.port);
+        REQUIRE_FALSE(silent.connect());
+        const auto started = Clock::now();
+        check_still_serving(serve);
+        const auto [received, ec] = silent.read_until_closed(5s);
+        CHECK(received.empty());
+        CHECK(ec != beast::error::timeout);
+        CHECK(Clock::now() - started < 4s);
+    }
+    SECTION("plain HTTP on the TLS port gets a plain 400 and is closed") {
+        PlainClient plain(serve.port);
+        REQUIRE_FALSE(plain.connect());
+        REQUIRE_FALSE(plain.write_raw("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+        const auto [received, ec] = plain.read_until_closed(5s);
+        CHECK(ec != beast::error::timeout);
+        CHECK_THAT(received, Catch::StartsWith("HTTP/1.1 400 Bad Request"));
+        CHECK_THAT(received, Catch::Contains("Connection: close"));
+        CHECK_THAT(received, Catch::Contains(R"({"error":"this port speaks HTTPS"})"));
+    }
+    SECTION("a TLS 1.0 client is refused with a protocol_version alert") {
+        ClientOptions old;
+        old.trusted = {serve.ca()};
+        old.tls10_only = true;
+        TlsClient legacy(serve.port, old);
+        const error_code ec = legacy.connect();
+        REQUIRE(ec);
+        INFO(ec.message());
+        // The alert came from the server: the client did offer TLS 1.0.
+        CHECK(ERR_GET_REASON(static_cast<unsigned long>(ec.value())) ==
+              SSL_R_TLSV1_ALERT_PROTOCOL_VERSION);
+    }
+    SECTION("an unknown path: 404") {
+        const Reply reply = client.exchange(get("/nope"));
+        CHECK(reply.status == 404);
+        CHECK(reply.body_json().at("error").is_string());
+        CHECK(reply.keep_alive);
+    }
+    SECTION("the wrong method: 405 with Allow") {
+        const Reply on_validate = client.exchange(get("/validate"));
+        CHECK(on_validate.status == 405);
+        CHECK(on_validate.allow == "POST");
+        http::request<http::string_body> put{http::verb::put, "/healthz", 11};
+        put.set(http::field::host, "localhost");
+        const Reply on_healthz = client.exchange(put);
+        CHECK(on_healthz.status == 405);
+        CHECK(on_healthz.allow == "GET");
+        CHECK(on_healthz.body_json().at("error").is_string());
+    }
+    SECTION("an AdmissionReview without a uid, or without a request: 400") {
+        json no_uid = admission_review("", dr_full_mtls(), "CREATE");
+        no_uid["request"].erase("uid");
+        const Reply a = client.exchange(post(no_uid.dump()));
+        CHECK(a.status == 400);
+        CHECK_THAT(a.body_json().at("error").get<std::string>(), Catch::Contains("uid"));
+        const Reply b = client.exchange(
+            post(R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"})"));
+        CHECK(b.status == 400);
+        CHECK(b.body_json().at("error").is_string());
+    }
+    SECTION("Expect: 100-continue gets 100 before the body is sent") {
+        const std::string body = admission_review("ex", dr_legacy_plain(), "CREATE").dump();
+        REQUIRE_FALSE(client.write_raw("POST /validate HTTP/1.1\r\nHost: localhost\r\n"
+                                       "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                                       "Content-Length: " +
+                                       std::to_string(body.size()) + "\r\n\r\n"));
+        Reply interim;
+        REQUIRE_FALSE(client.read(interim));
+        CHECK(interim.status == 100);
+        REQUIRE_FALSE(client.write_raw(body));
+        Reply final_reply;
+        REQUIRE_FALSE(client.read(final_reply));
+        CHECK(response_of(final_reply, "ex").at("allowed") == true);
+    }
+    check_still_serving(serve);
+    CHECK(serve.process->running());
+}
+
+TEST_CASE("A small body limit applies to chunked bodies too") {
+    Serve serve({{"--max-body-bytes", "1024"}});
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+    std::string chunked = "POST /validate HTTP/1.1\r\nHost: localhost\r\n"
+                          "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+    for (int i = 0; i < 4; ++i)
+        chunked += "200\r\n" + std::string(512, ' ') + "\r\n";
+    chunked += "0\r\n\r\n";
+    REQUIRE_FALSE(client.write_raw(chunked));
+    Reply reply;
+    REQUIRE_FALSE(client.read(reply));
+    CHECK(reply.status == 413);
+    CHECK(is_closed(client.wait_closed(5s)));
+    check_still_serving(serve);
+}
+
+TEST_CASE("Probes and metrics tell what the server did") {
+    Serve serve;
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+    const Reply healthz = client.exchange(get("/healthz"));
+    CHECK(healthz.status == 200);
+    CHECK(healthz.body_json().at("status") == "ok");
+    CHECK(eventually([&] { return client.exchange(get("/readyz")).status == 200; }, 5s));
+
+    client.exchange(post(admission_review("m1", dr_full_mtls(), "CREATE", true).dump()));
+    client.exchange(post(admission_review("m2", policy_strict(), "UPDATE").dump()));
+    client.exchange(post(admission_review("m3", dr_legacy_plain(), "CREATE").dump()));
+    client.exchange(post("oops"));
+    client.exchange(get("/nope"));
+
+    const Reply reply = client.exchange(get("/metrics"));
+    CHECK(reply.status == 200);
+    CHECK_THAT(reply.content_type, Catch::StartsWith("text/plain; version=0.0.4"));
+    const std::string& m = reply.body;
+    CHECK(
+        sample(
+            m,
+            R"(mtls_guard_admission_requests_total{decision="deny",dry_run="true",kind="DestinationRule",operation="CREATE"})") ==
+        1);
+    CHECK(
+        sample(
+            m,
+            R"(mtls_guard_admission_requests_total{decision="warn",dry_run="false",kind="Policy",operation="UPDATE"})") ==
+        1);
+    CHECK(
+        sample(
+            m,
+            R"(mtls_guard_admission_requests_total{decision="allow",dry_run="false",kind="DestinationRule",operation="CREATE"})") ==
+        1);
+    CHECK(
+        sample(
+            m,
+            R"(mtls_guard_admission_requests_total{decision="error",dry_run="false",kind="unknown",operation="unknown"})") ==
+        1);
+    CHECK(sample(m, "mtls_guard_admission_decision_seconds_count") == 4);
+    CHECK(sample(m, R"(mtls_guard_admission_decision_seconds_bucket{le="+Inf"})") == 4);
+    CHECK(sample(m, R"(mtls_guard_http_errors_total{status="400"})") == 1);
+    CHECK(sample(m, R"(mtls_guard_http_errors_total{status="404"})") == 1);
+    CHECK(sample(m, R"(mtls_guard_snapshot_objects{kind="Namespace"})") == 4);
+    CHECK(sample(m, R"(mtls_guard_snapshot_reloads_total{result="success"})") == 1);
+    CHECK(sample(m, "mtls_guard_snapshot_age_seconds") >= 0);
+    CHECK(sample(m, R"(mtls_guard_findings{code="MTG208",severity="info"})") == 2);
+    CHECK(sample(m, R"(mtls_guard_findings{code="MTG102",severity="error"})") == 0);
+    CHECK(sample(m, R"(mtls_guard_tls_reloads_total{result="success"})") == 0);
+    CHECK(sample(m, "mtls_guard_connections_rejected_total") == 0);
+}
+
+TEST_CASE("The snapshot is reloaded when its files change, and a broken edit keeps the last one") {
+    TempDir cluster;
+    fs::copy(fixtures / "walkthrough-base", cluster.path() / "base", fs::copy_options::recursive);
+    fs::copy_file(fixtures / "walkthrough-3-plaintext" / "policy-plaintext.yaml",
+                  cluster.path() / "base" / "policy.yaml");
+    Serve serve(
+        {{"--snapshot", (cluster.path() / "base").string(), "--istio-version", "1.5"}, false});
+    const auto findings_102 = [&] {
+        return sample(scrape(serve.port, serve.ca()),
+                      R"(mtls_guard_findings{code="MTG102",severity="error"})");
+    };
+    REQUIRE(eventually([&] { return findings_102() == 0; }, 5s));
+
+    // The DestinationRule lands in the cluster: the findings metric shows it on both objects.
+    fs::copy_file(fixtures / "walkthrough-4-dr-override" / "dr-httpbin-full-mtls.yaml",
+                  cluster.path() / "base" / "dr.yaml");
+    CHECK(eventually([&] { return findings_102() == 2; }, 5s));
+
+    // A broken file: counted, logged, the last snapshot stays and decisions say it may be stale.
+    write_text(cluster.path() / "base" / "broken.yaml", "kind: [\n");
+    CHECK(eventually(
+        [&] {
+            return sample(scrape(serve.port, serve.ca()),
+                          R"(mtls_guard_snapshot_reloads_total{result="failure"})") == 1;
+        },
+        5s));
+    CHECK(findings_102() == 2);
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+    CHECK(client.exchange(get("/readyz")).status == 200);
+    const json response = response_of(
+        client.exchange(post(admission_review("st", dr_legacy_plain(), "CREATE").dump())), "st");
+    CHECK(any_warning_has(response, "could not be reloaded"));
+    CHECK_THAT(serve.process->err(), Catch::Contains("snapshot reload failed"));
+}
+
+TEST_CASE("Not ready until a snapshot loads: /readyz and /validate say 503") {
+    TempDir cluster;
+    write_text(cluster.path() / "broken.yaml", "kind: [\n");
+    Serve serve({{"--snapshot", cluster.path().string()}, false, true, true, "1", false});
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+    CHECK(client.exchange(get("/healthz")).status == 200);
+    CHECK(client.exchange(get("/readyz")).status == 503);
+    CHECK(
+        client.exchange(post(admission_review("nr", dr_legacy_plain(), "CREATE").dump())).status ==
+        503);
+    fs::copy(fixtures / "walkthrough-base", cluster.path() / "base", fs::copy_options::recursive);
+    write_text(cluster.path() / "broken.yaml", "# fixed\n");
+    CHECK(eventually([&] { return client.exchange(get("/readyz")).status == 200; }, 5s));
+}
+
+TEST_CASE("A certificate swap during continuous traffic fails no request") {
+    TempDir certs;
+    const auto a = mtlsguard::https::write_self_signed_certificate(certs.path() / "a",
+                                                                   {"localhost"}, {"127.0.0.1"});
+    const auto b = mtlsguard::https::write_self_signed_certificate(certs.path() / "b",
+                                                                   {"localhost"}, {"127.0.0.1"});
+    // The kubelet's layout for a mounted Secret: files behind a `..data` symlink swapped at once.
+    const fs::path mount = certs.path() / "mount";
+    const auto stage = [&](const std::string& name, const fs::path& cert, const fs::path& key) {
+        fs::create_directories(mount / name);
+        fs::copy_file(cert, mount / name / "tls.crt");
+        fs::copy_file(key, mount / name / "tls.key");
+        fs::create_directory_symlink(name, mount / "..data_tmp");
+        fs::rename(mount / "..data_tmp", mount / "..data");
+    };
+    stage("..2024_a", a.certificate, a.private_key);
+    fs::create_symlink("..data/tls.crt", mount / "tls.crt");
+    fs::create_symlink("..data/tls.key", mount / "tls.key");
+
+    Serve serve(
+        {{"--tls-cert", (mount / "tls.crt").string(), "--tls-key", (mount / "tls.key").string()},
+         true,
+         false,
+         true,
+         "1",
+         false});
+    const ClientOptions trust_both{{a.ca_certificate, b.ca_certificate}, {}, {}, false};
+    serve.wait_ready(trust_both);
+    const std::string fingerprint_a = fingerprint_of_file(a.certificate);
+    const std::string fingerprint_b = fingerprint_of_file(b.certificate);
+
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0}, failed{0}, kept_alive_ok{0};
+    std::atomic<bool> saw_a{false}, saw_b{false};
+    std::string failure;
+    std::mutex failure_mutex;
+    const auto record_failure = [&](const std::string& what) {
+        ++failed;
+        std::lock_guard lock(failure_mutex);
+        failure = what;
+    };
+    const std::string body = admission_review("swap", dr_legacy_plain(), "CREATE").dump();
+    std::vector<std::thread> traffic;
+    // New connections: each handshake shows which certificate is being served.
+    for (int t = 0; t < 2; ++t)
+        traffic.emplace_back([&] {
+            for (int i = 0; i < 5000 && !stop; ++i) {
+                TlsClient client(serve.port, trust_both);
+                if (const error_code ec = client.connect()) {
+                    record_failure("connect: " + ec.message());
+                    continue;
+                }
+                const std::string fp = client.peer_fingerprint();
+                (fp == fingerprint_a ? saw_a : saw_b) = true;
+                Reply reply;
+                if (const error_code ec = client.send(post(body));
+                    ec || client.read(reply) || reply.status != 200)
+                    record_failure("exchange on a new connection");
+                else
+                    ++ok;
+            }
+        });
+    // One kept-alive connection across the swap keeps its context and keeps working.
+    traffic.emplace_back([&] {
+        TlsClient client(serve.port, trust_both);
+        if (client.connect()) {
+            record_failure("kept-alive connect");
+            return;
+        }
+        for (int i = 0; i < 100000 && !stop; ++i) {
+            Reply reply;
+            if (client.send(post(body)) || client.read(reply) || reply.status != 200) {
+                record_failure("exchange on the kept-alive connection");
+                return;
+            }
+            ++kept_alive_ok;
+        }
+    });
+
+    REQUIRE(eventually([&] { return saw_a.load() && ok > 20; }, 5s));
+    stage("..2024_b", b.certificate, b.private_key);
+    const bool switched = eventually([&] { return saw_b.load(); }, 5s);
+    const int before_settle = ok;
+    eventually([&] { return ok > before_settle + 20; }, 2s);
+    stop = true;
+    for (auto& t : traffic)
+        t.join();
+    INFO("last failure: " << failure);
+    CHECK(switched);
+    CHECK(failed == 0);
+    CHECK(ok > 40);
+    CHECK(kept_alive_ok > 40);
+    CHECK(sample(scrape(serve.port, b.ca_certificate),
+                 R"(mtls_guard_tls_reloads_total{result="success"})") == 1);
+
+    // A broken pair (B's certificate with A's key) is refused; B stays in service.
+    stage("..2024_broken", b.certificate, a.private_key);
+    CHECK(eventually(
+        [&] {
+            return sample(scrape(serve.port, b.ca_certificate),
+                          R"(mtls_guard_tls_reloads_total{result="failure"})") == 1;
+        },
+        5s));
+    TlsClient after(serve.port, trust_both);
+    REQUIRE_FALSE(after.connect());
+    CHECK(after.peer_fingerprint() == fingerprint_b);
+    CHECK(after.exchange(get("/healthz")).status == 200);
+    CHECK_THAT(serve.process->err(), Catch::Contains("new certificate refused"));
+}
+
+TEST_CASE("With --client-ca only clients with a certificate from that CA get in") {
+    TempDir certs;
+    const auto clients = mtlsguard::https::write_self_signed_certificate(
+        certs.path() / "clients", {"localhost"}, {"127.0.0.1"});
+    const auto strangers = mtlsguard::https::write_self_signed_certificate(
+        certs.path() / "strangers", {"localhost"}, {"127.0.0.1"});
+    Serve serve({{"--client-ca", clients.ca_certificate.string()}, true, true, true, "1", false});
+
+    ClientOptions with_cert{{serve.ca()}, clients.certificate, clients.private_key, false};
+    serve.wait_ready(with_cert);
+    TlsClient good(serve.port, with_cert);
+    REQUIRE_FALSE(good.connect());
+    CHECK(good.exchange(get("/healthz")).status == 200);
+
+    // Without a certificate, or with one from another CA, the handshake (or the first read, as
+    // TLS 1.3 reports the refusal after the client's Finished) fails.
+    const auto refused = [&](const ClientOptions& options) {
+        TlsClient client(serve.port, options);
+        if (client.connect())
+            return true;
+        Reply reply;
+        return static_cast<bool>(client.send(get("/healthz"))) ||
+               static_cast<bool>(client.read(reply));
+    };
+    CHECK(refused({{serve.ca()}, {}, {}, false}));
+    CHECK(refused({{serve.ca()}, strangers.certificate, strangers.private_key, false}));
+    CHECK(good.exchange(get("/readyz")).status == 200);
+}
+
+TEST_CASE("Over --max-connections new connections are closed at once and counted") {
+    Serve serve({{"--max-connections", "2", "--metrics-listen", "127.0.0.1:0"}});
+    REQUIRE(serve.metrics_port != 0);
+    TlsClient first = client_for(serve);
+    TlsClient second = client_for(serve);
+    REQUIRE_FALSE(first.connect());
+    REQUIRE_FALSE(second.connect());
+    CHECK(first.exchange(get("/healthz")).status == 200);
+    CHECK(second.exchange(get("/healthz")).status == 200);
+
+    TlsClient third = client_for(serve);
+    CHECK(third.connect());
+
+    // The plain metrics port has its own budget, serves /metrics and the probes, never /validate.
+    PlainClient scraper(serve.metrics_port);
+    REQUIRE_FALSE(scraper.connect());
+    REQUIRE_FALSE(
+        scraper.write_raw("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    const auto [metrics, ec] = scraper.read_until_closed(5s);
+    CHECK_THAT(metrics, Catch::StartsWith("HTTP/1.1 200 OK"));
+    CHECK_THAT(metrics, Catch::Contains("mtls_guard_connections_rejected_total 1"));
+    PlainClient validate(serve.metrics_port);
+    REQUIRE_FALSE(validate.connect());
+    REQUIRE_FALSE(validate.write_raw("POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                     "application/json\r\nContent-Length: 2\r\n\r\n{}"));
+    CHECK_THAT(validate.read_until_closed(5s).first, Catch::StartsWith("HTTP/1.1 404"));
+    // And the TLS port has no /metrics then.
+    CHECK(first.exchange(get("/metrics")).status == 404);
+
+    // A place frees up when a connection closes.
+    first.close();
+    CHECK(eventually(
+        [&] {
+            TlsClient next = client_for(serve);
+            return !next.connect() && next.exchange(get("/healthz")).status == 200;
+        },
+        5s));
+}
+
+TEST_CASE("SIGTERM drains: requests in flight finish, idle connections close, exit 0") {
+    // The body of the request in flight arrives after the drain began: give it time.
+    Serve serve({{}, true, true, true, "20"});
+    TlsClient idle = client_for(serve);
+    REQUIRE_FALSE(idle.connect());
+    CHECK(idle.exchange(get("/healthz")).status == 200);
+
+    // A request in flight: header and half the body sent when the signal arrives.
+    TlsClient busy = client_for(serve);
+    REQUIRE_FALSE(busy.connect());
+    const std::string body = admission_review("drain", dr_full_mtls(), "CREATE").dump();
+    const std::size_t half = body.size() / 2;
+    REQUIRE_FALSE(busy.write_raw("POST /validate HTTP/1.1\r\nHost: localhost\r\n"
+                                 "Content-Type: application/json\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, half)));
+    std::this_thread::sleep_for(100ms);
+    serve.process->signal(SIGTERM);
+
+    // The idle keep-alive connection is closed promptly, long before the 60 s idle timeout.
+    CHECK(is_closed(idle.wait_closed(3s)));
+    // New connections are refused once the listener has stopped.
+    CHECK(eventually([&] { return static_cast<bool>(client_for(serve).connect()); }, 3s));
+    // The request in flight completes, with its verdict, and its connection closes after it.
+    REQUIRE_FALSE(busy.write_raw(body.substr(half)));
+    Reply reply;
+    REQUIRE_FALSE(busy.read(reply));
+    CHECK(response_of(reply, "drain").at("allowed") == false);
+    CHECK_FALSE(reply.keep_alive);
+    CHECK(serve.process->wait_exit(10s) == 0);
+    CHECK_THAT(serve.process->err(), Catch::Contains("stopped cleanly"));
+}
+
+TEST_CASE("A second SIGTERM during the drain exits at once") {
+    Serve serve({{}, true, true, true, "20"});
+    TlsClient busy = client_for(serve);
+    REQUIRE_FALSE(busy.connect());
+    // A request that never completes keeps the drain waiting (up to its 20 s timeout).
+    REQUIRE_FALSE(busy.write_raw("POST /validate HTTP/1.1\r\nHost: localhost\r\n"
+                                 "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"));
+    std::this_thread::sleep_for(100ms);
+    serve.process->signal(SIGTERM);
+    CHECK_FALSE(serve.process->wait_exit(500ms));
+    serve.process->signal(SIGTERM);
+    CHECK(serve.process->wait_exit(5s) == 1);
+    CHECK_THAT(serve.process->err(), Catch::Contains("second signal"));
+}
+
+TEST_CASE("serve waits for certificate files that are not there yet") {
+    TempDir later;
+    Serve serve({{"--tls-cert", (later.path() / "tls.crt").string(), "--tls-key",
+                  (later.path() / "tls.key").string()},
+                 true,
+                 false,
+                 false});
+    std::this_thread::sleep_for(1200ms);
+    CHECK(serve.process->running());
+    CHECK_FALSE(fs::exists(serve.port_file()));
+    CHECK_THAT(serve.process->err(), Catch::Contains("waiting for a usable serving certificate"));
+
+    SECTION("and serves once they appear") {
+        const auto generated = mtlsguard::https::write_self_signed_certificate(
+            later.path(), {"localhost"}, {"127.0.0.1"});
+        serve.wait_for_port(15s);
+        serve.wait_ready({{generated.ca_certificate}});
+        TlsClient client(serve.port, {{generated.ca_certificate}});
+        REQUIRE_FALSE(client.connect());
+        CHECK(client.exchange(get("/healthz")).status == 200);
+    }
+    SECTION("and stops cleanly on SIGTERM meanwhile") {
+        serve.process->signal(SIGTERM);
+        CHECK(serve.process->wait_exit(5s) == 0);
+    }
+}
+
+TEST_CASE("Usage errors exit 2 with a message") {
+    TempDir dir;
+    const auto run = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), "serve");
+        auto child = std::make_unique<ChildProcess>(args, dir.path());
+        const auto code = child->wait_exit(10s);
+        REQUIRE(code);
+        return std::make_pair(*code, child->err());
+    };
+    SECTION("no snapshot: the Kubernetes API client does not exist yet") {
+        const auto [code, err] = run({"--cert-dir", (dir.path() / "c").string()});
+        CHECK(code == 2);
+        CHECK_THAT(err, Catch::Contains("not implemented in this build"));
+    }
+    SECTION("--kubeconfig: the same") {
+        auto args = snapshot_args();
+        args.insert(args.end(), {"--kubeconfig", "/dev/null"});
+        const auto [code, err] = run(args);
+        CHECK(code == 2);
+        CHECK_THAT(err, Catch::Contains("not implemented in this build"));
+    }
+    SECTION("a listen address that is not ADDR:PORT") {
+        auto args = snapshot_args();
+        args.insert(args.end(), {"--listen", "localhost"});
+        const auto [code, err] = run(args);
+        CHECK(code == 2);
+        CHECK_THAT(err, Catch::Contains("--listen"));
+    }
+    SECTION("a certificate without its key") {
+        auto args = snapshot_args();
+        args.insert(args.end(), {"--tls-cert", "/nonexistent.crt"});
+        CHECK(run(args).first == 2);
+    }
+    SECTION("a port already in use") {
+        Serve first;
+        auto args = snapshot_args();
+        args.insert(args.end(), {"--listen", "127.0.0.1:" + std::to_string(first.port),
+                                 "--cert-dir", (dir.path() / "c").string()});
+        const auto [code, err] = run(args);
+        CHECK(code == 2);
+        CHECK_THAT(err,
+                   Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(first.port)));
+    }
+}
+
+TEST_CASE("JSON logs: one object per line, one decision line per request, never a body") {
+    Serve serve({{"--log-format", "json"}});
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+    json sneaky = dr_legacy_plain();
+    sneaky["metadata"]["annotations"] = {{"note", "BODY-MARKER-7731"}};
+    json review = admission_review("log-1", sneaky, "CREATE");
+    review["request"]["name"] = "odd\"name\nwith a newline";
+    response_of(client.exchange(post(review.dump())), "log-1");
+    client.exchange(post(admission_review("log-2", dr_full_mtls(), "CREATE", true).dump()));
+    client.exchange(post("BODY-MARKER-7731 is not JSON"));
+
+    // The lines are written as they happen; give the last one a moment.
+    std::vector<json> lines;
+    eventually(
+        [&] {
+            lines.clear();
+            std::istringstream in(serve.process->err());
+            std::string line;
+            while (std::getline(in, line))
+                if (!line.empty())
+                    lines.push_back(json::parse(line, nullptr, false));
+            int decisions = 0;
+            for (const auto& l : lines)
+                decisions += l.is_object() && l.value("logger", "") == "admission";
+            return decisions == 3;
+        },
+        5s);
+    CHECK_THAT(serve.process->err(), !Catch::Contains("BODY-MARKER-7731"));
+    std::vector<json> decisions;
+    for (const auto& line : lines) {
+        INFO(line.dump());
+        REQUIRE(line.is_object());
+        for (const char* key : {"time", "level", "logger", "msg"})
+            CHECK(line.contains(key));
+        if (line.value("logger", "") == "admission")
+            decisions.push_back(line);
+    }
+    REQUIRE(decisions.size() == 3);
+    for (const auto& d : decisions)
+        for (const char* key : {"uid", "kind", "namespace", "name", "operation", "dryRun",
+                                "allowed", "codes", "latency_us", "status"})
+            CHECK(d.contains(key));
+    CHECK(decisions[0].at("uid") == "log-1");
+    CHECK(decisions[0].at("name") == "odd\"name\nwith a newline");
+    CHECK(decisions[0].at("kind") == "DestinationRule");
+    CHECK(decisions[0].at("namespace") == "legacy");
+    CHECK(decisions[0].at("operation") == "CREATE");
+    CHECK(decisions[0].at("latency_us").is_number_integer());
+    CHECK(decisions[1].at("uid") == "log-2");
+    CHECK(decisions[1].at("dryRun") == true);
+    CHECK(decisions[1].at("allowed") == false);
+    CHECK(decisions[1].at("codes") == json::array({"MTG102"}));
+    CHECK(decisions[2].at("status") == 400);
+}

@@ -1,0 +1,155 @@
+// Unit tests of the snapshot reload from files: reload on change only, keep the last good snapshot
+// on a bad edit, warn on stale decisions, and count everything in the metrics.
+#include "server/https/snapshot_reloader.hpp"
+#include "server/observability/metrics.hpp"
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using namespace mtlsguard;
+
+namespace {
+
+const fs::path fixtures = MTLS_GUARD_FIXTURES;
+
+class TempDir {
+  public:
+    TempDir() {
+        std::random_device seed;
+        path_ = fs::temp_directory_path() /
+                ("mtls-guard-reload-" + std::to_string(::getpid()) + "-" + std::to_string(seed()));
+        fs::create_directories(path_);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    const fs::path& path() const { return path_; }
+
+  private:
+    fs::path path_;
+};
+
+double sample(const std::string& metrics, const std::string& series) {
+    std::istringstream in(metrics);
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(series + " ", 0) == 0)
+            return std::stod(line.substr(series.size() + 1));
+    return -1;
+}
+
+void write(const fs::path& path, const std::string& text) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+// The walkthrough's cluster with httpbin.full plaintext-only, in a directory we may edit.
+struct Cluster {
+    TempDir dir;
+    Cluster() {
+        fs::copy(fixtures / "walkthrough-base", dir.path() / "cluster",
+                 fs::copy_options::recursive);
+        fs::copy_file(fixtures / "walkthrough-3-plaintext" / "policy-plaintext.yaml",
+                      dir.path() / "cluster" / "policy-plaintext.yaml");
+    }
+    fs::path root() const { return dir.path() / "cluster"; }
+    input::SnapshotSource source() const {
+        input::SnapshotSource s;
+        s.paths = {root().string()};
+        s.version = model::IstioVersion::V1_5;
+        return s;
+    }
+};
+
+} // namespace
+
+TEST_CASE("The first poll loads the snapshot and later polls reload only on a change of content") {
+    Cluster cluster;
+    observability::Metrics metrics;
+    https::SnapshotStore store;
+    https::FileSnapshotReloader reloader(cluster.source(), admission::Enforcement::Warn, store,
+                                         metrics);
+    REQUIRE(store.settings());
+    CHECK(store.settings()->default_mode == admission::Enforcement::Warn);
+    CHECK_FALSE(store.ready());
+
+    CHECK(reloader.poll());
+    REQUIRE(store.ready());
+    const auto first = store.snapshot();
+    std::string text = metrics.render();
+    CHECK(sample(text, R"(mtls_guard_snapshot_reloads_total{result="success"})") == 1);
+    CHECK(sample(text, R"(mtls_guard_findings{code="MTG208",severity="info"})") == 2);
+    CHECK(sample(text, R"(mtls_guard_findings{code="MTG102",severity="error"})") == 0);
+    CHECK(sample(text, R"(mtls_guard_snapshot_objects{kind="Policy"})") == 1);
+    CHECK(sample(text, "mtls_guard_snapshot_age_seconds") >= 0);
+
+    CHECK_FALSE(reloader.poll());
+    CHECK(store.snapshot() == first);
+
+    // Touched but unchanged: looked at, not reloaded.
+    const fs::path policy = cluster.root() / "policy-plaintext.yaml";
+    fs::last_write_time(policy, fs::last_write_time(policy) + std::chrono::seconds(5));
+    CHECK_FALSE(reloader.poll());
+    CHECK(store.snapshot() == first);
+
+    // A DestinationRule forcing ISTIO_MUTUAL onto the plaintext workload: a new snapshot whose
+    // findings show the conflict on both objects.
+    fs::copy_file(fixtures / "walkthrough-4-dr-override" / "dr-httpbin-full-mtls.yaml",
+                  cluster.root() / "dr.yaml");
+    CHECK(reloader.poll());
+    CHECK(store.snapshot() != first);
+    text = metrics.render();
+    CHECK(sample(text, R"(mtls_guard_snapshot_reloads_total{result="success"})") == 2);
+    CHECK(sample(text, R"(mtls_guard_findings{code="MTG102",severity="error"})") == 2);
+    CHECK(sample(text, R"(mtls_guard_snapshot_objects{kind="DestinationRule"})") == 1);
+}
+
+TEST_CASE("A bad edit keeps the last good snapshot, warns on decisions and is counted once") {
+    Cluster cluster;
+    observability::Metrics metrics;
+    https::SnapshotStore store;
+    https::FileSnapshotReloader reloader(cluster.source(), admission::Enforcement::Enforce, store,
+                                         metrics);
+    REQUIRE(reloader.poll());
+    const auto good = store.snapshot();
+    CHECK(store.settings()->extra_warnings.empty());
+
+    write(cluster.root() / "broken.yaml", "apiVersion: v1\nkind: [unclosed\n");
+    CHECK_FALSE(reloader.poll());
+    CHECK(store.snapshot() == good);
+    REQUIRE(store.settings()->extra_warnings.size() == 1);
+    CHECK_THAT(store.settings()->extra_warnings[0], Catch::Contains("could not be reloaded"));
+    CHECK(store.settings()->default_mode == admission::Enforcement::Enforce);
+    CHECK_FALSE(reloader.poll()); // the same bad content is not retried
+    CHECK(sample(metrics.render(), R"(mtls_guard_snapshot_reloads_total{result="failure"})") == 1);
+
+    fs::remove(cluster.root() / "broken.yaml");
+    CHECK(reloader.poll());
+    CHECK(store.settings()->extra_warnings.empty());
+    CHECK(sample(metrics.render(), R"(mtls_guard_snapshot_reloads_total{result="success"})") == 2);
+}
+
+TEST_CASE("Files that cannot be read at the start leave the store not ready until they are fixed") {
+    Cluster cluster;
+    write(cluster.root() / "broken.yaml", "kind: [\n");
+    observability::Metrics metrics;
+    https::SnapshotStore store;
+    https::FileSnapshotReloader reloader(cluster.source(), admission::Enforcement::Enforce, store,
+                                         metrics);
+    CHECK_FALSE(reloader.poll());
+    CHECK_FALSE(store.ready());
+    // No snapshot to be stale: no warning is attached.
+    CHECK(store.settings()->extra_warnings.empty());
+    CHECK(sample(metrics.render(), "mtls_guard_snapshot_age_seconds") == 0);
+
+    write(cluster.root() / "broken.yaml", "# fixed\n");
+    CHECK(reloader.poll());
+    CHECK(store.ready());
+}
