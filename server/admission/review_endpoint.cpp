@@ -6,38 +6,6 @@ namespace {
 
 constexpr std::size_t max_depth = 128;
 
-// nlohmann's SAX parser tracks depth for us: refuse absurd nesting before building the DOM.
-struct DepthLimit : nlohmann::json_sax<nlohmann::json> {
-    std::size_t depth = 0;
-    bool too_deep = false;
-    bool enter() {
-        if (++depth > max_depth)
-            too_deep = true;
-        return !too_deep;
-    }
-    bool null() override { return true; }
-    bool boolean(bool) override { return true; }
-    bool number_integer(number_integer_t) override { return true; }
-    bool number_unsigned(number_unsigned_t) override { return true; }
-    bool number_float(number_float_t, const string_t&) override { return true; }
-    bool string(string_t&) override { return true; }
-    bool binary(binary_t&) override { return true; }
-    bool start_object(std::size_t) override { return enter(); }
-    bool key(string_t&) override { return true; }
-    bool end_object() override {
-        --depth;
-        return true;
-    }
-    bool start_array(std::size_t) override { return enter(); }
-    bool end_array() override {
-        --depth;
-        return true;
-    }
-    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
-        return false;
-    }
-};
-
 ReviewReply error_reply(int status, const std::string& reason) {
     ReviewReply reply;
     reply.status = status;
@@ -53,11 +21,20 @@ ReviewReply error_reply(int status, const std::string& reason) {
 ReviewReply handle_review(const model::Snapshot& snapshot, std::string_view body,
                           const admission::AdmissionSettings& settings) noexcept {
     try {
-        DepthLimit limit;
-        if (!nlohmann::json::sax_parse(body.begin(), body.end(), &limit))
-            return error_reply(400, limit.too_deep ? "the body is nested too deeply"
-                                                   : "the body is not valid JSON");
-        const auto review = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
+        // One pass: the parse callback refuses absurd nesting and drops metadata.managedFields
+        // (often most of an object's bytes, never read by the engine) before it is built.
+        bool too_deep = false;
+        const nlohmann::json::parser_callback_t filter =
+            [&too_deep](int depth, nlohmann::json::parse_event_t event, nlohmann::json& value) {
+                if (depth > static_cast<int>(max_depth)) {
+                    too_deep = true;
+                    return false;
+                }
+                return !(event == nlohmann::json::parse_event_t::key && value == "managedFields");
+            };
+        const auto review = nlohmann::json::parse(body.begin(), body.end(), filter, false);
+        if (too_deep)
+            return error_reply(400, "the body is nested too deeply");
         if (review.is_discarded())
             return error_reply(400, "the body is not valid JSON");
         ReviewReply reply;
