@@ -1,0 +1,324 @@
+// Decoded cluster objects per kind, and the immutable snapshots built and published from them.
+#include "server/kube/store.hpp"
+
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
+
+namespace mtlsguard::kube {
+namespace {
+
+std::size_t index_of(ResourceKind kind) {
+    return static_cast<std::size_t>(kind);
+}
+
+// Equal fingerprints mean the engine cannot tell the two pods apart.
+std::string fingerprint(const model::PodLike& pod) {
+    std::string out;
+    out.reserve(64 + pod.labels.entries().size() * 32);
+    auto field = [&](std::string_view text) {
+        out.append(text);
+        out.push_back('\0');
+    };
+    field(pod.namespace_name);
+    field(pod.workload_kind);
+    field(pod.workload_name);
+    out.push_back(pod.from_template ? 't' : 'p');
+    out.push_back(!pod.sidecar ? 'u' : (*pod.sidecar ? 'y' : 'n'));
+    for (const auto& [key, value] : pod.labels.entries()) {
+        field(key);
+        field(value);
+    }
+    out.push_back('\x01'); // labels end, ports follow
+    for (const auto& port : pod.container_ports) {
+        field(port.name);
+        field(std::to_string(port.number));
+    }
+    return out;
+}
+
+} // namespace
+
+std::optional<std::pair<std::string, std::string>> object_identity(const nlohmann::json& object) {
+    auto metadata = object.find("metadata");
+    if (metadata == object.end() || !metadata->is_object())
+        return std::nullopt;
+    auto text = [&](const char* key) {
+        auto it = metadata->find(key);
+        return it != metadata->end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    const std::string name = text("name");
+    if (name.empty())
+        return std::nullopt;
+    const std::string ns = text("namespace");
+    return std::make_pair(ns.empty() ? name : ns + "/" + name, text("uid"));
+}
+
+std::shared_ptr<const model::Snapshot> build_snapshot(const SnapshotInputs& inputs,
+                                                      const model::Settings& settings) {
+    model::SnapshotBuilder builder(settings);
+    for (const auto& object : inputs.objects)
+        builder.add(model::DecodedObject(*object));
+    // The engine counts pods one by one; until it can take a count, each pod is added.
+    for (const auto& [pod, count] : inputs.pod_shapes)
+        for (std::uint32_t i = 0; i < count; ++i)
+            builder.add(model::DecodedObject(*pod));
+    return builder.build();
+}
+
+void ObjectStore::replace(ResourceKind kind, std::vector<StoredObject> objects) {
+    clear(kind);
+    for (auto& object : objects)
+        upsert(kind, std::move(object));
+}
+
+StoreChange ObjectStore::upsert(ResourceKind kind, StoredObject object) {
+    if (kind == ResourceKind::Pods && std::holds_alternative<model::PodLike>(object.object))
+        return upsert_pod(object.key, std::move(object.uid),
+                          std::get<model::PodLike>(std::move(object.object)));
+    auto& map = objects_[index_of(kind)];
+    Entry entry{std::move(object.uid),
+                std::make_shared<const model::DecodedObject>(std::move(object.object))};
+    map.insert_or_assign(std::move(object.key), std::move(entry));
+    return StoreChange::Structural;
+}
+
+StoreChange ObjectStore::upsert_pod(const std::string& key, std::string uid, model::PodLike pod) {
+    std::string print = fingerprint(pod);
+    auto [shape_it, created] = shapes_.try_emplace(std::move(print));
+    if (created)
+        shape_it->second.pod = std::make_shared<const model::PodLike>(std::move(pod));
+    ++shape_it->second.pods; // before releasing the old shape: it may be the same one
+    auto [entry, inserted] = pods_.try_emplace(key);
+    const bool moved = !inserted && entry->second.shape != &*shape_it;
+    const bool vanished = !inserted && release_shape(entry->second.shape);
+    entry->second.uid = std::move(uid);
+    entry->second.shape = &*shape_it;
+    if (created || vanished)
+        return StoreChange::Structural;
+    return inserted || moved ? StoreChange::PodCount : StoreChange::None;
+}
+
+bool ObjectStore::release_shape(ShapeMap::value_type* shape) {
+    if (!shape || --shape->second.pods != 0)
+        return false;
+    shapes_.erase(shape->first);
+    return true;
+}
+
+StoreChange ObjectStore::erase(ResourceKind kind, const std::string& key, const std::string& uid) {
+    if (kind == ResourceKind::Pods) {
+        auto it = pods_.find(key);
+        if (it != pods_.end() && (uid.empty() || it->second.uid.empty() || it->second.uid == uid)) {
+            const bool vanished = release_shape(it->second.shape);
+            pods_.erase(it);
+            return vanished ? StoreChange::Structural : StoreChange::PodCount;
+        }
+        // A pod that never decoded as one may sit in the general map.
+    }
+    auto& map = objects_[index_of(kind)];
+    auto it = map.find(key);
+    if (it == map.end())
+        return StoreChange::None;
+    if (!uid.empty() && !it->second.uid.empty() && it->second.uid != uid)
+        return StoreChange::None;
+    map.erase(it);
+    return StoreChange::Structural;
+}
+
+void ObjectStore::clear(ResourceKind kind) {
+    objects_[index_of(kind)].clear();
+    if (kind == ResourceKind::Pods) {
+        pods_.clear();
+        shapes_.clear();
+    }
+}
+
+std::size_t ObjectStore::size(ResourceKind kind) const noexcept {
+    const std::size_t general = objects_[index_of(kind)].size();
+    return kind == ResourceKind::Pods ? general + pods_.size() : general;
+}
+
+const model::DecodedObject* ObjectStore::find(ResourceKind kind, const std::string& key) const {
+    const auto& map = objects_[index_of(kind)];
+    auto it = map.find(key);
+    return it == map.end() ? nullptr : it->second.object.get();
+}
+
+const model::PodLike* ObjectStore::find_pod(const std::string& key) const {
+    auto it = pods_.find(key);
+    return it == pods_.end() ? nullptr : it->second.shape->second.pod.get();
+}
+
+SnapshotInputs ObjectStore::inputs() const {
+    SnapshotInputs inputs;
+    std::size_t total = 0;
+    for (const auto& map : objects_)
+        total += map.size();
+    inputs.objects.reserve(total);
+    for (const auto& map : objects_)
+        for (const auto& [key, entry] : map)
+            inputs.objects.push_back(entry.object);
+    inputs.pod_shapes.reserve(shapes_.size());
+    for (const auto& [print, shape] : shapes_)
+        inputs.pod_shapes.emplace_back(shape.pod, shape.pods);
+    inputs.pods = pods_.size();
+    return inputs;
+}
+
+SnapshotPublisher::SnapshotPublisher(boost::asio::any_io_executor strand, model::Settings settings,
+                                     std::chrono::milliseconds coalesce,
+                                     std::chrono::milliseconds count_refresh, Collect collect,
+                                     Publish publish)
+    : strand_(strand), settings_(std::move(settings)), coalesce_(coalesce),
+      count_refresh_(count_refresh), collect_(std::move(collect)), publish_(std::move(publish)),
+      timer_(strand) {}
+
+SnapshotPublisher::~SnapshotPublisher() {
+    stop();
+    if (thread_.joinable())
+        thread_.detach(); // only when the last owner let go from the build thread itself
+}
+
+void SnapshotPublisher::start() {
+    thread_ = std::thread([this] { build_loop(); });
+}
+
+void SnapshotPublisher::changed() {
+    dirty_ = true;
+    structural_dirty_ = true;
+    if (!in_flight_)
+        schedule(coalesce_);
+}
+
+void SnapshotPublisher::counts_changed() {
+    dirty_ = true;
+    if (!in_flight_)
+        schedule(count_refresh_);
+}
+
+void SnapshotPublisher::publish_now() {
+    dirty_ = true;
+    structural_dirty_ = true;
+    if (!in_flight_)
+        hand_over();
+}
+
+// Arms the timer for `delay` from now, unless it is already due sooner.
+void SnapshotPublisher::schedule(std::chrono::milliseconds delay) {
+    const auto due = std::chrono::steady_clock::now() + delay;
+    if (timer_armed_ && timer_due_ <= due)
+        return;
+    timer_armed_ = true;
+    timer_due_ = due;
+    const auto generation = ++timer_generation_;
+    timer_.expires_at(due);
+    timer_.async_wait([self = shared_from_this(), generation](boost::system::error_code ec) {
+        if (generation != self->timer_generation_)
+            return; // re-armed for an earlier time since
+        self->timer_armed_ = false;
+        if (!ec && self->dirty_)
+            self->hand_over();
+    });
+}
+
+void SnapshotPublisher::hand_over() {
+    {
+        std::lock_guard lock(publish_mutex_);
+        if (stopped_)
+            return;
+    }
+    if (in_flight_)
+        return;
+    dirty_ = false;
+    structural_dirty_ = false;
+    in_flight_ = true;
+    SnapshotInputs inputs = collect_();
+    {
+        std::lock_guard lock(job_mutex_);
+        job_ = std::move(inputs);
+    }
+    job_ready_.notify_one();
+}
+
+void SnapshotPublisher::build_loop() {
+    while (true) {
+        SnapshotInputs inputs;
+        {
+            std::unique_lock lock(job_mutex_);
+            job_ready_.wait(lock, [&] { return quit_ || job_.has_value(); });
+            if (quit_)
+                return;
+            inputs = std::move(*job_);
+            job_.reset();
+        }
+        const auto started = std::chrono::steady_clock::now();
+        std::shared_ptr<const model::Snapshot> snapshot;
+        try {
+            snapshot = build_snapshot(inputs, settings_);
+        } catch (const std::exception&) {
+            // Out of memory, in practice: keep the last snapshot; the next change tries again.
+            failed_builds_.fetch_add(1, std::memory_order_relaxed);
+        }
+        inputs = {}; // let go of the shared objects before publishing
+        last_build_us_.store(std::chrono::duration_cast<std::chrono::microseconds>(
+                                 std::chrono::steady_clock::now() - started)
+                                 .count(),
+                             std::memory_order_relaxed);
+        if (snapshot) {
+            builds_.fetch_add(1, std::memory_order_relaxed);
+            std::lock_guard lock(publish_mutex_);
+            if (stopped_)
+                return;
+            try {
+                publish_(std::move(snapshot));
+            } catch (...) {
+                // The receiver's failure must not end the build thread; it keeps its last one.
+            }
+        }
+        boost::asio::post(strand_, [weak = weak_from_this()] {
+            if (auto self = weak.lock())
+                self->build_finished();
+        });
+    }
+}
+
+void SnapshotPublisher::build_finished() {
+    in_flight_ = false;
+    if (structural_dirty_)
+        schedule(coalesce_);
+    else if (dirty_)
+        schedule(count_refresh_);
+}
+
+void SnapshotPublisher::stop() {
+    if (thread_.joinable() && thread_.get_id() == std::this_thread::get_id()) {
+        // From inside publish(): this thread holds publish_mutex_ already.
+        stopped_ = true;
+        std::lock_guard lock(job_mutex_);
+        quit_ = true;
+        return;
+    }
+    {
+        std::lock_guard lock(publish_mutex_);
+        stopped_ = true;
+    }
+    {
+        std::lock_guard lock(job_mutex_);
+        quit_ = true;
+    }
+    job_ready_.notify_all();
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id())
+        thread_.join();
+    if (auto self = weak_from_this().lock())
+        boost::asio::post(strand_, [self] { self->timer_.cancel(); });
+}
+
+SnapshotPublisher::Stats SnapshotPublisher::stats() const noexcept {
+    Stats out;
+    out.builds = builds_.load(std::memory_order_relaxed);
+    out.failed_builds = failed_builds_.load(std::memory_order_relaxed);
+    out.last_build = std::chrono::microseconds(last_build_us_.load(std::memory_order_relaxed));
+    return out;
+}
+
+} // namespace mtlsguard::kube

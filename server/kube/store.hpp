@@ -1,0 +1,170 @@
+// Decoded cluster objects per kind, and the immutable snapshots built and published from them.
+#pragma once
+
+#include "analysis/model/snapshot.hpp"
+#include "server/kube/discovery.hpp"
+
+#include <array>
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace mtlsguard::kube {
+
+// One decoded object with what identifies it in the cluster.
+struct StoredObject {
+    std::string key; // "namespace/name", or "name" for cluster-scoped objects
+    std::string uid; // metadata.uid: a delete of an older incarnation must not remove a newer one
+    model::DecodedObject object;
+};
+
+// "namespace/name" (or "name") and metadata.uid of an API object; nullopt without a name.
+std::optional<std::pair<std::string, std::string>> object_identity(const nlohmann::json& object);
+
+// Everything a snapshot is built from, sharing the stored objects instead of copying them. Pods
+// come as distinct shapes: to the engine, the pods of one controller are usually identical.
+struct SnapshotInputs {
+    std::vector<std::shared_ptr<const model::DecodedObject>> objects; // every kind but pods
+    std::vector<std::pair<std::shared_ptr<const model::PodLike>, std::uint32_t>> pod_shapes;
+    std::size_t pods = 0;
+};
+
+// Builds the engine's snapshot from decoded objects; nothing is decoded again.
+std::shared_ptr<const model::Snapshot> build_snapshot(const SnapshotInputs& inputs,
+                                                      const model::Settings& settings);
+
+// What a change did to the inputs of the next snapshot.
+enum class StoreChange : std::uint8_t {
+    None,       // nothing stored changed
+    PodCount,   // only how many pods have an existing shape: no verdict can change
+    Structural, // anything else
+};
+
+// The objects of every watched kind. Not thread-safe: it lives on the watcher's strand.
+class ObjectStore {
+  public:
+    // A complete list: these objects are now all there is of `kind`.
+    void replace(ResourceKind kind, std::vector<StoredObject> objects);
+    // ADDED or MODIFIED.
+    StoreChange upsert(ResourceKind kind, StoredObject object);
+    // DELETED. Ignored when the stored object has another uid (it is a newer incarnation).
+    StoreChange erase(ResourceKind kind, const std::string& key, const std::string& uid);
+    // The kind is no longer served (its CRD was deleted).
+    void clear(ResourceKind kind);
+
+    std::size_t size(ResourceKind kind) const noexcept;
+    std::size_t pod_shapes() const noexcept { return shapes_.size(); }
+    // The stored object, or null. Pods are looked up as their shape.
+    const model::DecodedObject* find(ResourceKind kind, const std::string& key) const;
+    const model::PodLike* find_pod(const std::string& key) const;
+
+    SnapshotInputs inputs() const;
+
+  private:
+    struct Entry {
+        std::string uid;
+        std::shared_ptr<const model::DecodedObject> object;
+    };
+    struct PodShape {
+        std::shared_ptr<const model::PodLike> pod;
+        std::uint32_t pods = 0;
+    };
+    using ShapeMap = std::unordered_map<std::string, PodShape>;
+    struct PodEntry {
+        std::string uid;
+        ShapeMap::value_type* shape = nullptr; // node pointers survive rehashing
+    };
+
+    StoreChange upsert_pod(const std::string& key, std::string uid, model::PodLike pod);
+    // Returns whether the shape went away with its last pod.
+    bool release_shape(ShapeMap::value_type* shape);
+
+    std::array<std::unordered_map<std::string, Entry>, all_resource_kinds.size()> objects_;
+    std::unordered_map<std::string, PodEntry> pods_;
+    ShapeMap shapes_;
+};
+
+// Rebuilds and publishes snapshots off the I/O threads. changed() and publish_now() run on the
+// watcher's strand; the build runs on a thread of its own, so that a rebuild of a large cluster
+// never holds up an io_context thread (the admission path may share it).
+class SnapshotPublisher : public std::enable_shared_from_this<SnapshotPublisher> {
+  public:
+    using Collect = std::function<SnapshotInputs()>; // called on the strand
+    using Publish = std::function<void(std::shared_ptr<const model::Snapshot>)>;
+
+    // `count_refresh`: how long a change of pod counts alone may wait for its snapshot.
+    SnapshotPublisher(boost::asio::any_io_executor strand, model::Settings settings,
+                      std::chrono::milliseconds coalesce, std::chrono::milliseconds count_refresh,
+                      Collect collect, Publish publish);
+    ~SnapshotPublisher();
+    SnapshotPublisher(const SnapshotPublisher&) = delete;
+    SnapshotPublisher& operator=(const SnapshotPublisher&) = delete;
+
+    // Starts the build thread.
+    void start();
+    // On the strand: the objects changed. A snapshot follows `coalesce` later; changes arriving
+    // meanwhile, or during a build, fold into the same (or the next single) rebuild.
+    void changed();
+    // On the strand: only pod counts changed (pods came or went under shapes that remain). The
+    // snapshot's verdicts are the same; its counts follow within `count_refresh`, or with the
+    // next other change.
+    void counts_changed();
+    // On the strand: build at once (the initial sync should not wait for the coalescing delay).
+    void publish_now();
+    // Any thread: no publish() starts after this returns, and one in progress has finished
+    // (called from inside publish(), it returns at once and that publish() is the last).
+    void stop();
+
+    struct Stats {
+        std::size_t builds = 0;
+        std::size_t failed_builds = 0;
+        std::chrono::microseconds last_build{0}; // copying the inputs into the engine and build()
+    };
+    Stats stats() const noexcept;
+
+  private:
+    void schedule(std::chrono::milliseconds delay);
+    void hand_over();
+    void build_loop();
+    void build_finished();
+
+    boost::asio::any_io_executor strand_;
+    model::Settings settings_;
+    std::chrono::milliseconds coalesce_;
+    std::chrono::milliseconds count_refresh_;
+    Collect collect_;
+    Publish publish_;
+    boost::asio::steady_timer timer_;
+    // Strand state.
+    bool timer_armed_ = false;
+    std::chrono::steady_clock::time_point timer_due_{};
+    std::uint64_t timer_generation_ = 0; // a re-armed timer's old wait is ignored
+    bool in_flight_ = false;
+    bool dirty_ = false;            // anything changed since the inputs of the last build
+    bool structural_dirty_ = false; // more than pod counts changed
+    // Shared with the build thread.
+    std::mutex job_mutex_;
+    std::condition_variable job_ready_;
+    std::optional<SnapshotInputs> job_;
+    bool quit_ = false;
+    std::mutex publish_mutex_;
+    bool stopped_ = false;
+    std::thread thread_;
+    std::atomic<std::size_t> builds_{0};
+    std::atomic<std::size_t> failed_builds_{0};
+    std::atomic<std::int64_t> last_build_us_{0};
+};
+
+} // namespace mtlsguard::kube

@@ -1,0 +1,182 @@
+// Tests of server/kube/http_client over loopback TLS: verification, auth, limits, timeouts.
+#include "server/kube/http_client.hpp"
+#include "tests/server/kube/support/kube_harness.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <catch2/catch.hpp>
+#include <future>
+
+using namespace mtlsguard::kube;
+using namespace mtlsguard::kube::testing;
+namespace net = boost::asio;
+
+namespace {
+
+// Runs one GET on the io thread and waits for its result.
+HttpResult get(IoThread& thread, const ClusterConfig& config, HttpRequest request) {
+    auto strand = net::make_strand(thread.io);
+    auto client = std::make_shared<ApiClient>(strand, config);
+    std::promise<HttpResult> promise;
+    auto result = promise.get_future();
+    net::post(strand, [&, client] {
+        client->get(request, [&promise, client](HttpResult r) { promise.set_value(std::move(r)); });
+    });
+    REQUIRE(result.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+    return result.get();
+}
+
+HttpRequest request_for(const std::string& target) {
+    HttpRequest request;
+    request.target = target;
+    request.timeout = std::chrono::seconds(5);
+    return request;
+}
+
+} // namespace
+
+TEST_CASE("A GET over verified TLS sends the bearer token and Accept header") {
+    IoThread thread;
+    FakeCluster cluster;
+    HttpRequest request = request_for("/api/v1");
+    request.accept = "application/json";
+    HttpResult result = get(thread, cluster.config(), request);
+    REQUIRE(result.ok());
+    CHECK_THAT(result.body, Catch::Contains("APIResourceList"));
+    auto requests = cluster.server.requests();
+    REQUIRE(requests.size() == 1);
+    CHECK(requests[0].authorization == "Bearer token-a");
+    CHECK(requests[0].accept == "application/json");
+}
+
+TEST_CASE("A server whose certificate another CA signed is refused") {
+    IoThread thread;
+    FakeCluster cluster;
+    ClusterConfig config = cluster.config();
+    config.ca_pem = make_test_ca("some other CA").ca.certificate_pem;
+    HttpResult result = get(thread, config, request_for("/api/v1"));
+    CHECK(result.error);
+    CHECK_THAT(result.error_detail, Catch::Contains("TLS handshake"));
+    CHECK_THAT(result.error_detail, Catch::Contains("unable to get local issuer certificate"));
+    CHECK(cluster.server.requests().empty());
+}
+
+TEST_CASE("The certificate must name the host dialled, or tls-server-name when set") {
+    IoThread thread;
+    TestCa ca = make_test_ca();
+    // Like an API server whose certificate names the service, not the address dialled.
+    KeyPair serving = ca.issue_server({}, {"kubernetes.default.svc"});
+    FakeApiServer server(FakeServerOptions{serving.certificate_pem, serving.key_pem, {}, {}});
+    ClusterConfig config;
+    config.server = server.url();
+    config.ca_pem = ca.ca.certificate_pem;
+
+    HttpResult mismatch = get(thread, config, request_for("/api/v1"));
+    CHECK(mismatch.error);
+    CHECK_THAT(mismatch.error_detail, Catch::Contains("IP address mismatch"));
+
+    config.tls_server_name = "kubernetes.default.svc";
+    HttpResult named = get(thread, config, request_for("/api/v1"));
+    CHECK(named.ok());
+
+    config.tls_server_name = "kubernetes.default";
+    HttpResult wrong_name = get(thread, config, request_for("/api/v1"));
+    CHECK_THAT(wrong_name.error_detail, Catch::Contains("hostname mismatch"));
+}
+
+TEST_CASE("A client certificate authenticates where no token is given") {
+    IoThread thread;
+    TestCa ca = make_test_ca();
+    KeyPair serving = ca.issue_server({"127.0.0.1"}, {});
+    KeyPair user = ca.issue_client("test-user");
+    FakeApiServer server(
+        FakeServerOptions{serving.certificate_pem, serving.key_pem, ca.ca.certificate_pem, {}});
+    ClusterConfig config;
+    config.server = server.url();
+    config.ca_pem = ca.ca.certificate_pem;
+    CHECK(get(thread, config, request_for("/api/v1")).status == 401);
+
+    config.client_certificate_pem = user.certificate_pem;
+    config.client_key_pem = user.key_pem;
+    HttpResult result = get(thread, config, request_for("/api/v1"));
+    CHECK(result.ok());
+    CHECK(server.requests().back().client_certificate);
+
+    ClusterConfig mismatched = config;
+    mismatched.client_key_pem = ca.issue_client("someone-else").key_pem;
+    CHECK_THROWS_WITH(ApiClient(thread.io.get_executor(), mismatched),
+                      Catch::Contains("does not match"));
+    ClusterConfig garbage = config;
+    garbage.ca_pem = "not PEM";
+    CHECK_THROWS_AS(ApiClient(thread.io.get_executor(), garbage), ConfigError);
+}
+
+TEST_CASE("A 429 answer gives its status, Status message and Retry-After") {
+    IoThread thread;
+    FakeCluster cluster;
+    cluster.server.fail_next("/api/v1", 429, 1, 7);
+    HttpResult result = get(thread, cluster.config(), request_for("/api/v1"));
+    CHECK_FALSE(result.error);
+    CHECK(result.status == 429);
+    REQUIRE(result.retry_after);
+    CHECK(*result.retry_after == std::chrono::seconds(7));
+    CHECK_THAT(result.describe(), Catch::Contains("HTTP 429 TooManyRequests"));
+}
+
+TEST_CASE("Retry-After in seconds is read; dates and garbage are ignored") {
+    CHECK(parse_retry_after("1") == std::chrono::seconds(1));
+    CHECK(parse_retry_after(" 30 ") == std::chrono::seconds(30));
+    CHECK(parse_retry_after("86400") == std::chrono::seconds(600));
+    CHECK_FALSE(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT").has_value());
+    CHECK_FALSE(parse_retry_after("-1").has_value());
+    CHECK_FALSE(parse_retry_after("").has_value());
+}
+
+TEST_CASE("An answer over the body limit is an error, not a truncated body") {
+    IoThread thread;
+    FakeCluster cluster;
+    HttpRequest request = request_for("/api/v1");
+    request.body_limit = 64;
+    HttpResult result = get(thread, cluster.config(), request);
+    INFO("status " << result.status << ", " << result.body.size() << " bytes");
+    CHECK(result.error);
+    CHECK_THAT(result.error_detail, Catch::Contains("larger than 64 bytes"));
+}
+
+TEST_CASE("A server that accepts but never completes the handshake times out") {
+    IoThread thread;
+    net::io_context silent_io;
+    net::ip::tcp::acceptor acceptor(silent_io, {net::ip::make_address("127.0.0.1"), 0});
+    net::ip::tcp::socket held(silent_io);
+    acceptor.async_accept(held, [](boost::system::error_code) {});
+    std::thread silent([&] { silent_io.run(); });
+
+    TestCa ca = make_test_ca();
+    ClusterConfig config;
+    config.server = "https://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port());
+    config.ca_pem = ca.ca.certificate_pem;
+    HttpRequest request = request_for("/api/v1");
+    request.timeout = std::chrono::milliseconds(300);
+    const auto started = std::chrono::steady_clock::now();
+    HttpResult result = get(thread, config, request);
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+    CHECK(result.error);
+    CHECK_THAT(result.error_detail, Catch::Contains("timed out"));
+    silent.join();
+}
+
+TEST_CASE("A refused connection is reported as such") {
+    IoThread thread;
+    TestCa ca = make_test_ca();
+    net::io_context io;
+    net::ip::tcp::acceptor probe(io, {net::ip::make_address("127.0.0.1"), 0});
+    const auto port = probe.local_endpoint().port();
+    probe.close(); // nothing listens there now
+    ClusterConfig config;
+    config.server = "https://127.0.0.1:" + std::to_string(port);
+    config.ca_pem = ca.ca.certificate_pem;
+    HttpResult result = get(thread, config, request_for("/api/v1"));
+    CHECK(result.error);
+    CHECK_THAT(result.error_detail, Catch::Contains("connect to 127.0.0.1"));
+}

@@ -1,0 +1,125 @@
+// A fake Kubernetes API server speaking the real wire format over HTTPS, for tests and benches.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace mtlsguard::kube::testing {
+
+struct FakeResource {
+    std::string group; // "" for the core group
+    std::vector<std::string> versions;
+    std::string plural;
+    std::string kind;
+    bool namespaced = true;
+};
+
+// The resources of a cluster without Istio: namespaces, services, pods, configmaps, CRDs.
+std::vector<FakeResource> core_resources();
+// Istio's: peerauthentications (v1, v1beta1), destinationrules and serviceentries (v1, v1beta1,
+// v1alpha3).
+std::vector<FakeResource> istio_resources();
+
+struct RecordedRequest {
+    std::string path;
+    std::map<std::string, std::string> query; // decoded
+    std::string accept;
+    std::string authorization;
+    bool client_certificate = false;
+    unsigned status = 0; // what the fake answered
+};
+
+enum class ChunkStyle : std::uint8_t {
+    PerEvent,  // one chunk per write of pending events
+    Irregular, // events cut at odd places across chunks, several per chunk
+};
+
+enum class Cut : std::uint8_t {
+    Clean,    // the final chunk, as when timeoutSeconds runs out
+    Abrupt,   // the TCP connection closes without the final chunk
+    MidEvent, // the next event is written half, inside its chunk, then the connection closes
+};
+
+struct FakeServerOptions {
+    std::string certificate_pem; // serving certificate and key
+    std::string key_pem;
+    std::string client_ca_pem; // when set, client certificates it signed authenticate a request
+    ChunkStyle chunks = ChunkStyle::Irregular;
+};
+
+// Speaks what client-go's reflector relies on: discovery documents (/api/v1, /apis,
+// /apis/<g>/<v>), paginated lists (limit, continue, metadata.resourceVersion; items of built-in
+// typed lists without kind), PartialObjectMetadata(List) on request, field selectors on
+// metadata.name and metadata.namespace, chunked watches from a resourceVersion with ADDED,
+// MODIFIED, DELETED, BOOKMARK and ERROR events, 410 Expired as an ERROR Status for compacted
+// history, 401 for a bad token, injected failures with Retry-After, and cut connections.
+// Simplification: a continued list page shows the current objects, not the first page's snapshot.
+class FakeApiServer {
+  public:
+    // Listens on 127.0.0.1, on a port of the system's choosing, with a thread of its own.
+    explicit FakeApiServer(FakeServerOptions options);
+    ~FakeApiServer();
+    FakeApiServer(const FakeApiServer&) = delete;
+    FakeApiServer& operator=(const FakeApiServer&) = delete;
+
+    std::uint16_t port() const noexcept;
+    std::string url() const; // https://127.0.0.1:<port>
+
+    // Bearer tokens accepted; empty: any request is accepted (unless a client CA demands a cert).
+    void set_tokens(std::set<std::string> tokens);
+
+    void add_resource(const FakeResource& resource);
+    // Stops serving it (discovery, list, watch answer 404); open watches of it end.
+    void remove_resource(const std::string& group, const std::string& plural);
+
+    // Changes; each takes the next resourceVersion and becomes a watch event. `object` needs
+    // metadata.name (and namespace when namespaced); uid and creationTimestamp are filled in.
+    // Return the new resourceVersion.
+    std::string create(const std::string& group, const std::string& plural, nlohmann::json object);
+    std::string update(const std::string& group, const std::string& plural, nlohmann::json object);
+    std::string remove(const std::string& group, const std::string& plural,
+                       const std::string& namespace_name, const std::string& name);
+    // Objects that existed before any watch history (no events): for large initial states.
+    void preload(const std::string& group, const std::string& plural,
+                 std::vector<nlohmann::json> objects);
+
+    // Sends BOOKMARK with the current resourceVersion on every open watch that allows them.
+    void bookmark_all();
+    // Forgets the history: watches from an older resourceVersion get ERROR 410 Expired.
+    void compact();
+    // Continue tokens handed out so far are refused with 410 Expired.
+    void expire_continue_tokens();
+    // The next `times` requests whose path starts with `path_prefix` get `status` (a Status body),
+    // with Retry-After when given.
+    void fail_next(const std::string& path_prefix, unsigned status, int times,
+                   std::optional<int> retry_after_seconds = std::nullopt);
+    // The next `times` list requests that carry a continue token get 410 Expired.
+    void expire_next_continue(int times);
+    // Forgets failures injected with fail_next that have not happened yet.
+    void clear_failures();
+    // Writes `raw` (a line, '\n' included) on the newest open watch of `plural`, before any
+    // event.
+    void inject_line(const std::string& plural, const std::string& raw);
+    // Ends every open watch (of `plural`, or all when empty).
+    void cut_watches(Cut how, const std::string& plural = {});
+
+    std::vector<RecordedRequest> requests() const;
+    void clear_requests();
+    std::size_t open_watches(const std::string& plural) const;
+    std::string resource_version() const;
+    std::size_t object_count(const std::string& group, const std::string& plural) const;
+
+    struct State;
+
+  private:
+    std::shared_ptr<State> state_;
+};
+
+} // namespace mtlsguard::kube::testing
