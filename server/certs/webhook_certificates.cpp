@@ -112,6 +112,24 @@ struct WebhookConfig {
     std::size_t total = 0;
 };
 
+// The member `key` of `object` when both are objects; an empty object otherwise. The answers
+// come from the network: no shape is assumed.
+const json& member_object(const json& object, const char* key) {
+    static const json empty = json::object();
+    if (!object.is_object())
+        return empty;
+    auto it = object.find(key);
+    return it != object.end() && it->is_object() ? *it : empty;
+}
+
+// The member `key` when it is a string; empty otherwise.
+std::string member_string(const json& object, const char* key) {
+    if (!object.is_object())
+        return {};
+    auto it = object.find(key);
+    return it != object.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 WebhookConfig read_webhook_config(const json& object, const WebhookCertificatesOptions& options) {
     WebhookConfig config;
     auto hooks = object.find("webhooks");
@@ -120,17 +138,15 @@ WebhookConfig read_webhook_config(const json& object, const WebhookCertificatesO
     config.total = hooks->size();
     for (std::size_t i = 0; i < hooks->size(); ++i) {
         const json& hook = (*hooks)[i];
-        if (!hook.is_object())
-            continue;
-        const json service = hook.value("clientConfig", json::object()).value("service", json());
-        if (!service.is_object() ||
-            service.value("namespace", "") != options.policy.namespace_name ||
-            service.value("name", "") != options.policy.service)
+        const json& client = member_object(hook, "clientConfig");
+        const json& service = member_object(client, "service");
+        if (member_string(service, "namespace") != options.policy.namespace_name ||
+            member_string(service, "name") != options.policy.service)
             continue;
         WebhookConfig::Entry entry;
         entry.index = i;
-        entry.name = hook.value("name", "");
-        entry.ca_bundle = hook.value("clientConfig", json::object()).value("caBundle", "");
+        entry.name = member_string(hook, "name");
+        entry.ca_bundle = member_string(client, "caBundle");
         config.ours.push_back(std::move(entry));
     }
     return config;
@@ -147,28 +163,26 @@ SecretState read_secret(const json& object, const std::string& where) {
     SecretState state;
     state.exists = true;
     state.object = object;
-    state.resource_version = object.value("metadata", json::object()).value("resourceVersion", "");
-    const std::string type = object.value("type", "Opaque");
+    state.resource_version = member_string(member_object(object, "metadata"), "resourceVersion");
+    std::string type = member_string(object, "type");
+    if (type.empty())
+        type = "Opaque";
     if (type != "kubernetes.io/tls")
         throw ApiFailure{where + " has type " + type +
                          ", not kubernetes.io/tls; the type of a Secret cannot change: delete it "
                          "or choose another --secret"};
-    const json annotations =
-        object.value("metadata", json::object()).value("annotations", json::object());
-    if (annotations.is_object() && annotations.contains("cert-manager.io/certificate-name"))
+    const json& annotations = member_object(member_object(object, "metadata"), "annotations");
+    if (annotations.contains("cert-manager.io/certificate-name"))
         throw ApiFailure{where +
                          " is managed by cert-manager (annotation "
                          "cert-manager.io/certificate-name); use cert-manager or `mtls-guard "
                          "certs`, not both"};
-    const json data = object.value("data", json::object());
-    if (data.is_object()) {
-        for (const auto& [key, value] : data.items()) {
-            if (!value.is_string())
-                continue;
-            // Unreadable values count as missing: they are replaced.
-            if (auto decoded = kube::decode_base64(value.get<std::string>()))
-                state.data[key] = std::move(*decoded);
-        }
+    for (const auto& [key, value] : member_object(object, "data").items()) {
+        if (!value.is_string())
+            continue;
+        // Unreadable values count as missing: they are replaced.
+        if (auto decoded = kube::decode_base64(value.get<std::string>()))
+            state.data[key] = std::move(*decoded);
     }
     return state;
 }
@@ -297,7 +311,7 @@ class Run {
         object["apiVersion"] = "v1";
         object["kind"] = "Secret";
         json& metadata = object["metadata"];
-        if (!secret.exists) {
+        if (!secret.exists || !metadata.is_object()) {
             metadata = {{"name", options_.secret_name},
                         {"namespace", options_.policy.namespace_name},
                         {"labels",
@@ -327,8 +341,8 @@ class Run {
         log_.info("{} {} ({}{})", secret_where_, secret.exists ? "updated" : "created",
                   plan.new_ca ? "new CA and serving certificate" : "new serving certificate",
                   plan.new_ca ? "" : ", same CA");
-        const json written = parse_body(result, secret_where_);
-        return written.value("metadata", json::object()).value("resourceVersion", "");
+        return member_string(member_object(parse_body(result, secret_where_), "metadata"),
+                             "resourceVersion");
     }
 
     static bool needs_patch(const WebhookConfig& webhook, const std::string& bundle) {

@@ -1,6 +1,7 @@
 // `mtls-guard certs` against a fake API server over loopback TLS: the Secret, the caBundle,
 // renewals, conflicts, failures; and the real binary's exit codes.
 #include "server/certs/webhook_certificates.hpp"
+#include "server/https/tls_context.hpp"
 #include "server/kube/config.hpp"
 #include "tests/server/kube/support/kube_harness.hpp"
 
@@ -428,6 +429,55 @@ TEST_CASE("a caBundle removed by someone else is put back without touching the S
     CHECK(c.writes() == std::vector<std::string>{"PATCH " + kWebhookPath});
     CHECK(ca_bundle_of(c.webhook(), 0) == c.secret_data().at("ca.crt"));
     CHECK(c.secret()->at("metadata").at("resourceVersion") == secret_version);
+}
+
+TEST_CASE("serve's TLS loader accepts the pair the Secret holds", "[certs]") {
+    CertsCluster c;
+    REQUIRE(c.run().exit_code == 0);
+    const auto data = c.secret_data();
+    const auto result = https::build_server_context({data.at("tls.crt"), data.at("tls.key"), {}});
+    INFO(result.error);
+    CHECK(result.context != nullptr);
+}
+
+TEST_CASE("odd answers from the API server end the run with exit code 1, never a crash",
+          "[certs]") {
+    SECTION("webhook entries of the wrong shape") {
+        CertsCluster c(false);
+        c.cluster.server.create(kAdmission, kVwcs,
+                                {{"metadata", {{"name", kWebhook}}},
+                                 {"webhooks",
+                                  {1,
+                                   "text",
+                                   json::array(),
+                                   {{"clientConfig", "x"}},
+                                   {{"clientConfig", {{"service", {{"name", 7}}}}}}}}});
+        const auto outcome = c.run();
+        CHECK(outcome.exit_code == 1);
+        CHECK(outcome.error.find("has 5 webhook entries and none calls") != std::string::npos);
+    }
+    SECTION("a Secret whose fields have the wrong types") {
+        CertsCluster c;
+        c.cluster.server.create("", "secrets",
+                                {{"metadata", {{"name", kSecret}, {"namespace", kNs}}},
+                                 {"type", 5},
+                                 {"data", "not a map"}});
+        const auto outcome = c.run();
+        CHECK(outcome.exit_code == 1);
+        CHECK(outcome.error.find("has type Opaque") != std::string::npos);
+    }
+    SECTION("a Secret with undecodable data is repaired") {
+        CertsCluster c;
+        c.cluster.server.create("", "secrets",
+                                {{"metadata", {{"name", kSecret}, {"namespace", kNs}}},
+                                 {"type", "kubernetes.io/tls"},
+                                 {"data", {{"tls.crt", "%%%"}, {"ca.crt", 12}}}});
+        const auto outcome = c.run();
+        INFO(outcome.error);
+        CHECK(outcome.exit_code == 0);
+        CHECK(outcome.secret_updated);
+        CHECK(https::is_signed_by(c.secret_data().at("tls.crt"), c.secret_data().at("ca.crt")));
+    }
 }
 
 // --- the binary ---------------------------------------------------------------------------------
