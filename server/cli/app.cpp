@@ -2,6 +2,7 @@
 #include "server/cli/app.hpp"
 
 #include "analysis/version.hpp"
+#include "server/cli/certs_command.hpp"
 #include "server/cli/commands.hpp"
 
 #include <CLI/CLI.hpp>
@@ -183,6 +184,9 @@ int run(int argc, char** argv) noexcept {
             "serve", "the HTTPS admission webhook: POST /validate, /healthz, /readyz, /metrics");
         add_serve_options(*serve_cmd, serve, serve_version);
 
+        CertsOptions certs;
+        auto* certs_cmd = add_certs_command(app, certs);
+
         try {
             app.parse(argc, argv);
         } catch (const CLI::ParseError& e) {
@@ -204,6 +208,8 @@ int run(int argc, char** argv) noexcept {
             apply_version(serve.source, serve_version);
             return run_serve(serve);
         }
+        if (certs_cmd->parsed())
+            return run_certs(certs);
         if (review_cmd->parsed()) {
             if (review.object_file.empty() && review.request_file.empty()) {
                 std::cerr << "mtls-guard review: give -f OBJECT_FILE or --request "

@@ -101,6 +101,7 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
         : target_(std::move(target)), request_(std::move(request)), token_(std::move(token)),
           resolver_(executor), stream_(executor, *target_->tls), timer_(executor) {}
 
+    // A whole answer: a GET, or a write with its body.
     void start_get(std::function<void(HttpResult)> done) {
         done_ = std::move(done);
         resolve();
@@ -198,7 +199,20 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
                     ")";
             return fail(step, ec);
         }
-        request_message_.method(http::verb::get);
+        switch (request_.method) {
+        case HttpMethod::Get:
+            request_message_.method(http::verb::get);
+            break;
+        case HttpMethod::Post:
+            request_message_.method(http::verb::post);
+            break;
+        case HttpMethod::Put:
+            request_message_.method(http::verb::put);
+            break;
+        case HttpMethod::Patch:
+            request_message_.method(http::verb::patch);
+            break;
+        }
         request_message_.target(target_->address.path_prefix + request_.target);
         request_message_.version(11);
         request_message_.set(http::field::host, target_->host_header);
@@ -207,6 +221,12 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
         if (!token_.empty())
             request_message_.set(http::field::authorization, "Bearer " + token_);
         token_.clear();
+        if (request_.method != HttpMethod::Get) {
+            request_message_.set(http::field::content_type, request_.content_type);
+            request_message_.body() = std::move(request_.body);
+            request_.body.clear();
+            request_message_.prepare_payload();
+        }
         beast::get_lowest_layer(stream_).expires_after(request_.timeout);
         http::async_write(stream_, request_message_,
                           [self = shared_from_this()](boost::system::error_code e, std::size_t) {
@@ -376,7 +396,7 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
     beast::ssl_stream<beast::tcp_stream> stream_;
     net::steady_timer timer_;
     beast::flat_buffer buffer_;
-    http::request<http::empty_body> request_message_;
+    http::request<http::string_body> request_message_;
     std::optional<http::response_parser<http::string_body>> parser_;
     std::function<std::size_t(std::uint64_t, beast::string_view, boost::system::error_code&)>
         chunk_callback_;
@@ -444,13 +464,22 @@ ApiClient::~ApiClient() = default;
 
 std::shared_ptr<HttpCall> ApiClient::get(const HttpRequest& request,
                                          std::function<void(HttpResult)> done) {
+    HttpRequest get_request = request;
+    get_request.method = HttpMethod::Get;
+    return send(get_request, std::move(done));
+}
+
+std::shared_ptr<HttpCall> ApiClient::send(const HttpRequest& request,
+                                          std::function<void(HttpResult)> done) {
     auto call = std::make_shared<Exchange>(executor_, target_, request, token_->current());
     call->start_get(std::move(done));
     return call;
 }
 
 std::shared_ptr<HttpCall> ApiClient::stream(const HttpRequest& request, StreamHandlers handlers) {
-    auto call = std::make_shared<Exchange>(executor_, target_, request, token_->current());
+    HttpRequest get_request = request;
+    get_request.method = HttpMethod::Get;
+    auto call = std::make_shared<Exchange>(executor_, target_, get_request, token_->current());
     call->start_stream(std::move(handlers));
     return call;
 }

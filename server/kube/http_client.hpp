@@ -1,4 +1,5 @@
-// A verified HTTPS client for the Kubernetes API on Boost.Beast: whole and streamed GETs.
+// A verified HTTPS client for the Kubernetes API on Boost.Beast: whole and streamed GETs, and
+// writes.
 #pragma once
 
 #include "server/kube/config.hpp"
@@ -7,6 +8,7 @@
 #include <boost/system/error_code.hpp>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -19,10 +21,15 @@ class context;
 
 namespace mtlsguard::kube {
 
+enum class HttpMethod : std::uint8_t { Get, Post, Put, Patch };
+
 struct HttpRequest {
     std::string
         target; // path and query, e.g. "/api/v1/pods?limit=500"; the server's prefix is added
     std::string accept = "application/json";
+    HttpMethod method = HttpMethod::Get;           // send(); get() and stream() always GET
+    std::string body;                              // send() with POST, PUT or PATCH
+    std::string content_type = "application/json"; // of the body, e.g. application/json-patch+json
     // Applies to each step on its own: resolving, connecting, the TLS handshake, writing the
     // request, reading the response (the whole body for get(); each read for stream()).
     std::chrono::milliseconds timeout{std::chrono::seconds(60)};
@@ -40,6 +47,8 @@ struct HttpResult {
     std::optional<std::chrono::seconds> retry_after; // the Retry-After header, in seconds
 
     bool ok() const noexcept { return !error && status == 200; }
+    // A 2xx answer (201 Created for a POST).
+    bool success() const noexcept { return !error && status >= 200 && status < 300; }
     // "connect: Connection refused", "HTTP 429 TooManyRequests: ..." (the Status message if any)
     std::string describe() const;
 };
@@ -62,7 +71,7 @@ class HttpCall {
     virtual void cancel() = 0;
 };
 
-// Sends GET requests to one API server. Each request uses its own connection, so that a watch
+// Sends requests to one API server. Each request uses its own connection, so that a watch
 // never waits behind another request. Handlers run on the executor given to the constructor (a
 // strand: the client is not thread-safe otherwise).
 class ApiClient {
@@ -75,6 +84,9 @@ class ApiClient {
 
     // Reads the whole answer (up to request.body_limit) and calls `done` once.
     std::shared_ptr<HttpCall> get(const HttpRequest& request, std::function<void(HttpResult)> done);
+    // The same with request.method and request.body (GET, or a write: POST, PUT, PATCH).
+    std::shared_ptr<HttpCall> send(const HttpRequest& request,
+                                   std::function<void(HttpResult)> done);
     // Reads the answer piece by piece as it arrives (a watch). A non-200 answer is read whole and
     // given to on_end.
     std::shared_ptr<HttpCall> stream(const HttpRequest& request, StreamHandlers handlers);

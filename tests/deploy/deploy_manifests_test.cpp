@@ -25,6 +25,7 @@ const std::string kHelm = MTLS_GUARD_HELM;
 const std::string kKubectl = MTLS_GUARD_KUBECTL;
 const std::string kHelmHome = MTLS_GUARD_HELM_HOME;
 const std::string kChart = kSourceDir + "/charts/mtls-guard";
+const std::string kBinary = MTLS_GUARD_BINARY;
 
 using Docs = std::vector<YAML::Node>;
 using Strings = std::vector<std::string>;
@@ -283,6 +284,7 @@ struct Names {
     std::string secret = "mtls-guard-tls";
     std::string webhook = "mtls-guard.mtls-guard.io";
     std::string certs_name = "mtls-guard-certs";
+    std::string cluster_domain = "cluster.local";
 };
 
 using GroupResource = std::pair<std::string, std::string>;
@@ -530,8 +532,21 @@ void check_certs_args(const Strings& args, const Names& names) {
     CHECK(flag(args, "--service") == names.service);
     CHECK(flag(args, "--secret") == names.secret);
     CHECK(flag(args, "--webhook") == names.webhook);
+    CHECK(flag(args, "--cluster-domain") == names.cluster_domain);
     CHECK(!flag(args, "--validity").empty());
     CHECK(!flag(args, "--renew-before").empty());
+    CHECK_FALSE(has(args, "--kubeconfig")); // in the cluster: the pod's service account
+
+    // The real command accepts exactly these flags and durations: with an unusable kubeconfig
+    // added, the only complaint left is about the kubeconfig (flag and policy errors come first).
+    std::string command = shell_quote(kBinary);
+    for (const std::string& a : args) {
+        command += " " + shell_quote(a);
+    }
+    const Result r = run(command + " --kubeconfig /dev/null");
+    INFO("mtls-guard certs said: " << r.err);
+    CHECK(r.status == 2);
+    CHECK(r.err.find("kubeconfig /dev/null") != std::string::npos);
 }
 
 bool subjects_include(const YAML::Node& binding, const std::string& sa, const std::string& ns) {
@@ -553,11 +568,23 @@ void check_builtin_certs(const Docs& docs, const Names& names) {
     REQUIRE(init.IsMap());
     check_certs_args(strings(init, {"args"}), names);
     CHECK(text(init, {"image"}) == text(container(pod, "containers", "mtls-guard"), {"image"}));
+    bool volume_checked = false;
     for (const YAML::Node& v : at(pod, {"volumes"})) {
         if (text(v, {"name"}) == "certs") {
+            volume_checked = true;
             CHECK(text(v, {"secret", "optional"}) == "true");
+            // The serving pair and the CA bundle; the CA key stays in the API.
+            std::set<std::string> keys;
+            for (const YAML::Node& item : at(v, {"secret", "items"})) {
+                CHECK(text(item, {"key"}) == text(item, {"path"}));
+                keys.insert(text(item, {"key"}));
+            }
+            CHECK(keys == std::set<std::string>{"tls.crt", "tls.key", "ca.crt"});
         }
     }
+    CHECK(volume_checked);
+    // The initContainer talks to the API only: no volumes of its own.
+    CHECK_FALSE(at(init, {"volumeMounts"}).IsDefined());
 
     const YAML::Node cron = object(docs, "CronJob", names.certs_name);
     CHECK(text(cron, {"apiVersion"}) == "batch/v1");
@@ -569,7 +596,10 @@ void check_builtin_certs(const Docs& docs, const Names& names) {
     CHECK(text(job_pod, {"serviceAccountName"}) == names.certs_name);
     check_certs_args(strings(container(job_pod, "containers", "certs"), {"args"}), names);
 
-    // Role: get/update/patch on the one Secret by name; create (cannot be named) on its own.
+    // The initContainer and the CronJob run the same command.
+    CHECK(strings(init, {"args"}) == strings(container(job_pod, "containers", "certs"), {"args"}));
+
+    // Role: get/update on the one Secret by name; create (cannot be named) on its own.
     const YAML::Node role = object(docs, "Role", names.certs_name);
     CHECK(text(role, {"metadata", "namespace"}) == names.ns);
     bool can_create = false;
@@ -582,7 +612,7 @@ void check_builtin_certs(const Docs& docs, const Names& names) {
             can_create = true;
             CHECK_FALSE(at(rule, {"resourceNames"}).IsDefined());
         } else {
-            CHECK(verbs == std::set<std::string>{"get", "update", "patch"});
+            CHECK(verbs == std::set<std::string>{"get", "update"});
             CHECK(strings(rule, {"resourceNames"}) == Strings{names.secret});
         }
     }
@@ -621,7 +651,8 @@ void check_cert_manager(const Docs& docs, const Names& names) {
     REQUIRE(serving.IsMap());
     const std::set<std::string> dns = string_set(at(serving, {"spec", "dnsNames"}));
     for (const std::string& san :
-         {names.service, names.service + "." + names.ns, names.service + "." + names.ns + ".svc"}) {
+         {names.service, names.service + "." + names.ns, names.service + "." + names.ns + ".svc",
+          names.service + "." + names.ns + ".svc." + names.cluster_domain}) {
         INFO("SAN " << san);
         CHECK(dns.count(san) == 1);
     }
@@ -665,6 +696,8 @@ const std::vector<std::string> kValueSets{
     "--set metrics.enabled=false",
     "--set excludeNamespaces={legacy,sandbox}",
     "--set resources.limits.memory=1Gi --set resources.requests.cpu=250m",
+    "--set clusterDomain=corp.example --set certificates.validity=2160h "
+    "--set certificates.renewBefore=360h --set certificates.builtin.caValidity=26280h",
 };
 
 } // namespace
@@ -874,11 +907,51 @@ TEST_CASE("a release under another name and namespace uses them everywhere", "[d
     }
 }
 
+TEST_CASE("certificate lifetimes and the cluster domain reach mtls-guard certs and cert-manager",
+          "[deploy][helm]") {
+    Names names;
+    names.cluster_domain = "corp.example";
+    const std::string values = "--set clusterDomain=corp.example --set certificates.validity=2160h "
+                               "--set certificates.renewBefore=360h "
+                               "--set certificates.builtin.caValidity=26280h";
+    SECTION("builtin") {
+        const Docs docs = helm_template(values);
+        check_builtin_certs(docs, names);
+        const YAML::Node pod =
+            at(object(docs, "Deployment", names.deployment), {"spec", "template", "spec"});
+        const Strings args = strings(container(pod, "initContainers", "certs"), {"args"});
+        CHECK(flag(args, "--validity") == "2160h");
+        CHECK(flag(args, "--renew-before") == "360h");
+        CHECK(flag(args, "--ca-validity") == "26280h");
+    }
+    SECTION("cert-manager") {
+        const Docs docs = helm_template(values + " --set certificates.provider=cert-manager");
+        check_cert_manager(docs, names);
+    }
+}
+
+TEST_CASE("a CA lifetime too short for the serving certificate is refused by certs itself",
+          "[deploy][helm]") {
+    // helm cannot compare durations; the initContainer exits 2 and says why.
+    const Docs docs = helm_template("--set certificates.builtin.caValidity=8760h");
+    const YAML::Node pod =
+        at(object(docs, "Deployment", "mtls-guard"), {"spec", "template", "spec"});
+    std::string command = shell_quote(kBinary);
+    for (const std::string& a : strings(container(pod, "initContainers", "certs"), {"args"})) {
+        command += " " + shell_quote(a);
+    }
+    const Result r = run(command + " --kubeconfig /dev/null");
+    CHECK(r.status == 2);
+    CHECK(r.err.find("--validity must not be longer than --ca-renew-before") != std::string::npos);
+}
+
 TEST_CASE("the chart's schema rejects values it does not know", "[deploy][helm]") {
     for (const std::string values :
          {"--set mode=block", "--set failurePolicy=Maybe", "--set certificates.provider=vault",
           "--set replicaCount=0", "--set timeoutSeconds=60",
-          "--set excludeNamespaces={Not_A_Namespace}", "--set typoedKey=1"}) {
+          "--set excludeNamespaces={Not_A_Namespace}", "--set typoedKey=1",
+          "--set certificates.validity=1.5h", "--set certificates.builtin.caValidity=10y",
+          "--set clusterDomain=Not_A_Domain"}) {
         const Result r = helm_template_raw(values);
         INFO("values: " << values << "\n" << r.err);
         CHECK(r.status != 0);
@@ -977,6 +1050,12 @@ TEST_CASE("the Helm chart and the kustomize manifests register the same webhook 
         };
         CHECK(server(chart) == server(kust));
         if (overlay != "overlays/cert-manager") {
+            const auto certs_args = [&](const Docs& docs) {
+                const YAML::Node pod =
+                    at(object(docs, "Deployment", names.deployment), {"spec", "template", "spec"});
+                return strings(container(pod, "initContainers", "certs"), {"args"});
+            };
+            CHECK(certs_args(chart) == certs_args(kust));
             CHECK(rules(chart, "Role", names.certs_name) == rules(kust, "Role", names.certs_name));
             CHECK(rules(chart, "ClusterRole", names.certs_name) ==
                   rules(kust, "ClusterRole", names.certs_name));

@@ -78,7 +78,7 @@ capabilities:
   drop: ["ALL"]
 {{- end }}
 
-{{/* `mtls-guard certs` arguments (initContainer and CronJob). */}}
+{{/* `mtls-guard certs` arguments (initContainer and CronJob); the same as deploy/overlays/builtin-certs. */}}
 {{- define "mtls-guard.certsArgs" -}}
 - certs
 - --namespace
@@ -93,4 +93,8 @@ capabilities:
 - {{ .Values.certificates.validity | quote }}
 - --renew-before
 - {{ .Values.certificates.renewBefore | quote }}
+- --ca-validity
+- {{ .Values.certificates.builtin.caValidity | quote }}
+- --cluster-domain
+- {{ .Values.clusterDomain | quote }}
 {{- end }}

@@ -210,6 +210,12 @@ struct FakeApiServer::State {
     };
     std::vector<Failure> failures;
     std::vector<RecordedRequest> recorded;
+    struct Interference {
+        std::string path;
+        int times;
+    };
+    std::vector<Interference> interferences;
+    int interfered = 0;
     std::vector<std::weak_ptr<WatchState>> watches;
     std::uint64_t uid_counter = 0;
 
@@ -247,6 +253,11 @@ struct FakeApiServer::State {
     std::string change(const std::string& group, const std::string& plural, json object,
                        const std::string& type) {
         std::lock_guard lock(mutex);
+        return change_locked(group, plural, std::move(object), type);
+    }
+
+    std::string change_locked(const std::string& group, const std::string& plural, json object,
+                              const std::string& type) {
         Collection& c = collection_of(group, plural);
         ++rv;
         const std::string key = object_key(object);
@@ -306,6 +317,9 @@ struct FakeApiServer::State {
                     eq == std::string::npos ? "" : url_decode(pair.substr(eq + 1));
             }
         }
+        record.method = std::string(request.method_string());
+        record.content_type = std::string(request[http::field::content_type]);
+        record.body = request.body();
         record.accept = std::string(request[http::field::accept]);
         record.authorization = std::string(request[http::field::authorization]);
         record.client_certificate = client_certificate;
@@ -333,8 +347,6 @@ struct FakeApiServer::State {
     }
 
     Answer route(const RecordedRequest& r, http::verb method) {
-        if (method != http::verb::get)
-            return error(405, "MethodNotAllowed", "the fake serves GET only");
         if (!authenticated(r))
             return error(401, "Unauthorized", "Unauthorized");
         for (auto it = failures.begin(); it != failures.end(); ++it) {
@@ -353,6 +365,11 @@ struct FakeApiServer::State {
         for (std::string part; std::getline(path, part, '/');)
             if (!part.empty())
                 parts.push_back(part);
+        const bool discovery = (parts.size() == 2 && parts[0] == "api" && parts[1] == "v1") ||
+                               (parts.size() == 1 && parts[0] == "apis") ||
+                               (parts.size() == 3 && parts[0] == "apis");
+        if (discovery && method != http::verb::get)
+            return error(405, "MethodNotAllowed", "discovery documents are read-only");
         if (parts.size() == 2 && parts[0] == "api" && parts[1] == "v1")
             return resource_list("", "v1");
         if (parts.size() == 1 && parts[0] == "apis")
@@ -372,17 +389,27 @@ struct FakeApiServer::State {
         }
         const std::string version = group.empty() ? "v1" : parts[2];
         Selector selector;
-        if (parts.size() == at + 3 && parts[at] == "namespaces") {
+        if ((parts.size() == at + 3 || parts.size() == at + 4) && parts[at] == "namespaces") {
             selector.namespace_name = parts[at + 1];
             at += 2;
         }
-        if (parts.size() != at + 1)
+        if (parts.size() != at + 1 && parts.size() != at + 2)
             return error(404, "NotFound", "the server could not find the requested resource");
         auto c = collections.find(collection_key(group, parts[at]));
         if (c == collections.end() ||
             std::find(c->second.resource.versions.begin(), c->second.resource.versions.end(),
                       version) == c->second.resource.versions.end())
             return error(404, "NotFound", "the server could not find the requested resource");
+        if (c->second.resource.namespaced == selector.namespace_name.empty() &&
+            (parts.size() == at + 2 || method == http::verb::post))
+            return error(404, "NotFound", "the server could not find the requested resource");
+        if (parts.size() == at + 2)
+            return object_request(c->second, version, selector.namespace_name, parts[at + 1],
+                                  method, r);
+        if (method == http::verb::post)
+            return create_object(c->second, version, selector.namespace_name, r);
+        if (method != http::verb::get)
+            return error(405, "MethodNotAllowed", "collections take GET and POST");
         if (auto fs = r.query.find("fieldSelector"); fs != r.query.end()) {
             std::istringstream terms(fs->second);
             for (std::string term; std::getline(terms, term, ',');) {
@@ -401,6 +428,108 @@ struct FakeApiServer::State {
         if (watch != r.query.end() && (watch->second == "true" || watch->second == "1"))
             return start_watch(c->second, version, selector, r);
         return list(c->second, version, selector, r);
+    }
+
+    // --- writes (under mutex) ---
+    static std::string not_found(const Collection& c, const std::string& name) {
+        return c.resource.plural + " \"" + name + "\" not found";
+    }
+
+    Answer stored_answer(const Collection& c, const std::string& version, const std::string& key,
+                         unsigned status) const {
+        return Answer{status, present(c, version, c.objects.at(key), false, false).dump(),
+                      std::nullopt, nullptr};
+    }
+
+    Answer object_request(Collection& c, const std::string& version, const std::string& ns,
+                          const std::string& name, http::verb method, const RecordedRequest& r) {
+        const std::string key = ns.empty() ? name : ns + "/" + name;
+        const bool write = method == http::verb::put || method == http::verb::patch;
+        if (write) {
+            for (auto it = interferences.begin(); it != interferences.end(); ++it) {
+                if (it->path != r.path)
+                    continue;
+                if (auto stored = c.objects.find(key); stored != c.objects.end()) {
+                    json changed = stored->second;
+                    changed["metadata"]["annotations"]["fake.test/interfered"] =
+                        std::to_string(++interfered);
+                    change_locked(c.resource.group, c.resource.plural, std::move(changed),
+                                  "MODIFIED");
+                }
+                if (--it->times <= 0)
+                    interferences.erase(it);
+                break;
+            }
+        }
+        auto stored = c.objects.find(key);
+        if (method == http::verb::get) {
+            if (stored == c.objects.end())
+                return error(404, "NotFound", not_found(c, name));
+            return stored_answer(c, version, key, 200);
+        }
+        if (!write)
+            return error(405, "MethodNotAllowed", "objects take GET, PUT and PATCH here");
+        if (stored == c.objects.end())
+            return error(404, "NotFound", not_found(c, name));
+        json updated;
+        if (method == http::verb::put) {
+            updated = json::parse(r.body, nullptr, false);
+            if (!updated.is_object() || !updated.contains("metadata") ||
+                !updated["metadata"].is_object())
+                return error(400, "BadRequest", "the body is not an object with metadata");
+            if (updated["metadata"].value("name", "") != name ||
+                updated["metadata"].value("namespace", ns) != ns)
+                return error(400, "BadRequest", "the name or namespace of the body does not match");
+            const std::string rv_sent = updated["metadata"].value("resourceVersion", "");
+            if (!rv_sent.empty() &&
+                rv_sent != stored->second["metadata"].value("resourceVersion", ""))
+                return error(409, "Conflict",
+                             "Operation cannot be fulfilled on " + c.resource.plural + " \"" +
+                                 name +
+                                 "\": the object has been modified; please apply your changes "
+                                 "to the latest version and try again");
+        } else {
+            if (r.content_type.rfind("application/json-patch+json", 0) != 0)
+                return error(415, "UnsupportedMediaType",
+                             "the fake takes application/json-patch+json only");
+            const json ops = json::parse(r.body, nullptr, false);
+            if (!ops.is_array())
+                return error(400, "BadRequest", "a JSON patch is an array");
+            try {
+                updated = stored->second.patch(ops);
+            } catch (const json::exception& e) {
+                return error(422, "Invalid", std::string("the JSON patch failed: ") + e.what());
+            }
+        }
+        if (c.resource.kind == "Secret" &&
+            updated.value("type", "Opaque") != stored->second.value("type", "Opaque"))
+            return error(422, "Invalid",
+                         "Secret \"" + name + "\" is invalid: type: field is immutable");
+        updated["metadata"]["name"] = name;
+        if (!ns.empty())
+            updated["metadata"]["namespace"] = ns;
+        change_locked(c.resource.group, c.resource.plural, std::move(updated), "MODIFIED");
+        return stored_answer(c, version, key, 200);
+    }
+
+    Answer create_object(Collection& c, const std::string& version, const std::string& ns,
+                         const RecordedRequest& r) {
+        json object = json::parse(r.body, nullptr, false);
+        if (!object.is_object() || !object.contains("metadata") ||
+            !object["metadata"].is_object() || !object["metadata"].contains("name"))
+            return error(400, "BadRequest", "the body is not an object with metadata.name");
+        if (object["metadata"].value("namespace", ns) != ns)
+            return error(400, "BadRequest", "the namespace of the body does not match the path");
+        if (!ns.empty())
+            object["metadata"]["namespace"] = ns;
+        object["metadata"].erase("resourceVersion");
+        const std::string name = object["metadata"]["name"].get<std::string>();
+        const std::string key = ns.empty() ? name : ns + "/" + name;
+        if (c.objects.count(key))
+            return error(409, "AlreadyExists",
+                         c.resource.plural + " \"" + name + "\" already exists");
+        change_locked(c.resource.group, c.resource.plural, std::move(object), "ADDED");
+        return stored_answer(c, version, key, 201);
     }
 
     Answer resource_list(const std::string& group, const std::string& version) {
@@ -882,6 +1011,24 @@ void FakeApiServer::fail_next(const std::string& path_prefix, unsigned status, i
 void FakeApiServer::expire_next_continue(int times) {
     std::lock_guard lock(state_->mutex);
     state_->expire_continues = times;
+}
+
+void FakeApiServer::interfere_before_next_writes(const std::string& path, int times) {
+    std::lock_guard lock(state_->mutex);
+    state_->interferences.push_back({path, times});
+}
+
+std::optional<json> FakeApiServer::get(const std::string& group, const std::string& plural,
+                                       const std::string& namespace_name,
+                                       const std::string& name) const {
+    std::lock_guard lock(state_->mutex);
+    auto c = state_->collections.find(collection_key(group, plural));
+    if (c == state_->collections.end())
+        return std::nullopt;
+    auto it = c->second.objects.find(namespace_name.empty() ? name : namespace_name + "/" + name);
+    if (it == c->second.objects.end())
+        return std::nullopt;
+    return it->second;
 }
 
 void FakeApiServer::clear_failures() {

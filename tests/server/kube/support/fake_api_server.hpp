@@ -28,11 +28,14 @@ std::vector<FakeResource> core_resources();
 std::vector<FakeResource> istio_resources();
 
 struct RecordedRequest {
+    std::string method; // "GET", "POST", "PUT", "PATCH", ...
     std::string path;
     std::map<std::string, std::string> query; // decoded
     std::string accept;
     std::string authorization;
     bool client_certificate = false;
+    std::string content_type;
+    std::string body;
     unsigned status = 0; // what the fake answered
 };
 
@@ -60,6 +63,9 @@ struct FakeServerOptions {
 // metadata.name and metadata.namespace, chunked watches from a resourceVersion with ADDED,
 // MODIFIED, DELETED, BOOKMARK and ERROR events, 410 Expired as an ERROR Status for compacted
 // history, 401 for a bad token, injected failures with Retry-After, and cut connections.
+// Single objects: GET, PUT (409 Conflict when metadata.resourceVersion is stale, 422 when the
+// Secret type changes), PATCH with application/json-patch+json (add, replace, remove, test; 422
+// when a test fails), POST to a collection (409 AlreadyExists). Writes become watch events.
 // Simplification: a continued list page shows the current objects, not the first page's snapshot.
 class FakeApiServer {
   public:
@@ -102,6 +108,14 @@ class FakeApiServer {
                    std::optional<int> retry_after_seconds = std::nullopt);
     // The next `times` list requests that carry a continue token get 410 Expired.
     void expire_next_continue(int times);
+    // Before each of the next `times` PUT or PATCH requests to `path`, the stored object changes
+    // (new resourceVersion, an annotation), as when another client writes it first: the request
+    // then meets a real conflict.
+    void interfere_before_next_writes(const std::string& path, int times);
+    // A stored object as the API server would return it; nullopt when it does not exist.
+    std::optional<nlohmann::json> get(const std::string& group, const std::string& plural,
+                                      const std::string& namespace_name,
+                                      const std::string& name) const;
     // Forgets failures injected with fail_next that have not happened yet.
     void clear_failures();
     // Writes `raw` (a line, '\n' included) on the newest open watch of `plural`, before any
