@@ -72,7 +72,8 @@ class ClusterWatcher {
         std::chrono::steady_clock::time_point last_event{}; // the last event or list; epoch: none
         std::size_t decode_errors = 0; // objects the engine could not read (logged)
         std::size_t snapshots_published = 0;
-        std::chrono::microseconds last_rebuild{0};   // time to build the last snapshot
+        std::chrono::microseconds last_rebuild{0}; // time to build the last snapshot
+        std::size_t failed_rebuilds = 0; // builds that threw (out of memory): the last one stays
         std::map<std::string, std::string> versions; // resource -> group/version being watched
     };
     Stats stats() const;
