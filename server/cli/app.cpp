@@ -65,7 +65,7 @@ void add_serve_options(CLI::App& command, ServeOptions& serve,
     command
         .add_option("--kube-request-timeout-seconds", serve.kube_request_timeout_seconds,
                     "time for each step of an API request (connect, TLS, a list page); a watch "
-                    "silent this long past its own timeout is reopened")
+                    "silent past its own timeout by this much (at most 30 s) is reopened")
         ->check(CLI::Range(0.1, 3600.0))
         ->capture_default_str();
     command
