@@ -119,6 +119,7 @@ std::unique_ptr<https::ClusterSnapshotSource> make_cluster_source(const ServeOpt
     watcher.stale_after = whole_seconds(options.stale_after_seconds);
     watcher.settings.cluster_domain = options.source.cluster_domain;
     watcher.settings.version = options.source.version.value_or(model::IstioVersion::Current);
+    watcher.version_from_objects = !options.source.version.has_value();
     if (options.source.mesh_config_file) {
         const auto mesh = input::load_mesh_config(*options.source.mesh_config_file);
         auto outcome = model::decode_mesh_config(mesh);

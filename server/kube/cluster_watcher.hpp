@@ -28,6 +28,9 @@ struct WatcherOptions {
     std::chrono::milliseconds count_refresh{std::chrono::seconds(30)};
     std::chrono::seconds stale_after{60}; // a watch broken longer makes stale_warning()
     model::Settings settings;             // istio_namespace above overrides its own
+    // settings.version holds unless v1alpha1 Policies or MeshPolicies exist, which mean Istio 1.4
+    // or 1.5: then the 1.5 rules apply, as for manifests (serve without --istio-version).
+    bool version_from_objects = false;
     // Tuning; the defaults are what a cluster needs, tests shorten them.
     ReflectorOptions reflector;
     std::chrono::milliseconds discovery_timeout{std::chrono::seconds(30)};

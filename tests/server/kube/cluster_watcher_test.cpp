@@ -356,3 +356,29 @@ TEST_CASE("A configuration that cannot work is refused when the watcher is made"
     CHECK_THROWS_WITH(ClusterWatcher(thread.io, plain, quick_watcher_options(), [](auto) {}),
                       Catch::Contains("plain http is refused"));
 }
+
+TEST_CASE("v1alpha1 Policies switch a watcher without a fixed version to the Istio 1.5 rules") {
+    const bool from_objects = GENERATE(true, false);
+    WatcherOptions options = quick_watcher_options();
+    options.version_from_objects = from_objects;
+    Watching w(
+        [](FakeApiServer& server) {
+            seed_mesh(server);
+            server.add_resource(
+                {"authentication.istio.io", {"v1alpha1"}, "policies", "Policy", true});
+            server.create("apiextensions.k8s.io", "customresourcedefinitions",
+                          crd("policies.authentication.istio.io"));
+            server.create("authentication.istio.io", "policies",
+                          {{"apiVersion", "authentication.istio.io/v1alpha1"},
+                           {"kind", "Policy"},
+                           {"metadata", {{"name", "default"}, {"namespace", "front"}}},
+                           {"spec", {{"peers", {{{"mtls", json::object()}}}}}}});
+        },
+        options);
+    w.watcher->start();
+    REQUIRE(wait_until([&] { return w.watcher->synced(); }));
+    INFO("version_from_objects " << from_objects);
+    CHECK(w.watcher->stats().objects.at("policies") == 1);
+    CHECK(w.published.latest()->settings().version ==
+          (from_objects ? model::IstioVersion::V1_5 : model::IstioVersion::Current));
+}
