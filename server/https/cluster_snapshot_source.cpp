@@ -5,6 +5,8 @@
 #include "analysis/analyze.hpp"
 #include "server/observability/logging.hpp"
 
+#include <array>
+
 namespace mtlsguard::https {
 
 using Clock = std::chrono::steady_clock;
@@ -53,6 +55,7 @@ std::size_t FindingsRecorder::analyses() const {
 void FindingsRecorder::loop() {
     auto& log = observability::component_logger("snapshot");
     std::optional<Clock::time_point> last_start;
+    std::array<std::int64_t, 3> last_counts{-1, -1, -1};
     std::unique_lock lock(mutex_);
     while (true) {
         wake_.wait(lock, [&] { return stopping_ || pending_; });
@@ -73,22 +76,27 @@ void FindingsRecorder::loop() {
             std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - *last_start);
         metrics_.set_findings(analysis.findings);
         metrics_.set_findings_analysis_time(elapsed);
-        std::int64_t errors = 0;
-        std::int64_t warnings = 0;
+        std::array<std::int64_t, 3> counts{}; // errors, warnings, infos
         for (const auto& finding : analysis.findings) {
             if (finding.severity == conflict::Severity::Error)
-                ++errors;
+                ++counts[0];
             else if (finding.severity == conflict::Severity::Warning)
-                ++warnings;
+                ++counts[1];
+            else
+                ++counts[2];
         }
         if (!analysis.internal_error.empty())
             observability::log_event(log, spdlog::level::err, "snapshot analysis failed",
                                      {{"error", analysis.internal_error}});
+        // Said when the counts change, as the file reloader says them on each reload.
         observability::log_event(
-            log, spdlog::level::debug, "findings of the cluster snapshot",
-            {{"errors", errors},
-             {"warnings", warnings},
+            log, counts != last_counts ? spdlog::level::info : spdlog::level::debug,
+            "findings of the cluster snapshot",
+            {{"errors", counts[0]},
+             {"warnings", counts[1]},
+             {"infos", counts[2]},
              {"analysis_ms", static_cast<std::int64_t>(elapsed.count() / 1000)}});
+        last_counts = counts;
         snapshot.reset(); // let go of it outside the lock, and before the next wait
         lock.lock();
         ++analyses_;

@@ -139,6 +139,7 @@ TEST_CASE("From a live cluster: 503 until every watch has synced, then verdicts 
     CHECK(live.metric("mtls_guard_kube_last_event_age_seconds") >= 0);
     CHECK(live.metric("mtls_guard_kube_snapshot_rebuild_seconds") >= 0);
     CHECK_THAT(live.log(), Catch::Contains("cluster snapshot ready"));
+    CHECK_THAT(live.log(), Catch::Contains("findings of the cluster snapshot"));
 }
 
 TEST_CASE("A watch cut in the middle of an event: the webhook keeps answering and catches up") {
