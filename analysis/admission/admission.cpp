@@ -565,6 +565,7 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
             }
         }
     }
+    d.enforcement = at_most(d.enforcement, settings.strictest_mode);
     if (d.enforcement == Enforcement::Off) {
         d.body = respond(true, {}, 200, warnings);
         return d;
@@ -720,6 +721,21 @@ std::optional<Enforcement> parse_enforcement(std::string_view text) noexcept {
     if (text == "off")
         return Enforcement::Off;
     return std::nullopt;
+}
+
+Enforcement at_most(Enforcement mode, Enforcement ceiling) noexcept {
+    const auto strictness = [](Enforcement m) {
+        switch (m) {
+        case Enforcement::Enforce:
+            return 2;
+        case Enforcement::Warn:
+            return 1;
+        case Enforcement::Off:
+            break;
+        }
+        return 0;
+    };
+    return strictness(ceiling) < strictness(mode) ? ceiling : mode;
 }
 
 std::string clamp_warning(std::string_view text) {

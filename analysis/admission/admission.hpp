@@ -13,6 +13,8 @@ namespace mtlsguard::admission {
 enum class Enforcement : std::uint8_t { Enforce, Warn, Off };
 std::string_view to_string(Enforcement mode) noexcept;
 std::optional<Enforcement> parse_enforcement(std::string_view text) noexcept;
+// `mode`, or `ceiling` when that is less strict (enforce > warn > off).
+Enforcement at_most(Enforcement mode, Enforcement ceiling) noexcept;
 
 inline constexpr std::string_view mode_label = "mtls-guard.io/mode";
 inline constexpr std::string_view allow_conflict_annotation = "mtls-guard.io/allow-conflict";
@@ -22,6 +24,9 @@ inline constexpr std::size_t max_warnings_total = 4096;
 
 struct AdmissionSettings {
     Enforcement default_mode = Enforcement::Enforce;
+    // The strictest mode any object gets, whatever its namespace label says (off stays off): serve
+    // lowers it to warn while its live snapshot is stale, when told to (--stale-policy warn).
+    Enforcement strictest_mode = Enforcement::Enforce;
     // Extra warnings to attach to every verdict (e.g. "snapshot may be stale"), already one line.
     std::vector<std::string> extra_warnings;
 };

@@ -33,16 +33,48 @@ void apply_version(input::SnapshotSource& source, const std::optional<std::strin
         source.version = model::parse_istio_version(*version);
 }
 
-// serve's flags; --snapshot is optional here because the live-cluster source will replace it.
+// serve's flags: the cluster comes from --snapshot files, or from the Kubernetes API without them.
 void add_serve_options(CLI::App& command, ServeOptions& serve,
                        std::optional<std::string>& version) {
     command
         .add_option("--snapshot", serve.source.paths,
                     "the cluster as manifests: file or directory (recursive), repeatable; "
-                    "reloaded when the files change")
+                    "reloaded when the files change. Without it the cluster is read from the "
+                    "Kubernetes API")
         ->type_name("PATH");
     command.add_option("--kubeconfig", serve.kubeconfig,
-                       "read the cluster from the Kubernetes API (not implemented in this build)");
+                       "read the cluster through this kubeconfig (its current context); without "
+                       "it and without --snapshot, the in-cluster service account is used");
+    command.add_option("--kube-context", serve.kube_context,
+                       "the kubeconfig context to use instead of its current one");
+    command
+        .add_option("--istio-namespace", serve.istio_namespace,
+                    "where Istio's `istio` ConfigMap (the mesh config) is read from the cluster")
+        ->capture_default_str();
+    command
+        .add_option("--stale-after-seconds", serve.stale_after_seconds,
+                    "when a watch of the API server has failed this long, every verdict warns "
+                    "that the snapshot may be stale")
+        ->check(CLI::Range(1.0, 86400.0))
+        ->capture_default_str();
+    command
+        .add_option("--stale-policy", serve.stale_policy,
+                    "while the snapshot is stale: enforce (deny from the last good snapshot, "
+                    "with the warning) or warn (never deny until the watches recover)")
+        ->check(CLI::IsMember({"enforce", "warn"}))
+        ->capture_default_str();
+    command
+        .add_option("--kube-request-timeout-seconds", serve.kube_request_timeout_seconds,
+                    "time for each step of an API request (connect, TLS, a list page); a watch "
+                    "silent past its own timeout by this much (at most 30 s) is reopened")
+        ->check(CLI::Range(0.1, 3600.0))
+        ->capture_default_str();
+    command
+        .add_option("--kube-watch-timeout-seconds", serve.kube_watch_timeout_seconds,
+                    "each watch asks the API server to end it after a random time between this "
+                    "and twice this")
+        ->check(CLI::Range(1.0, 3600.0))
+        ->capture_default_str();
     command.add_option("--mesh-config", serve.source.mesh_config_file,
                        "MeshConfig YAML or the istio ConfigMap (beats an istio ConfigMap in the "
                        "snapshot)");

@@ -34,9 +34,17 @@ struct ReviewOptions {
 
 // `serve`: the HTTPS webhook. Timeouts are in seconds; 0 threads means the cores available.
 struct ServeOptions {
-    input::SnapshotSource source;          // --snapshot paths, --mesh-config, --istio-version
-    std::optional<std::string> kubeconfig; // --kubeconfig (the API client is not built yet)
-    std::string tls_cert;                  // empty with tls_key: generate a self-signed pair
+    input::SnapshotSource source; // --snapshot paths, --mesh-config, --istio-version
+    // Without --snapshot the cluster is read from the API server: --kubeconfig, or the in-cluster
+    // service account when it is not given.
+    std::optional<std::string> kubeconfig;
+    std::string kube_context;                     // kubeconfig context; empty: the current one
+    std::string istio_namespace = "istio-system"; // where the `istio` ConfigMap is read
+    double stale_after_seconds = 60;              // a watch broken longer: verdicts warn
+    std::string stale_policy = "enforce";         // enforce | warn: do errors deny while stale?
+    double kube_request_timeout_seconds = 60;     // each step of an API request
+    double kube_watch_timeout_seconds = 300; // watches last a random time in [this, twice this]
+    std::string tls_cert;                    // empty with tls_key: generate a self-signed pair
     std::string tls_key;
     std::string client_ca;
     std::string cert_dir; // where generated certificates go; empty: a new temporary directory

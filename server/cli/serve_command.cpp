@@ -1,6 +1,8 @@
 // `mtls-guard serve`: wires the snapshot source, certificates, metrics, logs and the HTTPS server,
 // then runs until SIGTERM and drains.
+#include "analysis/model/decode.hpp"
 #include "server/cli/commands.hpp"
+#include "server/https/cluster_snapshot_source.hpp"
 #include "server/https/poller.hpp"
 #include "server/https/request_handler.hpp"
 #include "server/https/self_signed.hpp"
@@ -55,10 +57,13 @@ std::string make_temporary_cert_dir() {
 
 // Usage errors serve can find before it starts anything; empty when the options are usable.
 std::string check_options(const ServeOptions& options) {
-    if (options.kubeconfig || options.source.paths.empty())
-        return "reading the cluster from the Kubernetes API (--kubeconfig, or the in-cluster "
-               "config when no --snapshot is given) is not implemented in this build yet "
-               "(issue #4); serve from manifests with --snapshot PATH";
+    if (options.kubeconfig && !options.source.paths.empty())
+        return "--snapshot and --kubeconfig exclude each other: serve reads the cluster either "
+               "from manifest files or from the Kubernetes API";
+    if (!options.kube_context.empty() && !options.kubeconfig)
+        return "--kube-context needs --kubeconfig (the in-cluster config has no contexts)";
+    if (!https::parse_stale_policy(options.stale_policy))
+        return "--stale-policy " + options.stale_policy + ": expected enforce or warn";
     for (const auto& path : options.source.paths) {
         if (path == "-")
             return "--snapshot -: serve reloads its snapshot from files and cannot read stdin";
@@ -97,6 +102,62 @@ bool wait_for_certificate(https::TlsContextStore& tls, https::Server& server) {
     }
 }
 
+std::chrono::seconds whole_seconds(double seconds) {
+    return std::chrono::seconds(static_cast<std::int64_t>(seconds + 0.5));
+}
+
+// The Kubernetes API side of serve without --snapshot. Throws kube::ConfigError or
+// input::LoadError (--mesh-config) with the reason.
+std::unique_ptr<https::ClusterSnapshotSource> make_cluster_source(const ServeOptions& options,
+                                                                  https::SnapshotStore& store,
+                                                                  observability::Metrics& metrics) {
+    kube::ClusterConfig config =
+        options.kubeconfig ? kube::load_kubeconfig(*options.kubeconfig, options.kube_context)
+                           : kube::load_in_cluster();
+    kube::WatcherOptions watcher;
+    watcher.istio_namespace = options.istio_namespace;
+    watcher.stale_after = whole_seconds(options.stale_after_seconds);
+    watcher.settings.cluster_domain = options.source.cluster_domain;
+    watcher.settings.version = options.source.version.value_or(model::IstioVersion::Current);
+    watcher.version_from_objects = !options.source.version.has_value();
+    if (options.source.mesh_config_file) {
+        const auto mesh = input::load_mesh_config(*options.source.mesh_config_file);
+        auto outcome = model::decode_mesh_config(mesh);
+        if (outcome.status == model::DecodeOutcome::Status::Error)
+            throw input::LoadError{*options.source.mesh_config_file, 0, false, outcome.error};
+        watcher.settings.mesh_override = std::get<model::MeshConfig>(std::move(*outcome.object));
+    }
+    const auto request_timeout = to_ms(options.kube_request_timeout_seconds);
+    watcher.discovery_timeout = request_timeout;
+    watcher.reflector.request_timeout = request_timeout;
+    // A watch silent past its own timeoutSeconds by this much is dead (the server ends it then).
+    watcher.reflector.watch_idle_grace =
+        std::min<std::chrono::milliseconds>(request_timeout, std::chrono::seconds(30));
+    watcher.reflector.min_watch_timeout = whole_seconds(options.kube_watch_timeout_seconds);
+    watcher.reflector.max_watch_timeout = 2 * watcher.reflector.min_watch_timeout;
+    watcher.logger = observability::shared_component_logger("kube");
+
+    https::ClusterSourceOptions source;
+    source.default_mode = *admission::parse_enforcement(options.mode);
+    source.stale_policy = *https::parse_stale_policy(options.stale_policy);
+    log_event(component_logger("kube"), spdlog::level::info, "reading the cluster",
+              {{"server", config.server},
+               {"config", config.source},
+               {"istioNamespace", options.istio_namespace},
+               {"staleAfterSeconds", static_cast<std::int64_t>(watcher.stale_after.count())},
+               {"stalePolicy", options.stale_policy}});
+    return std::make_unique<https::ClusterSnapshotSource>(std::move(config), std::move(watcher),
+                                                          source, store, metrics);
+}
+
+// How often the stale state and the watcher's metrics are looked at: often enough that the
+// warning appears within a fraction of the threshold.
+std::chrono::milliseconds cluster_refresh_interval(double stale_after_seconds) {
+    const auto quarter = to_ms(stale_after_seconds / 4);
+    return std::clamp<std::chrono::milliseconds>(quarter, std::chrono::milliseconds(100),
+                                                 std::chrono::seconds(1));
+}
+
 } // namespace
 
 int run_serve(const ServeOptions& options) {
@@ -132,8 +193,24 @@ int run_serve(const ServeOptions& options) {
 
     observability::Metrics metrics;
     https::SnapshotStore store;
-    https::FileSnapshotReloader reloader(
-        options.source, *admission::parse_enforcement(options.mode), store, metrics);
+    // Files (--snapshot) or the live cluster: both publish into `store`.
+    const bool from_files = !options.source.paths.empty();
+    std::optional<https::FileSnapshotReloader> reloader;
+    std::unique_ptr<https::ClusterSnapshotSource> cluster;
+    if (from_files) {
+        reloader.emplace(options.source, *admission::parse_enforcement(options.mode), store,
+                         metrics);
+    } else {
+        try {
+            cluster = make_cluster_source(options, store, metrics);
+        } catch (const kube::ConfigError& e) {
+            std::cerr << "mtls-guard serve: " << e.what() << "\n";
+            return 2;
+        } catch (const input::LoadError& e) {
+            std::cerr << "mtls-guard serve: --mesh-config: " << e.to_string() << "\n";
+            return 2;
+        }
+    }
     https::RequestHandler handler(store, metrics);
 
     https::ServerSettings settings;
@@ -157,14 +234,23 @@ int run_serve(const ServeOptions& options) {
         if (!options.metrics_listen.empty())
             metrics_port = server.listen_plain(*https::parse_listen_address(options.metrics_listen),
                                                https::ListenerRole{false, true});
-        // Loaded off the I/O threads; /readyz says 503 until the first load succeeds.
-        poller.add("snapshot", to_ms(options.snapshot_poll_seconds), [&] { reloader.poll(); });
+        // Loaded off the I/O threads; /readyz says 503 until the first load succeeds (from a
+        // cluster: until every initial list has completed and the first snapshot is built).
+        if (reloader) {
+            poller.add("snapshot", to_ms(options.snapshot_poll_seconds), [&] { reloader->poll(); });
+        } else {
+            cluster->start();
+            poller.add("cluster", cluster_refresh_interval(options.stale_after_seconds),
+                       [&] { cluster->refresh(); });
+        }
         poller.start();
 
         if (!wait_for_certificate(tls, server)) {
             log_event(log, spdlog::level::info, "stopped before a certificate was available",
                       {{"signal", std::int64_t{server.stop_signal()}}});
             poller.stop();
+            if (cluster)
+                cluster->stop();
             server.stop();
             return 0;
         }
@@ -180,10 +266,13 @@ int run_serve(const ServeOptions& options) {
                    {"metricsPort", std::int64_t{metrics_port.value_or(port)}},
                    {"threads", std::int64_t{settings.threads}},
                    {"mode", options.mode},
+                   {"snapshot", from_files ? "files" : "cluster"},
                    {"clientCertificates", !options.client_ca.empty()}});
     } catch (const std::exception& e) {
         std::cerr << "mtls-guard serve: " << e.what() << "\n";
         poller.stop();
+        if (cluster)
+            cluster->stop();
         server.stop();
         return 2;
     }
@@ -196,6 +285,8 @@ int run_serve(const ServeOptions& options) {
                {"timeout_ms", static_cast<std::int64_t>(settings.drain_timeout.count())}});
     const std::size_t cut = server.drain();
     poller.stop();
+    if (cluster)
+        cluster->stop();
     server.stop();
     if (cut > 0)
         log_event(log, spdlog::level::warn, "drain timed out; connections cut",

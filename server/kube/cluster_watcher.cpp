@@ -109,7 +109,8 @@ class ClusterWatcher::Impl : public std::enable_shared_from_this<ClusterWatcher:
                 publish(std::move(snapshot));
                 state->published.fetch_add(1, std::memory_order_relaxed);
                 state->synced.store(true, std::memory_order_release);
-            });
+            },
+            options_.version_from_objects);
     }
 
     void start() {
@@ -176,7 +177,9 @@ class ClusterWatcher::Impl : public std::enable_shared_from_this<ClusterWatcher:
             out.last_event = from_ns(last);
         out.decode_errors = decode_errors_.load(std::memory_order_relaxed);
         out.snapshots_published = publish_state_->published.load(std::memory_order_relaxed);
-        out.last_rebuild = publisher_->stats().last_build;
+        const auto publisher = publisher_->stats();
+        out.last_rebuild = publisher.last_build;
+        out.failed_rebuilds = publisher.failed_builds;
         std::lock_guard lock(reflectors_mutex_);
         for (const auto& [kind, active] : reflectors_)
             out.versions[active.reflector->target().name] = active.reflector->target().api_version;

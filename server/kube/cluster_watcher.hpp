@@ -28,6 +28,9 @@ struct WatcherOptions {
     std::chrono::milliseconds count_refresh{std::chrono::seconds(30)};
     std::chrono::seconds stale_after{60}; // a watch broken longer makes stale_warning()
     model::Settings settings;             // istio_namespace above overrides its own
+    // settings.version holds unless v1alpha1 Policies or MeshPolicies exist, which mean Istio 1.4
+    // or 1.5: then the 1.5 rules apply, as for manifests (serve without --istio-version).
+    bool version_from_objects = false;
     // Tuning; the defaults are what a cluster needs, tests shorten them.
     ReflectorOptions reflector;
     std::chrono::milliseconds discovery_timeout{std::chrono::seconds(30)};
@@ -72,7 +75,8 @@ class ClusterWatcher {
         std::chrono::steady_clock::time_point last_event{}; // the last event or list; epoch: none
         std::size_t decode_errors = 0; // objects the engine could not read (logged)
         std::size_t snapshots_published = 0;
-        std::chrono::microseconds last_rebuild{0};   // time to build the last snapshot
+        std::chrono::microseconds last_rebuild{0}; // time to build the last snapshot
+        std::size_t failed_rebuilds = 0; // builds that threw (out of memory): the last one stays
         std::map<std::string, std::string> versions; // resource -> group/version being watched
     };
     Stats stats() const;

@@ -54,7 +54,8 @@ std::optional<std::pair<std::string, std::string>> object_identity(const nlohman
 }
 
 std::shared_ptr<const model::Snapshot> build_snapshot(const SnapshotInputs& inputs,
-                                                      const model::Settings& settings) {
+                                                      const model::Settings& settings,
+                                                      bool version_from_objects) {
     model::SnapshotBuilder builder(settings);
     for (const auto& object : inputs.objects)
         builder.add(model::DecodedObject(*object));
@@ -62,6 +63,8 @@ std::shared_ptr<const model::Snapshot> build_snapshot(const SnapshotInputs& inpu
     for (const auto& [pod, count] : inputs.pod_shapes)
         for (std::uint32_t i = 0; i < count; ++i)
             builder.add(model::DecodedObject(*pod));
+    if (version_from_objects && builder.has_alpha_policies())
+        builder.set_version(model::IstioVersion::V1_5);
     return builder.build();
 }
 
@@ -168,10 +171,10 @@ SnapshotInputs ObjectStore::inputs() const {
 SnapshotPublisher::SnapshotPublisher(boost::asio::any_io_executor strand, model::Settings settings,
                                      std::chrono::milliseconds coalesce,
                                      std::chrono::milliseconds count_refresh, Collect collect,
-                                     Publish publish)
-    : strand_(strand), settings_(std::move(settings)), coalesce_(coalesce),
-      count_refresh_(count_refresh), collect_(std::move(collect)), publish_(std::move(publish)),
-      timer_(strand) {}
+                                     Publish publish, bool version_from_objects)
+    : strand_(strand), settings_(std::move(settings)), version_from_objects_(version_from_objects),
+      coalesce_(coalesce), count_refresh_(count_refresh), collect_(std::move(collect)),
+      publish_(std::move(publish)), timer_(strand) {}
 
 SnapshotPublisher::~SnapshotPublisher() {
     stop();
@@ -254,7 +257,7 @@ void SnapshotPublisher::build_loop() {
         const auto started = std::chrono::steady_clock::now();
         std::shared_ptr<const model::Snapshot> snapshot;
         try {
-            snapshot = build_snapshot(inputs, settings_);
+            snapshot = build_snapshot(inputs, settings_, version_from_objects_);
         } catch (const std::exception&) {
             // Out of memory, in practice: keep the last snapshot; the next change tries again.
             failed_builds_.fetch_add(1, std::memory_order_relaxed);

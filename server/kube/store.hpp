@@ -41,9 +41,12 @@ struct SnapshotInputs {
     std::size_t pods = 0;
 };
 
-// Builds the engine's snapshot from decoded objects; nothing is decoded again.
+// Builds the engine's snapshot from decoded objects; nothing is decoded again. With
+// `version_from_objects`, v1alpha1 Policies or MeshPolicies switch it to the Istio 1.5 rules, as
+// manifests do when no version is given.
 std::shared_ptr<const model::Snapshot> build_snapshot(const SnapshotInputs& inputs,
-                                                      const model::Settings& settings);
+                                                      const model::Settings& settings,
+                                                      bool version_from_objects = false);
 
 // What a change did to the inputs of the next snapshot.
 enum class StoreChange : std::uint8_t {
@@ -107,7 +110,7 @@ class SnapshotPublisher : public std::enable_shared_from_this<SnapshotPublisher>
     // `count_refresh`: how long a change of pod counts alone may wait for its snapshot.
     SnapshotPublisher(boost::asio::any_io_executor strand, model::Settings settings,
                       std::chrono::milliseconds coalesce, std::chrono::milliseconds count_refresh,
-                      Collect collect, Publish publish);
+                      Collect collect, Publish publish, bool version_from_objects = false);
     ~SnapshotPublisher();
     SnapshotPublisher(const SnapshotPublisher&) = delete;
     SnapshotPublisher& operator=(const SnapshotPublisher&) = delete;
@@ -142,6 +145,7 @@ class SnapshotPublisher : public std::enable_shared_from_this<SnapshotPublisher>
 
     boost::asio::any_io_executor strand_;
     model::Settings settings_;
+    bool version_from_objects_ = false;
     std::chrono::milliseconds coalesce_;
     std::chrono::milliseconds count_refresh_;
     Collect collect_;

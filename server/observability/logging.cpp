@@ -4,18 +4,64 @@
 #include <array>
 #include <atomic>
 #include <nlohmann/json.hpp>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
 namespace mtlsguard::observability {
 namespace {
 
-constexpr std::array<std::string_view, 5> components = {"serve", "http", "tls", "snapshot",
-                                                        "admission"};
+constexpr std::array<std::string_view, 6> components = {"serve",    "http",      "tls",
+                                                        "snapshot", "admission", "kube"};
+// The Kubernetes client logs fmt-style messages (no fields) that may carry what the API server
+// sent: its payload goes through EscapedPayload (flag %*) instead of the field formatter.
+constexpr std::string_view free_text_component = "kube";
 
 constexpr const char* text_pattern = "%Y-%m-%dT%H:%M:%S.%eZ %l %n: %v";
 // %v is the `"msg":...,"key":value` fragment format_fields builds, so every line is one object.
 constexpr const char* json_pattern =
     R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","logger":"%n",%v})";
+constexpr const char* free_text_pattern = "%Y-%m-%dT%H:%M:%S.%eZ %l %n: %*";
+constexpr const char* free_json_pattern =
+    R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","logger":"%n","msg":%*})";
+
+// A message as one JSON string (JSON logs), or with control characters escaped (text logs), so
+// that text from the API server can neither break a JSON line nor forge a line of its own.
+class EscapedPayload final : public spdlog::custom_flag_formatter {
+  public:
+    explicit EscapedPayload(bool json) : json_(json) {}
+
+    void format(const spdlog::details::log_msg& msg, const std::tm&,
+                spdlog::memory_buf_t& dest) override {
+        const std::string_view payload(msg.payload.data(), msg.payload.size());
+        std::string out;
+        if (json_) {
+            out = nlohmann::json(std::string(payload))
+                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        } else {
+            static constexpr char hex[] = "0123456789abcdef";
+            out.reserve(payload.size());
+            for (const char c : payload) {
+                const auto u = static_cast<unsigned char>(c);
+                if (c == '\n') {
+                    out += "\\n";
+                } else if (u < 0x20 || u == 0x7f) {
+                    out += "\\x";
+                    out += hex[u >> 4];
+                    out += hex[u & 0x0F];
+                } else {
+                    out += c;
+                }
+            }
+        }
+        dest.append(out.data(), out.data() + out.size());
+    }
+    std::unique_ptr<spdlog::custom_flag_formatter> clone() const override {
+        return std::make_unique<EscapedPayload>(json_);
+    }
+
+  private:
+    bool json_;
+};
 
 struct Loggers {
     std::atomic<LogFormat> format{LogFormat::Text};
@@ -23,9 +69,14 @@ struct Loggers {
 
     Loggers() {
         // One sink shared by every component, so lines from different threads never interleave.
+        // The free-text logger needs a sink of its own (the formatter belongs to the sink); every
+        // stderr sink locks spdlog's one console mutex, so its lines do not interleave either.
         auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+        auto free_text_sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
         for (std::size_t i = 0; i < components.size(); ++i) {
-            loggers[i] = std::make_shared<spdlog::logger>(std::string(components[i]), sink);
+            loggers[i] = std::make_shared<spdlog::logger>(
+                std::string(components[i]),
+                components[i] == free_text_component ? free_text_sink : sink);
             loggers[i]->set_level(spdlog::level::info);
             loggers[i]->flush_on(spdlog::level::info);
         }
@@ -34,9 +85,18 @@ struct Loggers {
 
     void apply(LogFormat f) {
         format.store(f);
-        for (auto& logger : loggers)
-            logger->set_pattern(f == LogFormat::Json ? json_pattern : text_pattern,
-                                spdlog::pattern_time_type::utc);
+        for (std::size_t i = 0; i < components.size(); ++i) {
+            if (components[i] != free_text_component) {
+                loggers[i]->set_pattern(f == LogFormat::Json ? json_pattern : text_pattern,
+                                        spdlog::pattern_time_type::utc);
+                continue;
+            }
+            auto formatter =
+                std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+            formatter->add_flag<EscapedPayload>('*', f == LogFormat::Json)
+                .set_pattern(f == LogFormat::Json ? free_json_pattern : free_text_pattern);
+            loggers[i]->set_formatter(std::move(formatter));
+        }
     }
 };
 
@@ -134,6 +194,14 @@ spdlog::logger& component_logger(std::string_view component) {
         if (components[i] == component)
             return *all.loggers[i];
     return *all.loggers[0];
+}
+
+std::shared_ptr<spdlog::logger> shared_component_logger(std::string_view component) {
+    auto& all = loggers();
+    for (std::size_t i = 0; i < components.size(); ++i)
+        if (components[i] == component)
+            return all.loggers[i];
+    return all.loggers[0];
 }
 
 std::string format_fields(LogFormat format, std::string_view message,

@@ -26,12 +26,15 @@ struct LogField {
     LogValue value;
 };
 
-// Creates the loggers (serve, http, tls, snapshot, admission) writing to stderr in `format`.
+// Creates the loggers (serve, http, tls, snapshot, admission, kube) writing to stderr in `format`.
 // Call once, before any thread logs; later calls replace the format.
 void configure_logging(LogFormat format);
 
 // The logger of one component; configure_logging must have run.
 spdlog::logger& component_logger(std::string_view component);
+// The same logger, for code that keeps it (the Kubernetes client logs through "kube", whose
+// free-text messages are escaped for the configured format).
+std::shared_ptr<spdlog::logger> shared_component_logger(std::string_view component);
 
 // The part of a log line after the time, level and logger name: `message key=value ...` in text,
 // `"msg":"message","key":value,...` in JSON (the pattern wraps it in braces). Pure, for tests.

@@ -131,6 +131,53 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                      .Help("Findings of the whole snapshot by code and severity (how warn-mode "
                            "problems show up when GitOps tools hide admission warnings)")
                      .Register(registry);
+    findings_analysis_seconds_ =
+        &prometheus::BuildGauge()
+             .Name("mtls_guard_findings_analysis_seconds")
+             .Help("Time the last analysis of the whole snapshot took (for "
+                   "mtls_guard_findings)")
+             .Register(registry)
+             .Add({});
+    kube_objects_ = &prometheus::BuildGauge()
+                         .Name("mtls_guard_kube_objects")
+                         .Help("Objects read from the API server and held, by resource")
+                         .Register(registry);
+    kube_watch_restarts_ =
+        &prometheus::BuildCounter()
+             .Name("mtls_guard_kube_watch_restarts_total")
+             .Help("Watches re-opened after an error, a cut stream or a bad event")
+             .Register(registry);
+    kube_relists_ = &prometheus::BuildCounter()
+                         .Name("mtls_guard_kube_relists_total")
+                         .Help("Lists after the first one (410 Gone, expired continue tokens)")
+                         .Register(registry);
+    kube_decode_errors_ = &prometheus::BuildCounter()
+                               .Name("mtls_guard_kube_decode_errors_total")
+                               .Help("Objects from the API server the engine could not read "
+                                     "(logged, left out of the snapshot)")
+                               .Register(registry);
+    kube_last_event_age_ = &prometheus::BuildGauge()
+                                .Name("mtls_guard_kube_last_event_age_seconds")
+                                .Help("Seconds since the last watch event or completed list")
+                                .Register(registry);
+    kube_rebuild_seconds_ = &prometheus::BuildGauge()
+                                 .Name("mtls_guard_kube_snapshot_rebuild_seconds")
+                                 .Help("Time the last snapshot build from the watched objects took")
+                                 .Register(registry);
+    kube_synced_ = &prometheus::BuildGauge()
+                        .Name("mtls_guard_kube_synced")
+                        .Help("1 once every initial list has completed and a snapshot is in use")
+                        .Register(registry);
+    kube_broken_seconds_ = &prometheus::BuildGauge()
+                                .Name("mtls_guard_kube_broken_seconds")
+                                .Help("How long the longest-failing list, watch or discovery has "
+                                      "been failing (0: none is)")
+                                .Register(registry);
+    kube_stale_ = &prometheus::BuildGauge()
+                       .Name("mtls_guard_kube_snapshot_stale")
+                       .Help("1 while a watch has been broken longer than --stale-after-seconds "
+                             "and verdicts carry the stale-snapshot warning")
+                       .Register(registry);
 }
 
 Metrics::~Metrics() = default;
@@ -208,7 +255,46 @@ void Metrics::set_findings(const std::vector<conflict::Finding>& findings) {
             .Set(static_cast<double>(count));
 }
 
+void Metrics::set_findings_analysis_time(std::chrono::microseconds elapsed) {
+    findings_analysis_seconds_->Set(static_cast<double>(elapsed.count()) / 1e6);
+}
+
+void Metrics::set_cluster_watch(const ClusterWatchReport& report) {
+    std::lock_guard lock(cluster_mutex_);
+    const auto grow = [](prometheus::Family<prometheus::Counter>* family, std::size_t now,
+                         std::size_t before) {
+        auto& counter = family->Add({});
+        if (now > before)
+            counter.Increment(static_cast<double>(now - before));
+    };
+    grow(kube_watch_restarts_, report.watch_restarts, reported_.watch_restarts);
+    grow(kube_relists_, report.relists, reported_.relists);
+    grow(kube_decode_errors_, report.decode_errors, reported_.decode_errors);
+    if (report.failed_rebuilds > reported_.failed_rebuilds)
+        snapshot_reload_failure_->Increment(
+            static_cast<double>(report.failed_rebuilds - reported_.failed_rebuilds));
+    for (const auto& [resource, count] : report.objects)
+        kube_objects_->Add({{"resource", resource}}).Set(static_cast<double>(count));
+    kube_rebuild_seconds_->Add({}).Set(static_cast<double>(report.last_rebuild.count()) / 1e6);
+    kube_synced_->Add({}).Set(report.synced ? 1 : 0);
+    kube_broken_seconds_->Add({}).Set(
+        report.broken_for ? static_cast<double>(report.broken_for->count()) : 0);
+    kube_stale_->Add({}).Set(report.stale ? 1 : 0);
+    kube_last_event_age_->Add({});
+    if (report.last_event)
+        last_event_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 report.last_event->time_since_epoch())
+                                 .count());
+    reported_ = report;
+}
+
 std::string Metrics::render() {
+    if (const std::int64_t last = last_event_ns_.load(); last != 0) {
+        const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+        kube_last_event_age_->Add({}).Set(static_cast<double>(now - last) / 1e9);
+    }
     const std::int64_t loaded = loaded_at_ns_.load();
     if (loaded != 0) {
         const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(

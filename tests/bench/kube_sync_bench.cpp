@@ -12,7 +12,9 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <spdlog/sinks/null_sink.h>
@@ -215,6 +217,134 @@ void print_rebuild_breakdown(const bench::MeshShape& shape) {
                 inputs.pod_shapes.size(), median_ms(folded));
 }
 
+// Runs `command` (a shell line) and returns what it printed.
+std::string capture(const std::string& command) {
+    std::string out;
+    if (FILE* pipe = ::popen(command.c_str(), "r")) {
+        char buffer[4096];
+        std::size_t n = 0;
+        while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0)
+            out.append(buffer, n);
+        ::pclose(pipe);
+    }
+    return out;
+}
+
+double series_value(const std::string& metrics, const std::string& series) {
+    const auto at = metrics.find("\n" + series + " ");
+    return at == std::string::npos ? -1 : std::atof(metrics.c_str() + at + series.size() + 2);
+}
+
+// "VmHWM" or "VmRSS" of a process, in MiB.
+double process_memory_mib(pid_t pid, const std::string& field) {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+    if (!f)
+        return -1;
+    char line[256];
+    double kib = -1;
+    while (std::fgets(line, sizeof line, f))
+        if (std::string(line).rfind(field + ":", 0) == 0)
+            kib = std::atof(line + field.size() + 1);
+    std::fclose(f);
+    return kib / 1024.0;
+}
+
+// The real `mtls-guard serve --kubeconfig` against the fake API server: time to /readyz 200, the
+// whole process's memory, the first whole-snapshot analysis, and one pod event to a new snapshot.
+int measure_serve(const std::string& binary, const TestCa& ca, const std::string& port,
+                  int to_child, int from_child) {
+    char pattern[] = "/tmp/mtls-serve-bench-XXXXXX";
+    if (!::mkdtemp(pattern)) {
+        std::perror("mkdtemp");
+        return 2;
+    }
+    const std::string dir = pattern;
+    const auto write_file = [&](const std::string& name, const std::string& text) {
+        std::FILE* f = std::fopen((dir + "/" + name).c_str(), "w");
+        if (f) {
+            std::fputs(text.c_str(), f);
+            std::fclose(f);
+        }
+        return dir + "/" + name;
+    };
+    const std::string ca_file = write_file("ca.crt", ca.ca.certificate_pem);
+    const std::string token_file = write_file("token", "bench-token\n");
+    const std::string kubeconfig = write_file(
+        "kubeconfig", "apiVersion: v1\nkind: Config\ncurrent-context: bench\nclusters:\n- name: "
+                      "bench\n  cluster:\n    server: https://127.0.0.1:" +
+                          port + "\n    certificate-authority: " + ca_file +
+                          "\nusers:\n- name: bench\n  user:\n    tokenFile: " + token_file +
+                          "\ncontexts:\n- name: bench\n  context:\n    cluster: bench\n    "
+                          "user: bench\n");
+    const auto started = Clock::now();
+    const pid_t serve = ::fork();
+    if (serve == 0) {
+        const std::string log = dir + "/serve.log";
+        std::FILE* err = std::freopen(log.c_str(), "w", stderr);
+        (void)err;
+        ::execl(binary.c_str(), binary.c_str(), "serve", "--kubeconfig", kubeconfig.c_str(),
+                "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--port-file",
+                (dir + "/port").c_str(), "--cert-dir", (dir + "/certs").c_str(), "--threads", "2",
+                static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    std::string metrics_port;
+    while (metrics_port.empty() && ms_since(started) < 60000) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        const std::string ports = capture("cat " + dir + "/port 2>/dev/null");
+        const auto newline = ports.find('\n');
+        if (newline != std::string::npos && ports.size() > newline + 1)
+            metrics_port = ports.substr(newline + 1, ports.find('\n', newline + 1) - newline - 1);
+    }
+    const std::string base = "http://127.0.0.1:" + metrics_port;
+    const auto status_of = [&](const std::string& path) {
+        return capture("curl -s -o /dev/null -w '%{http_code}' " + base + path);
+    };
+    int status = 0;
+    while (status_of("/readyz") != "200" && ms_since(started) < 120000)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const double ready_ms = ms_since(started);
+    std::string metrics;
+    while (ms_since(started) < 180000) {
+        metrics = capture("curl -s " + base + "/metrics");
+        // The watcher's metrics follow within a second of the first snapshot.
+        if (series_value(metrics, "mtls_guard_findings_analysis_seconds") > 0 &&
+            series_value(metrics, "mtls_guard_kube_synced") == 1)
+            break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    const double findings_ms = ms_since(started);
+    if (series_value(metrics, "mtls_guard_kube_synced") != 1) {
+        std::fprintf(stderr, "serve did not sync; its log is in %s/serve.log\n", dir.c_str());
+        status = 1;
+    } else {
+        std::printf("serve --kubeconfig: /readyz 200 after %.0f ms; first findings after %.0f ms "
+                    "(analysis %.1f ms, snapshot build %.1f ms)\n",
+                    ready_ms, findings_ms,
+                    series_value(metrics, "mtls_guard_findings_analysis_seconds") * 1000,
+                    series_value(metrics, "mtls_guard_kube_snapshot_rebuild_seconds") * 1000);
+        const std::string reloads = R"(mtls_guard_snapshot_reloads_total{result="success"})";
+        for (int round = 0; round < 3; ++round) {
+            const double before = series_value(capture("curl -s " + base + "/metrics"), reloads);
+            const auto sent = Clock::now();
+            write_line(to_child, "touch 1");
+            read_line(from_child);
+            while (series_value(capture("curl -s " + base + "/metrics"), reloads) == before &&
+                   ms_since(sent) < 30000)
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            std::printf("  one pod event -> new snapshot in use: %.0f ms\n", ms_since(sent));
+        }
+        std::printf("  serve process memory: peak %.1f MiB, now %.1f MiB (target: <= 256 MiB)\n",
+                    process_memory_mib(serve, "VmHWM"), process_memory_mib(serve, "VmRSS"));
+    }
+    ::kill(serve, SIGTERM);
+    int serve_status = 0;
+    ::waitpid(serve, &serve_status, 0);
+    if (status == 0)
+        capture("rm -rf " + dir);
+    return status;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -232,6 +362,10 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_flag("--verbose", verbose, "show the watcher's logs");
     app.add_flag("!--no-breakdown", breakdown, "skip the in-process rebuild breakdown");
+    std::string serve_binary;
+    app.add_option("--serve", serve_binary,
+                   "measure this mtls-guard binary's `serve --kubeconfig` instead of an "
+                   "in-process watcher (uses curl)");
     CLI11_PARSE(app, argc, argv);
 
     // Certificates first, then the fork, before this process starts any thread.
@@ -259,6 +393,14 @@ int main(int argc, char** argv) {
     if (!port) {
         std::fprintf(stderr, "the fake API server did not start\n");
         return 2;
+    }
+
+    if (!serve_binary.empty()) {
+        const int status = measure_serve(serve_binary, ca, *port, to_child[1], from_child[0]);
+        write_line(to_child[1], "quit");
+        ::close(to_child[1]);
+        ::waitpid(child, nullptr, 0);
+        return status;
     }
 
     kube::ClusterConfig config;

@@ -421,8 +421,12 @@ Strings check_deployment(const Docs& docs, const Names& names, int replicas,
     CHECK(flag(args, "--tls-cert") == "/certs/tls.crt");
     CHECK(flag(args, "--tls-key") == "/certs/tls.key");
     CHECK(flag(args, "--listen") == "0.0.0.0:8443");
+    // The live cluster through the service account: no files, no kubeconfig.
     CHECK_FALSE(has(args, "--snapshot"));
     CHECK_FALSE(has(args, "--kubeconfig"));
+    CHECK(!flag(args, "--istio-namespace").empty());
+    CHECK(std::stod(flag(args, "--stale-after-seconds")) >= 1);
+    CHECK((flag(args, "--stale-policy") == "enforce" || flag(args, "--stale-policy") == "warn"));
 
     bool https_port = false;
     for (const YAML::Node& p : at(server, {"ports"})) {
@@ -470,20 +474,35 @@ Strings check_deployment(const Docs& docs, const Names& names, int replicas,
 void check_read_only_cluster_role(const Docs& docs, const Names& names) {
     const YAML::Node role = object(docs, "ClusterRole", names.cluster_role);
     std::set<GroupResource> covered;
+    std::set<std::string> urls;
     for (const YAML::Node& rule : at(role, {"rules"})) {
         INFO("rule " << canonical(rule));
+        if (at(rule, {"nonResourceURLs"}).IsDefined()) {
+            // API discovery: GET only, and nothing else in the same rule.
+            CHECK(strings(rule, {"verbs"}) == Strings{"get"});
+            CHECK_FALSE(at(rule, {"resources"}).IsDefined());
+            for (const std::string& url : strings(rule, {"nonResourceURLs"}))
+                urls.insert(url);
+            continue;
+        }
         CHECK(string_set(at(rule, {"verbs"})) == std::set<std::string>{"get", "list", "watch"});
         CHECK(strings(rule, {"verbs"}).size() == 3);
-        CHECK_FALSE(at(rule, {"nonResourceURLs"}).IsDefined());
+        const Strings names_only = strings(rule, {"resourceNames"});
         for (const std::string& group : strings(rule, {"apiGroups"})) {
             CHECK(group != "*");
             for (const std::string& resource : strings(rule, {"resources"})) {
                 CHECK(resource != "*");
                 CHECK(resource != "secrets");
+                // ConfigMaps: the `istio` one only; everything else whole.
+                if (resource == "configmaps")
+                    CHECK(names_only == Strings{"istio"});
+                else
+                    CHECK(names_only.empty());
                 covered.insert({group, resource});
             }
         }
     }
+    CHECK(urls == std::set<std::string>{"/api/*", "/apis", "/apis/*"});
     const std::set<GroupResource> expected{
         {"security.istio.io", "peerauthentications"},
         {"networking.istio.io", "destinationrules"},
@@ -698,6 +717,7 @@ const std::vector<std::string> kValueSets{
     "--set resources.limits.memory=1Gi --set resources.requests.cpu=250m",
     "--set clusterDomain=corp.example --set certificates.validity=2160h "
     "--set certificates.renewBefore=360h --set certificates.builtin.caValidity=26280h",
+    "--set istioNamespace=istio-prod --set stale.afterSeconds=120 --set stale.policy=warn",
 };
 
 } // namespace
@@ -766,6 +786,25 @@ TEST_CASE("warn mode passes --mode warn and fails open unless failurePolicy is s
         const Docs docs = helm_template("--set failurePolicy=Ignore");
         check_deployment(docs, names, 2, "enforce");
         check_webhook(docs, names, "Ignore", {"kube-system", "mtls-guard"});
+    }
+}
+
+TEST_CASE("the live-cluster flags come from the values", "[deploy][helm]") {
+    const Names names;
+    SECTION("defaults: istio-system, stale after 60 s, still enforcing while stale") {
+        const Strings args = check_deployment(helm_template(""), names, 2, "enforce");
+        CHECK(flag(args, "--istio-namespace") == "istio-system");
+        CHECK(flag(args, "--stale-after-seconds") == "60");
+        CHECK(flag(args, "--stale-policy") == "enforce");
+    }
+    SECTION("set") {
+        const Strings args =
+            check_deployment(helm_template("--set istioNamespace=istio-prod --set "
+                                           "stale.afterSeconds=120 --set stale.policy=warn"),
+                             names, 2, "enforce");
+        CHECK(flag(args, "--istio-namespace") == "istio-prod");
+        CHECK(flag(args, "--stale-after-seconds") == "120");
+        CHECK(flag(args, "--stale-policy") == "warn");
     }
 }
 

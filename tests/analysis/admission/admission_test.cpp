@@ -232,6 +232,37 @@ TEST_CASE("The namespace label mtls-guard.io/mode overrides the default mode",
         CHECK(d.codes.empty());
 }
 
+TEST_CASE("A strictest mode of warn lowers enforce, from the default or a label, and keeps off",
+          "[admission][mode-label]") {
+    auto [label, strictest, expect_allowed, expect_warnings, enforcement] =
+        GENERATE(table<std::string, Enforcement, bool, bool, Enforcement>({
+            {"", Enforcement::Warn, true, true, Enforcement::Warn},
+            {"enforce", Enforcement::Warn, true, true, Enforcement::Warn},
+            {"off", Enforcement::Warn, true, false, Enforcement::Off},
+            {"", Enforcement::Enforce, false, true, Enforcement::Enforce},
+            {"warn", Enforcement::Enforce, true, true, Enforcement::Warn},
+        }));
+    auto objects = cluster({strict_shop});
+    if (!label.empty())
+        objects.push_back(kube_namespace("front").label(std::string(admission::mode_label), label));
+    INFO("label " << label << ", strictest " << admission::to_string(strictest));
+    AdmissionSettings settings = mode(Enforcement::Enforce);
+    settings.strictest_mode = strictest;
+    const auto d = decide(objects, create(front_plaintext), settings);
+    CHECK(allowed(d) == expect_allowed);
+    CHECK(d.enforcement == enforcement);
+    CHECK(any_contains(warnings_of(d), "[MTG101]") == expect_warnings);
+}
+
+TEST_CASE("at_most orders the modes enforce > warn > off", "[admission]") {
+    using admission::at_most;
+    CHECK(at_most(Enforcement::Enforce, Enforcement::Warn) == Enforcement::Warn);
+    CHECK(at_most(Enforcement::Warn, Enforcement::Enforce) == Enforcement::Warn);
+    CHECK(at_most(Enforcement::Off, Enforcement::Warn) == Enforcement::Off);
+    CHECK(at_most(Enforcement::Enforce, Enforcement::Off) == Enforcement::Off);
+    CHECK(at_most(Enforcement::Enforce, Enforcement::Enforce) == Enforcement::Enforce);
+}
+
 TEST_CASE("Only the label on the object's own namespace counts", "[admission][mode-label]") {
     // The DestinationRule lives in front; a label on shop (the service's namespace) changes
     // nothing.

@@ -1,6 +1,7 @@
 // Tests of server/kube/cluster_watcher against the fake API server, end to end.
 #include "analysis/admission/admission.hpp"
 #include "server/kube/cluster_watcher.hpp"
+#include "tests/server/kube/support/cluster_objects.hpp"
 #include "tests/server/kube/support/kube_harness.hpp"
 
 #include <catch2/catch.hpp>
@@ -11,65 +12,6 @@ using namespace mtlsguard::kube::testing;
 using nlohmann::json;
 
 namespace {
-
-json ns_object(const std::string& name, bool injected) {
-    json metadata = {{"name", name}};
-    if (injected)
-        metadata["labels"] = {{"istio-injection", "enabled"}};
-    return {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", metadata}};
-}
-
-json service(const std::string& ns, const std::string& name) {
-    return {
-        {"apiVersion", "v1"},
-        {"kind", "Service"},
-        {"metadata", {{"name", name}, {"namespace", ns}}},
-        {"spec", {{"selector", {{"app", name}}}, {"ports", {{{"name", "http"}, {"port", 80}}}}}}};
-}
-
-json pod(const std::string& ns, const std::string& app, int n, bool sidecar = true) {
-    json labels = {{"app", app}, {"pod-template-hash", "5d8f"}};
-    json metadata = {{"name", app + "-5d8f-" + std::to_string(n)},
-                     {"namespace", ns},
-                     {"labels", labels},
-                     {"ownerReferences",
-                      {{{"apiVersion", "apps/v1"},
-                        {"kind", "ReplicaSet"},
-                        {"name", app + "-5d8f"},
-                        {"uid", "rs-" + app},
-                        {"controller", true}}}}};
-    if (sidecar) {
-        metadata["labels"]["security.istio.io/tlsMode"] = "istio";
-        metadata["annotations"] = {
-            {"sidecar.istio.io/status", "{\"containers\":[\"istio-proxy\"]}"}};
-    }
-    return {{"apiVersion", "v1"},
-            {"kind", "Pod"},
-            {"metadata", metadata},
-            {"spec", {{"containers", {{{"name", "app"}, {"ports", {{{"containerPort", 80}}}}}}}}}};
-}
-
-json peer_authentication(const std::string& ns, const std::string& name, const std::string& mode) {
-    return {{"apiVersion", "security.istio.io/v1"},
-            {"kind", "PeerAuthentication"},
-            {"metadata", {{"name", name}, {"namespace", ns}}},
-            {"spec", {{"mtls", {{"mode", mode}}}}}};
-}
-
-json destination_rule(const std::string& ns, const std::string& name, const std::string& host,
-                      const std::string& tls) {
-    return {{"apiVersion", "networking.istio.io/v1"},
-            {"kind", "DestinationRule"},
-            {"metadata", {{"name", name}, {"namespace", ns}}},
-            {"spec", {{"host", host}, {"trafficPolicy", {{"tls", {{"mode", tls}}}}}}}};
-}
-
-json crd(const std::string& name) {
-    return {{"apiVersion", "apiextensions.k8s.io/v1"},
-            {"kind", "CustomResourceDefinition"},
-            {"metadata", {{"name", name}}},
-            {"spec", {{"group", name.substr(name.find('.') + 1)}}}};
-}
 
 json review_of(const json& object) {
     const std::string api_version = object["apiVersion"];
@@ -100,39 +42,6 @@ std::uint32_t pods_of(const model::Snapshot& snapshot, const std::string& worklo
         if (w.name == workload)
             n += w.pods;
     return n;
-}
-
-// A small mesh: shop (STRICT, one service with two sidecar pods) and front (a sidecar client).
-void seed_mesh(FakeApiServer& server) {
-    for (const auto& resource : istio_resources())
-        server.add_resource(resource);
-    for (const char* name :
-         {"peerauthentications.security.istio.io", "destinationrules.networking.istio.io",
-          "serviceentries.networking.istio.io"})
-        server.create("apiextensions.k8s.io", "customresourcedefinitions", crd(name));
-    server.create("", "namespaces", ns_object("istio-system", false));
-    server.create("", "namespaces", ns_object("shop", true));
-    server.create("", "namespaces", ns_object("front", true));
-    server.create("", "services", service("shop", "web"));
-    server.create("", "pods", pod("shop", "web", 1));
-    server.create("", "pods", pod("shop", "web", 2));
-    server.create("", "pods", pod("front", "client", 1));
-    server.create("", "configmaps",
-                  {{"apiVersion", "v1"},
-                   {"kind", "ConfigMap"},
-                   {"metadata", {{"name", "istio"}, {"namespace", "istio-system"}}},
-                   {"data",
-                    {{"mesh", "# the mesh config, as istioctl writes it\n"
-                              "rootNamespace: istio-system\n"
-                              "defaultDestinationRuleExportTo:\n- \".\"\n"}}}});
-    // Another ConfigMap of the Istio namespace must not be read at all.
-    server.create("", "configmaps",
-                  {{"apiVersion", "v1"},
-                   {"kind", "ConfigMap"},
-                   {"metadata", {{"name", "istio-ca-root-cert"}, {"namespace", "istio-system"}}},
-                   {"data", {{"root-cert.pem", "x"}}}});
-    server.create("security.istio.io", "peerauthentications",
-                  peer_authentication("shop", "default", "STRICT"));
 }
 
 class Watching {
@@ -446,4 +355,30 @@ TEST_CASE("A configuration that cannot work is refused when the watcher is made"
     plain.server = "http://127.0.0.1:8080";
     CHECK_THROWS_WITH(ClusterWatcher(thread.io, plain, quick_watcher_options(), [](auto) {}),
                       Catch::Contains("plain http is refused"));
+}
+
+TEST_CASE("v1alpha1 Policies switch a watcher without a fixed version to the Istio 1.5 rules") {
+    const bool from_objects = GENERATE(true, false);
+    WatcherOptions options = quick_watcher_options();
+    options.version_from_objects = from_objects;
+    Watching w(
+        [](FakeApiServer& server) {
+            seed_mesh(server);
+            server.add_resource(
+                {"authentication.istio.io", {"v1alpha1"}, "policies", "Policy", true});
+            server.create("apiextensions.k8s.io", "customresourcedefinitions",
+                          crd("policies.authentication.istio.io"));
+            server.create("authentication.istio.io", "policies",
+                          {{"apiVersion", "authentication.istio.io/v1alpha1"},
+                           {"kind", "Policy"},
+                           {"metadata", {{"name", "default"}, {"namespace", "front"}}},
+                           {"spec", {{"peers", {{{"mtls", json::object()}}}}}}});
+        },
+        options);
+    w.watcher->start();
+    REQUIRE(wait_until([&] { return w.watcher->synced(); }));
+    INFO("version_from_objects " << from_objects);
+    CHECK(w.watcher->stats().objects.at("policies") == 1);
+    CHECK(w.published.latest()->settings().version ==
+          (from_objects ? model::IstioVersion::V1_5 : model::IstioVersion::Current));
 }

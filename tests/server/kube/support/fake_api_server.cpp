@@ -161,6 +161,7 @@ struct Selector {
 };
 
 struct WatchState {
+    std::string path; // as requested, for stall()
     std::string collection;
     std::string version;
     Selector selector;
@@ -179,6 +180,7 @@ struct Answer {
     std::string body;
     std::optional<int> retry_after;
     std::shared_ptr<WatchState> watch;
+    bool stall = false; // send nothing, keep the connection
 };
 
 } // namespace
@@ -217,7 +219,15 @@ struct FakeApiServer::State {
     std::vector<Interference> interferences;
     int interfered = 0;
     std::vector<std::weak_ptr<WatchState>> watches;
+    std::set<std::string> stalls; // path prefixes
     std::uint64_t uid_counter = 0;
+
+    bool stalled(const std::string& path) const {
+        for (const auto& prefix : stalls)
+            if (path.rfind(prefix, 0) == 0)
+                return true;
+        return false;
+    }
 
     // --- object changes (under mutex) ---
     Collection& collection_of(const std::string& group, const std::string& plural) {
@@ -349,6 +359,11 @@ struct FakeApiServer::State {
     Answer route(const RecordedRequest& r, http::verb method) {
         if (!authenticated(r))
             return error(401, "Unauthorized", "Unauthorized");
+        if (stalled(r.path)) {
+            Answer hang;
+            hang.stall = true;
+            return hang;
+        }
         for (auto it = failures.begin(); it != failures.end(); ++it) {
             if (r.path.rfind(it->prefix, 0) != 0)
                 continue;
@@ -642,6 +657,7 @@ struct FakeApiServer::State {
         if (r.accept.find("as=PartialObjectMetadataList") != std::string::npos)
             return error(406, "NotAcceptable", "a watch event holds a PartialObjectMetadata");
         auto w = std::make_shared<WatchState>();
+        w->path = r.path;
         w->collection = collection_key(c.resource.group, c.resource.plural);
         w->version = version;
         w->selector = selector;
@@ -670,7 +686,10 @@ struct FakeApiServer::State {
     }
 
     // What a watch has to send now (under mutex). Returns false when the watch must end.
-    std::string pending_output(WatchState& w, bool& end, std::optional<Cut>& cut) {
+    std::string pending_output(WatchState& w, bool& end, std::optional<Cut>& cut, bool& silent) {
+        silent = stalled(w.path) && !w.cut;
+        if (silent)
+            return {};
         std::string out = std::move(w.injected);
         w.injected.clear();
         auto c = collections.find(w.collection);
@@ -739,6 +758,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
     void respond() {
         Answer answer = state_.handle(request_, client_certificate_);
+        if (answer.stall) {
+            // No answer, ever: only the client giving up ends this connection.
+            beast::get_lowest_layer(stream_).expires_never();
+            return watch_for_hangup();
+        }
         if (answer.watch)
             return start_watch(std::move(answer.watch));
         auto response = std::make_shared<http::response<http::string_body>>(
@@ -805,12 +829,15 @@ class Session : public std::enable_shared_from_this<Session> {
         if (closed_)
             return;
         bool end = false;
+        bool silent = false;
         std::optional<Cut> cut;
         std::string data;
         {
             std::lock_guard lock(state_.mutex);
-            data = state_.pending_output(*watch_, end, cut);
+            data = state_.pending_output(*watch_, end, cut, silent);
         }
+        if (silent)
+            return wait(); // a hung server: no events, no end at timeoutSeconds
         if (end || (cut && *cut == Cut::Clean) || Clock::now() >= watch_->deadline)
             return write(chunks(data) + "0\r\n\r\n",
                          [self = shared_from_this()] { self->close(); });
@@ -1062,6 +1089,14 @@ void FakeApiServer::cut_watches(Cut how, const std::string& plural) {
                                              return !w || w->cut.has_value();
                                          }),
                           state_->watches.end());
+}
+
+void FakeApiServer::stall(const std::string& path_prefix, bool on) {
+    std::lock_guard lock(state_->mutex);
+    if (on)
+        state_->stalls.insert(path_prefix);
+    else
+        state_->stalls.erase(path_prefix);
 }
 
 std::vector<RecordedRequest> FakeApiServer::requests() const {

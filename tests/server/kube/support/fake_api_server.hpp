@@ -123,6 +123,10 @@ class FakeApiServer {
     void inject_line(const std::string& plural, const std::string& raw);
     // Ends every open watch (of `plural`, or all when empty).
     void cut_watches(Cut how, const std::string& plural = {});
+    // While on, requests whose path starts with `path_prefix` get no answer at all (their
+    // connections stay open, as a hung API server's do), and open watches of such paths go silent
+    // without ending.
+    void stall(const std::string& path_prefix, bool on);
 
     std::vector<RecordedRequest> requests() const;
     void clear_requests();

@@ -185,4 +185,35 @@ class TempDir {
     std::filesystem::path path_;
 };
 
+// A kubeconfig for `cluster` in `dir`, as a user writes one: the CA in a file of its own and the
+// bearer token read from `token_file` (tokenFile: re-read when the server rejects it). Returns its
+// path.
+inline std::string write_kubeconfig(const TempDir& dir, const FakeCluster& cluster,
+                                    const std::string& token_file) {
+    const std::string ca = dir.write("kube/ca.crt", cluster.ca.ca.certificate_pem);
+    return dir.write("kube/config.yaml", "apiVersion: v1\n"
+                                         "kind: Config\n"
+                                         "current-context: fake\n"
+                                         "clusters:\n"
+                                         "- name: fake\n"
+                                         "  cluster:\n"
+                                         "    server: " +
+                                             cluster.server.url() +
+                                             "\n"
+                                             "    certificate-authority: " +
+                                             ca +
+                                             "\n"
+                                             "users:\n"
+                                             "- name: tester\n"
+                                             "  user:\n"
+                                             "    tokenFile: " +
+                                             token_file +
+                                             "\n"
+                                             "contexts:\n"
+                                             "- name: fake\n"
+                                             "  context:\n"
+                                             "    cluster: fake\n"
+                                             "    user: tester\n");
+}
+
 } // namespace mtlsguard::kube::testing

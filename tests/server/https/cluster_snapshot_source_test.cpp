@@ -1,0 +1,132 @@
+// Unit tests of the live cluster source of serve, in process against the fake API server: the
+// store fills after sync, the stale warning and policy reach the admission settings, the metrics
+// follow the watcher, and whole-snapshot findings are recomputed at most once per interval.
+#include "server/https/cluster_snapshot_source.hpp"
+#include "server/input/snapshot_files.hpp"
+#include "tests/server/kube/support/cluster_objects.hpp"
+#include "tests/server/kube/support/kube_harness.hpp"
+
+#include <catch2/catch.hpp>
+#include <sstream>
+
+using namespace mtlsguard;
+namespace kt = mtlsguard::kube::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string fixtures = MTLS_GUARD_FIXTURES;
+
+double sample(const std::string& metrics, const std::string& series) {
+    std::istringstream in(metrics);
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(series + " ", 0) == 0)
+            return std::stod(line.substr(series.size() + 1));
+    return -1;
+}
+
+struct Source {
+    explicit Source(https::StalePolicy policy = https::StalePolicy::Enforce) {
+        kt::seed_mesh(cluster.server);
+        kube::WatcherOptions watcher = kt::quick_watcher_options();
+        watcher.stale_after = 1s;
+        https::ClusterSourceOptions options;
+        options.stale_policy = policy;
+        options.findings_interval = 100ms;
+        source.emplace(cluster.config(), watcher, options, store, metrics);
+    }
+
+    kt::FakeCluster cluster;
+    observability::Metrics metrics;
+    https::SnapshotStore store;
+    std::optional<https::ClusterSnapshotSource> source;
+};
+
+} // namespace
+
+TEST_CASE("The live source publishes into the store once synced, with settings from the start") {
+    Source s;
+    REQUIRE(s.store.settings());
+    CHECK(s.store.settings()->extra_warnings.empty());
+    CHECK_FALSE(s.store.ready());
+    s.source->start();
+    REQUIRE(kt::wait_until([&] { return s.store.ready(); }));
+    CHECK(s.source->synced());
+    s.source->refresh();
+    const std::string m = s.metrics.render();
+    CHECK(sample(m, "mtls_guard_kube_synced") == 1);
+    CHECK(sample(m, R"(mtls_guard_kube_objects{resource="pods"})") == 3);
+    CHECK(sample(m, R"(mtls_guard_kube_objects{resource="peerauthentications"})") == 1);
+    CHECK(sample(m, R"(mtls_guard_snapshot_reloads_total{result="success"})") >= 1);
+    CHECK(sample(m, "mtls_guard_kube_snapshot_stale") == 0);
+    CHECK(sample(m, "mtls_guard_kube_last_event_age_seconds") >= 0);
+    s.source->stop();
+    s.source->stop(); // twice is fine
+}
+
+TEST_CASE("Once a watch is broken past the threshold, the settings carry the stale warning; "
+          "with the warn policy they also cap every mode at warn") {
+    const auto policy = GENERATE(https::StalePolicy::Enforce, https::StalePolicy::Warn);
+    Source s(policy);
+    s.source->start();
+    REQUIRE(kt::wait_until([&] { return s.store.ready(); }));
+    s.cluster.server.fail_next("/api", 503, 100000);
+    s.cluster.server.cut_watches(kt::Cut::Abrupt);
+    REQUIRE(kt::wait_until(
+        [&] {
+            s.source->refresh();
+            return !s.store.settings()->extra_warnings.empty();
+        },
+        10s));
+    const auto stale = s.store.settings();
+    CHECK_THAT(stale->extra_warnings.front(), Catch::Contains("may be stale"));
+    CHECK(stale->strictest_mode == (policy == https::StalePolicy::Warn
+                                        ? admission::Enforcement::Warn
+                                        : admission::Enforcement::Enforce));
+    CHECK(sample(s.metrics.render(), "mtls_guard_kube_snapshot_stale") == 1);
+    CHECK(sample(s.metrics.render(), "mtls_guard_kube_broken_seconds") >= 1);
+
+    s.cluster.server.clear_failures();
+    REQUIRE(kt::wait_until(
+        [&] {
+            s.source->refresh();
+            return s.store.settings()->extra_warnings.empty();
+        },
+        20s));
+    CHECK(s.store.settings()->strictest_mode == admission::Enforcement::Enforce);
+    CHECK(sample(s.metrics.render(), "mtls_guard_kube_snapshot_stale") == 0);
+    CHECK(sample(s.metrics.render(), "mtls_guard_kube_watch_restarts_total") >= 1);
+}
+
+TEST_CASE("Whole-snapshot findings are recomputed for the newest snapshot, at most once per "
+          "interval") {
+    input::SnapshotSource files;
+    files.paths = {fixtures + "/walkthrough-base",
+                   fixtures + "/walkthrough-4-dr-override/dr-httpbin-full-mtls.yaml",
+                   fixtures + "/walkthrough-3-plaintext/policy-plaintext.yaml"};
+    files.version = model::IstioVersion::V1_5;
+    const auto conflicting = input::load_snapshot(files).snapshot;
+    files.paths.pop_back();
+    files.paths.pop_back();
+    const auto clean = input::load_snapshot(files).snapshot;
+
+    observability::Metrics metrics;
+    https::FindingsRecorder recorder(metrics, 300ms);
+    const auto mtg102 = [&] {
+        return sample(metrics.render(), R"(mtls_guard_findings{code="MTG102",severity="error"})");
+    };
+    recorder.submit(clean);
+    REQUIRE(kt::wait_until([&] { return recorder.analyses() == 1; }));
+    CHECK(mtg102() == 0);
+    // A burst: only the last one counts, and it waits for the interval.
+    const auto burst_start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 20; ++i)
+        recorder.submit(i % 2 == 0 ? clean : conflicting);
+    REQUIRE(kt::wait_until([&] { return mtg102() == 2; }));
+    CHECK(std::chrono::steady_clock::now() - burst_start >= 200ms);
+    std::this_thread::sleep_for(400ms);
+    CHECK(recorder.analyses() == 2);
+    CHECK(sample(metrics.render(), "mtls_guard_findings_analysis_seconds") > 0);
+    recorder.stop();
+}

@@ -1,0 +1,113 @@
+// Cluster objects as the API server holds them, and a small seeded mesh, for the kube and serve
+// tests that run against the fake API server.
+#pragma once
+
+#include "tests/server/kube/support/fake_api_server.hpp"
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace mtlsguard::kube::testing {
+
+using nlohmann::json;
+
+inline json ns_object(const std::string& name, bool injected) {
+    json metadata = {{"name", name}};
+    if (injected)
+        metadata["labels"] = {{"istio-injection", "enabled"}};
+    return {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", metadata}};
+}
+
+inline json service(const std::string& ns, const std::string& name) {
+    return {
+        {"apiVersion", "v1"},
+        {"kind", "Service"},
+        {"metadata", {{"name", name}, {"namespace", ns}}},
+        {"spec", {{"selector", {{"app", name}}}, {"ports", {{{"name", "http"}, {"port", 80}}}}}}};
+}
+
+inline json pod(const std::string& ns, const std::string& app, int n, bool sidecar = true) {
+    json labels = {{"app", app}, {"pod-template-hash", "5d8f"}};
+    json metadata = {{"name", app + "-5d8f-" + std::to_string(n)},
+                     {"namespace", ns},
+                     {"labels", labels},
+                     {"ownerReferences",
+                      {{{"apiVersion", "apps/v1"},
+                        {"kind", "ReplicaSet"},
+                        {"name", app + "-5d8f"},
+                        {"uid", "rs-" + app},
+                        {"controller", true}}}}};
+    if (sidecar) {
+        metadata["labels"]["security.istio.io/tlsMode"] = "istio";
+        metadata["annotations"] = {
+            {"sidecar.istio.io/status", "{\"containers\":[\"istio-proxy\"]}"}};
+    }
+    return {{"apiVersion", "v1"},
+            {"kind", "Pod"},
+            {"metadata", metadata},
+            {"spec", {{"containers", {{{"name", "app"}, {"ports", {{{"containerPort", 80}}}}}}}}}};
+}
+
+inline json peer_authentication(const std::string& ns, const std::string& name,
+                                const std::string& mode) {
+    return {{"apiVersion", "security.istio.io/v1"},
+            {"kind", "PeerAuthentication"},
+            {"metadata", {{"name", name}, {"namespace", ns}}},
+            {"spec", {{"mtls", {{"mode", mode}}}}}};
+}
+
+inline json destination_rule(const std::string& ns, const std::string& name,
+                             const std::string& host, const std::string& tls) {
+    return {{"apiVersion", "networking.istio.io/v1"},
+            {"kind", "DestinationRule"},
+            {"metadata", {{"name", name}, {"namespace", ns}}},
+            {"spec", {{"host", host}, {"trafficPolicy", {{"tls", {{"mode", tls}}}}}}}};
+}
+
+inline json crd(const std::string& name) {
+    return {{"apiVersion", "apiextensions.k8s.io/v1"},
+            {"kind", "CustomResourceDefinition"},
+            {"metadata", {{"name", name}}},
+            {"spec", {{"group", name.substr(name.find('.') + 1)}}}};
+}
+
+// A small mesh without any PeerAuthentication: shop (one service with two sidecar pods) and front
+// (a sidecar client), Istio's CRDs and its mesh config.
+inline void seed_open_mesh(FakeApiServer& server) {
+    for (const auto& resource : istio_resources())
+        server.add_resource(resource);
+    for (const char* name :
+         {"peerauthentications.security.istio.io", "destinationrules.networking.istio.io",
+          "serviceentries.networking.istio.io"})
+        server.create("apiextensions.k8s.io", "customresourcedefinitions", crd(name));
+    server.create("", "namespaces", ns_object("istio-system", false));
+    server.create("", "namespaces", ns_object("shop", true));
+    server.create("", "namespaces", ns_object("front", true));
+    server.create("", "services", service("shop", "web"));
+    server.create("", "pods", pod("shop", "web", 1));
+    server.create("", "pods", pod("shop", "web", 2));
+    server.create("", "pods", pod("front", "client", 1));
+    server.create("", "configmaps",
+                  {{"apiVersion", "v1"},
+                   {"kind", "ConfigMap"},
+                   {"metadata", {{"name", "istio"}, {"namespace", "istio-system"}}},
+                   {"data",
+                    {{"mesh", "# the mesh config, as istioctl writes it\n"
+                              "rootNamespace: istio-system\n"
+                              "defaultDestinationRuleExportTo:\n- \".\"\n"}}}});
+    // Another ConfigMap of the Istio namespace must not be read at all.
+    server.create("", "configmaps",
+                  {{"apiVersion", "v1"},
+                   {"kind", "ConfigMap"},
+                   {"metadata", {{"name", "istio-ca-root-cert"}, {"namespace", "istio-system"}}},
+                   {"data", {{"root-cert.pem", "x"}}}});
+}
+
+// The same mesh with shop STRICT.
+inline void seed_mesh(FakeApiServer& server) {
+    seed_open_mesh(server);
+    server.create("security.istio.io", "peerauthentications",
+                  peer_authentication("shop", "default", "STRICT"));
+}
+
+} // namespace mtlsguard::kube::testing
