@@ -87,9 +87,54 @@ void append_text(std::string& out, std::string_view s) {
     out += '"';
 }
 
+// Exactly nlohmann::json(s).dump(-1, ' ', false, replace): written out here for ASCII (every
+// field of a decision line in practice), nlohmann itself for anything else (its UTF-8 checks and
+// replacement of invalid bytes), which saves a json, a copy and a string per field.
 void append_json_string(std::string& out, std::string_view s) {
-    out += nlohmann::json(std::string(s))
-               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    for (const char c : s) {
+        if (static_cast<unsigned char>(c) >= 0x80) {
+            out += nlohmann::json(std::string(s))
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            return;
+        }
+    }
+    out += '"';
+    for (const char c : s) {
+        switch (c) {
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\b':
+            out += "\\b";
+            break;
+        case '\f':
+            out += "\\f";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                constexpr std::string_view hex = "0123456789abcdef";
+                const auto u = static_cast<unsigned char>(c);
+                out += "\\u00";
+                out += hex[u >> 4U];
+                out += hex[u & 0xfU];
+            } else {
+                out += c;
+            }
+        }
+    }
+    out += '"';
 }
 
 void append_value(std::string& out, LogFormat format, const LogValue& value) {
@@ -139,7 +184,7 @@ spdlog::logger& component_logger(std::string_view component) {
 std::string format_fields(LogFormat format, std::string_view message,
                           std::initializer_list<LogField> fields) {
     std::string out;
-    out.reserve(160);
+    out.reserve(320); // a decision line is about 250 characters
     if (format == LogFormat::Json) {
         out += "\"msg\":";
         append_json_string(out, message);
