@@ -3,8 +3,12 @@
 
 #include <array>
 #include <atomic>
+#include <cerrno>
+#include <mutex>
 #include <nlohmann/json.hpp>
-#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/sink.h>
+#include <unistd.h>
 
 namespace mtlsguard::observability {
 namespace {
@@ -17,13 +21,52 @@ constexpr const char* text_pattern = "%Y-%m-%dT%H:%M:%S.%eZ %l %n: %v";
 constexpr const char* json_pattern =
     R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","logger":"%n",%v})";
 
+// stderr, one write(2) per line, with the lock held only while the line is formatted: spdlog's own
+// stderr sink holds its lock through the write, so every I/O thread that logs a decision while
+// another one is in write(2) blocks on a futex. A line is at most a few hundred bytes (request
+// fields are cut at 256), so one write(2) puts it out whole: a pipe (a container's stderr) writes
+// up to PIPE_BUF bytes atomically, and Linux serialises writes to one open regular file.
+class StderrLineSink final : public spdlog::sinks::sink {
+  public:
+    void log(const spdlog::details::log_msg& msg) override {
+        spdlog::memory_buf_t line;
+        {
+            const std::lock_guard lock(mutex_);
+            formatter_->format(msg, line);
+        }
+        const char* data = line.data();
+        std::size_t left = line.size();
+        while (left > 0) {
+            const ssize_t written = ::write(STDERR_FILENO, data, left);
+            if (written < 0 && errno == EINTR)
+                continue;
+            if (written <= 0)
+                return; // stderr closed or full: a log line is not worth failing a request for
+            data += written;
+            left -= static_cast<std::size_t>(written);
+        }
+    }
+    void flush() override {} // nothing is buffered
+    void set_pattern(const std::string& pattern) override {
+        set_formatter(std::make_unique<spdlog::pattern_formatter>(pattern));
+    }
+    void set_formatter(std::unique_ptr<spdlog::formatter> formatter) override {
+        const std::lock_guard lock(mutex_);
+        formatter_ = std::move(formatter);
+    }
+
+  private:
+    std::mutex mutex_;
+    std::unique_ptr<spdlog::formatter> formatter_ = std::make_unique<spdlog::pattern_formatter>();
+};
+
 struct Loggers {
     std::atomic<LogFormat> format{LogFormat::Text};
     std::array<std::shared_ptr<spdlog::logger>, components.size()> loggers;
 
     Loggers() {
         // One sink shared by every component, so lines from different threads never interleave.
-        auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+        auto sink = std::make_shared<StderrLineSink>();
         for (std::size_t i = 0; i < components.size(); ++i) {
             loggers[i] = std::make_shared<spdlog::logger>(std::string(components[i]), sink);
             loggers[i]->set_level(spdlog::level::info);

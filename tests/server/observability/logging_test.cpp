@@ -3,12 +3,21 @@
 #include "server/observability/logging.hpp"
 
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
+using mtlsguard::observability::component_logger;
+using mtlsguard::observability::configure_logging;
 using mtlsguard::observability::format_fields;
+using mtlsguard::observability::log_event;
 using mtlsguard::observability::LogFormat;
 
 namespace {
@@ -66,4 +75,49 @@ SCENARIO("A JSON decision line holds every kind of value") {
     CHECK(format_fields(LogFormat::Text, "decision",
                         {{"uid", std::string_view("a b")}, {"codes", &codes}}) ==
           R"(decision uid="a b" codes="MTG101,MTG2\"01")");
+}
+
+SCENARIO("Lines logged from many threads at once come out whole, one JSON object each") {
+    const auto path = std::filesystem::temp_directory_path() /
+                      ("mtls-guard-logging-test-" + std::to_string(::getpid()) + ".log");
+    const int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(file >= 0);
+    std::fflush(stderr);
+    const int saved = ::dup(STDERR_FILENO);
+    REQUIRE(::dup2(file, STDERR_FILENO) == STDERR_FILENO);
+    ::close(file);
+    configure_logging(LogFormat::Json);
+    constexpr int threads = 4;
+    constexpr int lines = 2000;
+    const std::string padding(200, 'x'); // lines of about 300 bytes, like a decision line
+    std::vector<std::thread> workers;
+    for (int t = 0; t < threads; ++t)
+        workers.emplace_back([&, t] {
+            for (int i = 0; i < lines; ++i)
+                log_event(component_logger("admission"), spdlog::level::info, "decision",
+                          {{"thread", std::int64_t{t}},
+                           {"line", std::int64_t{i}},
+                           {"padding", std::string_view(padding)}});
+        });
+    for (auto& worker : workers)
+        worker.join();
+    REQUIRE(::dup2(saved, STDERR_FILENO) == STDERR_FILENO);
+    ::close(saved);
+    configure_logging(LogFormat::Text);
+
+    std::ifstream in(path);
+    std::vector<int> next(threads, 0);
+    int count = 0;
+    for (std::string line; std::getline(in, line); ++count) {
+        const auto parsed = nlohmann::json::parse(line, nullptr, false);
+        REQUIRE_FALSE(parsed.is_discarded());
+        CHECK(parsed["logger"] == "admission");
+        CHECK(parsed["level"] == "info");
+        CHECK(parsed["padding"] == padding);
+        // Each thread's lines in the order it logged them.
+        const int t = parsed["thread"];
+        CHECK(parsed["line"] == next[static_cast<std::size_t>(t)]++);
+    }
+    CHECK(count == threads * lines);
+    std::filesystem::remove(path);
 }
