@@ -4,8 +4,10 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <shared_mutex>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/sink.h>
 #include <unistd.h>
@@ -21,21 +23,40 @@ constexpr const char* text_pattern = "%Y-%m-%dT%H:%M:%S.%eZ %l %n: %v";
 constexpr const char* json_pattern =
     R"({"time":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","logger":"%n",%v})";
 
-// stderr, one write(2) per line, with the lock held only while the line is formatted: spdlog's own
-// stderr sink holds its lock through the write, so every I/O thread that logs a decision while
-// another one is in write(2) blocks on a futex. A line is at most a few hundred bytes (request
-// fields are cut at 256), so one write(2) puts it out whole: a pipe (a container's stderr) writes
-// up to PIPE_BUF bytes atomically, and Linux serialises writes to one open regular file.
+// stderr, one write(2) per line, with no lock held through the write: spdlog's own stderr sink
+// holds its lock through the write (and takes it again to flush), so every I/O thread that logs a
+// decision while another one is in write(2) blocks on a futex. A line of up to PIPE_BUF bytes (a
+// decision line is about 300) is written whole by one write(2) even on a pipe (a container's
+// stderr), and Linux serialises writes to one open regular file, so such lines are written side by
+// side; a longer line (a request with a huge uid or name) may be split on a pipe, so it is written
+// alone.
 class StderrLineSink final : public spdlog::sinks::sink {
   public:
     void log(const spdlog::details::log_msg& msg) override {
         spdlog::memory_buf_t line;
         {
-            const std::lock_guard lock(mutex_);
+            const std::lock_guard lock(format_mutex_);
             formatter_->format(msg, line);
         }
-        const char* data = line.data();
-        std::size_t left = line.size();
+        if (line.size() <= PIPE_BUF) {
+            const std::shared_lock lock(write_mutex_);
+            write_all(line.data(), line.size());
+        } else {
+            const std::unique_lock lock(write_mutex_);
+            write_all(line.data(), line.size());
+        }
+    }
+    void flush() override {} // nothing is buffered
+    void set_pattern(const std::string& pattern) override {
+        set_formatter(std::make_unique<spdlog::pattern_formatter>(pattern));
+    }
+    void set_formatter(std::unique_ptr<spdlog::formatter> formatter) override {
+        const std::lock_guard lock(format_mutex_);
+        formatter_ = std::move(formatter);
+    }
+
+  private:
+    static void write_all(const char* data, std::size_t left) {
         while (left > 0) {
             const ssize_t written = ::write(STDERR_FILENO, data, left);
             if (written < 0 && errno == EINTR)
@@ -46,17 +67,9 @@ class StderrLineSink final : public spdlog::sinks::sink {
             left -= static_cast<std::size_t>(written);
         }
     }
-    void flush() override {} // nothing is buffered
-    void set_pattern(const std::string& pattern) override {
-        set_formatter(std::make_unique<spdlog::pattern_formatter>(pattern));
-    }
-    void set_formatter(std::unique_ptr<spdlog::formatter> formatter) override {
-        const std::lock_guard lock(mutex_);
-        formatter_ = std::move(formatter);
-    }
 
-  private:
-    std::mutex mutex_;
+    std::mutex format_mutex_;
+    std::shared_mutex write_mutex_;
     std::unique_ptr<spdlog::formatter> formatter_ = std::make_unique<spdlog::pattern_formatter>();
 };
 
