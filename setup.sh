@@ -21,6 +21,7 @@ DEBIAN_PACKAGES=(
     catch2               # unit and scenario tests
     prometheus-cpp-dev   # /metrics
     curl wrk nginx-light # loopback tests and benchmarks
+    libsimdjson-dev      # AdmissionReview bodies: the fast JSON reader in front of nlohmann
     clang libclang-rt-14-dev  # libFuzzer targets (tests/fuzz)
 )
 # kubectl for `kubectl kustomize` in the deploy/ tests: Debian's kubernetes-client, unless a kubectl

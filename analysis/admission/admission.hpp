@@ -4,8 +4,10 @@
 
 #include "analysis/model/snapshot.hpp"
 
+#include <array>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mtlsguard::admission {
@@ -49,6 +51,14 @@ struct AdmissionDecision {
     std::string allow_conflict_reason; // set when the annotation turned a denial into warnings
     std::string error;                 // reason for a 4xx
 };
+
+// Everything decide() reads of a review: the review's "apiVersion", "kind" and "request", and of
+// the request only these members (object and oldObject whole). A reader may hand decide() a review
+// with only these, and nothing else, and get the same decision (server/admission's fast reader
+// does); keep the list in step with parse_review in admission.cpp.
+inline constexpr std::array<std::string_view, 3> review_members = {"apiVersion", "kind", "request"};
+inline constexpr std::array<std::string_view, 8> request_members = {
+    "uid", "kind", "operation", "namespace", "name", "dryRun", "object", "oldObject"};
 
 // Decides one AdmissionReview (admission.k8s.io/v1, or v1beta1 answered in kind). Never throws.
 AdmissionDecision decide(const model::Snapshot& snapshot, const nlohmann::json& review,

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "analysis/admission/admission.hpp"
+#include "server/admission/review_body.hpp"
 
 #include <string>
 #include <string_view>
@@ -15,7 +16,14 @@ struct ReviewReply {
 };
 
 // Parses the body (400 when it is not JSON, or nested absurdly deep) and decides. Never throws.
+// The body is read by read_review (review_body.hpp): simdjson, or nlohmann::json for the bodies
+// simdjson refuses; the answer is the same as with the reference reader alone.
 ReviewReply handle_review(const model::Snapshot& snapshot, std::string_view body,
+                          const admission::AdmissionSettings& settings) noexcept;
+
+// The answer to a body already read (handle_review's second half; tests and benchmarks compare the
+// two readers through it). Never throws.
+ReviewReply answer_review(const model::Snapshot& snapshot, const ReviewBody& read,
                           const admission::AdmissionSettings& settings) noexcept;
 
 } // namespace mtlsguard::server

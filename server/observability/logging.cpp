@@ -3,9 +3,14 @@
 
 #include <array>
 #include <atomic>
+#include <cerrno>
+#include <climits>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <shared_mutex>
 #include <spdlog/pattern_formatter.h>
-#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/sink.h>
+#include <unistd.h>
 
 namespace mtlsguard::observability {
 namespace {
@@ -63,16 +68,71 @@ class EscapedPayload final : public spdlog::custom_flag_formatter {
     bool json_;
 };
 
+// stderr, one write(2) per line, with no lock held through the write: spdlog's own stderr sink
+// holds its lock through the write (and takes it again to flush), so every I/O thread that logs a
+// decision while another one is in write(2) blocks on a futex. A line of up to PIPE_BUF bytes (a
+// decision line is about 300) is written whole by one write(2) even on a pipe (a container's
+// stderr), and Linux serialises writes to one open regular file, so such lines are written side by
+// side; a longer line (a request with a huge uid or name) may be split on a pipe, so it is written
+// alone.
+class StderrLineSink final : public spdlog::sinks::sink {
+  public:
+    void log(const spdlog::details::log_msg& msg) override {
+        spdlog::memory_buf_t line;
+        {
+            const std::lock_guard lock(format_mutex_);
+            formatter_->format(msg, line);
+        }
+        if (line.size() <= PIPE_BUF) {
+            const std::shared_lock lock(write_mutex());
+            write_all(line.data(), line.size());
+        } else {
+            const std::unique_lock lock(write_mutex());
+            write_all(line.data(), line.size());
+        }
+    }
+    void flush() override {} // nothing is buffered
+    void set_pattern(const std::string& pattern) override {
+        set_formatter(std::make_unique<spdlog::pattern_formatter>(pattern));
+    }
+    void set_formatter(std::unique_ptr<spdlog::formatter> formatter) override {
+        const std::lock_guard lock(format_mutex_);
+        formatter_ = std::move(formatter);
+    }
+
+  private:
+    static void write_all(const char* data, std::size_t left) {
+        while (left > 0) {
+            const ssize_t written = ::write(STDERR_FILENO, data, left);
+            if (written < 0 && errno == EINTR)
+                continue;
+            if (written <= 0)
+                return; // stderr closed or full: a log line is not worth failing a request for
+            data += written;
+            left -= static_cast<std::size_t>(written);
+        }
+    }
+
+    // Shared by every instance: the lines of all sinks go to the one stderr.
+    static std::shared_mutex& write_mutex() {
+        static std::shared_mutex mutex;
+        return mutex;
+    }
+
+    std::mutex format_mutex_;
+    std::unique_ptr<spdlog::formatter> formatter_ = std::make_unique<spdlog::pattern_formatter>();
+};
+
 struct Loggers {
     std::atomic<LogFormat> format{LogFormat::Text};
     std::array<std::shared_ptr<spdlog::logger>, components.size()> loggers;
 
     Loggers() {
         // One sink shared by every component, so lines from different threads never interleave.
-        // The free-text logger needs a sink of its own (the formatter belongs to the sink); every
-        // stderr sink locks spdlog's one console mutex, so its lines do not interleave either.
-        auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-        auto free_text_sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+        // The free-text logger needs a sink of its own (the formatter belongs to the sink); both
+        // sinks share one write lock, so a long line of either is still written alone.
+        auto sink = std::make_shared<StderrLineSink>();
+        auto free_text_sink = std::make_shared<StderrLineSink>();
         for (std::size_t i = 0; i < components.size(); ++i) {
             loggers[i] = std::make_shared<spdlog::logger>(
                 std::string(components[i]),
@@ -147,9 +207,54 @@ void append_text(std::string& out, std::string_view s) {
     out += '"';
 }
 
+// Exactly nlohmann::json(s).dump(-1, ' ', false, replace): written out here for ASCII (every
+// field of a decision line in practice), nlohmann itself for anything else (its UTF-8 checks and
+// replacement of invalid bytes), which saves a json, a copy and a string per field.
 void append_json_string(std::string& out, std::string_view s) {
-    out += nlohmann::json(std::string(s))
-               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    for (const char c : s) {
+        if (static_cast<unsigned char>(c) >= 0x80) {
+            out += nlohmann::json(std::string(s))
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            return;
+        }
+    }
+    out += '"';
+    for (const char c : s) {
+        switch (c) {
+        case '"':
+            out += "\\\"";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\b':
+            out += "\\b";
+            break;
+        case '\f':
+            out += "\\f";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                constexpr std::string_view hex = "0123456789abcdef";
+                const auto u = static_cast<unsigned char>(c);
+                out += "\\u00";
+                out += hex[u >> 4U];
+                out += hex[u & 0xfU];
+            } else {
+                out += c;
+            }
+        }
+    }
+    out += '"';
 }
 
 void append_value(std::string& out, LogFormat format, const LogValue& value) {
@@ -207,7 +312,7 @@ std::shared_ptr<spdlog::logger> shared_component_logger(std::string_view compone
 std::string format_fields(LogFormat format, std::string_view message,
                           std::initializer_list<LogField> fields) {
     std::string out;
-    out.reserve(160);
+    out.reserve(320); // a decision line is about 250 characters
     if (format == LogFormat::Json) {
         out += "\"msg\":";
         append_json_string(out, message);

@@ -5,8 +5,11 @@
 #
 #   tests/bench/serve_bench.sh [path/to/mtls-guard]      (default: build-release/mtls-guard)
 #
-# Needs wrk, nginx (nginx-light), curl, awk. Builds nothing. Environment: DURATION (10s),
-# WRK_THREADS (2), WRK_CONNECTIONS (32), WARMUP (2s).
+# Needs wrk, nginx (nginx-light), curl, awk, ps. Builds nothing. Environment: DURATION (10s),
+# WRK_THREADS (2), WRK_CONNECTIONS (32), WARMUP (2s), ROUNDS (1): with more rounds the two servers
+# take turns (serve, nginx, serve, nginx, ...) so that load from elsewhere on the machine hits both
+# alike, and the medians are printed. Also prints the CPU time each server and wrk spent per
+# request: on a busy machine that is steadier than requests/s.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -15,8 +18,9 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-32}
+ROUNDS=${ROUNDS:-1}
 
-for tool in wrk nginx curl awk; do
+for tool in wrk nginx curl awk ps; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "serve_bench: $tool is missing (apt-get install wrk nginx-light curl)" >&2
         exit 2
@@ -63,10 +67,9 @@ until curl -sf --cacert "$CA" "https://localhost:$SERVE_PORT/readyz" >/dev/null;
 done
 
 # What `kubectl apply` of a changed DestinationRule makes the API server send: an UPDATE with the
-# object and the old object, kubectl's last-applied annotation, managedFields and user info.
-cat >"$TMP/review.json" <<'EOF'
-{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":"3f0c2a5e-8d1b-4c6e-9a7f-1b2c3d4e5f60","kind":{"group":"networking.istio.io","version":"v1beta1","kind":"DestinationRule"},"resource":{"group":"networking.istio.io","version":"v1beta1","resource":"destinationrules"},"requestKind":{"group":"networking.istio.io","version":"v1beta1","kind":"DestinationRule"},"requestResource":{"group":"networking.istio.io","version":"v1beta1","resource":"destinationrules"},"name":"catalog","namespace":"backend","operation":"UPDATE","userInfo":{"username":"system:serviceaccount:argocd:argocd-application-controller","uid":"9d8e7f60-1a2b-4c3d-8e9f-0a1b2c3d4e5f","groups":["system:serviceaccounts","system:serviceaccounts:argocd","system:authenticated"],"extra":{"authentication.kubernetes.io/pod-name":["argocd-application-controller-0"],"authentication.kubernetes.io/pod-uid":["5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"]}},"object":{"apiVersion":"networking.istio.io/v1beta1","kind":"DestinationRule","metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"apiVersion\":\"networking.istio.io/v1beta1\",\"kind\":\"DestinationRule\",\"metadata\":{\"annotations\":{},\"labels\":{\"app\":\"catalog\",\"app.kubernetes.io/instance\":\"shop\"},\"name\":\"catalog\",\"namespace\":\"backend\"},\"spec\":{\"host\":\"catalog.backend.svc.cluster.local\",\"subsets\":[{\"labels\":{\"version\":\"v1\"},\"name\":\"v1\"},{\"labels\":{\"version\":\"v2\"},\"name\":\"v2\"}],\"trafficPolicy\":{\"connectionPool\":{\"http\":{\"http1MaxPendingRequests\":1024,\"maxRequestsPerConnection\":100},\"tcp\":{\"maxConnections\":200}},\"outlierDetection\":{\"baseEjectionTime\":\"30s\",\"consecutive5xxErrors\":5,\"interval\":\"10s\"},\"tls\":{\"mode\":\"ISTIO_MUTUAL\"}}}}\n"},"creationTimestamp":"2024-03-11T09:14:22Z","generation":4,"labels":{"app":"catalog","app.kubernetes.io/instance":"shop"},"managedFields":[{"apiVersion":"networking.istio.io/v1beta1","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{"f:annotations":{".":{},"f:kubectl.kubernetes.io/last-applied-configuration":{}},"f:labels":{".":{},"f:app":{},"f:app.kubernetes.io/instance":{}}},"f:spec":{".":{},"f:host":{},"f:subsets":{},"f:trafficPolicy":{".":{},"f:connectionPool":{".":{},"f:http":{".":{},"f:http1MaxPendingRequests":{},"f:maxRequestsPerConnection":{}},"f:tcp":{".":{},"f:maxConnections":{}}},"f:outlierDetection":{".":{},"f:baseEjectionTime":{},"f:consecutive5xxErrors":{},"f:interval":{}},"f:tls":{".":{},"f:mode":{}}}}},"manager":"argocd-controller","operation":"Update","time":"2024-05-02T16:40:03Z"}],"name":"catalog","namespace":"backend","resourceVersion":"48213377","uid":"c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"},"spec":{"host":"catalog.backend.svc.cluster.local","subsets":[{"labels":{"version":"v1"},"name":"v1"},{"labels":{"version":"v2"},"name":"v2"}],"trafficPolicy":{"connectionPool":{"http":{"http1MaxPendingRequests":1024,"maxRequestsPerConnection":100},"tcp":{"maxConnections":200}},"outlierDetection":{"baseEjectionTime":"30s","consecutive5xxErrors":5,"interval":"10s"},"tls":{"mode":"ISTIO_MUTUAL"}}}},"oldObject":{"apiVersion":"networking.istio.io/v1beta1","kind":"DestinationRule","metadata":{"annotations":{"kubectl.kubernetes.io/last-applied-configuration":"{\"apiVersion\":\"networking.istio.io/v1beta1\",\"kind\":\"DestinationRule\",\"metadata\":{\"annotations\":{},\"labels\":{\"app\":\"catalog\",\"app.kubernetes.io/instance\":\"shop\"},\"name\":\"catalog\",\"namespace\":\"backend\"},\"spec\":{\"host\":\"catalog.backend.svc.cluster.local\",\"subsets\":[{\"labels\":{\"version\":\"v1\"},\"name\":\"v1\"}],\"trafficPolicy\":{\"connectionPool\":{\"tcp\":{\"maxConnections\":100}},\"tls\":{\"mode\":\"ISTIO_MUTUAL\"}}}}\n"},"creationTimestamp":"2024-03-11T09:14:22Z","generation":3,"labels":{"app":"catalog","app.kubernetes.io/instance":"shop"},"managedFields":[{"apiVersion":"networking.istio.io/v1beta1","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{"f:annotations":{".":{},"f:kubectl.kubernetes.io/last-applied-configuration":{}},"f:labels":{".":{},"f:app":{},"f:app.kubernetes.io/instance":{}}},"f:spec":{".":{},"f:host":{},"f:subsets":{},"f:trafficPolicy":{".":{},"f:connectionPool":{".":{},"f:tcp":{".":{},"f:maxConnections":{}}},"f:tls":{".":{},"f:mode":{}}}}},"manager":"argocd-controller","operation":"Update","time":"2024-04-18T08:02:51Z"}],"name":"catalog","namespace":"backend","resourceVersion":"47100912","uid":"c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"},"spec":{"host":"catalog.backend.svc.cluster.local","subsets":[{"labels":{"version":"v1"},"name":"v1"}],"trafficPolicy":{"connectionPool":{"tcp":{"maxConnections":100}},"tls":{"mode":"ISTIO_MUTUAL"}}}},"dryRun":false,"options":{"kind":"UpdateOptions","apiVersion":"meta.k8s.io/v1","fieldManager":"argocd-controller"}}}
-EOF
+# object and the old object, kubectl's last-applied annotation, managedFields and user info (the
+# same file the in-process benchmark mtls-review-endpoint-bench and the reader tests use).
+cp "$ROOT/tests/bench/data/admission-review-update.json" "$TMP/review.json"
 
 # The response mtls-guard gives to it becomes nginx's static body: same size, same type.
 curl -sf --cacert "$CA" -H 'Content-Type: application/json' --data-binary "@$TMP/review.json" \
@@ -147,6 +150,35 @@ run_wrk() { # url duration output
 }
 rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
 p99() { awk '$1 == "99%" { print $2 }' "$1"; }
+requests() { awk '/ requests in / { print $1 }' "$1"; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# CPU time (user + system, in clock ticks) used so far by the given processes, and by the
+# finished children of this shell (the wrk runs).
+TICKS=$(getconf CLK_TCK)
+cpu_ticks() { for pid in "$@"; do cat "/proc/$pid/stat"; done | awk '{ t += $14 + $15 } END { print t + 0 }'; }
+# `times` must run in this shell (a $(...) subshell has no finished children of its own).
+children_seconds() {
+    awk 'NR == 2 {
+        n = split($0, f, /[ms ]+/); t = 0
+        for (i = 1; i + 1 <= n; i += 2) if (f[i] != "") t += f[i] * 60 + f[i + 1]
+        print t }' "$TMP/times"
+}
+NGINX_PIDS="$NGINX_PID $(ps -o pid= --ppid "$NGINX_PID" | tr '\n' ' ')"
+
+# One measured run: url, output, pids of the server; appends "rps server-us wrk-us" to output.cpu.
+measured_run() {
+    server_before=$(cpu_ticks $3)
+    times >"$TMP/times"
+    wrk_before=$(children_seconds)
+    run_wrk "$1" "$DURATION" "$2"
+    server_after=$(cpu_ticks $3)
+    times >"$TMP/times"
+    wrk_after=$(children_seconds)
+    awk -v r="$(rps "$2")" -v n="$(requests "$2")" -v s0="$server_before" -v s1="$server_after" \
+        -v w0="$wrk_before" -v w1="$wrk_after" -v hz="$TICKS" \
+        'BEGIN { printf "%s %.1f %.1f\n", r, (s1 - s0) / hz / n * 1e6, (w1 - w0) / n * 1e6 }' >>"$2.cpu"
+}
 
 # The decision histogram as "le count" lines (cumulative counts).
 histogram() {
@@ -160,15 +192,19 @@ echo "warming up ($WARMUP each)..." >&2
 run_wrk "$SERVE_URL" "$WARMUP" "$TMP/warm-serve.txt"
 run_wrk "$NGINX_URL" "$WARMUP" "$TMP/warm-nginx.txt"
 
-echo "mtls-guard /validate: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION ..." >&2
 histogram >"$TMP/hist-before.txt"
-run_wrk "$SERVE_URL" "$DURATION" "$TMP/serve-wrk.txt"
+round=1
+while [ "$round" -le "$ROUNDS" ]; do
+    echo "round $round/$ROUNDS: mtls-guard /validate, then nginx: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION ..." >&2
+    measured_run "$SERVE_URL" "$TMP/serve-wrk.txt" "$SERVE_PID"
+    measured_run "$NGINX_URL" "$TMP/nginx-wrk.txt" "$NGINX_PIDS"
+    round=$((round + 1))
+done
 histogram >"$TMP/hist-after.txt"
-echo "nginx static body: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION ..." >&2
-run_wrk "$NGINX_URL" "$DURATION" "$TMP/nginx-wrk.txt"
 
-SERVE_RPS=$(rps "$TMP/serve-wrk.txt")
-NGINX_RPS=$(rps "$TMP/nginx-wrk.txt")
+SERVE_RPS=$(awk '{ print $1 }' "$TMP/serve-wrk.txt.cpu" | median)
+NGINX_RPS=$(awk '{ print $1 }' "$TMP/nginx-wrk.txt.cpu" | median)
+RATIO=$(paste -d' ' "$TMP/serve-wrk.txt.cpu" "$TMP/nginx-wrk.txt.cpu" | awk '{ print $1 / $4 }' | median)
 # p99 of the decisions made during the measured run: the difference of the two cumulative
 # histograms, interpolated inside the bucket as Prometheus' histogram_quantile does.
 DECISION=$(awk '
@@ -194,7 +230,10 @@ DECISION=$(awk '
 
 echo
 echo "body: $(wc -c <"$TMP/review.json") bytes AdmissionReview in, $(wc -c <"$TMP/response.json") bytes out; TLS 1.3 on loopback; $(nproc) cores"
-echo "mtls-guard serve /validate : $SERVE_RPS requests/s (wrk p99 $(p99 "$TMP/serve-wrk.txt"))"
-echo "nginx static, same body    : $NGINX_RPS requests/s (wrk p99 $(p99 "$TMP/nginx-wrk.txt"))"
-awk -v s="$SERVE_RPS" -v n="$NGINX_RPS" 'BEGIN { printf "ratio mtls-guard / nginx   : %.2f (target >= 0.60)\n", s / n }'
+[ "$ROUNDS" -gt 1 ] && echo "medians of $ROUNDS alternating rounds; per round (requests/s, server CPU us/request, wrk CPU us/request): serve $(awk '{ printf "[%s %s %s] ", $1, $2, $3 }' "$TMP/serve-wrk.txt.cpu")nginx $(awk '{ printf "[%s %s %s] ", $1, $2, $3 }' "$TMP/nginx-wrk.txt.cpu")"
+echo "mtls-guard serve /validate : $SERVE_RPS requests/s (wrk p99 $(p99 "$TMP/serve-wrk.txt"), last round)"
+echo "nginx static, same body    : $NGINX_RPS requests/s (wrk p99 $(p99 "$TMP/nginx-wrk.txt"), last round)"
+awk -v r="$RATIO" 'BEGIN { printf "ratio mtls-guard / nginx   : %.2f (target >= 0.60)\n", r }'
 echo "decision p99 (server side) : $(echo "$DECISION" | awk '{ $NF = ""; print }')over $(echo "$DECISION" | awk '{ print $NF }') decisions"
+echo "CPU per request, mtls-guard: server $(awk '{ print $2 }' "$TMP/serve-wrk.txt.cpu" | median) us, wrk $(awk '{ print $3 }' "$TMP/serve-wrk.txt.cpu" | median) us"
+echo "CPU per request, nginx     : server $(awk '{ print $2 }' "$TMP/nginx-wrk.txt.cpu" | median) us, wrk $(awk '{ print $3 }' "$TMP/nginx-wrk.txt.cpu" | median) us"

@@ -1,0 +1,273 @@
+// Tests of the AdmissionReview body readers: the fast simdjson reader answers every body exactly as
+// the nlohmann::json reference reader does, and gives way to it on every body it cannot read alike.
+#include "server/admission/review_body.hpp"
+#include "server/admission/review_endpoint.hpp"
+#include "server/input/snapshot_files.hpp"
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using mtlsguard::admission::AdmissionSettings;
+using mtlsguard::admission::Enforcement;
+using mtlsguard::model::Snapshot;
+using mtlsguard::server::answer_review;
+using mtlsguard::server::handle_review;
+using mtlsguard::server::read_review;
+using mtlsguard::server::read_review_fast;
+using mtlsguard::server::read_review_reference;
+using mtlsguard::server::ReviewBody;
+using mtlsguard::server::ReviewReply;
+using nlohmann::json;
+
+namespace {
+
+const std::filesystem::path source_dir = MTLS_GUARD_SOURCE_DIR;
+
+std::string read_file(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    REQUIRE(in);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+const Snapshot& demo_snapshot() {
+    static const auto snapshot = [] {
+        mtlsguard::input::SnapshotSource source;
+        source.paths = {(source_dir / "deploy/demo/mesh.yaml").string()};
+        return mtlsguard::input::load_snapshot(source).snapshot;
+    }();
+    REQUIRE(snapshot);
+    return *snapshot;
+}
+
+// The benchmark's review (a kubectl-apply UPDATE with managedFields) and the fuzz seeds.
+std::vector<std::string> corpus() {
+    std::vector<std::string> bodies = {
+        read_file(source_dir / "tests/bench/data/admission-review-update.json")};
+    for (const auto& entry :
+         std::filesystem::directory_iterator(source_dir / "tests/fuzz/corpus/admission"))
+        bodies.push_back(read_file(entry.path()));
+    REQUIRE(bodies.size() > 4);
+    return bodies;
+}
+
+std::vector<AdmissionSettings> all_settings() {
+    AdmissionSettings warn;
+    warn.default_mode = Enforcement::Warn;
+    AdmissionSettings stale;
+    stale.extra_warnings = {"[mtls-guard] the snapshot is 10 minutes old"};
+    return {AdmissionSettings{}, warn, stale};
+}
+
+// Everything a caller sees of a reply: the HTTP answer and what is logged and counted.
+void check_same(const ReviewReply& fast, const ReviewReply& reference) {
+    CHECK(fast.status == reference.status);
+    CHECK(fast.body == reference.body);
+    const auto& a = fast.decision;
+    const auto& b = reference.decision;
+    CHECK(a.http_status == b.http_status);
+    CHECK(a.uid == b.uid);
+    CHECK(a.kind == b.kind);
+    CHECK(a.namespace_name == b.namespace_name);
+    CHECK(a.name == b.name);
+    CHECK(a.operation == b.operation);
+    CHECK(a.dry_run == b.dry_run);
+    CHECK(a.allowed == b.allowed);
+    CHECK(a.enforcement == b.enforcement);
+    CHECK(a.codes == b.codes);
+    CHECK(a.allow_conflict_reason == b.allow_conflict_reason);
+    CHECK(a.error == b.error);
+}
+
+// handle_review (fast reader, else reference) against the reference reader alone.
+void check_answers_alike(const std::string& body) {
+    for (const auto& settings : all_settings()) {
+        const auto fast = handle_review(demo_snapshot(), body, settings);
+        const auto reference =
+            answer_review(demo_snapshot(), read_review_reference(body), settings);
+        check_same(fast, reference);
+    }
+}
+
+std::string printable(const std::string& body) {
+    std::string out;
+    for (const char c : body.substr(0, 200)) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u >= 0x7f) {
+            constexpr std::string_view hex = "0123456789abcdef";
+            out += "\\x";
+            out += hex[u >> 4U];
+            out += hex[u & 0xfU];
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+} // namespace
+
+SCENARIO("The fast reader reads every review of the corpus, and the answers are the reference's") {
+    for (const auto& body : corpus()) {
+        INFO(printable(body));
+        CHECK(read_review_fast(body).has_value());
+        check_answers_alike(body);
+    }
+}
+
+SCENARIO("The fast reader keeps only what the engine reads, and drops managedFields") {
+    const auto body = read_file(source_dir / "tests/bench/data/admission-review-update.json");
+    const auto fast = read_review_fast(body);
+    REQUIRE(fast);
+    const ReviewBody reference = read_review_reference(body);
+    REQUIRE(reference.status == ReviewBody::Status::Parsed);
+    CHECK(fast->size() == 3);
+    CHECK((*fast)["request"].size() == 8);
+    CHECK_FALSE((*fast)["request"].contains("userInfo"));
+    CHECK_FALSE((*fast)["request"]["object"]["metadata"].contains("managedFields"));
+    // What it keeps is exactly what the reference reader built.
+    for (const char* member : {"apiVersion", "kind"})
+        CHECK((*fast)[member] == reference.review[member]);
+    for (const auto& [key, value] : (*fast)["request"].items())
+        CHECK(value == reference.review["request"][key]);
+}
+
+SCENARIO("Bodies the fast reader refuses go to the reference reader, which answers as before") {
+    const auto [body, status] = GENERATE(table<std::string, ReviewBody::Status>({
+        {"", ReviewBody::Status::NotJson},
+        {"not json", ReviewBody::Status::NotJson},
+        {"{} {}", ReviewBody::Status::NotJson},
+        {"[1,]", ReviewBody::Status::NotJson},
+        {"{\"a\": \"\xff\xfe\"}", ReviewBody::Status::NotJson}, // invalid UTF-8
+        {"{\"a\": \"\\udc00\"}", ReviewBody::Status::NotJson},  // lone low surrogate
+        {"{\"a\": \"\\ud800\"}", ReviewBody::Status::NotJson},  // lone high surrogate
+        {"{\"a\": \"x\x01y\"}", ReviewBody::Status::NotJson},   // raw control character
+        {"{\"a\": \"x\ny\"}", ReviewBody::Status::NotJson},     // raw newline
+        {"{\"a\": 1e400}", ReviewBody::Status::NotJson},        // overflows a double
+        {"{\"a\": tru}", ReviewBody::Status::NotJson},
+        {"{\"a\": 01}", ReviewBody::Status::NotJson},
+        // nlohmann accepts these, simdjson does not: the reference reader reads them.
+        {"\xEF\xBB\xBF{\"a\": 1}", ReviewBody::Status::Parsed},        // byte-order mark
+        {std::string("{\"a\": 1}\0", 9), ReviewBody::Status::Parsed},  // a trailing NUL
+        {"{\"a\": 18446744073709551616}", ReviewBody::Status::Parsed}, // 2^64: a double
+        {"{\"a\": -9223372036854775809}", ReviewBody::Status::Parsed}, // below int64: a double
+        {"{\"a\": 123456789012345678901234567890}", ReviewBody::Status::Parsed},
+    }));
+    INFO(printable(body));
+    CHECK_FALSE(read_review_fast(body).has_value());
+    CHECK(read_review(body).status == status);
+    check_answers_alike(body);
+}
+
+SCENARIO("Nesting near the depth limit is answered alike by both readers") {
+    // Containers nested n deep around a scalar, inside the object of an otherwise good review.
+    const auto base = read_file(source_dir / "tests/bench/data/admission-review-update.json");
+    const std::string marker = "\"host\":";
+    const auto at = base.find(marker);
+    REQUIRE(at != std::string::npos);
+    for (const int n : {1, 100, 120, 124, 125, 126, 127, 128, 129, 130, 200, 2000}) {
+        for (const auto& [open, close] :
+             std::vector<std::pair<std::string, std::string>>{{"[", "]"}, {"{\"a\":", "}"}}) {
+            std::string deep;
+            for (int i = 0; i < n; ++i)
+                deep += open;
+            deep += "0";
+            for (int i = 0; i < n; ++i)
+                deep += close;
+            INFO("nested " << n << " deep with " << open);
+            std::string body = base;
+            body.insert(at, "\"x-deep\":" + deep + ",");
+            check_answers_alike(body);
+            check_answers_alike(deep);
+            // Deeper than the reference reader's limit is refused, whichever reader sees it.
+            if (n > 130)
+                CHECK(read_review(body).status == ReviewBody::Status::TooDeep);
+            if (n < 120)
+                CHECK(read_review_fast(body).has_value());
+        }
+    }
+}
+
+SCENARIO("Duplicate keys, odd numbers and managedFields anywhere read alike") {
+    const json base =
+        json::parse(read_file(source_dir / "tests/fuzz/corpus/admission/seed-2-update-v1.json"));
+    const std::string good = base.dump();
+    const std::string request = base["request"].dump();
+    const std::string object = base["request"]["object"].dump();
+    const std::vector<std::string> bodies = {
+        // The last of duplicate keys wins, at every level (nlohmann's rule).
+        R"({"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":)" +
+            request + R"(,"apiVersion":"admission.k8s.io/v1"})",
+        R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"a"},"request":)" +
+            request + "}",
+        R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":)" + request +
+            R"(,"request":{"uid":"b","operation":"CREATE"}})",
+        R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","uid":"v","operation":"DELETE","kind":{"kind":"DestinationRule"},"namespace":"default","name":"my-service-dr","oldObject":)" +
+            object + "}}",
+        // managedFields is dropped wherever it is, as a label key too.
+        R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","managedFields":1,"request":{"uid":"u","operation":"CREATE","managedFields":[],"kind":{"kind":"DestinationRule"},"namespace":"default","object":{"apiVersion":"networking.istio.io/v1beta1","kind":"DestinationRule","metadata":{"name":"x","namespace":"default","labels":{"managedFields":"1","app":"x"},"managedFields":[{"a":1}]},"spec":{"host":"my-service","managedFields":{"tls":1},"trafficPolicy":{"tls":{"mode":"DISABLE"}}}}}})",
+        // Numbers where the engine reads them (port numbers, label values).
+        R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","kind":{"kind":"DestinationRule"},"namespace":"default","object":{"apiVersion":"networking.istio.io/v1beta1","kind":"DestinationRule","metadata":{"name":"x","namespace":"default","labels":{"a":-0,"b":0,"c":1.0,"d":-1,"e":1e2,"f":18446744073709551615,"g":-0.0,"h":5e-324}},"spec":{"host":"my-service","trafficPolicy":{"portLevelSettings":[{"port":{"number":8080.0},"tls":{"mode":"DISABLE"}},{"port":{"number":-0},"tls":{"mode":"DISABLE"}},{"port":{"number":0},"tls":{"mode":"DISABLE"}},{"port":{"number":1e3},"tls":{"mode":"DISABLE"}},{"port":{"number":-8080},"tls":{"mode":"DISABLE"}},{"port":{"number":9223372036854775808},"tls":{"mode":"DISABLE"}}]}}}}})",
+        R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","kind":{"kind":"DestinationRule"},"namespace":"default","object":{"apiVersion":"networking.istio.io/v1beta1","kind":"DestinationRule","metadata":{"name":"x","namespace":"default"},"spec":{"host":"my-service","trafficPolicy":{"portLevelSettings":[{"port":{"number":-0},"tls":{"mode":"DISABLE"}}]}}}}})",
+        // Escapes, non-ASCII and NUL inside strings.
+        R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"\u00e9\ud83d\ude00\u0000x","operation":"CREATE","kind":{"kind":"DestinationRule"},"namespace":"default","name":"\"\\\/\b\f\n\r\t","object":{"apiVersion":"networking.istio.io/v1beta1","kind":"DestinationRule","metadata":{"name":"é名\u0001","namespace":"default"},"spec":{"host":"my-service","trafficPolicy":{"tls":{"mode":"DISABLE"}}}}}})",
+        // The annotation that turns a denial into warnings, duplicated, and an odd one.
+        R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","kind":{"kind":"DestinationRule"},"namespace":"default","object":{"apiVersion":"networking.istio.io/v1beta1","kind":"DestinationRule","metadata":{"name":"x","namespace":"default","annotations":{"mtls-guard.io/allow-conflict":"first","mtls-guard.io/allow-conflict":"migration, ticket 42"}},"spec":{"host":"my-service","trafficPolicy":{"tls":{"mode":"DISABLE"}}}}}})",
+        R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","operation":"CREATE","kind":{"kind":"DestinationRule"},"namespace":"default","object":{"apiVersion":"networking.istio.io/v1beta1","kind":"DestinationRule","metadata":{"name":"x","namespace":"default","annotations":{"mtls-guard.io/allow-conflict":{"a":1}}},"spec":{"host":"my-service","trafficPolicy":{"tls":{"mode":"DISABLE"}}}}}})",
+        // Not a review, or not quite.
+        "[]", "\"review\"", "null", "0", "-0", "[" + good + "]", R"({"request":"yes"})",
+        R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":null})",
+        " \t\r\n" + good + " \t\r\n"};
+    for (const auto& body : bodies) {
+        INFO(printable(body));
+        CHECK(read_review_fast(body).has_value());
+        check_answers_alike(body);
+    }
+}
+
+SCENARIO("Random damage to a real review is answered alike by both readers") {
+    const auto corpus_bodies = corpus();
+    std::mt19937 random(20261202);
+    // Bytes that matter to a JSON reader, and a few that are never valid.
+    const std::string specials =
+        "{}[]:,\"\\/ \t\n\r0123456789-+.eEtrufalsn\x01\x7f\x80\xc3\xa9\xed\xff";
+    int fast_reads = 0;
+    for (int round = 0; round < 3000; ++round) {
+        std::string body = corpus_bodies[static_cast<std::size_t>(round) % corpus_bodies.size()];
+        const int edits = 1 + static_cast<int>(random() % 3);
+        for (int e = 0; e < edits && !body.empty(); ++e) {
+            const std::size_t at = random() % body.size();
+            const char c = specials[random() % specials.size()];
+            switch (random() % 4) {
+            case 0:
+                body[at] = c;
+                break;
+            case 1:
+                body.insert(at, 1, c);
+                break;
+            case 2:
+                body.erase(at, 1 + random() % 8);
+                break;
+            default:
+                body.resize(at);
+                break;
+            }
+        }
+        INFO("round " << round << ": " << printable(body));
+        fast_reads += read_review_fast(body).has_value() ? 1 : 0;
+        const auto fast = handle_review(demo_snapshot(), body, AdmissionSettings{});
+        const auto reference =
+            answer_review(demo_snapshot(), read_review_reference(body), AdmissionSettings{});
+        check_same(fast, reference);
+    }
+    // Many damaged bodies are still JSON (a changed letter in a string): both paths are exercised.
+    CHECK(fast_reads > 300);
+    CHECK(fast_reads < 2700);
+}
