@@ -154,6 +154,17 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
             return;
         }
         endpoint_ = route.endpoint;
+        if (body_pending) {
+            // Room in memory for the whole body (its worst case when chunked) before reading it.
+            const auto length = parser_->content_length();
+            body_reservation_ =
+                context_.bodies.try_reserve(length ? *length : context_.settings.body_limit);
+            if (!body_reservation_) {
+                reply_error(503, "too many large request bodies in progress; retry shortly", {},
+                            true);
+                return;
+            }
+        }
         if (body_pending && expects_continue(view(header[http::field::expect]))) {
             continue_.emplace(http::status::continue_, header.version());
             phase_ = Phase::Writing;
@@ -185,9 +196,11 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
             on_read_error(ec);
             return;
         }
-        const Request request = parser_->release();
+        Request request = parser_->release();
         response_ = context_.handler.respond(*endpoint_, request);
         response_.keep_alive(request.keep_alive() && !context_.handler.draining());
+        request = {};
+        body_reservation_.reset(); // the body is gone
         send();
     }
 
@@ -287,6 +300,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     std::optional<http::response<http::empty_body>> continue_;
     Response response_;
     std::optional<Endpoint> endpoint_;
+    std::optional<BodyBudget::Reservation> body_reservation_;
     Phase phase_ = Phase::Reading;
 };
 

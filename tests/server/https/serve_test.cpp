@@ -1621,3 +1621,44 @@ TEST_CASE("A --snapshot reload during continuous traffic fails no request") {
     CHECK(sample(scrape(serve.port, serve.ca()),
                  R"(mtls_guard_snapshot_reloads_total{result="failure"})") == 0);
 }
+
+TEST_CASE("Large bodies in progress are bounded in memory: beyond eight at once, 503") {
+    // Budget: 8 x --max-body-bytes. Eight stalled 1 KiB bodies fill it; requests without a body
+    // still pass, and the room frees up when the stalled clients go.
+    Serve serve({{"--max-body-bytes", "1024"}, true, true, true, "3"});
+    const std::string header = "POST /validate HTTP/1.1\r\nHost: localhost\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 1024\r\n\r\n";
+    std::vector<std::unique_ptr<TlsClient>> stalled;
+    for (int i = 0; i < 8; ++i) {
+        auto client = std::make_unique<TlsClient>(serve.port, ClientOptions{{serve.ca()}});
+        REQUIRE_FALSE(client->connect());
+        REQUIRE_FALSE(client->write_raw(header + "{\"apiVersion\":"));
+        stalled.push_back(std::move(client));
+    }
+    // Each header is read before its body: give the server the moment it needs for the eighth.
+    std::this_thread::sleep_for(300ms);
+    TlsClient ninth = client_for(serve);
+    REQUIRE_FALSE(ninth.connect());
+    REQUIRE_FALSE(ninth.write_raw(header + "{}"));
+    Reply refused;
+    REQUIRE_FALSE(ninth.read(refused));
+    CHECK(refused.status == 503);
+    CHECK_FALSE(refused.keep_alive);
+    CHECK_THAT(refused.body_json().at("error").get<std::string>(), Catch::Contains("retry"));
+    TlsClient probe = client_for(serve);
+    REQUIRE_FALSE(probe.connect());
+    CHECK(probe.exchange(get("/healthz")).status == 200);
+    // The stalled clients leave: their bodies' room is free again and reviews go through.
+    stalled.clear();
+    CHECK(eventually(
+        [&] {
+            TlsClient next = client_for(serve);
+            if (next.connect())
+                return false;
+            Reply reply;
+            return !next.send(
+                       post(admission_review("later", dr_legacy_plain(), "CREATE").dump())) &&
+                   !next.read(reply) && reply.status == 200;
+        },
+        8s));
+}
