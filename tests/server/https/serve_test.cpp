@@ -1662,3 +1662,38 @@ TEST_CASE("Large bodies in progress are bounded in memory: beyond eight at once,
         },
         8s));
 }
+
+TEST_CASE("One request cannot write megabytes of log: the fields it chooses are cut to 256") {
+    Serve serve({{"--log-format", "json"}});
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+    json review = admission_review(std::string(100000, 'u'), dr_legacy_plain(), "CREATE");
+    review["request"]["name"] = std::string(100000, 'n');
+    review["request"]["namespace"] = std::string(100000, 's');
+    client.exchange(post(review.dump()));
+    json unreadable = review;
+    unreadable["request"]["object"] = "not an object";
+    unreadable["request"]["uid"] = std::string(100000, 'x');
+    client.exchange(post(unreadable.dump()));
+    std::vector<json> decisions;
+    eventually(
+        [&] {
+            decisions.clear();
+            std::istringstream in(serve.process->err());
+            std::string line;
+            while (std::getline(in, line)) {
+                const json parsed = json::parse(line, nullptr, false);
+                if (parsed.is_object() && parsed.value("logger", "") == "admission")
+                    decisions.push_back(parsed);
+            }
+            return decisions.size() == 2;
+        },
+        5s);
+    REQUIRE(decisions.size() == 2);
+    for (const auto& d : decisions) {
+        CHECK(d.at("uid").get<std::string>().size() == 256);
+        CHECK(d.at("name").get<std::string>().size() == 256);
+        CHECK(d.at("namespace").get<std::string>().size() == 256);
+    }
+    CHECK(serve.process->err().size() < 16384);
+}
