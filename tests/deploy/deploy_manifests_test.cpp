@@ -491,7 +491,6 @@ void check_read_only_cluster_role(const Docs& docs, const Names& names) {
         {"", "services"},
         {"", "namespaces"},
         {"", "pods"},
-        {"", "configmaps"},
         {"apiextensions.k8s.io", "customresourcedefinitions"},
     };
     CHECK(covered == expected);
@@ -509,6 +508,28 @@ void check_read_only_cluster_role(const Docs& docs, const Names& names) {
         }
     }
     CHECK(bound);
+
+    // ConfigMaps: only `istio` in Istio's root namespace, read through a Role bound there.
+    const std::string istio_role = names.cluster_role + "-istio-config";
+    const YAML::Node config_role = object(docs, "Role", istio_role);
+    CHECK(text(config_role, {"metadata", "namespace"}) == "istio-system");
+    const YAML::Node config_rules = at(config_role, {"rules"});
+    REQUIRE(config_rules.size() == 1);
+    CHECK(strings(config_rules[0], {"apiGroups"}) == Strings{""});
+    CHECK(strings(config_rules[0], {"resources"}) == Strings{"configmaps"});
+    CHECK(strings(config_rules[0], {"resourceNames"}) == Strings{"istio"});
+    CHECK(string_set(at(config_rules[0], {"verbs"})) ==
+          std::set<std::string>{"get", "list", "watch"});
+    const YAML::Node config_binding = object(docs, "RoleBinding", istio_role);
+    CHECK(text(config_binding, {"metadata", "namespace"}) == "istio-system");
+    CHECK(text(config_binding, {"roleRef", "kind"}) == "Role");
+    CHECK(text(config_binding, {"roleRef", "name"}) == istio_role);
+    bool config_bound = false;
+    for (const YAML::Node& s : at(config_binding, {"subjects"}))
+        config_bound = config_bound || (text(s, {"kind"}) == "ServiceAccount" &&
+                                        text(s, {"name"}) == names.service_account &&
+                                        text(s, {"namespace"}) == names.ns);
+    CHECK(config_bound);
     // No ClusterRole of ours may grant more than reading, except the certificate tool's own.
     for (const YAML::Node& other : of_kind(docs, "ClusterRole")) {
         if (text(other, {"metadata", "name"}) != names.cluster_role) {
@@ -632,7 +653,7 @@ void check_cert_manager(const Docs& docs, const Names& names) {
           names.ns + "/" + text(serving, {"metadata", "name"}));
 
     CHECK(of_kind(docs, "CronJob").empty());
-    CHECK(of_kind(docs, "Role").empty());
+    CHECK(of_kind(docs, "Role").size() == 1); // the mesh config's, checked with the ClusterRole
     CHECK(of_kind(docs, "ClusterRole").size() == 1);
     const YAML::Node pod =
         at(object(docs, "Deployment", names.deployment), {"spec", "template", "spec"});
@@ -967,6 +988,8 @@ TEST_CASE("the Helm chart and the kustomize manifests register the same webhook 
         };
         CHECK(rules(chart, "ClusterRole", names.cluster_role) ==
               rules(kust, "ClusterRole", names.cluster_role));
+        CHECK(rules(chart, "Role", names.cluster_role + "-istio-config") ==
+              rules(kust, "Role", names.cluster_role + "-istio-config"));
         const auto server = [&](const Docs& docs) {
             const YAML::Node pod =
                 at(object(docs, "Deployment", names.deployment), {"spec", "template", "spec"});
