@@ -75,6 +75,17 @@ bool is_json_content_type(std::string_view value) noexcept {
     return iequals(trim(value.substr(0, semicolon)), "application/json");
 }
 
+Route check_request_header(std::string_view method, std::string_view target,
+                           std::string_view content_type, ListenerRole role) noexcept {
+    Route route = route_request(method, target, role);
+    if (route.endpoint == Endpoint::Validate && !is_json_content_type(content_type)) {
+        route.endpoint.reset();
+        route.status = 415;
+        route.reason = "Content-Type must be application/json";
+    }
+    return route;
+}
+
 bool expects_continue(std::string_view value) noexcept {
     return iequals(trim(value), "100-continue");
 }

@@ -34,6 +34,11 @@ Route route_request(std::string_view method, std::string_view target, ListenerRo
 // Whether a Content-Type header names application/json, parameters (charset) allowed, any case.
 bool is_json_content_type(std::string_view value) noexcept;
 
+// What a session does once a request header is in: route it, and refuse a /validate body that is
+// not JSON (415) before reading it. One function for the listener and the HTTP fuzz target.
+Route check_request_header(std::string_view method, std::string_view target,
+                           std::string_view content_type, ListenerRole role) noexcept;
+
 // Whether an Expect header asks for 100-continue.
 bool expects_continue(std::string_view value) noexcept;
 

@@ -34,22 +34,6 @@ std::string_view view(beast::string_view s) noexcept {
     return {s.data(), s.size()};
 }
 
-enum class ReadFailure : std::uint8_t { Quiet, BodyTooLarge, HeaderTooLarge, Malformed };
-
-// A client that leaves, stalls or resets gets no answer (there is nobody to read it); one that
-// sends something we refuse is told why before we close.
-ReadFailure classify_read_error(const error_code& ec) {
-    if (ec == http::error::body_limit)
-        return ReadFailure::BodyTooLarge;
-    if (ec == http::error::header_limit)
-        return ReadFailure::HeaderTooLarge;
-    if (ec.category() != http::make_error_code(http::error::bad_method).category())
-        return ReadFailure::Quiet; // eof, timeout, reset, cancelled, TLS errors
-    if (ec == http::error::end_of_stream || ec == http::error::partial_message)
-        return ReadFailure::Quiet;
-    return ReadFailure::Malformed;
-}
-
 void log_debug(std::string_view message, const error_code& ec) {
     auto& log = observability::component_logger("http");
     if (log.should_log(spdlog::level::debug))
@@ -161,7 +145,8 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
         }
         const auto& header = parser_->get();
         const Route route =
-            route_request(view(header.method_string()), view(header.target()), context_.role);
+            check_request_header(view(header.method_string()), view(header.target()),
+                                 view(header[http::field::content_type]), context_.role);
         // A body we will not read must not be taken for the next request: answer and close.
         const bool body_pending = !parser_->is_done();
         if (!route.endpoint) {
@@ -169,10 +154,16 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
             return;
         }
         endpoint_ = route.endpoint;
-        if (*endpoint_ == Endpoint::Validate &&
-            !is_json_content_type(view(header[http::field::content_type]))) {
-            reply_error(415, "Content-Type must be application/json", {}, body_pending);
-            return;
+        if (body_pending) {
+            // Room in memory for the whole body (its worst case when chunked) before reading it.
+            const auto length = parser_->content_length();
+            body_reservation_ =
+                context_.bodies.try_reserve(length ? *length : context_.settings.body_limit);
+            if (!body_reservation_) {
+                reply_error(503, "too many large request bodies in progress; retry shortly", {},
+                            true);
+                return;
+            }
         }
         if (body_pending && expects_continue(view(header[http::field::expect]))) {
             continue_.emplace(http::status::continue_, header.version());
@@ -205,30 +196,20 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
             on_read_error(ec);
             return;
         }
-        const Request request = parser_->release();
+        Request request = parser_->release();
         response_ = context_.handler.respond(*endpoint_, request);
         response_.keep_alive(request.keep_alive() && !context_.handler.draining());
+        request = {};
+        body_reservation_.reset(); // the body is gone
         send();
     }
 
     void on_read_error(const error_code& ec) {
         const unsigned version =
             parser_ && parser_->is_header_done() ? parser_->get().version() : 11;
-        switch (classify_read_error(ec)) {
-        case ReadFailure::BodyTooLarge:
-            reply_error(413,
-                        "the body is larger than " + std::to_string(context_.settings.body_limit) +
-                            " bytes",
-                        {}, true, version);
+        if (auto reply = read_error_reply(ec, context_.settings.body_limit)) {
+            reply_error(reply->status, reply->reason, {}, true, version);
             return;
-        case ReadFailure::HeaderTooLarge:
-            reply_error(431, "the request header is too large", {}, true, version);
-            return;
-        case ReadFailure::Malformed:
-            reply_error(400, "malformed HTTP request: " + ec.message(), {}, true, version);
-            return;
-        case ReadFailure::Quiet:
-            break;
         }
         log_debug("connection ended while reading a request", ec);
     }
@@ -319,6 +300,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     std::optional<http::response<http::empty_body>> continue_;
     Response response_;
     std::optional<Endpoint> endpoint_;
+    std::optional<BodyBudget::Reservation> body_reservation_;
     Phase phase_ = Phase::Reading;
 };
 

@@ -3,6 +3,7 @@
 // server pattern).
 #pragma once
 
+#include "server/https/body_budget.hpp"
 #include "server/https/connection_tracker.hpp"
 #include "server/https/http_routing.hpp"
 #include "server/https/request_handler.hpp"
@@ -36,7 +37,7 @@ struct ListenerContext {
                     observability::Metrics& metrics_, TlsContextStore* tls_,
                     std::size_t max_connections)
         : settings(settings_), role(role_), handler(handler_), metrics(metrics_), tls(tls_),
-          tracker(max_connections) {}
+          tracker(max_connections), bodies(body_budget_for(settings_.body_limit)) {}
 
     SessionSettings settings;
     ListenerRole role;
@@ -44,6 +45,12 @@ struct ListenerContext {
     observability::Metrics& metrics;
     TlsContextStore* tls; // null: plain HTTP (the metrics port)
     ConnectionTracker tracker;
+    BodyBudget bodies; // request bodies being read at once, in bytes
+
+    static std::uint64_t body_budget_for(std::uint64_t body_limit) {
+        return body_limit > UINT64_MAX / max_bodies_in_memory ? UINT64_MAX
+                                                              : body_limit * max_bodies_in_memory;
+    }
 };
 
 class Listener : public std::enable_shared_from_this<Listener> {

@@ -5,10 +5,25 @@
 #include "server/admission/review_endpoint.hpp"
 #include "server/observability/logging.hpp"
 
+#include <boost/beast/http/error.hpp>
 #include <chrono>
 
 namespace mtlsguard::https {
 namespace http = boost::beast::http;
+
+std::optional<ReadErrorReply> read_error_reply(const boost::system::error_code& ec,
+                                               std::uint64_t body_limit) {
+    if (ec == http::error::body_limit)
+        return ReadErrorReply{413,
+                              "the body is larger than " + std::to_string(body_limit) + " bytes"};
+    if (ec == http::error::header_limit)
+        return ReadErrorReply{431, "the request header is too large"};
+    if (ec.category() != http::make_error_code(http::error::bad_method).category())
+        return std::nullopt; // eof, timeout, reset, cancelled, TLS errors
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message)
+        return std::nullopt;
+    return ReadErrorReply{400, "malformed HTTP request: " + ec.message()};
+}
 
 RequestHandler::RequestHandler(SnapshotStore& store, observability::Metrics& metrics)
     : store_(store), metrics_(metrics) {}

@@ -9,11 +9,25 @@
 #include <atomic>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/system/error_code.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
 
 namespace mtlsguard::https {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+// The answer to a request that could not be read: 413 (body over `body_limit`), 431 (header too
+// large) or 400 (malformed HTTP), each followed by closing the connection. Nothing when the peer
+// left, stalled or reset: there is nobody to read an answer.
+struct ReadErrorReply {
+    unsigned status = 400;
+    std::string reason;
+};
+std::optional<ReadErrorReply> read_error_reply(const boost::system::error_code& ec,
+                                               std::uint64_t body_limit);
 
 class RequestHandler {
   public:

@@ -4,10 +4,10 @@
 
 #include "analysis/admission/admission.hpp"
 #include "analysis/model/snapshot.hpp"
+#include "server/https/shared_slot.hpp"
 #include "server/input/snapshot_files.hpp"
 #include "server/observability/metrics.hpp"
 
-#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -16,28 +16,26 @@
 
 namespace mtlsguard::https {
 
-// Readers take a reference-counted copy of the pointer and never wait for a reload; a snapshot
-// lives as long as the last request deciding with it.
+// Readers take a reference-counted copy of the pointer (a lock held for that copy only) and never
+// wait for a reload; a snapshot lives as long as the last request deciding with it.
 class SnapshotStore {
   public:
-    std::shared_ptr<const model::Snapshot> snapshot() const noexcept {
-        return snapshot_.load(std::memory_order_acquire);
+    std::shared_ptr<const model::Snapshot> snapshot() const { return snapshot_.load(); }
+    std::shared_ptr<const admission::AdmissionSettings> settings() const {
+        return settings_.load();
     }
-    std::shared_ptr<const admission::AdmissionSettings> settings() const noexcept {
-        return settings_.load(std::memory_order_acquire);
-    }
-    bool ready() const noexcept { return snapshot() != nullptr; }
+    bool ready() const { return snapshot() != nullptr; }
 
-    void publish(std::shared_ptr<const model::Snapshot> snapshot) noexcept {
-        snapshot_.store(std::move(snapshot), std::memory_order_release);
+    void publish(std::shared_ptr<const model::Snapshot> snapshot) {
+        snapshot_.store(std::move(snapshot));
     }
-    void publish(std::shared_ptr<const admission::AdmissionSettings> settings) noexcept {
-        settings_.store(std::move(settings), std::memory_order_release);
+    void publish(std::shared_ptr<const admission::AdmissionSettings> settings) {
+        settings_.store(std::move(settings));
     }
 
   private:
-    std::atomic<std::shared_ptr<const model::Snapshot>> snapshot_;
-    std::atomic<std::shared_ptr<const admission::AdmissionSettings>> settings_;
+    SharedSlot<std::shared_ptr<const model::Snapshot>> snapshot_;
+    SharedSlot<std::shared_ptr<const admission::AdmissionSettings>> settings_;
 };
 
 // Polls the files of a SnapshotSource: size and modification time of every manifest (directories

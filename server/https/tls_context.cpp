@@ -212,7 +212,7 @@ std::string TlsContextStore::load_initial() {
                              {{"certificate", files_.certificate},
                               {"clientCA", files_.client_ca},
                               {"subject", describe_certificate(built.context->native_handle())}});
-    current_.store(std::move(built.context), std::memory_order_release);
+    current_.store(std::move(built.context));
     loaded_digest_ = std::move(read.digest);
     return {};
 }
@@ -262,7 +262,7 @@ bool TlsContextStore::poll() {
         return false;
     }
     const std::string subject = describe_certificate(built.context->native_handle());
-    current_.store(std::move(built.context), std::memory_order_release);
+    current_.store(std::move(built.context));
     loaded_digest_ = std::move(read.digest);
     refused_digest_.clear();
     metrics_.record_tls_reload(true);

@@ -3,9 +3,9 @@
 // symlink).
 #pragma once
 
+#include "server/https/shared_slot.hpp"
 #include "server/observability/metrics.hpp"
 
-#include <atomic>
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
 #include <string>
@@ -50,7 +50,7 @@ class TlsContextStore {
     // distinct content (logged, counted) and the old context stays. Returns true after a swap.
     bool poll();
 
-    SslContextPtr current() const noexcept { return current_.load(std::memory_order_acquire); }
+    SslContextPtr current() const { return current_.load(); }
     const TlsFiles& files() const noexcept { return files_; }
 
   private:
@@ -63,7 +63,7 @@ class TlsContextStore {
 
     TlsFiles files_;
     observability::Metrics& metrics_;
-    std::atomic<SslContextPtr> current_;
+    SharedSlot<SslContextPtr> current_;
     std::string loaded_digest_;  // only touched by the polling thread
     std::string refused_digest_; // the last content refused, not to log it every poll
 };

@@ -287,6 +287,13 @@ void append_value(std::string& out, LogFormat format, const LogValue& value) {
     }
 }
 
+// Request fields are whatever the client sent: longer than any Kubernetes name (253) or uid, they
+// are cut, so that one request cannot write megabytes of log.
+constexpr std::size_t max_logged_field = 256;
+std::string_view clip(std::string_view field) noexcept {
+    return field.substr(0, max_logged_field);
+}
+
 } // namespace
 
 void configure_logging(LogFormat format) {
@@ -349,43 +356,42 @@ void log_decision(const admission::AdmissionDecision& decision, int http_status,
     if (http_status != 200) {
         // A malformed review: what little is known, and why it was refused.
         log_event(logger, spdlog::level::warn, "rejected",
-                  {{"uid", decision.uid},
-                   {"kind", decision.kind},
-                   {"namespace", decision.namespace_name},
-                   {"name", decision.name},
-                   {"operation", decision.operation},
+                  {{"uid", clip(decision.uid)},
+                   {"kind", clip(decision.kind)},
+                   {"namespace", clip(decision.namespace_name)},
+                   {"name", clip(decision.name)},
+                   {"operation", clip(decision.operation)},
                    {"dryRun", decision.dry_run},
                    {"allowed", false},
                    {"codes", &decision.codes},
                    {"latency_us", latency_us},
                    {"status", std::int64_t{http_status}},
                    {"mode", mode},
-                   {"error", std::string_view(decision.error).substr(0, 256)}});
+                   {"error", clip(decision.error)}});
         return;
     }
     if (!decision.allow_conflict_reason.empty()) {
         log_event(logger, spdlog::level::info, "decision",
-                  {{"uid", decision.uid},
-                   {"kind", decision.kind},
-                   {"namespace", decision.namespace_name},
-                   {"name", decision.name},
-                   {"operation", decision.operation},
+                  {{"uid", clip(decision.uid)},
+                   {"kind", clip(decision.kind)},
+                   {"namespace", clip(decision.namespace_name)},
+                   {"name", clip(decision.name)},
+                   {"operation", clip(decision.operation)},
                    {"dryRun", decision.dry_run},
                    {"allowed", decision.allowed},
                    {"codes", &decision.codes},
                    {"latency_us", latency_us},
                    {"status", std::int64_t{http_status}},
                    {"mode", mode},
-                   {"allowConflictReason",
-                    std::string_view(decision.allow_conflict_reason).substr(0, 256)}});
+                   {"allowConflictReason", clip(decision.allow_conflict_reason)}});
         return;
     }
     log_event(logger, spdlog::level::info, "decision",
-              {{"uid", decision.uid},
-               {"kind", decision.kind},
-               {"namespace", decision.namespace_name},
-               {"name", decision.name},
-               {"operation", decision.operation},
+              {{"uid", clip(decision.uid)},
+               {"kind", clip(decision.kind)},
+               {"namespace", clip(decision.namespace_name)},
+               {"name", clip(decision.name)},
+               {"operation", clip(decision.operation)},
                {"dryRun", decision.dry_run},
                {"allowed", decision.allowed},
                {"codes", &decision.codes},

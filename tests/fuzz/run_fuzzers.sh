@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (clang, ASan+UBSan) and runs each for a bounded time.
 #   tests/fuzz/run_fuzzers.sh [SECONDS_PER_TARGET]      (default 30; CI uses a short run)
+#   FUZZ_TARGETS="fuzz_watch_stream fuzz_http_request" tests/fuzz/run_fuzzers.sh 180   (some only)
 # Crashes are written to build-fuzz/crashes/<target>/ and make the script fail; each one must
 # become a regression test (a fixture or a unit test) before it is fixed.
 set -euo pipefail
@@ -10,18 +11,27 @@ build=${FUZZ_BUILD_DIR:-build-fuzz}
 
 CXX=clang++ CC=clang cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DMTLS_GUARD_FUZZ=ON -DMTLS_GUARD_SANITIZE=address -DMTLS_GUARD_TESTS=OFF >/dev/null
-cmake --build "$build" --target fuzz_admission_review fuzz_manifest --parallel "$(nproc)"
+read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_admission_review fuzz_manifest fuzz_watch_stream fuzz_http_request}"
+cmake --build "$build" --target "${targets[@]}" --parallel "$(nproc)"
 
 # Seed corpora: the project's own fixtures, copied into a writable working corpus per target.
 work="$build/corpus"
-mkdir -p "$work/fuzz_admission_review" "$work/fuzz_manifest" "$build/crashes"
+mkdir -p "$work"/{fuzz_admission_review,fuzz_manifest,fuzz_watch_stream,fuzz_http_request}
+mkdir -p "$build/crashes"
 cp tests/fuzz/corpus/admission/*.json "$work/fuzz_admission_review/"
 find tests/fixtures deploy/demo -name '*.yaml' -print0 | while IFS= read -r -d '' f; do
     cp "$f" "$work/fuzz_manifest/$(echo "$f" | tr '/' '_')"
 done
+cp tests/fuzz/corpus/watch/* "$work/fuzz_watch_stream/"
+# HTTP: the hand-written requests, and every AdmissionReview seed as a POST /validate.
+cp tests/fuzz/corpus/http/* "$work/fuzz_http_request/"
+for f in tests/fuzz/corpus/admission/*.json; do
+    printf 'POST /validate?timeout=10s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n' \
+        "$(wc -c <"$f")" | cat - "$f" >"$work/fuzz_http_request/$(basename "$f" .json).http"
+done
 
 status=0
-for target in fuzz_admission_review fuzz_manifest; do
+for target in "${targets[@]}"; do
     mkdir -p "$build/crashes/$target"
     log="$build/$target.log"
     echo "== $target: ${seconds}s"

@@ -1,6 +1,10 @@
 // Unit tests of the webhook's pure HTTP decisions: routes, methods, media types, listen addresses.
 #include "server/https/http_routing.hpp"
+#include "server/https/request_handler.hpp"
 
+#include <boost/asio/error.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -74,6 +78,42 @@ TEST_CASE("Content-Type must be application/json, parameters and case allowed") 
     CHECK_FALSE(is_json_content_type("application/json-patch+json"));
     CHECK_FALSE(is_json_content_type("application/jsonx"));
     CHECK_FALSE(is_json_content_type("application/ json"));
+}
+
+TEST_CASE("After the header: the route decides first, then /validate must be JSON (415)") {
+    const Route ok = check_request_header("POST", "/validate", "application/json; charset=utf-8",
+                                          webhook_with_metrics);
+    REQUIRE(ok.endpoint);
+    CHECK(*ok.endpoint == Endpoint::Validate);
+    const Route wrong_type =
+        check_request_header("POST", "/validate?timeout=10s", "text/plain", webhook_with_metrics);
+    CHECK_FALSE(wrong_type.endpoint);
+    CHECK(wrong_type.status == 415);
+    CHECK(check_request_header("POST", "/validate", "", webhook_with_metrics).status == 415);
+    // A wrong method is told so before its media type is looked at; probes need no Content-Type.
+    CHECK(check_request_header("GET", "/validate", "text/plain", webhook_with_metrics).status ==
+          405);
+    CHECK(check_request_header("GET", "/healthz", "", webhook_with_metrics).endpoint ==
+          Endpoint::Healthz);
+    CHECK(check_request_header("POST", "/validate", "application/json", metrics_port).status ==
+          404);
+}
+
+TEST_CASE("A request that cannot be read is answered 413, 431 or 400, or not at all") {
+    namespace http = boost::beast::http;
+    const auto body = read_error_reply(http::error::body_limit, 1024);
+    REQUIRE(body);
+    CHECK(body->status == 413);
+    CHECK(body->reason.find("1024") != std::string::npos);
+    CHECK(read_error_reply(http::error::header_limit, 1024)->status == 431);
+    CHECK(read_error_reply(http::error::bad_method, 1024)->status == 400);
+    CHECK(read_error_reply(http::error::bad_content_length, 1024)->status == 400);
+    // Nobody to answer: the peer closed, timed out, reset, or left mid-message.
+    CHECK_FALSE(read_error_reply(http::error::end_of_stream, 1024));
+    CHECK_FALSE(read_error_reply(http::error::partial_message, 1024));
+    CHECK_FALSE(read_error_reply(boost::beast::error::timeout, 1024));
+    CHECK_FALSE(read_error_reply(boost::asio::error::connection_reset, 1024));
+    CHECK_FALSE(read_error_reply(boost::asio::error::eof, 1024));
 }
 
 TEST_CASE("Expect: 100-continue is recognised in any case") {

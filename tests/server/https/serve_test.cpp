@@ -851,3 +851,290 @@ TEST_CASE("JSON logs: one object per line, one decision line per request, never 
     CHECK(decisions[1].at("codes") == json::array({"MTG102"}));
     CHECK(decisions[2].at("status") == 400);
 }
+
+// =============================================================================================
+// Faults: clients that trickle, floods, and reloads under traffic
+
+TEST_CASE("A slowloris client trickling its header is cut at the header timeout, not served") {
+    Serve serve; // header timeout 1 s, counted from the header's first byte
+    TlsClient slow = client_for(serve);
+    REQUIRE_FALSE(slow.connect());
+    const std::string header = "POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+                               "application/json\r\nX-Padding: " +
+                               std::string(200, 'p') + "\r\n\r\n";
+    const auto started = Clock::now();
+    std::size_t sent = 0;
+    bool cut = false;
+    // One byte every 100 ms: each byte would reset a per-read timer, never the header's clock.
+    while (sent < header.size() && Clock::now() - started < 10s) {
+        if (slow.write_raw(header.substr(sent, 1))) {
+            cut = true;
+            break;
+        }
+        ++sent;
+        if (slow.peer_hung_up(100ms)) {
+            cut = true;
+            break;
+        }
+    }
+    const auto lasted = Clock::now() - started;
+    INFO("bytes sent before the cut: " << sent);
+    CHECK(cut);
+    CHECK(sent < header.size());
+    CHECK(lasted < 4s);
+    check_still_serving(serve);
+}
+
+TEST_CASE("A client trickling its body is cut at the body timeout while others are served") {
+    Serve serve; // body timeout 1 s for the whole body
+    TlsClient slow = client_for(serve);
+    REQUIRE_FALSE(slow.connect());
+    REQUIRE_FALSE(slow.write_raw("POST /validate HTTP/1.1\r\nHost: localhost\r\n"
+                                 "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n"));
+    const auto started = Clock::now();
+    int sent = 0;
+    bool cut = false;
+    while (sent < 500 && Clock::now() - started < 10s) {
+        if (slow.write_raw(" ")) {
+            cut = true;
+            break;
+        }
+        ++sent;
+        if (sent % 5 == 0)
+            check_still_serving(serve); // the trickler holds one connection, not the server
+        if (slow.peer_hung_up(100ms)) {
+            cut = true;
+            break;
+        }
+    }
+    INFO("body bytes sent before the cut: " << sent);
+    CHECK(cut);
+    CHECK(sent < 500);
+    CHECK(Clock::now() - started < 4s);
+    check_still_serving(serve);
+}
+
+TEST_CASE("A flood over --max-connections: the limit holds and a kept-alive client is served") {
+    // A handshake timeout long enough that the flood's connections are all open at once.
+    ServeOptions options;
+    options.extra = {"--max-connections", "8", "--metrics-listen", "127.0.0.1:0"};
+    options.header_timeout = "8";
+    Serve serve(options);
+    REQUIRE(serve.metrics_port != 0);
+    TlsClient keeper = client_for(serve);
+    REQUIRE_FALSE(keeper.connect());
+    REQUIRE(keeper.exchange(get("/healthz")).status == 200);
+
+    std::atomic<bool> flooding{true};
+    std::atomic<int> answered{0}, failed{0};
+    std::string failure;
+    std::thread traffic([&] {
+        const std::string body = admission_review("flood", dr_full_mtls(), "CREATE").dump();
+        for (int i = 0; i < 100000 && flooding; ++i) {
+            Reply reply;
+            if (const error_code ec = keeper.send(post(body));
+                ec || keeper.read(reply) || reply.status != 200) {
+                failure = "request " + std::to_string(i) + " on the kept-alive connection";
+                ++failed;
+                return;
+            }
+            ++answered;
+        }
+    });
+
+    // Silent TCP connections, as a port scanner or a broken client opens them: the first seven
+    // take the free places (waiting for a ClientHello), the rest are closed at once.
+    constexpr int flood = 100;
+    std::vector<std::unique_ptr<PlainClient>> sockets;
+    for (int i = 0; i < flood; ++i) {
+        auto socket = std::make_unique<PlainClient>(serve.port);
+        if (!socket->connect())
+            sockets.push_back(std::move(socket));
+    }
+    const int answered_at_flood = answered;
+    int held = 0;
+    for (auto& socket : sockets)
+        held += socket->peer_hung_up(200ms) ? 0 : 1;
+    CHECK(sockets.size() == flood);
+    CHECK(held == 7);
+    // A well-behaved newcomer is refused too while the places are taken...
+    CHECK(client_for(serve).connect());
+    // ...but the kept-alive client went on being answered during the whole flood.
+    CHECK(answered > answered_at_flood);
+    const auto metrics_text = [&] {
+        PlainClient scraper(serve.metrics_port);
+        REQUIRE_FALSE(scraper.connect());
+        REQUIRE_FALSE(
+            scraper.write_raw("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+        return scraper.read_until_closed(5s).first;
+    };
+    CHECK_THAT(metrics_text(), Catch::Contains("mtls_guard_connections_rejected_total " +
+                                               std::to_string(flood - 7 + 1)));
+
+    flooding = false;
+    traffic.join();
+    INFO("failure: " << failure);
+    CHECK(failed == 0);
+    // The flood leaves: places free up and newcomers are served again.
+    sockets.clear();
+    CHECK(eventually(
+        [&] {
+            TlsClient next = client_for(serve);
+            return !next.connect() && next.exchange(get("/healthz")).status == 200;
+        },
+        5s));
+}
+
+TEST_CASE("A --snapshot reload during continuous traffic fails no request") {
+    TempDir cluster;
+    const fs::path base = cluster.path() / "base";
+    fs::copy(fixtures / "walkthrough-base", base, fs::copy_options::recursive);
+    const std::string plaintext_policy =
+        slurp(fixtures / "walkthrough-3-plaintext" / "policy-plaintext.yaml");
+    // As a ConfigMap or GitOps sync lands a file: written aside, renamed into place at once.
+    const auto put_policy = [&](const std::string& text) {
+        write_text(base / "policy.yaml.tmp", text);
+        fs::rename(base / "policy.yaml.tmp", base / "policy.yaml");
+    };
+    put_policy(plaintext_policy);
+    Serve serve({{"--snapshot", base.string(), "--istio-version", "1.5"}, false});
+    const auto reloads = [&] {
+        return sample(scrape(serve.port, serve.ca()),
+                      R"(mtls_guard_snapshot_reloads_total{result="success"})");
+    };
+
+    // ISTIO_MUTUAL to httpbin.full: denied while its Policy says plaintext, allowed without it.
+    const std::string body = admission_review("reload", dr_full_mtls(), "CREATE").dump();
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0}, failed{0}, allowed{0}, denied{0};
+    std::mutex failure_mutex;
+    std::string failure;
+    const auto exchange = [&](TlsClient& client) {
+        Reply reply;
+        if (client.send(post(body)) || client.read(reply) || reply.status != 200)
+            return false;
+        const json parsed = reply.body_json();
+        if (!parsed.is_object() || parsed["response"]["uid"] != "reload")
+            return false;
+        (parsed["response"]["allowed"] == true ? allowed : denied)++;
+        return true;
+    };
+    std::vector<std::thread> traffic;
+    for (int t = 0; t < 2; ++t)
+        traffic.emplace_back([&, t] {
+            TlsClient client(serve.port, {{serve.ca()}});
+            const bool reconnect = t == 1; // one kept-alive connection, one new connection each
+            if (!reconnect && client.connect()) {
+                ++failed;
+                return;
+            }
+            for (int i = 0; i < 100000 && !stop; ++i) {
+                if ((reconnect && client.connect()) || !exchange(client)) {
+                    ++failed;
+                    std::lock_guard lock(failure_mutex);
+                    failure = "request " + std::to_string(i) + " of client " + std::to_string(t);
+                    if (!reconnect && client.connect())
+                        return;
+                    continue;
+                }
+                ++ok;
+            }
+        });
+
+    const double first = reloads();
+    constexpr int swaps = 6;
+    int seen = 0;
+    for (int i = 0; i < swaps; ++i) {
+        put_policy(i % 2 == 0 ? "# no Policy for httpbin.full\n" : plaintext_policy);
+        seen += eventually([&] { return reloads() >= first + i + 1; }, 5s) ? 1 : 0;
+        const int before = ok;
+        eventually([&] { return ok > before + 10; }, 2s);
+    }
+    stop = true;
+    for (auto& t : traffic)
+        t.join();
+    INFO("last failure: " << failure);
+    CHECK(seen == swaps);
+    CHECK(failed == 0);
+    CHECK(ok > 60);
+    CHECK(allowed > 0);
+    CHECK(denied > 0);
+    CHECK(sample(scrape(serve.port, serve.ca()),
+                 R"(mtls_guard_snapshot_reloads_total{result="failure"})") == 0);
+}
+
+TEST_CASE("Large bodies in progress are bounded in memory: beyond eight at once, 503") {
+    // Budget: 8 x --max-body-bytes. Eight stalled 1 KiB bodies fill it; requests without a body
+    // still pass, and the room frees up when the stalled clients go.
+    Serve serve({{"--max-body-bytes", "1024"}, true, true, true, "3"});
+    const std::string header = "POST /validate HTTP/1.1\r\nHost: localhost\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 1024\r\n\r\n";
+    std::vector<std::unique_ptr<TlsClient>> stalled;
+    for (int i = 0; i < 8; ++i) {
+        auto client = std::make_unique<TlsClient>(serve.port, ClientOptions{{serve.ca()}});
+        REQUIRE_FALSE(client->connect());
+        REQUIRE_FALSE(client->write_raw(header + "{\"apiVersion\":"));
+        stalled.push_back(std::move(client));
+    }
+    // Each header is read before its body: give the server the moment it needs for the eighth.
+    std::this_thread::sleep_for(300ms);
+    TlsClient ninth = client_for(serve);
+    REQUIRE_FALSE(ninth.connect());
+    REQUIRE_FALSE(ninth.write_raw(header + "{}"));
+    Reply refused;
+    REQUIRE_FALSE(ninth.read(refused));
+    CHECK(refused.status == 503);
+    CHECK_FALSE(refused.keep_alive);
+    CHECK_THAT(refused.body_json().at("error").get<std::string>(), Catch::Contains("retry"));
+    TlsClient probe = client_for(serve);
+    REQUIRE_FALSE(probe.connect());
+    CHECK(probe.exchange(get("/healthz")).status == 200);
+    // The stalled clients leave: their bodies' room is free again and reviews go through.
+    stalled.clear();
+    CHECK(eventually(
+        [&] {
+            TlsClient next = client_for(serve);
+            if (next.connect())
+                return false;
+            Reply reply;
+            return !next.send(
+                       post(admission_review("later", dr_legacy_plain(), "CREATE").dump())) &&
+                   !next.read(reply) && reply.status == 200;
+        },
+        8s));
+}
+
+TEST_CASE("One request cannot write megabytes of log: the fields it chooses are cut to 256") {
+    Serve serve({{"--log-format", "json"}});
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+    json review = admission_review(std::string(100000, 'u'), dr_legacy_plain(), "CREATE");
+    review["request"]["name"] = std::string(100000, 'n');
+    review["request"]["namespace"] = std::string(100000, 's');
+    client.exchange(post(review.dump()));
+    json unreadable = review;
+    unreadable["request"]["object"] = "not an object";
+    unreadable["request"]["uid"] = std::string(100000, 'x');
+    client.exchange(post(unreadable.dump()));
+    std::vector<json> decisions;
+    eventually(
+        [&] {
+            decisions.clear();
+            std::istringstream in(serve.process->err());
+            std::string line;
+            while (std::getline(in, line)) {
+                const json parsed = json::parse(line, nullptr, false);
+                if (parsed.is_object() && parsed.value("logger", "") == "admission")
+                    decisions.push_back(parsed);
+            }
+            return decisions.size() == 2;
+        },
+        5s);
+    REQUIRE(decisions.size() == 2);
+    for (const auto& d : decisions) {
+        CHECK(d.at("uid").get<std::string>().size() == 256);
+        CHECK(d.at("name").get<std::string>().size() == 256);
+        CHECK(d.at("namespace").get<std::string>().size() == 256);
+    }
+    CHECK(serve.process->err().size() < 16384);
+}

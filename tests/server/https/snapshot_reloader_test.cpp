@@ -1,14 +1,19 @@
 // Unit tests of the snapshot reload from files: reload on change only, keep the last good snapshot
 // on a bad edit, warn on stale decisions, and count everything in the metrics.
+#include "server/admission/review_endpoint.hpp"
 #include "server/https/snapshot_reloader.hpp"
 #include "server/observability/metrics.hpp"
 
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 #include <unistd.h>
+#include <vector>
 
 namespace fs = std::filesystem;
 using namespace mtlsguard;
@@ -152,4 +157,72 @@ TEST_CASE("Files that cannot be read at the start leave the store not ready unti
     write(cluster.root() / "broken.yaml", "# fixed\n");
     CHECK(reloader.poll());
     CHECK(store.ready());
+}
+
+// What serve does at once: I/O threads decide with whatever the store holds and /metrics is
+// scraped, while the polling thread reloads. Under ThreadSanitizer this is the in-process check of
+// the store, the reloader and the metrics; it also checks every decision used a whole snapshot.
+TEST_CASE("Readers decide and metrics are scraped while polls publish new snapshots") {
+    Cluster cluster;
+    observability::Metrics metrics;
+    https::SnapshotStore store;
+    https::FileSnapshotReloader reloader(cluster.source(), admission::Enforcement::Enforce, store,
+                                         metrics);
+    REQUIRE(reloader.poll());
+    const std::string policy = [&] {
+        std::ifstream in(cluster.root() / "policy-plaintext.yaml");
+        std::ostringstream out;
+        out << in.rdbuf();
+        return out.str();
+    }();
+    // ISTIO_MUTUAL to httpbin.full: denied with the plaintext Policy, allowed without it.
+    const std::string review =
+        R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"r",)"
+        R"("kind":{"group":"networking.istio.io","version":"v1alpha3","kind":"DestinationRule"},)"
+        R"("name":"m","namespace":"full","operation":"CREATE","object":{"apiVersion":)"
+        R"("networking.istio.io/v1alpha3","kind":"DestinationRule","metadata":{"name":"m",)"
+        R"("namespace":"full"},"spec":{"host":"httpbin.full.svc.cluster.local","trafficPolicy":)"
+        R"({"tls":{"mode":"ISTIO_MUTUAL"}}}}}})";
+
+    std::atomic<bool> stop{false};
+    std::atomic<int> decided{0}, bad{0}, allowed{0}, denied{0};
+    std::vector<std::thread> readers;
+    for (int t = 0; t < 2; ++t)
+        readers.emplace_back([&] {
+            for (int i = 0; i < 1000000 && !stop; ++i) {
+                const auto snapshot = store.snapshot();
+                const auto settings = store.settings();
+                const auto reply = server::handle_review(*snapshot, review, *settings);
+                if (reply.status != 200)
+                    ++bad;
+                (reply.decision.allowed ? allowed : denied)++;
+                ++decided;
+            }
+        });
+    std::thread scraper([&] {
+        for (int i = 0; i < 100000 && !stop; ++i)
+            if (metrics.render().find("mtls_guard_snapshot_reloads_total") == std::string::npos)
+                ++bad;
+    });
+    int published = 0;
+    for (int i = 0; i < 8; ++i) {
+        const int before = decided;
+        if (i % 2 == 0)
+            fs::remove(cluster.root() / "policy-plaintext.yaml");
+        else
+            write(cluster.root() / "policy-plaintext.yaml", policy);
+        published += reloader.poll() ? 1 : 0;
+        // Let the readers decide with this snapshot before the next one (bounded).
+        for (int wait = 0; wait < 2000 && decided < before + 20; ++wait)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    stop = true;
+    for (auto& r : readers)
+        r.join();
+    scraper.join();
+    CHECK(published == 8);
+    CHECK(bad == 0);
+    CHECK(allowed > 0);
+    CHECK(denied > 0);
+    CHECK(sample(metrics.render(), R"(mtls_guard_snapshot_reloads_total{result="success"})") == 9);
 }

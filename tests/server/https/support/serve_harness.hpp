@@ -26,6 +26,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <optional>
+#include <poll.h>
 #include <random>
 #include <sstream>
 #include <string>
@@ -185,6 +186,12 @@ inline bool is_closed(const error_code& ec) {
 
 inline http::request<http::string_body> get(const std::string& target);
 
+inline bool hung_up(int fd, std::chrono::milliseconds wait) {
+    pollfd p{fd, POLLRDHUP, 0};
+    const int ready = ::poll(&p, 1, static_cast<int>(wait.count()));
+    return ready > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 // A TLS client that verifies the server against the given CAs and the name localhost. Every
 // operation runs under a timeout on its own io_context.
 class TlsClient {
@@ -279,6 +286,12 @@ class TlsClient {
         }
     }
 
+    // Whether the server has closed its side (FIN or reset) within `wait`, without reading: unread
+    // TLS 1.3 session tickets would make a readability check useless, POLLRDHUP is not fooled.
+    bool peer_hung_up(std::chrono::milliseconds wait) {
+        return hung_up(beast::get_lowest_layer(*stream_).socket().native_handle(), wait);
+    }
+
     // SHA-256 of the certificate the server presented.
     std::string peer_fingerprint() {
         X509* cert = SSL_get1_peer_certificate(stream_->native_handle());
@@ -330,6 +343,14 @@ class PlainClient {
     error_code write_raw(const std::string& bytes) {
         return run([&](auto handler) { net::async_write(stream_, net::buffer(bytes), handler); });
     }
+    bool peer_hung_up(std::chrono::milliseconds wait) {
+        return hung_up(stream_.socket().native_handle(), wait);
+    }
+    void close() {
+        error_code ignored;
+        stream_.socket().close(ignored);
+    }
+
     // Everything the server sends until it closes (or `timeout`).
     std::pair<std::string, error_code> read_until_closed(std::chrono::milliseconds timeout) {
         std::string received;
@@ -379,6 +400,7 @@ struct ServeOptions {
     bool wait = true;                  // wait for the port file, then for /readyz
     std::string body_timeout = "1";    // seconds
     bool ready = true;                 // with `wait`: also wait for /readyz (generated CA)
+    std::string header_timeout = "1";  // seconds; also the TLS handshake timeout
 };
 
 // `mtls-guard serve` on 127.0.0.1, an ephemeral port, short timeouts so that stalls end quickly.
@@ -393,7 +415,7 @@ class Serve {
                                          "--threads",
                                          "2",
                                          "--header-timeout-seconds",
-                                         "1",
+                                         options.header_timeout,
                                          "--body-timeout-seconds",
                                          options.body_timeout,
                                          "--cert-poll-seconds",
