@@ -10,17 +10,12 @@
 // percentiles instead of slowing the load down (wrk's closed loop hides it). Exit code 0 when no
 // request failed and RSS grew less than --max-rss-growth percent, 1 otherwise, 2 on bad usage.
 #include "server/https/self_signed.hpp"
+#include "tests/server/https/support/tls_client.hpp"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -40,12 +35,9 @@
 namespace {
 
 namespace fs = std::filesystem;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace net = boost::asio;
-namespace ssl = net::ssl;
-using tcp = net::ip::tcp;
-using error_code = boost::system::error_code;
+namespace http = boost::beast::http;
+namespace serve_testing = mtlsguard::serve_testing;
+using serve_testing::error_code;
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
@@ -184,82 +176,19 @@ class ServeProcess {
 
 // ------------------------------------------------------------------------------------ the client
 
-struct Reply {
-    unsigned status = 0;
-    std::string body;
-};
+using serve_testing::Reply;
 
 // A verifying TLS client (both CAs trusted, host name localhost); every step under a timeout.
-class Client {
+class Client : public serve_testing::TlsClient {
   public:
     Client(std::uint16_t port, const std::vector<fs::path>& cas)
-        : port_(port), ctx_(ssl::context::tls_client) {
-        ctx_.set_verify_mode(ssl::verify_peer);
-        for (const auto& ca : cas)
-            ctx_.load_verify_file(ca.string());
-    }
-
-    error_code connect() {
-        stream_.emplace(io_, ctx_);
-        buffer_.clear();
-        if (SSL_ctrl(stream_->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME,
-                     TLSEXT_NAMETYPE_host_name, const_cast<char*>("localhost")) != 1)
-            return net::error::invalid_argument;
-        stream_->set_verify_callback(ssl::host_name_verification("localhost"));
-        if (auto ec = run([&](auto h) {
-                beast::get_lowest_layer(*stream_).async_connect(
-                    tcp::endpoint(net::ip::make_address("127.0.0.1"), port_), h);
-            }))
-            return ec;
-        return run([&](auto h) { stream_->async_handshake(ssl::stream_base::client, h); });
-    }
-    bool connected() const { return stream_.has_value(); }
-    void drop() { stream_.reset(); }
-
-    error_code exchange(const http::request<http::string_body>& request, Reply& reply) {
-        if (auto ec = run([&](auto h) { http::async_write(*stream_, request, h); }))
-            return ec;
-        http::response_parser<http::string_body> parser;
-        parser.body_limit(1 << 20);
-        if (auto ec = run([&](auto h) { http::async_read(*stream_, buffer_, parser, h); }))
-            return ec;
-        reply.status = parser.get().result_int();
-        reply.body = parser.get().body();
-        if (!parser.get().keep_alive())
-            drop();
-        return {};
-    }
-
-  private:
-    template <class Start> error_code run(Start&& start) {
-        beast::get_lowest_layer(*stream_).expires_after(5s);
-        std::optional<error_code> result;
-        start([&result](error_code ec, auto&&...) { result = ec; });
-        io_.restart();
-        io_.run();
-        return result.value_or(net::error::timed_out);
-    }
-
-    std::uint16_t port_;
-    net::io_context io_;
-    ssl::context ctx_;
-    std::optional<beast::ssl_stream<beast::tcp_stream>> stream_;
-    beast::flat_buffer buffer_;
+        : TlsClient(port, serve_testing::ClientOptions{cas}) {}
 };
 
 http::request<http::string_body> make_request(const std::string& target, const std::string& body) {
-    http::request<http::string_body> request{body.empty() ? http::verb::get : http::verb::post,
-                                             target, 11};
-    request.set(http::field::host, "localhost");
-    if (!body.empty()) {
-        request.set(http::field::content_type, "application/json");
-        request.body() = body;
-    }
-    request.prepare_payload();
-    return request;
+    return body.empty() ? serve_testing::get(target) : serve_testing::post(body, target);
 }
 
-// What `kubectl apply` of a changed DestinationRule makes the API server send, on the demo mesh.
 std::string review_body(const std::string& uid) {
     const json spec = {{"host", "catalog.backend.svc.cluster.local"},
                        {"subsets", {{{"name", "v1"}, {"labels", {{"version", "v1"}}}}}},
@@ -322,15 +251,7 @@ double decision_quantile_ms(const std::string& metrics, double q) {
     return -1;
 }
 
-// The value of one series in the text exposition, or -1.
-double sample(const std::string& metrics, const std::string& series) {
-    std::istringstream in(metrics);
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind(series + " ", 0) == 0)
-            return std::stod(line.substr(series.size() + 1));
-    return -1;
-}
+using serve_testing::sample;
 
 // ------------------------------------------------------------------------------------- the load
 

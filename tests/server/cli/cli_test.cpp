@@ -1,4 +1,6 @@
 // End-to-end tests of the mtls-guard binary: exit codes, error messages, stdin, JSON output, scale.
+#include "tests/support/files.hpp"
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
@@ -19,32 +21,7 @@ using nlohmann::json;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-class TempDir {
-  public:
-    TempDir() {
-        std::random_device seed;
-        path_ = fs::temp_directory_path() /
-                ("mtls-guard-cli-" + std::to_string(::getpid()) + "-" + std::to_string(seed()));
-        fs::create_directories(path_);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-    std::string write(const std::string& name, const std::string& content) const {
-        const fs::path file = path_ / name;
-        fs::create_directories(file.parent_path());
-        std::ofstream(file, std::ios::binary) << content;
-        return file.string();
-    }
-
-  private:
-    fs::path path_;
-};
+using mtlsguard::testing::TempDir;
 
 std::string quote(const std::string& s) {
     std::string out = "'";

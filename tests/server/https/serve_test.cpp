@@ -103,7 +103,7 @@ TEST_CASE("serve gives the verdicts of the engine over TLS: allowed, denied, war
         const Reply reply = client.exchange(post(
             admission_review("b-1", dr_full_mtls(), "CREATE", false, "admission.k8s.io/v1beta1")
                 .dump()));
-        CHECK(reply.body_json().at("apiVersion") == "admission.k8s.io/v1beta1");
+        CHECK(body_json(reply).at("apiVersion") == "admission.k8s.io/v1beta1");
         CHECK(response_of(reply, "b-1").at("allowed") == false);
     }
     SECTION("the body is byte for byte what `mtls-guard review` prints for the same review") {
@@ -187,7 +187,7 @@ TEST_CASE("Concurrent connections are all served") {
                     ++failed;
                     continue;
                 }
-                const json body = reply.body_json();
+                const json body = body_json(reply);
                 if (body.is_object() && body["response"]["uid"] == uid &&
                     body["response"]["allowed"] == false)
                     ++ok;
@@ -209,7 +209,7 @@ TEST_CASE("Bad requests get a short JSON error and the server keeps serving othe
     SECTION("a body that is not JSON: 400") {
         const Reply reply = client.exchange(post("{not json"));
         CHECK(reply.status == 400);
-        CHECK(reply.body_json().at("error").is_string());
+        CHECK(body_json(reply).at("error").is_string());
         CHECK(reply.keep_alive); // a complete request: the connection stays usable
         CHECK(response_of(client.exchange(
                               post(admission_review("after", dr_legacy_plain(), "CREATE").dump())),
@@ -220,7 +220,7 @@ TEST_CASE("Bad requests get a short JSON error and the server keeps serving othe
         const Reply reply = client.exchange(post(
             admission_review("x", dr_legacy_plain(), "CREATE").dump(), "/validate", "text/plain"));
         CHECK(reply.status == 415);
-        CHECK(reply.body_json().at("error").is_string());
+        CHECK(body_json(reply).at("error").is_string());
         CHECK_FALSE(reply.keep_alive);
         CHECK(is_closed(client.wait_closed(3s)));
     }
@@ -241,7 +241,7 @@ TEST_CASE("Bad requests get a short JSON error and the server keeps serving othe
         Reply reply;
         REQUIRE_FALSE(client.read(reply));
         CHECK(reply.status == 413);
-        CHECK_THAT(reply.body_json().at("error").get<std::string>(), Catch::Contains("8388608"));
+        CHECK_THAT(body_json(reply).at("error").get<std::string>(), Catch::Contains("8388608"));
         CHECK(is_closed(client.wait_closed(5s)));
     }
     SECTION("a request header over 16 KiB: 431") {
@@ -317,7 +317,7 @@ TEST_CASE("Bad requests get a short JSON error and the server keeps serving othe
     SECTION("an unknown path: 404") {
         const Reply reply = client.exchange(get("/nope"));
         CHECK(reply.status == 404);
-        CHECK(reply.body_json().at("error").is_string());
+        CHECK(body_json(reply).at("error").is_string());
         CHECK(reply.keep_alive);
     }
     SECTION("the wrong method: 405 with Allow") {
@@ -329,18 +329,18 @@ TEST_CASE("Bad requests get a short JSON error and the server keeps serving othe
         const Reply on_healthz = client.exchange(put);
         CHECK(on_healthz.status == 405);
         CHECK(on_healthz.allow == "GET");
-        CHECK(on_healthz.body_json().at("error").is_string());
+        CHECK(body_json(on_healthz).at("error").is_string());
     }
     SECTION("an AdmissionReview without a uid, or without a request: 400") {
         json no_uid = admission_review("", dr_full_mtls(), "CREATE");
         no_uid["request"].erase("uid");
         const Reply a = client.exchange(post(no_uid.dump()));
         CHECK(a.status == 400);
-        CHECK_THAT(a.body_json().at("error").get<std::string>(), Catch::Contains("uid"));
+        CHECK_THAT(body_json(a).at("error").get<std::string>(), Catch::Contains("uid"));
         const Reply b = client.exchange(
             post(R"({"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"})"));
         CHECK(b.status == 400);
-        CHECK(b.body_json().at("error").is_string());
+        CHECK(body_json(b).at("error").is_string());
     }
     SECTION("Expect: 100-continue gets 100 before the body is sent") {
         const std::string body = admission_review("ex", dr_legacy_plain(), "CREATE").dump();
@@ -383,7 +383,7 @@ TEST_CASE("Probes and metrics tell what the server did") {
     REQUIRE_FALSE(client.connect());
     const Reply healthz = client.exchange(get("/healthz"));
     CHECK(healthz.status == 200);
-    CHECK(healthz.body_json().at("status") == "ok");
+    CHECK(body_json(healthz).at("status") == "ok");
     CHECK(eventually([&] { return client.exchange(get("/readyz")).status == 200; }, 5s));
 
     client.exchange(post(admission_review("m1", dr_full_mtls(), "CREATE", true).dump()));
@@ -1013,7 +1013,7 @@ TEST_CASE("A --snapshot reload during continuous traffic fails no request") {
         Reply reply;
         if (client.send(post(body)) || client.read(reply) || reply.status != 200)
             return false;
-        const json parsed = reply.body_json();
+        const json parsed = body_json(reply);
         if (!parsed.is_object() || parsed["response"]["uid"] != "reload")
             return false;
         (parsed["response"]["allowed"] == true ? allowed : denied)++;
@@ -1085,7 +1085,7 @@ TEST_CASE("Large bodies in progress are bounded in memory: beyond eight at once,
     REQUIRE_FALSE(ninth.read(refused));
     CHECK(refused.status == 503);
     CHECK_FALSE(refused.keep_alive);
-    CHECK_THAT(refused.body_json().at("error").get<std::string>(), Catch::Contains("retry"));
+    CHECK_THAT(body_json(refused).at("error").get<std::string>(), Catch::Contains("retry"));
     TlsClient probe = client_for(serve);
     REQUIRE_FALSE(probe.connect());
     CHECK(probe.exchange(get("/healthz")).status == 200);

@@ -3,6 +3,7 @@
 #include "server/admission/review_endpoint.hpp"
 #include "server/https/snapshot_reloader.hpp"
 #include "server/observability/metrics.hpp"
+#include "tests/support/files.hpp"
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -22,25 +23,7 @@ namespace {
 
 const fs::path fixtures = MTLS_GUARD_FIXTURES;
 
-class TempDir {
-  public:
-    TempDir() {
-        std::random_device seed;
-        path_ = fs::temp_directory_path() /
-                ("mtls-guard-reload-" + std::to_string(::getpid()) + "-" + std::to_string(seed()));
-        fs::create_directories(path_);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-  private:
-    fs::path path_;
-};
+using mtlsguard::testing::TempDir;
 
 double sample(const std::string& metrics, const std::string& series) {
     std::istringstream in(metrics);

@@ -3,6 +3,7 @@
 #include "server/https/self_signed.hpp"
 #include "server/https/tls_context.hpp"
 #include "server/observability/metrics.hpp"
+#include "tests/support/files.hpp"
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -19,32 +20,9 @@ using namespace mtlsguard;
 
 namespace {
 
-class TempDir {
-  public:
-    TempDir() {
-        std::random_device seed;
-        path_ = fs::temp_directory_path() /
-                ("mtls-guard-tls-" + std::to_string(::getpid()) + "-" + std::to_string(seed()));
-        fs::create_directories(path_);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
+using mtlsguard::testing::TempDir;
 
-  private:
-    fs::path path_;
-};
-
-std::string slurp(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-}
+using mtlsguard::testing::slurp;
 
 https::TlsMaterial material_of(const https::GeneratedCertificate& generated) {
     return {slurp(generated.certificate), slurp(generated.private_key), {}};

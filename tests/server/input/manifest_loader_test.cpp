@@ -1,6 +1,7 @@
 // Tests of the manifest loader: YAML/JSON parsing, documents and Lists, directories, limits,
 // errors.
 #include "server/input/manifest_loader.hpp"
+#include "tests/support/files.hpp"
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -26,32 +27,7 @@ using nlohmann::json;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-class TempDir {
-  public:
-    TempDir() {
-        std::random_device seed;
-        path_ = fs::temp_directory_path() /
-                ("mtls-guard-loader-" + std::to_string(::getpid()) + "-" + std::to_string(seed()));
-        fs::create_directories(path_);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-    std::string write(const std::string& name, const std::string& content) const {
-        const fs::path file = path_ / name;
-        fs::create_directories(file.parent_path());
-        std::ofstream(file, std::ios::binary) << content;
-        return file.string();
-    }
-
-  private:
-    fs::path path_;
-};
+using mtlsguard::testing::TempDir;
 
 // Runs `f` and returns the LoadError it threw; any other exception fails the test.
 template <typename F> std::optional<LoadError> load_error(F&& f) {

@@ -1,5 +1,6 @@
 // Tests of load_snapshot: decode errors name file, document and field; version notice; mesh config.
 #include "server/input/snapshot_files.hpp"
+#include "tests/support/files.hpp"
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -19,30 +20,7 @@ using mtlsguard::model::IstioVersion;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-class TempDir {
-  public:
-    TempDir() {
-        std::random_device seed;
-        path_ = fs::temp_directory_path() / ("mtls-guard-snapshot-" + std::to_string(::getpid()) +
-                                             "-" + std::to_string(seed()));
-        fs::create_directories(path_);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    std::string write(const std::string& name, const std::string& content) const {
-        const fs::path file = path_ / name;
-        std::ofstream(file, std::ios::binary) << content;
-        return file.string();
-    }
-
-  private:
-    fs::path path_;
-};
+using mtlsguard::testing::TempDir;
 
 template <typename F> std::optional<LoadError> load_error(F&& f) {
     try {

@@ -5,6 +5,7 @@
 #include "server/kube/config.hpp"
 #include "tests/server/kube/support/fake_api_server.hpp"
 #include "tests/server/kube/support/test_pki.hpp"
+#include "tests/support/files.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -150,40 +151,7 @@ class Published {
     std::vector<std::shared_ptr<const model::Snapshot>> snapshots_;
 };
 
-// A file that is removed with the test.
-class TempDir {
-  public:
-    TempDir() {
-        path_ =
-            std::filesystem::temp_directory_path() /
-            ("mtls-kube-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
-        std::filesystem::create_directories(path_);
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    std::string write(const std::string& name, const std::string& content) const {
-        const auto file = path_ / name;
-        std::filesystem::create_directories(file.parent_path());
-        // Written aside and renamed, as the kubelet replaces a projected token.
-        const auto temporary = file.string() + ".tmp";
-        std::ofstream(temporary, std::ios::binary) << content;
-        std::filesystem::rename(temporary, file);
-        return file.string();
-    }
-    const std::filesystem::path& path() const noexcept { return path_; }
-
-  private:
-    static int& counter() {
-        static int n = 0;
-        return n;
-    }
-    std::filesystem::path path_;
-};
+using mtlsguard::testing::TempDir;
 
 // A kubeconfig for `cluster` in `dir`, as a user writes one: the CA in a file of its own and the
 // bearer token read from `token_file` (tokenFile: re-read when the server rejects it). Returns its
