@@ -372,9 +372,13 @@ TEST_CASE("Legacy Istio uses v1alpha1 precedence for a (service, service port)",
              "PERMISSIVE by web-old",
              "PERMISSIVE by web-old"},
         }));
+    // Named copies: a lambda (GENERATE_COPY's) may not capture structured bindings before C++20's
+    // P1091, which clang 14 lacks.
+    const std::string expected_1_4 = mode_1_4;
+    const std::string expected_1_5 = mode_1_5;
     auto [version, expected] = GENERATE_COPY(table<model::IstioVersion, std::string>({
-        {model::IstioVersion::V1_4, mode_1_4},
-        {model::IstioVersion::V1_5, mode_1_5},
+        {model::IstioVersion::V1_4, expected_1_4},
+        {model::IstioVersion::V1_5, expected_1_5},
     }));
     INFO(description << " (" << model::to_string(version) << ")");
     const auto snapshot = snapshot_of(with(shop(), policies), settings_for(version));
