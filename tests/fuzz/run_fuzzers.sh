@@ -2,6 +2,9 @@
 # Builds the libFuzzer targets (clang, ASan+UBSan) and runs each for a bounded time.
 #   tests/fuzz/run_fuzzers.sh [SECONDS_PER_TARGET]      (default 30; CI uses a short run)
 #   FUZZ_TARGETS="fuzz_watch_stream fuzz_http_request" tests/fuzz/run_fuzzers.sh 180   (some only)
+#   FUZZ_BUILD_DIR=build-asan FUZZ_REUSE_BUILD=1 tests/fuzz/run_fuzzers.sh 20
+#       (CI) builds the targets in an existing clang build configured with MTLS_GUARD_FUZZ=ON and
+#       MTLS_GUARD_SANITIZE=address, instead of configuring build-fuzz (-O2) from scratch.
 # Crashes are written to build-fuzz/crashes/<target>/ and make the script fail; each one must
 # become a regression test (a fixture or a unit test) before it is fixed.
 set -euo pipefail
@@ -9,8 +12,13 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-30}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 
-CXX=clang++ CC=clang cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DMTLS_GUARD_FUZZ=ON -DMTLS_GUARD_SANITIZE=address -DMTLS_GUARD_TESTS=OFF >/dev/null
+if [ "${FUZZ_REUSE_BUILD:-0}" = 1 ]; then
+    grep -q '^MTLS_GUARD_FUZZ:BOOL=ON' "$build/CMakeCache.txt" ||
+        { echo "run_fuzzers.sh: $build is not configured with MTLS_GUARD_FUZZ=ON" >&2; exit 2; }
+else
+    CXX=clang++ CC=clang cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DMTLS_GUARD_FUZZ=ON -DMTLS_GUARD_SANITIZE=address -DMTLS_GUARD_TESTS=OFF >/dev/null
+fi
 read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_admission_review fuzz_manifest fuzz_watch_stream fuzz_http_request}"
 cmake --build "$build" --target "${targets[@]}" --parallel "$(nproc)"
 
