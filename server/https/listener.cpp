@@ -30,6 +30,10 @@ constexpr std::size_t discard_read_size = 4096;
 // The first read of a kept-alive connection's next request: a whole TLS record's plaintext, so
 // that a typical AdmissionReview (header and body, a few KB) arrives in one read instead of two.
 constexpr std::size_t request_read_size = 16384;
+// A request body's buffer is kept for the connection's next request up to this capacity: a body
+// allocation past 1 KB makes glibc's malloc consolidate its fast bins, on every request. Bigger
+// ones are freed, so that an idle connection does not pin a large body's memory.
+constexpr std::size_t reused_body_capacity = 32 * 1024;
 constexpr std::chrono::milliseconds accept_retry_delay{100};
 // After answering a client we close on, read what it still sends for this long, so that closing
 // with unread bytes does not reset the connection before the answer arrives.
@@ -113,7 +117,10 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
             do_close();
             return;
         }
-        parser_.emplace();
+        Request next;
+        next.body() = std::move(spare_body_); // empty, with the last body's capacity
+        spare_body_ = {};
+        parser_.emplace(std::move(next));
         parser_->header_limit(context_.settings.header_limit);
         parser_->body_limit(context_.settings.body_limit);
         endpoint_.reset();
@@ -210,6 +217,10 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
         Request request = parser_->release();
         response_ = context_.handler.respond(*endpoint_, request);
         response_.keep_alive(request.keep_alive() && !context_.handler.draining());
+        if (request.body().capacity() <= reused_body_capacity) {
+            spare_body_ = std::move(request.body());
+            spare_body_.clear();
+        }
         request = {};
         body_reservation_.reset(); // the body is gone
         send();
@@ -308,6 +319,7 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
     ListenerContext& context_;
     ConnectionTracker::Slot slot_;
     std::optional<http::request_parser<http::string_body>> parser_;
+    std::string spare_body_; // see reused_body_capacity
     std::optional<http::response<http::empty_body>> continue_;
     Response response_;
     std::optional<Endpoint> endpoint_;
