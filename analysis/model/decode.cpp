@@ -32,9 +32,15 @@ std::string require_string(const json& value, const std::string& path) {
     return value.get_ref<const std::string&>();
 }
 
-std::string optional_string(const json& object, std::string_view key, const std::string& path) {
+// The field's path is spelled out only for the error: decoding a review reads many such fields.
+std::string optional_string(const json& object, std::string_view key, std::string_view path) {
     const json* v = member(object, key);
-    return v ? require_string(*v, path + "." + std::string(key)) : std::string();
+    if (!v)
+        return {};
+    if (!v->is_string())
+        throw Failure{std::string(path) + "." + std::string(key) + ": expected a string, got " +
+                      type_name(*v)};
+    return v->get_ref<const std::string&>();
 }
 
 const json* optional_object(const json& object, std::string_view key, const std::string& path) {

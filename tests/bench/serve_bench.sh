@@ -5,11 +5,17 @@
 #
 #   tests/bench/serve_bench.sh [path/to/mtls-guard]      (default: build-release/mtls-guard)
 #
-# Needs wrk, nginx (nginx-light), curl, awk, ps. Builds nothing. Environment: DURATION (10s),
-# WRK_THREADS (2), WRK_CONNECTIONS (32), WARMUP (2s), ROUNDS (1): with more rounds the two servers
-# take turns (serve, nginx, serve, nginx, ...) so that load from elsewhere on the machine hits both
-# alike, and the medians are printed. Also prints the CPU time each server and wrk spent per
-# request: on a busy machine that is steadier than requests/s.
+# Needs wrk, nginx (nginx-light), curl, awk, ps, openssl. Builds nothing. Environment: DURATION
+# (10s), WRK_THREADS (2), WRK_CONNECTIONS (32), WARMUP (2s), ROUNDS (1): with more rounds the two
+# servers take turns (serve, nginx, serve, nginx, ...) so that load from elsewhere on the machine
+# hits both alike, and the medians are printed. SERVER_THREADS (the cores available): serve's I/O
+# threads and nginx's worker processes alike. FLOOR=1 also measures serve answering GET /healthz
+# (TLS + HTTP and nothing else), the floor under /validate. Also prints the CPU time each server and
+# wrk spent per request: on a busy machine that is steadier than requests/s.
+#
+# Both servers do the same work around the answer: the same certificate and TLS defaults (printed),
+# keep-alive, the POSTed body read, and one log line written per request (serve's decision log,
+# nginx's access log).
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,8 +25,10 @@ WARMUP=${WARMUP:-2s}
 WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-32}
 ROUNDS=${ROUNDS:-1}
+SERVER_THREADS=${SERVER_THREADS:-$(nproc)}
+FLOOR=${FLOOR:-0}
 
-for tool in wrk nginx curl awk ps; do
+for tool in wrk nginx curl awk ps openssl; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "serve_bench: $tool is missing (apt-get install wrk nginx-light curl)" >&2
         exit 2
@@ -54,7 +62,8 @@ wait_for_file() {
 
 # ------------------------------------------------------------------ mtls-guard on the demo mesh
 "$BIN" serve --listen 127.0.0.1:0 --port-file "$TMP/serve.port" --cert-dir "$TMP/certs" \
-    --snapshot "$ROOT/deploy/demo/mesh.yaml" --log-format json 2>"$TMP/serve.log" &
+    --snapshot "$ROOT/deploy/demo/mesh.yaml" --log-format json --threads "$SERVER_THREADS" \
+    2>"$TMP/serve.log" &
 SERVE_PID=$!
 wait_for_file "$TMP/serve.port" "mtls-guard serve"
 SERVE_PORT=$(head -n 1 "$TMP/serve.port")
@@ -79,6 +88,7 @@ grep -q '"allowed":true' "$TMP/response.json" || {
     exit 1
 }
 
+echo '-- GETs the URL, for the floor run.' >"$TMP/get.lua"
 cat >"$TMP/post.lua" <<EOF
 -- POSTs the AdmissionReview; wrk reports any answer other than 2xx/3xx.
 local file = io.open("$TMP/review.json", "rb")
@@ -97,12 +107,13 @@ chmod 644 "$TMP/nginx/html/validate"
 NGINX_PORT=$(awk 'BEGIN { srand(); print 20000 + int(rand() * 20000) }')
 cat >"$TMP/nginx/nginx.conf" <<EOF
 daemon off;
-worker_processes auto;
+worker_processes $SERVER_THREADS;
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/logs/error.log warn;
 events { worker_connections 1024; }
 http {
-    access_log off;
+    # Like serve's decision log: one line per request, written as it happens.
+    access_log $TMP/nginx/logs/access.log;
     client_body_temp_path $TMP/nginx/body;
     proxy_temp_path $TMP/nginx/proxy;
     fastcgi_temp_path $TMP/nginx/fastcgi;
@@ -139,9 +150,19 @@ cmp -s "$TMP/response.json" "$TMP/nginx-response.json" || {
     exit 1
 }
 
+# The TLS each one negotiates with a default OpenSSL client (wrk is one): they must match.
+tls_of() {
+    echo | openssl s_client -connect "127.0.0.1:$1" -CAfile "$CA" 2>/dev/null |
+        awk '/^New, / { proto = $2; cipher = $5 } /Server Temp Key:/ { group = $4 }
+             END { sub(/,$/, "", proto); sub(/,$/, "", group); print proto, cipher, group }'
+}
+SERVE_TLS=$(tls_of "$SERVE_PORT")
+NGINX_TLS=$(tls_of "$NGINX_PORT")
+[ "$SERVE_TLS" = "$NGINX_TLS" ] || echo "serve_bench: warning: TLS differs: serve $SERVE_TLS, nginx $NGINX_TLS" >&2
+
 # ------------------------------------------------------------------ the runs
-run_wrk() { # url duration output
-    timeout 120 wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$2" --latency -s "$TMP/post.lua" "$1" >"$3"
+run_wrk() { # url duration output [script]
+    timeout 120 wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$2" --latency -s "${4:-$TMP/post.lua}" "$1" >"$3"
     if grep -q 'Non-2xx' "$3" || grep -q 'Socket errors' "$3"; then
         echo "serve_bench: errors during the run against $1:" >&2
         cat "$3" >&2
@@ -166,12 +187,13 @@ children_seconds() {
 }
 NGINX_PIDS="$NGINX_PID $(ps -o pid= --ppid "$NGINX_PID" | tr '\n' ' ')"
 
-# One measured run: url, output, pids of the server; appends "rps server-us wrk-us" to output.cpu.
+# One measured run: url, output, pids of the server[, wrk script]; appends "rps server-us wrk-us"
+# to output.cpu.
 measured_run() {
     server_before=$(cpu_ticks $3)
     times >"$TMP/times"
     wrk_before=$(children_seconds)
-    run_wrk "$1" "$DURATION" "$2"
+    run_wrk "$1" "$DURATION" "$2" ${4:-}
     server_after=$(cpu_ticks $3)
     times >"$TMP/times"
     wrk_after=$(children_seconds)
@@ -198,6 +220,8 @@ while [ "$round" -le "$ROUNDS" ]; do
     echo "round $round/$ROUNDS: mtls-guard /validate, then nginx: wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$DURATION ..." >&2
     measured_run "$SERVE_URL" "$TMP/serve-wrk.txt" "$SERVE_PID"
     measured_run "$NGINX_URL" "$TMP/nginx-wrk.txt" "$NGINX_PIDS"
+    [ "$FLOOR" = 1 ] && measured_run "https://127.0.0.1:$SERVE_PORT/healthz" "$TMP/floor-wrk.txt" \
+        "$SERVE_PID" "$TMP/get.lua"
     round=$((round + 1))
 done
 histogram >"$TMP/hist-after.txt"
@@ -229,7 +253,8 @@ DECISION=$(awk '
     }' "$TMP/hist-before.txt" "$TMP/hist-after.txt")
 
 echo
-echo "body: $(wc -c <"$TMP/review.json") bytes AdmissionReview in, $(wc -c <"$TMP/response.json") bytes out; TLS 1.3 on loopback; $(nproc) cores"
+echo "body: $(wc -c <"$TMP/review.json") bytes AdmissionReview in, $(wc -c <"$TMP/response.json") bytes out; loopback; $(nproc) cores; $SERVER_THREADS serve threads / nginx workers"
+echo "TLS negotiated: serve $SERVE_TLS; nginx $NGINX_TLS"
 [ "$ROUNDS" -gt 1 ] && echo "medians of $ROUNDS alternating rounds; per round (requests/s, server CPU us/request, wrk CPU us/request): serve $(awk '{ printf "[%s %s %s] ", $1, $2, $3 }' "$TMP/serve-wrk.txt.cpu")nginx $(awk '{ printf "[%s %s %s] ", $1, $2, $3 }' "$TMP/nginx-wrk.txt.cpu")"
 echo "mtls-guard serve /validate : $SERVE_RPS requests/s (wrk p99 $(p99 "$TMP/serve-wrk.txt"), last round)"
 echo "nginx static, same body    : $NGINX_RPS requests/s (wrk p99 $(p99 "$TMP/nginx-wrk.txt"), last round)"
@@ -237,3 +262,6 @@ awk -v r="$RATIO" 'BEGIN { printf "ratio mtls-guard / nginx   : %.2f (target >= 
 echo "decision p99 (server side) : $(echo "$DECISION" | awk '{ $NF = ""; print }')over $(echo "$DECISION" | awk '{ print $NF }') decisions"
 echo "CPU per request, mtls-guard: server $(awk '{ print $2 }' "$TMP/serve-wrk.txt.cpu" | median) us, wrk $(awk '{ print $3 }' "$TMP/serve-wrk.txt.cpu" | median) us"
 echo "CPU per request, nginx     : server $(awk '{ print $2 }' "$TMP/nginx-wrk.txt.cpu" | median) us, wrk $(awk '{ print $3 }' "$TMP/nginx-wrk.txt.cpu" | median) us"
+if [ "$FLOOR" = 1 ]; then
+    echo "floor, serve GET /healthz  : $(awk '{ print $1 }' "$TMP/floor-wrk.txt.cpu" | median) requests/s, server $(awk '{ print $2 }' "$TMP/floor-wrk.txt.cpu" | median) us, wrk $(awk '{ print $3 }' "$TMP/floor-wrk.txt.cpu" | median) us per request"
+fi
