@@ -613,6 +613,7 @@ struct FakeApiServer::State {
             limit = std::stoul(l->second);
         std::uint64_t list_rv = rv;
         std::string after;
+        std::size_t position = 0; // items of the earlier pages
         if (auto cont = r.query.find("continue"); cont != r.query.end() && !cont->second.empty()) {
             const json token = json::parse(unbase64(cont->second), nullptr, false);
             if (!token.is_object() || token.value("gen", std::uint64_t{0}) < continue_generation)
@@ -629,6 +630,7 @@ struct FakeApiServer::State {
             }
             list_rv = token.value("rv", rv);
             after = token.value("start", "");
+            position = token.value("pos", std::size_t{0});
         }
         std::string items;
         std::size_t item_count = 0;
@@ -642,8 +644,11 @@ struct FakeApiServer::State {
             if (limit != 0 && item_count == limit) {
                 // Counting the rest must not cost a lookup per object: pages would be quadratic.
                 if (everything) {
-                    remaining = static_cast<std::size_t>(std::distance(it, c.objects.end()));
-                    more = remaining > 0;
+                    // As approximate as the real remainingItemCount when objects change between
+                    // pages; a walk to the end per page would make a long list quadratic.
+                    const std::size_t listed = position + item_count;
+                    remaining = c.objects.size() > listed ? c.objects.size() - listed : 1;
+                    more = true;
                     break;
                 }
                 if (selector.matches(it->second)) {
@@ -661,8 +666,11 @@ struct FakeApiServer::State {
         }
         json metadata = {{"resourceVersion", std::to_string(list_rv)}};
         if (more) {
-            metadata["continue"] = base64(
-                json{{"rv", list_rv}, {"start", last_key}, {"gen", continue_generation}}.dump());
+            metadata["continue"] = base64(json{
+                {"rv", list_rv},
+                {"start", last_key},
+                {"pos", position + item_count},
+                {"gen", continue_generation}}.dump());
             metadata["remainingItemCount"] = remaining;
         }
         // The members in the order nlohmann's object would write them (sorted by key).
