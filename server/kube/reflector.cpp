@@ -152,20 +152,26 @@ void Reflector::on_page(HttpResult result) {
         return retry(true, "list of " + target_.name + ": " + problem);
     }
     healthy();
+    list_resource_version_ = metadata->at("resourceVersion").get<std::string>();
+    auto cont = metadata->find("continue");
+    continue_ = cont != metadata->end() && cont->is_string() ? cont->get<std::string>() : "";
+    // The next page is asked for before this one's items are decoded: the server prepares it
+    // meanwhile. Its answer runs on this strand, so it cannot overtake these items.
+    if (!continue_.empty())
+        request_page();
     if (items && items->is_array()) {
         for (auto& item : *items) {
+            if (stopped_)
+                return; // the sink stopped the reflector
             if (!item.is_object())
                 continue; // nothing to key it by; the API server never sends this
             stamp(item);
             sink_->list_item(std::move(item));
         }
     }
-    list_resource_version_ = metadata->at("resourceVersion").get<std::string>();
-    auto cont = metadata->find("continue");
-    continue_ = cont != metadata->end() && cont->is_string() ? cont->get<std::string>() : "";
     document.reset();
     if (!continue_.empty())
-        return request_page();
+        return;
     listing_ = false;
     resource_version_ = list_resource_version_;
     // Synced before the sink hears of it: the sink may ask whether every reflector is.

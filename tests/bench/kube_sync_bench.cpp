@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <arpa/inet.h>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -15,12 +16,15 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
+#include <netinet/in.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 #include <string>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -52,6 +56,27 @@ double current_rss_mib() {
         std::fclose(f);
     }
     return static_cast<double>(pages) * static_cast<double>(sysconf(_SC_PAGESIZE)) / 1048576.0;
+}
+
+// CPU time (user and system) a process has used so far, in ms: on a shared machine it says more
+// than wall time about what the sync itself costs.
+double process_cpu_ms(pid_t pid) {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+    if (!f)
+        return -1;
+    char text[1024] = {};
+    const std::size_t n = std::fread(text, 1, sizeof text - 1, f);
+    std::fclose(f);
+    // Fields 14 and 15 (utime, stime) follow the command name, which ends at the last ')'.
+    const char* p = std::strrchr(text, ')');
+    if (n == 0 || !p)
+        return -1;
+    unsigned long utime = 0;
+    unsigned long stime = 0;
+    if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) !=
+        2)
+        return -1;
+    return static_cast<double>(utime + stime) * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // A line over a pipe between the benchmark and its fake API server.
@@ -217,6 +242,56 @@ void print_rebuild_breakdown(const bench::MeshShape& shape) {
                 inputs.pod_shapes.size(), median_ms(folded));
 }
 
+// The first three fields of /proc/loadavg: how busy the shared machine was.
+std::string load_average() {
+    std::string out;
+    if (std::FILE* f = std::fopen("/proc/loadavg", "r")) {
+        char text[128] = {};
+        if (std::fgets(text, sizeof text, f))
+            out = text;
+        std::fclose(f);
+    }
+    std::size_t spaces = 0;
+    for (std::size_t i = 0; i < out.size(); ++i)
+        if (out[i] == ' ' && ++spaces == 3)
+            return out.substr(0, i);
+    return out;
+}
+
+// A plain HTTP/1.0 GET to 127.0.0.1:port: the whole answer, or "" when it failed. The bench polls
+// with it rather than with curl, whose process per poll cost the measured serve CPU on 2 cores.
+std::string http_get(const std::string& port, const std::string& path) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return "";
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<std::uint16_t>(std::atoi(port.c_str())));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string answer;
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 &&
+        write_line(fd, "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r")) {
+        char buffer[8192];
+        ssize_t n = 0;
+        while ((n = ::read(fd, buffer, sizeof buffer)) > 0)
+            answer.append(buffer, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return answer;
+}
+
+// The status code of an HTTP answer ("200"), or "".
+std::string http_status(const std::string& answer) {
+    const auto space = answer.find(' ');
+    return space == std::string::npos ? std::string() : answer.substr(space + 1, 3);
+}
+
+// The body of an HTTP answer.
+std::string http_body(const std::string& answer) {
+    const auto end = answer.find("\r\n\r\n");
+    return end == std::string::npos ? std::string() : answer.substr(end + 4);
+}
+
 // Runs `command` (a shell line) and returns what it printed.
 std::string capture(const std::string& command) {
     std::string out;
@@ -252,7 +327,7 @@ double process_memory_mib(pid_t pid, const std::string& field) {
 // The real `mtls-guard serve --kubeconfig` against the fake API server: time to /readyz 200, the
 // whole process's memory, the first whole-snapshot analysis, and one pod event to a new snapshot.
 int measure_serve(const std::string& binary, const TestCa& ca, const std::string& port,
-                  int to_child, int from_child) {
+                  int to_child, int from_child, pid_t server) {
     char pattern[] = "/tmp/mtls-serve-bench-XXXXXX";
     if (!::mkdtemp(pattern)) {
         std::perror("mkdtemp");
@@ -276,6 +351,7 @@ int measure_serve(const std::string& binary, const TestCa& ca, const std::string
                           "\nusers:\n- name: bench\n  user:\n    tokenFile: " + token_file +
                           "\ncontexts:\n- name: bench\n  context:\n    cluster: bench\n    "
                           "user: bench\n");
+    const double server_cpu_before = process_cpu_ms(server);
     const auto started = Clock::now();
     const pid_t serve = ::fork();
     if (serve == 0) {
@@ -296,17 +372,19 @@ int measure_serve(const std::string& binary, const TestCa& ca, const std::string
         if (newline != std::string::npos && ports.size() > newline + 1)
             metrics_port = ports.substr(newline + 1, ports.find('\n', newline + 1) - newline - 1);
     }
-    const std::string base = "http://127.0.0.1:" + metrics_port;
     const auto status_of = [&](const std::string& path) {
-        return capture("curl -s -o /dev/null -w '%{http_code}' " + base + path);
+        return http_status(http_get(metrics_port, path));
     };
+    const auto metrics_now = [&] { return "\n" + http_body(http_get(metrics_port, "/metrics")); };
     int status = 0;
     while (status_of("/readyz") != "200" && ms_since(started) < 120000)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     const double ready_ms = ms_since(started);
+    const double serve_cpu_ms = process_cpu_ms(serve);
+    const double server_cpu_ms = process_cpu_ms(server) - server_cpu_before;
     std::string metrics;
     while (ms_since(started) < 180000) {
-        metrics = capture("curl -s " + base + "/metrics");
+        metrics = metrics_now();
         // The watcher's metrics follow within a second of the first snapshot.
         if (series_value(metrics, "mtls_guard_findings_analysis_seconds") > 0 &&
             series_value(metrics, "mtls_guard_kube_synced") == 1)
@@ -323,14 +401,17 @@ int measure_serve(const std::string& binary, const TestCa& ca, const std::string
                     ready_ms, findings_ms,
                     series_value(metrics, "mtls_guard_findings_analysis_seconds") * 1000,
                     series_value(metrics, "mtls_guard_kube_snapshot_rebuild_seconds") * 1000);
+        std::printf(
+            "  CPU until /readyz: serve process %.0f ms (all of its start), fake API server "
+            "%.0f ms (load average now %s)\n",
+            serve_cpu_ms, server_cpu_ms, load_average().c_str());
         const std::string reloads = R"(mtls_guard_snapshot_reloads_total{result="success"})";
         for (int round = 0; round < 3; ++round) {
-            const double before = series_value(capture("curl -s " + base + "/metrics"), reloads);
+            const double before = series_value(metrics_now(), reloads);
             const auto sent = Clock::now();
             write_line(to_child, "touch 1");
             read_line(from_child);
-            while (series_value(capture("curl -s " + base + "/metrics"), reloads) == before &&
-                   ms_since(sent) < 30000)
+            while (series_value(metrics_now(), reloads) == before && ms_since(sent) < 30000)
                 std::this_thread::sleep_for(std::chrono::milliseconds(5));
             std::printf("  one pod event -> new snapshot in use: %.0f ms\n", ms_since(sent));
         }
@@ -365,7 +446,7 @@ int main(int argc, char** argv) {
     std::string serve_binary;
     app.add_option("--serve", serve_binary,
                    "measure this mtls-guard binary's `serve --kubeconfig` instead of an "
-                   "in-process watcher (uses curl)");
+                   "in-process watcher");
     CLI11_PARSE(app, argc, argv);
 
     // Certificates first, then the fork, before this process starts any thread.
@@ -396,7 +477,8 @@ int main(int argc, char** argv) {
     }
 
     if (!serve_binary.empty()) {
-        const int status = measure_serve(serve_binary, ca, *port, to_child[1], from_child[0]);
+        const int status =
+            measure_serve(serve_binary, ca, *port, to_child[1], from_child[0], child);
         write_line(to_child[1], "quit");
         ::close(to_child[1]);
         ::waitpid(child, nullptr, 0);
@@ -429,11 +511,15 @@ int main(int argc, char** argv) {
         for (int i = 0; i < io_threads; ++i)
             threads.emplace_back([&] { io.run(); });
 
+        const double cpu_before = process_cpu_ms(::getpid());
+        const double server_cpu_before = process_cpu_ms(child);
         const auto started = Clock::now();
         watcher.start();
         while (!watcher.synced() && ms_since(started) < 120000)
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         const double sync_ms = ms_since(started);
+        const double sync_cpu_ms = process_cpu_ms(::getpid()) - cpu_before;
+        const double server_sync_cpu_ms = process_cpu_ms(child) - server_cpu_before;
         if (!watcher.synced()) {
             std::fprintf(stderr, "not synced after two minutes\n");
             status = 1;
@@ -456,6 +542,9 @@ int main(int argc, char** argv) {
                         shape.peer_authentications);
             std::printf("initial sync (discovery, paginated lists, first snapshot): %.0f ms\n",
                         sync_ms);
+            std::printf("  CPU during the sync: watcher process %.0f ms, fake API server %.0f ms "
+                        "(load average now %s)\n",
+                        sync_cpu_ms, server_sync_cpu_ms, load_average().c_str());
             std::printf("  first snapshot build: %.1f ms; %zu workloads from %zu pods, %zu "
                         "services\n",
                         static_cast<double>(stats.last_rebuild.count()) / 1000.0, workloads, pods,

@@ -2,6 +2,8 @@
 #include "server/kube/watch_event.hpp"
 
 #include <catch2/catch.hpp>
+#include <string>
+#include <vector>
 
 using namespace mtlsguard::kube;
 using nlohmann::json;
@@ -130,4 +132,43 @@ TEST_CASE("A line split off at the end of a stream stays pending; an oversized l
     int seen = 0;
     CHECK_FALSE(stopper.feed("a\nb\nc\n", [&](std::string_view) { return ++seen < 2; }));
     CHECK(seen == 2);
+}
+
+TEST_CASE("parse_json_limited builds exactly what nlohmann::json builds from the same text") {
+    // simdjson reads these; the value must be the one nlohmann's own parser would give.
+    const std::vector<std::string> documents = {
+        R"json({"kind":"PodList","items":[{"metadata":{"name":"a","labels":{"app":"web"}}}]})json",
+        R"json({"n":[0,1,-1,-0,9223372036854775807,18446744073709551615,-9223372036854775808]})json",
+        R"json({"d":[1.5,-2.25,1e3,1E-3,0.1]})json",
+        R"json({"dup":1,"dup":2,"t":true,"f":false,"z":null})json",
+        R"json({"s":"\u00e9\ud83d\ude00\n\t\"\\\/","empty":{},"none":[]})json",
+        R"json(  [ "top-level array" , 1 ]  )json",
+        R"json("just a string")json",
+    };
+    for (const auto& text : documents) {
+        INFO(text);
+        std::string error;
+        auto parsed = parse_json_limited(text, error);
+        REQUIRE(parsed.has_value());
+        CHECK(*parsed == json::parse(text));
+        CHECK(parsed->dump() == json::parse(text).dump());
+    }
+}
+
+TEST_CASE("Text the fast reader refuses is still read, or refused, by the reference parser") {
+    std::string error;
+    // Beyond uint64: simdjson refuses the number, nlohmann makes it a double.
+    auto big = parse_json_limited(R"json({"n":18446744073709551616})json", error);
+    REQUIRE(big.has_value());
+    CHECK(*big == json::parse(R"json({"n":18446744073709551616})json"));
+    CHECK(big->at("n").is_number_float());
+    // Not JSON: the reference parser's message.
+    error.clear();
+    CHECK_FALSE(parse_json_limited(R"json({"a":)json", error).has_value());
+    CHECK_FALSE(error.empty());
+    // The depth limit holds on both paths, at its edge too.
+    CHECK(parse_json_limited("[[[]]]", error, 3).has_value());
+    CHECK(parse_json_limited("[[[[]]]]", error, 3).has_value()); // an empty array holds no value
+    CHECK_FALSE(parse_json_limited("[[[[1]]]]", error, 3).has_value());
+    CHECK_THAT(error, Catch::Contains("nested deeper"));
 }

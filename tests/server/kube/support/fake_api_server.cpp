@@ -15,6 +15,7 @@
 #include <openssl/ssl.h>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
 
 namespace mtlsguard::kube::testing {
 
@@ -140,6 +141,14 @@ json status_body(unsigned code, const std::string& reason, const std::string& me
 struct Collection {
     FakeResource resource;
     std::map<std::string, json> objects;
+    // A list item as last serialized, by object key: a real API server's list costs the client,
+    // not the benchmark's own CPU, so each object is written once per resourceVersion.
+    struct Serialized {
+        std::string resource_version;
+        std::string variant; // the version asked for, and "m" for metadata only
+        std::string text;
+    };
+    mutable std::unordered_map<std::string, Serialized> list_items;
 };
 
 struct Event {
@@ -604,6 +613,7 @@ struct FakeApiServer::State {
             limit = std::stoul(l->second);
         std::uint64_t list_rv = rv;
         std::string after;
+        std::size_t position = 0; // items of the earlier pages
         if (auto cont = r.query.find("continue"); cont != r.query.end() && !cont->second.empty()) {
             const json token = json::parse(unbase64(cont->second), nullptr, false);
             if (!token.is_object() || token.value("gen", std::uint64_t{0}) < continue_generation)
@@ -620,36 +630,76 @@ struct FakeApiServer::State {
             }
             list_rv = token.value("rv", rv);
             after = token.value("start", "");
+            position = token.value("pos", std::size_t{0});
         }
-        json items = json::array();
+        std::string items;
+        std::size_t item_count = 0;
         std::string last_key;
         bool more = false;
         std::size_t remaining = 0;
+        const bool everything = selector.namespace_name.empty() && selector.name.empty();
+        const std::string variant = metadata_only ? std::string("m") : version;
         for (auto it = after.empty() ? c.objects.begin() : c.objects.upper_bound(after);
              it != c.objects.end(); ++it) {
-            if (!selector.matches(it->second))
-                continue;
-            if (limit != 0 && items.size() == limit) {
-                more = true;
-                ++remaining;
+            if (limit != 0 && item_count == limit) {
+                // Counting the rest must not cost a lookup per object: pages would be quadratic.
+                if (everything) {
+                    // As approximate as the real remainingItemCount when objects change between
+                    // pages; a walk to the end per page would make a long list quadratic.
+                    const std::size_t listed = position + item_count;
+                    remaining = c.objects.size() > listed ? c.objects.size() - listed : 1;
+                    more = true;
+                    break;
+                }
+                if (selector.matches(it->second)) {
+                    more = true;
+                    ++remaining;
+                }
                 continue;
             }
-            items.push_back(present(c, version, it->second, metadata_only, true));
+            if (!everything && !selector.matches(it->second))
+                continue;
+            if (item_count++ != 0)
+                items.push_back(',');
+            items.append(list_item(c, version, variant, it->first, it->second, metadata_only));
             last_key = it->first;
         }
         json metadata = {{"resourceVersion", std::to_string(list_rv)}};
         if (more) {
-            metadata["continue"] = base64(
-                json{{"rv", list_rv}, {"start", last_key}, {"gen", continue_generation}}.dump());
+            metadata["continue"] = base64(json{
+                {"rv", list_rv},
+                {"start", last_key},
+                {"pos", position + item_count},
+                {"gen", continue_generation}}.dump());
             metadata["remainingItemCount"] = remaining;
         }
-        json body = {{"kind", metadata_only ? std::string("PartialObjectMetadataList")
-                                            : c.resource.kind + "List"},
-                     {"apiVersion", metadata_only ? std::string("meta.k8s.io/v1")
-                                                  : group_version(c.resource, version)},
-                     {"metadata", metadata},
-                     {"items", std::move(items)}};
-        return Answer{200, body.dump(), std::nullopt, nullptr};
+        // The members in the order nlohmann's object would write them (sorted by key).
+        const json kind =
+            metadata_only ? std::string("PartialObjectMetadataList") : c.resource.kind + "List";
+        const json api_version =
+            metadata_only ? std::string("meta.k8s.io/v1") : group_version(c.resource, version);
+        std::string body;
+        body.reserve(items.size() + 256);
+        body.append("{\"apiVersion\":").append(api_version.dump());
+        body.append(",\"items\":[").append(items).append("]");
+        body.append(",\"kind\":").append(kind.dump());
+        body.append(",\"metadata\":").append(metadata.dump()).append("}");
+        return Answer{200, std::move(body), std::nullopt, nullptr};
+    }
+
+    // One list item as JSON text, serialized again only when the object changed.
+    const std::string& list_item(const Collection& c, const std::string& version,
+                                 const std::string& variant, const std::string& key,
+                                 const json& stored, bool metadata_only) const {
+        const std::string& object_rv =
+            stored.at("metadata").at("resourceVersion").get_ref<const std::string&>();
+        Collection::Serialized& entry = c.list_items[key];
+        if (entry.text.empty() || entry.resource_version != object_rv || entry.variant != variant) {
+            entry.resource_version = object_rv;
+            entry.variant = variant;
+            entry.text = present(c, version, stored, metadata_only, true).dump();
+        }
+        return entry.text;
     }
 
     Answer start_watch(const Collection& c, const std::string& version, const Selector& selector,
@@ -992,6 +1042,7 @@ std::string FakeApiServer::remove(const std::string& group, const std::string& p
     ++state_->rv;
     json last = std::move(it->second);
     c.objects.erase(it);
+    c.list_items.erase(key);
     last["metadata"]["resourceVersion"] = std::to_string(state_->rv);
     state_->log.push_back(
         Event{state_->rv, collection_key(group, plural), "DELETED", std::move(last)});
