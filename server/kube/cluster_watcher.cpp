@@ -106,9 +106,11 @@ class ClusterWatcher::Impl : public std::enable_shared_from_this<ClusterWatcher:
             [this] { return store_.inputs(); },
             [state = publish_state_,
              publish = user_publish_](std::shared_ptr<const model::Snapshot> snapshot) {
-                publish(std::move(snapshot));
+                // Before the hand-over: whoever sees the published snapshot (a /readyz that says
+                // ready) must also see synced() true.
                 state->published.fetch_add(1, std::memory_order_relaxed);
                 state->synced.store(true, std::memory_order_release);
+                publish(std::move(snapshot));
             },
             options_.version_from_objects);
     }
