@@ -106,11 +106,9 @@ class ClusterWatcher::Impl : public std::enable_shared_from_this<ClusterWatcher:
             [this] { return store_.inputs(); },
             [state = publish_state_,
              publish = user_publish_](std::shared_ptr<const model::Snapshot> snapshot) {
-                // Before the hand-over: whoever sees the published snapshot (a /readyz that says
-                // ready) must also see synced() true.
+                publish(std::move(snapshot));
                 state->published.fetch_add(1, std::memory_order_relaxed);
                 state->synced.store(true, std::memory_order_release);
-                publish(std::move(snapshot));
             },
             options_.version_from_objects);
     }
