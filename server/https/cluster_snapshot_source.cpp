@@ -190,7 +190,7 @@ void ClusterSnapshotSource::refresh() {
     if (stats.last_event != Clock::time_point{})
         report.last_event = stats.last_event;
     report.last_rebuild = stats.last_rebuild;
-    report.synced = watcher_->synced();
+    report.synced = synced();
     report.broken_for = watcher_->broken_for();
     report.stale = stale;
     metrics_.set_cluster_watch(report);

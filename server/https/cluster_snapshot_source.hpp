@@ -83,7 +83,10 @@ class ClusterSnapshotSource {
     // Stops the watcher, its thread and the findings thread; no publish happens afterwards.
     void stop();
 
-    bool synced() const noexcept { return watcher_->synced(); }
+    // Whether the first snapshot is out. The store is filled (inside the watcher's publish
+    // callback) a moment before the watcher counts itself synced, so a reader that saw the store
+    // ready (/readyz 200) must see true here too: both are asked.
+    bool synced() const { return store_.ready() || watcher_->synced(); }
 
   private:
     void publish_settings(const std::optional<std::string>& stale_warning);
