@@ -68,6 +68,64 @@ std::shared_ptr<const model::Snapshot> build_snapshot(const SnapshotInputs& inpu
     return builder.build();
 }
 
+std::shared_ptr<const model::Snapshot>
+update_snapshot(const model::Snapshot* previous, const SnapshotInputs& inputs,
+                const model::Settings& settings, bool version_from_objects, bool* incremental) {
+    if (incremental)
+        *incremental = false;
+    if (!previous || inputs.all_changed)
+        return build_snapshot(inputs, settings, version_from_objects);
+    // Policies and MeshPolicies count as cluster-wide changes (the store marks them so): the
+    // version they may select stays the previous one's.
+    model::Settings same = settings;
+    same.version = previous->settings().version;
+    model::SnapshotBuilder builder(std::move(same));
+    const std::set<std::string_view> changed(inputs.changed_namespaces.begin(),
+                                             inputs.changed_namespaces.end());
+    for (const auto& object : inputs.objects)
+        if (changed.count(model::object_namespace(*object)))
+            builder.add(model::DecodedObject(*object));
+    for (const auto& [pod, count] : inputs.pod_shapes)
+        if (changed.count(pod->namespace_name))
+            for (std::uint32_t i = 0; i < count; ++i)
+                builder.add(model::DecodedObject(*pod));
+    if (auto next = builder.build_update(*previous, inputs.changed_namespaces)) {
+        if (incremental)
+            *incremental = true;
+        return next;
+    }
+    return build_snapshot(inputs, settings, version_from_objects);
+}
+
+bool ObjectStore::NamespaceMajor::operator()(const std::string& a,
+                                             const std::string& b) const noexcept {
+    const auto split = [](const std::string& key) {
+        const auto slash = key.find('/');
+        const std::string_view whole(key);
+        return slash == std::string::npos
+                   ? std::make_pair(std::string_view(), whole)
+                   : std::make_pair(whole.substr(0, slash), whole.substr(slash + 1));
+    };
+    return split(a) < split(b);
+}
+
+// Cluster-wide objects, and the legacy policies that may select the Istio version, reach every
+// namespace; anything else only its own.
+void ObjectStore::changed(ResourceKind kind, const model::DecodedObject& object) {
+    const std::string_view ns = model::object_namespace(object);
+    if (ns.empty() || kind == ResourceKind::IstioConfigMap || kind == ResourceKind::Policies ||
+        kind == ResourceKind::MeshPolicies || std::holds_alternative<model::AlphaPolicy>(object) ||
+        std::holds_alternative<model::MeshConfig>(object))
+        all_changed_ = true;
+    else
+        changed(ns);
+}
+
+void ObjectStore::changed(std::string_view ns) {
+    if (!all_changed_)
+        changed_namespaces_.emplace(ns);
+}
+
 void ObjectStore::replace(ResourceKind kind, std::vector<StoredObject> objects) {
     clear(kind);
     for (auto& object : objects)
@@ -81,7 +139,11 @@ StoreChange ObjectStore::upsert(ResourceKind kind, StoredObject object) {
     auto& map = objects_[index_of(kind)];
     Entry entry{std::move(object.uid),
                 std::make_shared<const model::DecodedObject>(std::move(object.object))};
-    map.insert_or_assign(std::move(object.key), std::move(entry));
+    changed(kind, *entry.object);
+    auto [it, inserted] = map.try_emplace(std::move(object.key));
+    if (!inserted)
+        changed(kind, *it->second.object); // the old one's namespace, should it differ
+    it->second = std::move(entry);
     return StoreChange::Structural;
 }
 
@@ -96,6 +158,8 @@ StoreChange ObjectStore::upsert_pod(const std::string& key, std::string uid, mod
     const bool vanished = !inserted && release_shape(entry->second.shape);
     entry->second.uid = std::move(uid);
     entry->second.shape = &*shape_it;
+    if (created || vanished || inserted || moved)
+        changed(shape_it->second.pod->namespace_name);
     if (created || vanished)
         return StoreChange::Structural;
     return inserted || moved ? StoreChange::PodCount : StoreChange::None;
@@ -112,6 +176,7 @@ StoreChange ObjectStore::erase(ResourceKind kind, const std::string& key, const 
     if (kind == ResourceKind::Pods) {
         auto it = pods_.find(key);
         if (it != pods_.end() && (uid.empty() || it->second.uid.empty() || it->second.uid == uid)) {
+            changed(it->second.shape->second.pod->namespace_name);
             const bool vanished = release_shape(it->second.shape);
             pods_.erase(it);
             return vanished ? StoreChange::Structural : StoreChange::PodCount;
@@ -124,11 +189,13 @@ StoreChange ObjectStore::erase(ResourceKind kind, const std::string& key, const 
         return StoreChange::None;
     if (!uid.empty() && !it->second.uid.empty() && it->second.uid != uid)
         return StoreChange::None;
+    changed(kind, *it->second.object);
     map.erase(it);
     return StoreChange::Structural;
 }
 
 void ObjectStore::clear(ResourceKind kind) {
+    all_changed_ = true;
     objects_[index_of(kind)].clear();
     if (kind == ResourceKind::Pods) {
         pods_.clear();
@@ -166,6 +233,16 @@ SnapshotInputs ObjectStore::inputs() const {
         inputs.pod_shapes.emplace_back(shape.pod, shape.pods);
     inputs.pods = pods_.size();
     return inputs;
+}
+
+SnapshotInputs ObjectStore::collect() {
+    SnapshotInputs out = inputs();
+    out.all_changed = all_changed_;
+    if (!all_changed_)
+        out.changed_namespaces.assign(changed_namespaces_.begin(), changed_namespaces_.end());
+    all_changed_ = false;
+    changed_namespaces_.clear();
+    return out;
 }
 
 SnapshotPublisher::SnapshotPublisher(boost::asio::any_io_executor strand, model::Settings settings,
@@ -256,12 +333,19 @@ void SnapshotPublisher::build_loop() {
         }
         const auto started = std::chrono::steady_clock::now();
         std::shared_ptr<const model::Snapshot> snapshot;
+        bool incremental = false;
         try {
-            snapshot = build_snapshot(inputs, settings_, version_from_objects_);
+            snapshot = update_snapshot(previous_.get(), inputs, settings_, version_from_objects_,
+                                       &incremental);
         } catch (const std::exception&) {
             // Out of memory, in practice: keep the last snapshot; the next change tries again.
             failed_builds_.fetch_add(1, std::memory_order_relaxed);
         }
+        // The changes folded into a failed build were taken from the store: the next build cannot
+        // follow the last one, it starts from all objects.
+        previous_ = snapshot;
+        if (incremental)
+            incremental_builds_.fetch_add(1, std::memory_order_relaxed);
         inputs = {}; // let go of the shared objects before publishing
         last_build_us_.store(std::chrono::duration_cast<std::chrono::microseconds>(
                                  std::chrono::steady_clock::now() - started)
@@ -319,6 +403,7 @@ void SnapshotPublisher::stop() {
 SnapshotPublisher::Stats SnapshotPublisher::stats() const noexcept {
     Stats out;
     out.builds = builds_.load(std::memory_order_relaxed);
+    out.incremental_builds = incremental_builds_.load(std::memory_order_relaxed);
     out.failed_builds = failed_builds_.load(std::memory_order_relaxed);
     out.last_build = std::chrono::microseconds(last_build_us_.load(std::memory_order_relaxed));
     return out;
