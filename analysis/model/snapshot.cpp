@@ -135,22 +135,23 @@ std::optional<NsId> Snapshot::namespace_id(std::string_view name) const noexcept
 
 const std::vector<NsId>*
 Snapshot::namespaces_with_local_key(const std::string& key) const noexcept {
-    auto it = local_keys_.find(key);
-    return it == local_keys_.end() ? nullptr : &it->second;
+    auto it = local_keys_->find(key);
+    return it == local_keys_->end() ? nullptr : &it->second;
 }
 
 const std::vector<ServiceId>* Snapshot::services_for_host(const std::string& host) const noexcept {
-    auto it = services_by_host_.find(host);
-    return it == services_by_host_.end() ? nullptr : &it->second;
+    auto it = hosts_->services_by_host.find(host);
+    return it == hosts_->services_by_host.end() ? nullptr : &it->second;
 }
 
 bool Snapshot::host_key_matches_anything(const std::string& key) const noexcept {
+    const auto& known = hosts_->known_hosts;
     if (key == "*")
-        return !known_hosts_.empty();
+        return !known.empty();
     if (key.size() > 1 && key[0] == '*')
-        return known_hosts_.count(key.substr(1)) > 0;
-    auto it = known_hosts_.find(key);
-    return it != known_hosts_.end() && it->second;
+        return known.count(key.substr(1)) > 0;
+    auto it = known.find(key);
+    return it != known.end() && it->second;
 }
 
 bool Snapshot::has_alpha_policies() const noexcept {
@@ -395,28 +396,35 @@ void SnapshotBuilder::index_namespace_workloads(Snapshot& s) {
 }
 
 void SnapshotBuilder::index_hosts(Snapshot& s) {
-    s.services_by_host_.reserve(s.services_.size());
+    auto hosts = std::make_shared<Snapshot::HostIndex>();
+    hosts->services_by_host.reserve(s.services_.size());
     for (ServiceId id = 0; id < s.services_.size(); ++id)
-        s.services_by_host_[s.services_[id].host].push_back(id);
+        hosts->services_by_host[s.services_[id].host].push_back(id);
     // Hosts and their ".suffix"es, so that a wildcard DR host can be checked in one lookup.
     auto know = [&](const std::string& host) {
-        s.known_hosts_[host] = true;
+        hosts->known_hosts[host] = true;
         for (std::size_t dot = host.find('.'); dot != std::string::npos;
              dot = host.find('.', dot + 1))
-            s.known_hosts_.try_emplace(host.substr(dot), false);
+            hosts->known_hosts.try_emplace(host.substr(dot), false);
     };
     for (const auto& svc : s.services_)
         know(svc.host);
     for (const auto& h : s.external_hosts_)
         if (h.host.find('*') == std::string::npos)
             know(h.host);
+    s.hosts_ = std::move(hosts);
 }
 
-void SnapshotBuilder::index_configs_and_clients(Snapshot& s) {
+void SnapshotBuilder::index_local_keys(Snapshot& s) {
+    auto local_keys = std::make_shared<Snapshot::LocalKeys>();
     for (NsId id = 0; id < s.namespaces_.size(); ++id)
         for (const auto* keys : {&s.configs_[id]->local.specific, &s.configs_[id]->local.wildcard})
             for (const auto& [key, rules] : *keys)
-                s.local_keys_[key].push_back(id);
+                (*local_keys)[key].push_back(id);
+    s.local_keys_ = std::move(local_keys);
+}
+
+void SnapshotBuilder::index_clients(Snapshot& s) {
 
     // Who the clients are.
     for (NsId id = 0; id < s.namespaces_.size(); ++id) {
@@ -546,7 +554,8 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
         s.configs_.push_back(build_namespace_config(
             name, std::move(pas[name]), std::move(drs[name]), std::move(alphas[name]), s));
     }
-    index_configs_and_clients(s);
+    index_local_keys(s);
+    index_clients(s);
     // Admission re-evaluates flows under a changed policy; who uses which rule stays the same.
     s.client_index_ = resolution::build_client_index(s);
     return snap;
@@ -720,7 +729,25 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
         }
     }
     service_entries_.clear();
-    index_hosts(s);
+    // The host indexes hold ServiceIds and host names only: unchanged when the changed namespaces
+    // kept their hosts (their pods or policies changed, say).
+    bool same_hosts = s.services_.size() == previous.services_.size() &&
+                      s.external_hosts_.size() == previous.external_hosts_.size();
+    for (NsId ns = 0; same_hosts && ns < namespace_count; ++ns) {
+        if (!rebuilt[ns])
+            continue;
+        const auto& now = s.namespaces_[ns].services;
+        const auto& before = previous.namespaces_[ns].services;
+        same_hosts = now == before;
+        for (std::size_t i = 0; same_hosts && i < now.size(); ++i)
+            same_hosts = s.services_[now[i]].host == previous.services_[before[i]].host;
+    }
+    for (std::size_t i = 0; same_hosts && i < s.external_hosts_.size(); ++i)
+        same_hosts = s.external_hosts_[i].host == previous.external_hosts_[i].host;
+    if (same_hosts)
+        s.hosts_ = previous.hosts_;
+    else
+        index_hosts(s);
 
     // Configuration: the changed namespaces anew; the others keep theirs, which hold no
     // WorkloadIds (ClientVariant counts positions within the namespace).
@@ -741,7 +768,27 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
                                                                   std::move(alphas[name]), s)
                                          : previous.configs_[id]);
     }
-    index_configs_and_clients(s);
+    // Step 1 of the DR lookup finds namespaces by their local keys: the index stays when the
+    // changed namespaces' keys did.
+    bool same_keys = true;
+    for (NsId id = 0; same_keys && id < namespace_count; ++id) {
+        if (!rebuilt[id])
+            continue;
+        const auto& now = s.configs_[id]->local;
+        const auto& before = previous.configs_[id]->local;
+        same_keys = now.specific.size() == before.specific.size() &&
+                    now.wildcard.size() == before.wildcard.size();
+        for (const auto* pair : {&now.specific, &now.wildcard}) {
+            const auto& other = pair == &now.specific ? before.specific : before.wildcard;
+            for (auto it = pair->begin(); same_keys && it != pair->end(); ++it)
+                same_keys = other.count(it->first) > 0;
+        }
+    }
+    if (same_keys)
+        s.local_keys_ = previous.local_keys_;
+    else
+        index_local_keys(s);
+    index_clients(s);
 
     s.object_count_ = others;
     for (std::size_t count : counts)

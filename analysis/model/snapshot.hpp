@@ -167,7 +167,7 @@ class Snapshot {
     // Namespaces whose `local` index holds this host key (for step 1 of the DR lookup).
     const std::vector<NsId>* namespaces_with_local_key(const std::string& key) const noexcept;
     const std::unordered_map<std::string, std::vector<NsId>>& local_key_index() const noexcept {
-        return local_keys_;
+        return *local_keys_;
     }
     // Services by FQDN host.
     const std::vector<ServiceId>* services_for_host(const std::string& host) const noexcept;
@@ -202,9 +202,14 @@ class Snapshot {
     std::vector<ExternalHost> external_hosts_;
     std::vector<AlphaPolicy> mesh_policies_;
     std::vector<std::shared_ptr<const NamespaceConfig>> configs_;
-    std::unordered_map<std::string, std::vector<NsId>> local_keys_;
-    std::unordered_map<std::string, std::vector<ServiceId>> services_by_host_;
-    std::unordered_map<std::string, bool> known_hosts_; // every known host, and ".suffix" of each
+    // Shared with the next snapshot when a change leaves them as they are.
+    using LocalKeys = std::unordered_map<std::string, std::vector<NsId>>;
+    struct HostIndex {
+        std::unordered_map<std::string, std::vector<ServiceId>> services_by_host;
+        std::unordered_map<std::string, bool> known_hosts; // every known host, and ".suffix"es
+    };
+    std::shared_ptr<const LocalKeys> local_keys_ = std::make_shared<const LocalKeys>();
+    std::shared_ptr<const HostIndex> hosts_ = std::make_shared<const HostIndex>();
     std::vector<NsId> mesh_clients_;
     std::vector<NsId> non_mesh_clients_;
     std::size_t object_count_ = 0;
@@ -245,7 +250,8 @@ class SnapshotBuilder {
     // Steps build() and build_update() share.
     static void index_namespace_workloads(Snapshot& s);
     static void index_hosts(Snapshot& s);
-    static void index_configs_and_clients(Snapshot& s);
+    static void index_local_keys(Snapshot& s);
+    static void index_clients(Snapshot& s);
 
     Settings settings_;
     std::optional<MeshConfig> mesh_from_config_map_;

@@ -80,15 +80,11 @@ update_snapshot(const model::Snapshot* previous, const SnapshotInputs& inputs,
     model::Settings same = settings;
     same.version = previous->settings().version;
     model::SnapshotBuilder builder(std::move(same));
-    const std::set<std::string_view> changed(inputs.changed_namespaces.begin(),
-                                             inputs.changed_namespaces.end());
-    for (const auto& object : inputs.objects)
-        if (changed.count(model::object_namespace(*object)))
-            builder.add(model::DecodedObject(*object));
-    for (const auto& [pod, count] : inputs.pod_shapes)
-        if (changed.count(pod->namespace_name))
-            for (std::uint32_t i = 0; i < count; ++i)
-                builder.add(model::DecodedObject(*pod));
+    for (const auto& object : inputs.changed_objects)
+        builder.add(model::DecodedObject(*object));
+    for (const auto& [pod, count] : inputs.changed_pod_shapes)
+        for (std::uint32_t i = 0; i < count; ++i)
+            builder.add(model::DecodedObject(*pod));
     if (auto next = builder.build_update(*previous, inputs.changed_namespaces)) {
         if (incremental)
             *incremental = true;
@@ -238,8 +234,32 @@ SnapshotInputs ObjectStore::inputs() const {
 SnapshotInputs ObjectStore::collect() {
     SnapshotInputs out = inputs();
     out.all_changed = all_changed_;
-    if (!all_changed_)
+    if (!all_changed_) {
         out.changed_namespaces.assign(changed_namespaces_.begin(), changed_namespaces_.end());
+        // The maps are in namespace order: each namespace's objects are one range of each.
+        for (const auto& map : objects_) {
+            for (const auto& ns : out.changed_namespaces) {
+                auto add = [&](const Entry& entry) {
+                    if (model::object_namespace(*entry.object) == ns)
+                        out.changed_objects.push_back(entry.object);
+                };
+                if (auto it = map.find(ns); it != map.end())
+                    add(it->second); // cluster-scoped, as a Namespace object is
+                for (auto it = map.lower_bound(ns + "/");
+                     it != map.end() && it->first.size() > ns.size() &&
+                     it->first.compare(0, ns.size(), ns) == 0 && it->first[ns.size()] == '/';
+                     ++it)
+                    add(it->second);
+            }
+        }
+        for (const auto& ns : out.changed_namespaces) {
+            std::string prefix = ns;
+            prefix.push_back('\0'); // how a fingerprint starts
+            for (auto it = shapes_.lower_bound(prefix);
+                 it != shapes_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+                out.changed_pod_shapes.emplace_back(it->second.pod, it->second.pods);
+        }
+    }
     all_changed_ = false;
     changed_namespaces_.clear();
     return out;

@@ -47,6 +47,9 @@ struct SnapshotInputs {
     // or only the objects of these namespaces.
     bool all_changed = true;
     std::vector<std::string> changed_namespaces;
+    // Then also the objects and pod shapes of just those namespaces, in the same order.
+    std::vector<std::shared_ptr<const model::DecodedObject>> changed_objects;
+    std::vector<std::pair<std::shared_ptr<const model::PodLike>, std::uint32_t>> changed_pod_shapes;
 };
 
 // Builds the engine's snapshot from decoded objects; nothing is decoded again. With
