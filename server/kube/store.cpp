@@ -36,6 +36,13 @@ std::string fingerprint(const model::PodLike& pod) {
     return out;
 }
 
+// Whether an object's key ("namespace/name", or "name" for a cluster-scoped one) is found where
+// collect() looks for the objects of its namespace.
+bool keyed_by_namespace(std::string_view key, std::string_view ns) {
+    const auto slash = key.find('/');
+    return slash == std::string_view::npos ? key == ns : key.substr(0, slash) == ns;
+}
+
 } // namespace
 
 std::optional<std::pair<std::string, std::string>> object_identity(const nlohmann::json& object) {
@@ -136,6 +143,8 @@ StoreChange ObjectStore::upsert(ResourceKind kind, StoredObject object) {
     Entry entry{std::move(object.uid),
                 std::make_shared<const model::DecodedObject>(std::move(object.object))};
     changed(kind, *entry.object);
+    if (!keyed_by_namespace(object.key, model::object_namespace(*entry.object)))
+        all_changed_ = true; // collect() would not find it among its namespace's objects
     auto [it, inserted] = map.try_emplace(std::move(object.key));
     if (!inserted)
         changed(kind, *it->second.object); // the old one's namespace, should it differ
@@ -186,6 +195,8 @@ StoreChange ObjectStore::erase(ResourceKind kind, const std::string& key, const 
     if (!uid.empty() && !it->second.uid.empty() && it->second.uid != uid)
         return StoreChange::None;
     changed(kind, *it->second.object);
+    if (!keyed_by_namespace(key, model::object_namespace(*it->second.object)))
+        all_changed_ = true;
     map.erase(it);
     return StoreChange::Structural;
 }

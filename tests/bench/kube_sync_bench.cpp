@@ -1,5 +1,7 @@
 // Benchmark of the live cluster sync from a fake API server: sync time, update latency, RSS.
+#include "analysis/analyze.hpp"
 #include "analysis/model/decode.hpp"
+#include "analysis/report/findings_output.hpp"
 #include "server/kube/cluster_watcher.hpp"
 #include "server/kube/store.hpp"
 #include "tests/bench/synthetic_mesh.hpp"
@@ -298,6 +300,17 @@ void print_rebuild_breakdown(const bench::MeshShape& shape) {
                     "the inputs %.1f ms\n",
                     pod_event.size(), incremental, pod_event.size() + object_event.size(),
                     median_ms(pod_event), median_ms(object_event), median_ms(collect));
+    // The updates must add up to what a build from all objects gives.
+    const auto scratch = kube::build_snapshot(store.inputs(), settings);
+    const auto updated_findings = analyze(*previous);
+    const auto scratch_findings = analyze(*scratch);
+    const bool same = previous->workloads().size() == scratch->workloads().size() &&
+                      previous->services().size() == scratch->services().size() &&
+                      previous->object_count() == scratch->object_count() &&
+                      report::findings_document(updated_findings.findings) ==
+                          report::findings_document(scratch_findings.findings);
+    std::printf("  after the updates: %zu findings, %s a build from all objects\n",
+                updated_findings.findings.size(), same ? "the same as" : "DIFFERENT FROM");
 }
 
 // The first three fields of /proc/loadavg: how busy the shared machine was.
