@@ -135,22 +135,23 @@ std::optional<NsId> Snapshot::namespace_id(std::string_view name) const noexcept
 
 const std::vector<NsId>*
 Snapshot::namespaces_with_local_key(const std::string& key) const noexcept {
-    auto it = local_keys_.find(key);
-    return it == local_keys_.end() ? nullptr : &it->second;
+    auto it = local_keys_->find(key);
+    return it == local_keys_->end() ? nullptr : &it->second;
 }
 
 const std::vector<ServiceId>* Snapshot::services_for_host(const std::string& host) const noexcept {
-    auto it = services_by_host_.find(host);
-    return it == services_by_host_.end() ? nullptr : &it->second;
+    auto it = hosts_->services_by_host.find(host);
+    return it == hosts_->services_by_host.end() ? nullptr : &it->second;
 }
 
 bool Snapshot::host_key_matches_anything(const std::string& key) const noexcept {
+    const auto& known = hosts_->known_hosts;
     if (key == "*")
-        return !known_hosts_.empty();
+        return !known.empty();
     if (key.size() > 1 && key[0] == '*')
-        return known_hosts_.count(key.substr(1)) > 0;
-    auto it = known_hosts_.find(key);
-    return it != known_hosts_.end() && it->second;
+        return known.count(key.substr(1)) > 0;
+    auto it = known.find(key);
+    return it != known.end() && it->second;
 }
 
 bool Snapshot::has_alpha_policies() const noexcept {
@@ -213,8 +214,9 @@ build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_au
     config->variants.emplace_back();
     if (auto ns = snapshot.namespace_id(config->name)) {
         std::map<std::vector<const DestinationRule*>, std::size_t> by_match;
-        for (WorkloadId id : snapshot.namespaces()[*ns].workloads) {
-            const Workload& w = snapshot.workloads()[id];
+        const auto& ids = snapshot.namespaces()[*ns].workloads;
+        for (std::uint32_t id = 0; id < ids.size(); ++id) {
+            const Workload& w = snapshot.workloads()[ids[id]];
             if (!w.sidecar)
                 continue;
             std::vector<const DestinationRule*> matching;
@@ -275,6 +277,170 @@ void SnapshotBuilder::add(DecodedObject object) {
         std::move(object));
 }
 
+std::string_view object_namespace(const DecodedObject& object) noexcept {
+    return std::visit(
+        [](const auto& o) -> std::string_view {
+            using T = std::decay_t<decltype(o)>;
+            if constexpr (std::is_same_v<T, PodLike>)
+                return o.namespace_name;
+            else if constexpr (std::is_same_v<T, Namespace>)
+                return o.name;
+            else if constexpr (std::is_same_v<T, MeshConfig>)
+                return {};
+            else if constexpr (std::is_same_v<T, AlphaPolicy>)
+                return o.mesh_policy ? std::string_view() : std::string_view(o.ref.namespace_name);
+            else
+                return o.ref.namespace_name;
+        },
+        object);
+}
+
+namespace {
+
+using NamespaceIds = std::unordered_map<std::string, NsId>;
+
+void count_object(std::vector<std::size_t>& counts, const NamespaceIds& ids,
+                  const std::string& ns) {
+    if (auto it = ids.find(ns); it != ids.end())
+        ++counts[it->second];
+}
+
+// Pods to workloads, appended to `out` in the order of the pods: running pods win over the
+// templates of the same controller.
+void make_workloads(const std::vector<PodLike>& pods, const NamespaceIds& ids,
+                    const std::vector<NamespaceRecord>& namespaces, std::vector<Workload>& out,
+                    std::vector<std::size_t>& counts) {
+    std::set<std::pair<std::string, std::string>> controllers_with_pods;
+    for (const auto& pod : pods)
+        if (!pod.from_template)
+            controllers_with_pods.emplace(pod.namespace_name, pod.workload_name);
+    std::map<std::tuple<std::string, std::string, std::string, bool, Labels>, WorkloadId>
+        workload_ids;
+    for (const auto& pod : pods) {
+        if (pod.from_template &&
+            controllers_with_pods.count({pod.namespace_name, pod.workload_name})) {
+            count_object(counts, ids, pod.namespace_name);
+            continue;
+        }
+        const NsId ns = ids.at(pod.namespace_name);
+        ++counts[ns];
+        const bool sidecar = pod.sidecar.value_or(namespaces[ns].injection);
+        auto key = std::make_tuple(pod.namespace_name, pod.workload_kind, pod.workload_name,
+                                   sidecar, pod.labels);
+        auto [it, inserted] =
+            workload_ids.emplace(std::move(key), static_cast<WorkloadId>(out.size()));
+        if (inserted) {
+            Workload w;
+            w.ns = ns;
+            w.kind = pod.workload_kind;
+            w.name = pod.workload_name;
+            w.labels = pod.labels;
+            w.sidecar = sidecar;
+            w.control_plane = is_control_plane(pod.labels);
+            out.push_back(std::move(w));
+        }
+        Workload& w = out[it->second];
+        ++w.pods;
+        for (const auto& port : pod.container_ports) {
+            const bool known = std::any_of(w.ports.begin(), w.ports.end(), [&](const NamedPort& p) {
+                return p.number == port.number && p.name == port.name;
+            });
+            if (!known)
+                w.ports.push_back(port);
+        }
+    }
+}
+
+// A Service and the workloads behind it; the namespace's workloads are indexed already.
+ServiceRecord make_service_record(Service svc, NsId ns, const std::vector<NamespaceRecord>& spaces,
+                                  const std::vector<Workload>& workloads,
+                                  const std::string& domain) {
+    ServiceRecord record;
+    record.ns = ns;
+    record.host = svc.ref.name + "." + svc.ref.namespace_name + ".svc." + domain;
+    record.analysed_as_server =
+        !spaces[ns].system && !is_control_plane(svc.labels) && !svc.external_name;
+    if (svc.selector) {
+        for (WorkloadId id : spaces[ns].workloads)
+            if (svc.selector->subset_of(workloads[id].labels))
+                record.endpoints.push_back(id);
+    }
+    record.service = std::move(svc);
+    return record;
+}
+
+void add_external_hosts(const ServiceEntry& se, NsId ns, std::vector<ExternalHost>& out) {
+    for (const auto& host : se.hosts) {
+        ExternalHost h;
+        h.ref = se.ref;
+        h.ns = ns;
+        h.host = host;
+        h.mesh_external = se.mesh_external;
+        h.ports = se.ports;
+        out.push_back(std::move(h));
+    }
+}
+
+} // namespace
+
+void SnapshotBuilder::index_namespace_workloads(Snapshot& s) {
+    for (WorkloadId id = 0; id < s.workloads_.size(); ++id) {
+        const Workload& w = s.workloads_[id];
+        NamespaceRecord& ns = s.namespaces_[w.ns];
+        ns.workloads.push_back(id);
+        if (w.sidecar)
+            ns.has_sidecar_workloads = true;
+        else if (!w.control_plane)
+            ns.has_plain_workloads = true;
+    }
+}
+
+void SnapshotBuilder::index_hosts(Snapshot& s) {
+    auto hosts = std::make_shared<Snapshot::HostIndex>();
+    hosts->services_by_host.reserve(s.services_.size());
+    for (ServiceId id = 0; id < s.services_.size(); ++id)
+        hosts->services_by_host[s.services_[id].host].push_back(id);
+    // Hosts and their ".suffix"es, so that a wildcard DR host can be checked in one lookup.
+    auto know = [&](const std::string& host) {
+        hosts->known_hosts[host] = true;
+        for (std::size_t dot = host.find('.'); dot != std::string::npos;
+             dot = host.find('.', dot + 1))
+            hosts->known_hosts.try_emplace(host.substr(dot), false);
+    };
+    for (const auto& svc : s.services_)
+        know(svc.host);
+    for (const auto& h : s.external_hosts_)
+        if (h.host.find('*') == std::string::npos)
+            know(h.host);
+    s.hosts_ = std::move(hosts);
+}
+
+void SnapshotBuilder::index_local_keys(Snapshot& s) {
+    auto local_keys = std::make_shared<Snapshot::LocalKeys>();
+    for (NsId id = 0; id < s.namespaces_.size(); ++id)
+        for (const auto* keys : {&s.configs_[id]->local.specific, &s.configs_[id]->local.wildcard})
+            for (const auto& [key, rules] : *keys)
+                (*local_keys)[key].push_back(id);
+    s.local_keys_ = std::move(local_keys);
+}
+
+void SnapshotBuilder::index_clients(Snapshot& s) {
+
+    // Who the clients are.
+    for (NsId id = 0; id < s.namespaces_.size(); ++id) {
+        const NamespaceRecord& ns = s.namespaces_[id];
+        if (ns.system)
+            continue;
+        const bool is_root = ns.name == s.mesh_.root_namespace;
+        const bool assumed =
+            ns.workloads.empty() && !is_root && (ns.injection || !s.configs_[id]->empty());
+        if (ns.has_sidecar_workloads || assumed)
+            s.mesh_clients_.push_back(id);
+        if (ns.has_plain_workloads)
+            s.non_mesh_clients_.push_back(id);
+    }
+}
+
 std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
     auto snap = std::make_shared<Snapshot>();
     Snapshot& s = *snap;
@@ -332,101 +498,40 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
         s.namespaces_.push_back(std::move(record));
     }
     auto ns_of = [&](const std::string& name) { return s.namespace_ids_.at(name); };
+    auto& counts = s.namespace_object_counts_;
+    counts.assign(s.namespaces_.size(), 0);
+    for (const auto& ns : namespaces_)
+        count_object(counts, s.namespace_ids_, ns.name);
+    for (const auto& o : peer_authentications_)
+        count_object(counts, s.namespace_ids_, o.ref.namespace_name);
+    for (const auto& o : destination_rules_)
+        count_object(counts, s.namespace_ids_, o.ref.namespace_name);
+    for (const auto& o : policies_)
+        if (!o.mesh_policy)
+            count_object(counts, s.namespace_ids_, o.ref.namespace_name);
 
-    // Workloads: running pods win over the templates of the same controller.
-    std::set<std::pair<std::string, std::string>> controllers_with_pods;
-    for (const auto& pod : pods_)
-        if (!pod.from_template)
-            controllers_with_pods.emplace(pod.namespace_name, pod.workload_name);
-    std::map<std::tuple<std::string, std::string, std::string, bool, Labels>, WorkloadId>
-        workload_ids;
-    for (auto& pod : pods_) {
-        if (pod.from_template &&
-            controllers_with_pods.count({pod.namespace_name, pod.workload_name}))
-            continue;
-        const NsId ns = ns_of(pod.namespace_name);
-        const bool sidecar = pod.sidecar.value_or(s.namespaces_[ns].injection);
-        auto key = std::make_tuple(pod.namespace_name, pod.workload_kind, pod.workload_name,
-                                   sidecar, pod.labels);
-        auto [it, inserted] =
-            workload_ids.emplace(std::move(key), static_cast<WorkloadId>(s.workloads_.size()));
-        if (inserted) {
-            Workload w;
-            w.ns = ns;
-            w.kind = pod.workload_kind;
-            w.name = pod.workload_name;
-            w.labels = pod.labels;
-            w.sidecar = sidecar;
-            w.control_plane = is_control_plane(pod.labels);
-            s.workloads_.push_back(std::move(w));
-        }
-        Workload& w = s.workloads_[it->second];
-        ++w.pods;
-        for (const auto& port : pod.container_ports) {
-            const bool known = std::any_of(w.ports.begin(), w.ports.end(), [&](const NamedPort& p) {
-                return p.number == port.number && p.name == port.name;
-            });
-            if (!known)
-                w.ports.push_back(port);
-        }
-    }
+    make_workloads(pods_, s.namespace_ids_, s.namespaces_, s.workloads_, counts);
     pods_.clear();
-    for (WorkloadId id = 0; id < s.workloads_.size(); ++id) {
-        const Workload& w = s.workloads_[id];
-        NamespaceRecord& ns = s.namespaces_[w.ns];
-        ns.workloads.push_back(id);
-        if (w.sidecar)
-            ns.has_sidecar_workloads = true;
-        else if (!w.control_plane)
-            ns.has_plain_workloads = true;
-    }
+    index_namespace_workloads(s);
 
     // Services and the workloads behind them.
+    s.services_.reserve(services_.size());
     for (auto& svc : services_) {
-        ServiceRecord record;
-        record.ns = ns_of(svc.ref.namespace_name);
-        record.host =
-            svc.ref.name + "." + svc.ref.namespace_name + ".svc." + settings_.cluster_domain;
-        record.analysed_as_server =
-            !s.namespaces_[record.ns].system && !is_control_plane(svc.labels) && !svc.external_name;
-        if (svc.selector) {
-            for (WorkloadId id : s.namespaces_[record.ns].workloads)
-                if (svc.selector->subset_of(s.workloads_[id].labels))
-                    record.endpoints.push_back(id);
-        }
-        record.service = std::move(svc);
-        const auto id = static_cast<ServiceId>(s.services_.size());
-        s.services_by_host_[record.host].push_back(id);
-        s.namespaces_[record.ns].services.push_back(id);
-        s.services_.push_back(std::move(record));
+        const NsId ns = ns_of(svc.ref.namespace_name);
+        ++counts[ns];
+        s.services_.push_back(make_service_record(std::move(svc), ns, s.namespaces_, s.workloads_,
+                                                  settings_.cluster_domain));
+        s.namespaces_[ns].services.push_back(static_cast<ServiceId>(s.services_.size() - 1));
     }
     services_.clear();
 
     for (auto& se : service_entries_) {
-        for (const auto& host : se.hosts) {
-            ExternalHost h;
-            h.ref = se.ref;
-            h.ns = ns_of(se.ref.namespace_name);
-            h.host = host;
-            h.mesh_external = se.mesh_external;
-            h.ports = se.ports;
-            s.external_hosts_.push_back(std::move(h));
-        }
+        const NsId ns = ns_of(se.ref.namespace_name);
+        ++counts[ns];
+        add_external_hosts(se, ns, s.external_hosts_);
     }
     service_entries_.clear();
-
-    // Hosts and their ".suffix"es, so that a wildcard DR host can be checked in one lookup.
-    auto know = [&](const std::string& host) {
-        s.known_hosts_[host] = true;
-        for (std::size_t dot = host.find('.'); dot != std::string::npos;
-             dot = host.find('.', dot + 1))
-            s.known_hosts_.try_emplace(host.substr(dot), false);
-    };
-    for (const auto& svc : s.services_)
-        know(svc.host);
-    for (const auto& h : s.external_hosts_)
-        if (h.host.find('*') == std::string::npos)
-            know(h.host);
+    index_hosts(s);
 
     // Configuration, namespace by namespace.
     std::map<std::string, std::vector<PeerAuthentication>> pas;
@@ -448,27 +553,250 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
         const std::string& name = s.namespaces_[id].name;
         s.configs_.push_back(build_namespace_config(
             name, std::move(pas[name]), std::move(drs[name]), std::move(alphas[name]), s));
-        for (const auto* keys :
-             {&s.configs_.back()->local.specific, &s.configs_.back()->local.wildcard})
-            for (const auto& [key, rules] : *keys)
-                s.local_keys_[key].push_back(id);
     }
-
-    // Who the clients are.
-    for (NsId id = 0; id < s.namespaces_.size(); ++id) {
-        const NamespaceRecord& ns = s.namespaces_[id];
-        if (ns.system)
-            continue;
-        const bool is_root = ns.name == s.mesh_.root_namespace;
-        const bool assumed =
-            ns.workloads.empty() && !is_root && (ns.injection || !s.configs_[id]->empty());
-        if (ns.has_sidecar_workloads || assumed)
-            s.mesh_clients_.push_back(id);
-        if (ns.has_plain_workloads)
-            s.non_mesh_clients_.push_back(id);
-    }
+    index_local_keys(s);
+    index_clients(s);
     // Admission re-evaluates flows under a changed policy; who uses which rule stays the same.
     s.client_index_ = resolution::build_client_index(s);
+    return snap;
+}
+
+std::shared_ptr<const Snapshot>
+SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::string>& changed) {
+    const Settings& settings = previous.settings_;
+    if (mesh_from_config_map_ || settings_.version != settings.version ||
+        settings_.cluster_domain != settings.cluster_domain ||
+        settings_.istio_namespace != settings.istio_namespace ||
+        settings_.mesh_override.has_value() != settings.mesh_override.has_value())
+        return nullptr;
+    if (std::any_of(policies_.begin(), policies_.end(),
+                    [](const AlphaPolicy& p) { return p.mesh_policy; }))
+        return nullptr;
+
+    // The namespaces stay as they were: every changed one that existed still does, and no other.
+    const std::set<std::string> changed_set(changed.begin(), changed.end());
+    std::set<std::string> present;
+    bool outside = false; // an object of a namespace not declared as changed
+    auto note = [&](const std::string& ns) {
+        if (ns.empty())
+            return;
+        present.insert(ns);
+        outside = outside || changed_set.count(ns) == 0;
+    };
+    for (const auto& o : namespaces_)
+        note(o.name);
+    for (const auto& o : peer_authentications_)
+        note(o.ref.namespace_name);
+    for (const auto& o : destination_rules_)
+        note(o.ref.namespace_name);
+    for (const auto& o : policies_)
+        note(o.ref.namespace_name);
+    for (const auto& o : services_)
+        note(o.ref.namespace_name);
+    for (const auto& o : service_entries_)
+        note(o.ref.namespace_name);
+    for (const auto& o : pods_)
+        note(o.namespace_name);
+    if (outside)
+        return nullptr;
+    const std::size_t namespace_count = previous.namespaces_.size();
+    std::vector<bool> rebuilt(namespace_count, false);
+    for (const auto& name : changed_set) {
+        const auto id = previous.namespace_id(name);
+        const bool now = present.count(name) > 0 || name == previous.mesh_.root_namespace;
+        if (id.has_value() != now)
+            return nullptr;
+        if (id)
+            rebuilt[*id] = true;
+    }
+
+    auto snap = std::make_shared<Snapshot>();
+    Snapshot& s = *snap;
+    s.settings_ = settings;
+    s.mesh_ = previous.mesh_;
+    s.mesh_config_seen_ = previous.mesh_config_seen_;
+    s.mesh_policies_ = previous.mesh_policies_;
+    s.namespace_ids_ = previous.namespace_ids_;
+    s.namespaces_.reserve(namespace_count);
+    for (NsId id = 0; id < namespace_count; ++id) {
+        const NamespaceRecord& old = previous.namespaces_[id];
+        NamespaceRecord record;
+        record.name = old.name;
+        record.system = old.system;
+        if (rebuilt[id]) {
+            for (const auto& ns : namespaces_) {
+                if (ns.name != old.name)
+                    continue;
+                record.declared = true;
+                record.labels = ns.labels; // the last one wins, as in build()
+            }
+            record.injection = namespace_injects(record.labels);
+        } else {
+            record.labels = old.labels;
+            record.declared = old.declared;
+            record.injection = old.injection;
+        }
+        s.namespaces_.push_back(std::move(record));
+    }
+    auto& counts = s.namespace_object_counts_;
+    counts = previous.namespace_object_counts_;
+    std::size_t others = previous.object_count_; // objects of no namespace: unchanged
+    for (NsId id = 0; id < namespace_count; ++id) {
+        others -= counts[id];
+        if (rebuilt[id])
+            counts[id] = 0;
+    }
+    for (const auto& ns : namespaces_)
+        count_object(counts, s.namespace_ids_, ns.name);
+    for (const auto& o : peer_authentications_)
+        count_object(counts, s.namespace_ids_, o.ref.namespace_name);
+    for (const auto& o : destination_rules_)
+        count_object(counts, s.namespace_ids_, o.ref.namespace_name);
+    for (const auto& o : policies_)
+        count_object(counts, s.namespace_ids_, o.ref.namespace_name);
+
+    // Workloads, namespace by namespace: the changed ones anew, the others copied and renumbered.
+    std::vector<Workload> fresh;
+    make_workloads(pods_, s.namespace_ids_, s.namespaces_, fresh, counts);
+    pods_.clear();
+    std::vector<std::vector<WorkloadId>> fresh_by_ns(namespace_count);
+    for (WorkloadId id = 0; id < fresh.size(); ++id)
+        fresh_by_ns[fresh[id].ns].push_back(id);
+    constexpr std::uint32_t none = 0xffffffffu;
+    std::vector<WorkloadId> workload_renumbered(previous.workloads_.size(), none);
+    s.workloads_.reserve(previous.workloads_.size() + fresh.size());
+    for (NsId ns = 0; ns < namespace_count; ++ns) {
+        if (rebuilt[ns]) {
+            for (WorkloadId id : fresh_by_ns[ns])
+                s.workloads_.push_back(std::move(fresh[id]));
+            continue;
+        }
+        for (WorkloadId old : previous.namespaces_[ns].workloads) {
+            workload_renumbered[old] = static_cast<WorkloadId>(s.workloads_.size());
+            s.workloads_.push_back(previous.workloads_[old]);
+        }
+    }
+    index_namespace_workloads(s);
+
+    // Services: the same; the endpoints of copied ones follow their workloads' new numbers.
+    std::vector<std::vector<std::size_t>> services_by_ns(namespace_count);
+    for (std::size_t i = 0; i < services_.size(); ++i)
+        services_by_ns[s.namespace_ids_.at(services_[i].ref.namespace_name)].push_back(i);
+    std::vector<std::uint32_t> previous_service; // by new ServiceId; `none` for a new record
+    s.services_.reserve(previous.services_.size() + services_.size());
+    for (NsId ns = 0; ns < namespace_count; ++ns) {
+        if (rebuilt[ns]) {
+            for (std::size_t i : services_by_ns[ns]) {
+                ++counts[ns];
+                s.namespaces_[ns].services.push_back(static_cast<ServiceId>(s.services_.size()));
+                s.services_.push_back(make_service_record(std::move(services_[i]), ns,
+                                                          s.namespaces_, s.workloads_,
+                                                          settings.cluster_domain));
+                previous_service.push_back(none);
+            }
+            continue;
+        }
+        for (ServiceId old : previous.namespaces_[ns].services) {
+            s.namespaces_[ns].services.push_back(static_cast<ServiceId>(s.services_.size()));
+            ServiceRecord record = previous.services_[old];
+            for (WorkloadId& id : record.endpoints)
+                id = workload_renumbered[id];
+            s.services_.push_back(std::move(record));
+            previous_service.push_back(old);
+        }
+    }
+    services_.clear();
+
+    std::vector<std::vector<std::uint32_t>> previous_hosts_by_ns(namespace_count);
+    for (std::uint32_t i = 0; i < previous.external_hosts_.size(); ++i)
+        previous_hosts_by_ns[previous.external_hosts_[i].ns].push_back(i);
+    std::vector<std::vector<std::size_t>> entries_by_ns(namespace_count);
+    for (std::size_t i = 0; i < service_entries_.size(); ++i)
+        entries_by_ns[s.namespace_ids_.at(service_entries_[i].ref.namespace_name)].push_back(i);
+    std::vector<std::uint32_t> previous_host; // by new external host index; `none` when new
+    for (NsId ns = 0; ns < namespace_count; ++ns) {
+        if (rebuilt[ns]) {
+            for (std::size_t i : entries_by_ns[ns]) {
+                ++counts[ns];
+                add_external_hosts(service_entries_[i], ns, s.external_hosts_);
+            }
+            previous_host.resize(s.external_hosts_.size(), none);
+            continue;
+        }
+        for (std::uint32_t old : previous_hosts_by_ns[ns]) {
+            s.external_hosts_.push_back(previous.external_hosts_[old]);
+            previous_host.push_back(old);
+        }
+    }
+    service_entries_.clear();
+    // The host indexes hold ServiceIds and host names only: unchanged when the changed namespaces
+    // kept their hosts (their pods or policies changed, say).
+    bool same_hosts = s.services_.size() == previous.services_.size() &&
+                      s.external_hosts_.size() == previous.external_hosts_.size();
+    for (NsId ns = 0; same_hosts && ns < namespace_count; ++ns) {
+        if (!rebuilt[ns])
+            continue;
+        const auto& now = s.namespaces_[ns].services;
+        const auto& before = previous.namespaces_[ns].services;
+        same_hosts = now == before;
+        for (std::size_t i = 0; same_hosts && i < now.size(); ++i)
+            same_hosts = s.services_[now[i]].host == previous.services_[before[i]].host;
+    }
+    for (std::size_t i = 0; same_hosts && i < s.external_hosts_.size(); ++i)
+        same_hosts = s.external_hosts_[i].host == previous.external_hosts_[i].host;
+    if (same_hosts)
+        s.hosts_ = previous.hosts_;
+    else
+        index_hosts(s);
+
+    // Configuration: the changed namespaces anew; the others keep theirs, which hold no
+    // WorkloadIds (ClientVariant counts positions within the namespace).
+    std::map<std::string, std::vector<PeerAuthentication>> pas;
+    std::map<std::string, std::vector<DestinationRule>> drs;
+    std::map<std::string, std::vector<AlphaPolicy>> alphas;
+    for (auto& o : peer_authentications_)
+        pas[o.ref.namespace_name].push_back(std::move(o));
+    for (auto& o : destination_rules_)
+        drs[o.ref.namespace_name].push_back(std::move(o));
+    for (auto& o : policies_)
+        alphas[o.ref.namespace_name].push_back(std::move(o));
+    s.configs_.reserve(namespace_count);
+    for (NsId id = 0; id < namespace_count; ++id) {
+        const std::string& name = s.namespaces_[id].name;
+        s.configs_.push_back(rebuilt[id] ? build_namespace_config(name, std::move(pas[name]),
+                                                                  std::move(drs[name]),
+                                                                  std::move(alphas[name]), s)
+                                         : previous.configs_[id]);
+    }
+    // Step 1 of the DR lookup finds namespaces by their local keys: the index stays when the
+    // changed namespaces' keys did.
+    bool same_keys = true;
+    for (NsId id = 0; same_keys && id < namespace_count; ++id) {
+        if (!rebuilt[id])
+            continue;
+        const auto& now = s.configs_[id]->local;
+        const auto& before = previous.configs_[id]->local;
+        same_keys = now.specific.size() == before.specific.size() &&
+                    now.wildcard.size() == before.wildcard.size();
+        for (const auto* pair : {&now.specific, &now.wildcard}) {
+            const auto& other = pair == &now.specific ? before.specific : before.wildcard;
+            for (auto it = pair->begin(); same_keys && it != pair->end(); ++it)
+                same_keys = other.count(it->first) > 0;
+        }
+    }
+    if (same_keys)
+        s.local_keys_ = previous.local_keys_;
+    else
+        index_local_keys(s);
+    index_clients(s);
+
+    s.object_count_ = others;
+    for (std::size_t count : counts)
+        s.object_count_ += count;
+    s.client_index_ =
+        s.mesh_clients_ == previous.mesh_clients_
+            ? resolution::update_client_index(s, previous, rebuilt, previous_service, previous_host)
+            : resolution::build_client_index(s);
     return snap;
 }
 

@@ -101,7 +101,10 @@ struct DrIndex {
 // The client pods of a namespace that see the same workloadSelector DestinationRules.
 struct ClientVariant {
     std::vector<const DestinationRule*> selector_rules; // the selector DRs matching these pods
-    std::vector<WorkloadId> workloads;                  // empty for an assumed client namespace
+    // Positions in NamespaceRecord::workloads, not WorkloadIds: a config stays valid, and can be
+    // shared by the next snapshot, when other namespaces' workloads are renumbered. Empty for an
+    // assumed client namespace.
+    std::vector<std::uint32_t> workloads;
 };
 
 // The policies and DestinationRules of one namespace, with the indexes pilot would build.
@@ -132,6 +135,10 @@ struct NamespaceConfig {
 
 class Snapshot;
 
+// The namespace whose part of a snapshot an object feeds (a Namespace object: its own); empty for
+// what applies cluster-wide (a MeshPolicy, the mesh config).
+std::string_view object_namespace(const DecodedObject& object) noexcept;
+
 // Builds a NamespaceConfig from its objects. `workloads` are the namespace's client workloads.
 std::shared_ptr<const NamespaceConfig>
 build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_authentications,
@@ -160,7 +167,7 @@ class Snapshot {
     // Namespaces whose `local` index holds this host key (for step 1 of the DR lookup).
     const std::vector<NsId>* namespaces_with_local_key(const std::string& key) const noexcept;
     const std::unordered_map<std::string, std::vector<NsId>>& local_key_index() const noexcept {
-        return local_keys_;
+        return *local_keys_;
     }
     // Services by FQDN host.
     const std::vector<ServiceId>* services_for_host(const std::string& host) const noexcept;
@@ -195,12 +202,19 @@ class Snapshot {
     std::vector<ExternalHost> external_hosts_;
     std::vector<AlphaPolicy> mesh_policies_;
     std::vector<std::shared_ptr<const NamespaceConfig>> configs_;
-    std::unordered_map<std::string, std::vector<NsId>> local_keys_;
-    std::unordered_map<std::string, std::vector<ServiceId>> services_by_host_;
-    std::unordered_map<std::string, bool> known_hosts_; // every known host, and ".suffix" of each
+    // Shared with the next snapshot when a change leaves them as they are.
+    using LocalKeys = std::unordered_map<std::string, std::vector<NsId>>;
+    struct HostIndex {
+        std::unordered_map<std::string, std::vector<ServiceId>> services_by_host;
+        std::unordered_map<std::string, bool> known_hosts; // every known host, and ".suffix"es
+    };
+    std::shared_ptr<const LocalKeys> local_keys_ = std::make_shared<const LocalKeys>();
+    std::shared_ptr<const HostIndex> hosts_ = std::make_shared<const HostIndex>();
     std::vector<NsId> mesh_clients_;
     std::vector<NsId> non_mesh_clients_;
     std::size_t object_count_ = 0;
+    std::vector<std::size_t>
+        namespace_object_counts_; // by NsId: objects object_namespace() puts there
     std::shared_ptr<const resolution::ClientIndex> client_index_;
 };
 
@@ -221,7 +235,24 @@ class SnapshotBuilder {
 
     std::shared_ptr<const Snapshot> build();
 
+    // The snapshot that follows `previous` when only the objects of the `changed` namespaces
+    // differ: this builder holds all objects of those namespaces and nothing else, in the order a
+    // full build would see them. Everything else (other namespaces' workloads, services, configs,
+    // most of the client index) is taken over from `previous`, so that the cost follows the size
+    // of the change. The result is what build() would give with all objects added namespace by
+    // namespace. Null when the change reaches further: a namespace appears or disappears (NsIds
+    // would shift), the mesh config or a MeshPolicy is among the objects, or the settings differ;
+    // then build from all objects.
+    std::shared_ptr<const Snapshot> build_update(const Snapshot& previous,
+                                                 const std::vector<std::string>& changed);
+
   private:
+    // Steps build() and build_update() share.
+    static void index_namespace_workloads(Snapshot& s);
+    static void index_hosts(Snapshot& s);
+    static void index_local_keys(Snapshot& s);
+    static void index_clients(Snapshot& s);
+
     Settings settings_;
     std::optional<MeshConfig> mesh_from_config_map_;
     std::vector<PeerAuthentication> peer_authentications_;

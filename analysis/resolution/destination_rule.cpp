@@ -196,6 +196,67 @@ std::shared_ptr<const ClientIndex> build_client_index(const model::Snapshot& sna
     return index;
 }
 
+std::shared_ptr<const ClientIndex>
+update_client_index(const model::Snapshot& snapshot, const model::Snapshot& previous,
+                    const std::vector<bool>& changed,
+                    const std::vector<std::uint32_t>& previous_service,
+                    const std::vector<std::uint32_t>& previous_host) {
+    // The root namespace's rules are every host's fallback.
+    const auto root = snapshot.namespace_id(snapshot.mesh().root_namespace);
+    if (root && changed[*root])
+        return build_client_index(snapshot);
+    // An entry refers to the rules and variants of the host's namespace, the root, and the
+    // namespaces in `resolved` (step 1, or named by an exportTo); the changed namespaces' own
+    // rules may now add them to step 1 for the hosts their keys match.
+    std::vector<const std::string*> keys;
+    for (NsId ns = 0; ns < changed.size(); ++ns) {
+        if (!changed[ns])
+            continue;
+        const auto& local = snapshot.config(ns).local;
+        for (const auto* map : {&local.specific, &local.wildcard})
+            for (const auto& entry : *map)
+                keys.push_back(&entry.first);
+    }
+    auto reached = [&](const std::string& host, NsId host_ns, const HostClients& old) {
+        if (changed[host_ns])
+            return true;
+        for (NsId ns : old.resolved)
+            if (changed[ns])
+                return true;
+        for (const std::string* key : keys) {
+            // Over-approximates candidate_keys(): any key the host could match, and then some.
+            if (*key == host || *key == "*" ||
+                (!key->empty() && (*key)[0] == '*' &&
+                 host.ends_with(std::string_view(*key).substr(1))))
+                return true;
+        }
+        return false;
+    };
+    constexpr std::uint32_t none = 0xffffffffu;
+    auto index = std::make_shared<ClientIndex>();
+    const ConfigView view(snapshot);
+    const auto& before = previous.client_index();
+    index->services.reserve(snapshot.services().size());
+    for (std::size_t i = 0; i < snapshot.services().size(); ++i) {
+        const auto& service = snapshot.services()[i];
+        const std::uint32_t old = previous_service[i];
+        if (old != none && !reached(service.host, service.ns, before.services[old]))
+            index->services.push_back(before.services[old]);
+        else
+            index->services.push_back(resolve_host_clients(view, service.host, service.ns));
+    }
+    index->external_hosts.reserve(snapshot.external_hosts().size());
+    for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i) {
+        const auto& host = snapshot.external_hosts()[i];
+        const std::uint32_t old = previous_host[i];
+        if (old != none && !reached(host.host, host.ns, before.external_hosts[old]))
+            index->external_hosts.push_back(before.external_hosts[old]);
+        else
+            index->external_hosts.push_back(resolve_host_clients(view, host.host, host.ns));
+    }
+    return index;
+}
+
 const HostClients& ConfigView::service_clients(model::ServiceId service,
                                                HostClients& scratch) const {
     if (!rules_changed_)

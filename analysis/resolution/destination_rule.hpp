@@ -53,6 +53,16 @@ struct ClientIndex {
     std::vector<HostClients> external_hosts;
 };
 std::shared_ptr<const ClientIndex> build_client_index(const model::Snapshot& snapshot);
+// The client index of `snapshot`, which differs from `previous` only in the namespaces marked in
+// `changed` (by NsId; both have the same namespaces and the same mesh client namespaces, the
+// others share their NamespaceConfig). `previous_service` and `previous_host` give, by ServiceId
+// and external host index, the entry of `previous` for the same host, or 0xffffffff for a new one.
+// Only the entries a changed namespace can reach are resolved again; the rest are copied.
+std::shared_ptr<const ClientIndex>
+update_client_index(const model::Snapshot& snapshot, const model::Snapshot& previous,
+                    const std::vector<bool>& changed,
+                    const std::vector<std::uint32_t>& previous_service,
+                    const std::vector<std::uint32_t>& previous_host);
 
 // Expands an outcome to its client classes (generic members included).
 std::vector<ClientClass> expand_members(const ConfigView& view, const ClientOutcome& outcome,

@@ -36,6 +36,13 @@ std::string fingerprint(const model::PodLike& pod) {
     return out;
 }
 
+// Whether an object's key ("namespace/name", or "name" for a cluster-scoped one) is found where
+// collect() looks for the objects of its namespace.
+bool keyed_by_namespace(std::string_view key, std::string_view ns) {
+    const auto slash = key.find('/');
+    return slash == std::string_view::npos ? key == ns : key.substr(0, slash) == ns;
+}
+
 } // namespace
 
 std::optional<std::pair<std::string, std::string>> object_identity(const nlohmann::json& object) {
@@ -68,6 +75,60 @@ std::shared_ptr<const model::Snapshot> build_snapshot(const SnapshotInputs& inpu
     return builder.build();
 }
 
+std::shared_ptr<const model::Snapshot>
+update_snapshot(const model::Snapshot* previous, const SnapshotInputs& inputs,
+                const model::Settings& settings, bool version_from_objects, bool* incremental) {
+    if (incremental)
+        *incremental = false;
+    if (!previous || inputs.all_changed)
+        return build_snapshot(inputs, settings, version_from_objects);
+    // Policies and MeshPolicies count as cluster-wide changes (the store marks them so): the
+    // version they may select stays the previous one's.
+    model::Settings same = settings;
+    same.version = previous->settings().version;
+    model::SnapshotBuilder builder(std::move(same));
+    for (const auto& object : inputs.changed_objects)
+        builder.add(model::DecodedObject(*object));
+    for (const auto& [pod, count] : inputs.changed_pod_shapes)
+        for (std::uint32_t i = 0; i < count; ++i)
+            builder.add(model::DecodedObject(*pod));
+    if (auto next = builder.build_update(*previous, inputs.changed_namespaces)) {
+        if (incremental)
+            *incremental = true;
+        return next;
+    }
+    return build_snapshot(inputs, settings, version_from_objects);
+}
+
+bool ObjectStore::NamespaceMajor::operator()(const std::string& a,
+                                             const std::string& b) const noexcept {
+    const auto split = [](const std::string& key) {
+        const auto slash = key.find('/');
+        const std::string_view whole(key);
+        return slash == std::string::npos
+                   ? std::make_pair(std::string_view(), whole)
+                   : std::make_pair(whole.substr(0, slash), whole.substr(slash + 1));
+    };
+    return split(a) < split(b);
+}
+
+// Cluster-wide objects, and the legacy policies that may select the Istio version, reach every
+// namespace; anything else only its own.
+void ObjectStore::changed(ResourceKind kind, const model::DecodedObject& object) {
+    const std::string_view ns = model::object_namespace(object);
+    if (ns.empty() || kind == ResourceKind::IstioConfigMap || kind == ResourceKind::Policies ||
+        kind == ResourceKind::MeshPolicies || std::holds_alternative<model::AlphaPolicy>(object) ||
+        std::holds_alternative<model::MeshConfig>(object))
+        all_changed_ = true;
+    else
+        changed(ns);
+}
+
+void ObjectStore::changed(std::string_view ns) {
+    if (!all_changed_)
+        changed_namespaces_.emplace(ns);
+}
+
 void ObjectStore::replace(ResourceKind kind, std::vector<StoredObject> objects) {
     clear(kind);
     for (auto& object : objects)
@@ -81,7 +142,13 @@ StoreChange ObjectStore::upsert(ResourceKind kind, StoredObject object) {
     auto& map = objects_[index_of(kind)];
     Entry entry{std::move(object.uid),
                 std::make_shared<const model::DecodedObject>(std::move(object.object))};
-    map.insert_or_assign(std::move(object.key), std::move(entry));
+    changed(kind, *entry.object);
+    if (!keyed_by_namespace(object.key, model::object_namespace(*entry.object)))
+        all_changed_ = true; // collect() would not find it among its namespace's objects
+    auto [it, inserted] = map.try_emplace(std::move(object.key));
+    if (!inserted)
+        changed(kind, *it->second.object); // the old one's namespace, should it differ
+    it->second = std::move(entry);
     return StoreChange::Structural;
 }
 
@@ -96,6 +163,8 @@ StoreChange ObjectStore::upsert_pod(const std::string& key, std::string uid, mod
     const bool vanished = !inserted && release_shape(entry->second.shape);
     entry->second.uid = std::move(uid);
     entry->second.shape = &*shape_it;
+    if (created || vanished || inserted || moved)
+        changed(shape_it->second.pod->namespace_name);
     if (created || vanished)
         return StoreChange::Structural;
     return inserted || moved ? StoreChange::PodCount : StoreChange::None;
@@ -112,6 +181,7 @@ StoreChange ObjectStore::erase(ResourceKind kind, const std::string& key, const 
     if (kind == ResourceKind::Pods) {
         auto it = pods_.find(key);
         if (it != pods_.end() && (uid.empty() || it->second.uid.empty() || it->second.uid == uid)) {
+            changed(it->second.shape->second.pod->namespace_name);
             const bool vanished = release_shape(it->second.shape);
             pods_.erase(it);
             return vanished ? StoreChange::Structural : StoreChange::PodCount;
@@ -124,11 +194,15 @@ StoreChange ObjectStore::erase(ResourceKind kind, const std::string& key, const 
         return StoreChange::None;
     if (!uid.empty() && !it->second.uid.empty() && it->second.uid != uid)
         return StoreChange::None;
+    changed(kind, *it->second.object);
+    if (!keyed_by_namespace(key, model::object_namespace(*it->second.object)))
+        all_changed_ = true;
     map.erase(it);
     return StoreChange::Structural;
 }
 
 void ObjectStore::clear(ResourceKind kind) {
+    all_changed_ = true;
     objects_[index_of(kind)].clear();
     if (kind == ResourceKind::Pods) {
         pods_.clear();
@@ -166,6 +240,40 @@ SnapshotInputs ObjectStore::inputs() const {
         inputs.pod_shapes.emplace_back(shape.pod, shape.pods);
     inputs.pods = pods_.size();
     return inputs;
+}
+
+SnapshotInputs ObjectStore::collect() {
+    SnapshotInputs out = inputs();
+    out.all_changed = all_changed_;
+    if (!all_changed_) {
+        out.changed_namespaces.assign(changed_namespaces_.begin(), changed_namespaces_.end());
+        // The maps are in namespace order: each namespace's objects are one range of each.
+        for (const auto& map : objects_) {
+            for (const auto& ns : out.changed_namespaces) {
+                auto add = [&](const Entry& entry) {
+                    if (model::object_namespace(*entry.object) == ns)
+                        out.changed_objects.push_back(entry.object);
+                };
+                if (auto it = map.find(ns); it != map.end())
+                    add(it->second); // cluster-scoped, as a Namespace object is
+                for (auto it = map.lower_bound(ns + "/");
+                     it != map.end() && it->first.size() > ns.size() &&
+                     it->first.compare(0, ns.size(), ns) == 0 && it->first[ns.size()] == '/';
+                     ++it)
+                    add(it->second);
+            }
+        }
+        for (const auto& ns : out.changed_namespaces) {
+            std::string prefix = ns;
+            prefix.push_back('\0'); // how a fingerprint starts
+            for (auto it = shapes_.lower_bound(prefix);
+                 it != shapes_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it)
+                out.changed_pod_shapes.emplace_back(it->second.pod, it->second.pods);
+        }
+    }
+    all_changed_ = false;
+    changed_namespaces_.clear();
+    return out;
 }
 
 SnapshotPublisher::SnapshotPublisher(boost::asio::any_io_executor strand, model::Settings settings,
@@ -256,12 +364,19 @@ void SnapshotPublisher::build_loop() {
         }
         const auto started = std::chrono::steady_clock::now();
         std::shared_ptr<const model::Snapshot> snapshot;
+        bool incremental = false;
         try {
-            snapshot = build_snapshot(inputs, settings_, version_from_objects_);
+            snapshot = update_snapshot(previous_.get(), inputs, settings_, version_from_objects_,
+                                       &incremental);
         } catch (const std::exception&) {
             // Out of memory, in practice: keep the last snapshot; the next change tries again.
             failed_builds_.fetch_add(1, std::memory_order_relaxed);
         }
+        // The changes folded into a failed build were taken from the store: the next build cannot
+        // follow the last one, it starts from all objects.
+        previous_ = snapshot;
+        if (incremental)
+            incremental_builds_.fetch_add(1, std::memory_order_relaxed);
         inputs = {}; // let go of the shared objects before publishing
         last_build_us_.store(std::chrono::duration_cast<std::chrono::microseconds>(
                                  std::chrono::steady_clock::now() - started)
@@ -319,6 +434,7 @@ void SnapshotPublisher::stop() {
 SnapshotPublisher::Stats SnapshotPublisher::stats() const noexcept {
     Stats out;
     out.builds = builds_.load(std::memory_order_relaxed);
+    out.incremental_builds = incremental_builds_.load(std::memory_order_relaxed);
     out.failed_builds = failed_builds_.load(std::memory_order_relaxed);
     out.last_build = std::chrono::microseconds(last_build_us_.load(std::memory_order_relaxed));
     return out;

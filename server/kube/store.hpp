@@ -12,9 +12,11 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -34,11 +36,20 @@ struct StoredObject {
 std::optional<std::pair<std::string, std::string>> object_identity(const nlohmann::json& object);
 
 // Everything a snapshot is built from, sharing the stored objects instead of copying them. Pods
-// come as distinct shapes: to the engine, the pods of one controller are usually identical.
+// come as distinct shapes: to the engine, the pods of one controller are usually identical. Each
+// kind comes namespace by namespace (in name order, as the engine numbers namespaces), so that a
+// build from all of them and an update of a few namespaces number workloads and services alike.
 struct SnapshotInputs {
     std::vector<std::shared_ptr<const model::DecodedObject>> objects; // every kind but pods
     std::vector<std::pair<std::shared_ptr<const model::PodLike>, std::uint32_t>> pod_shapes;
     std::size_t pods = 0;
+    // What changed since the inputs of the previous build (ObjectStore::collect()): everything,
+    // or only the objects of these namespaces.
+    bool all_changed = true;
+    std::vector<std::string> changed_namespaces;
+    // Then also the objects and pod shapes of just those namespaces, in the same order.
+    std::vector<std::shared_ptr<const model::DecodedObject>> changed_objects;
+    std::vector<std::pair<std::shared_ptr<const model::PodLike>, std::uint32_t>> changed_pod_shapes;
 };
 
 // Builds the engine's snapshot from decoded objects; nothing is decoded again. With
@@ -47,6 +58,16 @@ struct SnapshotInputs {
 std::shared_ptr<const model::Snapshot> build_snapshot(const SnapshotInputs& inputs,
                                                       const model::Settings& settings,
                                                       bool version_from_objects = false);
+
+// The snapshot that follows `previous`, built from `inputs`: when they name the namespaces that
+// changed since `previous` was built, only those are built again (model::SnapshotBuilder::
+// build_update()); otherwise, or when the change reaches beyond them, everything is. Sets
+// `*incremental` to which of the two it did.
+std::shared_ptr<const model::Snapshot> update_snapshot(const model::Snapshot* previous,
+                                                       const SnapshotInputs& inputs,
+                                                       const model::Settings& settings,
+                                                       bool version_from_objects = false,
+                                                       bool* incremental = nullptr);
 
 // What a change did to the inputs of the next snapshot.
 enum class StoreChange : std::uint8_t {
@@ -74,6 +95,9 @@ class ObjectStore {
     const model::PodLike* find_pod(const std::string& key) const;
 
     SnapshotInputs inputs() const;
+    // inputs(), with the namespaces changed since the last collect() (all of them the first
+    // time, and after replace() or clear(), or a change of cluster-wide objects).
+    SnapshotInputs collect();
 
   private:
     struct Entry {
@@ -84,7 +108,13 @@ class ObjectStore {
         std::shared_ptr<const model::PodLike> pod;
         std::uint32_t pods = 0;
     };
-    using ShapeMap = std::unordered_map<std::string, PodShape>;
+    // Keys ("namespace/name") in namespace order, then by name: inputs() come namespace by
+    // namespace. A plain string order would not do: "a-b/x" sorts before "a/y".
+    struct NamespaceMajor {
+        bool operator()(const std::string& a, const std::string& b) const noexcept;
+    };
+    // A fingerprint starts with the namespace and a NUL: string order is namespace order.
+    using ShapeMap = std::map<std::string, PodShape>;
     struct PodEntry {
         std::string uid;
         ShapeMap::value_type* shape = nullptr; // node pointers survive rehashing
@@ -94,9 +124,15 @@ class ObjectStore {
     // Returns whether the shape went away with its last pod.
     bool release_shape(ShapeMap::value_type* shape);
 
-    std::array<std::unordered_map<std::string, Entry>, all_resource_kinds.size()> objects_;
+    // Notes what the next collect() reports.
+    void changed(ResourceKind kind, const model::DecodedObject& object);
+    void changed(std::string_view ns);
+
+    std::array<std::map<std::string, Entry, NamespaceMajor>, all_resource_kinds.size()> objects_;
     std::unordered_map<std::string, PodEntry> pods_;
     ShapeMap shapes_;
+    bool all_changed_ = true;
+    std::set<std::string, std::less<>> changed_namespaces_;
 };
 
 // Rebuilds and publishes snapshots off the I/O threads. changed() and publish_now() run on the
@@ -132,6 +168,7 @@ class SnapshotPublisher : public std::enable_shared_from_this<SnapshotPublisher>
 
     struct Stats {
         std::size_t builds = 0;
+        std::size_t incremental_builds = 0; // of `builds`: only the changed namespaces built
         std::size_t failed_builds = 0;
         std::chrono::microseconds last_build{0}; // copying the inputs into the engine and build()
     };
@@ -166,7 +203,9 @@ class SnapshotPublisher : public std::enable_shared_from_this<SnapshotPublisher>
     std::mutex publish_mutex_;
     bool stopped_ = false;
     std::thread thread_;
+    std::shared_ptr<const model::Snapshot> previous_; // build thread: what the next one follows
     std::atomic<std::size_t> builds_{0};
+    std::atomic<std::size_t> incremental_builds_{0};
     std::atomic<std::size_t> failed_builds_{0};
     std::atomic<std::int64_t> last_build_us_{0};
 };

@@ -1,5 +1,7 @@
 // Benchmark of the live cluster sync from a fake API server: sync time, update latency, RSS.
+#include "analysis/analyze.hpp"
 #include "analysis/model/decode.hpp"
+#include "analysis/report/findings_output.hpp"
 #include "server/kube/cluster_watcher.hpp"
 #include "server/kube/store.hpp"
 #include "tests/bench/synthetic_mesh.hpp"
@@ -195,12 +197,18 @@ void print_rebuild_breakdown(const bench::MeshShape& shape) {
         {"ServiceEntry", kube::ResourceKind::ServiceEntries},
     };
     kube::ObjectStore store;
+    std::vector<json> touchable; // pods to change in the incremental figures
     bench::generate_synthetic_mesh(shape, [&](json&& object) {
         auto kind = kinds.find(object.value("kind", ""));
         if (kind == kinds.end())
             return;
         if (kind->second == kube::ResourceKind::Pods)
             object.erase("spec"); // what a metadata-only watch delivers
+        if (kind->second == kube::ResourceKind::Pods && object["metadata"].contains("namespace") &&
+            (touchable.empty() ||
+             touchable.back()["metadata"]["namespace"] != object["metadata"]["namespace"]) &&
+            touchable.size() < 5)
+            touchable.push_back(object); // one each from the first namespaces
         if (kind->second == kube::ResourceKind::IstioConfigMap)
             return; // its mesh YAML needs the loader; it does not change the build time
         auto identity = kube::object_identity(object);
@@ -240,6 +248,69 @@ void print_rebuild_breakdown(const bench::MeshShape& shape) {
                 "with one pod per shape (%zu shapes) %.1f ms\n",
                 median_ms(full), inputs.objects.size(), inputs.pods, median_ms(copy),
                 inputs.pod_shapes.size(), median_ms(folded));
+
+    // What the watcher builds after one change: only the changed namespace, the rest taken over.
+    store.collect(); // the changes so far are in the snapshot below
+    auto previous = kube::build_snapshot(inputs, settings);
+    std::vector<double> collect;
+    std::vector<double> pod_event;
+    std::vector<double> object_event;
+    std::size_t incremental = 0;
+    auto timed_update = [&](std::vector<double>& into) {
+        auto started = Clock::now();
+        auto next_inputs = store.collect();
+        collect.push_back(ms_since(started));
+        bool was_incremental = false;
+        started = Clock::now();
+        auto next =
+            kube::update_snapshot(previous.get(), next_inputs, settings, false, &was_incremental);
+        into.push_back(ms_since(started));
+        incremental += was_incremental ? 1 : 0;
+        previous = std::move(next);
+    };
+    for (std::size_t i = 0; i < touchable.size(); ++i) {
+        // A new label: a new workload shape, as a changed pod template makes.
+        json& pod = touchable[i];
+        pod["metadata"]["labels"]["bench.mtls-guard.io/touch"] = std::to_string(i);
+        auto identity = kube::object_identity(pod);
+        auto outcome = model::decode_object(pod);
+        if (!identity || !outcome.object)
+            continue;
+        store.upsert(kube::ResourceKind::Pods, kube::StoredObject{identity->first, identity->second,
+                                                                  std::move(*outcome.object)});
+        timed_update(pod_event);
+        // A namespace-wide PeerAuthentication in the same namespace.
+        const json pa = {
+            {"apiVersion", "security.istio.io/v1beta1"},
+            {"kind", "PeerAuthentication"},
+            {"metadata", {{"name", "bench-touch"}, {"namespace", pod["metadata"]["namespace"]}}},
+            {"spec", {{"mtls", {{"mode", "PERMISSIVE"}}}}}};
+        auto pa_identity = kube::object_identity(pa);
+        auto pa_outcome = model::decode_object(pa);
+        if (!pa_identity || !pa_outcome.object)
+            continue;
+        store.upsert(kube::ResourceKind::PeerAuthentications,
+                     kube::StoredObject{pa_identity->first, pa_identity->second,
+                                        std::move(*pa_outcome.object)});
+        timed_update(object_event);
+    }
+    if (!pod_event.empty() && !object_event.empty())
+        std::printf("incremental update (median of %zu, %zu of %zu builds incremental): one pod "
+                    "event (a new shape) %.1f ms, one PeerAuthentication %.1f ms; collecting "
+                    "the inputs %.1f ms\n",
+                    pod_event.size(), incremental, pod_event.size() + object_event.size(),
+                    median_ms(pod_event), median_ms(object_event), median_ms(collect));
+    // The updates must add up to what a build from all objects gives.
+    const auto scratch = kube::build_snapshot(store.inputs(), settings);
+    const auto updated_findings = analyze(*previous);
+    const auto scratch_findings = analyze(*scratch);
+    const bool same = previous->workloads().size() == scratch->workloads().size() &&
+                      previous->services().size() == scratch->services().size() &&
+                      previous->object_count() == scratch->object_count() &&
+                      report::findings_document(updated_findings.findings) ==
+                          report::findings_document(scratch_findings.findings);
+    std::printf("  after the updates: %zu findings, %s a build from all objects\n",
+                updated_findings.findings.size(), same ? "the same as" : "DIFFERENT FROM");
 }
 
 // The first three fields of /proc/loadavg: how busy the shared machine was.

@@ -446,7 +446,10 @@ TEST_CASE("Client pods that match the same selector rules form one client varian
     REQUIRE(config.variants[1].selector_rules.size() == 1);
     CHECK(config.variants[1].selector_rules[0]->ref.name == "canary-only");
     REQUIRE(config.variants[1].workloads.size() == 1);
-    CHECK(snapshot->workloads()[config.variants[1].workloads[0]].name == "ui-canary");
+    // Positions in the namespace's workloads, not WorkloadIds.
+    const auto& front = snapshot->namespaces()[ns_id(*snapshot, "front")];
+    CHECK(snapshot->workloads()[front.workloads[config.variants[1].workloads[0]]].name ==
+          "ui-canary");
 }
 
 TEST_CASE("Namespaces are known from every object that lives in them", "[snapshot]") {

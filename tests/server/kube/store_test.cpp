@@ -1,5 +1,8 @@
-// Tests of server/kube/store: keys, pod shapes, snapshots, coalesced publishing, stop().
+// Tests of server/kube/store: keys, pod shapes, snapshots and their updates, publishing, stop().
+#include "analysis/analyze.hpp"
 #include "analysis/model/decode.hpp"
+#include "analysis/report/findings_output.hpp"
+#include "analysis/resolution/destination_rule.hpp"
 #include "server/kube/store.hpp"
 #include "tests/server/kube/support/kube_harness.hpp"
 
@@ -7,6 +10,7 @@
 #include <boost/asio/strand.hpp>
 #include <catch2/catch.hpp>
 #include <future>
+#include <random>
 
 using namespace mtlsguard;
 using namespace mtlsguard::kube;
@@ -328,4 +332,264 @@ TEST_CASE("publish_now builds at once instead of waiting for the coalescing wind
         [](const model::Snapshot& s) { return s.services().size() == 1; }, std::chrono::seconds(5));
     CHECK(snapshot);
     publisher->stop();
+}
+
+namespace {
+
+// A small cluster changed at random: a few namespaces (one a prefix of another, to catch a store
+// that orders "ns/name" keys as plain strings), and objects whose changes reach other namespaces'
+// results through DestinationRule hosts, exportTo and workload selectors.
+class RandomCluster {
+  public:
+    explicit RandomCluster(unsigned seed) : random_(seed) {}
+
+    // One random upsert or delete.
+    void step(ObjectStore& store) {
+        if (below(12) == 0) { // a namespace that comes and goes: NsIds shift, a full build
+            lone_ = !lone_;
+            if (lone_)
+                upsert(store, ResourceKind::Pods, pod("lone", "p", "solo-1", "solo", true, ""));
+            else
+                store.erase(ResourceKind::Pods, "lone/p", "");
+            return;
+        }
+        const std::string ns = pick(namespaces_);
+        const std::string n = std::to_string(below(4));
+        switch (below(8)) {
+        case 0:
+        case 1:
+        case 2: { // a pod: new shapes, moves between shapes, deletes
+            const std::string name = "p" + std::to_string(below(6));
+            if (below(4) == 0) {
+                store.erase(ResourceKind::Pods, ns + "/" + name, "");
+                return;
+            }
+            const std::string app = pick({"web", "api", "db"});
+            json object = pod(ns, name, app + "-" + pick({"5d8f", "77aa"}), app, below(3) != 0, "");
+            if (below(3) == 0)
+                object["metadata"]["labels"]["track"] = "canary";
+            if (below(4) == 0)
+                object["metadata"]["labels"]["istio"] = "pilot"; // control plane
+            upsert(store, ResourceKind::Pods, object);
+            return;
+        }
+        case 3: { // a service
+            if (below(4) == 0) {
+                store.erase(ResourceKind::Services, ns + "/s" + n, "");
+                return;
+            }
+            upsert(store, ResourceKind::Services, service(ns, "s" + n, pick({"web", "api", "db"})));
+            return;
+        }
+        case 4: { // a DestinationRule
+            if (below(3) == 0) {
+                store.erase(ResourceKind::DestinationRules, ns + "/dr" + n, "");
+                return;
+            }
+            json spec = {{"host", pick({"s0", "s1." + pick(namespaces_) + ".svc.cluster.local",
+                                        "*." + pick(namespaces_) + ".svc.cluster.local",
+                                        "*.svc.cluster.local", "*", "api.example.com"})},
+                         {"trafficPolicy",
+                          {{"tls", {{"mode", pick({"ISTIO_MUTUAL", "DISABLE", "SIMPLE"})}}}}}};
+            if (below(3) == 0)
+                spec["exportTo"] = json::array({pick({".", "*", pick(namespaces_)})});
+            if (below(4) == 0)
+                spec["workloadSelector"] = {{"matchLabels", {{"track", "canary"}}}};
+            upsert(store, ResourceKind::DestinationRules,
+                   {{"apiVersion", "networking.istio.io/v1beta1"},
+                    {"kind", "DestinationRule"},
+                    {"metadata",
+                     {{"name", "dr" + n},
+                      {"namespace", ns},
+                      {"creationTimestamp",
+                       "2024-01-0" + std::to_string(1 + below(3)) + "T00:00:00Z"}}},
+                    {"spec", spec}});
+            return;
+        }
+        case 5: { // a PeerAuthentication
+            if (below(3) == 0) {
+                store.erase(ResourceKind::PeerAuthentications, ns + "/pa" + n, "");
+                return;
+            }
+            json spec = {{"mtls", {{"mode", pick({"STRICT", "PERMISSIVE", "DISABLE"})}}}};
+            if (below(2) == 0)
+                spec["selector"] = {{"matchLabels", {{"app", pick({"web", "api"})}}}};
+            upsert(store, ResourceKind::PeerAuthentications,
+                   {{"apiVersion", "security.istio.io/v1beta1"},
+                    {"kind", "PeerAuthentication"},
+                    {"metadata", {{"name", "pa" + n}, {"namespace", ns}}},
+                    {"spec", spec}});
+            return;
+        }
+        case 6: { // a ServiceEntry
+            if (below(3) == 0) {
+                store.erase(ResourceKind::ServiceEntries, ns + "/se" + n, "");
+                return;
+            }
+            upsert(store, ResourceKind::ServiceEntries,
+                   {{"apiVersion", "networking.istio.io/v1beta1"},
+                    {"kind", "ServiceEntry"},
+                    {"metadata", {{"name", "se" + n}, {"namespace", ns}}},
+                    {"spec",
+                     {{"hosts", {pick({"api.example.com", "*.example.com", "db.internal"})}},
+                      {"location", pick({"MESH_EXTERNAL", "MESH_INTERNAL"})},
+                      {"ports", {{{"number", 443}, {"name", "https"}, {"protocol", "TLS"}}}}}}});
+            return;
+        }
+        default: { // a Namespace object: injection on or off, or gone
+            if (below(3) == 0) {
+                store.erase(ResourceKind::Namespaces, ns, "");
+                return;
+            }
+            json labels = json::object();
+            if (below(2) == 0)
+                labels["istio-injection"] = "enabled";
+            upsert(store, ResourceKind::Namespaces,
+                   {{"apiVersion", "v1"},
+                    {"kind", "Namespace"},
+                    {"metadata", {{"name", ns}, {"labels", labels}}}});
+            return;
+        }
+        }
+    }
+
+  private:
+    std::size_t below(std::size_t n) {
+        return std::uniform_int_distribution<std::size_t>(0, n - 1)(random_);
+    }
+    std::string pick(const std::vector<std::string>& from) { return from[below(from.size())]; }
+    static void upsert(ObjectStore& store, ResourceKind kind, const json& object) {
+        store.upsert(kind, stored(object));
+    }
+
+    std::mt19937 random_;
+    bool lone_ = false;
+    const std::vector<std::string> namespaces_ = {"a", "a-b", "b", "shop", "istio-system"};
+};
+
+std::string rule_name(const model::ConsolidatedRule* rule) {
+    if (!rule)
+        return "-";
+    std::string out;
+    for (const auto* member : rule->members)
+        out += member->ref.namespace_name + "/" + member->ref.name + " ";
+    return out;
+}
+
+// Everything observable of a snapshot, as text: a difference shows where the two builds part.
+std::vector<std::string> describe(const model::Snapshot& s) {
+    std::vector<std::string> out;
+    out.push_back("objects " + std::to_string(s.object_count()));
+    for (model::NsId id = 0; id < s.namespaces().size(); ++id) {
+        const auto& ns = s.namespaces()[id];
+        std::string line = "ns " + ns.name + " declared=" + std::to_string(ns.declared) +
+                           " injection=" + std::to_string(ns.injection) +
+                           " sidecars=" + std::to_string(ns.has_sidecar_workloads) +
+                           " plain=" + std::to_string(ns.has_plain_workloads) + " workloads";
+        for (auto w : ns.workloads)
+            line += " " + std::to_string(w);
+        line += " services";
+        for (auto sv : ns.services)
+            line += " " + std::to_string(sv);
+        const auto& config = s.config(id);
+        line += " config " + config.name +
+                " pas=" + std::to_string(config.peer_authentications.size()) +
+                " drs=" + std::to_string(config.destination_rules.size()) + " variants";
+        for (const auto& variant : config.variants) {
+            line += " [" + std::to_string(variant.selector_rules.size()) + ":";
+            for (auto w : variant.workloads)
+                line += " " + std::to_string(w);
+            line += "]";
+        }
+        out.push_back(line);
+    }
+    for (const auto& w : s.workloads()) {
+        std::string line = "workload " + std::to_string(w.ns) + " " + w.kind + " " + w.name +
+                           " sidecar=" + std::to_string(w.sidecar) +
+                           " cp=" + std::to_string(w.control_plane) +
+                           " pods=" + std::to_string(w.pods) + " labels";
+        for (const auto& [k, v] : w.labels.entries())
+            line += " " + k + "=" + v;
+        out.push_back(line);
+    }
+    for (model::ServiceId id = 0; id < s.services().size(); ++id) {
+        const auto& svc = s.services()[id];
+        std::string line = "service " + svc.host + " ns=" + std::to_string(svc.ns) +
+                           " server=" + std::to_string(svc.analysed_as_server) + " endpoints";
+        for (auto w : svc.endpoints)
+            line += " " + std::to_string(w);
+        out.push_back(line);
+    }
+    for (const auto& h : s.external_hosts())
+        out.push_back("external " + h.ref.namespace_name + "/" + h.ref.name + " " + h.host +
+                      " ns=" + std::to_string(h.ns));
+    std::string client_line = "mesh clients";
+    for (auto ns : s.mesh_client_namespaces())
+        client_line += " " + std::to_string(ns);
+    client_line += "; others";
+    for (auto ns : s.non_mesh_client_namespaces())
+        client_line += " " + std::to_string(ns);
+    out.push_back(client_line);
+    for (const auto& [key, spaces] : s.local_key_index()) {
+        std::string line = "local key " + key;
+        for (auto ns : spaces)
+            line += " " + std::to_string(ns);
+        out.push_back(line);
+    }
+    const auto& index = s.client_index();
+    auto host_line = [](const std::string& what, const resolution::HostClients& clients) {
+        std::string line = what + " resolved";
+        for (auto ns : clients.resolved)
+            line += " " + std::to_string(ns);
+        for (const auto& outcome : clients.outcomes) {
+            line += " | " + rule_name(outcome.rule) + "generic=" + std::to_string(outcome.generic);
+            for (const auto& member : outcome.members)
+                line += " " + std::to_string(member.ns) + "." + std::to_string(member.variant);
+        }
+        return line;
+    };
+    for (std::size_t i = 0; i < index.services.size(); ++i)
+        out.push_back(host_line("clients of service " + std::to_string(i), index.services[i]));
+    for (std::size_t i = 0; i < index.external_hosts.size(); ++i)
+        out.push_back(host_line("clients of host " + std::to_string(i), index.external_hosts[i]));
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("A snapshot updated namespace by namespace equals one built from all objects",
+          "[store][incremental]") {
+    const model::Settings settings;
+    std::size_t incremental = 0;
+    std::size_t full = 0;
+    for (unsigned seed = 1; seed <= 12; ++seed) {
+        RandomCluster cluster(seed);
+        ObjectStore store;
+        for (int i = 0; i < 30; ++i)
+            cluster.step(store);
+        auto previous = update_snapshot(nullptr, store.collect(), settings);
+        for (int round = 0; round < 60; ++round) {
+            std::mt19937 burst(seed * 1000 + static_cast<unsigned>(round));
+            const int changes = 1 + static_cast<int>(burst() % 3);
+            for (int i = 0; i < changes; ++i)
+                cluster.step(store);
+            bool was_incremental = false;
+            auto next =
+                update_snapshot(previous.get(), store.collect(), settings, false, &was_incremental);
+            (was_incremental ? incremental : full) += 1;
+            const auto scratch = build_snapshot(store.inputs(), settings);
+            INFO("seed " << seed << ", round " << round
+                         << (was_incremental ? ", incremental" : ", full"));
+            REQUIRE(describe(*next) == describe(*scratch));
+            const auto a = analyze(*next);
+            const auto b = analyze(*scratch);
+            REQUIRE(a.internal_error.empty());
+            REQUIRE(report::findings_document(a.findings) == report::findings_document(b.findings));
+            REQUIRE(matrix(*next).rows == matrix(*scratch).rows);
+            previous = next;
+        }
+    }
+    // Both paths ran, the incremental one most of the time.
+    CHECK(full > 0);
+    CHECK(incremental > full);
 }
