@@ -144,10 +144,15 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
     std::vector<model::DestinationRule> drs;
     std::vector<model::AlphaPolicy> policies;
     if (auto id = snapshot.namespace_id(ns)) {
+        // Room for the changed object, so that adding it does not move the others again.
+        const auto copy = [](const auto& from, auto& to) {
+            to.reserve(from.size() + 1);
+            to.assign(from.begin(), from.end());
+        };
         const auto& config = snapshot.config(*id);
-        pas = config.peer_authentications;
-        drs = config.destination_rules;
-        policies = config.policies;
+        copy(config.peer_authentications, pas);
+        copy(config.destination_rules, drs);
+        copy(config.policies, policies);
     }
     if (target == Target::PeerAuthentication) {
         std::erase_if(pas, same);
@@ -570,12 +575,13 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
     const bool removes = r.operation == "DELETE";
     const std::string default_ns =
         r.namespace_name.empty() ? std::string("default") : r.namespace_name;
-    std::optional<model::DecodedObject> new_version, old_version;
+    // Both versions are read where the request holds them, not copied.
+    const model::DecodedObject* new_version = nullptr;
+    const model::DecodedObject* old_version = nullptr;
     if (!removes) {
-        const model::DecodeOutcome outcome =
-            r.object ? r.object->decoded
-                     : model::DecodeOutcome{
-                           model::DecodeOutcome::Status::Error, {}, "request.object is missing"};
+        static const model::DecodeOutcome missing{
+            model::DecodeOutcome::Status::Error, {}, "request.object is missing"};
+        const model::DecodeOutcome& outcome = r.object ? r.object->decoded : missing;
         if (outcome.status == model::DecodeOutcome::Status::Decoded &&
             !holds(target, *outcome.object)) {
             d.body = respond(true, {}, 200, {});
@@ -594,13 +600,13 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
             }
             return d;
         }
-        new_version = std::move(outcome.object);
+        new_version = &*outcome.object;
     }
     if (r.old_object) {
         const model::DecodeOutcome& outcome = r.old_object->decoded;
         if (outcome.status == model::DecodeOutcome::Status::Decoded &&
             holds(target, *outcome.object))
-            old_version = outcome.object;
+            old_version = &*outcome.object;
     }
     const std::string ns = target == Target::MeshPolicy ? std::string() : default_ns;
     const std::string name = r.name.empty() && new_version
@@ -616,19 +622,19 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
 
     // Before: the request's oldObject if it has one; for CREATE, the snapshot without the object;
     // otherwise the snapshot as it is. After: the object as requested, or removed.
-    const auto before = old_version ? view_with(snapshot, target, ns, name, &*old_version)
+    const auto before = old_version ? view_with(snapshot, target, ns, name, old_version)
                         : r.operation == "CREATE" ? view_with(snapshot, target, ns, name, nullptr)
                                                   : std::make_unique<ConfigView>(snapshot);
-    const auto after = view_with(snapshot, target, ns, name, new_version ? &*new_version : nullptr);
+    const auto after = view_with(snapshot, target, ns, name, new_version);
     // The touched flows are those of every version: the request's, and the snapshot's own copy.
     const auto current = current_version(snapshot, target, ns, name);
     std::vector<const model::DecodedObject*> versions;
     if (current)
         versions.push_back(&*current);
     if (old_version)
-        versions.push_back(&*old_version);
+        versions.push_back(old_version);
     if (new_version)
-        versions.push_back(&*new_version);
+        versions.push_back(new_version);
     const Touched touched = touched_by(snapshot, *before, target, ns, versions);
     const std::optional<NsId> changed =
         target == Target::MeshPolicy ? std::nullopt : after->overridden_namespace();

@@ -264,24 +264,25 @@ std::string annotation(const DomNode& object, std::string_view key) {
     return value && value->is_string() ? std::string(value->string()) : std::string();
 }
 
-std::optional<admission::ReviewRequest> direct_request(dom::element parsed) {
+// Reads the review into `r` (filled in place: its objects are costly to move); false when the
+// review is left to decide(json).
+bool direct_request(dom::element parsed, admission::ReviewRequest& r) {
     const DomNode review(parsed);
     if (!review.is_object())
-        return std::nullopt;
-    admission::ReviewRequest r;
+        return false;
     r.review_api_version = string_member(review, "apiVersion");
     if (r.review_api_version != "admission.k8s.io/v1" &&
         r.review_api_version != "admission.k8s.io/v1beta1")
-        return std::nullopt;
+        return false;
     if (string_member(review, "kind") != "AdmissionReview")
-        return std::nullopt;
+        return false;
     const auto request = envelope_member(review, "request");
     if (!request || !request->is_object())
-        return std::nullopt;
+        return false;
     r.uid = string_member(*request, "uid");
     r.operation = string_member(*request, "operation");
     if (r.uid.empty() || r.operation.empty())
-        return std::nullopt;
+        return false;
     r.namespace_name = string_member(*request, "namespace");
     r.name = string_member(*request, "name");
     if (const auto kind = envelope_member(*request, "kind"); kind && kind->is_object())
@@ -292,7 +293,7 @@ std::optional<admission::ReviewRequest> direct_request(dom::element parsed) {
     const auto old_object = envelope_member(*request, "oldObject");
     // decode_object's complaint about a version that is not an object is left to decide(json).
     if ((object && !object->is_object()) || (old_object && !old_object->is_object()))
-        return std::nullopt;
+        return false;
     if (r.kind.empty()) {
         if (const auto& source = object ? object : old_object)
             r.kind = string_member(*source, "kind");
@@ -300,28 +301,18 @@ std::optional<admission::ReviewRequest> direct_request(dom::element parsed) {
     const std::string default_ns =
         r.namespace_name.empty() ? std::string("default") : r.namespace_name;
     const bool decodes = admission::decides_on_kind(r.kind);
-    auto read = [&](const DomNode& node) -> std::optional<admission::ReviewObject> {
-        admission::ReviewObject out;
+    auto read = [&](const DomNode& node, std::optional<admission::ReviewObject>& into) {
+        auto& version = into.emplace();
         if (decodes) {
             auto decoded = model::decoding::decode_admission_kind(node, default_ns);
             if (!decoded)
-                return std::nullopt; // another kind of object: decode_object knows it
-            out.decoded = std::move(*decoded);
+                return false; // another kind of object: decode_object knows it
+            version.decoded = std::move(*decoded);
         }
-        out.allow_conflict = annotation(node, admission::allow_conflict_annotation);
-        return out;
+        version.allow_conflict = annotation(node, admission::allow_conflict_annotation);
+        return true;
     };
-    if (object) {
-        r.object = read(*object);
-        if (!r.object)
-            return std::nullopt;
-    }
-    if (old_object) {
-        r.old_object = read(*old_object);
-        if (!r.old_object)
-            return std::nullopt;
-    }
-    return r;
+    return (!object || read(*object, r.object)) && (!old_object || read(*old_object, r.old_object));
 }
 
 // `read` of the body's parse: with the reader of this thread, or one of its own for a large body.
@@ -367,26 +358,35 @@ std::optional<json> read_review_fast(std::string_view body) {
 }
 
 std::optional<admission::ReviewRequest> read_review_direct(std::string_view body) {
-    return with_parse(body, [](simdjson::simdjson_result<dom::element> parsed) {
+    std::optional<admission::ReviewRequest> out;
+    with_parse(body, [&out](simdjson::simdjson_result<dom::element> parsed) {
         dom::element root;
-        return parsed.get(root) == simdjson::SUCCESS ? direct_request(root) : std::nullopt;
+        if (parsed.get(root) == simdjson::SUCCESS && !direct_request(root, out.emplace()))
+            out.reset();
+        return 0;
     });
+    return out;
 }
 
 ReviewBody read_review(std::string_view body) {
     // One parse for the direct reader and, on a review it leaves alone, the fast one.
-    auto read = with_parse(body, [](simdjson::simdjson_result<dom::element> parsed) {
-        std::optional<ReviewBody> out;
+    ReviewBody out;
+    const bool read = with_parse(body, [&out](simdjson::simdjson_result<dom::element> parsed) {
         dom::element root;
         if (parsed.get(root) != simdjson::SUCCESS)
-            return out;
-        if (auto request = direct_request(root))
-            out = ReviewBody{ReviewBody::Status::Parsed, std::move(request), nullptr};
-        else if (auto review = slim_review(dom::element(root)))
-            out = ReviewBody{ReviewBody::Status::Parsed, std::nullopt, std::move(*review)};
-        return out;
+            return false;
+        out.status = ReviewBody::Status::Parsed;
+        if (direct_request(root, out.request.emplace()))
+            return true;
+        out.request.reset();
+        auto review = slim_review(dom::element(root));
+        if (review)
+            out.review = std::move(*review);
+        return review.has_value();
     });
-    return read ? std::move(*read) : read_review_reference(body);
+    if (!read)
+        out = read_review_reference(body);
+    return out;
 }
 
 } // namespace mtlsguard::server
