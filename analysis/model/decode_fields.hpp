@@ -1,6 +1,8 @@
-// Decoding of the admission kinds (PeerAuthentication, DestinationRule, Policy, MeshPolicy) written
-// once over any JSON tree, so that a reader can decode straight from its own parse (see Node).
+// decode_object's decoding of the admission kinds, written once over any JSON tree (see Node).
 #pragma once
+
+// PeerAuthentication, DestinationRule, Policy and MeshPolicy: what an AdmissionReview carries, so
+// that a reader can decode them straight from its own parse instead of building a nlohmann::json.
 
 #include "analysis/model/decode.hpp"
 
