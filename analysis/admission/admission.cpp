@@ -21,17 +21,7 @@ using resolution::NsId;
 
 enum class Target : std::uint8_t { PeerAuthentication, DestinationRule, Policy, MeshPolicy, Other };
 
-struct Request {
-    std::string review_api_version;
-    std::string uid;
-    std::string operation;
-    std::string namespace_name;
-    std::string name;
-    std::string kind;
-    const json* object = nullptr;
-    const json* old_object = nullptr;
-    bool dry_run = false;
-};
+using Request = ReviewRequest;
 
 const json* member(const json& object, const char* key) {
     if (!object.is_object())
@@ -43,6 +33,17 @@ const json* member(const json& object, const char* key) {
 std::string string_member(const json& object, const char* key) {
     const json* v = member(object, key);
     return v && v->is_string() ? v->get<std::string>() : std::string();
+}
+
+std::string annotation(const json* object, std::string_view key) {
+    if (!object)
+        return {};
+    const json* metadata = member(*object, "metadata");
+    const json* annotations = metadata ? member(*metadata, "annotations") : nullptr;
+    if (!annotations || !annotations->is_object())
+        return {};
+    auto it = annotations->find(key);
+    return it != annotations->end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 // Returns the request, or the reason it is malformed.
@@ -69,15 +70,29 @@ std::variant<Request, std::string> parse_review(const json& review) {
     r.name = string_member(*request, "name");
     if (const json* kind = member(*request, "kind"); kind && kind->is_object())
         r.kind = string_member(*kind, "kind");
-    r.object = member(*request, "object");
-    r.old_object = member(*request, "oldObject");
+    const json* object = member(*request, "object");
+    const json* old_object = member(*request, "oldObject");
     if (const json* dry = member(*request, "dryRun"); dry && dry->is_boolean())
         r.dry_run = dry->get<bool>();
     if (r.kind.empty()) {
-        const json* source = r.object ? r.object : r.old_object;
+        const json* source = object ? object : old_object;
         if (source)
             r.kind = string_member(*source, "kind");
     }
+    const std::string default_ns =
+        r.namespace_name.empty() ? std::string("default") : r.namespace_name;
+    const bool decodes = decides_on_kind(r.kind);
+    auto read = [&](const json& o) {
+        ReviewObject out;
+        if (decodes)
+            out.decoded = model::decode_object(o, default_ns);
+        out.allow_conflict = annotation(&o, allow_conflict_annotation);
+        return out;
+    };
+    if (object)
+        r.object = read(*object);
+    if (old_object)
+        r.old_object = read(*old_object);
     return r;
 }
 
@@ -129,10 +144,15 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
     std::vector<model::DestinationRule> drs;
     std::vector<model::AlphaPolicy> policies;
     if (auto id = snapshot.namespace_id(ns)) {
+        // Room for the changed object, so that adding it does not move the others again.
+        const auto copy = [](const auto& from, auto& to) {
+            to.reserve(from.size() + 1);
+            to.assign(from.begin(), from.end());
+        };
         const auto& config = snapshot.config(*id);
-        pas = config.peer_authentications;
-        drs = config.destination_rules;
-        policies = config.policies;
+        copy(config.peer_authentications, pas);
+        copy(config.destination_rules, drs);
+        copy(config.policies, policies);
     }
     if (target == Target::PeerAuthentication) {
         std::erase_if(pas, same);
@@ -506,29 +526,9 @@ json response_document(const Request& request, bool allowed, const std::string& 
             {"response", std::move(response)}};
 }
 
-std::string annotation(const json* object, std::string_view key) {
-    if (!object)
-        return {};
-    const json* metadata = member(*object, "metadata");
-    const json* annotations = metadata ? member(*metadata, "annotations") : nullptr;
-    if (!annotations || !annotations->is_object())
-        return {};
-    auto it = annotations->find(key);
-    return it != annotations->end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& review,
-                                   const AdmissionSettings& settings) {
+AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request& r,
+                                 const AdmissionSettings& settings) {
     AdmissionDecision d;
-    auto parsed = parse_review(review);
-    if (auto* error = std::get_if<std::string>(&parsed)) {
-        d.http_status = 400;
-        d.error = *error;
-        d.allowed = false;
-        d.body = {{"error", *error}};
-        return d;
-    }
-    const Request& r = std::get<Request>(parsed);
     // Every answer carries the caller's extra warnings (e.g. a stale snapshot), within the limits.
     auto respond = [&](bool allowed, const std::string& message, int code,
                        std::vector<std::string> list) {
@@ -575,12 +575,13 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
     const bool removes = r.operation == "DELETE";
     const std::string default_ns =
         r.namespace_name.empty() ? std::string("default") : r.namespace_name;
-    std::optional<model::DecodedObject> new_version, old_version;
+    // Both versions are read where the request holds them, not copied.
+    const model::DecodedObject* new_version = nullptr;
+    const model::DecodedObject* old_version = nullptr;
     if (!removes) {
-        const model::DecodeOutcome outcome =
-            r.object ? model::decode_object(*r.object, default_ns)
-                     : model::DecodeOutcome{
-                           model::DecodeOutcome::Status::Error, {}, "request.object is missing"};
+        static const model::DecodeOutcome missing{
+            model::DecodeOutcome::Status::Error, {}, "request.object is missing"};
+        const model::DecodeOutcome& outcome = r.object ? r.object->decoded : missing;
         if (outcome.status == model::DecodeOutcome::Status::Decoded &&
             !holds(target, *outcome.object)) {
             d.body = respond(true, {}, 200, {});
@@ -599,13 +600,13 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
             }
             return d;
         }
-        new_version = std::move(outcome.object);
+        new_version = &*outcome.object;
     }
     if (r.old_object) {
-        model::DecodeOutcome outcome = model::decode_object(*r.old_object, default_ns);
+        const model::DecodeOutcome& outcome = r.old_object->decoded;
         if (outcome.status == model::DecodeOutcome::Status::Decoded &&
             holds(target, *outcome.object))
-            old_version = std::move(outcome.object);
+            old_version = &*outcome.object;
     }
     const std::string ns = target == Target::MeshPolicy ? std::string() : default_ns;
     const std::string name = r.name.empty() && new_version
@@ -621,19 +622,19 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
 
     // Before: the request's oldObject if it has one; for CREATE, the snapshot without the object;
     // otherwise the snapshot as it is. After: the object as requested, or removed.
-    const auto before = old_version ? view_with(snapshot, target, ns, name, &*old_version)
+    const auto before = old_version ? view_with(snapshot, target, ns, name, old_version)
                         : r.operation == "CREATE" ? view_with(snapshot, target, ns, name, nullptr)
                                                   : std::make_unique<ConfigView>(snapshot);
-    const auto after = view_with(snapshot, target, ns, name, new_version ? &*new_version : nullptr);
+    const auto after = view_with(snapshot, target, ns, name, new_version);
     // The touched flows are those of every version: the request's, and the snapshot's own copy.
     const auto current = current_version(snapshot, target, ns, name);
     std::vector<const model::DecodedObject*> versions;
     if (current)
         versions.push_back(&*current);
     if (old_version)
-        versions.push_back(&*old_version);
+        versions.push_back(old_version);
     if (new_version)
-        versions.push_back(&*new_version);
+        versions.push_back(new_version);
     const Touched touched = touched_by(snapshot, *before, target, ns, versions);
     const std::optional<NsId> changed =
         target == Target::MeshPolicy ? std::nullopt : after->overridden_namespace();
@@ -661,8 +662,8 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
     for (auto code : codes)
         d.codes.emplace_back(conflict::to_string(code));
 
-    const std::string reason =
-        annotation(removes ? r.old_object : r.object, allow_conflict_annotation);
+    const auto& annotated = removes ? r.old_object : r.object;
+    const std::string reason = annotated ? annotated->allow_conflict : std::string();
     const bool introduces_error = comparison.introduces_error && !errors.empty();
     const bool deny = introduces_error && d.enforcement == Enforcement::Enforce && reason.empty();
     if (introduces_error && d.enforcement == Enforcement::Enforce && !reason.empty())
@@ -696,6 +697,15 @@ AdmissionDecision decide_unchecked(const model::Snapshot& snapshot, const json& 
     } else {
         d.body = respond(true, {}, 200, warnings);
     }
+    return d;
+}
+
+AdmissionDecision internal_error(const std::string& error) {
+    AdmissionDecision d;
+    d.http_status = 500;
+    d.allowed = false;
+    d.error = error;
+    d.body = {{"error", d.error}};
     return d;
 }
 
@@ -757,24 +767,38 @@ std::string clamp_warning(std::string_view text) {
     return out;
 }
 
+bool decides_on_kind(std::string_view kind) noexcept {
+    return target_of(kind) != Target::Other;
+}
+
+AdmissionDecision decide(const model::Snapshot& snapshot, const ReviewRequest& request,
+                         const AdmissionSettings& settings) noexcept {
+    try {
+        return decide_request(snapshot, request, settings);
+    } catch (const std::exception& e) {
+        return internal_error(std::string("internal error: ") + e.what());
+    } catch (...) {
+        return internal_error("internal error");
+    }
+}
+
 AdmissionDecision decide(const model::Snapshot& snapshot, const json& review,
                          const AdmissionSettings& settings) noexcept {
     try {
-        return decide_unchecked(snapshot, review, settings);
+        auto parsed = parse_review(review);
+        if (auto* error = std::get_if<std::string>(&parsed)) {
+            AdmissionDecision d;
+            d.http_status = 400;
+            d.error = *error;
+            d.allowed = false;
+            d.body = {{"error", *error}};
+            return d;
+        }
+        return decide_request(snapshot, std::get<Request>(parsed), settings);
     } catch (const std::exception& e) {
-        AdmissionDecision d;
-        d.http_status = 500;
-        d.allowed = false;
-        d.error = std::string("internal error: ") + e.what();
-        d.body = {{"error", d.error}};
-        return d;
+        return internal_error(std::string("internal error: ") + e.what());
     } catch (...) {
-        AdmissionDecision d;
-        d.http_status = 500;
-        d.allowed = false;
-        d.error = "internal error";
-        d.body = {{"error", d.error}};
-        return d;
+        return internal_error("internal error");
     }
 }
 

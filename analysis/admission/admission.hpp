@@ -2,6 +2,7 @@
 // §9).
 #pragma once
 
+#include "analysis/model/decode.hpp"
 #include "analysis/model/snapshot.hpp"
 
 #include <array>
@@ -62,6 +63,37 @@ inline constexpr std::array<std::string_view, 8> request_members = {
 
 // Decides one AdmissionReview (admission.k8s.io/v1, or v1beta1 answered in kind). Never throws.
 AdmissionDecision decide(const model::Snapshot& snapshot, const nlohmann::json& review,
+                         const AdmissionSettings& settings) noexcept;
+
+// One version of the object under review (request.object or request.oldObject), already read.
+struct ReviewObject {
+    // model::decode_object of it in the request's namespace ("default" when that is empty); left
+    // Skipped when decides_on_kind(the request's kind) is false, as decide() then never reads it.
+    model::DecodeOutcome decoded;
+    std::string allow_conflict; // its allow_conflict_annotation, when that is a string
+};
+
+// An AdmissionReview as decide() reads it, for a reader that parses the body its own way (and so
+// need not build a nlohmann::json of it): the members decide(json) reads, with their meaning there.
+// Only for a well-formed review: every reason to answer 400 comes from decide(json).
+struct ReviewRequest {
+    std::string review_api_version; // admission.k8s.io/v1 or admission.k8s.io/v1beta1
+    std::string uid;                // not empty
+    std::string operation;          // not empty
+    std::string namespace_name;     // request.namespace, when a string
+    std::string name;               // request.name, when a string
+    // request.kind.kind when a non-empty string, else the "kind" of object (or else of oldObject).
+    std::string kind;
+    bool dry_run = false;                   // request.dryRun, when a boolean
+    std::optional<ReviewObject> object;     // nullopt when absent or null
+    std::optional<ReviewObject> old_object; // nullopt when absent or null
+};
+
+// Whether decide() decodes the objects of a request of this kind (ReviewRequest::kind).
+bool decides_on_kind(std::string_view kind) noexcept;
+
+// decide() on a review already read: the same decision as decide(json) on that review.
+AdmissionDecision decide(const model::Snapshot& snapshot, const ReviewRequest& request,
                          const AdmissionSettings& settings) noexcept;
 
 // Makes a warning fit the API server's limits: one line, printable, at most 256 characters.

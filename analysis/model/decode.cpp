@@ -1,364 +1,192 @@
 // Turns one Kubernetes object, as the API server sends it in JSON, into the engine's model.
 #include "analysis/model/decode.hpp"
 
+#include "analysis/model/decode_fields.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace mtlsguard::model {
+namespace decoding {
+
+std::uint16_t port_key(std::string_view key, const std::string& path) {
+    if (key.empty() || key.size() > 5 || key.find_first_not_of("0123456789") != std::string::npos)
+        throw Failure{path + ": key \"" + std::string(key) + "\" is not a port number"};
+    const long n = std::stol(std::string(key));
+    if (n < 1 || n > 65535)
+        throw Failure{path + ": port " + std::string(key) + " is outside 1..65535"};
+    return static_cast<std::uint16_t>(n);
+}
+
+static bool group_is(std::string_view api_version, std::string_view group) {
+    return api_version.size() > group.size() && api_version.substr(0, group.size()) == group &&
+           api_version[group.size()] == '/';
+}
+
+Kind classify(std::string_view api_version, std::string_view kind) noexcept {
+    if (group_is(api_version, "security.istio.io")) {
+        if (kind == "PeerAuthentication" &&
+            (api_version.ends_with("/v1beta1") || api_version.ends_with("/v1")))
+            return Kind::PeerAuthentication;
+        return Kind::Unknown;
+    }
+    if (group_is(api_version, "networking.istio.io")) {
+        const bool served = api_version.ends_with("/v1alpha3") ||
+                            api_version.ends_with("/v1beta1") || api_version.ends_with("/v1");
+        if (!served)
+            return Kind::Unknown;
+        if (kind == "DestinationRule")
+            return Kind::DestinationRule;
+        if (kind == "ServiceEntry")
+            return Kind::ServiceEntry;
+        return Kind::Unknown;
+    }
+    if (api_version == "authentication.istio.io/v1alpha1") {
+        if (kind == "Policy")
+            return Kind::Policy;
+        if (kind == "MeshPolicy")
+            return Kind::MeshPolicy;
+        return Kind::Unknown;
+    }
+    if (api_version == "v1") {
+        if (kind == "Service")
+            return Kind::Service;
+        if (kind == "Namespace")
+            return Kind::Namespace;
+        if (kind == "Pod")
+            return Kind::Pod;
+        if (kind == "ConfigMap")
+            return Kind::ConfigMap;
+        return Kind::Unknown;
+    }
+    if (group_is(api_version, "apps") || group_is(api_version, "extensions")) {
+        if (kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet" ||
+            kind == "ReplicaSet")
+            return Kind::PodTemplateOwner;
+        return Kind::Unknown;
+    }
+    if (group_is(api_version, "batch") && (kind == "Job" || kind == "CronJob"))
+        return Kind::PodTemplateOwner;
+    return Kind::Unknown;
+}
+
+DecodeOutcome decoded(DecodedObject object) {
+    DecodeOutcome out;
+    out.status = DecodeOutcome::Status::Decoded;
+    out.object = std::move(object);
+    return out;
+}
+
+DecodeOutcome failed(std::string message) {
+    DecodeOutcome out;
+    out.status = DecodeOutcome::Status::Error;
+    out.error = std::move(message);
+    return out;
+}
+} // namespace decoding
+
 namespace {
 
+using decoding::Failure;
 using nlohmann::json;
 
-// Decoding stops at the first problem; the error names the field as a dotted path.
-struct Failure {
-    std::string message;
+// nlohmann::json as a decoding::Node.
+struct JsonNode {
+    const json* value;
+
+    bool is_null() const noexcept { return value->is_null(); }
+    bool is_object() const noexcept { return value->is_object(); }
+    bool is_array() const noexcept { return value->is_array(); }
+    bool is_string() const noexcept { return value->is_string(); }
+    bool is_boolean() const noexcept { return value->is_boolean(); }
+    bool is_unsigned() const noexcept { return value->is_number_unsigned(); }
+    bool is_signed() const noexcept {
+        return value->is_number_integer() && !value->is_number_unsigned();
+    }
+    bool is_float() const noexcept { return value->is_number_float(); }
+    std::string_view string() const { return value->get_ref<const std::string&>(); }
+    bool boolean() const { return value->get<bool>(); }
+    std::uint64_t unsigned_value() const { return value->get<std::uint64_t>(); }
+    std::int64_t signed_value() const { return value->get<std::int64_t>(); }
+    double float_value() const { return value->get<double>(); }
+    std::optional<JsonNode> find(std::string_view key) const {
+        auto it = value->find(key);
+        if (it == value->end())
+            return std::nullopt;
+        return JsonNode{&*it};
+    }
+    template <class F> void for_each_member(F&& f) const {
+        for (auto it = value->begin(); it != value->end(); ++it)
+            f(std::string_view(it.key()), JsonNode{&it.value()});
+    }
+    template <class F> void for_each_item(F&& f) const {
+        for (std::size_t i = 0; i < value->size(); ++i)
+            f(i, JsonNode{&(*value)[i]});
+    }
+    std::string type_name() const { return value->type_name(); }
+    std::string dump() const { return value->dump(); }
 };
 
+// The helpers of decode_fields.hpp for the kinds only decode_object reads, on nlohmann::json.
+const json* unwrap(const std::optional<JsonNode>& node) {
+    return node ? node->value : nullptr;
+}
+
 const json* member(const json& object, std::string_view key) {
-    if (!object.is_object())
-        return nullptr;
-    auto it = object.find(key);
-    if (it == object.end() || it->is_null())
-        return nullptr;
-    return &*it;
+    return unwrap(decoding::member(JsonNode{&object}, key));
 }
 
 std::string type_name(const json& value) {
     return value.type_name();
 }
 
-std::string require_string(const json& value, const std::string& path) {
-    if (!value.is_string())
-        throw Failure{path + ": expected a string, got " + type_name(value)};
-    return value.get_ref<const std::string&>();
-}
-
-// The field's path is spelled out only for the error: decoding a review reads many such fields.
 std::string optional_string(const json& object, std::string_view key, std::string_view path) {
-    const json* v = member(object, key);
-    if (!v)
-        return {};
-    if (!v->is_string())
-        throw Failure{std::string(path) + "." + std::string(key) + ": expected a string, got " +
-                      type_name(*v)};
-    return v->get_ref<const std::string&>();
+    return decoding::optional_string(JsonNode{&object}, key, path);
 }
 
 const json* optional_object(const json& object, std::string_view key, const std::string& path) {
-    const json* v = member(object, key);
-    if (v && !v->is_object())
-        throw Failure{path + "." + std::string(key) + ": expected an object, got " + type_name(*v)};
-    return v;
+    return unwrap(decoding::optional_object(JsonNode{&object}, key, path));
 }
 
 const json* optional_array(const json& object, std::string_view key, const std::string& path) {
-    const json* v = member(object, key);
-    if (v && !v->is_array())
-        throw Failure{path + "." + std::string(key) + ": expected a list, got " + type_name(*v)};
-    return v;
+    return unwrap(decoding::optional_array(JsonNode{&object}, key, path));
 }
 
 std::optional<bool> optional_bool(const json& object, std::string_view key,
                                   const std::string& path) {
-    const json* v = member(object, key);
-    if (!v)
-        return std::nullopt;
-    if (v->is_boolean())
-        return v->get<bool>();
-    // ConfigMap-borne YAML sometimes quotes booleans.
-    if (v->is_string()) {
-        const auto& s = v->get_ref<const std::string&>();
-        if (s == "true")
-            return true;
-        if (s == "false")
-            return false;
-    }
-    throw Failure{path + "." + std::string(key) + ": expected true or false"};
+    return decoding::optional_bool(JsonNode{&object}, key, path);
 }
 
 std::uint16_t port_number(const json& value, const std::string& path) {
-    std::string shown; // the number as written, for the message
-    bool in_range = false;
-    std::int64_t n = 0;
-    if (value.is_number_unsigned()) {
-        const auto u = value.get<std::uint64_t>();
-        in_range = u >= 1 && u <= 65535;
-        n = in_range ? static_cast<std::int64_t>(u) : 0;
-        shown = std::to_string(u);
-    } else if (value.is_number_integer()) {
-        n = value.get<std::int64_t>();
-        in_range = n >= 1 && n <= 65535;
-        shown = std::to_string(n);
-    } else if (value.is_number_float()) {
-        const double d = value.get<double>();
-        if (!(d >= 1 && d <= 65535) || d != static_cast<double>(static_cast<std::int64_t>(d)))
-            throw Failure{path + ": port must be a whole number from 1 to 65535"};
-        n = static_cast<std::int64_t>(d);
-        in_range = true;
-    } else {
-        throw Failure{path + ": expected a port number, got " + type_name(value)};
-    }
-    if (!in_range)
-        throw Failure{path + ": port " + shown + " is outside 1..65535"};
-    return static_cast<std::uint16_t>(n);
-}
-
-std::uint16_t port_key(const std::string& key, const std::string& path) {
-    if (key.empty() || key.size() > 5 || key.find_first_not_of("0123456789") != std::string::npos)
-        throw Failure{path + ": key \"" + key + "\" is not a port number"};
-    const long n = std::stol(key);
-    if (n < 1 || n > 65535)
-        throw Failure{path + ": port " + key + " is outside 1..65535"};
-    return static_cast<std::uint16_t>(n);
+    return decoding::port_number(JsonNode{&value}, path);
 }
 
 Labels string_map(const json* object, const std::string& path) {
-    if (!object)
-        return {};
-    if (!object->is_object())
-        throw Failure{path + ": expected a map of strings"};
-    std::vector<std::pair<std::string, std::string>> entries;
-    entries.reserve(object->size());
-    for (auto it = object->begin(); it != object->end(); ++it) {
-        const json& v = it.value();
-        if (v.is_string()) {
-            entries.emplace_back(it.key(), v.get_ref<const std::string&>());
-        } else if (v.is_boolean() || v.is_number()) {
-            // YAML turns `inject: true` into a boolean; Kubernetes would reject it, we are lenient.
-            entries.emplace_back(it.key(), v.dump());
-        } else {
-            throw Failure{path + "." + it.key() + ": expected a string"};
-        }
-    }
-    return Labels(std::move(entries));
+    return decoding::string_map(object ? std::optional<JsonNode>(JsonNode{object}) : std::nullopt,
+                                path);
 }
 
-struct Meta {
-    std::string name;
-    std::string namespace_name;
-    Labels labels;
-    Labels annotations;
-    std::string creation_timestamp;
-    const json* owner_references = nullptr;
-};
+using Meta = decoding::BasicMeta<JsonNode>;
 
 Meta decode_meta(const json& object, std::string_view default_namespace, bool namespaced) {
-    const json* metadata = optional_object(object, "metadata", "");
-    if (!metadata)
-        throw Failure{"metadata: missing"};
-    Meta meta;
-    meta.name = optional_string(*metadata, "name", "metadata");
-    if (meta.name.empty())
-        throw Failure{"metadata.name: missing"};
-    if (namespaced) {
-        meta.namespace_name = optional_string(*metadata, "namespace", "metadata");
-        if (meta.namespace_name.empty())
-            meta.namespace_name = std::string(default_namespace);
-    }
-    meta.labels = string_map(member(*metadata, "labels"), "metadata.labels");
-    meta.annotations = string_map(member(*metadata, "annotations"), "metadata.annotations");
-    meta.creation_timestamp = optional_string(*metadata, "creationTimestamp", "metadata");
-    meta.owner_references = optional_array(*metadata, "ownerReferences", "metadata");
-    return meta;
+    return decoding::decode_meta(JsonNode{&object}, default_namespace, namespaced);
 }
 
 ObjectRef make_ref(const json& object, std::string_view kind, const Meta& meta) {
-    return ObjectRef{optional_string(object, "apiVersion", ""), std::string(kind),
-                     meta.namespace_name, meta.name};
+    return decoding::make_ref(JsonNode{&object}, kind, meta);
 }
 
 Age make_age(const Meta& meta) {
-    return Age{meta.creation_timestamp, meta.name, meta.namespace_name};
+    return decoding::make_age(meta);
 }
 
-Labels match_labels(const json& spec, std::string_view key, const std::string& path) {
-    const json* selector = optional_object(spec, key, path);
-    if (!selector)
-        return {};
-    return string_map(member(*selector, "matchLabels"),
-                      path + "." + std::string(key) + ".matchLabels");
+std::string require_string(const json& value, const std::string& path) {
+    return decoding::require_string(JsonNode{&value}, path);
 }
 
-MtlsMode mtls_mode_field(const json& holder, const std::string& path) {
-    const json* mode = member(holder, "mode");
-    if (!mode)
-        return MtlsMode::Unset;
-    const std::string text = require_string(*mode, path + ".mode");
-    auto parsed = parse_mtls_mode(text);
-    if (!parsed)
-        throw Failure{path + ".mode: unknown value \"" + text +
-                      "\" (expected UNSET, DISABLE, PERMISSIVE or STRICT)"};
-    return *parsed;
-}
-
-PeerAuthentication decode_peer_authentication(const json& object, const Meta& meta,
-                                              std::string_view kind) {
-    PeerAuthentication pa;
-    pa.ref = make_ref(object, kind, meta);
-    pa.age = make_age(meta);
-    const json* spec = optional_object(object, "spec", "");
-    if (!spec)
-        return pa; // an empty spec is a valid, mode-UNSET policy
-    pa.selector = match_labels(*spec, "selector", "spec");
-    if (const json* mtls = optional_object(*spec, "mtls", "spec"))
-        pa.mode = mtls_mode_field(*mtls, "spec.mtls");
-    if (const json* ports = optional_object(*spec, "portLevelMtls", "spec")) {
-        for (auto it = ports->begin(); it != ports->end(); ++it) {
-            const std::string path = "spec.portLevelMtls." + it.key();
-            const std::uint16_t port = port_key(it.key(), path);
-            if (!it.value().is_object() && !it.value().is_null())
-                throw Failure{path + ": expected an object with a mode"};
-            pa.port_level[port] =
-                it.value().is_null() ? MtlsMode::Unset : mtls_mode_field(it.value(), path);
-        }
-    }
-    return pa;
-}
-
-TlsSetting tls_field(const json& holder, const std::string& path) {
-    const json* tls = optional_object(holder, "tls", path);
-    if (!tls)
-        return std::nullopt;
-    const json* mode = member(*tls, "mode");
-    if (!mode)
-        return TlsMode::Disable; // ClientTLSSettings.mode defaults to DISABLE
-    const std::string text = require_string(*mode, path + ".tls.mode");
-    auto parsed = parse_tls_mode(text);
-    if (!parsed)
-        throw Failure{path + ".tls.mode: unknown value \"" + text +
-                      "\" (expected DISABLE, SIMPLE, MUTUAL or ISTIO_MUTUAL)"};
-    return parsed;
-}
-
-TrafficPolicy decode_traffic_policy(const json& policy, const std::string& path) {
-    TrafficPolicy tp;
-    tp.tls = tls_field(policy, path);
-    if (const json* lb = optional_object(policy, "loadBalancer", path)) {
-        tp.passthrough_load_balancer =
-            optional_string(*lb, "simple", path + ".loadBalancer") == "PASSTHROUGH";
-    }
-    if (const json* ports = optional_array(policy, "portLevelSettings", path)) {
-        for (std::size_t i = 0; i < ports->size(); ++i) {
-            const std::string item_path = path + ".portLevelSettings[" + std::to_string(i) + "]";
-            const json& item = (*ports)[i];
-            if (!item.is_object())
-                throw Failure{item_path + ": expected an object"};
-            PortTrafficPolicy port;
-            const json* selector = optional_object(item, "port", item_path);
-            const json* number = selector ? member(*selector, "number") : nullptr;
-            if (!number)
-                throw Failure{item_path + ".port.number: missing"};
-            port.port = port_number(*number, item_path + ".port.number");
-            port.tls = tls_field(item, item_path);
-            tp.port_level.push_back(port);
-        }
-    }
-    return tp;
-}
-
-DestinationRule decode_destination_rule(const json& object, const Meta& meta,
-                                        std::string_view kind) {
-    DestinationRule dr;
-    dr.ref = make_ref(object, kind, meta);
-    dr.age = make_age(meta);
-    const json* spec = optional_object(object, "spec", "");
-    if (!spec)
-        throw Failure{"spec.host: missing"};
-    dr.host = optional_string(*spec, "host", "spec");
-    if (dr.host.empty())
-        throw Failure{"spec.host: missing"};
-    if (const json* export_to = optional_array(*spec, "exportTo", "spec")) {
-        for (std::size_t i = 0; i < export_to->size(); ++i)
-            dr.export_to.push_back(
-                require_string((*export_to)[i], "spec.exportTo[" + std::to_string(i) + "]"));
-    }
-    if (optional_object(*spec, "workloadSelector", "spec")) {
-        Labels selector = match_labels(*spec, "workloadSelector", "spec");
-        // An empty workloadSelector selects every pod of the namespace, like Istio does.
-        dr.workload_selector = std::move(selector);
-    }
-    if (const json* tp = optional_object(*spec, "trafficPolicy", "spec"))
-        dr.traffic_policy = decode_traffic_policy(*tp, "spec.trafficPolicy");
-    if (const json* subsets = optional_array(*spec, "subsets", "spec")) {
-        for (std::size_t i = 0; i < subsets->size(); ++i) {
-            const std::string path = "spec.subsets[" + std::to_string(i) + "]";
-            const json& item = (*subsets)[i];
-            if (!item.is_object())
-                throw Failure{path + ": expected an object"};
-            Subset subset;
-            subset.name = optional_string(item, "name", path);
-            if (subset.name.empty())
-                throw Failure{path + ".name: missing"};
-            subset.labels = string_map(member(item, "labels"), path + ".labels");
-            if (const json* tp = optional_object(item, "trafficPolicy", path))
-                subset.traffic_policy = decode_traffic_policy(*tp, path + ".trafficPolicy");
-            dr.subsets.push_back(std::move(subset));
-        }
-    }
-    return dr;
-}
-
-AlphaPolicy decode_alpha_policy(const json& object, const Meta& meta, std::string_view kind,
-                                bool mesh_policy) {
-    AlphaPolicy policy;
-    policy.ref = make_ref(object, kind, meta);
-    policy.age = make_age(meta);
-    policy.mesh_policy = mesh_policy;
-    const json* spec = optional_object(object, "spec", "");
-    if (!spec)
-        return policy; // no peers: plaintext only
-    if (const json* targets = optional_array(*spec, "targets", "spec")) {
-        for (std::size_t i = 0; i < targets->size(); ++i) {
-            const std::string path = "spec.targets[" + std::to_string(i) + "]";
-            const json& item = (*targets)[i];
-            if (!item.is_object())
-                throw Failure{path + ": expected an object"};
-            AlphaTarget target;
-            target.name = optional_string(item, "name", path);
-            if (target.name.empty())
-                throw Failure{path + ".name: missing"};
-            if (const json* ports = optional_array(item, "ports", path)) {
-                for (std::size_t j = 0; j < ports->size(); ++j) {
-                    const std::string port_path = path + ".ports[" + std::to_string(j) + "]";
-                    const json& p = (*ports)[j];
-                    if (!p.is_object())
-                        throw Failure{port_path + ": expected an object"};
-                    AlphaPortSelector selector;
-                    if (const json* number = member(p, "number"))
-                        selector.number = port_number(*number, port_path + ".number");
-                    selector.name = optional_string(p, "name", port_path);
-                    if (!selector.number && selector.name.empty())
-                        throw Failure{port_path + ": needs a number or a name"};
-                    target.ports.push_back(std::move(selector));
-                }
-            }
-            policy.targets.push_back(std::move(target));
-        }
-    }
-    if (const json* peers = optional_array(*spec, "peers", "spec")) {
-        for (std::size_t i = 0; i < peers->size(); ++i) {
-            const std::string path = "spec.peers[" + std::to_string(i) + "]";
-            const json& peer = (*peers)[i];
-            if (!peer.is_object())
-                throw Failure{path + ": expected an object"};
-            auto it = peer.find("mtls");
-            if (it == peer.end())
-                continue; // a jwt peer
-            // `mtls:` null, `{}` or `mode: STRICT` all mean STRICT.
-            policy.mode = MtlsMode::Strict;
-            if (it->is_object()) {
-                const MtlsMode m = mtls_mode_field(*it, path + ".mtls");
-                if (m == MtlsMode::Permissive)
-                    policy.mode = MtlsMode::Permissive;
-                else if (m == MtlsMode::Disable)
-                    throw Failure{path + ".mtls.mode: v1alpha1 accepts only STRICT or PERMISSIVE"};
-            } else if (!it->is_null()) {
-                throw Failure{path + ".mtls: expected an object"};
-            }
-            break;
-        }
-    }
-    return policy;
-}
+using decoding::classify;
+using decoding::decoded;
+using decoding::failed;
+using decoding::Kind;
 
 std::vector<NamedPort> container_ports(const json& pod_spec, const std::string& path) {
     std::vector<NamedPort> out;
@@ -432,7 +260,7 @@ std::optional<std::string> cronjob_name(const std::string& job_name) {
 std::pair<std::string, std::string> owning_workload(const Meta& meta) {
     if (meta.owner_references) {
         const json* chosen = nullptr;
-        for (const json& ref : *meta.owner_references) {
+        for (const json& ref : *meta.owner_references->value) {
             if (!ref.is_object())
                 continue;
             const json* controller = member(ref, "controller");
@@ -663,86 +491,6 @@ std::optional<MeshConfig> decode_istio_config_map(const json& object, const Meta
     throw Failure{"data.mesh: expected a string"};
 }
 
-bool group_is(std::string_view api_version, std::string_view group) {
-    return api_version.size() > group.size() && api_version.substr(0, group.size()) == group &&
-           api_version[group.size()] == '/';
-}
-
-enum class Kind : std::uint8_t {
-    Unknown,
-    PeerAuthentication,
-    DestinationRule,
-    Policy,
-    MeshPolicy,
-    Service,
-    ServiceEntry,
-    Namespace,
-    Pod,
-    PodTemplateOwner,
-    ConfigMap
-};
-
-Kind classify(std::string_view api_version, std::string_view kind) {
-    if (group_is(api_version, "security.istio.io")) {
-        if (kind == "PeerAuthentication" &&
-            (api_version.ends_with("/v1beta1") || api_version.ends_with("/v1")))
-            return Kind::PeerAuthentication;
-        return Kind::Unknown;
-    }
-    if (group_is(api_version, "networking.istio.io")) {
-        const bool served = api_version.ends_with("/v1alpha3") ||
-                            api_version.ends_with("/v1beta1") || api_version.ends_with("/v1");
-        if (!served)
-            return Kind::Unknown;
-        if (kind == "DestinationRule")
-            return Kind::DestinationRule;
-        if (kind == "ServiceEntry")
-            return Kind::ServiceEntry;
-        return Kind::Unknown;
-    }
-    if (api_version == "authentication.istio.io/v1alpha1") {
-        if (kind == "Policy")
-            return Kind::Policy;
-        if (kind == "MeshPolicy")
-            return Kind::MeshPolicy;
-        return Kind::Unknown;
-    }
-    if (api_version == "v1") {
-        if (kind == "Service")
-            return Kind::Service;
-        if (kind == "Namespace")
-            return Kind::Namespace;
-        if (kind == "Pod")
-            return Kind::Pod;
-        if (kind == "ConfigMap")
-            return Kind::ConfigMap;
-        return Kind::Unknown;
-    }
-    if (group_is(api_version, "apps") || group_is(api_version, "extensions")) {
-        if (kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet" ||
-            kind == "ReplicaSet")
-            return Kind::PodTemplateOwner;
-        return Kind::Unknown;
-    }
-    if (group_is(api_version, "batch") && (kind == "Job" || kind == "CronJob"))
-        return Kind::PodTemplateOwner;
-    return Kind::Unknown;
-}
-
-DecodeOutcome decoded(DecodedObject object) {
-    DecodeOutcome out;
-    out.status = DecodeOutcome::Status::Decoded;
-    out.object = std::move(object);
-    return out;
-}
-
-DecodeOutcome failed(std::string message) {
-    DecodeOutcome out;
-    out.status = DecodeOutcome::Status::Error;
-    out.error = std::move(message);
-    return out;
-}
-
 } // namespace
 
 bool is_known_kind(std::string_view api_version, std::string_view kind) noexcept {
@@ -768,13 +516,13 @@ DecodeOutcome decode_object(const json& object, std::string_view default_namespa
         const Meta meta = decode_meta(object, default_namespace, namespaced);
         switch (k) {
         case Kind::PeerAuthentication:
-            return decoded(decode_peer_authentication(object, meta, kind));
+            return decoded(decoding::decode_peer_authentication(JsonNode{&object}, meta, kind));
         case Kind::DestinationRule:
-            return decoded(decode_destination_rule(object, meta, kind));
+            return decoded(decoding::decode_destination_rule(JsonNode{&object}, meta, kind));
         case Kind::Policy:
-            return decoded(decode_alpha_policy(object, meta, kind, false));
+            return decoded(decoding::decode_alpha_policy(JsonNode{&object}, meta, kind, false));
         case Kind::MeshPolicy:
-            return decoded(decode_alpha_policy(object, meta, kind, true));
+            return decoded(decoding::decode_alpha_policy(JsonNode{&object}, meta, kind, true));
         case Kind::Service:
             return decoded(decode_service(object, meta));
         case Kind::ServiceEntry:

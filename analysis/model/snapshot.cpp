@@ -11,9 +11,29 @@
 namespace mtlsguard::model {
 namespace {
 
+// std::stable_sort's order, without its buffer and moves for the few objects a namespace mostly
+// holds (admission builds a namespace's config twice per review): insertion sort is as stable.
+template <typename T, typename Less> void stable_sort_objects(std::vector<T>& objects, Less less) {
+    constexpr std::size_t few = 16;
+    if (objects.size() > few) {
+        std::stable_sort(objects.begin(), objects.end(), less);
+        return;
+    }
+    for (std::size_t i = 1; i < objects.size(); ++i) {
+        std::size_t at = i; // after every earlier object that is not greater
+        while (at > 0 && less(objects[i], objects[at - 1]))
+            --at;
+        if (at != i) {
+            const auto first = objects.begin();
+            std::rotate(first + static_cast<std::ptrdiff_t>(at),
+                        first + static_cast<std::ptrdiff_t>(i),
+                        first + static_cast<std::ptrdiff_t>(i + 1));
+        }
+    }
+}
+
 template <typename T> void sort_oldest_first(std::vector<T>& objects) {
-    std::stable_sort(objects.begin(), objects.end(),
-                     [](const T& a, const T& b) { return a.age.older_than(b.age); });
+    stable_sort_objects(objects, [](const T& a, const T& b) { return a.age.older_than(b.age); });
 }
 
 bool is_system_namespace(std::string_view name) {
@@ -176,12 +196,12 @@ build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_au
     sort_oldest_first(config->peer_authentications);
     sort_oldest_first(config->policies);
     // pilot sorts rules with a workloadSelector first, then by age.
-    std::stable_sort(config->destination_rules.begin(), config->destination_rules.end(),
-                     [](const DestinationRule& a, const DestinationRule& b) {
-                         if (a.workload_selector.has_value() != b.workload_selector.has_value())
-                             return a.workload_selector.has_value();
-                         return a.age.older_than(b.age);
-                     });
+    stable_sort_objects(config->destination_rules,
+                        [](const DestinationRule& a, const DestinationRule& b) {
+                            if (a.workload_selector.has_value() != b.workload_selector.has_value())
+                                return a.workload_selector.has_value();
+                            return a.age.older_than(b.age);
+                        });
 
     for (const auto& pa : config->peer_authentications) {
         if (pa.selector.empty()) {

@@ -1,8 +1,8 @@
-// Reading an AdmissionReview body into the JSON the engine decides on: a fast simdjson reader for
-// the bodies it can read exactly like nlohmann::json would, and nlohmann::json for all others.
+// Reading an AdmissionReview body into what the engine decides on: simdjson straight into the model
+// for the reviews it can read exactly like nlohmann::json would, and nlohmann::json for all others.
 #include "server/admission/review_body.hpp"
 
-#include "analysis/admission/admission.hpp"
+#include "analysis/model/decode_fields.hpp"
 
 #include <algorithm>
 #include <memory>
@@ -143,6 +143,188 @@ std::optional<json> slim_review(simdjson::simdjson_result<dom::element> parsed) 
     return review;
 }
 
+// simdjson's DOM as a model::decoding::Node, seen as the readers' nlohmann::json sees the same
+// text: managedFields dropped everywhere, the last of duplicate keys winning, members in key order.
+class DomNode {
+  public:
+    explicit DomNode(dom::element element) : element_(element) {}
+
+    bool is_null() const noexcept { return type() == dom::element_type::NULL_VALUE; }
+    bool is_object() const noexcept { return type() == dom::element_type::OBJECT; }
+    bool is_array() const noexcept { return type() == dom::element_type::ARRAY; }
+    bool is_string() const noexcept { return type() == dom::element_type::STRING; }
+    bool is_boolean() const noexcept { return type() == dom::element_type::BOOL; }
+    // nlohmann::json holds non-negative integers unsigned and negative ones signed (see to_json).
+    bool is_unsigned() const {
+        return type() == dom::element_type::UINT64 ||
+               (type() == dom::element_type::INT64 && as<std::int64_t>(element_) >= 0);
+    }
+    bool is_signed() const {
+        return type() == dom::element_type::INT64 && as<std::int64_t>(element_) < 0;
+    }
+    bool is_float() const noexcept { return type() == dom::element_type::DOUBLE; }
+    std::string_view string() const { return as<std::string_view>(element_); }
+    bool boolean() const { return as<bool>(element_); }
+    std::uint64_t unsigned_value() const {
+        return type() == dom::element_type::UINT64
+                   ? as<std::uint64_t>(element_)
+                   : static_cast<std::uint64_t>(as<std::int64_t>(element_));
+    }
+    std::int64_t signed_value() const { return as<std::int64_t>(element_); }
+    double float_value() const { return as<double>(element_); }
+
+    std::optional<DomNode> find(std::string_view key) const {
+        if (key == managed_fields)
+            return std::nullopt;
+        std::optional<DomNode> found;
+        for (const dom::key_value_pair field : as<dom::object>(element_))
+            if (field.key == key)
+                found = DomNode(field.value);
+        return found;
+    }
+    template <class F> void for_each_member(F&& f) const {
+        const auto object = as<dom::object>(element_);
+        // Most objects come with their keys sorted and unique: no copy needed for those.
+        bool in_order = true;
+        std::string_view previous;
+        bool first = true;
+        for (const dom::key_value_pair field : object) {
+            if (!first && !(previous < field.key)) {
+                in_order = false;
+                break;
+            }
+            previous = field.key;
+            first = false;
+        }
+        if (in_order) {
+            for (const dom::key_value_pair field : object)
+                if (field.key != managed_fields)
+                    f(field.key, DomNode(field.value));
+            return;
+        }
+        std::vector<std::pair<std::string_view, dom::element>> fields;
+        for (const dom::key_value_pair field : object)
+            if (field.key != managed_fields)
+                fields.emplace_back(field.key, field.value);
+        std::stable_sort(fields.begin(), fields.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (std::size_t i = 0; i < fields.size(); ++i)
+            if (i + 1 == fields.size() || fields[i + 1].first != fields[i].first)
+                f(fields[i].first, DomNode(fields[i].second));
+    }
+    template <class F> void for_each_item(F&& f) const {
+        std::size_t i = 0;
+        for (const dom::element item : as<dom::array>(element_))
+            f(i++, DomNode(item));
+    }
+    std::string type_name() const {
+        switch (type()) {
+        case dom::element_type::OBJECT:
+            return "object";
+        case dom::element_type::ARRAY:
+            return "array";
+        case dom::element_type::STRING:
+            return "string";
+        case dom::element_type::BOOL:
+            return "boolean";
+        case dom::element_type::NULL_VALUE:
+            return "null";
+        default:
+            return "number";
+        }
+    }
+    std::string dump() const {
+        json value;
+        to_json(element_, value);
+        return value.dump();
+    }
+
+  private:
+    dom::element_type type() const noexcept { return element_.type(); }
+    dom::element element_;
+};
+
+// admission.cpp's reading of the envelope: a member is absent when null, a string member is empty
+// when not a string.
+std::optional<DomNode> envelope_member(const DomNode& object, std::string_view key) {
+    return model::decoding::member(object, key);
+}
+
+std::string string_member(const DomNode& object, std::string_view key) {
+    const auto v = envelope_member(object, key);
+    return v && v->is_string() ? std::string(v->string()) : std::string();
+}
+
+std::string annotation(const DomNode& object, std::string_view key) {
+    const auto metadata = envelope_member(object, "metadata");
+    const auto annotations = metadata ? envelope_member(*metadata, "annotations") : std::nullopt;
+    if (!annotations || !annotations->is_object())
+        return {};
+    const auto value = annotations->find(key);
+    return value && value->is_string() ? std::string(value->string()) : std::string();
+}
+
+// Reads the review into `r` (filled in place: its objects are costly to move); false when the
+// review is left to decide(json).
+bool direct_request(dom::element parsed, admission::ReviewRequest& r) {
+    const DomNode review(parsed);
+    if (!review.is_object())
+        return false;
+    r.review_api_version = string_member(review, "apiVersion");
+    if (r.review_api_version != "admission.k8s.io/v1" &&
+        r.review_api_version != "admission.k8s.io/v1beta1")
+        return false;
+    if (string_member(review, "kind") != "AdmissionReview")
+        return false;
+    const auto request = envelope_member(review, "request");
+    if (!request || !request->is_object())
+        return false;
+    r.uid = string_member(*request, "uid");
+    r.operation = string_member(*request, "operation");
+    if (r.uid.empty() || r.operation.empty())
+        return false;
+    r.namespace_name = string_member(*request, "namespace");
+    r.name = string_member(*request, "name");
+    if (const auto kind = envelope_member(*request, "kind"); kind && kind->is_object())
+        r.kind = string_member(*kind, "kind");
+    if (const auto dry = envelope_member(*request, "dryRun"); dry && dry->is_boolean())
+        r.dry_run = dry->boolean();
+    const auto object = envelope_member(*request, "object");
+    const auto old_object = envelope_member(*request, "oldObject");
+    // decode_object's complaint about a version that is not an object is left to decide(json).
+    if ((object && !object->is_object()) || (old_object && !old_object->is_object()))
+        return false;
+    if (r.kind.empty()) {
+        if (const auto& source = object ? object : old_object)
+            r.kind = string_member(*source, "kind");
+    }
+    const std::string default_ns =
+        r.namespace_name.empty() ? std::string("default") : r.namespace_name;
+    const bool decodes = admission::decides_on_kind(r.kind);
+    auto read = [&](const DomNode& node, std::optional<admission::ReviewObject>& into) {
+        auto& version = into.emplace();
+        if (decodes) {
+            auto decoded = model::decoding::decode_admission_kind(node, default_ns);
+            if (!decoded)
+                return false; // another kind of object: decode_object knows it
+            version.decoded = std::move(*decoded);
+        }
+        version.allow_conflict = annotation(node, admission::allow_conflict_annotation);
+        return true;
+    };
+    return (!object || read(*object, r.object)) && (!old_object || read(*old_object, r.old_object));
+}
+
+// `read` of the body's parse: with the reader of this thread, or one of its own for a large body.
+template <class Read> auto with_parse(std::string_view body, Read read) {
+    if (body.size() > reused_parser_limit) {
+        const auto reader = std::make_unique<Reader>();
+        return read(reader->parse(body));
+    }
+    thread_local Reader reader;
+    return read(reader.parse(body));
+}
+
 } // namespace
 
 ReviewBody read_review_reference(std::string_view body) {
@@ -171,18 +353,40 @@ ReviewBody read_review_reference(std::string_view body) {
 }
 
 std::optional<json> read_review_fast(std::string_view body) {
-    if (body.size() > reused_parser_limit) {
-        const auto reader = std::make_unique<Reader>();
-        return slim_review(reader->parse(body));
-    }
-    thread_local Reader reader;
-    return slim_review(reader.parse(body));
+    return with_parse(
+        body, [](simdjson::simdjson_result<dom::element> parsed) { return slim_review(parsed); });
+}
+
+std::optional<admission::ReviewRequest> read_review_direct(std::string_view body) {
+    std::optional<admission::ReviewRequest> out;
+    with_parse(body, [&out](simdjson::simdjson_result<dom::element> parsed) {
+        dom::element root;
+        if (parsed.get(root) == simdjson::SUCCESS && !direct_request(root, out.emplace()))
+            out.reset();
+        return 0;
+    });
+    return out;
 }
 
 ReviewBody read_review(std::string_view body) {
-    if (auto review = read_review_fast(body))
-        return {ReviewBody::Status::Parsed, std::move(*review)};
-    return read_review_reference(body);
+    // One parse for the direct reader and, on a review it leaves alone, the fast one.
+    ReviewBody out;
+    const bool read = with_parse(body, [&out](simdjson::simdjson_result<dom::element> parsed) {
+        dom::element root;
+        if (parsed.get(root) != simdjson::SUCCESS)
+            return false;
+        out.status = ReviewBody::Status::Parsed;
+        if (direct_request(root, out.request.emplace()))
+            return true;
+        out.request.reset();
+        auto review = slim_review(dom::element(root));
+        if (review)
+            out.review = std::move(*review);
+        return review.has_value();
+    });
+    if (!read)
+        out = read_review_reference(body);
+    return out;
 }
 
 } // namespace mtlsguard::server

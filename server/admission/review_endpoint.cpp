@@ -26,7 +26,8 @@ ReviewReply answer_review(const model::Snapshot& snapshot, const ReviewBody& rea
         if (read.status == ReviewBody::Status::NotJson)
             return error_reply(400, "the body is not valid JSON");
         ReviewReply reply;
-        reply.decision = admission::decide(snapshot, read.review, settings);
+        reply.decision = read.request ? admission::decide(snapshot, *read.request, settings)
+                                      : admission::decide(snapshot, read.review, settings);
         reply.status = reply.decision.http_status;
         reply.body =
             reply.decision.body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

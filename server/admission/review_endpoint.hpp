@@ -16,8 +16,9 @@ struct ReviewReply {
 };
 
 // Parses the body (400 when it is not JSON, or nested absurdly deep) and decides. Never throws.
-// The body is read by read_review (review_body.hpp): simdjson, or nlohmann::json for the bodies
-// simdjson refuses; the answer is the same as with the reference reader alone.
+// The body is read by read_review (review_body.hpp): simdjson straight into the model, or
+// nlohmann::json for the bodies that reader leaves alone; the answer is the same as with the
+// reference reader alone.
 ReviewReply handle_review(const model::Snapshot& snapshot, std::string_view body,
                           const admission::AdmissionSettings& settings) noexcept;
 

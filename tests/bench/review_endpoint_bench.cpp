@@ -271,10 +271,19 @@ int run(int argc, char** argv) {
         if (!mtlsguard::server::read_review_fast(body))
             throw std::runtime_error("fast reader");
     }));
+    phases.push_back(measure("body: direct reader (simdjson into the model)", iterations, [&] {
+        if (!mtlsguard::server::read_review_direct(body))
+            throw std::runtime_error("direct reader");
+    }));
     const auto slim = *mtlsguard::server::read_review_fast(body);
     const auto full = mtlsguard::server::read_review_reference(body).review;
     phases.push_back(measure("decide (admission::decide, slim review)", iterations, [&] {
         if (mtlsguard::admission::decide(*snapshot, slim, settings).http_status != 200)
+            throw std::runtime_error("decide");
+    }));
+    const auto direct = *mtlsguard::server::read_review_direct(body);
+    phases.push_back(measure("decide (admission::decide, read directly)", iterations, [&] {
+        if (mtlsguard::admission::decide(*snapshot, direct, settings).http_status != 200)
             throw std::runtime_error("decide");
     }));
     phases.push_back(measure("decide (admission::decide, full review)", iterations, [&] {

@@ -19,6 +19,7 @@ using mtlsguard::model::Snapshot;
 using mtlsguard::server::answer_review;
 using mtlsguard::server::handle_review;
 using mtlsguard::server::read_review;
+using mtlsguard::server::read_review_direct;
 using mtlsguard::server::read_review_fast;
 using mtlsguard::server::read_review_reference;
 using mtlsguard::server::ReviewBody;
@@ -270,4 +271,248 @@ SCENARIO("Random damage to a real review is answered alike by both readers") {
     // Many damaged bodies are still JSON (a changed letter in a string): both paths are exercised.
     CHECK(fast_reads > 300);
     CHECK(fast_reads < 2700);
+}
+
+namespace {
+
+using mtlsguard::model::DecodeOutcome;
+namespace model = mtlsguard::model;
+
+// Field by field, as decode_object fills them (the model types have no operator==).
+bool same(const model::TrafficPolicy& a, const model::TrafficPolicy& b) {
+    if (a.tls != b.tls || a.passthrough_load_balancer != b.passthrough_load_balancer ||
+        a.port_level.size() != b.port_level.size())
+        return false;
+    for (std::size_t i = 0; i < a.port_level.size(); ++i)
+        if (a.port_level[i].port != b.port_level[i].port ||
+            a.port_level[i].tls != b.port_level[i].tls)
+            return false;
+    return true;
+}
+
+bool same(const std::optional<model::TrafficPolicy>& a,
+          const std::optional<model::TrafficPolicy>& b) {
+    return a.has_value() == b.has_value() && (!a || same(*a, *b));
+}
+
+bool same_age(const model::Age& a, const model::Age& b) {
+    return a.creation_timestamp == b.creation_timestamp && a.name == b.name &&
+           a.namespace_name == b.namespace_name;
+}
+
+bool same(const model::DecodedObject& a, const model::DecodedObject& b) {
+    if (a.index() != b.index())
+        return false;
+    if (const auto* pa = std::get_if<model::PeerAuthentication>(&a)) {
+        const auto& pb = std::get<model::PeerAuthentication>(b);
+        return pa->ref == pb.ref && same_age(pa->age, pb.age) && pa->selector == pb.selector &&
+               pa->mode == pb.mode && pa->port_level == pb.port_level;
+    }
+    if (const auto* da = std::get_if<model::DestinationRule>(&a)) {
+        const auto& db = std::get<model::DestinationRule>(b);
+        if (!(da->ref == db.ref) || !same_age(da->age, db.age) || da->host != db.host ||
+            da->export_to != db.export_to || da->workload_selector != db.workload_selector ||
+            !same(da->traffic_policy, db.traffic_policy) || da->subsets.size() != db.subsets.size())
+            return false;
+        for (std::size_t i = 0; i < da->subsets.size(); ++i)
+            if (da->subsets[i].name != db.subsets[i].name ||
+                da->subsets[i].labels != db.subsets[i].labels ||
+                !same(da->subsets[i].traffic_policy, db.subsets[i].traffic_policy))
+                return false;
+        return true;
+    }
+    if (const auto* aa = std::get_if<model::AlphaPolicy>(&a)) {
+        const auto& ab = std::get<model::AlphaPolicy>(b);
+        if (!(aa->ref == ab.ref) || !same_age(aa->age, ab.age) ||
+            aa->mesh_policy != ab.mesh_policy || aa->mode != ab.mode ||
+            aa->targets.size() != ab.targets.size())
+            return false;
+        for (std::size_t i = 0; i < aa->targets.size(); ++i) {
+            const auto& ta = aa->targets[i];
+            const auto& tb = ab.targets[i];
+            if (ta.name != tb.name || ta.ports.size() != tb.ports.size())
+                return false;
+            for (std::size_t j = 0; j < ta.ports.size(); ++j)
+                if (ta.ports[j].number != tb.ports[j].number ||
+                    ta.ports[j].name != tb.ports[j].name)
+                    return false;
+        }
+        return true;
+    }
+    return false; // the direct reader decodes no other kind
+}
+
+void check_same_decoding(const DecodeOutcome& direct, const DecodeOutcome& reference) {
+    CHECK(static_cast<int>(direct.status) == static_cast<int>(reference.status));
+    CHECK(direct.error == reference.error);
+    REQUIRE(direct.object.has_value() == reference.object.has_value());
+    if (direct.object)
+        CHECK(same(*direct.object, *reference.object));
+}
+
+// When the direct reader reads a body, each version of the object is decoded as decode_object
+// decodes the reference reader's JSON of it; and the answers are the reference's either way.
+// Returns whether the direct reader read it.
+bool check_direct_alike(const std::string& body) {
+    check_answers_alike(body);
+    const auto direct = read_review_direct(body);
+    if (!direct)
+        return false;
+    const ReviewBody reference = read_review_reference(body);
+    REQUIRE(reference.status == ReviewBody::Status::Parsed);
+    const json& request = reference.review["request"];
+    const std::string ns = request.value("namespace", json("")).is_string() &&
+                                   !request.value("namespace", std::string()).empty()
+                               ? request.value("namespace", std::string())
+                               : std::string("default");
+    for (const auto& [member, version] :
+         {std::pair{"object", &direct->object}, std::pair{"oldObject", &direct->old_object}}) {
+        const bool present = request.contains(member) && !request[member].is_null();
+        REQUIRE(version->has_value() == present);
+        if (present && mtlsguard::admission::decides_on_kind(direct->kind))
+            check_same_decoding((*version)->decoded,
+                                mtlsguard::model::decode_object(request[member], ns));
+    }
+    return true;
+}
+
+// Every value of `document`, by JSON pointer.
+void pointers(const json& document, const json::json_pointer& at,
+              std::vector<json::json_pointer>& out) {
+    out.push_back(at);
+    if (document.is_object())
+        for (const auto& [key, value] : document.items())
+            pointers(value, at / key, out);
+    else if (document.is_array())
+        for (std::size_t i = 0; i < document.size(); ++i)
+            pointers(document[i], at / i, out);
+}
+
+// Reviews of each kind the engine decides on, with every field decode reads.
+std::vector<json> rich_reviews() {
+    auto review = [](const std::string& operation, const json& object) {
+        json request = {{"uid", "u-1"},
+                        {"operation", operation},
+                        {"kind", {{"kind", object["kind"]}}},
+                        {"namespace", "default"},
+                        {"name", object["metadata"]["name"]},
+                        {"dryRun", false},
+                        {"object", object}};
+        if (operation == "UPDATE")
+            request["oldObject"] = object;
+        return json{{"apiVersion", "admission.k8s.io/v1"},
+                    {"kind", "AdmissionReview"},
+                    {"request", request}};
+    };
+    const json metadata = {
+        {"name", "x"},
+        {"namespace", "default"},
+        {"creationTimestamp", "2024-03-11T09:14:22Z"},
+        {"labels", {{"app", "x"}, {"version", "v1"}}},
+        {"annotations", {{"mtls-guard.io/allow-conflict", "ticket 7"}, {"other", "y"}}}};
+    const json dr = {{"apiVersion", "networking.istio.io/v1beta1"},
+                     {"kind", "DestinationRule"},
+                     {"metadata", metadata},
+                     {"spec",
+                      {{"host", "my-service"},
+                       {"exportTo", {".", "*"}},
+                       {"workloadSelector", {{"matchLabels", {{"app", "client"}}}}},
+                       {"trafficPolicy",
+                        {{"tls", {{"mode", "ISTIO_MUTUAL"}}},
+                         {"loadBalancer", {{"simple", "PASSTHROUGH"}}},
+                         {"portLevelSettings",
+                          {{{"port", {{"number", 8080}}}, {"tls", {{"mode", "DISABLE"}}}}}}}},
+                       {"subsets",
+                        {{{"name", "v1"},
+                          {"labels", {{"version", "v1"}}},
+                          {"trafficPolicy", {{"tls", {{"mode", "SIMPLE"}}}}}}}}}}};
+    const json pa = {{"apiVersion", "security.istio.io/v1beta1"},
+                     {"kind", "PeerAuthentication"},
+                     {"metadata", metadata},
+                     {"spec",
+                      {{"selector", {{"matchLabels", {{"app", "my-service"}}}}},
+                       {"mtls", {{"mode", "STRICT"}}},
+                       {"portLevelMtls", {{"8080", {{"mode", "DISABLE"}}}, {"9090", nullptr}}}}}};
+    const json policy = {
+        {"apiVersion", "authentication.istio.io/v1alpha1"},
+        {"kind", "Policy"},
+        {"metadata", metadata},
+        {"spec",
+         {{"targets",
+           {{{"name", "my-service"}, {"ports", {{{"number", 80}}, {{"name", "http"}}}}}}},
+          {"peers", {{{"jwt", json::object()}}, {{"mtls", {{"mode", "PERMISSIVE"}}}}}}}}};
+    json mesh_policy = policy;
+    mesh_policy["kind"] = "MeshPolicy";
+    mesh_policy["metadata"]["name"] = "default";
+    mesh_policy["metadata"].erase("namespace");
+    return {review("CREATE", dr), review("UPDATE", dr),     review("CREATE", pa),
+            review("UPDATE", pa), review("CREATE", policy), review("CREATE", mesh_policy),
+            review("DELETE", pa)};
+}
+
+} // namespace
+
+SCENARIO("The direct reader reads the benchmark's review and the well-formed seeds") {
+    const auto body = read_file(source_dir / "tests/bench/data/admission-review-update.json");
+    REQUIRE(read_review_direct(body).has_value());
+    CHECK(read_review(body).request.has_value());
+    CHECK(check_direct_alike(body));
+    for (const auto& seed : corpus()) {
+        INFO(printable(seed));
+        CHECK(check_direct_alike(seed));
+    }
+    // The reviews of the other readers' tests, whichever reader takes them.
+    for (const auto& review : rich_reviews())
+        CHECK(check_direct_alike(review.dump()));
+}
+
+SCENARIO("Every field of every kind, given any other type or value, reads alike directly") {
+    // Values that stand for every JSON type and the edge cases decode distinguishes.
+    const std::vector<json> replacements = {nullptr,
+                                            true,
+                                            0,
+                                            -1,
+                                            8080,
+                                            70000,
+                                            1.5,
+                                            80.0,
+                                            "",
+                                            "x",
+                                            "80",
+                                            "STRICT",
+                                            "ISTIO_MUTUAL",
+                                            json::object(),
+                                            json::array(),
+                                            json::array({json::object()}),
+                                            {{"mode", "DISABLE"}},
+                                            {{"b", 1}, {"a", "2"}}};
+    int direct_reads = 0;
+    int bodies = 0;
+    for (const json& review : rich_reviews()) {
+        std::vector<json::json_pointer> all;
+        pointers(review, json::json_pointer(), all);
+        for (const auto& pointer : all) {
+            if (pointer.empty())
+                continue;
+            for (const json& value : replacements) {
+                json changed = review;
+                changed[pointer] = value;
+                const std::string body = changed.dump();
+                INFO(pointer.to_string() << " = " << value.dump());
+                direct_reads += check_direct_alike(body) ? 1 : 0;
+                ++bodies;
+            }
+        }
+        // Keys out of order and duplicated, as the API server never sends them but a client may.
+        std::string body = review.dump();
+        const auto at = body.find("\"labels\":{");
+        REQUIRE(at != std::string::npos);
+        body.insert(at + 10, R"("zz":"1","app":"dup","managedFields":"m",)");
+        INFO(body);
+        direct_reads += check_direct_alike(body) ? 1 : 0;
+        ++bodies;
+    }
+    // Most changes leave a review the direct reader takes; the others go to decide(json).
+    CHECK(direct_reads > bodies / 2);
+    CHECK(direct_reads < bodies);
 }

@@ -1,0 +1,441 @@
+// decode_object's decoding of the admission kinds, written once over any JSON tree (see Node).
+#pragma once
+
+// PeerAuthentication, DestinationRule, Policy and MeshPolicy: what an AdmissionReview carries, so
+// that a reader can decode them straight from its own parse instead of building a nlohmann::json.
+
+#include "analysis/model/decode.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace mtlsguard::model::decoding {
+
+// A JSON tree as decode sees it: a cheap, copyable handle to one value with
+//   bool is_null(), is_object(), is_array(), is_string(), is_boolean(), is_unsigned() (an integer
+//     nlohmann::json would hold unsigned), is_signed() (one it would hold signed), is_float()
+//   std::string_view string(); bool boolean(); std::uint64_t unsigned_value();
+//   std::int64_t signed_value(); double float_value()
+//   std::optional<Node> find(std::string_view key)     the last of duplicate keys, null included
+//   for_each_member(f(std::string_view key, Node))     in key order, duplicates: the last one
+//   for_each_item(f(std::size_t index, Node))
+//   std::string type_name()                            as nlohmann::json names it
+//   std::string dump()                                 a boolean or number as nlohmann dumps it
+// Those orders and spellings are nlohmann::json's, so that errors and results are the same for
+// every tree that holds the same document.
+
+// Decoding stops at the first problem; the error names the field as a dotted path.
+struct Failure {
+    std::string message;
+};
+
+template <class Node> std::optional<Node> member(const Node& object, std::string_view key) {
+    if (!object.is_object())
+        return std::nullopt;
+    auto found = object.find(key);
+    if (!found || found->is_null())
+        return std::nullopt;
+    return found;
+}
+
+template <class Node> std::string require_string(const Node& value, const std::string& path) {
+    if (!value.is_string())
+        throw Failure{path + ": expected a string, got " + value.type_name()};
+    return std::string(value.string());
+}
+
+// The field's path is spelled out only for the error: decoding a review reads many such fields.
+template <class Node>
+std::string optional_string(const Node& object, std::string_view key, std::string_view path) {
+    const auto v = member(object, key);
+    if (!v)
+        return {};
+    if (!v->is_string())
+        throw Failure{std::string(path) + "." + std::string(key) + ": expected a string, got " +
+                      v->type_name()};
+    return std::string(v->string());
+}
+
+template <class Node>
+std::optional<Node> optional_object(const Node& object, std::string_view key,
+                                    const std::string& path) {
+    auto v = member(object, key);
+    if (v && !v->is_object())
+        throw Failure{path + "." + std::string(key) + ": expected an object, got " +
+                      v->type_name()};
+    return v;
+}
+
+template <class Node>
+std::optional<Node> optional_array(const Node& object, std::string_view key,
+                                   const std::string& path) {
+    auto v = member(object, key);
+    if (v && !v->is_array())
+        throw Failure{path + "." + std::string(key) + ": expected a list, got " + v->type_name()};
+    return v;
+}
+
+template <class Node>
+std::optional<bool> optional_bool(const Node& object, std::string_view key,
+                                  const std::string& path) {
+    const auto v = member(object, key);
+    if (!v)
+        return std::nullopt;
+    if (v->is_boolean())
+        return v->boolean();
+    // ConfigMap-borne YAML sometimes quotes booleans.
+    if (v->is_string()) {
+        const std::string_view s = v->string();
+        if (s == "true")
+            return true;
+        if (s == "false")
+            return false;
+    }
+    throw Failure{path + "." + std::string(key) + ": expected true or false"};
+}
+
+template <class Node> std::uint16_t port_number(const Node& value, const std::string& path) {
+    std::string shown; // the number as written, for the message
+    bool in_range = false;
+    std::int64_t n = 0;
+    if (value.is_unsigned()) {
+        const std::uint64_t u = value.unsigned_value();
+        in_range = u >= 1 && u <= 65535;
+        n = in_range ? static_cast<std::int64_t>(u) : 0;
+        shown = std::to_string(u);
+    } else if (value.is_signed()) {
+        n = value.signed_value();
+        in_range = n >= 1 && n <= 65535;
+        shown = std::to_string(n);
+    } else if (value.is_float()) {
+        const double d = value.float_value();
+        if (!(d >= 1 && d <= 65535) || d != static_cast<double>(static_cast<std::int64_t>(d)))
+            throw Failure{path + ": port must be a whole number from 1 to 65535"};
+        n = static_cast<std::int64_t>(d);
+        in_range = true;
+    } else {
+        throw Failure{path + ": expected a port number, got " + value.type_name()};
+    }
+    if (!in_range)
+        throw Failure{path + ": port " + shown + " is outside 1..65535"};
+    return static_cast<std::uint16_t>(n);
+}
+
+std::uint16_t port_key(std::string_view key, const std::string& path);
+
+template <class Node>
+Labels string_map(const std::optional<Node>& object, const std::string& path) {
+    if (!object)
+        return {};
+    if (!object->is_object())
+        throw Failure{path + ": expected a map of strings"};
+    std::vector<std::pair<std::string, std::string>> entries;
+    object->for_each_member([&](std::string_view key, const Node& v) {
+        if (v.is_string()) {
+            entries.emplace_back(key, v.string());
+        } else if (v.is_boolean() || v.is_unsigned() || v.is_signed() || v.is_float()) {
+            // YAML turns `inject: true` into a boolean; Kubernetes would reject it, we are lenient.
+            entries.emplace_back(key, v.dump());
+        } else {
+            throw Failure{path + "." + std::string(key) + ": expected a string"};
+        }
+    });
+    return Labels(std::move(entries));
+}
+
+template <class Node> struct BasicMeta {
+    std::string name;
+    std::string namespace_name;
+    Labels labels;
+    Labels annotations;
+    std::string creation_timestamp;
+    std::optional<Node> owner_references;
+};
+
+template <class Node>
+BasicMeta<Node> decode_meta(const Node& object, std::string_view default_namespace,
+                            bool namespaced) {
+    const auto metadata = optional_object(object, "metadata", "");
+    if (!metadata)
+        throw Failure{"metadata: missing"};
+    BasicMeta<Node> meta;
+    meta.name = optional_string(*metadata, "name", "metadata");
+    if (meta.name.empty())
+        throw Failure{"metadata.name: missing"};
+    if (namespaced) {
+        meta.namespace_name = optional_string(*metadata, "namespace", "metadata");
+        if (meta.namespace_name.empty())
+            meta.namespace_name = std::string(default_namespace);
+    }
+    meta.labels = string_map(member(*metadata, "labels"), "metadata.labels");
+    meta.annotations = string_map(member(*metadata, "annotations"), "metadata.annotations");
+    meta.creation_timestamp = optional_string(*metadata, "creationTimestamp", "metadata");
+    meta.owner_references = optional_array(*metadata, "ownerReferences", "metadata");
+    return meta;
+}
+
+template <class Node, class Meta>
+ObjectRef make_ref(const Node& object, std::string_view kind, const Meta& meta) {
+    return ObjectRef{optional_string(object, "apiVersion", ""), std::string(kind),
+                     meta.namespace_name, meta.name};
+}
+
+template <class Meta> Age make_age(const Meta& meta) {
+    return Age{meta.creation_timestamp, meta.name, meta.namespace_name};
+}
+
+template <class Node>
+Labels match_labels(const Node& spec, std::string_view key, const std::string& path) {
+    const auto selector = optional_object(spec, key, path);
+    if (!selector)
+        return {};
+    return string_map(member(*selector, "matchLabels"),
+                      path + "." + std::string(key) + ".matchLabels");
+}
+
+template <class Node> MtlsMode mtls_mode_field(const Node& holder, const std::string& path) {
+    const auto mode = member(holder, "mode");
+    if (!mode)
+        return MtlsMode::Unset;
+    const std::string text = require_string(*mode, path + ".mode");
+    auto parsed = parse_mtls_mode(text);
+    if (!parsed)
+        throw Failure{path + ".mode: unknown value \"" + text +
+                      "\" (expected UNSET, DISABLE, PERMISSIVE or STRICT)"};
+    return *parsed;
+}
+
+template <class Node, class Meta>
+PeerAuthentication decode_peer_authentication(const Node& object, const Meta& meta,
+                                              std::string_view kind) {
+    PeerAuthentication pa;
+    pa.ref = make_ref(object, kind, meta);
+    pa.age = make_age(meta);
+    const auto spec = optional_object(object, "spec", "");
+    if (!spec)
+        return pa; // an empty spec is a valid, mode-UNSET policy
+    pa.selector = match_labels(*spec, "selector", "spec");
+    if (const auto mtls = optional_object(*spec, "mtls", "spec"))
+        pa.mode = mtls_mode_field(*mtls, "spec.mtls");
+    if (const auto ports = optional_object(*spec, "portLevelMtls", "spec")) {
+        ports->for_each_member([&](std::string_view key, const Node& value) {
+            const std::string path = "spec.portLevelMtls." + std::string(key);
+            const std::uint16_t port = port_key(key, path);
+            if (!value.is_object() && !value.is_null())
+                throw Failure{path + ": expected an object with a mode"};
+            pa.port_level[port] = value.is_null() ? MtlsMode::Unset : mtls_mode_field(value, path);
+        });
+    }
+    return pa;
+}
+
+template <class Node> TlsSetting tls_field(const Node& holder, const std::string& path) {
+    const auto tls = optional_object(holder, "tls", path);
+    if (!tls)
+        return std::nullopt;
+    const auto mode = member(*tls, "mode");
+    if (!mode)
+        return TlsMode::Disable; // ClientTLSSettings.mode defaults to DISABLE
+    const std::string text = require_string(*mode, path + ".tls.mode");
+    auto parsed = parse_tls_mode(text);
+    if (!parsed)
+        throw Failure{path + ".tls.mode: unknown value \"" + text +
+                      "\" (expected DISABLE, SIMPLE, MUTUAL or ISTIO_MUTUAL)"};
+    return parsed;
+}
+
+template <class Node>
+TrafficPolicy decode_traffic_policy(const Node& policy, const std::string& path) {
+    TrafficPolicy tp;
+    tp.tls = tls_field(policy, path);
+    if (const auto lb = optional_object(policy, "loadBalancer", path)) {
+        tp.passthrough_load_balancer =
+            optional_string(*lb, "simple", path + ".loadBalancer") == "PASSTHROUGH";
+    }
+    if (const auto ports = optional_array(policy, "portLevelSettings", path)) {
+        ports->for_each_item([&](std::size_t i, const Node& item) {
+            const std::string item_path = path + ".portLevelSettings[" + std::to_string(i) + "]";
+            if (!item.is_object())
+                throw Failure{item_path + ": expected an object"};
+            PortTrafficPolicy port;
+            const auto selector = optional_object(item, "port", item_path);
+            const auto number = selector ? member(*selector, "number") : std::nullopt;
+            if (!number)
+                throw Failure{item_path + ".port.number: missing"};
+            port.port = port_number(*number, item_path + ".port.number");
+            port.tls = tls_field(item, item_path);
+            tp.port_level.push_back(port);
+        });
+    }
+    return tp;
+}
+
+template <class Node, class Meta>
+DestinationRule decode_destination_rule(const Node& object, const Meta& meta,
+                                        std::string_view kind) {
+    DestinationRule dr;
+    dr.ref = make_ref(object, kind, meta);
+    dr.age = make_age(meta);
+    const auto spec = optional_object(object, "spec", "");
+    if (!spec)
+        throw Failure{"spec.host: missing"};
+    dr.host = optional_string(*spec, "host", "spec");
+    if (dr.host.empty())
+        throw Failure{"spec.host: missing"};
+    if (const auto export_to = optional_array(*spec, "exportTo", "spec")) {
+        export_to->for_each_item([&](std::size_t i, const Node& item) {
+            dr.export_to.push_back(
+                require_string(item, "spec.exportTo[" + std::to_string(i) + "]"));
+        });
+    }
+    if (optional_object(*spec, "workloadSelector", "spec")) {
+        Labels selector = match_labels(*spec, "workloadSelector", "spec");
+        // An empty workloadSelector selects every pod of the namespace, like Istio does.
+        dr.workload_selector = std::move(selector);
+    }
+    if (const auto tp = optional_object(*spec, "trafficPolicy", "spec"))
+        dr.traffic_policy = decode_traffic_policy(*tp, "spec.trafficPolicy");
+    if (const auto subsets = optional_array(*spec, "subsets", "spec")) {
+        subsets->for_each_item([&](std::size_t i, const Node& item) {
+            const std::string path = "spec.subsets[" + std::to_string(i) + "]";
+            if (!item.is_object())
+                throw Failure{path + ": expected an object"};
+            Subset subset;
+            subset.name = optional_string(item, "name", path);
+            if (subset.name.empty())
+                throw Failure{path + ".name: missing"};
+            subset.labels = string_map(member(item, "labels"), path + ".labels");
+            if (const auto tp = optional_object(item, "trafficPolicy", path))
+                subset.traffic_policy = decode_traffic_policy(*tp, path + ".trafficPolicy");
+            dr.subsets.push_back(std::move(subset));
+        });
+    }
+    return dr;
+}
+
+template <class Node, class Meta>
+AlphaPolicy decode_alpha_policy(const Node& object, const Meta& meta, std::string_view kind,
+                                bool mesh_policy) {
+    AlphaPolicy policy;
+    policy.ref = make_ref(object, kind, meta);
+    policy.age = make_age(meta);
+    policy.mesh_policy = mesh_policy;
+    const auto spec = optional_object(object, "spec", "");
+    if (!spec)
+        return policy; // no peers: plaintext only
+    if (const auto targets = optional_array(*spec, "targets", "spec")) {
+        targets->for_each_item([&](std::size_t i, const Node& item) {
+            const std::string path = "spec.targets[" + std::to_string(i) + "]";
+            if (!item.is_object())
+                throw Failure{path + ": expected an object"};
+            AlphaTarget target;
+            target.name = optional_string(item, "name", path);
+            if (target.name.empty())
+                throw Failure{path + ".name: missing"};
+            if (const auto ports = optional_array(item, "ports", path)) {
+                ports->for_each_item([&](std::size_t j, const Node& p) {
+                    const std::string port_path = path + ".ports[" + std::to_string(j) + "]";
+                    if (!p.is_object())
+                        throw Failure{port_path + ": expected an object"};
+                    AlphaPortSelector selector;
+                    if (const auto number = member(p, "number"))
+                        selector.number = port_number(*number, port_path + ".number");
+                    selector.name = optional_string(p, "name", port_path);
+                    if (!selector.number && selector.name.empty())
+                        throw Failure{port_path + ": needs a number or a name"};
+                    target.ports.push_back(std::move(selector));
+                });
+            }
+            policy.targets.push_back(std::move(target));
+        });
+    }
+    if (const auto peers = optional_array(*spec, "peers", "spec")) {
+        bool found = false;
+        peers->for_each_item([&](std::size_t i, const Node& peer) {
+            if (found)
+                return;
+            const std::string path = "spec.peers[" + std::to_string(i) + "]";
+            if (!peer.is_object())
+                throw Failure{path + ": expected an object"};
+            const auto mtls = peer.find("mtls");
+            if (!mtls)
+                return; // a jwt peer
+            // `mtls:` null, `{}` or `mode: STRICT` all mean STRICT.
+            policy.mode = MtlsMode::Strict;
+            if (mtls->is_object()) {
+                const MtlsMode m = mtls_mode_field(*mtls, path + ".mtls");
+                if (m == MtlsMode::Permissive)
+                    policy.mode = MtlsMode::Permissive;
+                else if (m == MtlsMode::Disable)
+                    throw Failure{path + ".mtls.mode: v1alpha1 accepts only STRICT or PERMISSIVE"};
+            } else if (!mtls->is_null()) {
+                throw Failure{path + ".mtls: expected an object"};
+            }
+            found = true;
+        });
+    }
+    return policy;
+}
+
+// The kinds decode_object sorts objects into.
+enum class Kind : std::uint8_t {
+    Unknown,
+    PeerAuthentication,
+    DestinationRule,
+    Policy,
+    MeshPolicy,
+    Service,
+    ServiceEntry,
+    Namespace,
+    Pod,
+    PodTemplateOwner,
+    ConfigMap
+};
+
+Kind classify(std::string_view api_version, std::string_view kind) noexcept;
+
+DecodeOutcome decoded(DecodedObject object);
+DecodeOutcome failed(std::string message);
+
+// decode_object for a document whose kind is one of the admission kinds above, on any Node; nullopt
+// for every other document (the caller decodes those with decode_object). Never throws.
+template <class Node>
+std::optional<DecodeOutcome> decode_admission_kind(const Node& object,
+                                                   std::string_view default_namespace) noexcept {
+    try {
+        if (!object.is_object())
+            return std::nullopt;
+        const auto api_version = member(object, "apiVersion");
+        const auto kind_field = member(object, "kind");
+        if (!api_version || !kind_field || !api_version->is_string() || !kind_field->is_string())
+            return std::nullopt;
+        const std::string_view kind = kind_field->string();
+        const Kind k = classify(api_version->string(), kind);
+        if (k != Kind::PeerAuthentication && k != Kind::DestinationRule && k != Kind::Policy &&
+            k != Kind::MeshPolicy)
+            return std::nullopt;
+        const auto meta = decode_meta(object, default_namespace, k != Kind::MeshPolicy);
+        switch (k) {
+        case Kind::PeerAuthentication:
+            return decoded(decode_peer_authentication(object, meta, kind));
+        case Kind::DestinationRule:
+            return decoded(decode_destination_rule(object, meta, kind));
+        case Kind::Policy:
+            return decoded(decode_alpha_policy(object, meta, kind, false));
+        default:
+            return decoded(decode_alpha_policy(object, meta, kind, true));
+        }
+    } catch (const Failure& failure) {
+        return failed(failure.message);
+    } catch (const std::exception& e) {
+        return failed(std::string("internal decoding error: ") + e.what());
+    } catch (...) {
+        return failed("internal decoding error");
+    }
+}
+
+} // namespace mtlsguard::model::decoding
