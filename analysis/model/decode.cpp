@@ -186,6 +186,7 @@ std::string require_string(const json& value, const std::string& path) {
 using decoding::classify;
 using decoding::decoded;
 using decoding::failed;
+using decoding::guarded;
 using decoding::Kind;
 
 std::vector<NamedPort> container_ports(const json& pod_spec, const std::string& path) {
@@ -498,7 +499,7 @@ bool is_known_kind(std::string_view api_version, std::string_view kind) noexcept
 }
 
 DecodeOutcome decode_object(const json& object, std::string_view default_namespace) noexcept {
-    try {
+    return guarded<DecodeOutcome>([&]() -> DecodeOutcome {
         if (!object.is_object())
             return failed("the document is not an object (got " + type_name(object) + ")");
         const json* api_version = member(object, "apiVersion");
@@ -543,27 +544,15 @@ DecodeOutcome decode_object(const json& object, std::string_view default_namespa
             break;
         }
         return {};
-    } catch (const Failure& failure) {
-        return failed(failure.message);
-    } catch (const std::exception& e) {
-        return failed(std::string("internal decoding error: ") + e.what());
-    } catch (...) {
-        return failed("internal decoding error");
-    }
+    });
 }
 
 DecodeOutcome decode_mesh_config(const json& mesh) noexcept {
-    try {
+    return guarded<DecodeOutcome>([&]() -> DecodeOutcome {
         if (mesh.is_null())
             return decoded(MeshConfig{});
         return decoded(decode_mesh(mesh, "mesh"));
-    } catch (const Failure& failure) {
-        return failed(failure.message);
-    } catch (const std::exception& e) {
-        return failed(std::string("internal decoding error: ") + e.what());
-    } catch (...) {
-        return failed("internal decoding error");
-    }
+    });
 }
 
 } // namespace mtlsguard::model

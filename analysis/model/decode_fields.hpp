@@ -401,12 +401,25 @@ Kind classify(std::string_view api_version, std::string_view kind) noexcept;
 DecodeOutcome decoded(DecodedObject object);
 DecodeOutcome failed(std::string message);
 
+// Runs a decoder and turns whatever it throws into a failed outcome: nothing leaves the decoders.
+template <class Result, class Decode> Result guarded(Decode&& decode) noexcept {
+    try {
+        return decode();
+    } catch (const Failure& failure) {
+        return failed(failure.message);
+    } catch (const std::exception& e) {
+        return failed(std::string("internal decoding error: ") + e.what());
+    } catch (...) {
+        return failed("internal decoding error");
+    }
+}
+
 // decode_object for a document whose kind is one of the admission kinds above, on any Node; nullopt
 // for every other document (the caller decodes those with decode_object). Never throws.
 template <class Node>
 std::optional<DecodeOutcome> decode_admission_kind(const Node& object,
                                                    std::string_view default_namespace) noexcept {
-    try {
+    return guarded<std::optional<DecodeOutcome>>([&]() -> std::optional<DecodeOutcome> {
         if (!object.is_object())
             return std::nullopt;
         const auto api_version = member(object, "apiVersion");
@@ -429,13 +442,7 @@ std::optional<DecodeOutcome> decode_admission_kind(const Node& object,
         default:
             return decoded(decode_alpha_policy(object, meta, kind, true));
         }
-    } catch (const Failure& failure) {
-        return failed(failure.message);
-    } catch (const std::exception& e) {
-        return failed(std::string("internal decoding error: ") + e.what());
-    } catch (...) {
-        return failed("internal decoding error");
-    }
+    });
 }
 
 } // namespace mtlsguard::model::decoding

@@ -461,6 +461,63 @@ void SnapshotBuilder::index_clients(Snapshot& s) {
     }
 }
 
+template <typename Note> void SnapshotBuilder::for_each_object_namespace(Note note) const {
+    for (const auto& o : peer_authentications_)
+        note(o.ref.namespace_name);
+    for (const auto& o : destination_rules_)
+        note(o.ref.namespace_name);
+    for (const auto& o : policies_)
+        if (!o.mesh_policy)
+            note(o.ref.namespace_name);
+    for (const auto& o : services_)
+        note(o.ref.namespace_name);
+    for (const auto& o : service_entries_)
+        note(o.ref.namespace_name);
+    for (const auto& o : pods_)
+        note(o.namespace_name);
+}
+
+void SnapshotBuilder::count_configuration(std::vector<std::size_t>& counts,
+                                          const NamespaceIds& ids) const {
+    // Services, ServiceEntries and pods are counted where they become records.
+    for (const auto& ns : namespaces_)
+        count_object(counts, ids, ns.name);
+    for (const auto& o : peer_authentications_)
+        count_object(counts, ids, o.ref.namespace_name);
+    for (const auto& o : destination_rules_)
+        count_object(counts, ids, o.ref.namespace_name);
+    for (const auto& o : policies_)
+        if (!o.mesh_policy)
+            count_object(counts, ids, o.ref.namespace_name);
+}
+
+void SnapshotBuilder::make_configs(Snapshot& s, const std::vector<bool>& rebuilt,
+                                   const Snapshot* previous) {
+    std::map<std::string, std::vector<PeerAuthentication>> pas;
+    std::map<std::string, std::vector<DestinationRule>> drs;
+    std::map<std::string, std::vector<AlphaPolicy>> alphas;
+    for (auto& o : peer_authentications_)
+        pas[o.ref.namespace_name].push_back(std::move(o));
+    for (auto& o : destination_rules_)
+        drs[o.ref.namespace_name].push_back(std::move(o));
+    for (auto& o : policies_) {
+        if (o.mesh_policy)
+            s.mesh_policies_.push_back(std::move(o));
+        else
+            alphas[o.ref.namespace_name].push_back(std::move(o));
+    }
+    sort_oldest_first(s.mesh_policies_);
+    s.configs_.reserve(s.namespaces_.size());
+    for (NsId id = 0; id < s.namespaces_.size(); ++id) {
+        const std::string& name = s.namespaces_[id].name;
+        s.configs_.push_back(rebuilt[id] || !previous
+                                 ? build_namespace_config(name, std::move(pas[name]),
+                                                          std::move(drs[name]),
+                                                          std::move(alphas[name]), s)
+                                 : previous->configs_[id]);
+    }
+}
+
 std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
     auto snap = std::make_shared<Snapshot>();
     Snapshot& s = *snap;
@@ -494,19 +551,7 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
             names.try_emplace(ns);
     };
     note(s.mesh_.root_namespace);
-    for (const auto& o : peer_authentications_)
-        note(o.ref.namespace_name);
-    for (const auto& o : destination_rules_)
-        note(o.ref.namespace_name);
-    for (const auto& o : policies_)
-        if (!o.mesh_policy)
-            note(o.ref.namespace_name);
-    for (const auto& o : services_)
-        note(o.ref.namespace_name);
-    for (const auto& o : service_entries_)
-        note(o.ref.namespace_name);
-    for (const auto& o : pods_)
-        note(o.namespace_name);
+    for_each_object_namespace(note);
     for (auto& [name, labels] : names) {
         NamespaceRecord record;
         record.name = name;
@@ -520,15 +565,7 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
     auto ns_of = [&](const std::string& name) { return s.namespace_ids_.at(name); };
     auto& counts = s.namespace_object_counts_;
     counts.assign(s.namespaces_.size(), 0);
-    for (const auto& ns : namespaces_)
-        count_object(counts, s.namespace_ids_, ns.name);
-    for (const auto& o : peer_authentications_)
-        count_object(counts, s.namespace_ids_, o.ref.namespace_name);
-    for (const auto& o : destination_rules_)
-        count_object(counts, s.namespace_ids_, o.ref.namespace_name);
-    for (const auto& o : policies_)
-        if (!o.mesh_policy)
-            count_object(counts, s.namespace_ids_, o.ref.namespace_name);
+    count_configuration(counts, s.namespace_ids_);
 
     make_workloads(pods_, s.namespace_ids_, s.namespaces_, s.workloads_, counts);
     pods_.clear();
@@ -554,26 +591,7 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
     index_hosts(s);
 
     // Configuration, namespace by namespace.
-    std::map<std::string, std::vector<PeerAuthentication>> pas;
-    std::map<std::string, std::vector<DestinationRule>> drs;
-    std::map<std::string, std::vector<AlphaPolicy>> alphas;
-    for (auto& o : peer_authentications_)
-        pas[o.ref.namespace_name].push_back(std::move(o));
-    for (auto& o : destination_rules_)
-        drs[o.ref.namespace_name].push_back(std::move(o));
-    for (auto& o : policies_) {
-        if (o.mesh_policy)
-            s.mesh_policies_.push_back(std::move(o));
-        else
-            alphas[o.ref.namespace_name].push_back(std::move(o));
-    }
-    sort_oldest_first(s.mesh_policies_);
-    s.configs_.reserve(s.namespaces_.size());
-    for (NsId id = 0; id < s.namespaces_.size(); ++id) {
-        const std::string& name = s.namespaces_[id].name;
-        s.configs_.push_back(build_namespace_config(
-            name, std::move(pas[name]), std::move(drs[name]), std::move(alphas[name]), s));
-    }
+    make_configs(s, std::vector<bool>(s.namespaces_.size(), true), nullptr);
     index_local_keys(s);
     index_clients(s);
     // Admission re-evaluates flows under a changed policy; who uses which rule stays the same.
@@ -605,18 +623,7 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
     };
     for (const auto& o : namespaces_)
         note(o.name);
-    for (const auto& o : peer_authentications_)
-        note(o.ref.namespace_name);
-    for (const auto& o : destination_rules_)
-        note(o.ref.namespace_name);
-    for (const auto& o : policies_)
-        note(o.ref.namespace_name);
-    for (const auto& o : services_)
-        note(o.ref.namespace_name);
-    for (const auto& o : service_entries_)
-        note(o.ref.namespace_name);
-    for (const auto& o : pods_)
-        note(o.namespace_name);
+    for_each_object_namespace(note);
     if (outside)
         return nullptr;
     const std::size_t namespace_count = previous.namespaces_.size();
@@ -666,14 +673,7 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
         if (rebuilt[id])
             counts[id] = 0;
     }
-    for (const auto& ns : namespaces_)
-        count_object(counts, s.namespace_ids_, ns.name);
-    for (const auto& o : peer_authentications_)
-        count_object(counts, s.namespace_ids_, o.ref.namespace_name);
-    for (const auto& o : destination_rules_)
-        count_object(counts, s.namespace_ids_, o.ref.namespace_name);
-    for (const auto& o : policies_)
-        count_object(counts, s.namespace_ids_, o.ref.namespace_name);
+    count_configuration(counts, s.namespace_ids_);
 
     // Workloads, namespace by namespace: the changed ones anew, the others copied and renumbered.
     std::vector<Workload> fresh;
@@ -770,24 +770,9 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
         index_hosts(s);
 
     // Configuration: the changed namespaces anew; the others keep theirs, which hold no
-    // WorkloadIds (ClientVariant counts positions within the namespace).
-    std::map<std::string, std::vector<PeerAuthentication>> pas;
-    std::map<std::string, std::vector<DestinationRule>> drs;
-    std::map<std::string, std::vector<AlphaPolicy>> alphas;
-    for (auto& o : peer_authentications_)
-        pas[o.ref.namespace_name].push_back(std::move(o));
-    for (auto& o : destination_rules_)
-        drs[o.ref.namespace_name].push_back(std::move(o));
-    for (auto& o : policies_)
-        alphas[o.ref.namespace_name].push_back(std::move(o));
-    s.configs_.reserve(namespace_count);
-    for (NsId id = 0; id < namespace_count; ++id) {
-        const std::string& name = s.namespaces_[id].name;
-        s.configs_.push_back(rebuilt[id] ? build_namespace_config(name, std::move(pas[name]),
-                                                                  std::move(drs[name]),
-                                                                  std::move(alphas[name]), s)
-                                         : previous.configs_[id]);
-    }
+    // WorkloadIds (ClientVariant counts positions within the namespace). No MeshPolicy is among
+    // the added objects (checked above); the previous ones were copied.
+    make_configs(s, rebuilt, &previous);
     // Step 1 of the DR lookup finds namespaces by their local keys: the index stays when the
     // changed namespaces' keys did.
     bool same_keys = true;

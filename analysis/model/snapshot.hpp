@@ -252,6 +252,14 @@ class SnapshotBuilder {
     static void index_hosts(Snapshot& s);
     static void index_local_keys(Snapshot& s);
     static void index_clients(Snapshot& s);
+    // Calls `note` with the namespace of every namespaced object added, Namespaces aside.
+    template <typename Note> void for_each_object_namespace(Note note) const;
+    // Counts every added Namespace and namespaced configuration object in its namespace.
+    void count_configuration(std::vector<std::size_t>& counts,
+                             const std::unordered_map<std::string, NsId>& ids) const;
+    // Moves the MeshPolicies into `s` and builds the configs of the namespaces marked in
+    // `rebuilt` from the added objects; the others are taken from `previous`.
+    void make_configs(Snapshot& s, const std::vector<bool>& rebuilt, const Snapshot* previous);
 
     Settings settings_;
     std::optional<MeshConfig> mesh_from_config_map_;

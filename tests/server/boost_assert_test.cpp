@@ -43,21 +43,18 @@ std::optional<std::string> parse_in_steps(std::string_view wire, std::size_t ste
 
 } // namespace
 
-TEST_CASE("An empty chunked body read a byte at a time parses to the end") {
-    // Boost 1.74 asserts five buffered bytes when it resumes this final chunk; it has four.
-    constexpr std::string_view wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                      "0\r\n\r\n";
+TEST_CASE("Chunked bodies read a byte at a time parse to the end") {
+    struct Case {
+        std::string_view chunks;
+        std::string_view body;
+    };
+    // The empty one is the case Boost 1.74 asserts on: resuming its final chunk it wants five
+    // buffered bytes and has four.
+    const Case c = GENERATE(Case{"0\r\n\r\n", ""}, Case{"3\r\nabc\r\n0\r\n\r\n", "abc"});
+    const std::string wire = std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") +
+                             std::string(c.chunks);
     for (std::size_t step = 1; step <= wire.size(); ++step) {
-        INFO("bytes per read: " << step);
-        CHECK(parse_in_steps(wire, step) == "");
-    }
-}
-
-TEST_CASE("A chunked body with data read a byte at a time parses to the end") {
-    constexpr std::string_view wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                      "3\r\nabc\r\n0\r\n\r\n";
-    for (std::size_t step = 1; step <= wire.size(); ++step) {
-        INFO("bytes per read: " << step);
-        CHECK(parse_in_steps(wire, step) == "abc");
+        INFO("body " << c.body.size() << " bytes, bytes per read: " << step);
+        CHECK(parse_in_steps(wire, step) == c.body);
     }
 }
