@@ -59,6 +59,14 @@ std::vector<std::string> corpus() {
     return bodies;
 }
 
+// Under the sanitizers (CI's ASan step) each body costs about twenty times as much: the exhaustive
+// scenarios below take a fixed share of their cases there, and all of them in the plain builds.
+#ifdef MTLS_GUARD_SANITIZED
+constexpr std::size_t sanitized_share = 3;
+#else
+constexpr std::size_t sanitized_share = 1;
+#endif
+
 std::vector<AdmissionSettings> all_settings() {
     AdmissionSettings warn;
     warn.default_mode = Enforcement::Warn;
@@ -240,7 +248,8 @@ SCENARIO("Random damage to a real review is answered alike by both readers") {
     const std::string specials =
         "{}[]:,\"\\/ \t\n\r0123456789-+.eEtrufalsn\x01\x7f\x80\xc3\xa9\xed\xff";
     int fast_reads = 0;
-    for (int round = 0; round < 3000; ++round) {
+    const int rounds = 3000 / static_cast<int>(sanitized_share);
+    for (int round = 0; round < rounds; ++round) {
         std::string body = corpus_bodies[static_cast<std::size_t>(round) % corpus_bodies.size()];
         const int edits = 1 + static_cast<int>(random() % 3);
         for (int e = 0; e < edits && !body.empty(); ++e) {
@@ -269,8 +278,8 @@ SCENARIO("Random damage to a real review is answered alike by both readers") {
         check_same(fast, reference);
     }
     // Many damaged bodies are still JSON (a changed letter in a string): both paths are exercised.
-    CHECK(fast_reads > 300);
-    CHECK(fast_reads < 2700);
+    CHECK(fast_reads > rounds / 10);
+    CHECK(fast_reads < rounds * 9 / 10);
 }
 
 namespace {
@@ -491,10 +500,16 @@ SCENARIO("Every field of every kind, given any other type or value, reads alike 
     for (const json& review : rich_reviews()) {
         std::vector<json::json_pointer> all;
         pointers(review, json::json_pointer(), all);
-        for (const auto& pointer : all) {
+        for (std::size_t p = 0; p < all.size(); ++p) {
+            const auto& pointer = all[p];
             if (pointer.empty())
                 continue;
-            for (const json& value : replacements) {
+            for (std::size_t r = 0; r < replacements.size(); ++r) {
+                // Under the sanitizers each pointer gets every third value, a different third
+                // for the next pointer, so every value still reaches every kind of field.
+                if ((p + r) % sanitized_share != 0)
+                    continue;
+                const json& value = replacements[r];
                 json changed = review;
                 changed[pointer] = value;
                 const std::string body = changed.dump();
