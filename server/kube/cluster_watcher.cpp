@@ -55,7 +55,7 @@ std::optional<StoredObject> decode_for_store(ResourceKind kind, json& object, st
         if (!slice)
             return std::nullopt;
         StoredObject stored{std::move(identity->first), std::move(identity->second), {}};
-        stored.slice = std::move(*slice);
+        stored.slice = std::make_unique<EndpointSlice>(std::move(*slice));
         return stored;
     }
     if (kind == ResourceKind::IstioConfigMap) {

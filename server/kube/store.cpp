@@ -149,7 +149,8 @@ void ObjectStore::replace(ResourceKind kind, std::vector<StoredObject> objects) 
             auto [it, inserted] = slices_.try_emplace(std::move(object.key));
             if (!inserted)
                 unlink_slice(&*it, pods);
-            it->second = SliceEntry{std::move(object.uid), std::move(object.slice)};
+            it->second = SliceEntry{std::move(object.uid),
+                                    object.slice ? std::move(*object.slice) : EndpointSlice{}};
             link_slice(&*it, pods);
         }
         reshape_pods(std::move(pods));
@@ -165,7 +166,8 @@ StoreChange ObjectStore::upsert(ResourceKind kind, StoredObject object) {
         return upsert_pod(object.key, std::move(object.uid),
                           std::get<model::PodLike>(std::move(object.object)));
     if (kind == ResourceKind::EndpointSlices)
-        return upsert_slice(object.key, std::move(object.uid), std::move(object.slice));
+        return upsert_slice(object.key, std::move(object.uid),
+                            object.slice ? std::move(*object.slice) : EndpointSlice{});
     const std::string service_key = kind == ResourceKind::Services ? object.key : std::string();
     auto& map = objects_[index_of(kind)];
     Entry entry{std::move(object.uid),

@@ -367,7 +367,7 @@ void print_rebuild_breakdown(const bench::MeshShape& shape) {
         if (!identity || !decoded)
             continue;
         kube::StoredObject stored{identity->first, identity->second, {}};
-        stored.slice = std::move(*decoded);
+        stored.slice = std::make_unique<kube::EndpointSlice>(std::move(*decoded));
         store.upsert(kube::ResourceKind::EndpointSlices, std::move(stored));
     }
     const kube::SnapshotInputs inputs = store.inputs();

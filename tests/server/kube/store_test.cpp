@@ -89,7 +89,7 @@ StoredObject stored_slice(const json& object) {
     auto slice = decode_endpoint_slice(object, error);
     REQUIRE(slice);
     StoredObject out{identity->first, identity->second, {}};
-    out.slice = std::move(*slice);
+    out.slice = std::make_unique<EndpointSlice>(std::move(*slice));
     return out;
 }
 
