@@ -3,6 +3,7 @@
 
 #include "analysis/model/decode.hpp"
 #include "server/input/manifest_loader.hpp"
+#include "server/kube/endpoint_slice.hpp"
 #include "server/kube/store.hpp"
 
 #include <array>
@@ -48,6 +49,14 @@ std::optional<StoredObject> decode_for_store(ResourceKind kind, json& object, st
     if (!identity) {
         error = "metadata.name: missing";
         return std::nullopt;
+    }
+    if (kind == ResourceKind::EndpointSlices) {
+        auto slice = decode_endpoint_slice(object, error);
+        if (!slice)
+            return std::nullopt;
+        StoredObject stored{std::move(identity->first), std::move(identity->second), {}};
+        stored.slice = std::make_unique<EndpointSlice>(std::move(*slice));
+        return stored;
     }
     if (kind == ResourceKind::IstioConfigMap) {
         try {

@@ -12,8 +12,8 @@ namespace {
 
 using nlohmann::json;
 
-const std::array<KindSpec, 9>& specs() {
-    static const std::array<KindSpec, 9> table = {{
+const std::array<KindSpec, 10>& specs() {
+    static const std::array<KindSpec, 10> table = {{
         {ResourceKind::Namespaces, "namespaces", "", "Namespace", false, false, false, {"v1"}},
         {ResourceKind::Services, "services", "", "Service", true, false, false, {"v1"}},
         {ResourceKind::Pods, "pods", "", "Pod", true, false, true, {"v1"}},
@@ -58,6 +58,14 @@ const std::array<KindSpec, 9>& specs() {
          true,
          false,
          {"v1alpha1"}},
+        {ResourceKind::EndpointSlices,
+         "endpointslices",
+         "discovery.k8s.io",
+         "EndpointSlice",
+         true,
+         false,
+         false,
+         {"v1"}},
     }};
     return table;
 }
@@ -79,9 +87,14 @@ const json& required_array(const json& object, const char* key, const std::strin
     return *it;
 }
 
-bool is_istio_group(std::string_view group) {
-    return group == "security.istio.io" || group == "networking.istio.io" ||
-           group == "authentication.istio.io";
+// A named group some kind is read from: Istio's, and discovery.k8s.io.
+bool is_read_group(std::string_view group) {
+    if (group.empty())
+        return false;
+    for (const auto& spec : specs())
+        if (spec.group == group)
+            return true;
+    return false;
 }
 
 bool version_wanted(std::string_view group, std::string_view version) {
@@ -221,8 +234,8 @@ void Discovery::run(Done done) {
         core["v1"] = parse_api_resource_list(document);
         for (ResourceKind kind : all_resource_kinds) {
             const KindSpec& spec = spec_of(kind);
-            if (spec.custom)
-                continue;
+            if (spec.custom || !spec.group.empty())
+                continue; // Istio's come and go; EndpointSlices are optional
             if (!choose_version(spec, core))
                 throw std::runtime_error("the API server does not serve " + std::string(spec.name) +
                                          " v1 with list and watch");
@@ -232,7 +245,7 @@ void Discovery::run(Done done) {
             for (const auto& [group, versions] : parse_api_group_list(groups_document)) {
                 if (group == "apiextensions.k8s.io")
                     crd_api_ = std::find(versions.begin(), versions.end(), "v1") != versions.end();
-                if (!is_istio_group(group))
+                if (!is_read_group(group))
                     continue;
                 served_[group]; // the group exists even if none of its versions is usable
                 for (const auto& version : versions)

@@ -27,8 +27,9 @@ enum class ResourceKind : std::uint8_t {
     ServiceEntries,
     Policies,
     MeshPolicies,
+    EndpointSlices, // where live pods' named ports resolve; not an engine object
 };
-inline constexpr std::array<ResourceKind, 9> all_resource_kinds = {
+inline constexpr std::array<ResourceKind, 10> all_resource_kinds = {
     ResourceKind::Namespaces,
     ResourceKind::Services,
     ResourceKind::Pods,
@@ -37,7 +38,8 @@ inline constexpr std::array<ResourceKind, 9> all_resource_kinds = {
     ResourceKind::DestinationRules,
     ResourceKind::ServiceEntries,
     ResourceKind::Policies,
-    ResourceKind::MeshPolicies};
+    ResourceKind::MeshPolicies,
+    ResourceKind::EndpointSlices};
 
 // Static facts about one kind.
 struct KindSpec {
@@ -96,8 +98,9 @@ struct DiscoveryResult {
     bool crd_api = false; // apiextensions.k8s.io/v1 customresourcedefinitions can be watched
 };
 
-// One discovery pass: /api/v1, /apis, then /apis/<group>/<version> for Istio's groups. Runs on
-// the client's executor; call cancel() there too.
+// One discovery pass: /api/v1, /apis, then /apis/<group>/<version> for Istio's groups and
+// discovery.k8s.io (EndpointSlices, read when served: without them named ports stay unknown). Runs
+// on the client's executor; call cancel() there too.
 class Discovery : public std::enable_shared_from_this<Discovery> {
   public:
     using Done = std::function<void(std::optional<DiscoveryResult> result, std::string error)>;

@@ -1,6 +1,7 @@
 // Decoded cluster objects per kind, and the immutable snapshots built and published from them.
 #include "server/kube/store.hpp"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
 
@@ -34,6 +35,11 @@ std::string fingerprint(const model::PodLike& pod) {
         field(std::to_string(port.number));
     }
     return out;
+}
+
+// The larger of two changes: anything structural makes the whole structural.
+StoreChange larger(StoreChange a, StoreChange b) {
+    return static_cast<std::uint8_t>(a) < static_cast<std::uint8_t>(b) ? b : a;
 }
 
 // Whether an object's key ("namespace/name", or "name" for a cluster-scoped one) is found where
@@ -130,6 +136,26 @@ void ObjectStore::changed(std::string_view ns) {
 }
 
 void ObjectStore::replace(ResourceKind kind, std::vector<StoredObject> objects) {
+    if (kind == ResourceKind::EndpointSlices) {
+        // Linked all first, so that each pod is shaped again once.
+        std::vector<std::string> pods;
+        for (const auto& [key, refs] : pod_slices_)
+            pods.push_back(key);
+        all_changed_ = true;
+        slices_.clear();
+        service_slices_.clear();
+        pod_slices_.clear();
+        for (auto& object : objects) {
+            auto [it, inserted] = slices_.try_emplace(std::move(object.key));
+            if (!inserted)
+                unlink_slice(&*it, pods);
+            it->second = SliceEntry{std::move(object.uid),
+                                    object.slice ? std::move(*object.slice) : EndpointSlice{}};
+            link_slice(&*it, pods);
+        }
+        reshape_pods(std::move(pods));
+        return;
+    }
     clear(kind);
     for (auto& object : objects)
         upsert(kind, std::move(object));
@@ -139,6 +165,10 @@ StoreChange ObjectStore::upsert(ResourceKind kind, StoredObject object) {
     if (kind == ResourceKind::Pods && std::holds_alternative<model::PodLike>(object.object))
         return upsert_pod(object.key, std::move(object.uid),
                           std::get<model::PodLike>(std::move(object.object)));
+    if (kind == ResourceKind::EndpointSlices)
+        return upsert_slice(object.key, std::move(object.uid),
+                            object.slice ? std::move(*object.slice) : EndpointSlice{});
+    const std::string service_key = kind == ResourceKind::Services ? object.key : std::string();
     auto& map = objects_[index_of(kind)];
     Entry entry{std::move(object.uid),
                 std::make_shared<const model::DecodedObject>(std::move(object.object))};
@@ -149,10 +179,23 @@ StoreChange ObjectStore::upsert(ResourceKind kind, StoredObject object) {
     if (!inserted)
         changed(kind, *it->second.object); // the old one's namespace, should it differ
     it->second = std::move(entry);
+    if (!service_key.empty())
+        reshape_pods_of_service(service_key); // its named targetPorts may have changed
     return StoreChange::Structural;
 }
 
 StoreChange ObjectStore::upsert_pod(const std::string& key, std::string uid, model::PodLike pod) {
+    // Resolved ports go last, so that the pod's own can be told from them again.
+    std::uint16_t resolved = 0;
+    for (auto& port : resolved_ports(key)) {
+        const bool named =
+            std::any_of(pod.container_ports.begin(), pod.container_ports.end(),
+                        [&](const model::NamedPort& p) { return p.name == port.name; });
+        if (!named) {
+            pod.container_ports.push_back(std::move(port));
+            ++resolved;
+        }
+    }
     std::string print = fingerprint(pod);
     auto [shape_it, created] = shapes_.try_emplace(std::move(print));
     if (created)
@@ -163,6 +206,7 @@ StoreChange ObjectStore::upsert_pod(const std::string& key, std::string uid, mod
     const bool vanished = !inserted && release_shape(entry->second.shape);
     entry->second.uid = std::move(uid);
     entry->second.shape = &*shape_it;
+    entry->second.resolved_ports = resolved;
     if (created || vanished || inserted || moved)
         changed(shape_it->second.pod->namespace_name);
     if (created || vanished)
@@ -178,6 +222,8 @@ bool ObjectStore::release_shape(ShapeMap::value_type* shape) {
 }
 
 StoreChange ObjectStore::erase(ResourceKind kind, const std::string& key, const std::string& uid) {
+    if (kind == ResourceKind::EndpointSlices)
+        return erase_slice(key, uid);
     if (kind == ResourceKind::Pods) {
         auto it = pods_.find(key);
         if (it != pods_.end() && (uid.empty() || it->second.uid.empty() || it->second.uid == uid)) {
@@ -198,20 +244,153 @@ StoreChange ObjectStore::erase(ResourceKind kind, const std::string& key, const 
     if (!keyed_by_namespace(key, model::object_namespace(*it->second.object)))
         all_changed_ = true;
     map.erase(it);
+    if (kind == ResourceKind::Services)
+        reshape_pods_of_service(key);
     return StoreChange::Structural;
+}
+
+StoreChange ObjectStore::upsert_slice(const std::string& key, std::string uid,
+                                      EndpointSlice slice) {
+    std::vector<std::string> pods;
+    auto [it, inserted] = slices_.try_emplace(key);
+    if (!inserted)
+        unlink_slice(&*it, pods);
+    it->second = SliceEntry{std::move(uid), std::move(slice)};
+    link_slice(&*it, pods);
+    return reshape_pods(std::move(pods));
+}
+
+StoreChange ObjectStore::erase_slice(const std::string& key, const std::string& uid) {
+    auto it = slices_.find(key);
+    if (it == slices_.end())
+        return StoreChange::None;
+    if (!uid.empty() && !it->second.uid.empty() && it->second.uid != uid)
+        return StoreChange::None;
+    std::vector<std::string> pods;
+    unlink_slice(&*it, pods);
+    slices_.erase(it);
+    return reshape_pods(std::move(pods));
+}
+
+void ObjectStore::link_slice(const SliceMap::value_type* slice, std::vector<std::string>& pods) {
+    const EndpointSlice& s = slice->second.slice;
+    if (s.service.empty())
+        return; // no Service's: it resolves no targetPort
+    service_slices_[s.namespace_name + "/" + s.service].push_back(slice);
+    for (const auto& name : s.pods) {
+        std::string key = s.namespace_name + "/" + name;
+        pod_slices_[key].push_back(slice);
+        pods.push_back(std::move(key));
+    }
+}
+
+void ObjectStore::unlink_slice(const SliceMap::value_type* slice, std::vector<std::string>& pods) {
+    const EndpointSlice& s = slice->second.slice;
+    if (s.service.empty())
+        return;
+    auto drop = [slice](auto& index, const std::string& key) {
+        auto it = index.find(key);
+        if (it == index.end())
+            return;
+        auto& refs = it->second;
+        refs.erase(std::remove(refs.begin(), refs.end(), slice), refs.end());
+        if (refs.empty())
+            index.erase(it);
+    };
+    drop(service_slices_, s.namespace_name + "/" + s.service);
+    for (const auto& name : s.pods) {
+        std::string key = s.namespace_name + "/" + name;
+        drop(pod_slices_, key);
+        pods.push_back(std::move(key));
+    }
+}
+
+std::vector<model::NamedPort> ObjectStore::resolved_ports(const std::string& pod_key) const {
+    std::vector<model::NamedPort> out;
+    auto refs = pod_slices_.find(pod_key);
+    if (refs == pod_slices_.end())
+        return out;
+    const auto& services = objects_[index_of(ResourceKind::Services)];
+    for (const auto* slice : refs->second) {
+        const EndpointSlice& s = slice->second.slice;
+        auto found = services.find(s.namespace_name + "/" + s.service);
+        if (found == services.end())
+            continue;
+        const auto* service = std::get_if<model::Service>(found->second.object.get());
+        if (!service)
+            continue;
+        // The slice port named as the Service port holds the number its targetPort resolved to.
+        for (const auto& port : service->ports) {
+            if (port.target_port_name.empty())
+                continue; // a number needs no slice
+            for (const auto& resolved : s.ports)
+                if (resolved.name == port.name) {
+                    out.push_back(model::NamedPort{port.target_port_name, resolved.number});
+                    break;
+                }
+        }
+    }
+    // One number per name, whatever order the slices came in.
+    std::sort(out.begin(), out.end(), [](const model::NamedPort& a, const model::NamedPort& b) {
+        return std::tie(a.name, a.number) < std::tie(b.name, b.number);
+    });
+    out.erase(std::unique(out.begin(), out.end(),
+                          [](const model::NamedPort& a, const model::NamedPort& b) {
+                              return a.name == b.name;
+                          }),
+              out.end());
+    return out;
+}
+
+StoreChange ObjectStore::reshape_pods(std::vector<std::string> pods) {
+    std::sort(pods.begin(), pods.end());
+    pods.erase(std::unique(pods.begin(), pods.end()), pods.end());
+    StoreChange change = StoreChange::None;
+    for (const auto& key : pods) {
+        auto it = pods_.find(key);
+        if (it == pods_.end())
+            continue; // listed before it arrived: upsert_pod() resolves its ports then
+        model::PodLike pod = *it->second.shape->second.pod;
+        pod.container_ports.resize(pod.container_ports.size() - it->second.resolved_ports);
+        change = larger(change, upsert_pod(key, it->second.uid, std::move(pod)));
+    }
+    return change;
+}
+
+StoreChange ObjectStore::reshape_pods_of_service(const std::string& service_key) {
+    auto it = service_slices_.find(service_key);
+    if (it == service_slices_.end())
+        return StoreChange::None;
+    std::vector<std::string> pods;
+    for (const auto* slice : it->second)
+        for (const auto& name : slice->second.slice.pods)
+            pods.push_back(slice->second.slice.namespace_name + "/" + name);
+    return reshape_pods(std::move(pods));
 }
 
 void ObjectStore::clear(ResourceKind kind) {
     all_changed_ = true;
+    if (kind == ResourceKind::EndpointSlices) {
+        replace(kind, {});
+        return;
+    }
     objects_[index_of(kind)].clear();
     if (kind == ResourceKind::Pods) {
         pods_.clear();
         shapes_.clear();
     }
+    if (kind == ResourceKind::Services) {
+        std::vector<std::string> pods;
+        for (const auto& [key, refs] : pod_slices_)
+            pods.push_back(key);
+        reshape_pods(std::move(pods));
+    }
 }
 
 std::size_t ObjectStore::size(ResourceKind kind) const noexcept {
     const std::size_t general = objects_[index_of(kind)].size();
+    if (kind == ResourceKind::EndpointSlices)
+        return slices_.size();
     return kind == ResourceKind::Pods ? general + pods_.size() : general;
 }
 

@@ -3,6 +3,7 @@
 
 #include "analysis/model/snapshot.hpp"
 #include "server/kube/discovery.hpp"
+#include "server/kube/endpoint_slice.hpp"
 
 #include <array>
 #include <atomic>
@@ -30,6 +31,9 @@ struct StoredObject {
     std::string key; // "namespace/name", or "name" for cluster-scoped objects
     std::string uid; // metadata.uid: a delete of an older incarnation must not remove a newer one
     model::DecodedObject object;
+    // EndpointSlices only, whose `object` is unused. A pointer: a list of 50,000 pods waits in
+    // StoredObjects, and should not carry an empty slice each.
+    std::unique_ptr<EndpointSlice> slice{};
 };
 
 // "namespace/name" (or "name") and metadata.uid of an API object; nullopt without a name.
@@ -77,6 +81,9 @@ enum class StoreChange : std::uint8_t {
 };
 
 // The objects of every watched kind. Not thread-safe: it lives on the watcher's strand.
+// EndpointSlices are no engine objects: each pod they list gets the numbers its Services' named
+// targetPorts resolved to as container ports (unless it has a port of that name), as if it had
+// carried them; metadata-only pods carry none.
 class ObjectStore {
   public:
     // A complete list: these objects are now all there is of `kind`.
@@ -118,9 +125,27 @@ class ObjectStore {
     struct PodEntry {
         std::string uid;
         ShapeMap::value_type* shape = nullptr; // node pointers survive rehashing
+        // How many of the shape's container ports, at its end, came from EndpointSlices.
+        std::uint16_t resolved_ports = 0;
     };
+    struct SliceEntry {
+        std::string uid;
+        EndpointSlice slice;
+    };
+    using SliceMap = std::map<std::string, SliceEntry>;
+    using SliceRefs = std::vector<const SliceMap::value_type*>;
 
     StoreChange upsert_pod(const std::string& key, std::string uid, model::PodLike pod);
+    StoreChange upsert_slice(const std::string& key, std::string uid, EndpointSlice slice);
+    StoreChange erase_slice(const std::string& key, const std::string& uid);
+    // Indexes a stored slice by its Service and its pods, or takes it out; adds its pods' keys.
+    void link_slice(const SliceMap::value_type* slice, std::vector<std::string>& pods);
+    void unlink_slice(const SliceMap::value_type* slice, std::vector<std::string>& pods);
+    // The ports the slices listing this pod resolve its Services' named targetPorts to.
+    std::vector<model::NamedPort> resolved_ports(const std::string& pod_key) const;
+    // Shapes these pods again, after their slices or their Services changed.
+    StoreChange reshape_pods(std::vector<std::string> pods);
+    StoreChange reshape_pods_of_service(const std::string& service_key);
     // Returns whether the shape went away with its last pod.
     bool release_shape(ShapeMap::value_type* shape);
 
@@ -131,6 +156,9 @@ class ObjectStore {
     std::array<std::map<std::string, Entry, NamespaceMajor>, all_resource_kinds.size()> objects_;
     std::unordered_map<std::string, PodEntry> pods_;
     ShapeMap shapes_;
+    SliceMap slices_;                                           // "namespace/name"
+    std::unordered_map<std::string, SliceRefs> service_slices_; // "namespace/service"
+    std::unordered_map<std::string, SliceRefs> pod_slices_;     // "namespace/pod"
     bool all_changed_ = true;
     std::set<std::string, std::less<>> changed_namespaces_;
 };

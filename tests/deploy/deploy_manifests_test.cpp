@@ -513,6 +513,7 @@ void check_read_only_cluster_role(const Docs& docs, const Names& names) {
         {"", "namespaces"},
         {"", "pods"},
         {"", "configmaps"},
+        {"discovery.k8s.io", "endpointslices"},
         {"apiextensions.k8s.io", "customresourcedefinitions"},
     };
     CHECK(covered == expected);

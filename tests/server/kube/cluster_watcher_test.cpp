@@ -382,3 +382,55 @@ TEST_CASE("v1alpha1 Policies switch a watcher without a fixed version to the Ist
     CHECK(w.published.latest()->settings().version ==
           (from_objects ? model::IstioVersion::V1_5 : model::IstioVersion::Current));
 }
+
+SCENARIO("An EndpointSlice resolves a live Service's named targetPort for portLevelMtls") {
+    // Live pods come as metadata, without container ports: only the slice says that the Service's
+    // targetPort "web" is 8080 on these pods, the port a PeerAuthentication makes STRICT.
+    GIVEN("shop/web with targetPort web, PERMISSIVE but for port 8080, and no slice yet") {
+        Watching w([](FakeApiServer& server) {
+            seed_open_mesh(server);
+            json web = service("shop", "web");
+            web["spec"]["ports"][0]["targetPort"] = "web";
+            server.update("", "services", web);
+            server.create("security.istio.io", "peerauthentications",
+                          {{"apiVersion", "security.istio.io/v1"},
+                           {"kind", "PeerAuthentication"},
+                           {"metadata", {{"name", "web"}, {"namespace", "shop"}}},
+                           {"spec",
+                            {{"selector", {{"matchLabels", {{"app", "web"}}}}},
+                             {"mtls", {{"mode", "PERMISSIVE"}}},
+                             {"portLevelMtls", {{"8080", {{"mode", "STRICT"}}}}}}}});
+        });
+        w.watcher->start();
+        REQUIRE(wait_until([&] { return w.watcher->synced(); }));
+        const json plaintext_rule =
+            destination_rule("front", "web-plain", "web.shop.svc.cluster.local", "DISABLE");
+        admission::AdmissionSettings settings;
+        THEN("the pods serve no port named web: plaintext to them is allowed") {
+            auto before =
+                admission::decide(*w.published.latest(), review_of(plaintext_rule), settings);
+            REQUIRE(before.http_status == 200);
+            CHECK(before.allowed);
+        }
+        WHEN("the endpoint controller writes the slice resolving web to 8080") {
+            w.cluster.server.create("discovery.k8s.io", "endpointslices",
+                                    endpoint_slice("shop", "web-abcde", "web", "http", 8080,
+                                                   {"web-5d8f-1", "web-5d8f-2"}));
+            auto snapshot = w.published.wait_for([](const model::Snapshot& s) {
+                for (const auto& workload : s.workloads())
+                    if (workload.name == "web" && !workload.ports.empty())
+                        return true;
+                return false;
+            });
+            REQUIRE(snapshot);
+            THEN("plaintext meets the STRICT port and is denied") {
+                auto after = admission::decide(*snapshot, review_of(plaintext_rule), settings);
+                REQUIRE(after.http_status == 200);
+                CHECK_FALSE(after.allowed);
+                CHECK(std::find(after.codes.begin(), after.codes.end(), "MTG101") !=
+                      after.codes.end());
+                CHECK(w.watcher->stats().objects.at("endpointslices") == 1);
+            }
+        }
+    }
+}

@@ -127,6 +127,12 @@ TEST_CASE("Reflector targets: paths, metadata-only pods, the istio ConfigMap by 
     CHECK(make_target(ResourceKind::MeshPolicies, "v1alpha1", "x").path ==
           "/apis/authentication.istio.io/v1alpha1/meshpolicies");
     CHECK(make_target(ResourceKind::Namespaces, "v1", "x").path == "/api/v1/namespaces");
+    // Whole objects: a slice's ports and endpoints are not metadata.
+    ResourceTarget slices = make_target(ResourceKind::EndpointSlices, "v1", "x");
+    CHECK(slices.path == "/apis/discovery.k8s.io/v1/endpointslices");
+    CHECK(slices.api_version == "discovery.k8s.io/v1");
+    CHECK(slices.kind == "EndpointSlice");
+    CHECK_FALSE(slices.metadata_only);
     CHECK_THROWS_AS(make_target(ResourceKind::IstioConfigMap, "v1", "../secrets"),
                     std::invalid_argument);
     CHECK(crd_target().metadata_only);
@@ -168,7 +174,25 @@ TEST_CASE("Discovery against an older Istio picks what it serves; without Istio,
     FakeCluster bare;
     auto [plain, plain_error] = discover(thread, bare.config());
     REQUIRE(plain);
-    CHECK(plain->versions.size() == 4); // namespaces, services, pods, configmaps
+    CHECK(plain->versions.size() == 5); // namespaces, services, pods, configmaps, endpointslices
+    CHECK(plain->versions.at(ResourceKind::EndpointSlices) == "v1");
+}
+
+SCENARIO("EndpointSlices are read when served, and their absence fails nothing") {
+    IoThread thread;
+    GIVEN("an API server that serves no discovery.k8s.io group") {
+        FakeCluster cluster;
+        cluster.server.remove_resource("discovery.k8s.io", "endpointslices");
+        WHEN("discovery runs") {
+            auto [result, error] = discover(thread, cluster.config());
+            THEN("it succeeds without them: named ports of live pods stay unknown, as before") {
+                REQUIRE(result);
+                CHECK(error.empty());
+                CHECK_FALSE(result->versions.count(ResourceKind::EndpointSlices));
+                CHECK(result->versions.at(ResourceKind::Pods) == "v1");
+            }
+        }
+    }
 }
 
 TEST_CASE("Discovery fails with the reason when the API server refuses") {

@@ -55,6 +55,54 @@ StoredObject stored(const json& object) {
     return StoredObject{identity->first, identity->second, std::move(*outcome.object)};
 }
 
+// A Service whose one port `port_name` targets the container port named `target`.
+json named_service(const std::string& ns, const std::string& name, const std::string& app,
+                   const std::string& port_name, const std::string& target) {
+    json object = service(ns, name, app);
+    object["spec"]["ports"] = {{{"name", port_name}, {"port", 80}, {"targetPort", target}}};
+    return object;
+}
+
+// An EndpointSlice of `service` with one port, named as the Service port, resolved to `number`.
+json endpoint_slice(const std::string& ns, const std::string& name, const std::string& service,
+                    const std::string& port_name, int number,
+                    const std::vector<std::string>& pods) {
+    json endpoints = json::array();
+    for (const auto& pod_name : pods)
+        endpoints.push_back(
+            {{"addresses", {"10.0.0.1"}},
+             {"targetRef", {{"kind", "Pod"}, {"name", pod_name}, {"namespace", ns}}}});
+    return {{"apiVersion", "discovery.k8s.io/v1"},
+            {"kind", "EndpointSlice"},
+            {"metadata",
+             {{"name", name},
+              {"namespace", ns},
+              {"labels", {{"kubernetes.io/service-name", service}}}}},
+            {"ports", {{{"name", port_name}, {"port", number}}}},
+            {"endpoints", endpoints}};
+}
+
+StoredObject stored_slice(const json& object) {
+    auto identity = object_identity(object);
+    REQUIRE(identity);
+    std::string error;
+    auto slice = decode_endpoint_slice(object, error);
+    REQUIRE(slice);
+    StoredObject out{identity->first, identity->second, {}};
+    out.slice = std::make_unique<EndpointSlice>(std::move(*slice));
+    return out;
+}
+
+// "name:number ..." of the pod's shape.
+std::string ports_of(const ObjectStore& store, const std::string& pod_key) {
+    const model::PodLike* pod = store.find_pod(pod_key);
+    REQUIRE(pod);
+    std::string out;
+    for (const auto& port : pod->container_ports)
+        out += (out.empty() ? "" : " ") + port.name + ":" + std::to_string(port.number);
+    return out;
+}
+
 std::uint32_t pods_of(const model::Snapshot& snapshot, const std::string& workload) {
     std::uint32_t n = 0;
     for (const auto& w : snapshot.workloads())
@@ -164,6 +212,110 @@ TEST_CASE("Pods coming and going under a shape that stays change counts only") {
     CHECK(store.erase(ResourceKind::Pods, "shop/web-3", "u3") == StoreChange::None);
     CHECK(store.upsert(ResourceKind::Services, stored(service("shop", "web", "web"))) ==
           StoreChange::Structural);
+}
+
+SCENARIO("EndpointSlices give metadata-only pods the ports their named targetPorts resolve to") {
+    ObjectStore store;
+    // A Service whose targetPort is a name: which number that is, only the pods' specs say, and
+    // live pods come without them; the slices of the Service say it instead.
+    store.upsert(ResourceKind::Services,
+                 stored(named_service("shop", "web", "web", "http", "web-port")));
+    GIVEN("three pods of one controller, one shape") {
+        for (int i = 1; i <= 3; ++i)
+            store.upsert(ResourceKind::Pods,
+                         stored(pod("shop", "web-" + std::to_string(i), "web-5d8f", "web", true)));
+        REQUIRE(store.pod_shapes() == 1);
+        WHEN("one slice resolves web-port to 8080 for two of them") {
+            CHECK(store.upsert(ResourceKind::EndpointSlices,
+                               stored_slice(endpoint_slice("shop", "web-a", "web", "http", 8080,
+                                                           {"web-1", "web-2"}))) ==
+                  StoreChange::Structural);
+            THEN("those two carry the port and share a shape; the third keeps the old one") {
+                CHECK(store.size(ResourceKind::EndpointSlices) == 1);
+                CHECK(store.pod_shapes() == 2);
+                CHECK(ports_of(store, "shop/web-1") == "web-port:8080");
+                CHECK(ports_of(store, "shop/web-2") == "web-port:8080");
+                CHECK(ports_of(store, "shop/web-3").empty());
+            }
+            AND_WHEN("another slice resolves the same name to 9090 for the third") {
+                store.upsert(
+                    ResourceKind::EndpointSlices,
+                    stored_slice(endpoint_slice("shop", "web-b", "web", "http", 9090, {"web-3"})));
+                THEN("each pod has its own number, and pods that differ do not share a shape") {
+                    CHECK(ports_of(store, "shop/web-2") == "web-port:8080");
+                    CHECK(ports_of(store, "shop/web-3") == "web-port:9090");
+                    CHECK(store.pod_shapes() == 2);
+                }
+            }
+            AND_WHEN("a pod's metadata changes again (a status update)") {
+                store.upsert(ResourceKind::Pods,
+                             stored(pod("shop", "web-1", "web-5d8f", "web", true)));
+                THEN("it keeps its resolved port") {
+                    CHECK(ports_of(store, "shop/web-1") == "web-port:8080");
+                    CHECK(store.pod_shapes() == 2);
+                }
+            }
+            AND_WHEN("the slice goes") {
+                CHECK(store.erase(ResourceKind::EndpointSlices, "shop/web-a", "") ==
+                      StoreChange::Structural);
+                THEN("the pods are one shape again, without ports") {
+                    CHECK(store.pod_shapes() == 1);
+                    CHECK(ports_of(store, "shop/web-1").empty());
+                    CHECK(store.size(ResourceKind::EndpointSlices) == 0);
+                }
+            }
+            AND_WHEN("the Service's targetPort becomes a number") {
+                store.upsert(ResourceKind::Services, stored(service("shop", "web", "web")));
+                THEN("the slice resolves nothing any more") {
+                    CHECK(store.pod_shapes() == 1);
+                    CHECK(ports_of(store, "shop/web-1").empty());
+                }
+            }
+            AND_WHEN("the Service goes, and comes back in a relist") {
+                store.erase(ResourceKind::Services, "shop/web", "");
+                CHECK(ports_of(store, "shop/web-1").empty());
+                std::vector<StoredObject> relisted;
+                relisted.push_back(stored(named_service("shop", "web", "web", "http", "web-port")));
+                store.replace(ResourceKind::Services, std::move(relisted));
+                THEN("the ports come back with it") {
+                    CHECK(ports_of(store, "shop/web-1") == "web-port:8080");
+                }
+            }
+            AND_WHEN("the slices are relisted without it") {
+                store.replace(ResourceKind::EndpointSlices, {});
+                THEN("its ports are gone") {
+                    CHECK(ports_of(store, "shop/web-2").empty());
+                    CHECK(store.pod_shapes() == 1);
+                }
+            }
+        }
+    }
+    GIVEN("a slice that lists a pod before the pod arrives") {
+        store.upsert(ResourceKind::EndpointSlices,
+                     stored_slice(endpoint_slice("shop", "web-a", "web", "http", 8080, {"web-1"})));
+        WHEN("the pod arrives") {
+            CHECK(store.upsert(ResourceKind::Pods, stored(pod("shop", "web-1", "web-5d8f", "web",
+                                                              true))) == StoreChange::Structural);
+            THEN("it has the port at once") {
+                CHECK(ports_of(store, "shop/web-1") == "web-port:8080");
+            }
+        }
+    }
+    GIVEN("a pod that declares the named port itself") {
+        json full = pod("shop", "web-1", "web-5d8f", "web", true);
+        full["spec"] = {
+            {"containers",
+             {{{"name", "app"}, {"ports", {{{"name", "web-port"}, {"containerPort", 7070}}}}}}}};
+        store.upsert(ResourceKind::Pods, stored(full));
+        WHEN("a slice says otherwise") {
+            store.upsert(
+                ResourceKind::EndpointSlices,
+                stored_slice(endpoint_slice("shop", "web-a", "web", "http", 8080, {"web-1"})));
+            THEN("the pod's own port stands") {
+                CHECK(ports_of(store, "shop/web-1") == "web-port:7070");
+            }
+        }
+    }
 }
 
 TEST_CASE("Pod counts alone wait for the count refresh or the next other change") {
@@ -338,7 +490,8 @@ namespace {
 
 // A small cluster changed at random: a few namespaces (one a prefix of another, to catch a store
 // that orders "ns/name" keys as plain strings), and objects whose changes reach other namespaces'
-// results through DestinationRule hosts, exportTo and workload selectors.
+// results through DestinationRule hosts, exportTo and workload selectors; and EndpointSlices that
+// resolve named targetPorts, which portLevelMtls is keyed by.
 class RandomCluster {
   public:
     explicit RandomCluster(unsigned seed) : random_(seed) {}
@@ -355,7 +508,7 @@ class RandomCluster {
         }
         const std::string ns = pick(namespaces_);
         const std::string n = std::to_string(below(4));
-        switch (below(8)) {
+        switch (below(9)) {
         case 0:
         case 1:
         case 2: { // a pod: new shapes, moves between shapes, deletes
@@ -378,7 +531,11 @@ class RandomCluster {
                 store.erase(ResourceKind::Services, ns + "/s" + n, "");
                 return;
             }
-            upsert(store, ResourceKind::Services, service(ns, "s" + n, pick({"web", "api", "db"})));
+            const std::string app = pick({"web", "api", "db"});
+            // Named targetPorts resolve only through the slices below.
+            upsert(store, ResourceKind::Services,
+                   below(2) == 0 ? service(ns, "s" + n, app)
+                                 : named_service(ns, "s" + n, app, pick({"http", ""}), "web"));
             return;
         }
         case 4: { // a DestinationRule
@@ -412,8 +569,12 @@ class RandomCluster {
                 return;
             }
             json spec = {{"mtls", {{"mode", pick({"STRICT", "PERMISSIVE", "DISABLE"})}}}};
-            if (below(2) == 0)
+            if (below(2) == 0) {
                 spec["selector"] = {{"matchLabels", {{"app", pick({"web", "api"})}}}};
+                // Keyed by the number a slice resolves a named targetPort to.
+                if (below(2) == 0)
+                    spec["portLevelMtls"] = {{"8080", {{"mode", pick({"STRICT", "DISABLE"})}}}};
+            }
             upsert(store, ResourceKind::PeerAuthentications,
                    {{"apiVersion", "security.istio.io/v1beta1"},
                     {"kind", "PeerAuthentication"},
@@ -434,6 +595,21 @@ class RandomCluster {
                      {{"hosts", {pick({"api.example.com", "*.example.com", "db.internal"})}},
                       {"location", pick({"MESH_EXTERNAL", "MESH_INTERNAL"})},
                       {"ports", {{{"number", 443}, {"name", "https"}, {"protocol", "TLS"}}}}}}});
+            return;
+        }
+        case 7: { // an EndpointSlice: pods of a Service resolve its named targetPort
+            const std::string name = "s" + n + "-" + std::to_string(below(2));
+            if (below(4) == 0) {
+                store.erase(ResourceKind::EndpointSlices, ns + "/" + name, "");
+                return;
+            }
+            std::vector<std::string> pods;
+            for (int p = 0; p < 6; ++p)
+                if (below(3) == 0)
+                    pods.push_back("p" + std::to_string(p));
+            store.upsert(ResourceKind::EndpointSlices,
+                         stored_slice(endpoint_slice(ns, name, "s" + n, pick({"http", ""}),
+                                                     below(2) == 0 ? 8080 : 9090, pods)));
             return;
         }
         default: { // a Namespace object: injection on or off, or gone
@@ -510,6 +686,9 @@ std::vector<std::string> describe(const model::Snapshot& s) {
                            " pods=" + std::to_string(w.pods) + " labels";
         for (const auto& [k, v] : w.labels.entries())
             line += " " + k + "=" + v;
+        line += " ports";
+        for (const auto& port : w.ports)
+            line += " " + port.name + ":" + std::to_string(port.number);
         out.push_back(line);
     }
     for (model::ServiceId id = 0; id < s.services().size(); ++id) {
@@ -562,6 +741,7 @@ TEST_CASE("A snapshot updated namespace by namespace equals one built from all o
     const model::Settings settings;
     std::size_t incremental = 0;
     std::size_t full = 0;
+    std::size_t with_ports = 0; // snapshots where slices resolved some pod's named port
     for (unsigned seed = 1; seed <= 12; ++seed) {
         RandomCluster cluster(seed);
         ObjectStore store;
@@ -577,6 +757,11 @@ TEST_CASE("A snapshot updated namespace by namespace equals one built from all o
             auto next =
                 update_snapshot(previous.get(), store.collect(), settings, false, &was_incremental);
             (was_incremental ? incremental : full) += 1;
+            for (const auto& w : next->workloads())
+                if (!w.ports.empty()) {
+                    ++with_ports;
+                    break;
+                }
             const auto scratch = build_snapshot(store.inputs(), settings);
             INFO("seed " << seed << ", round " << round
                          << (was_incremental ? ", incremental" : ", full"));
@@ -592,4 +777,42 @@ TEST_CASE("A snapshot updated namespace by namespace equals one built from all o
     // Both paths ran, the incremental one most of the time.
     CHECK(full > 0);
     CHECK(incremental > full);
+    CHECK(with_ports > 0);
+}
+
+TEST_CASE("A slice's ports make the same snapshot as pods that carried those ports themselves",
+          "[store]") {
+    const model::Settings settings;
+    auto cluster = [](ObjectStore& store) {
+        store.upsert(ResourceKind::Namespaces,
+                     stored({{"apiVersion", "v1"},
+                             {"kind", "Namespace"},
+                             {"metadata",
+                              {{"name", "shop"}, {"labels", {{"istio-injection", "enabled"}}}}}}));
+        store.upsert(ResourceKind::Services,
+                     stored(named_service("shop", "web", "web", "http", "web-port")));
+    };
+    ObjectStore live;
+    cluster(live);
+    ObjectStore carried;
+    cluster(carried);
+    for (int i = 1; i <= 4; ++i) {
+        const std::string name = "web-" + std::to_string(i);
+        live.upsert(ResourceKind::Pods, stored(pod("shop", name, "web-5d8f", "web", true)));
+        json full = pod("shop", name, "web-5d8f", "web", true);
+        full["spec"] = {
+            {"containers",
+             {{{"name", "app"},
+               {"ports", {{{"name", "web-port"}, {"containerPort", i <= 2 ? 8080 : 9090}}}}}}}};
+        carried.upsert(ResourceKind::Pods, stored(full));
+    }
+    live.upsert(
+        ResourceKind::EndpointSlices,
+        stored_slice(endpoint_slice("shop", "web-a", "web", "http", 8080, {"web-1", "web-2"})));
+    live.upsert(
+        ResourceKind::EndpointSlices,
+        stored_slice(endpoint_slice("shop", "web-b", "web", "http", 9090, {"web-3", "web-4"})));
+    CHECK(live.pod_shapes() == carried.pod_shapes());
+    CHECK(describe(*build_snapshot(live.inputs(), settings)) ==
+          describe(*build_snapshot(carried.inputs(), settings)));
 }

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace mtlsguard::kube::testing {
 
@@ -62,6 +63,31 @@ inline json destination_rule(const std::string& ns, const std::string& name,
             {"kind", "DestinationRule"},
             {"metadata", {{"name", name}, {"namespace", ns}}},
             {"spec", {{"host", host}, {"trafficPolicy", {{"tls", {{"mode", tls}}}}}}}};
+}
+
+// The EndpointSlice the endpoint controller writes for `service`: one port, named as the Service
+// port (`port_name`, "" for an unnamed one), resolved to `number` for these pods.
+inline json endpoint_slice(const std::string& ns, const std::string& name,
+                           const std::string& service, const std::string& port_name, int number,
+                           const std::vector<std::string>& pods) {
+    json endpoints = json::array();
+    for (const auto& pod_name : pods)
+        endpoints.push_back(
+            {{"addresses", {"10.0.0.1"}},
+             {"conditions", {{"ready", true}}},
+             {"targetRef", {{"kind", "Pod"}, {"name", pod_name}, {"namespace", ns}}}});
+    json port = {{"port", number}, {"protocol", "TCP"}};
+    if (!port_name.empty())
+        port["name"] = port_name;
+    return {{"apiVersion", "discovery.k8s.io/v1"},
+            {"kind", "EndpointSlice"},
+            {"metadata",
+             {{"name", name},
+              {"namespace", ns},
+              {"labels", {{"kubernetes.io/service-name", service}}}}},
+            {"addressType", "IPv4"},
+            {"ports", json::array({port})},
+            {"endpoints", endpoints}};
 }
 
 inline json crd(const std::string& name) {

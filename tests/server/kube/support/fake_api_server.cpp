@@ -33,6 +33,7 @@ std::vector<FakeResource> core_resources() {
         {"", {"v1"}, "services", "Service", true},
         {"", {"v1"}, "pods", "Pod", true},
         {"", {"v1"}, "configmaps", "ConfigMap", true},
+        {"discovery.k8s.io", {"v1"}, "endpointslices", "EndpointSlice", true},
         {"apiextensions.k8s.io",
          {"v1"},
          "customresourcedefinitions",

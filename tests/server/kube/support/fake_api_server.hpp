@@ -21,7 +21,8 @@ struct FakeResource {
     bool namespaced = true;
 };
 
-// The resources of a cluster without Istio: namespaces, services, pods, configmaps, CRDs.
+// The resources of a cluster without Istio: namespaces, services, pods, configmaps,
+// endpointslices, CRDs.
 std::vector<FakeResource> core_resources();
 // Istio's: peerauthentications (v1, v1beta1), destinationrules and serviceentries (v1, v1beta1,
 // v1alpha3).
