@@ -4,6 +4,7 @@
 #include "analysis/report/findings_output.hpp"
 #include "analysis/resolution/destination_rule.hpp"
 #include "server/kube/store.hpp"
+#include "tests/server/kube/support/cluster_objects.hpp"
 #include "tests/server/kube/support/kube_harness.hpp"
 
 #include <boost/asio/post.hpp>
@@ -61,25 +62,6 @@ json named_service(const std::string& ns, const std::string& name, const std::st
     json object = service(ns, name, app);
     object["spec"]["ports"] = {{{"name", port_name}, {"port", 80}, {"targetPort", target}}};
     return object;
-}
-
-// An EndpointSlice of `service` with one port, named as the Service port, resolved to `number`.
-json endpoint_slice(const std::string& ns, const std::string& name, const std::string& service,
-                    const std::string& port_name, int number,
-                    const std::vector<std::string>& pods) {
-    json endpoints = json::array();
-    for (const auto& pod_name : pods)
-        endpoints.push_back(
-            {{"addresses", {"10.0.0.1"}},
-             {"targetRef", {{"kind", "Pod"}, {"name", pod_name}, {"namespace", ns}}}});
-    return {{"apiVersion", "discovery.k8s.io/v1"},
-            {"kind", "EndpointSlice"},
-            {"metadata",
-             {{"name", name},
-              {"namespace", ns},
-              {"labels", {{"kubernetes.io/service-name", service}}}}},
-            {"ports", {{{"name", port_name}, {"port", number}}}},
-            {"endpoints", endpoints}};
 }
 
 StoredObject stored_slice(const json& object) {
