@@ -2,6 +2,7 @@
 #include "analysis/model/decode.hpp"
 
 #include "analysis/model/decode_fields.hpp"
+#include "analysis/model/json_node.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -82,6 +83,42 @@ DecodeOutcome failed(std::string message) {
     out.error = std::move(message);
     return out;
 }
+
+bool injected_marker(const Labels& labels, const Labels& annotations) {
+    const std::string* tls_mode = labels.find("security.istio.io/tlsMode");
+    return (tls_mode && *tls_mode == "istio") || annotations.contains("sidecar.istio.io/status");
+}
+
+std::string strip_suffix(const std::string& name, const std::string& suffix) {
+    if (!suffix.empty() && name.size() > suffix.size() + 1 &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        name[name.size() - suffix.size() - 1] == '-')
+        return name.substr(0, name.size() - suffix.size() - 1);
+    return name;
+}
+
+std::optional<std::string> cronjob_name(const std::string& job_name) {
+    const auto dash = job_name.rfind('-');
+    if (dash == std::string::npos || dash == 0)
+        return std::nullopt;
+    const std::string tail = job_name.substr(dash + 1);
+    if (tail.size() < 8 || tail.find_first_not_of("0123456789") != std::string::npos)
+        return std::nullopt;
+    return job_name.substr(0, dash);
+}
+
+Labels stable_pod_labels(Labels labels) {
+    labels.erase("pod-template-hash");
+    labels.erase("controller-revision-hash");
+    labels.erase("statefulset.kubernetes.io/pod-name");
+    labels.erase("apps.kubernetes.io/pod-index");
+    labels.erase("batch.kubernetes.io/controller-uid");
+    labels.erase("controller-uid");
+    labels.erase("batch.kubernetes.io/job-name");
+    labels.erase("job-name");
+    return labels;
+}
+
 } // namespace decoding
 
 namespace {
@@ -89,42 +126,7 @@ namespace {
 using decoding::Failure;
 using nlohmann::json;
 
-// nlohmann::json as a decoding::Node.
-struct JsonNode {
-    const json* value;
-
-    bool is_null() const noexcept { return value->is_null(); }
-    bool is_object() const noexcept { return value->is_object(); }
-    bool is_array() const noexcept { return value->is_array(); }
-    bool is_string() const noexcept { return value->is_string(); }
-    bool is_boolean() const noexcept { return value->is_boolean(); }
-    bool is_unsigned() const noexcept { return value->is_number_unsigned(); }
-    bool is_signed() const noexcept {
-        return value->is_number_integer() && !value->is_number_unsigned();
-    }
-    bool is_float() const noexcept { return value->is_number_float(); }
-    std::string_view string() const { return value->get_ref<const std::string&>(); }
-    bool boolean() const { return value->get<bool>(); }
-    std::uint64_t unsigned_value() const { return value->get<std::uint64_t>(); }
-    std::int64_t signed_value() const { return value->get<std::int64_t>(); }
-    double float_value() const { return value->get<double>(); }
-    std::optional<JsonNode> find(std::string_view key) const {
-        auto it = value->find(key);
-        if (it == value->end())
-            return std::nullopt;
-        return JsonNode{&*it};
-    }
-    template <class F> void for_each_member(F&& f) const {
-        for (auto it = value->begin(); it != value->end(); ++it)
-            f(std::string_view(it.key()), JsonNode{&it.value()});
-    }
-    template <class F> void for_each_item(F&& f) const {
-        for (std::size_t i = 0; i < value->size(); ++i)
-            f(i, JsonNode{&(*value)[i]});
-    }
-    std::string type_name() const { return value->type_name(); }
-    std::string dump() const { return value->dump(); }
-};
+using decoding::JsonNode;
 
 // The helpers of decode_fields.hpp for the kinds only decode_object reads, on nlohmann::json.
 const json* unwrap(const std::optional<JsonNode>& node) {
@@ -175,10 +177,6 @@ ObjectRef make_ref(const json& object, std::string_view kind, const Meta& meta) 
     return decoding::make_ref(JsonNode{&object}, kind, meta);
 }
 
-Age make_age(const Meta& meta) {
-    return decoding::make_age(meta);
-}
-
 std::string require_string(const json& value, const std::string& path) {
     return decoding::require_string(JsonNode{&value}, path);
 }
@@ -189,138 +187,11 @@ using decoding::failed;
 using decoding::guarded;
 using decoding::Kind;
 
-std::vector<NamedPort> container_ports(const json& pod_spec, const std::string& path) {
-    std::vector<NamedPort> out;
-    for (const char* list : {"containers", "initContainers"}) {
-        const json* containers = optional_array(pod_spec, list, path);
-        if (!containers)
-            continue;
-        for (std::size_t i = 0; i < containers->size(); ++i) {
-            const json& c = (*containers)[i];
-            const std::string cpath = path + "." + list + "[" + std::to_string(i) + "]";
-            if (!c.is_object())
-                throw Failure{cpath + ": expected an object"};
-            const json* ports = optional_array(c, "ports", cpath);
-            if (!ports)
-                continue;
-            for (std::size_t j = 0; j < ports->size(); ++j) {
-                const json& p = (*ports)[j];
-                const std::string ppath = cpath + ".ports[" + std::to_string(j) + "]";
-                if (!p.is_object())
-                    throw Failure{ppath + ": expected an object"};
-                const json* number = member(p, "containerPort");
-                if (!number)
-                    throw Failure{ppath + ".containerPort: missing"};
-                out.push_back(NamedPort{optional_string(p, "name", ppath),
-                                        port_number(*number, ppath + ".containerPort")});
-            }
-        }
-    }
-    return out;
-}
-
-bool has_proxy_container(const json& pod_spec) {
-    for (const char* list : {"containers", "initContainers"}) {
-        const json* containers = member(pod_spec, list);
-        if (!containers || !containers->is_array())
-            continue;
-        for (const json& c : *containers) {
-            const json* name = member(c, "name");
-            if (name && name->is_string() && name->get_ref<const std::string&>() == "istio-proxy")
-                return true;
-        }
-    }
-    return false;
-}
-
-bool injected_marker(const Labels& labels, const Labels& annotations) {
-    const std::string* tls_mode = labels.find("security.istio.io/tlsMode");
-    return (tls_mode && *tls_mode == "istio") || annotations.contains("sidecar.istio.io/status");
-}
-
-std::string strip_suffix(const std::string& name, const std::string& suffix) {
-    if (!suffix.empty() && name.size() > suffix.size() + 1 &&
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
-        name[name.size() - suffix.size() - 1] == '-')
-        return name.substr(0, name.size() - suffix.size() - 1);
-    return name;
-}
-
-// CronJob-created Jobs are named <cronjob>-<scheduled minute>.
-std::optional<std::string> cronjob_name(const std::string& job_name) {
-    const auto dash = job_name.rfind('-');
-    if (dash == std::string::npos || dash == 0)
-        return std::nullopt;
-    const std::string tail = job_name.substr(dash + 1);
-    if (tail.size() < 8 || tail.find_first_not_of("0123456789") != std::string::npos)
-        return std::nullopt;
-    return job_name.substr(0, dash);
-}
-
-// The controller a pod belongs to, so that a workload is named after its Deployment, not a pod.
-std::pair<std::string, std::string> owning_workload(const Meta& meta) {
-    if (meta.owner_references) {
-        const json* chosen = nullptr;
-        for (const json& ref : *meta.owner_references->value) {
-            if (!ref.is_object())
-                continue;
-            const json* controller = member(ref, "controller");
-            if (!chosen || (controller && controller->is_boolean() && controller->get<bool>()))
-                chosen = &ref;
-        }
-        if (chosen) {
-            const std::string kind = optional_string(*chosen, "kind", "metadata.ownerReferences");
-            const std::string name = optional_string(*chosen, "name", "metadata.ownerReferences");
-            if (!name.empty()) {
-                if (kind == "ReplicaSet") {
-                    const std::string* hash = meta.labels.find("pod-template-hash");
-                    if (hash) {
-                        const std::string deployment = strip_suffix(name, *hash);
-                        if (deployment != name)
-                            return {"Deployment", deployment};
-                    }
-                    return {"ReplicaSet", name};
-                }
-                if (kind == "Job") {
-                    if (auto cron = cronjob_name(name))
-                        return {"CronJob", *cron};
-                }
-                return {kind.empty() ? "Pod" : kind, name};
-            }
-        }
-    }
-    return {"Pod", meta.name};
-}
-
-// Labels that differ pod by pod within one controller and say nothing about selection by policy.
-Labels stable_pod_labels(Labels labels) {
-    labels.erase("pod-template-hash");
-    labels.erase("controller-revision-hash");
-    labels.erase("statefulset.kubernetes.io/pod-name");
-    labels.erase("apps.kubernetes.io/pod-index");
-    labels.erase("batch.kubernetes.io/controller-uid");
-    labels.erase("controller-uid");
-    labels.erase("batch.kubernetes.io/job-name");
-    labels.erase("job-name");
-    return labels;
-}
-
-PodLike decode_pod(const json& object, const Meta& meta) {
-    PodLike pod;
-    pod.namespace_name = meta.namespace_name;
-    auto [kind, name] = owning_workload(meta);
-    pod.workload_kind = std::move(kind);
-    pod.workload_name = std::move(name);
-    pod.labels = stable_pod_labels(meta.labels);
-    const json* spec = optional_object(object, "spec", "");
-    bool proxy = injected_marker(meta.labels, meta.annotations);
-    if (spec) {
-        proxy = proxy || has_proxy_container(*spec);
-        pod.container_ports = container_ports(*spec, "spec");
-    }
-    pod.sidecar = proxy;
-    return pod;
-}
+using decoding::container_ports;
+using decoding::has_proxy_container;
+using decoding::injected_marker;
+using decoding::owning_workload;
+using decoding::stable_pod_labels;
 
 PodLike decode_template_owner(const json& object, const Meta& meta, std::string_view kind) {
     const json* spec = optional_object(object, "spec", "");
@@ -362,8 +233,9 @@ PodLike decode_template_owner(const json& object, const Meta& meta, std::string_
     pod.labels = stable_pod_labels(labels);
     const json* pod_spec = optional_object(*template_spec, "spec", template_path);
     if (pod_spec)
-        pod.container_ports = container_ports(*pod_spec, template_path + ".spec");
-    if (injected_marker(labels, annotations) || (pod_spec && has_proxy_container(*pod_spec))) {
+        pod.container_ports = container_ports(JsonNode{pod_spec}, template_path + ".spec");
+    if (injected_marker(labels, annotations) ||
+        (pod_spec && has_proxy_container(JsonNode{pod_spec}))) {
         pod.sidecar = true;
         return pod;
     }
@@ -376,50 +248,6 @@ PodLike decode_template_owner(const json& object, const Meta& meta, std::string_
     else if (label && *label == "true")
         pod.sidecar = true;
     return pod; // otherwise the namespace decides
-}
-
-Service decode_service(const json& object, const Meta& meta) {
-    Service svc;
-    svc.ref = make_ref(object, "Service", meta);
-    svc.labels = meta.labels;
-    const json* spec = optional_object(object, "spec", "");
-    if (!spec)
-        return svc;
-    if (const json* selector = optional_object(*spec, "selector", "spec")) {
-        Labels labels = string_map(selector, "spec.selector");
-        if (!labels.empty())
-            svc.selector = std::move(labels); // {} selects nothing in Kubernetes
-    }
-    svc.headless = optional_string(*spec, "clusterIP", "spec") == "None";
-    svc.external_name = optional_string(*spec, "type", "spec") == "ExternalName";
-    if (const json* ports = optional_array(*spec, "ports", "spec")) {
-        for (std::size_t i = 0; i < ports->size(); ++i) {
-            const std::string path = "spec.ports[" + std::to_string(i) + "]";
-            const json& p = (*ports)[i];
-            if (!p.is_object())
-                throw Failure{path + ": expected an object"};
-            ServicePort port;
-            port.name = optional_string(p, "name", path);
-            const json* number = member(p, "port");
-            if (!number)
-                throw Failure{path + ".port: missing"};
-            port.port = port_number(*number, path + ".port");
-            const std::string protocol = optional_string(p, "protocol", path);
-            if (!protocol.empty() && protocol != "TCP" && protocol != "UDP" && protocol != "SCTP")
-                throw Failure{path + ".protocol: unknown value \"" + protocol + "\""};
-            port.tcp = protocol.empty() || protocol == "TCP";
-            if (const json* target = member(p, "targetPort")) {
-                if (target->is_string())
-                    port.target_port_name = target->get<std::string>();
-                else
-                    port.target_port_number = port_number(*target, path + ".targetPort");
-            } else {
-                port.target_port_number = port.port;
-            }
-            svc.ports.push_back(std::move(port));
-        }
-    }
-    return svc;
 }
 
 ServiceEntry decode_service_entry(const json& object, const Meta& meta, std::string_view kind) {
@@ -525,13 +353,14 @@ DecodeOutcome decode_object(const json& object, std::string_view default_namespa
         case Kind::MeshPolicy:
             return decoded(decoding::decode_alpha_policy(JsonNode{&object}, meta, kind, true));
         case Kind::Service:
-            return decoded(decode_service(object, meta));
+            return decoded(decoding::decode_service(JsonNode{&object}, meta,
+                                                    make_ref(object, "Service", meta)));
         case Kind::ServiceEntry:
             return decoded(decode_service_entry(object, meta, kind));
         case Kind::Namespace:
             return decoded(Namespace{meta.name, meta.labels});
         case Kind::Pod:
-            return decoded(decode_pod(object, meta));
+            return decoded(decoding::decode_pod(JsonNode{&object}, meta));
         case Kind::PodTemplateOwner:
             return decoded(decode_template_owner(object, meta, kind));
         case Kind::ConfigMap:

@@ -381,6 +381,159 @@ AlphaPolicy decode_alpha_policy(const Node& object, const Meta& meta, std::strin
     return policy;
 }
 
+// Pods and Services: the bulk of a cluster's objects, which the live snapshot reads straight from
+// its own parse of each list page.
+
+template <class Node>
+std::vector<NamedPort> container_ports(const Node& pod_spec, const std::string& path) {
+    std::vector<NamedPort> out;
+    for (const char* list : {"containers", "initContainers"}) {
+        const auto containers = optional_array(pod_spec, list, path);
+        if (!containers)
+            continue;
+        containers->for_each_item([&](std::size_t i, const Node& c) {
+            const std::string cpath = path + "." + list + "[" + std::to_string(i) + "]";
+            if (!c.is_object())
+                throw Failure{cpath + ": expected an object"};
+            const auto ports = optional_array(c, "ports", cpath);
+            if (!ports)
+                return;
+            ports->for_each_item([&](std::size_t j, const Node& p) {
+                const std::string ppath = cpath + ".ports[" + std::to_string(j) + "]";
+                if (!p.is_object())
+                    throw Failure{ppath + ": expected an object"};
+                const auto number = member(p, "containerPort");
+                if (!number)
+                    throw Failure{ppath + ".containerPort: missing"};
+                out.push_back(NamedPort{optional_string(p, "name", ppath),
+                                        port_number(*number, ppath + ".containerPort")});
+            });
+        });
+    }
+    return out;
+}
+
+template <class Node> bool has_proxy_container(const Node& pod_spec) {
+    bool found = false;
+    for (const char* list : {"containers", "initContainers"}) {
+        const auto containers = member(pod_spec, list);
+        if (!containers || !containers->is_array())
+            continue;
+        containers->for_each_item([&](std::size_t, const Node& c) {
+            const auto name = member(c, "name");
+            if (name && name->is_string() && name->string() == "istio-proxy")
+                found = true;
+        });
+    }
+    return found;
+}
+
+bool injected_marker(const Labels& labels, const Labels& annotations);
+// "<deployment>" of "<deployment>-<hash>"; the name itself when it does not end so.
+std::string strip_suffix(const std::string& name, const std::string& suffix);
+// The CronJob of a Job named <cronjob>-<scheduled minute>; nullopt for other names.
+std::optional<std::string> cronjob_name(const std::string& job_name);
+// Labels that differ pod by pod within one controller and say nothing about selection by policy.
+Labels stable_pod_labels(Labels labels);
+
+// The controller a pod belongs to, so that a workload is named after its Deployment, not a pod.
+template <class Node>
+std::pair<std::string, std::string> owning_workload(const BasicMeta<Node>& meta) {
+    if (meta.owner_references) {
+        std::optional<Node> chosen;
+        meta.owner_references->for_each_item([&](std::size_t, const Node& ref) {
+            if (!ref.is_object())
+                return;
+            const auto controller = member(ref, "controller");
+            if (!chosen || (controller && controller->is_boolean() && controller->boolean()))
+                chosen = ref;
+        });
+        if (chosen) {
+            const std::string kind = optional_string(*chosen, "kind", "metadata.ownerReferences");
+            const std::string name = optional_string(*chosen, "name", "metadata.ownerReferences");
+            if (!name.empty()) {
+                if (kind == "ReplicaSet") {
+                    const std::string* hash = meta.labels.find("pod-template-hash");
+                    if (hash) {
+                        const std::string deployment = strip_suffix(name, *hash);
+                        if (deployment != name)
+                            return {"Deployment", deployment};
+                    }
+                    return {"ReplicaSet", name};
+                }
+                if (kind == "Job") {
+                    if (auto cron = cronjob_name(name))
+                        return {"CronJob", *cron};
+                }
+                return {kind.empty() ? "Pod" : kind, name};
+            }
+        }
+    }
+    return {"Pod", meta.name};
+}
+
+template <class Node> PodLike decode_pod(const Node& object, const BasicMeta<Node>& meta) {
+    PodLike pod;
+    pod.namespace_name = meta.namespace_name;
+    auto [kind, name] = owning_workload(meta);
+    pod.workload_kind = std::move(kind);
+    pod.workload_name = std::move(name);
+    pod.labels = stable_pod_labels(meta.labels);
+    const auto spec = optional_object(object, "spec", "");
+    bool proxy = injected_marker(meta.labels, meta.annotations);
+    if (spec) {
+        proxy = proxy || has_proxy_container(*spec);
+        pod.container_ports = container_ports(*spec, "spec");
+    }
+    pod.sidecar = proxy;
+    return pod;
+}
+
+// `ref` names the Service (its apiVersion is the object's own).
+template <class Node>
+Service decode_service(const Node& object, const BasicMeta<Node>& meta, ObjectRef ref) {
+    Service svc;
+    svc.ref = std::move(ref);
+    svc.labels = meta.labels;
+    const auto spec = optional_object(object, "spec", "");
+    if (!spec)
+        return svc;
+    if (const auto selector = optional_object(*spec, "selector", "spec")) {
+        Labels labels = string_map(selector, "spec.selector");
+        if (!labels.empty())
+            svc.selector = std::move(labels); // {} selects nothing in Kubernetes
+    }
+    svc.headless = optional_string(*spec, "clusterIP", "spec") == "None";
+    svc.external_name = optional_string(*spec, "type", "spec") == "ExternalName";
+    if (const auto ports = optional_array(*spec, "ports", "spec")) {
+        ports->for_each_item([&](std::size_t i, const Node& p) {
+            const std::string path = "spec.ports[" + std::to_string(i) + "]";
+            if (!p.is_object())
+                throw Failure{path + ": expected an object"};
+            ServicePort port;
+            port.name = optional_string(p, "name", path);
+            const auto number = member(p, "port");
+            if (!number)
+                throw Failure{path + ".port: missing"};
+            port.port = port_number(*number, path + ".port");
+            const std::string protocol = optional_string(p, "protocol", path);
+            if (!protocol.empty() && protocol != "TCP" && protocol != "UDP" && protocol != "SCTP")
+                throw Failure{path + ".protocol: unknown value \"" + protocol + "\""};
+            port.tcp = protocol.empty() || protocol == "TCP";
+            if (const auto target = member(p, "targetPort")) {
+                if (target->is_string())
+                    port.target_port_name = std::string(target->string());
+                else
+                    port.target_port_number = port_number(*target, path + ".targetPort");
+            } else {
+                port.target_port_number = port.port;
+            }
+            svc.ports.push_back(std::move(port));
+        });
+    }
+    return svc;
+}
+
 // The kinds decode_object sorts objects into.
 enum class Kind : std::uint8_t {
     Unknown,
@@ -441,6 +594,32 @@ std::optional<DecodeOutcome> decode_admission_kind(const Node& object,
             return decoded(decode_alpha_policy(object, meta, kind, false));
         default:
             return decoded(decode_alpha_policy(object, meta, kind, true));
+        }
+    });
+}
+
+// decode_object for a v1 Pod, Service or Namespace on any Node, as if the object carried this
+// apiVersion and kind (list items of built-in types carry neither); nullopt for any other kind
+// (the caller decodes those with decode_object). Never throws.
+template <class Node>
+std::optional<DecodeOutcome> decode_listed_kind(const Node& object, std::string_view api_version,
+                                                std::string_view kind) noexcept {
+    return guarded<std::optional<DecodeOutcome>>([&]() -> std::optional<DecodeOutcome> {
+        const Kind k = classify(api_version, kind);
+        if (k != Kind::Pod && k != Kind::Service && k != Kind::Namespace)
+            return std::nullopt;
+        if (!object.is_object())
+            return failed("the document is not an object (got " + object.type_name() + ")");
+        const auto meta = decode_meta(object, "default", k != Kind::Namespace);
+        switch (k) {
+        case Kind::Pod:
+            return decoded(decode_pod(object, meta));
+        case Kind::Service:
+            return decoded(decode_service(
+                object, meta,
+                ObjectRef{std::string(api_version), "Service", meta.namespace_name, meta.name}));
+        default:
+            return decoded(Namespace{meta.name, meta.labels});
         }
     });
 }

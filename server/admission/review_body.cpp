@@ -3,10 +3,10 @@
 #include "server/admission/review_body.hpp"
 
 #include "analysis/model/decode_fields.hpp"
+#include "server/input/json_dom.hpp"
 
 #include <algorithm>
 #include <memory>
-#include <simdjson.h>
 #include <stdexcept>
 
 namespace mtlsguard::server {
@@ -14,8 +14,17 @@ namespace {
 
 using nlohmann::json;
 namespace dom = simdjson::dom;
+using input::DomNode;
+using input::managed_fields;
 
-constexpr std::string_view managed_fields = "managedFields";
+template <class T> T as(dom::element element) {
+    return input::dom_value<T>(element);
+}
+
+// The review as nlohmann::json would read it, without managedFields.
+void to_json(dom::element element, json& out) {
+    input::to_json(element, out, input::ManagedFields::Drop);
+}
 
 // simdjson refuses a document whose elements sit 128 containers deep (DEPTH_ERROR): everything it
 // accepts is within max_review_depth for the reference reader (which refuses only beyond 128).
@@ -28,69 +37,6 @@ constexpr std::size_t reused_parser_limit = 256 * 1024;
 
 bool is_one_of(std::string_view key, const auto& names) {
     return std::find(names.begin(), names.end(), key) != names.end();
-}
-
-// The value of an element whose type() was just checked, so that get() cannot fail.
-template <class T> T as(dom::element element) {
-    T value{};
-    if (element.get(value) != simdjson::SUCCESS)
-        throw std::logic_error("simdjson element of an unexpected type");
-    return value;
-}
-
-// The value as nlohmann::json builds it from the same text: non-negative integers unsigned,
-// negative ones signed, others double; the last of duplicate keys wins; managedFields dropped. (One
-// difference nobody can observe: simdjson reads -0 as the integer 0, nlohmann as a signed 0.)
-void to_json(dom::element element, json& out) {
-    switch (element.type()) {
-    case dom::element_type::OBJECT: {
-        const auto object = as<dom::object>(element);
-        out = json::object();
-        auto& members = out.get_ref<json::object_t&>();
-        for (const dom::key_value_pair field : object) {
-            if (field.key == managed_fields)
-                continue;
-            to_json(field.value, members[json::string_t(field.key)]);
-        }
-        return;
-    }
-    case dom::element_type::ARRAY: {
-        const auto array = as<dom::array>(element);
-        out = json::array();
-        auto& items = out.get_ref<json::array_t&>();
-        items.reserve(array.size());
-        for (const dom::element item : array)
-            to_json(item, items.emplace_back());
-        return;
-    }
-    case dom::element_type::STRING: {
-        out = json::string_t(as<std::string_view>(element));
-        return;
-    }
-    case dom::element_type::INT64: {
-        const auto n = as<std::int64_t>(element);
-        if (n >= 0)
-            out = static_cast<std::uint64_t>(n);
-        else
-            out = n;
-        return;
-    }
-    case dom::element_type::UINT64: {
-        out = as<std::uint64_t>(element);
-        return;
-    }
-    case dom::element_type::DOUBLE: {
-        out = as<double>(element);
-        return;
-    }
-    case dom::element_type::BOOL: {
-        out = as<bool>(element);
-        return;
-    }
-    case dom::element_type::NULL_VALUE:
-        out = nullptr;
-        return;
-    }
 }
 
 // The request with only the members the engine reads.
@@ -142,107 +88,6 @@ std::optional<json> slim_review(simdjson::simdjson_result<dom::element> parsed) 
     }
     return review;
 }
-
-// simdjson's DOM as a model::decoding::Node, seen as the readers' nlohmann::json sees the same
-// text: managedFields dropped everywhere, the last of duplicate keys winning, members in key order.
-class DomNode {
-  public:
-    explicit DomNode(dom::element element) : element_(element) {}
-
-    bool is_null() const noexcept { return type() == dom::element_type::NULL_VALUE; }
-    bool is_object() const noexcept { return type() == dom::element_type::OBJECT; }
-    bool is_array() const noexcept { return type() == dom::element_type::ARRAY; }
-    bool is_string() const noexcept { return type() == dom::element_type::STRING; }
-    bool is_boolean() const noexcept { return type() == dom::element_type::BOOL; }
-    // nlohmann::json holds non-negative integers unsigned and negative ones signed (see to_json).
-    bool is_unsigned() const {
-        return type() == dom::element_type::UINT64 ||
-               (type() == dom::element_type::INT64 && as<std::int64_t>(element_) >= 0);
-    }
-    bool is_signed() const {
-        return type() == dom::element_type::INT64 && as<std::int64_t>(element_) < 0;
-    }
-    bool is_float() const noexcept { return type() == dom::element_type::DOUBLE; }
-    std::string_view string() const { return as<std::string_view>(element_); }
-    bool boolean() const { return as<bool>(element_); }
-    std::uint64_t unsigned_value() const {
-        return type() == dom::element_type::UINT64
-                   ? as<std::uint64_t>(element_)
-                   : static_cast<std::uint64_t>(as<std::int64_t>(element_));
-    }
-    std::int64_t signed_value() const { return as<std::int64_t>(element_); }
-    double float_value() const { return as<double>(element_); }
-
-    std::optional<DomNode> find(std::string_view key) const {
-        if (key == managed_fields)
-            return std::nullopt;
-        std::optional<DomNode> found;
-        for (const dom::key_value_pair field : as<dom::object>(element_))
-            if (field.key == key)
-                found = DomNode(field.value);
-        return found;
-    }
-    template <class F> void for_each_member(F&& f) const {
-        const auto object = as<dom::object>(element_);
-        // Most objects come with their keys sorted and unique: no copy needed for those.
-        bool in_order = true;
-        std::string_view previous;
-        bool first = true;
-        for (const dom::key_value_pair field : object) {
-            if (!first && !(previous < field.key)) {
-                in_order = false;
-                break;
-            }
-            previous = field.key;
-            first = false;
-        }
-        if (in_order) {
-            for (const dom::key_value_pair field : object)
-                if (field.key != managed_fields)
-                    f(field.key, DomNode(field.value));
-            return;
-        }
-        std::vector<std::pair<std::string_view, dom::element>> fields;
-        for (const dom::key_value_pair field : object)
-            if (field.key != managed_fields)
-                fields.emplace_back(field.key, field.value);
-        std::stable_sort(fields.begin(), fields.end(),
-                         [](const auto& a, const auto& b) { return a.first < b.first; });
-        for (std::size_t i = 0; i < fields.size(); ++i)
-            if (i + 1 == fields.size() || fields[i + 1].first != fields[i].first)
-                f(fields[i].first, DomNode(fields[i].second));
-    }
-    template <class F> void for_each_item(F&& f) const {
-        std::size_t i = 0;
-        for (const dom::element item : as<dom::array>(element_))
-            f(i++, DomNode(item));
-    }
-    std::string type_name() const {
-        switch (type()) {
-        case dom::element_type::OBJECT:
-            return "object";
-        case dom::element_type::ARRAY:
-            return "array";
-        case dom::element_type::STRING:
-            return "string";
-        case dom::element_type::BOOL:
-            return "boolean";
-        case dom::element_type::NULL_VALUE:
-            return "null";
-        default:
-            return "number";
-        }
-    }
-    std::string dump() const {
-        json value;
-        to_json(element_, value);
-        return value.dump();
-    }
-
-  private:
-    dom::element_type type() const noexcept { return element_.type(); }
-    dom::element element_;
-};
 
 // admission.cpp's reading of the envelope: a member is absent when null, a string member is empty
 // when not a string.

@@ -2,8 +2,10 @@
 #include "server/kube/cluster_watcher.hpp"
 
 #include "analysis/model/decode.hpp"
+#include "analysis/model/decode_fields.hpp"
 #include "server/input/manifest_loader.hpp"
 #include "server/kube/endpoint_slice.hpp"
+#include "server/kube/list_item.hpp"
 #include "server/kube/store.hpp"
 
 #include <array>
@@ -75,6 +77,32 @@ std::optional<StoredObject> decode_for_store(ResourceKind kind, json& object, st
         return std::nullopt;
     return StoredObject{std::move(identity->first), std::move(identity->second),
                         std::move(*outcome.object)};
+}
+
+// decode_for_store straight from a list page's parse, for the kinds that make up most of a large
+// cluster: pods, their EndpointSlices, Services and Namespaces. nullopt for every other kind, and
+// for an object it cannot store: decode_for_store then reads it as JSON and says what is wrong.
+std::optional<StoredObject> decode_parsed(ResourceKind kind, const ListItem& item) {
+    if (kind != ResourceKind::Pods && kind != ResourceKind::EndpointSlices &&
+        kind != ResourceKind::Services && kind != ResourceKind::Namespaces)
+        return std::nullopt;
+    auto identity = object_identity_of(item.object);
+    if (!identity)
+        return std::nullopt;
+    if (kind == ResourceKind::EndpointSlices) {
+        std::string error;
+        auto slice = decode_parsed_endpoint_slice(item.object, error);
+        if (!slice)
+            return std::nullopt;
+        StoredObject stored{std::move(identity->first), std::move(identity->second), {}};
+        stored.slice = std::make_unique<EndpointSlice>(std::move(*slice));
+        return stored;
+    }
+    auto outcome = model::decoding::decode_listed_kind(item.object, item.api_version, item.kind);
+    if (!outcome || outcome->status != model::DecodeOutcome::Status::Decoded || !outcome->object)
+        return std::nullopt;
+    return StoredObject{std::move(identity->first), std::move(identity->second),
+                        std::move(*outcome->object)};
 }
 
 // What the build thread may touch: never the watcher itself, whose lifetime it must not extend.
@@ -490,6 +518,13 @@ class ClusterWatcher::Impl::KindSink final : public ReflectorSink {
             if (auto impl = impl_.lock())
                 impl->note_decode_error(kind_, object, error);
         }
+    }
+    bool list_item_parsed(const ListItem& item) override {
+        auto stored = decode_parsed(kind_, item);
+        if (!stored)
+            return false; // list_item decodes it again, and words any error
+        pending_.push_back(std::move(*stored));
+        return true;
     }
     void list_done() override {
         auto objects = std::move(pending_);

@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+namespace mtlsguard::input {
+class DomNode;
+} // namespace mtlsguard::input
+
 namespace mtlsguard::kube {
 
 // Live pods are read as metadata, without container ports: the slices of a Service say which
@@ -25,5 +29,8 @@ struct EndpointSlice {
 // throws.
 std::optional<EndpointSlice> decode_endpoint_slice(const nlohmann::json& object,
                                                    std::string& error) noexcept;
+// The same, straight from a list page's parse.
+std::optional<EndpointSlice> decode_parsed_endpoint_slice(const input::DomNode& object,
+                                                          std::string& error) noexcept;
 
 } // namespace mtlsguard::kube

@@ -1,6 +1,10 @@
 // One resource kept in step with the API server, as client-go's reflector: list, then watch.
 #include "server/kube/reflector.hpp"
 
+#include "analysis/model/json_node.hpp"
+#include "server/input/json_dom.hpp"
+#include "server/kube/list_item.hpp"
+
 #include <spdlog/logger.h>
 
 namespace mtlsguard::kube {
@@ -15,6 +19,57 @@ std::int64_t to_ns(std::chrono::steady_clock::time_point t) {
 bool resource_version_too_large(const ApiStatus& status) {
     return status.code == 504 &&
            status.message.find("Too large resource version") != std::string::npos;
+}
+
+// A list page's parse. Pages up to this size reuse a parser per thread (a page of 500 objects is
+// well under it); a larger one gets a parser of its own, so that it does not pin its buffers.
+constexpr std::size_t reused_parser_limit = std::size_t{8} << 20;
+
+struct PageParse {
+    std::unique_ptr<simdjson::dom::parser> own;
+    std::optional<simdjson::dom::element> root; // nullopt: simdjson refused the text
+};
+
+PageParse parse_page(std::string_view text) noexcept {
+    PageParse out;
+    try {
+        static thread_local simdjson::dom::parser reused;
+        simdjson::dom::parser* parser = &reused;
+        if (text.size() > reused_parser_limit)
+            parser = (out.own = std::make_unique<simdjson::dom::parser>()).get();
+        if (parser->max_depth() != max_json_depth || parser->capacity() < text.size()) {
+            if (parser->allocate(std::max<std::size_t>(text.size(), 4096), max_json_depth) !=
+                simdjson::SUCCESS)
+                return out;
+        }
+        simdjson::dom::element root;
+        if (parser->parse(text.data(), text.size(), true).get(root) == simdjson::SUCCESS)
+            out.root = root;
+    } catch (...) {
+        out.root.reset(); // out of memory: the reference parser below decides
+    }
+    return out;
+}
+
+// What is wrong with a list page ("" when nothing), on either parse; reads its resourceVersion and
+// continue token.
+template <class Node>
+std::string check_page(const Node& page, std::string& resource_version, std::string& token) {
+    if (!page.is_object())
+        return "not an object";
+    const auto metadata = page.find("metadata");
+    const auto items = page.find("items");
+    if (!metadata || !metadata->is_object())
+        return "no metadata";
+    if (items && !items->is_null() && !items->is_array())
+        return "items is not a list";
+    const auto rv = metadata->find("resourceVersion");
+    if (!rv || !rv->is_string() || rv->string().empty())
+        return "no metadata.resourceVersion";
+    resource_version = std::string(rv->string());
+    const auto cont = metadata->find("continue");
+    token = cont && cont->is_string() ? std::string(cont->string()) : std::string();
+    return {};
 }
 
 } // namespace
@@ -120,46 +175,53 @@ void Reflector::on_page(HttpResult result) {
         }
         return after_http_error(result, true);
     }
-    std::string parse_error;
-    auto document = parse_json_limited(result.body, parse_error);
+    // simdjson's parse is read in place; only when it refuses the text does nlohmann::json's
+    // reference parser read it (and word the error).
+    PageParse parse = parse_page(result.body);
+    std::optional<nlohmann::json> document;
+    std::string problem;
+    std::string resource_version;
+    std::string token;
+    if (parse.root) {
+        problem = check_page(input::DomNode(*parse.root), resource_version, token);
+    } else {
+        std::string parse_error;
+        document = parse_json_limited(result.body, parse_error);
+        problem = document
+                      ? check_page(model::decoding::JsonNode{&*document}, resource_version, token)
+                      : "not JSON: " + parse_error;
+    }
     result.body.clear();
     result.body.shrink_to_fit();
-    const nlohmann::json* metadata = nullptr;
-    nlohmann::json* items = nullptr;
-    std::string problem;
-    if (!document) {
-        problem = "not JSON: " + parse_error;
-    } else if (!document->is_object()) {
-        problem = "not an object";
-    } else {
-        auto m = document->find("metadata");
-        auto i = document->find("items");
-        if (m == document->end() || !m->is_object())
-            problem = "no metadata";
-        else if (i != document->end() && !i->is_null() && !i->is_array())
-            problem = "items is not a list";
-        else {
-            metadata = &*m;
-            items = i == document->end() ? nullptr : &*i;
-            auto rv = m->find("resourceVersion");
-            if (rv == m->end() || !rv->is_string() || rv->get_ref<const std::string&>().empty())
-                problem = "no metadata.resourceVersion";
-        }
-    }
     if (!problem.empty()) {
         sink_->list_abandoned();
         listing_ = false;
         return retry(true, "list of " + target_.name + ": " + problem);
     }
     healthy();
-    list_resource_version_ = metadata->at("resourceVersion").get<std::string>();
-    auto cont = metadata->find("continue");
-    continue_ = cont != metadata->end() && cont->is_string() ? cont->get<std::string>() : "";
+    list_resource_version_ = std::move(resource_version);
+    continue_ = std::move(token);
     // The next page is asked for before this one's items are decoded: the server prepares it
     // meanwhile. Its answer runs on this strand, so it cannot overtake these items.
     if (!continue_.empty())
         request_page();
-    if (items && items->is_array()) {
+    if (parse.root) {
+        const auto items = input::DomNode(*parse.root).find("items");
+        if (items && items->is_array()) {
+            items->for_each_item([&](std::size_t, const input::DomNode& item) {
+                // Not an object: nothing to key it by; the API server never sends this.
+                if (stopped_ || !item.is_object())
+                    return; // after a stop, the sink stopped the reflector
+                if (sink_->list_item_parsed(ListItem{item, target_.api_version, target_.kind}))
+                    return;
+                nlohmann::json object;
+                input::to_json(item.element(), object, input::ManagedFields::Drop);
+                stamp(object);
+                sink_->list_item(std::move(object));
+            });
+        }
+    } else if (auto items = document->find("items");
+               items != document->end() && items->is_array()) {
         for (auto& item : *items) {
             if (stopped_)
                 return; // the sink stopped the reflector
@@ -169,6 +231,9 @@ void Reflector::on_page(HttpResult result) {
             sink_->list_item(std::move(item));
         }
     }
+    if (stopped_)
+        return;
+    parse = {};
     document.reset();
     if (!continue_.empty())
         return;

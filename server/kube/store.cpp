@@ -1,6 +1,8 @@
 // Decoded cluster objects per kind, and the immutable snapshots built and published from them.
 #include "server/kube/store.hpp"
 
+#include "analysis/model/json_node.hpp"
+
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <nlohmann/json.hpp>
@@ -52,18 +54,7 @@ bool keyed_by_namespace(std::string_view key, std::string_view ns) {
 } // namespace
 
 std::optional<std::pair<std::string, std::string>> object_identity(const nlohmann::json& object) {
-    auto metadata = object.find("metadata");
-    if (metadata == object.end() || !metadata->is_object())
-        return std::nullopt;
-    auto text = [&](const char* key) {
-        auto it = metadata->find(key);
-        return it != metadata->end() && it->is_string() ? it->get<std::string>() : std::string();
-    };
-    const std::string name = text("name");
-    if (name.empty())
-        return std::nullopt;
-    const std::string ns = text("namespace");
-    return std::make_pair(ns.empty() ? name : ns + "/" + name, text("uid"));
+    return object_identity_of(model::decoding::JsonNode{&object});
 }
 
 std::shared_ptr<const model::Snapshot> build_snapshot(const SnapshotInputs& inputs,

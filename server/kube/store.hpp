@@ -38,6 +38,24 @@ struct StoredObject {
 
 // "namespace/name" (or "name") and metadata.uid of an API object; nullopt without a name.
 std::optional<std::pair<std::string, std::string>> object_identity(const nlohmann::json& object);
+// The same on any model::decoding::Node.
+template <class Node>
+std::optional<std::pair<std::string, std::string>> object_identity_of(const Node& object) {
+    if (!object.is_object())
+        return std::nullopt;
+    const auto metadata = object.find("metadata");
+    if (!metadata || !metadata->is_object())
+        return std::nullopt;
+    auto text = [&](std::string_view key) {
+        const auto value = metadata->find(key);
+        return value && value->is_string() ? std::string(value->string()) : std::string();
+    };
+    const std::string name = text("name");
+    if (name.empty())
+        return std::nullopt;
+    const std::string ns = text("namespace");
+    return std::make_pair(ns.empty() ? name : ns + "/" + name, text("uid"));
+}
 
 // Everything a snapshot is built from, sharing the stored objects instead of copying them. Pods
 // come as distinct shapes: to the engine, the pods of one controller are usually identical. Each

@@ -1,7 +1,7 @@
 // The wire format of a Kubernetes watch: JSON event lines and Status objects; pure functions.
 #include "server/kube/watch_event.hpp"
 
-#include <simdjson.h>
+#include "server/input/json_dom.hpp"
 
 namespace mtlsguard::kube {
 namespace {
@@ -12,59 +12,6 @@ namespace dom = simdjson::dom;
 // Text up to this size reuses a parser per thread (list pages are typically well under it); larger
 // text gets a parser of its own, so that one huge page does not pin its buffers to the thread.
 constexpr std::size_t reused_parser_limit = std::size_t{8} << 20;
-
-template <class T> T as(dom::element element) {
-    T value{};
-    if (element.get(value) != simdjson::SUCCESS)
-        throw std::logic_error("simdjson element of an unexpected type");
-    return value;
-}
-
-// The value as nlohmann::json builds it from the same text: non-negative integers unsigned,
-// negative ones signed, others double; the last of duplicate keys wins.
-void to_json(dom::element element, json& out) {
-    switch (element.type()) {
-    case dom::element_type::OBJECT: {
-        out = json::object();
-        auto& members = out.get_ref<json::object_t&>();
-        for (const dom::key_value_pair field : as<dom::object>(element))
-            to_json(field.value, members[json::string_t(field.key)]);
-        return;
-    }
-    case dom::element_type::ARRAY: {
-        const auto array = as<dom::array>(element);
-        out = json::array();
-        auto& items = out.get_ref<json::array_t&>();
-        items.reserve(array.size());
-        for (const dom::element item : array)
-            to_json(item, items.emplace_back());
-        return;
-    }
-    case dom::element_type::STRING:
-        out = json::string_t(as<std::string_view>(element));
-        return;
-    case dom::element_type::INT64: {
-        const auto n = as<std::int64_t>(element);
-        if (n >= 0)
-            out = static_cast<std::uint64_t>(n);
-        else
-            out = n;
-        return;
-    }
-    case dom::element_type::UINT64:
-        out = as<std::uint64_t>(element);
-        return;
-    case dom::element_type::DOUBLE:
-        out = as<double>(element);
-        return;
-    case dom::element_type::BOOL:
-        out = as<bool>(element);
-        return;
-    case dom::element_type::NULL_VALUE:
-        out = nullptr;
-        return;
-    }
-}
 
 // simdjson's DOM converted to nlohmann::json: several times faster than nlohmann's own parser with
 // a depth callback, which dominated reading a 50,000-pod list. nullopt for anything simdjson
@@ -85,7 +32,7 @@ std::optional<json> parse_fast(std::string_view text, std::size_t max_depth) {
     if (parser->parse(text.data(), text.size(), true).get(root) != simdjson::SUCCESS)
         return std::nullopt;
     json out;
-    to_json(root, out);
+    input::to_json(root, out, input::ManagedFields::Keep);
     return out;
 }
 

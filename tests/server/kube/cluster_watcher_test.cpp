@@ -329,6 +329,22 @@ TEST_CASE("An object the engine cannot read is counted and left out until it is 
     CHECK(w.watcher->stats().decode_errors == 2);
 }
 
+TEST_CASE("A listed Service the engine cannot read is counted and left out, as a watched one is") {
+    // Services, pods and their slices are decoded straight from the list page's parse; one that
+    // does not decode goes the way of every other object, and its error is counted.
+    Watching w;
+    json broken = service("shop", "broken");
+    broken["spec"]["ports"][0]["port"] = 70000;
+    w.cluster.server.create("", "services", broken);
+    w.watcher->start();
+    REQUIRE(wait_until([&] { return w.watcher->synced(); }));
+    CHECK(w.watcher->stats().decode_errors == 1);
+    const auto snapshot = w.published.latest();
+    REQUIRE(snapshot);
+    REQUIRE(snapshot->services().size() == 1);
+    CHECK(snapshot->services()[0].host == "web.shop.svc.cluster.local");
+}
+
 TEST_CASE("stop() ends every request and nothing is published afterwards") {
     Watching w;
     w.watcher->start();

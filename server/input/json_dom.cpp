@@ -1,0 +1,60 @@
+// simdjson's DOM converted to nlohmann::json (the Node view is all in the header).
+#include "server/input/json_dom.hpp"
+
+namespace mtlsguard::input {
+
+using nlohmann::json;
+
+void to_json(dom::element element, nlohmann::json& out, ManagedFields managed) {
+    switch (element.type()) {
+    case dom::element_type::OBJECT: {
+        const auto object = dom_value<dom::object>(element);
+        out = json::object();
+        auto& members = out.get_ref<json::object_t&>();
+        for (const dom::key_value_pair field : object) {
+            if (managed == ManagedFields::Drop && field.key == managed_fields)
+                continue;
+            to_json(field.value, members[json::string_t(field.key)], managed);
+        }
+        return;
+    }
+    case dom::element_type::ARRAY: {
+        const auto array = dom_value<dom::array>(element);
+        out = json::array();
+        auto& items = out.get_ref<json::array_t&>();
+        items.reserve(array.size());
+        for (const dom::element item : array)
+            to_json(item, items.emplace_back(), managed);
+        return;
+    }
+    case dom::element_type::STRING: {
+        out = json::string_t(dom_value<std::string_view>(element));
+        return;
+    }
+    case dom::element_type::INT64: {
+        const auto n = dom_value<std::int64_t>(element);
+        if (n >= 0)
+            out = static_cast<std::uint64_t>(n);
+        else
+            out = n;
+        return;
+    }
+    case dom::element_type::UINT64: {
+        out = dom_value<std::uint64_t>(element);
+        return;
+    }
+    case dom::element_type::DOUBLE: {
+        out = dom_value<double>(element);
+        return;
+    }
+    case dom::element_type::BOOL: {
+        out = dom_value<bool>(element);
+        return;
+    }
+    case dom::element_type::NULL_VALUE:
+        out = nullptr;
+        return;
+    }
+}
+
+} // namespace mtlsguard::input
