@@ -3,6 +3,7 @@
 #   ./setup.sh            install (idempotent) and build into build/
 #   ./setup.sh test       the above, then every test (ctest)
 #   ./setup.sh demo       the above, then analyze the bundled demo mesh
+#   ./setup.sh deps       only install the dependencies (.ci/run, before its parallel builds)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -30,6 +31,7 @@ if [ "$BUILD_ONLY" != 1 ]; then
         catch2               # unit and scenario tests
         curl wrk nginx-light # loopback tests and benchmarks
         clang libclang-rt-14-dev  # libFuzzer targets (tests/fuzz)
+        lld                  # links the test executables several times faster than GNU ld
     )
     # kubectl for `kubectl kustomize` in the deploy/ tests: Debian's kubernetes-client, unless a
     # kubectl from another package (which would conflict with it) is already installed.
@@ -73,6 +75,7 @@ configure_and_build() {
 
 install_debian_packages
 [ "$BUILD_ONLY" = 1 ] || install_deploy_tools
+[ "${1:-build}" = deps ] && exit 0
 configure_and_build
 
 case "${1:-build}" in
@@ -85,5 +88,5 @@ case "${1:-build}" in
         echo
         "$BUILD_DIR"/mtls-guard matrix -f deploy/demo/mesh.yaml --namespace payments
         ;;
-    *) echo "usage: $0 [build|test|demo]" >&2; exit 2 ;;
+    *) echo "usage: $0 [build|test|demo|deps]" >&2; exit 2 ;;
 esac

@@ -38,14 +38,32 @@ for f in tests/fuzz/corpus/admission/*.json; do
         "$(wc -c <"$f")" | cat - "$f" >"$work/fuzz_http_request/$(basename "$f" .json).http"
 done
 
+# One target per core at a time (FUZZ_JOBS to change it): each fuzzer is a single process, so on
+# 2 cores two of them take the time of one. Their reports are printed in order once they finish.
+jobs=${FUZZ_JOBS:-$(nproc)}
+run_target() {
+    local target=$1 log="$build/$1.log" rc=0
+    mkdir -p "$build/crashes/$target"
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        "$build/tests/fuzz/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+        -artifact_prefix="$build/crashes/$target/" -print_final_stats=1 "$work/$target" >"$log" 2>&1 || rc=$?
+    echo "$rc" >"$build/$target.status"
+}
+for target in "${targets[@]}"; do
+    echo "== $target: ${seconds}s"
+    rm -f "$build/$target.status"
+    run_target "$target" &
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do
+        wait -n || true
+    done
+done
+wait
+
 status=0
 for target in "${targets[@]}"; do
-    mkdir -p "$build/crashes/$target"
     log="$build/$target.log"
-    echo "== $target: ${seconds}s"
-    if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        "$build/tests/fuzz/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-        -artifact_prefix="$build/crashes/$target/" -print_final_stats=1 "$work/$target" >"$log" 2>&1; then
+    echo "== $target"
+    if [ "$(cat "$build/$target.status" 2>/dev/null || echo 1)" != 0 ]; then
         echo "$target FAILED; last lines of $log:"
         tail -40 "$log"
         status=1
