@@ -1,9 +1,29 @@
-// simdjson's DOM converted to nlohmann::json (the Node view is all in the header).
+// simdjson's parse, and its DOM converted to nlohmann::json (the Node view is all in the header).
 #include "server/input/json_dom.hpp"
 
 namespace mtlsguard::input {
 
 using nlohmann::json;
+
+DomParse parse_dom(dom::parser& reused, std::string_view text, std::size_t max_depth) noexcept {
+    DomParse out;
+    try {
+        dom::parser* parser = &reused;
+        if (text.size() > reused_parser_limit)
+            parser = (out.own = std::make_unique<dom::parser>()).get();
+        if (parser->max_depth() != max_depth || parser->capacity() < text.size()) {
+            if (parser->allocate(std::max<std::size_t>(text.size(), 4096), max_depth) !=
+                simdjson::SUCCESS)
+                return out;
+        }
+        dom::element root;
+        if (parser->parse(text.data(), text.size(), true).get(root) == simdjson::SUCCESS)
+            out.root = root;
+    } catch (...) {
+        out.root.reset(); // out of memory
+    }
+    return out;
+}
 
 void to_json(dom::element element, nlohmann::json& out, ManagedFields managed) {
     switch (element.type()) {

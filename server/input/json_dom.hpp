@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <simdjson.h>
@@ -31,6 +32,20 @@ template <class T> T dom_value(dom::element element) {
 }
 
 enum class ManagedFields : std::uint8_t { Keep, Drop };
+
+// Text up to this size is parsed with the caller's reused parser (one per thread, typically);
+// larger text gets a parser of its own, so that one huge document does not pin its buffers.
+inline constexpr std::size_t reused_parser_limit = std::size_t{8} << 20;
+
+// A parse of `text` with at most `max_depth` nested containers: `root` points into `reused` or
+// into `own`, and stays valid until either parses again. nullopt when simdjson refuses the text
+// (not JSON, too deep, a number it cannot hold) or memory runs out: a reference parser decides
+// then, and words the error.
+struct DomParse {
+    std::unique_ptr<dom::parser> own;
+    std::optional<dom::element> root;
+};
+DomParse parse_dom(dom::parser& reused, std::string_view text, std::size_t max_depth) noexcept;
 
 // The value as nlohmann::json builds it from the same text: non-negative integers unsigned,
 // negative ones signed, others double; the last of duplicate keys wins. (One difference nobody can

@@ -21,34 +21,11 @@ bool resource_version_too_large(const ApiStatus& status) {
            status.message.find("Too large resource version") != std::string::npos;
 }
 
-// A list page's parse. Pages up to this size reuse a parser per thread (a page of 500 objects is
-// well under it); a larger one gets a parser of its own, so that it does not pin its buffers.
-constexpr std::size_t reused_parser_limit = std::size_t{8} << 20;
-
-struct PageParse {
-    std::unique_ptr<simdjson::dom::parser> own;
-    std::optional<simdjson::dom::element> root; // nullopt: simdjson refused the text
-};
-
-PageParse parse_page(std::string_view text) noexcept {
-    PageParse out;
-    try {
-        static thread_local simdjson::dom::parser reused;
-        simdjson::dom::parser* parser = &reused;
-        if (text.size() > reused_parser_limit)
-            parser = (out.own = std::make_unique<simdjson::dom::parser>()).get();
-        if (parser->max_depth() != max_json_depth || parser->capacity() < text.size()) {
-            if (parser->allocate(std::max<std::size_t>(text.size(), 4096), max_json_depth) !=
-                simdjson::SUCCESS)
-                return out;
-        }
-        simdjson::dom::element root;
-        if (parser->parse(text.data(), text.size(), true).get(root) == simdjson::SUCCESS)
-            out.root = root;
-    } catch (...) {
-        out.root.reset(); // out of memory: the reference parser below decides
-    }
-    return out;
+// A list page's parse, with a parser per thread of its own: the page's DOM is read while the sinks
+// run, and nothing they call may parse into it.
+input::DomParse parse_page(std::string_view text) noexcept {
+    static thread_local simdjson::dom::parser reused;
+    return input::parse_dom(reused, text, max_json_depth);
 }
 
 // What is wrong with a list page ("" when nothing), on either parse; reads its resourceVersion and
@@ -177,7 +154,7 @@ void Reflector::on_page(HttpResult result) {
     }
     // simdjson's parse is read in place; only when it refuses the text does nlohmann::json's
     // reference parser read it (and word the error).
-    PageParse parse = parse_page(result.body);
+    input::DomParse parse = parse_page(result.body);
     std::optional<nlohmann::json> document;
     std::string problem;
     std::string resource_version;

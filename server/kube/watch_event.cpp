@@ -9,30 +9,16 @@ namespace {
 using nlohmann::json;
 namespace dom = simdjson::dom;
 
-// Text up to this size reuses a parser per thread (list pages are typically well under it); larger
-// text gets a parser of its own, so that one huge page does not pin its buffers to the thread.
-constexpr std::size_t reused_parser_limit = std::size_t{8} << 20;
-
 // simdjson's DOM converted to nlohmann::json: several times faster than nlohmann's own parser with
 // a depth callback, which dominated reading a 50,000-pod list. nullopt for anything simdjson
-// refuses (not JSON, nested deeper than `max_depth` containers, numbers it cannot hold, ...): the
-// reference parser then decides, and words the error.
+// refuses: the reference parser then decides, and words the error.
 std::optional<json> parse_fast(std::string_view text, std::size_t max_depth) {
     static thread_local dom::parser reused;
-    std::optional<dom::parser> own;
-    dom::parser* parser = &reused;
-    if (text.size() > reused_parser_limit)
-        parser = &own.emplace();
-    if (parser->max_depth() != max_depth || parser->capacity() < text.size()) {
-        if (parser->allocate(std::max<std::size_t>(text.size(), 4096), max_depth) !=
-            simdjson::SUCCESS)
-            return std::nullopt;
-    }
-    dom::element root;
-    if (parser->parse(text.data(), text.size(), true).get(root) != simdjson::SUCCESS)
+    const input::DomParse parse = input::parse_dom(reused, text, max_depth);
+    if (!parse.root)
         return std::nullopt;
     json out;
-    input::to_json(root, out, input::ManagedFields::Keep);
+    input::to_json(*parse.root, out, input::ManagedFields::Keep);
     return out;
 }
 
