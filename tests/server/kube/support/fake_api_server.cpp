@@ -11,6 +11,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cstring>
+#include <functional>
+#include <future>
 #include <mutex>
 #include <openssl/ssl.h>
 #include <sstream>
@@ -231,6 +233,9 @@ struct FakeApiServer::State {
     std::vector<std::weak_ptr<WatchState>> watches;
     std::set<std::string> stalls; // path prefixes
     std::uint64_t uid_counter = 0;
+    std::uint64_t connections = 0; // accepted so far
+    // Sessions waiting for their next request, by connection number: how to close each.
+    std::map<std::uint64_t, std::function<void(std::shared_ptr<std::promise<void>>)>> idle;
 
     bool stalled(const std::string& path) const {
         for (const auto& prefix : stalls)
@@ -323,8 +328,10 @@ struct FakeApiServer::State {
     }
 
     // --- requests ---
-    Answer handle(const http::request<http::string_body>& request, bool client_certificate) {
+    Answer handle(const http::request<http::string_body>& request, bool client_certificate,
+                  std::uint64_t connection) {
         RecordedRequest record;
+        record.connection = connection;
         const std::string target(request.target());
         const auto qmark = target.find('?');
         record.path = target.substr(0, qmark);
@@ -780,7 +787,14 @@ namespace {
 class Session : public std::enable_shared_from_this<Session> {
   public:
     Session(tcp::socket socket, FakeApiServer::State& state)
-        : stream_(std::move(socket), state.tls), state_(state), timer_(stream_.get_executor()) {}
+        : stream_(std::move(socket), state.tls), state_(state), timer_(stream_.get_executor()) {
+        // As Go's net package does for every TCP connection, the API server's included: without
+        // it, the last segment of an answer can wait for the client's delayed ACK.
+        beast::error_code ignored;
+        beast::get_lowest_layer(stream_).socket().set_option(tcp::no_delay(true), ignored);
+        std::lock_guard lock(state_.mutex);
+        number_ = ++state_.connections;
+    }
 
     void run() {
         beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(10));
@@ -798,17 +812,34 @@ class Session : public std::enable_shared_from_this<Session> {
   private:
     void read() {
         request_ = {};
+        {
+            std::lock_guard lock(state_.mutex);
+            state_.idle[number_] =
+                [weak = weak_from_this()](std::shared_ptr<std::promise<void>> closed) {
+                    auto self = weak.lock();
+                    if (!self)
+                        return closed->set_value();
+                    net::post(self->stream_.get_executor(), [self, closed] {
+                        self->close();
+                        closed->set_value();
+                    });
+                };
+        }
         beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
         http::async_read(stream_, buffer_, request_,
                          [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                             if (ec)
+                             {
+                                 std::lock_guard lock(self->state_.mutex);
+                                 self->state_.idle.erase(self->number_);
+                             }
+                             if (ec || self->closed_)
                                  return self->close();
                              self->respond();
                          });
     }
 
     void respond() {
-        Answer answer = state_.handle(request_, client_certificate_);
+        Answer answer = state_.handle(request_, client_certificate_, number_);
         if (answer.stall) {
             // No answer, ever: only the client giving up ends this connection.
             beast::get_lowest_layer(stream_).expires_never();
@@ -821,7 +852,7 @@ class Session : public std::enable_shared_from_this<Session> {
         response->set(http::field::content_type, "application/json");
         if (answer.retry_after)
             response->set(http::field::retry_after, std::to_string(*answer.retry_after));
-        response->keep_alive(request_.keep_alive());
+        response->keep_alive(request_.keep_alive() && state_.options.keep_alive);
         response->body() = std::move(answer.body);
         response->prepare_payload();
         beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
@@ -949,6 +980,7 @@ class Session : public std::enable_shared_from_this<Session> {
     std::shared_ptr<WatchState> watch_;
     std::size_t irregular_ = 0;
     bool closed_ = false;
+    std::uint64_t number_ = 0;
     std::array<char, 64> scratch_{};
 };
 
@@ -1149,6 +1181,23 @@ void FakeApiServer::stall(const std::string& path_prefix, bool on) {
         state_->stalls.insert(path_prefix);
     else
         state_->stalls.erase(path_prefix);
+}
+
+std::size_t FakeApiServer::close_idle_connections() {
+    std::map<std::uint64_t, std::function<void(std::shared_ptr<std::promise<void>>)>> idle;
+    {
+        std::lock_guard lock(state_->mutex);
+        idle.swap(state_->idle);
+    }
+    std::vector<std::future<void>> closed;
+    for (auto& [number, close] : idle) {
+        auto promise = std::make_shared<std::promise<void>>();
+        closed.push_back(promise->get_future());
+        close(std::move(promise));
+    }
+    for (auto& f : closed)
+        f.wait(); // the server's own thread closes them; never called from it
+    return idle.size();
 }
 
 std::vector<RecordedRequest> FakeApiServer::requests() const {

@@ -37,7 +37,8 @@ struct RecordedRequest {
     bool client_certificate = false;
     std::string content_type;
     std::string body;
-    unsigned status = 0; // what the fake answered
+    unsigned status = 0;          // what the fake answered
+    std::uint64_t connection = 0; // which connection it came on: 1 for the first accepted, ...
 };
 
 enum class ChunkStyle : std::uint8_t {
@@ -56,6 +57,7 @@ struct FakeServerOptions {
     std::string key_pem;
     std::string client_ca_pem; // when set, client certificates it signed authenticate a request
     ChunkStyle chunks = ChunkStyle::Irregular;
+    bool keep_alive = true; // false: every answer says Connection: close, and closes
 };
 
 // Speaks what client-go's reflector relies on: discovery documents (/api/v1, /apis,
@@ -128,6 +130,10 @@ class FakeApiServer {
     // connections stay open, as a hung API server's do), and open watches of such paths go silent
     // without ending.
     void stall(const std::string& path_prefix, bool on);
+
+    // Closes every connection that waits for its next request, without a TLS close_notify, as a
+    // server or proxy dropping idle connections does. Returns how many it closed.
+    std::size_t close_idle_connections();
 
     std::vector<RecordedRequest> requests() const;
     void clear_requests();
