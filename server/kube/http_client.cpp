@@ -1,4 +1,5 @@
-// A verified HTTPS client for the Kubernetes API on Boost.Beast: whole and streamed GETs.
+// A verified HTTPS client for the Kubernetes API on Boost.Beast: whole and streamed GETs, and
+// writes, over kept-alive connections.
 #include "server/kube/http_client.hpp"
 
 #include "server/kube/watch_event.hpp"
@@ -12,12 +13,14 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <charconv>
+#include <mutex>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+#include <vector>
 
 namespace mtlsguard::kube {
 
@@ -33,6 +36,89 @@ struct ApiClient::Target {
     bool server_name_is_ip = false;
     std::string host_header;
     std::shared_ptr<ssl::context> tls;
+};
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One TLS connection to the API server, moved from call to call while it stays usable.
+struct Connection {
+    Connection(const net::any_io_executor& executor, std::shared_ptr<const ApiClient::Target> t)
+        : target(std::move(t)), stream(executor, *target->tls) {}
+
+    void close() noexcept {
+        boost::system::error_code ignored;
+        beast::get_lowest_layer(stream).socket().close(ignored);
+    }
+
+    std::shared_ptr<const ApiClient::Target> target; // before stream: owns the TLS context
+    beast::ssl_stream<beast::tcp_stream> stream;
+    beast::flat_buffer buffer;
+    Clock::time_point idle_since;
+};
+
+} // namespace
+
+// Connections whose last answer ended cleanly, kept for the next request as client-go's
+// transport keeps them: a page of a list then costs no TCP and TLS handshake. Shared with calls
+// in flight, which may end after the client; locked because the client may be destroyed on
+// another thread than its executor's.
+class ApiClient::Pool {
+  public:
+    // Newest first: the one least likely to have been closed by the server meanwhile. Too old
+    // ones are closed here rather than by a timer, which would keep an io_context's run() busy.
+    std::unique_ptr<Connection> take() {
+        std::lock_guard lock(mutex_);
+        const auto now = Clock::now();
+        while (!idle_.empty()) {
+            auto connection = std::move(idle_.back());
+            idle_.pop_back();
+            if (now - connection->idle_since < max_idle_time)
+                return connection;
+            connection->close();
+        }
+        return nullptr;
+    }
+
+    void put(std::unique_ptr<Connection> connection) {
+        connection->idle_since = Clock::now();
+        beast::get_lowest_layer(connection->stream).expires_never();
+        std::lock_guard lock(mutex_);
+        if (closed_) {
+            connection->close();
+            return;
+        }
+        if (idle_.size() >= max_idle) {
+            idle_.front()->close();
+            idle_.erase(idle_.begin());
+        }
+        idle_.push_back(std::move(connection));
+    }
+
+    void close_all() {
+        std::lock_guard lock(mutex_);
+        closed_ = true;
+        for (auto& connection : idle_)
+            connection->close();
+        idle_.clear();
+    }
+
+    std::size_t idle() const {
+        std::lock_guard lock(mutex_);
+        return idle_.size();
+    }
+
+  private:
+    // client-go keeps up to 25 per host; a watcher has about one request in flight per resource.
+    static constexpr std::size_t max_idle = 8;
+    // Below the idle timeouts servers and proxies commonly use (Go's: 90 s), so that a kept
+    // connection is rarely found closed; one that is, is replaced (see Exchange::stale).
+    static constexpr auto max_idle_time = std::chrono::seconds(30);
+
+    mutable std::mutex mutex_;
+    bool closed_ = false;
+    std::vector<std::unique_ptr<Connection>> idle_;
 };
 
 namespace {
@@ -93,24 +179,26 @@ void enable_keepalive(tcp::socket& socket) {
     socket.set_option(tcp::no_delay(true), ec);
 }
 
-// One request on its own connection: resolve, connect, handshake, write, read.
+// One request: on a kept connection, or on a new one (resolve, connect, handshake); then write
+// and read.
 class Exchange final : public HttpCall, public std::enable_shared_from_this<Exchange> {
   public:
     Exchange(net::any_io_executor executor, std::shared_ptr<const ApiClient::Target> target,
-             HttpRequest request, std::string token)
-        : target_(std::move(target)), request_(std::move(request)), token_(std::move(token)),
-          resolver_(executor), stream_(executor, *target_->tls), timer_(executor) {}
+             std::weak_ptr<ApiClient::Pool> pool, HttpRequest request, std::string token)
+        : executor_(executor), target_(std::move(target)), pool_(std::move(pool)),
+          request_(std::move(request)), token_(std::move(token)), resolver_(executor),
+          timer_(executor) {}
 
     // A whole answer: a GET, or a write with its body.
     void start_get(std::function<void(HttpResult)> done) {
         done_ = std::move(done);
-        resolve();
+        start();
     }
 
     void start_stream(StreamHandlers handlers) {
         streaming_ = true;
         handlers_ = std::move(handlers);
-        resolve();
+        start();
     }
 
     void cancel() override {
@@ -120,16 +208,34 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
         close();
         // The handlers may own whoever cancels (and may be running right now): let them go on
         // the next turn of the executor, or with the io_context.
-        net::post(stream_.get_executor(),
-                  [done = std::move(done_), handlers = std::move(handlers_)] {});
+        net::post(executor_, [done = std::move(done_), handlers = std::move(handlers_)] {});
         done_ = nullptr;
         handlers_ = {};
     }
 
   private:
     bool stopped() const noexcept { return cancelled_ || finished_; }
+    beast::ssl_stream<beast::tcp_stream>& stream() noexcept { return connection_->stream; }
+    beast::flat_buffer& buffer() noexcept { return connection_->buffer; }
+
+    void start() {
+        build_request();
+        // Only a GET goes on a kept connection: it may be sent again if the server turns out to
+        // have closed that connection, and a write may not.
+        if (request_.method == HttpMethod::Get) {
+            if (auto pool = pool_.lock())
+                connection_ = pool->take();
+        }
+        if (connection_) {
+            reused_ = true;
+            return write_request();
+        }
+        resolve();
+    }
 
     void resolve() {
+        connection_ = std::make_unique<Connection>(executor_, target_);
+        reused_ = false;
         // The resolver has no timeout of its own.
         timer_.expires_after(request_.timeout);
         timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
@@ -153,8 +259,8 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
             return fail("resolve " + target_->address.host, beast::error::timeout);
         if (ec)
             return fail("resolve " + target_->address.host, ec);
-        beast::get_lowest_layer(stream_).expires_after(request_.timeout);
-        beast::get_lowest_layer(stream_).async_connect(
+        beast::get_lowest_layer(stream()).expires_after(request_.timeout);
+        beast::get_lowest_layer(stream()).async_connect(
             results, [self = shared_from_this()](boost::system::error_code e,
                                                  const tcp::endpoint&) { self->on_connect(e); });
     }
@@ -164,8 +270,8 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
             return;
         if (ec)
             return fail("connect to " + target_->host_header, ec);
-        enable_keepalive(beast::get_lowest_layer(stream_).socket());
-        SSL* ssl_handle = stream_.native_handle();
+        enable_keepalive(beast::get_lowest_layer(stream()).socket());
+        SSL* ssl_handle = stream().native_handle();
         // The certificate must name the server: a DNS name (no partial wildcards) or an IP SAN.
         X509_VERIFY_PARAM* param = SSL_get0_param(ssl_handle);
         X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
@@ -181,8 +287,8 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
             SSL_ctrl(ssl_handle, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
                      const_cast<char*>(target_->server_name.c_str())) != 1)
             return fail("TLS setup (SNI)", net::error::invalid_argument);
-        beast::get_lowest_layer(stream_).expires_after(request_.timeout);
-        stream_.async_handshake(
+        beast::get_lowest_layer(stream()).expires_after(request_.timeout);
+        stream().async_handshake(
             ssl::stream_base::client,
             [self = shared_from_this()](boost::system::error_code e) { self->on_handshake(e); });
     }
@@ -192,13 +298,18 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
             return;
         if (ec) {
             std::string step = "TLS handshake with " + target_->host_header;
-            const long verify = SSL_get_verify_result(stream_.native_handle());
+            const long verify = SSL_get_verify_result(stream().native_handle());
             if (verify != X509_V_OK)
                 step +=
                     " (server certificate: " + std::string(X509_verify_cert_error_string(verify)) +
                     ")";
             return fail(step, ec);
         }
+        write_request();
+    }
+
+    // Once per exchange: a retry on a new connection sends the same message.
+    void build_request() {
         switch (request_.method) {
         case HttpMethod::Get:
             request_message_.method(http::verb::get);
@@ -227,23 +338,45 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
             request_.body.clear();
             request_message_.prepare_payload();
         }
-        beast::get_lowest_layer(stream_).expires_after(request_.timeout);
-        http::async_write(stream_, request_message_,
+    }
+
+    void write_request() {
+        beast::get_lowest_layer(stream()).expires_after(request_.timeout);
+        http::async_write(stream(), request_message_,
                           [self = shared_from_this()](boost::system::error_code e, std::size_t) {
                               self->on_write(e);
                           });
     }
 
+    // A kept connection the server closed while it was idle fails at once, before any byte of
+    // an answer: then the request goes again on a new connection, as Go's transport does. A
+    // timeout is not such a failure: the server may be busy with the request.
+    bool stale(boost::system::error_code ec) const {
+        if (!reused_ || (parser_ && parser_->got_some()))
+            return false;
+        return ec == http::error::end_of_stream || ec == net::error::eof ||
+               ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+               ec == net::error::connection_aborted || ec == ssl::error::stream_truncated;
+    }
+
+    void retry_on_new_connection() {
+        connection_->close();
+        parser_.reset();
+        resolve();
+    }
+
     void on_write(boost::system::error_code ec) {
         if (stopped())
             return;
+        if (ec && stale(ec))
+            return retry_on_new_connection();
         if (ec)
             return fail("send request", ec);
         parser_.emplace();
         parser_->header_limit(header_limit);
         parser_->body_limit(request_.body_limit);
-        beast::get_lowest_layer(stream_).expires_after(request_.timeout);
-        http::async_read_header(stream_, buffer_, *parser_,
+        beast::get_lowest_layer(stream()).expires_after(request_.timeout);
+        http::async_read_header(stream(), buffer(), *parser_,
                                 [self = shared_from_this()](boost::system::error_code e,
                                                             std::size_t) { self->on_header(e); });
     }
@@ -272,6 +405,8 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
     void on_header(boost::system::error_code ec) {
         if (stopped())
             return;
+        if (ec && stale(ec))
+            return retry_on_new_connection();
         if (ec)
             return fail("read response header", ec);
         if (!streaming_ || parser_->get().result_int() != 200) {
@@ -280,8 +415,8 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
             // it parses eagerly, so the length is checked here before reading on.
             if (auto length = parser_->content_length(); length && *length > request_.body_limit)
                 return fail("read response", http::error::body_limit);
-            beast::get_lowest_layer(stream_).expires_after(request_.timeout);
-            http::async_read(stream_, buffer_, *parser_,
+            beast::get_lowest_layer(stream()).expires_after(request_.timeout);
+            http::async_read(stream(), buffer(), *parser_,
                              [self = shared_from_this()](boost::system::error_code e, std::size_t) {
                                  self->on_whole(e);
                              });
@@ -305,9 +440,9 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
     }
 
     void read_some() {
-        beast::get_lowest_layer(stream_).expires_after(
+        beast::get_lowest_layer(stream()).expires_after(
             request_.stream_idle_timeout.value_or(request_.timeout));
-        http::async_read_some(stream_, buffer_, *parser_,
+        http::async_read_some(stream(), buffer(), *parser_,
                               [self = shared_from_this()](boost::system::error_code e,
                                                           std::size_t) { self->on_some(e); });
     }
@@ -360,7 +495,16 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
             return;
         finished_ = true;
         timer_.cancel();
-        const bool reusable_shutdown = !result.error && !streaming_;
+        const bool complete = !result.error && parser_ && parser_->is_done();
+        // Kept before the handler runs, which often sends the next request (a list's next page).
+        // A watch's connection is not: the API server may close it when the watch times out.
+        if (complete && !streaming_ && parser_->keep_alive() && buffer().size() == 0) {
+            if (auto pool = pool_.lock()) {
+                pool->put(std::move(connection_));
+                parser_.reset();
+            }
+        }
+        const bool reusable_shutdown = complete && !streaming_ && connection_;
         if (streaming_) {
             if (handlers_.on_end)
                 handlers_.on_end(std::move(result));
@@ -369,6 +513,8 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
         }
         handlers_ = {};
         done_ = nullptr;
+        if (!connection_)
+            return; // kept for the next request
         if (reusable_shutdown && !cancelled_)
             shutdown();
         else
@@ -377,25 +523,26 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
 
     // A polite TLS close after a complete answer, bounded by a short timeout.
     void shutdown() {
-        beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
-        stream_.async_shutdown(
+        beast::get_lowest_layer(stream()).expires_after(std::chrono::seconds(2));
+        stream().async_shutdown(
             [self = shared_from_this()](boost::system::error_code) { self->close(); });
     }
 
     void close() {
-        boost::system::error_code ignored;
         timer_.cancel();
         resolver_.cancel();
-        beast::get_lowest_layer(stream_).socket().close(ignored);
+        if (connection_)
+            connection_->close();
     }
 
-    std::shared_ptr<const ApiClient::Target> target_; // before stream_: owns the TLS context
+    net::any_io_executor executor_;
+    std::shared_ptr<const ApiClient::Target> target_;
+    std::weak_ptr<ApiClient::Pool> pool_;
     HttpRequest request_;
     std::string token_;
     tcp::resolver resolver_;
-    beast::ssl_stream<beast::tcp_stream> stream_;
+    std::unique_ptr<Connection> connection_; // none while kept in the pool
     net::steady_timer timer_;
-    beast::flat_buffer buffer_;
     http::request<http::string_body> request_message_;
     std::optional<http::response_parser<http::string_body>> parser_;
     std::function<std::size_t(std::uint64_t, beast::string_view, boost::system::error_code&)>
@@ -405,6 +552,7 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
     bool resolve_timed_out_ = false;
     bool cancelled_ = false;
     bool finished_ = false;
+    bool reused_ = false; // connection_ came from the pool
     std::function<void(HttpResult)> done_;
     StreamHandlers handlers_;
 };
@@ -458,9 +606,12 @@ ApiClient::ApiClient(net::any_io_executor executor, const ClusterConfig& config)
         target->host_header += ":" + target->address.port;
     target->tls = make_tls_context(config);
     target_ = std::move(target);
+    pool_ = std::make_shared<Pool>();
 }
 
-ApiClient::~ApiClient() = default;
+ApiClient::~ApiClient() {
+    pool_->close_all();
+}
 
 std::shared_ptr<HttpCall> ApiClient::get(const HttpRequest& request,
                                          std::function<void(HttpResult)> done) {
@@ -471,7 +622,7 @@ std::shared_ptr<HttpCall> ApiClient::get(const HttpRequest& request,
 
 std::shared_ptr<HttpCall> ApiClient::send(const HttpRequest& request,
                                           std::function<void(HttpResult)> done) {
-    auto call = std::make_shared<Exchange>(executor_, target_, request, token_->current());
+    auto call = std::make_shared<Exchange>(executor_, target_, pool_, request, token_->current());
     call->start_get(std::move(done));
     return call;
 }
@@ -479,9 +630,14 @@ std::shared_ptr<HttpCall> ApiClient::send(const HttpRequest& request,
 std::shared_ptr<HttpCall> ApiClient::stream(const HttpRequest& request, StreamHandlers handlers) {
     HttpRequest get_request = request;
     get_request.method = HttpMethod::Get;
-    auto call = std::make_shared<Exchange>(executor_, target_, get_request, token_->current());
+    auto call =
+        std::make_shared<Exchange>(executor_, target_, pool_, get_request, token_->current());
     call->start_stream(std::move(handlers));
     return call;
+}
+
+std::size_t ApiClient::idle_connections() const {
+    return pool_->idle();
 }
 
 void ApiClient::token_rejected() {

@@ -71,8 +71,10 @@ class HttpCall {
     virtual void cancel() = 0;
 };
 
-// Sends requests to one API server. Each request uses its own connection, so that a watch
-// never waits behind another request. Handlers run on the executor given to the constructor (a
+// Sends requests to one API server. Requests in flight never share a connection, so that a
+// watch never waits behind another request; a connection whose answer ended cleanly is kept
+// (HTTP/1.1 keep-alive) for a later GET, and a GET that finds its kept connection closed by the
+// server goes again on a new one. Handlers run on the executor given to the constructor (a
 // strand: the client is not thread-safe otherwise).
 class ApiClient {
   public:
@@ -95,14 +97,18 @@ class ApiClient {
     // request.
     void token_rejected();
     const std::string& server() const noexcept { return server_; }
+    // Connections kept for the next request (for tests and metrics).
+    std::size_t idle_connections() const;
 
     struct Target; // resolved connection settings, shared with calls in flight
+    class Pool;    // kept connections, shared with calls in flight
 
   private:
     boost::asio::any_io_executor executor_;
     std::string server_;
     std::shared_ptr<const Target> target_;
     std::shared_ptr<BearerToken> token_;
+    std::shared_ptr<Pool> pool_;
 };
 
 } // namespace mtlsguard::kube

@@ -180,3 +180,140 @@ TEST_CASE("A refused connection is reported as such") {
     CHECK(result.error);
     CHECK_THAT(result.error_detail, Catch::Contains("connect to 127.0.0.1"));
 }
+
+namespace {
+
+// One client used for several requests in a row, as the watcher uses it.
+class OneClient {
+  public:
+    OneClient(IoThread& thread, const ClusterConfig& config)
+        : strand_(net::make_strand(thread.io)),
+          client_(std::make_shared<ApiClient>(strand_, config)) {}
+
+    HttpResult send(const HttpRequest& request) {
+        std::promise<HttpResult> promise;
+        auto result = promise.get_future();
+        net::post(strand_, [&] {
+            client_->send(request, [&promise](HttpResult r) { promise.set_value(std::move(r)); });
+        });
+        REQUIRE(result.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+        return result.get();
+    }
+
+    // Streams to the end and returns how it ended.
+    HttpResult stream(const HttpRequest& request) {
+        std::promise<HttpResult> promise;
+        auto result = promise.get_future();
+        net::post(strand_, [&] {
+            StreamHandlers handlers;
+            handlers.on_data = [](std::string_view) { return true; };
+            handlers.on_end = [&promise](HttpResult r) { promise.set_value(std::move(r)); };
+            client_->stream(request, std::move(handlers));
+        });
+        REQUIRE(result.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+        return result.get();
+    }
+
+    std::size_t idle() {
+        std::promise<std::size_t> promise;
+        auto result = promise.get_future();
+        net::post(strand_, [&] { promise.set_value(client_->idle_connections()); });
+        return result.get();
+    }
+
+  private:
+    net::strand<net::io_context::executor_type> strand_;
+    std::shared_ptr<ApiClient> client_;
+};
+
+std::vector<std::uint64_t> connections_used(const FakeApiServer& server) {
+    std::vector<std::uint64_t> out;
+    for (const auto& request : server.requests())
+        out.push_back(request.connection);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("GETs one after another share one kept-alive connection") {
+    IoThread thread;
+    FakeCluster cluster;
+    OneClient client(thread, cluster.config());
+    for (int i = 0; i < 3; ++i)
+        CHECK(client.send(request_for("/api/v1")).ok());
+    const auto used = connections_used(cluster.server);
+    REQUIRE(used.size() == 3);
+    CHECK(used[1] == used[0]);
+    CHECK(used[2] == used[0]);
+    CHECK(client.idle() == 1);
+}
+
+TEST_CASE("A kept connection the server dropped while idle is replaced, and the GET succeeds") {
+    IoThread thread;
+    FakeCluster cluster;
+    OneClient client(thread, cluster.config());
+    REQUIRE(client.send(request_for("/api/v1")).ok());
+    REQUIRE(client.idle() == 1);
+    REQUIRE(cluster.server.close_idle_connections() == 1);
+
+    HttpResult again = client.send(request_for("/api/v1"));
+    CHECK(again.ok());
+    CHECK_THAT(again.body, Catch::Contains("APIResourceList"));
+    const auto used = connections_used(cluster.server);
+    REQUIRE(used.size() == 2); // the dropped connection never delivered the second request
+    CHECK(used[1] != used[0]);
+    CHECK(client.idle() == 1);
+}
+
+TEST_CASE("A server that answers Connection: close gets a new connection for every request") {
+    IoThread thread;
+    TestCa ca = make_test_ca();
+    KeyPair serving = ca.issue_server({"127.0.0.1"}, {});
+    FakeServerOptions options;
+    options.certificate_pem = serving.certificate_pem;
+    options.key_pem = serving.key_pem;
+    options.keep_alive = false;
+    FakeApiServer server(options);
+    ClusterConfig config;
+    config.server = server.url();
+    config.ca_pem = ca.ca.certificate_pem;
+    OneClient client(thread, config);
+    CHECK(client.send(request_for("/api/v1")).ok());
+    CHECK(client.send(request_for("/api/v1")).ok());
+    const auto used = connections_used(server);
+    REQUIRE(used.size() == 2);
+    CHECK(used[1] != used[0]);
+    CHECK(client.idle() == 0);
+}
+
+TEST_CASE("A write goes on a new connection, which a later GET may reuse") {
+    IoThread thread;
+    FakeCluster cluster;
+    OneClient client(thread, cluster.config());
+    REQUIRE(client.send(request_for("/api/v1")).ok());
+    HttpRequest create = request_for("/api/v1/namespaces");
+    create.method = HttpMethod::Post;
+    create.body = R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"written"}})";
+    HttpResult created = client.send(create);
+    CHECK(created.success());
+    const auto used = connections_used(cluster.server);
+    REQUIRE(used.size() == 2);
+    CHECK(used[1] != used[0]); // not sent again if a kept connection turned out closed
+    CHECK(client.idle() == 2);
+}
+
+TEST_CASE("A watch takes a kept connection, and is not kept after it ends") {
+    IoThread thread;
+    FakeCluster cluster;
+    OneClient client(thread, cluster.config());
+    REQUIRE(client.send(request_for("/api/v1/namespaces")).ok());
+    HttpRequest watch = request_for("/api/v1/namespaces?watch=true&timeoutSeconds=1&"
+                                    "resourceVersion=" +
+                                    cluster.server.resource_version());
+    HttpResult ended = client.stream(watch);
+    CHECK(ended.ok());
+    const auto used = connections_used(cluster.server);
+    REQUIRE(used.size() == 2);
+    CHECK(used[1] == used[0]);
+    CHECK(client.idle() == 0);
+}
