@@ -504,7 +504,7 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
                 parser_.reset();
             }
         }
-        const bool reusable_shutdown = complete && !streaming_ && connection_;
+        const bool reusable_shutdown = complete && !streaming_;
         if (streaming_) {
             if (handlers_.on_end)
                 handlers_.on_end(std::move(result));

@@ -14,17 +14,59 @@ namespace net = boost::asio;
 
 namespace {
 
-// Runs one GET on the io thread and waits for its result.
-HttpResult get(IoThread& thread, const ClusterConfig& config, HttpRequest request) {
-    auto strand = net::make_strand(thread.io);
-    auto client = std::make_shared<ApiClient>(strand, config);
-    std::promise<HttpResult> promise;
-    auto result = promise.get_future();
-    net::post(strand, [&, client] {
-        client->get(request, [&promise, client](HttpResult r) { promise.set_value(std::move(r)); });
-    });
-    REQUIRE(result.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
-    return result.get();
+// One client used for several requests in a row, as the watcher uses it.
+class OneClient {
+  public:
+    OneClient(IoThread& thread, const ClusterConfig& config)
+        : strand_(net::make_strand(thread.io)),
+          client_(std::make_shared<ApiClient>(strand_, config)) {}
+
+    HttpResult send(const HttpRequest& request) {
+        std::promise<HttpResult> promise;
+        auto result = promise.get_future();
+        net::post(strand_, [&] {
+            client_->send(request, [&promise](HttpResult r) { promise.set_value(std::move(r)); });
+        });
+        REQUIRE(result.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+        return result.get();
+    }
+
+    // Streams to the end and returns how it ended.
+    HttpResult stream(const HttpRequest& request) {
+        std::promise<HttpResult> promise;
+        auto result = promise.get_future();
+        net::post(strand_, [&] {
+            StreamHandlers handlers;
+            handlers.on_data = [](std::string_view) { return true; };
+            handlers.on_end = [&promise](HttpResult r) { promise.set_value(std::move(r)); };
+            client_->stream(request, std::move(handlers));
+        });
+        REQUIRE(result.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
+        return result.get();
+    }
+
+    std::size_t idle() {
+        std::promise<std::size_t> promise;
+        auto result = promise.get_future();
+        net::post(strand_, [&] { promise.set_value(client_->idle_connections()); });
+        return result.get();
+    }
+
+  private:
+    net::strand<net::io_context::executor_type> strand_;
+    std::shared_ptr<ApiClient> client_;
+};
+
+std::vector<std::uint64_t> connections_used(const FakeApiServer& server) {
+    std::vector<std::uint64_t> out;
+    for (const auto& request : server.requests())
+        out.push_back(request.connection);
+    return out;
+}
+
+// Runs one GET on a client of its own and waits for its result.
+HttpResult get(IoThread& thread, const ClusterConfig& config, const HttpRequest& request) {
+    return OneClient(thread, config).send(request);
 }
 
 HttpRequest request_for(const std::string& target) {
@@ -180,60 +222,6 @@ TEST_CASE("A refused connection is reported as such") {
     CHECK(result.error);
     CHECK_THAT(result.error_detail, Catch::Contains("connect to 127.0.0.1"));
 }
-
-namespace {
-
-// One client used for several requests in a row, as the watcher uses it.
-class OneClient {
-  public:
-    OneClient(IoThread& thread, const ClusterConfig& config)
-        : strand_(net::make_strand(thread.io)),
-          client_(std::make_shared<ApiClient>(strand_, config)) {}
-
-    HttpResult send(const HttpRequest& request) {
-        std::promise<HttpResult> promise;
-        auto result = promise.get_future();
-        net::post(strand_, [&] {
-            client_->send(request, [&promise](HttpResult r) { promise.set_value(std::move(r)); });
-        });
-        REQUIRE(result.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
-        return result.get();
-    }
-
-    // Streams to the end and returns how it ended.
-    HttpResult stream(const HttpRequest& request) {
-        std::promise<HttpResult> promise;
-        auto result = promise.get_future();
-        net::post(strand_, [&] {
-            StreamHandlers handlers;
-            handlers.on_data = [](std::string_view) { return true; };
-            handlers.on_end = [&promise](HttpResult r) { promise.set_value(std::move(r)); };
-            client_->stream(request, std::move(handlers));
-        });
-        REQUIRE(result.wait_for(std::chrono::seconds(20)) == std::future_status::ready);
-        return result.get();
-    }
-
-    std::size_t idle() {
-        std::promise<std::size_t> promise;
-        auto result = promise.get_future();
-        net::post(strand_, [&] { promise.set_value(client_->idle_connections()); });
-        return result.get();
-    }
-
-  private:
-    net::strand<net::io_context::executor_type> strand_;
-    std::shared_ptr<ApiClient> client_;
-};
-
-std::vector<std::uint64_t> connections_used(const FakeApiServer& server) {
-    std::vector<std::uint64_t> out;
-    for (const auto& request : server.requests())
-        out.push_back(request.connection);
-    return out;
-}
-
-} // namespace
 
 TEST_CASE("GETs one after another share one kept-alive connection") {
     IoThread thread;
