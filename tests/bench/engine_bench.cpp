@@ -1,4 +1,5 @@
-// Benchmark of the engine on a synthetic mesh: snapshot build, full analysis, admission latency, RSS.
+// Benchmark of the engine on a synthetic mesh: snapshot build, full analysis, admission latency,
+// RSS.
 #include "analysis/analyze.hpp"
 #include "server/admission/review_endpoint.hpp"
 #include "server/input/manifest_loader.hpp"
@@ -28,10 +29,13 @@ long peak_rss_kib() {
 
 // The istio ConfigMap carries its mesh config as YAML text, which server/ converts for the engine.
 void convert_mesh(json& object) {
-    if (object.value("kind", "") != "ConfigMap") return;
+    if (object.value("kind", "") != "ConfigMap")
+        return;
     auto& data = object["data"];
-    if (!data.is_object() || !data.contains("mesh") || !data["mesh"].is_string()) return;
-    auto docs = mtlsguard::input::parse_yaml_documents(data["mesh"].get<std::string>(), "istio ConfigMap");
+    if (!data.is_object() || !data.contains("mesh") || !data["mesh"].is_string())
+        return;
+    auto docs =
+        mtlsguard::input::parse_yaml_documents(data["mesh"].get<std::string>(), "istio ConfigMap");
     data["mesh"] = docs.empty() ? json(nullptr) : docs.front();
 }
 
@@ -39,29 +43,38 @@ json review(const std::string& operation, json object, std::size_t n) {
     const std::string api_version = object["apiVersion"];
     const auto slash = api_version.find('/');
     json request = {{"uid", "bench-" + std::to_string(n)},
-                    {"kind", {{"group", api_version.substr(0, slash)}, {"version", api_version.substr(slash + 1)},
-                              {"kind", object["kind"]}}},
+                    {"kind",
+                     {{"group", api_version.substr(0, slash)},
+                      {"version", api_version.substr(slash + 1)},
+                      {"kind", object["kind"]}}},
                     {"name", object["metadata"]["name"]},
                     {"namespace", object["metadata"]["namespace"]},
                     {"operation", operation},
                     {"dryRun", false},
                     {"object", std::move(object)}};
-    return {{"apiVersion", "admission.k8s.io/v1"}, {"kind", "AdmissionReview"}, {"request", std::move(request)}};
+    return {{"apiVersion", "admission.k8s.io/v1"},
+            {"kind", "AdmissionReview"},
+            {"request", std::move(request)}};
 }
 
-json peer_authentication(const std::string& ns, const std::string& name, const std::string& mode, json selector = nullptr) {
+json peer_authentication(const std::string& ns, const std::string& name, const std::string& mode,
+                         json selector = nullptr) {
     json spec = {{"mtls", {{"mode", mode}}}};
-    if (!selector.is_null()) spec["selector"] = {{"matchLabels", std::move(selector)}};
+    if (!selector.is_null())
+        spec["selector"] = {{"matchLabels", std::move(selector)}};
     return {{"apiVersion", "security.istio.io/v1"},
             {"kind", "PeerAuthentication"},
-            {"metadata", {{"name", name}, {"namespace", ns}, {"creationTimestamp", "2026-11-01T00:00:00Z"}}},
+            {"metadata",
+             {{"name", name}, {"namespace", ns}, {"creationTimestamp", "2026-11-01T00:00:00Z"}}},
             {"spec", std::move(spec)}};
 }
 
-json destination_rule(const std::string& ns, const std::string& name, const std::string& host, const std::string& mode) {
+json destination_rule(const std::string& ns, const std::string& name, const std::string& host,
+                      const std::string& mode) {
     return {{"apiVersion", "networking.istio.io/v1"},
             {"kind", "DestinationRule"},
-            {"metadata", {{"name", name}, {"namespace", ns}, {"creationTimestamp", "2026-11-01T00:00:00Z"}}},
+            {"metadata",
+             {{"name", name}, {"namespace", ns}, {"creationTimestamp", "2026-11-01T00:00:00Z"}}},
             {"spec", {{"host", host}, {"trafficPolicy", {{"tls", {{"mode", mode}}}}}}}};
 }
 
@@ -71,7 +84,9 @@ struct Stats {
 
 Stats stats(std::vector<double> samples) {
     std::sort(samples.begin(), samples.end());
-    auto at = [&](double q) { return samples[static_cast<std::size_t>(q * static_cast<double>(samples.size() - 1))]; };
+    auto at = [&](double q) {
+        return samples[static_cast<std::size_t>(q * static_cast<double>(samples.size() - 1))];
+    };
     return {at(0.50), at(0.99), samples.back()};
 }
 
@@ -88,8 +103,10 @@ int main(int argc, char** argv) {
     app.add_option("--destination-rules", shape.destination_rules)->capture_default_str();
     app.add_option("--peer-authentications", shape.peer_authentications)->capture_default_str();
     app.add_option("--seed", shape.seed)->capture_default_str();
-    app.add_option("--iterations", iterations, "namespace-scoped admission requests")->capture_default_str();
-    app.add_option("--mesh-iterations", mesh_iterations, "mesh-wide admission requests")->capture_default_str();
+    app.add_option("--iterations", iterations, "namespace-scoped admission requests")
+        ->capture_default_str();
+    app.add_option("--mesh-iterations", mesh_iterations, "mesh-wide admission requests")
+        ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     // 1. Generate and decode object by object, as a watch would deliver them.
@@ -109,10 +126,14 @@ int main(int argc, char** argv) {
     const auto snapshot = builder.build();
     const double index_ms = ms_since(index_start);
     const double build_ms = ms_since(start);
-    std::printf("mesh: %d namespaces, %d services, %d pods, %d DestinationRules, %d PeerAuthentications (%zu objects)\n",
-                shape.namespaces, shape.services, shape.pods, shape.destination_rules, shape.peer_authentications, objects);
-    std::printf("snapshot: %zu workloads, %zu services; generate+decode %.0f ms, index (build) %.0f ms, total %.0f ms\n",
-                snapshot->workloads().size(), snapshot->services().size(), decode_ms, index_ms, build_ms);
+    std::printf("mesh: %d namespaces, %d services, %d pods, %d DestinationRules, %d "
+                "PeerAuthentications (%zu objects)\n",
+                shape.namespaces, shape.services, shape.pods, shape.destination_rules,
+                shape.peer_authentications, objects);
+    std::printf("snapshot: %zu workloads, %zu services; generate+decode %.0f ms, index (build) "
+                "%.0f ms, total %.0f ms\n",
+                snapshot->workloads().size(), snapshot->services().size(), decode_ms, index_ms,
+                build_ms);
 
     // 2. The full analysis of the whole snapshot.
     start = Clock::now();
@@ -124,15 +145,18 @@ int main(int argc, char** argv) {
     }
     int errors = 0, warnings = 0, infos = 0;
     for (const auto& f : result.findings)
-        (f.severity == mtlsguard::conflict::Severity::Error ? errors
+        (f.severity == mtlsguard::conflict::Severity::Error     ? errors
          : f.severity == mtlsguard::conflict::Severity::Warning ? warnings
-                                                                 : infos)++;
-    std::printf("full analyze: %.0f ms (%d errors, %d warnings, %d infos)\n", analyze_ms, errors, warnings, infos);
+                                                                : infos)++;
+    std::printf("full analyze: %.0f ms (%d errors, %d warnings, %d infos)\n", analyze_ms, errors,
+                warnings, infos);
 
     // 3. Admission latency, body in and body out, as /validate runs it.
     std::vector<std::pair<std::string, std::string>> targets; // namespace, service
     for (const auto& ns : snapshot->namespaces())
-        if (!ns.services.empty()) targets.emplace_back(ns.name, snapshot->services()[ns.services.front()].service.ref.name);
+        if (!ns.services.empty())
+            targets.emplace_back(ns.name,
+                                 snapshot->services()[ns.services.front()].service.ref.name);
     mtlsguard::admission::AdmissionSettings settings;
     std::vector<double> samples;
     std::array<std::vector<double>, 3> by_kind;
@@ -142,11 +166,19 @@ int main(int argc, char** argv) {
         const auto& [ns, svc] = targets[static_cast<std::size_t>(i * 7919) % targets.size()];
         json object;
         switch (i % 3) {
-        case 0: object = peer_authentication(ns, "default", modes[(i / 3) % 3]); break;
-        case 1: object = peer_authentication(ns, svc + "-bench", modes[(i / 3) % 3], {{"app", svc}}); break;
-        default: object = destination_rule(ns, svc + "-bench", svc, i % 2 ? "ISTIO_MUTUAL" : "DISABLE"); break;
+        case 0:
+            object = peer_authentication(ns, "default", modes[(i / 3) % 3]);
+            break;
+        case 1:
+            object = peer_authentication(ns, svc + "-bench", modes[(i / 3) % 3], {{"app", svc}});
+            break;
+        default:
+            object = destination_rule(ns, svc + "-bench", svc, i % 2 ? "ISTIO_MUTUAL" : "DISABLE");
+            break;
         }
-        const std::string body = review(i % 3 == 0 ? "UPDATE" : "CREATE", std::move(object), static_cast<std::size_t>(i)).dump();
+        const std::string body =
+            review(i % 3 == 0 ? "UPDATE" : "CREATE", std::move(object), static_cast<std::size_t>(i))
+                .dump();
         start = Clock::now();
         const auto reply = mtlsguard::server::handle_review(*snapshot, body, settings);
         samples.push_back(ms_since(start));
@@ -157,21 +189,26 @@ int main(int argc, char** argv) {
         }
         denied += reply.decision.allowed ? 0 : 1;
     }
-    const char* kinds[] = {"namespace-wide PeerAuthentication", "workload PeerAuthentication", "DestinationRule"};
+    const char* kinds[] = {"namespace-wide PeerAuthentication", "workload PeerAuthentication",
+                           "DestinationRule"};
     for (std::size_t k = 0; k < by_kind.size(); ++k) {
-        if (by_kind[k].empty()) continue;
+        if (by_kind[k].empty())
+            continue;
         const Stats s = stats(by_kind[k]);
         std::printf("  %-35s p50 %.3f ms, p99 %.3f ms\n", kinds[k], s.p50, s.p99);
     }
     const Stats ns_stats = stats(samples);
-    std::printf("admission, namespace-scoped change (%d requests, %zu denied): p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+    std::printf("admission, namespace-scoped change (%d requests, %zu denied): p50 %.3f ms, p99 "
+                "%.3f ms, max %.3f ms\n",
                 iterations, denied, ns_stats.p50, ns_stats.p99, ns_stats.max);
 
     samples.clear();
     denied = 0;
     for (int i = 0; i < mesh_iterations; ++i) {
         const std::string body =
-            review("UPDATE", peer_authentication("istio-system", "default", modes[i % 3]), static_cast<std::size_t>(i)).dump();
+            review("UPDATE", peer_authentication("istio-system", "default", modes[i % 3]),
+                   static_cast<std::size_t>(i))
+                .dump();
         start = Clock::now();
         const auto reply = mtlsguard::server::handle_review(*snapshot, body, settings);
         samples.push_back(ms_since(start));
@@ -182,9 +219,11 @@ int main(int argc, char** argv) {
         denied += reply.decision.allowed ? 0 : 1;
     }
     const Stats mesh_stats = stats(samples);
-    std::printf("admission, mesh-wide PeerAuthentication change (%d requests, %zu denied): p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+    std::printf("admission, mesh-wide PeerAuthentication change (%d requests, %zu denied): p50 "
+                "%.3f ms, p99 %.3f ms, max %.3f ms\n",
                 mesh_iterations, denied, mesh_stats.p50, mesh_stats.p99, mesh_stats.max);
     std::printf("peak RSS: %.1f MiB\n", static_cast<double>(peak_rss_kib()) / 1024.0);
-    std::printf("targets: namespace-scoped p99 <= 1 ms, mesh-wide p99 <= 25 ms, full analyze <= 2000 ms, RSS <= 256 MiB\n");
+    std::printf("targets: namespace-scoped p99 <= 1 ms, mesh-wide p99 <= 25 ms, full analyze <= "
+                "2000 ms, RSS <= 256 MiB\n");
     return 0;
 }
