@@ -25,7 +25,7 @@ void ConnectionTracker::attach(std::uint64_t id, const std::weak_ptr<Connection>
         it->second = owner;
         drain_now = draining_;
     }
-    // Outside the lock: begin_drain posts to the connection's strand and must not call back in.
+    // Outside the lock: begin_drain posts to the connection's loop and must not call back in.
     if (drain_now)
         if (auto connection = owner.lock())
             connection->begin_drain();

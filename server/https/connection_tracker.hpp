@@ -14,7 +14,7 @@
 namespace mtlsguard::https {
 
 // An open connection as the drain sees it. begin_drain() is called from any thread; the connection
-// moves to its own strand, closes at once when idle, and otherwise closes after its current
+// moves to its own loop, closes at once when idle, and otherwise closes after its current
 // response.
 class Connection {
   public:

@@ -6,11 +6,11 @@
 #include "server/https/body_budget.hpp"
 #include "server/https/connection_tracker.hpp"
 #include "server/https/http_routing.hpp"
+#include "server/https/io_pool.hpp"
 #include "server/https/request_handler.hpp"
 #include "server/https/tls_context.hpp"
 #include "server/observability/metrics.hpp"
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -56,7 +56,8 @@ struct ListenerContext {
 class Listener : public std::enable_shared_from_this<Listener> {
   public:
     // Binds and listens; throws boost::system::system_error when the address cannot be used.
-    Listener(boost::asio::io_context& io, const boost::asio::ip::tcp::endpoint& endpoint,
+    // Accepts on the pool's first loop and gives each connection the pool's next one.
+    Listener(IoPool& loops, const boost::asio::ip::tcp::endpoint& endpoint,
              ListenerContext& context);
 
     void run();
@@ -68,7 +69,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
     void do_accept();
     void on_accept(boost::system::error_code ec, boost::asio::ip::tcp::socket socket);
 
-    boost::asio::io_context& io_;
+    IoPool& loops_;
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::steady_timer retry_timer_;
     ListenerContext& context_;

@@ -40,9 +40,11 @@ unsigned available_cores() {
 }
 
 Server::Server(ServerSettings settings, RequestHandler& handler, observability::Metrics& metrics)
-    : settings_(settings), handler_(handler), metrics_(metrics),
-      io_(static_cast<int>(std::max(1U, settings.threads))), work_(net::make_work_guard(io_)),
-      signals_(io_, SIGINT, SIGTERM) {}
+    : settings_(settings), handler_(handler), metrics_(metrics), loops_(settings.threads),
+      signals_(loops_.first(), SIGINT, SIGTERM) {
+    for (std::size_t i = 0; i < loops_.size(); ++i)
+        work_.push_back(net::make_work_guard(loops_.at(i)));
+}
 
 Server::~Server() {
     stop();
@@ -50,14 +52,13 @@ Server::~Server() {
 
 void Server::start() {
     wait_for_signal();
-    const unsigned count = std::max(1U, settings_.threads);
-    threads_.reserve(count);
-    for (unsigned i = 0; i < count; ++i)
-        threads_.emplace_back([this] {
+    threads_.reserve(loops_.size());
+    for (std::size_t i = 0; i < loops_.size(); ++i)
+        threads_.emplace_back([this, &io = loops_.at(i)] {
             // A handler that throws is a bug; log it and keep the thread serving.
             while (true) {
                 try {
-                    io_.run();
+                    io.run();
                     return;
                 } catch (const std::exception& e) {
                     observability::log_event(observability::component_logger("serve"),
@@ -100,7 +101,8 @@ std::uint16_t Server::listen(const ListenAddress& address, TlsContextStore* tls,
     auto& context =
         contexts_.emplace_back(settings_.session, role, handler_, metrics_, tls, max_connections);
     try {
-        auto listener = std::make_shared<Listener>(io_, tcp::endpoint(ip, address.port), context);
+        auto listener =
+            std::make_shared<Listener>(loops_, tcp::endpoint(ip, address.port), context);
         listener->run();
         listeners_.push_back(listener);
         return listener->port();
@@ -140,8 +142,9 @@ std::size_t Server::drain() {
 }
 
 void Server::stop() {
-    work_.reset();
-    io_.stop();
+    work_.clear();
+    for (std::size_t i = 0; i < loops_.size(); ++i)
+        loops_.at(i).stop();
     for (auto& thread : threads_)
         if (thread.joinable())
             thread.join();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "server/https/http_routing.hpp"
+#include "server/https/io_pool.hpp"
 #include "server/https/listener.hpp"
 #include "server/https/request_handler.hpp"
 #include "server/https/tls_context.hpp"
@@ -69,14 +70,14 @@ class Server {
     ServerSettings settings_;
     RequestHandler& handler_;
     observability::Metrics& metrics_;
-    // Declared before io_: destroying io_ destroys the handlers it still holds, hence the
+    // Declared before loops_: destroying the loops destroys the handlers it still holds, hence the
     // sessions, whose slots point into these.
     std::list<ListenerContext> contexts_; // stable addresses: sessions hold references
     std::mutex mutex_;
     std::condition_variable signalled_;
     std::atomic<int> signal_{0};
-    boost::asio::io_context io_;
-    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+    IoPool loops_; // one per I/O thread
+    std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
     boost::asio::signal_set signals_;
     std::vector<std::shared_ptr<Listener>> listeners_;
     std::vector<std::thread> threads_;
