@@ -59,7 +59,11 @@ struct ServeOptions {
     double cert_poll_seconds = 10;
     double header_timeout_seconds = 10;
     double body_timeout_seconds = 30;
-    double idle_timeout_seconds = 60;
+    // Longer than the API server's 90 s idle-connection timeout (client-go takes Go's
+    // http.DefaultTransport IdleConnTimeout): the client then always closes an idle connection
+    // first. Were the server to close first, a review sent as the close crossed it would fail, and
+    // Go does not resend a POST.
+    double idle_timeout_seconds = 120;
     double drain_timeout_seconds = 20;
     std::string port_file; // receives the bound port (and the metrics port on a second line)
 };

@@ -24,7 +24,7 @@ struct SessionSettings {
     std::chrono::milliseconds header_timeout{std::chrono::seconds(10)};
     std::chrono::milliseconds body_timeout{std::chrono::seconds(30)};
     std::chrono::milliseconds write_timeout{std::chrono::seconds(10)};
-    std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};
+    std::chrono::milliseconds idle_timeout{std::chrono::seconds(120)}; // see ServeOptions
     // How long a closing connection waits for the peer's TLS close_notify.
     std::chrono::milliseconds close_timeout{std::chrono::seconds(2)};
     std::uint32_t header_limit = 16 * 1024;

@@ -662,6 +662,25 @@ TEST_CASE("Over --max-connections new connections are closed at once and counted
         5s));
 }
 
+TEST_CASE("A kept-alive connection idle past the idle timeout is closed; a busy one stays open") {
+    ServeOptions options;
+    options.extra = {"--idle-timeout-seconds", "1"};
+    Serve serve(options);
+    TlsClient idle = client_for(serve);
+    REQUIRE_FALSE(idle.connect());
+    REQUIRE(idle.exchange(get("/healthz")).status == 200);
+    TlsClient busy = client_for(serve);
+    REQUIRE_FALSE(busy.connect());
+    // The busy connection asks every 200 ms for 2.5 s: it is never idle for a whole second.
+    const auto started = Clock::now();
+    while (Clock::now() - started < 2500ms) {
+        REQUIRE(busy.exchange(get("/healthz")).status == 200);
+        std::this_thread::sleep_for(200ms);
+    }
+    CHECK(is_closed(idle.wait_closed(3s)));
+    CHECK(busy.exchange(get("/healthz")).status == 200);
+}
+
 TEST_CASE("SIGTERM drains: requests in flight finish, idle connections close, exit 0") {
     // The body of the request in flight arrives after the drain began: give it time.
     Serve serve({{}, true, true, true, "20"});
@@ -680,7 +699,7 @@ TEST_CASE("SIGTERM drains: requests in flight finish, idle connections close, ex
     std::this_thread::sleep_for(100ms);
     serve.process->signal(SIGTERM);
 
-    // The idle keep-alive connection is closed promptly, long before the 60 s idle timeout.
+    // The idle keep-alive connection is closed promptly, long before the 120 s idle timeout.
     CHECK(is_closed(idle.wait_closed(3s)));
     // New connections are refused once the listener has stopped.
     CHECK(eventually([&] { return static_cast<bool>(client_for(serve).connect()); }, 3s));
