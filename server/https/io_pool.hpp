@@ -15,15 +15,16 @@ namespace mtlsguard::https {
 // loaded 2-core machine those hand-offs and context switches cost more than the HTTP work. With a
 // loop per thread (nginx's model: a worker per core, each with its own epoll) a connection's
 // events are read and handled by the same thread, and the loops share nothing. The price: a slow
-// request delays only the other connections on its own loop, which the per-connection read and
-// write timeouts already bound.
+// request (a large body to read and decide) delays the other connections of its own loop, while
+// another loop may be idle.
 class IoPool {
   public:
     explicit IoPool(unsigned threads) {
         const unsigned count = threads == 0 ? 1 : threads;
         loops_.reserve(count);
         for (unsigned i = 0; i < count; ++i)
-            // Concurrency hint 1: only this loop's thread runs it, so Asio skips waking others.
+            // Concurrency hint 1: only this loop's thread runs it, so Asio does not signal other
+            // threads when there is more work.
             loops_.push_back(std::make_unique<boost::asio::io_context>(1));
     }
 
