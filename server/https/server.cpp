@@ -54,7 +54,7 @@ void Server::start() {
     wait_for_signal();
     threads_.reserve(loops_.size());
     for (std::size_t i = 0; i < loops_.size(); ++i)
-        threads_.emplace_back([this, &io = loops_.at(i)] {
+        threads_.emplace_back([&io = loops_.at(i)] {
             // A handler that throws is a bug; log it and keep the thread serving.
             while (true) {
                 try {
