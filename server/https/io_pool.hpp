@@ -28,6 +28,16 @@ class IoPool {
             loops_.push_back(std::make_unique<boost::asio::io_context>(1));
     }
 
+    // The first loop goes first, explicitly: its pending accepts hold sockets made for the other
+    // loops, which must still exist when those accepts are destroyed. A connection's own handlers
+    // hold nothing of another loop.
+    ~IoPool() {
+        for (auto& loop : loops_)
+            loop.reset();
+    }
+    IoPool(const IoPool&) = delete;
+    IoPool& operator=(const IoPool&) = delete;
+
     std::size_t size() const noexcept { return loops_.size(); }
     boost::asio::io_context& at(std::size_t i) noexcept { return *loops_[i]; }
     // The loop for the signal handler, the acceptors and their retry timers.
