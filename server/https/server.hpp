@@ -70,7 +70,7 @@ class Server {
     ServerSettings settings_;
     RequestHandler& handler_;
     observability::Metrics& metrics_;
-    // Declared before loops_: destroying the loops destroys the handlers it still holds, hence the
+    // Declared before loops_: destroying the loops destroys the handlers they still hold, hence the
     // sessions, whose slots point into these.
     std::list<ListenerContext> contexts_; // stable addresses: sessions hold references
     std::mutex mutex_;
