@@ -128,6 +128,7 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
             summary.client = client;
             summary.server = server;
             finding.flow = std::move(summary);
+            finding.detail.text = std::string(resolution::to_string(flow.decision.dropped));
         }
         if (!list)
             list = &get_namespaces();

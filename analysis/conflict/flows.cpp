@@ -191,10 +191,12 @@ void evaluate_external_host(const resolution::ConfigView& view, std::size_t inde
         for (const auto& outcome : clients.outcomes) {
             flow.rule = outcome.rule;
             const auto tls = resolution::cluster_tls(outcome.rule, port, nullptr);
-            // Auto mTLS never applies to MESH_EXTERNAL hosts.
-            flow.decision = resolution::SendDecision{tls.cluster ? resolution::send_of(*tls.cluster)
+            // Auto mTLS never applies to MESH_EXTERNAL hosts; TLS istiod drops is plaintext.
+            const auto drop = resolution::dropped_tls(tls, outcome.rule, view.version());
+            flow.decision = resolution::SendDecision{
+                tls.cluster && drop == resolution::TlsDrop::None ? resolution::send_of(*tls.cluster)
                                                                  : ClientSend::Plaintext,
-                                                     tls.cluster.has_value(), nullptr, nullptr};
+                tls.cluster.has_value(), nullptr, nullptr, drop};
             flow.send = flow.decision.send;
             finish(flow, true);
             sink(flow, FlowClients{&clients, &outcome,

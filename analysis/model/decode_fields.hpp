@@ -248,10 +248,23 @@ template <class Node> TlsSetting tls_field(const Node& holder, const std::string
     return parsed;
 }
 
+template <class Node> TlsCredentials tls_credentials(const Node& holder, const std::string& path) {
+    TlsCredentials out;
+    const auto tls = optional_object(holder, "tls", path);
+    if (!tls)
+        return out;
+    const std::string tls_path = path + ".tls";
+    out.client_certificate = !optional_string(*tls, "clientCertificate", tls_path).empty();
+    out.private_key = !optional_string(*tls, "privateKey", tls_path).empty();
+    out.credential_name = optional_string(*tls, "credentialName", tls_path);
+    return out;
+}
+
 template <class Node>
 TrafficPolicy decode_traffic_policy(const Node& policy, const std::string& path) {
     TrafficPolicy tp;
     tp.tls = tls_field(policy, path);
+    tp.credentials = tls_credentials(policy, path);
     if (const auto lb = optional_object(policy, "loadBalancer", path)) {
         tp.passthrough_load_balancer =
             optional_string(*lb, "simple", path + ".loadBalancer") == "PASSTHROUGH";
@@ -268,6 +281,7 @@ TrafficPolicy decode_traffic_policy(const Node& policy, const std::string& path)
                 throw Failure{item_path + ".port.number: missing"};
             port.port = port_number(*number, item_path + ".port.number");
             port.tls = tls_field(item, item_path);
+            port.credentials = tls_credentials(item, item_path);
             tp.port_level.push_back(port);
         });
     }

@@ -24,13 +24,23 @@ struct PeerAuthentication {
 // One `tls` block of a DestinationRule; absent means "no TLS settings here".
 using TlsSetting = std::optional<TlsMode>;
 
+// The certificate fields of a `tls` block: istiod drops SIMPLE/MUTUAL blocks that lack them, or
+// that name a credential a sidecar may not load (semantics §4).
+struct TlsCredentials {
+    bool client_certificate = false; // clientCertificate set
+    bool private_key = false;        // privateKey set
+    std::string credential_name;
+};
+
 struct PortTrafficPolicy {
     std::uint16_t port = 0;
     TlsSetting tls;
+    TlsCredentials credentials;
 };
 
 struct TrafficPolicy {
     TlsSetting tls;
+    TlsCredentials credentials;
     bool passthrough_load_balancer = false; // loadBalancer.simple: PASSTHROUGH
     std::vector<PortTrafficPolicy> port_level;
 };

@@ -29,11 +29,30 @@ bool on(const Finding& f, std::string_view kind) {
     return f.resource.kind == kind;
 }
 
+// Why the client sends plaintext although a DestinationRule asks for TLS (semantics §4).
+std::string dropped_tls_reason(const std::string& drop, bool on_rule) {
+    const std::string rule = on_rule ? "this DestinationRule" : "the DestinationRule";
+    if (drop == "mutual-without-certificates")
+        return "Istio rejects " + rule +
+               ": tls mode MUTUAL without clientCertificate and privateKey (or credentialName) is "
+               "refused by its validating webhook, and istiod builds the cluster with no TLS "
+               "(\"client certificate and private key must not be empty\"). Fix: use "
+               "ISTIO_MUTUAL for in-mesh hosts, or give the certificate files";
+    return "Sidecars ignore the TLS of " + rule +
+           ": a credentialName is loaded only by gateways or by a DestinationRule with a "
+           "workloadSelector, so istiod builds the sidecars' cluster with no TLS. Fix: use "
+           "ISTIO_MUTUAL for in-mesh hosts, or add a workloadSelector";
+}
+
 std::string flow_message(const Finding& f) {
     const auto& flow = *f.flow;
     const std::string target = where(flow);
     switch (f.code) {
     case Code::MTG101:
+        if (!f.detail.text.empty())
+            return who(flow) + " send plaintext to " + target +
+                   ", which accepts only mTLS (STRICT): connections are reset. " +
+                   dropped_tls_reason(f.detail.text, on(f, "DestinationRule"));
         return who(flow) + " send plaintext to " + target +
                ", which accepts only mTLS (STRICT): connections are reset. Fix: " +
                (on(f, "DestinationRule")

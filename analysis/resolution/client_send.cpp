@@ -48,7 +48,9 @@ SidecarClientTls::SidecarClientTls(const ConfigView& view, const model::ServiceR
     : view_(view), tls_(cluster_tls(rule, port.port, subset)) {
     if (tls_.cluster) {
         explicit_ = true;
-        all_ = SendDecision{send_of(*tls_.cluster), true, nullptr, nullptr};
+        const TlsDrop drop = dropped_tls(tls_, rule, view.version());
+        all_ = SendDecision{drop == TlsDrop::None ? send_of(*tls_.cluster) : ClientSend::Plaintext,
+                            true, nullptr, nullptr, drop};
         return;
     }
     if (!view.mesh().auto_mtls) {
@@ -105,9 +107,12 @@ SendDecision SidecarClientTls::for_endpoint(const model::Workload& workload,
         return all_;
     if (plaintext_for_all_)
         return SendDecision{ClientSend::Plaintext, false, all_.auto_cause, all_.auto_alpha_cause};
-    // Per-endpoint transport socket match on the endpoint's tlsMode metadata.
+    // Per-endpoint transport socket match on the endpoint's tlsMode metadata. The rule's marking
+    // can only clear the pod's own mark (endpoint_builder.go sets meta.TLSMode = "" and nothing
+    // else): ISTIO_MUTUAL leaves it to the pod's sidecar label, any other mode clears it
+    // (semantics §4).
     if (view_.version() == model::IstioVersion::Current && tls_.endpoint_marking) {
-        const bool mtls = *tls_.endpoint_marking == model::TlsMode::IstioMutual;
+        const bool mtls = *tls_.endpoint_marking == model::TlsMode::IstioMutual && workload.sidecar;
         return SendDecision{mtls ? ClientSend::IstioMutual : ClientSend::Plaintext, true, nullptr,
                             nullptr};
     }

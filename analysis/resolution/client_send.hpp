@@ -17,6 +17,8 @@ struct SendDecision {
     // A mesh- or namespace-wide DISABLE (or legacy policy) that made auto mTLS choose plaintext.
     const model::PeerAuthentication* auto_cause = nullptr;
     const model::AlphaPolicy* auto_alpha_cause = nullptr;
+    // The DestinationRule asked for TLS that istiod drops: plaintext instead (semantics §4).
+    TlsDrop dropped = TlsDrop::None;
 };
 
 // The target (container) port of a workload behind a service port; 0 when a named port is not

@@ -299,20 +299,59 @@ ClusterTls cluster_tls(const model::ConsolidatedRule* rule, std::uint16_t servic
         // A matching port entry replaces the top-level policy wholesale, tls included.
         const auto* entry = port_entry(*policy, service_port);
         out.cluster = entry ? entry->tls : policy->tls;
+        out.credentials = entry ? &entry->credentials : &policy->credentials;
     }
     out.endpoint_marking = marking_for_port(policy, service_port);
     if (subset && subset->traffic_policy) {
         const auto& sp = *subset->traffic_policy;
-        if (const auto* entry = port_entry(sp, service_port))
+        if (const auto* entry = port_entry(sp, service_port)) {
             out.cluster = entry->tls;
-        else if (sp.tls)
+            out.credentials = &entry->credentials;
+        } else if (sp.tls) {
             out.cluster = sp.tls;
+            out.credentials = &sp.credentials;
+        }
         if (auto marking = marking_for_port(&sp, service_port))
             out.endpoint_marking = marking;
         if (sp.passthrough_load_balancer)
             out.passthrough = true;
     }
     return out;
+}
+
+std::string_view to_string(TlsDrop drop) noexcept {
+    switch (drop) {
+    case TlsDrop::None:
+        return "";
+    case TlsDrop::MutualWithoutCertificates:
+        return "mutual-without-certificates";
+    case TlsDrop::CredentialNameOnSidecar:
+        return "credential-name-on-sidecar";
+    }
+    return "";
+}
+
+TlsDrop dropped_tls(const ClusterTls& tls, const model::ConsolidatedRule* rule,
+                    model::IstioVersion version) noexcept {
+    if (!tls.cluster || !tls.credentials ||
+        (*tls.cluster != model::TlsMode::Simple && *tls.cluster != model::TlsMode::Mutual))
+        return TlsDrop::None;
+    const auto& credentials = *tls.credentials;
+    // istiod's cluster builder (cluster_tls.go, buildUpstreamClusterTLSContext): a credentialName
+    // is for gateways; a sidecar gets no TLS context unless the rule selects its pods. From 1.26
+    // a configmap:// credential (a CA bundle anyone may read) is exempt.
+    const bool modern = version == model::IstioVersion::Current;
+    if (!credentials.credential_name.empty()) {
+        const bool config_map = credentials.credential_name.rfind("configmap://", 0) == 0;
+        if (modern && !config_map && !(rule && rule->selector))
+            return TlsDrop::CredentialNameOnSidecar;
+        return TlsDrop::None;
+    }
+    // constructUpstreamTLS: "client certificate and private key must not be empty" (all versions).
+    if (*tls.cluster == model::TlsMode::Mutual &&
+        (!credentials.client_certificate || !credentials.private_key))
+        return TlsDrop::MutualWithoutCertificates;
+    return TlsDrop::None;
 }
 
 } // namespace mtlsguard::resolution

@@ -75,8 +75,25 @@ struct ClusterTls {
     model::TlsSetting cluster;
     model::TlsSetting endpoint_marking;
     bool passthrough = false;
+    // The certificate fields of the `tls` block `cluster` came from; null when none was chosen.
+    const model::TlsCredentials* credentials = nullptr;
 };
 ClusterTls cluster_tls(const model::ConsolidatedRule* rule, std::uint16_t service_port,
                        const model::Subset* subset) noexcept;
+
+// Why istiod builds a sidecar's cluster with no TLS at all although the DestinationRule asks for
+// SIMPLE or MUTUAL (semantics §4): the client then sends plaintext to every endpoint.
+enum class TlsDrop : std::uint8_t {
+    None,
+    // MUTUAL without clientCertificate/privateKey and without credentialName: Istio's webhook
+    // refuses it; istiod logs "client certificate and private key must not be empty".
+    MutualWithoutCertificates,
+    // SIMPLE/MUTUAL with a credentialName in a DestinationRule without workloadSelector: sidecars
+    // do not load such credentials (they are for egress gateways) and get no TLS (Istio 1.7+).
+    CredentialNameOnSidecar,
+};
+std::string_view to_string(TlsDrop drop) noexcept;
+TlsDrop dropped_tls(const ClusterTls& tls, const model::ConsolidatedRule* rule,
+                    model::IstioVersion version) noexcept;
 
 } // namespace mtlsguard::resolution

@@ -280,16 +280,33 @@ TEST_CASE("Auto mTLS corner case §5.4 b: a headless service with a DISABLE work
           std::vector<std::string>{"PeerAuthentication b-off.shop"});
 }
 
-TEST_CASE("Auto mTLS corner case §5.4 c: ISTIO_MUTUAL with a port entry without tls fails towards "
-          "workloads without a sidecar",
+TEST_CASE("Semantics §4: ISTIO_MUTUAL with a port entry without tls falls back to auto mTLS, so "
+          "workloads without a sidecar get plaintext and nothing fails",
           "[flows][auto]") {
     const auto snapshot = snapshot_of(cluster({
         destination_rule("shop", "plain-rule", "plain").tls("ISTIO_MUTUAL").port_without_tls(80),
     }));
     CHECK(flow_of(matrix_rows(*snapshot), "front", true, plain, "plain") ==
-          "ISTIO_MUTUAL NO_SIDECAR FAIL");
-    CHECK(reported_on(findings_of(*snapshot), "MTG103") ==
-          std::vector<std::string>{"DestinationRule plain-rule.shop"});
+          "PLAINTEXT NO_SIDECAR PLAINTEXT");
+    CHECK(reported_on(findings_of(*snapshot), "MTG103").empty());
+}
+
+TEST_CASE("Semantics §4: a DestinationRule MUTUAL without certificates is dropped by istiod, so "
+          "sidecar clients send plaintext and fail against STRICT",
+          "[flows][dropped-tls]") {
+    json rule = destination_rule("shop", "web-rule", "web");
+    rule["spec"]["trafficPolicy"]["tls"] = {{"mode", "MUTUAL"}}; // no clientCertificate, privateKey
+    const auto snapshot =
+        snapshot_of(cluster({peer_authentication("shop", "default").strict(), rule}));
+    CHECK(flow_of(matrix_rows(*snapshot), "front", true, web, "web") == "PLAINTEXT STRICT FAIL");
+    const auto findings = findings_of(*snapshot);
+    CHECK(reported_on(findings, "MTG101") ==
+          std::vector<std::string>{"DestinationRule web-rule.shop",
+                                   "PeerAuthentication default.shop"});
+    CHECK(reported_on(findings, "MTG201").empty());
+    for (const auto& f : with_code(findings, "MTG101"))
+        if (f.resource.kind == "DestinationRule")
+            CHECK(f.message.find("Istio rejects this DestinationRule") != std::string::npos);
 }
 
 TEST_CASE("Auto mTLS corner case §5.4 d: DISABLE with a port entry without tls fails towards "

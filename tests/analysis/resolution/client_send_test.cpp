@@ -277,16 +277,65 @@ TEST_CASE("A PASSTHROUGH load balancer is treated like a headless service",
     }
 }
 
-TEST_CASE("Port-level marking (§5.4 c): ISTIO_MUTUAL at the top and a port entry without tls send "
-          "mTLS to every endpoint",
+TEST_CASE("Semantics §4 marking: ISTIO_MUTUAL at the top and a port entry without tls leave the "
+          "mark to the pod, so mTLS goes to sidecars and plaintext to the others",
           "[client-send][marking]") {
+    // istiod 1.14.6 and endpoint_builder.go in 1.29: the rule's mode can only clear the pod's own
+    // security.istio.io/tlsMode mark, never set it.
     const auto sent = sends(
         *snapshot_of(shop(
             {destination_rule("shop", "web", "web").tls("ISTIO_MUTUAL").port_without_tls(80)})),
         "shop", "web", 80);
     CHECK(sent.at("web-mesh").send == "ISTIO_MUTUAL");
-    CHECK(sent.at("web-plain").send == "ISTIO_MUTUAL");
-    CHECK(sent.at("web-plain").by_rule);
+    CHECK(sent.at("web-plain").send == "PLAINTEXT");
+}
+
+TEST_CASE("Semantics §4 marking: with ISTIO_MUTUAL marking, a sidecar whose port is DISABLE still "
+          "gets mTLS (the rule's mode, not the PeerAuthentication, keeps the mark)",
+          "[client-send][marking]") {
+    const auto sent = sends(
+        *snapshot_of(shop(
+            {peer_authentication("shop", "mesh-off").selecting({{"track", "mesh"}}).disable(),
+             destination_rule("shop", "web", "web").tls("ISTIO_MUTUAL").port_without_tls(80)})),
+        "shop", "web", 80);
+    CHECK(sent.at("web-mesh").send == "ISTIO_MUTUAL");
+    CHECK(sent.at("web-plain").send == "PLAINTEXT");
+}
+
+TEST_CASE("Semantics §4: TLS settings istiod drops make sidecar clients send plaintext",
+          "[client-send][dropped-tls]") {
+    auto [context, tls, drop] = GENERATE(table<std::string, json, std::string>({
+        {"MUTUAL without any certificate", json{{"mode", "MUTUAL"}}, "PLAINTEXT"},
+        {"MUTUAL with a certificate but no key",
+         json{{"mode", "MUTUAL"}, {"clientCertificate", "/etc/certs/cert.pem"}}, "PLAINTEXT"},
+        {"MUTUAL with a key but no certificate",
+         json{{"mode", "MUTUAL"}, {"privateKey", "/etc/certs/key.pem"}}, "PLAINTEXT"},
+        {"MUTUAL with both files",
+         json{{"mode", "MUTUAL"},
+              {"clientCertificate", "/etc/certs/cert.pem"},
+              {"privateKey", "/etc/certs/key.pem"}},
+         "MUTUAL"},
+        {"SIMPLE with a credentialName, no workloadSelector",
+         json{{"mode", "SIMPLE"}, {"credentialName", "web-ca"}}, "PLAINTEXT"},
+        {"MUTUAL with a credentialName, no workloadSelector",
+         json{{"mode", "MUTUAL"}, {"credentialName", "web-client"}}, "PLAINTEXT"},
+        {"SIMPLE with a configmap:// credentialName (1.26+)",
+         json{{"mode", "SIMPLE"}, {"credentialName", "configmap://web-ca"}}, "SIMPLE"},
+        {"SIMPLE without credentials", json{{"mode", "SIMPLE"}}, "SIMPLE"},
+        {"ISTIO_MUTUAL with a credentialName",
+         json{{"mode", "ISTIO_MUTUAL"}, {"credentialName", "x"}}, "ISTIO_MUTUAL"},
+    }));
+    INFO(context);
+    json rule = destination_rule("shop", "web", "web");
+    rule["spec"]["trafficPolicy"]["tls"] = tls;
+    CHECK(sends_to_web({rule}) == Sends{{"web-mesh", drop}, {"web-plain", drop}});
+
+    SECTION("in a port entry too") {
+        json port_rule = destination_rule("shop", "web", "web").tls("ISTIO_MUTUAL");
+        port_rule["spec"]["trafficPolicy"]["portLevelSettings"] =
+            json::array({{{"port", {{"number", 80}}}, {"tls", tls}}});
+        CHECK(sends_to_web({port_rule}) == Sends{{"web-mesh", drop}, {"web-plain", drop}});
+    }
 }
 
 TEST_CASE("Port-level marking (§5.4 d): DISABLE, SIMPLE or MUTUAL at the top and a port entry "

@@ -95,8 +95,18 @@ class DestinationRuleBuilder : public ObjectBuilder<DestinationRuleBuilder> {
         : ObjectBuilder(api_version, "DestinationRule", ns, name) {
         body_["spec"] = {{"host", host}};
     }
+    // A tls block as Istio accepts it: MUTUAL comes with its certificate files (without them
+    // istiod drops the block, semantics §4; set the fields by hand to test that).
+    static json tls_block(const std::string& mode) {
+        json block = {{"mode", mode}};
+        if (mode == "MUTUAL") {
+            block["clientCertificate"] = "/etc/certs/client.pem";
+            block["privateKey"] = "/etc/certs/client-key.pem";
+        }
+        return block;
+    }
     DestinationRuleBuilder& tls(const std::string& mode) {
-        body_["spec"]["trafficPolicy"]["tls"]["mode"] = mode;
+        body_["spec"]["trafficPolicy"]["tls"] = tls_block(mode);
         return *this;
     }
     // A trafficPolicy without a tls block (e.g. only a load balancer setting).
@@ -106,7 +116,7 @@ class DestinationRuleBuilder : public ObjectBuilder<DestinationRuleBuilder> {
     }
     DestinationRuleBuilder& port_tls(int port, const std::string& mode) {
         body_["spec"]["trafficPolicy"]["portLevelSettings"].push_back(
-            {{"port", {{"number", port}}}, {"tls", {{"mode", mode}}}});
+            {{"port", {{"number", port}}}, {"tls", tls_block(mode)}});
         return *this;
     }
     // A portLevelSettings entry for the port that sets something other than tls.
@@ -132,7 +142,7 @@ class DestinationRuleBuilder : public ObjectBuilder<DestinationRuleBuilder> {
                                    const std::optional<std::string>& tls_mode = std::nullopt) {
         json subset = {{"name", name}, {"labels", labels}};
         if (tls_mode)
-            subset["trafficPolicy"]["tls"]["mode"] = *tls_mode;
+            subset["trafficPolicy"]["tls"] = tls_block(*tls_mode);
         body_["spec"]["subsets"].push_back(std::move(subset));
         return *this;
     }
