@@ -53,13 +53,19 @@ MatrixResult matrix(const model::Snapshot& snapshot, const std::string& namespac
                                             const conflict::FlowClients& who) {
             const model::NsId target_ns = flow.service ? flow.service->ns : flow.external->ns;
             MatrixRow row;
-            row.client_sidecar = flow.client_sidecar;
+            row.client_sidecar = flow.client == conflict::ClientKind::Sidecar;
+            row.client_dataplane = std::string(conflict::to_string(flow.client));
+            if (flow.via) {
+                row.via_namespace = flow.via->namespace_name;
+                row.via_name = flow.via->name;
+            }
             row.host = std::string(flow.host);
             row.port = flow.port;
             row.target_port = flow.target_port;
             if (flow.workload) {
                 row.workload_namespace = view.namespace_name(flow.workload->ns);
                 row.workload_name = flow.workload->name;
+                row.workload_dataplane = std::string(conflict::workload_dataplane(*flow.workload));
             }
             if (flow.subset)
                 row.subset = flow.subset->name;
@@ -93,6 +99,7 @@ nlohmann::json matrix_json(const std::vector<MatrixRow>& rows) {
     for (const auto& r : rows) {
         nlohmann::json j = {{"clientNamespace", r.client_namespace},
                             {"clientSidecar", r.client_sidecar},
+                            {"clientDataplane", r.client_dataplane},
                             {"host", r.host},
                             {"port", r.port},
                             {"targetPort", r.target_port},
@@ -100,7 +107,11 @@ nlohmann::json matrix_json(const std::vector<MatrixRow>& rows) {
                             {"server", r.server},
                             {"verdict", r.verdict}};
         if (!r.workload_name.empty())
-            j["workload"] = {{"namespace", r.workload_namespace}, {"name", r.workload_name}};
+            j["workload"] = {{"namespace", r.workload_namespace},
+                             {"name", r.workload_name},
+                             {"dataplane", r.workload_dataplane}};
+        if (!r.via_name.empty())
+            j["via"] = {{"namespace", r.via_namespace}, {"name", r.via_name}};
         if (!r.subset.empty())
             j["subset"] = r.subset;
         list.push_back(std::move(j));
@@ -116,11 +127,16 @@ std::string matrix_text(const std::vector<MatrixRow>& rows) {
         std::string service = r.host + ":" + std::to_string(r.port);
         if (!r.subset.empty())
             service += " (subset " + r.subset + ")";
+        if (!r.via_name.empty())
+            service += " via waypoint " + r.via_namespace + "/" + r.via_name;
         std::string workload =
             r.workload_name.empty() ? "-" : r.workload_namespace + "/" + r.workload_name;
         if (r.target_port && r.target_port != r.port)
             workload += ":" + std::to_string(r.target_port);
-        table.push_back({r.client_namespace + (r.client_sidecar ? " (sidecar)" : " (no sidecar)"),
+        const std::string kind = r.client_sidecar                 ? " (sidecar)"
+                                 : r.client_dataplane == "ambient" ? " (ambient)"
+                                                                   : " (no sidecar)";
+        table.push_back({r.client_namespace + kind,
                          service, workload, r.client, r.server, r.verdict});
     }
     std::array<std::size_t, 6> width{};

@@ -20,12 +20,16 @@ AnalysisResult analyze(const model::Snapshot& snapshot) noexcept;
 struct MatrixRow {
     std::string client_namespace;
     bool client_sidecar = true;
+    std::string client_dataplane = "sidecar"; // sidecar, none, ambient
     std::string host;
     std::uint16_t port = 0;
     std::uint16_t target_port = 0;
     std::string workload_namespace; // empty for external hosts
     std::string workload_name;
+    std::string workload_dataplane; // sidecar, ambient, ambient-predicted, none
     std::string subset;
+    std::string via_namespace; // the waypoint the flow goes through, if any
+    std::string via_name;
     std::string client;
     std::string server;
     std::string verdict;

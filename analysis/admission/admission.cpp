@@ -296,8 +296,9 @@ Touched touched_by(const model::Snapshot& snapshot, const ConfigView& before, Ta
     return out;
 }
 
-// One flow's identity across the two views: target, port, endpoint, subset, sidecar or not.
-using FlowKey = std::tuple<std::uint32_t, std::uint16_t, const model::Workload*, std::string, bool>;
+// One flow's identity across the two views: target, port, endpoint, subset, client kind.
+using FlowKey = std::tuple<std::uint32_t, std::uint16_t, const model::Workload*, std::string,
+                           conflict::ClientKind>;
 constexpr std::uint32_t no_workload = 0xffffffffu;
 
 FlowKey key_of(const conflict::Flow& flow, const model::Snapshot& snapshot) {
@@ -307,7 +308,7 @@ FlowKey key_of(const conflict::Flow& flow, const model::Snapshot& snapshot) {
             : 0x80000000u |
                   static_cast<std::uint32_t>(flow.external - snapshot.external_hosts().data());
     return {target, flow.port, flow.workload, flow.subset ? flow.subset->name : std::string(),
-            flow.client_sidecar};
+            flow.client};
 }
 
 // Client identities: a namespace, refined to workloads in the changed namespace (whose selector
@@ -317,7 +318,8 @@ std::vector<std::uint64_t> client_keys(const ConfigView& view, const conflict::F
     std::vector<std::uint64_t> keys;
     auto key = [](NsId ns, std::uint32_t w) { return (std::uint64_t{ns} << 32) | w; };
     if (!who.outcome) {
-        for (NsId ns : view.non_mesh_client_namespaces())
+        for (NsId ns : who.kind == conflict::ClientKind::Ambient ? view.ambient_client_namespaces()
+                                                                 : view.non_mesh_client_namespaces())
             keys.push_back(key(ns, no_workload));
         return keys;
     }

@@ -13,6 +13,10 @@ std::string_view to_string(Code code) noexcept {
         return "MTG103";
     case Code::MTG104:
         return "MTG104";
+    case Code::MTG105:
+        return "MTG105";
+    case Code::MTG106:
+        return "MTG106";
     case Code::MTG201:
         return "MTG201";
     case Code::MTG202:
@@ -31,6 +35,10 @@ std::string_view to_string(Code code) noexcept {
         return "MTG208";
     case Code::MTG209:
         return "MTG209";
+    case Code::MTG210:
+        return "MTG210";
+    case Code::MTG213:
+        return "MTG213";
     }
     return "MTG000";
 }
@@ -53,6 +61,8 @@ Severity severity_of(Code code) noexcept {
     case Code::MTG102:
     case Code::MTG103:
     case Code::MTG104:
+    case Code::MTG105:
+    case Code::MTG106:
         return Severity::Error;
     case Code::MTG201:
     case Code::MTG202:
@@ -60,10 +70,12 @@ Severity severity_of(Code code) noexcept {
     case Code::MTG204:
     case Code::MTG205:
     case Code::MTG209:
+    case Code::MTG210:
         return Severity::Warning;
     case Code::MTG206:
     case Code::MTG207:
     case Code::MTG208:
+    case Code::MTG213:
         return Severity::Info;
     }
     return Severity::Info;

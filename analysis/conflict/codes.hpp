@@ -13,6 +13,8 @@ enum class Code : std::uint8_t {
     MTG102, // ISTIO_MUTUAL to a port that accepts only plaintext
     MTG103, // ISTIO_MUTUAL to workloads without a sidecar
     MTG104, // SIMPLE TLS to a STRICT port
+    MTG105, // ztunnel or a waypoint sends plaintext to a STRICT sidecar port without HBONE
+    MTG106, // sidecar clients send what an ambient port rejects (legacy mTLS, plaintext)
     MTG201, // MUTUAL with user certificates to a STRICT port
     MTG202, // SIMPLE/MUTUAL to a port that passes TLS to the application
     MTG203, // STRICT port with non-mesh clients
@@ -22,6 +24,8 @@ enum class Code : std::uint8_t {
     MTG207, // mesh-wide DISABLE, auto mTLS off, no mesh-wide DR DISABLE
     MTG208, // v1alpha1 in use
     MTG209, // portLevelMtls on a mesh- or namespace-wide PeerAuthentication
+    MTG210, // a STRICT policy does not protect a port that skips interception
+    MTG213, // PeerAuthentication DISABLE on ambient workloads is ignored
 };
 
 std::string_view to_string(Code code) noexcept;

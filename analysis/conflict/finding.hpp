@@ -20,13 +20,16 @@ struct WorkloadRef {
 struct FlowSummary {
     std::vector<std::string> client_namespaces; // sorted
     bool client_sidecar = true;
+    std::string client_dataplane = "sidecar"; // sidecar, none, ambient (matrix clientDataplane)
+    std::optional<WorkloadRef> via;           // the waypoint the flow goes through
     std::string host;
     std::uint16_t port = 0;
     std::uint16_t target_port = 0;
     std::optional<WorkloadRef> workload;
+    std::string workload_dataplane; // sidecar, ambient, ambient-predicted, none
     std::string subset;
-    std::string client; // PLAINTEXT, SIMPLE, MUTUAL, ISTIO_MUTUAL
-    std::string server; // STRICT, PERMISSIVE, DISABLE, NO_SIDECAR, UNKNOWN
+    std::string client; // PLAINTEXT, SIMPLE, MUTUAL, ISTIO_MUTUAL, HBONE
+    std::string server; // STRICT, PERMISSIVE, DISABLE, NO_SIDECAR, UNKNOWN, AMBIENT_STRICT, ...
 };
 
 // What the message generator needs beyond the flow (e.g. the port key of MTG204).

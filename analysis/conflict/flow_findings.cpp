@@ -41,7 +41,26 @@ std::vector<Attribution> attribute(const Flow& flow) {
     return out;
 }
 
+Severity severity_of(const Flow& flow) noexcept {
+    const Severity severity = severity_of(*flow.code);
+    return flow.predicted && severity == Severity::Error ? Severity::Warning : severity;
+}
+
+std::string_view workload_dataplane(const model::Workload& workload) noexcept {
+    switch (workload.dataplane) {
+    case model::Dataplane::Sidecar:
+        return "sidecar";
+    case model::Dataplane::Ambient:
+        return workload.ambient_predicted ? "ambient-predicted" : "ambient";
+    case model::Dataplane::None:
+        return "none";
+    }
+    return "none";
+}
+
 std::vector<NsId> client_namespaces(const resolution::ConfigView& view, const FlowClients& who) {
+    if (who.kind == ClientKind::Ambient)
+        return view.ambient_client_namespaces();
     if (!who.outcome)
         return view.non_mesh_client_namespaces();
     std::vector<NsId> out;
@@ -57,11 +76,10 @@ FlowFindingCollector::members(const FlowClients& who) {
         cache_.clear();
         cached_target_ = who.target;
     }
-    auto it = cache_.find(who.outcome);
+    const auto key = std::make_pair(who.outcome, who.kind);
+    auto it = cache_.find(key);
     if (it == cache_.end())
-        it = cache_
-                 .emplace(who.outcome,
-                          std::make_pair(client_namespaces(view_, who), next_list_id_++))
+        it = cache_.emplace(key, std::make_pair(client_namespaces(view_, who), next_list_id_++))
                  .first;
     return it->second;
 }
@@ -83,10 +101,14 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
     std::optional<WorkloadRef> workload;
     if (flow.workload)
         workload = WorkloadRef{view_.namespace_name(flow.workload->ns), flow.workload->name};
+    std::optional<WorkloadRef> via;
+    if (flow.via)
+        via = WorkloadRef{flow.via->namespace_name, flow.via->name};
     const std::string subset = flow.subset ? flow.subset->name : std::string();
     const std::string client(resolution::to_string(flow.send));
     const std::string server(resolution::to_string(flow.server));
-    const auto severity = static_cast<std::size_t>(severity_of(*flow.code));
+    const Severity level = severity_of(flow);
+    const auto severity = static_cast<std::size_t>(level);
     const std::pair<std::vector<NsId>, std::uint64_t>* list = nullptr;
     for (auto& attribution : attribute(flow)) {
         Key key{*flow.code,
@@ -97,13 +119,15 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
                 flow.target_port,
                 workload,
                 subset,
-                flow.client_sidecar,
+                flow.client,
+                flow.via,
                 client,
                 server};
         auto it = findings_.find(key);
         if (it == findings_.end()) {
             if (kept_[severity] >= max_per_severity_) {
                 codes_.insert(*flow.code);
+                error_ = error_ || level == Severity::Error;
                 ++omitted_;
                 continue;
             }
@@ -115,11 +139,15 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
             it = findings_.emplace(std::move(key), std::pair<Finding, Senders>()).first;
             auto& finding = it->second.first;
             finding.code = *flow.code;
-            finding.severity = severity_of(*flow.code);
+            finding.severity = level;
             finding.resource = std::move(attribution.resource);
             finding.related = std::move(attribution.related);
             FlowSummary summary;
-            summary.client_sidecar = flow.client_sidecar;
+            summary.client_sidecar = flow.client == ClientKind::Sidecar;
+            summary.client_dataplane = std::string(to_string(flow.client));
+            summary.via = via;
+            if (flow.workload)
+                summary.workload_dataplane = std::string(workload_dataplane(*flow.workload));
             summary.host = std::string(flow.host);
             summary.port = flow.port;
             summary.target_port = flow.target_port;
@@ -136,6 +164,7 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
             return;
         const std::vector<NsId>* namespaces = &list->first;
         codes_.insert(*flow.code);
+        error_ = error_ || level == Severity::Error;
         Senders& senders = it->second.second;
         if (list->second != 0 && senders.last_merged == list->second)
             continue;

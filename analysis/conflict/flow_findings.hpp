@@ -19,6 +19,13 @@ struct Attribution {
 };
 std::vector<Attribution> attribute(const Flow& flow);
 
+// A finding's severity for a flow: its code's, but an error that rests on a predicted ambient
+// capture is a warning (ambient.md §10).
+Severity severity_of(const Flow& flow) noexcept;
+
+// The dataplane of a flow's endpoint as findings and the matrix name it.
+std::string_view workload_dataplane(const model::Workload& workload) noexcept;
+
 // The client namespaces (names, sorted) that send a flow.
 std::vector<NsId> client_namespaces(const resolution::ConfigView& view, const FlowClients& who);
 
@@ -37,15 +44,14 @@ class FlowFindingCollector {
     std::size_t omitted() const noexcept { return omitted_; }
     // Codes of every recorded flow, omitted ones included.
     const std::set<Code>& codes() const noexcept { return codes_; }
-    bool has_error() const noexcept {
-        return codes_.count(Code::MTG101) || codes_.count(Code::MTG102) ||
-               codes_.count(Code::MTG103) || codes_.count(Code::MTG104);
-    }
+    // Whether any recorded flow, omitted ones included, is an error (a predicted ambient
+    // endpoint turns an error code into a warning).
+    bool has_error() const noexcept { return error_; }
 
   private:
     using Key = std::tuple<Code, model::ObjectRef, std::vector<model::ObjectRef>, std::string,
                            std::uint16_t, std::uint16_t, std::optional<WorkloadRef>, std::string,
-                           bool, std::string, std::string>;
+                           ClientKind, std::optional<model::ObjectRef>, std::string, std::string>;
     const std::pair<std::vector<NsId>, std::uint64_t>& members(const FlowClients& who);
     template <typename Namespaces> void record(const Flow& flow, const Namespaces& namespaces);
 
@@ -59,12 +65,15 @@ class FlowFindingCollector {
     std::map<Key, std::pair<Finding, Senders>> findings_;
     std::optional<std::uint32_t> cached_target_;
     // Member lists of the current host's outcomes, each with an id never reused (0 = no id).
-    std::map<const resolution::ClientOutcome*, std::pair<std::vector<NsId>, std::uint64_t>> cache_;
+    std::map<std::pair<const resolution::ClientOutcome*, ClientKind>,
+             std::pair<std::vector<NsId>, std::uint64_t>>
+        cache_;
     std::uint64_t next_list_id_ = 1;
     std::size_t max_per_severity_;
     std::array<std::size_t, 3> kept_{};
     std::size_t omitted_ = 0;
     std::set<Code> codes_;
+    bool error_ = false;
 };
 
 } // namespace mtlsguard::conflict

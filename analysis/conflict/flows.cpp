@@ -2,6 +2,8 @@
 // §6).
 #include "analysis/conflict/flows.hpp"
 
+#include "analysis/resolution/ambient.hpp"
+
 namespace mtlsguard::conflict {
 
 using resolution::ServerMode;
@@ -20,36 +22,88 @@ std::string_view to_string(Verdict verdict) noexcept {
     return "DEPENDS";
 }
 
-Verdict verdict_of(ClientSend send, ServerAccept server) noexcept {
+std::string_view to_string(ClientKind kind) noexcept {
+    switch (kind) {
+    case ClientKind::Sidecar:
+        return "sidecar";
+    case ClientKind::NonMesh:
+        return "none";
+    case ClientKind::Ambient:
+        return "ambient";
+    }
+    return "none";
+}
+
+Verdict verdict_of(ClientSend send, ServerAccept server, ClientSend inner) noexcept {
     if (server == ServerAccept::Unknown)
         return send == ClientSend::Plaintext ? Verdict::Plaintext : Verdict::Depends;
+    const bool ambient = resolution::is_ambient(server);
     switch (send) {
     case ClientSend::Plaintext:
-        return server == ServerAccept::Strict ? Verdict::Fail : Verdict::Plaintext;
+        return server == ServerAccept::Strict || server == ServerAccept::AmbientStrict
+                   ? Verdict::Fail
+                   : Verdict::Plaintext;
     case ClientSend::Simple:
-        return server == ServerAccept::Strict ? Verdict::Fail : Verdict::Depends;
+        return server == ServerAccept::Strict || server == ServerAccept::AmbientStrict
+                   ? Verdict::Fail
+                   : Verdict::Depends;
     case ClientSend::Mutual:
-        return Verdict::Depends;
+        // ztunnel never terminates TLS on its plaintext port: no principal, even with mesh certs.
+        return server == ServerAccept::AmbientStrict ? Verdict::Fail : Verdict::Depends;
     case ClientSend::IstioMutual:
+        // Legacy Istio mTLS is not HBONE: ztunnel denies it (STRICT) or hands it to the app.
+        if (ambient)
+            return Verdict::Fail;
         return server == ServerAccept::Strict || server == ServerAccept::Permissive ? Verdict::Mtls
                                                                                     : Verdict::Fail;
+    case ClientSend::Hbone:
+        // HBONE is sent only to what takes it, and always carries a mesh identity.
+        return inner == ClientSend::Plaintext ? Verdict::Mtls : Verdict::Depends;
     }
     return Verdict::Depends;
 }
 
-std::optional<Code> code_of(bool client_sidecar, ClientSend send, ServerAccept server,
-                            bool mesh_external) noexcept {
+std::optional<Code> code_of(ClientKind client, ClientSend send, ServerAccept server,
+                            bool mesh_external, ClientSend inner) noexcept {
     if (server == ServerAccept::Unknown)
         return std::nullopt;
     // Originating TLS to an external host is the point of a SIMPLE/MUTUAL rule; Istio mTLS is not.
     if (mesh_external)
         return send == ClientSend::IstioMutual ? std::optional<Code>(Code::MTG103) : std::nullopt;
+    if (send == ClientSend::Hbone)
+        return inner == ClientSend::Plaintext ? std::nullopt : std::optional<Code>(Code::MTG202);
+    if (resolution::is_ambient(server)) {
+        const bool strict = server == ServerAccept::AmbientStrict;
+        switch (send) {
+        case ClientSend::Plaintext:
+            if (!strict)
+                return std::nullopt;
+            return client == ClientKind::NonMesh ? Code::MTG203 : Code::MTG106;
+        case ClientSend::Simple:
+            return strict ? Code::MTG104 : Code::MTG202;
+        case ClientSend::Mutual:
+            return strict ? Code::MTG106 : Code::MTG202;
+        case ClientSend::IstioMutual:
+            return Code::MTG106;
+        case ClientSend::Hbone:
+            return std::nullopt;
+        }
+        return std::nullopt;
+    }
     const bool strict = server == ServerAccept::Strict;
     switch (send) {
     case ClientSend::Plaintext:
         if (!strict)
             return std::nullopt;
-        return client_sidecar ? Code::MTG101 : Code::MTG203;
+        switch (client) {
+        case ClientKind::Sidecar:
+            return Code::MTG101;
+        case ClientKind::NonMesh:
+            return Code::MTG203;
+        case ClientKind::Ambient:
+            return Code::MTG105;
+        }
+        return std::nullopt;
     case ClientSend::Simple:
         return strict ? Code::MTG104 : Code::MTG202;
     case ClientSend::Mutual:
@@ -59,6 +113,8 @@ std::optional<Code> code_of(bool client_sidecar, ClientSend send, ServerAccept s
             return Code::MTG102;
         if (server == ServerAccept::NoSidecar)
             return Code::MTG103;
+        return std::nullopt;
+    case ClientSend::Hbone:
         return std::nullopt;
     }
     return std::nullopt;
@@ -73,8 +129,75 @@ struct Endpoint {
 };
 
 void finish(Flow& flow, bool mesh_external) {
-    flow.verdict = verdict_of(flow.send, flow.server);
-    flow.code = code_of(flow.client_sidecar, flow.send, flow.server, mesh_external);
+    flow.verdict = verdict_of(flow.send, flow.server, flow.decision.inner);
+    flow.code = code_of(flow.client, flow.send, flow.server, mesh_external, flow.decision.inner);
+}
+
+// Fills in the endpoint's side of a flow and its decision, then hands it on.
+void emit(Flow& flow, const Endpoint& ep, const resolution::SendDecision& decision,
+          const FlowClients& who, const FlowSink& sink) {
+    flow.workload = ep.workload;
+    flow.target_port = ep.target_port;
+    flow.decision = decision;
+    flow.send = decision.send;
+    flow.server_mode = ep.mode;
+    flow.server = ep.mode.accept;
+    flow.predicted = ep.workload->dataplane == model::Dataplane::Ambient &&
+                     ep.workload->ambient_predicted;
+    finish(flow, false);
+    sink(flow, who);
+}
+
+// Sidecar clients of one DestinationRule outcome: the service-level cluster, then each subset
+// whose own TLS differs from it (a route may send traffic there).
+void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecord& service,
+                   const model::ServicePort& port, const std::vector<Endpoint>& endpoints,
+                   const resolution::ClientOutcome& outcome, const FlowClients& who, Flow& flow,
+                   const FlowSink& sink) {
+    flow.rule = outcome.rule;
+    flow.client = ClientKind::Sidecar;
+    flow.via.reset();
+    flow.subset = nullptr;
+    const resolution::SidecarClientTls base(view, service, port, outcome.rule, nullptr);
+    for (const auto& ep : endpoints)
+        emit(flow, ep, base.for_endpoint(*ep.workload, ep.target_port), who, sink);
+    if (!outcome.rule)
+        return;
+    for (const model::Subset* subset : outcome.rule->subsets) {
+        if (!subset->traffic_policy)
+            continue; // same as the service-level cluster
+        const auto mine = resolution::cluster_tls(outcome.rule, port.port, subset);
+        const auto parent = resolution::cluster_tls(outcome.rule, port.port, nullptr);
+        if (mine.cluster == parent.cluster && mine.endpoint_marking == parent.endpoint_marking &&
+            mine.passthrough == parent.passthrough)
+            continue; // the subset changes nothing about TLS
+        const resolution::SidecarClientTls tls(view, service, port, outcome.rule, subset);
+        flow.subset = subset;
+        for (const auto& ep : endpoints)
+            if (subset->labels.subset_of(ep.workload->labels))
+                emit(flow, ep, tls.for_endpoint(*ep.workload, ep.target_port), who, sink);
+    }
+}
+
+// Ambient clients (ambient.md §12): ztunnel straight to the endpoint, or through the waypoint of
+// the service (or of the endpoint), which applies the DestinationRule its own namespace sees.
+void ambient_flows(const resolution::ConfigView& view, const model::ServiceRecord& service,
+                   const model::ServicePort& port, const std::vector<Endpoint>& endpoints,
+                   const FlowClients& who, Flow& flow, const FlowSink& sink) {
+    flow.client = ClientKind::Ambient;
+    flow.subset = nullptr;
+    for (const auto& ep : endpoints) {
+        flow.via = resolution::waypoint_for(view, service, *ep.workload);
+        flow.rule = nullptr;
+        if (!flow.via) {
+            emit(flow, ep, resolution::ztunnel_send(view, *ep.workload), who, sink);
+            continue;
+        }
+        if (auto waypoint_ns = view.namespace_id(flow.via->namespace_name))
+            flow.rule = resolution::rule_for_namespace(view, service.host, service.ns, *waypoint_ns);
+        emit(flow, ep, resolution::waypoint_send(view, flow.rule, port.port, *ep.workload), who,
+             sink);
+    }
 }
 
 } // namespace
@@ -86,6 +209,7 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
         return;
     const auto& workloads = view.snapshot().workloads();
     const bool non_mesh = !view.non_mesh_client_namespaces().empty();
+    const bool ambient = !view.ambient_client_namespaces().empty();
     resolution::HostClients scratch;
     const auto& clients = view.service_clients(id, scratch);
 
@@ -97,8 +221,8 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
         for (model::WorkloadId wid : service.endpoints) {
             const auto& w = workloads[wid];
             const std::uint16_t target = resolution::target_port_of(w, port);
-            if (target == 0)
-                continue; // a named port the pod does not declare: not an endpoint
+            if (target == 0 || w.waypoint)
+                continue; // not an endpoint of the port; a waypoint is a proxy, not a server
             endpoints.push_back(Endpoint{
                 &w, target, resolution::effective_server_mode(view, w, target, service, port)});
         }
@@ -109,65 +233,22 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
         flow.service = &service;
         flow.host = service.host;
         flow.port = port.port;
-        for (const auto& outcome : clients.outcomes) {
-            const FlowClients who{&clients, &outcome, id};
-            flow.rule = outcome.rule;
-            flow.client_sidecar = true;
-            flow.subset = nullptr;
-            const resolution::SidecarClientTls base(view, service, port, outcome.rule, nullptr);
-            for (const auto& ep : endpoints) {
-                flow.workload = ep.workload;
-                flow.target_port = ep.target_port;
-                flow.decision = base.for_endpoint(*ep.workload, ep.target_port);
-                flow.send = flow.decision.send;
-                flow.server_mode = ep.mode;
-                flow.server = ep.mode.accept;
-                finish(flow, false);
-                sink(flow, who);
-            }
-            if (!outcome.rule)
-                continue;
-            for (const model::Subset* subset : outcome.rule->subsets) {
-                if (!subset->traffic_policy)
-                    continue; // same as the service-level cluster
-                const auto mine = resolution::cluster_tls(outcome.rule, port.port, subset);
-                const auto parent = resolution::cluster_tls(outcome.rule, port.port, nullptr);
-                if (mine.cluster == parent.cluster &&
-                    mine.endpoint_marking == parent.endpoint_marking &&
-                    mine.passthrough == parent.passthrough)
-                    continue; // the subset changes nothing about TLS
-                const resolution::SidecarClientTls tls(view, service, port, outcome.rule, subset);
-                flow.subset = subset;
-                for (const auto& ep : endpoints) {
-                    if (!subset->labels.subset_of(ep.workload->labels))
-                        continue;
-                    flow.workload = ep.workload;
-                    flow.target_port = ep.target_port;
-                    flow.decision = tls.for_endpoint(*ep.workload, ep.target_port);
-                    flow.send = flow.decision.send;
-                    flow.server_mode = ep.mode;
-                    flow.server = ep.mode.accept;
-                    finish(flow, false);
-                    sink(flow, who);
-                }
-            }
-        }
+        for (const auto& outcome : clients.outcomes)
+            sidecar_flows(view, service, port, endpoints, outcome,
+                          FlowClients{&clients, &outcome, ClientKind::Sidecar, id}, flow, sink);
+        if (ambient)
+            ambient_flows(view, service, port, endpoints,
+                          FlowClients{&clients, nullptr, ClientKind::Ambient, id}, flow, sink);
         if (!non_mesh)
             continue;
-        // Clients without a sidecar always send plaintext; DestinationRules do not apply to them.
+        // Clients without any proxy always send plaintext, straight to the pod (no waypoint).
         flow.rule = nullptr;
         flow.subset = nullptr;
-        flow.client_sidecar = false;
-        flow.decision = resolution::SendDecision{};
-        flow.send = ClientSend::Plaintext;
-        for (const auto& ep : endpoints) {
-            flow.workload = ep.workload;
-            flow.target_port = ep.target_port;
-            flow.server_mode = ep.mode;
-            flow.server = ep.mode.accept;
-            finish(flow, false);
-            sink(flow, FlowClients{&clients, nullptr, id});
-        }
+        flow.via.reset();
+        flow.client = ClientKind::NonMesh;
+        const FlowClients who{&clients, nullptr, ClientKind::NonMesh, id};
+        for (const auto& ep : endpoints)
+            emit(flow, ep, resolution::SendDecision{}, who, sink);
     }
 }
 
@@ -199,7 +280,7 @@ void evaluate_external_host(const resolution::ConfigView& view, std::size_t inde
                 tls.cluster.has_value(), nullptr, nullptr, drop};
             flow.send = flow.decision.send;
             finish(flow, true);
-            sink(flow, FlowClients{&clients, &outcome,
+            sink(flow, FlowClients{&clients, &outcome, ClientKind::Sidecar,
                                    external_target | static_cast<std::uint32_t>(index)});
         }
     }

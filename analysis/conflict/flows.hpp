@@ -17,12 +17,20 @@ using resolution::ServerAccept;
 enum class Verdict : std::uint8_t { Mtls, Plaintext, Fail, Depends };
 std::string_view to_string(Verdict verdict) noexcept;
 
-// The verdict table: what happens when a client sends `send` to a server port in mode `server`.
-Verdict verdict_of(ClientSend send, ServerAccept server) noexcept;
+// Who sends a flow (ambient.md §10, §12): sidecar clients, clients without any proxy, or ambient
+// clients (ztunnel, and the waypoint it sends through).
+enum class ClientKind : std::uint8_t { Sidecar, NonMesh, Ambient };
+// "sidecar", "none", "ambient": the matrix's clientDataplane.
+std::string_view to_string(ClientKind kind) noexcept;
+
+// The verdict table (semantics §6, ambient-notes §5.1): what happens when a client sends `send`
+// (with `inner` TLS inside HBONE) to a server port in mode `server`.
+Verdict verdict_of(ClientSend send, ServerAccept server,
+                   ClientSend inner = ClientSend::Plaintext) noexcept;
 
 // The catalogue code for a flow, if it is worth a finding.
-std::optional<Code> code_of(bool client_sidecar, ClientSend send, ServerAccept server,
-                            bool mesh_external) noexcept;
+std::optional<Code> code_of(ClientKind client, ClientSend send, ServerAccept server,
+                            bool mesh_external, ClientSend inner = ClientSend::Plaintext) noexcept;
 
 struct Flow {
     const model::ServiceRecord* service = nullptr; // or
@@ -32,7 +40,11 @@ struct Flow {
     std::uint16_t target_port = 0;
     const model::Workload* workload = nullptr; // null for external hosts
     const model::Subset* subset = nullptr; // set when a route may name a subset with its own TLS
-    bool client_sidecar = true;
+    ClientKind client = ClientKind::Sidecar;
+    std::optional<model::ObjectRef> via; // the waypoint ambient clients go through
+    // The endpoint is ambient only by prediction (labels, not the CNI's annotation): an error
+    // found here is reported as a warning (ambient.md §10).
+    bool predicted = false;
 
     ClientSend send = ClientSend::Plaintext;
     ServerAccept server = ServerAccept::Unknown;
@@ -44,10 +56,12 @@ struct Flow {
     resolution::ServerMode server_mode;
 };
 
-// Who sends a flow: sidecar clients of an outcome, or (outcome null) every non-mesh namespace.
+// Who sends a flow: sidecar clients of an outcome, or (outcome null) every non-mesh or every
+// ambient client namespace, as `kind` says.
 struct FlowClients {
     const resolution::HostClients* host_clients = nullptr;
     const resolution::ClientOutcome* outcome = nullptr;
+    ClientKind kind = ClientKind::Sidecar;
     // The service (its ServiceId) or ServiceEntry host (external_target | index) flows go to:
     // what tells two evaluations apart when their HostClients live at the same address.
     std::uint32_t target = 0;

@@ -2,8 +2,9 @@
 // use.
 #include "analysis/conflict/object_checks.hpp"
 
-#include "analysis/resolution/client_send.hpp"
+#include "analysis/resolution/ambient.hpp"
 
+#include <map>
 #include <set>
 
 namespace mtlsguard::conflict {
@@ -107,6 +108,47 @@ void check_peer_authentications(const ConfigView& view, NsId ns,
             out.push_back(make(Code::MTG204, pa.ref, {}, listing, port));
         }
     }
+}
+
+// Ambient workloads (ambient.md §11): a DISABLE that ztunnel reads as "not STRICT" (MTG213), and
+// a STRICT that the bypass annotation leaves unenforced (MTG210). One finding per policy, naming
+// the workloads.
+void check_ambient_policies(const ConfigView& view, NsId ns, std::vector<Finding>& out) {
+    std::map<const model::PeerAuthentication*, std::vector<std::string>> disabled, bypassed;
+    for (const auto* w : workloads_of(view, ns)) {
+        if (w->dataplane != model::Dataplane::Ambient || w->waypoint)
+            continue;
+        auto ports = target_ports(view, ns, *w);
+        ports.insert(0); // the workload's own mode
+        for (auto port : ports) {
+            const auto mode = resolution::ambient_server_mode(view, *w, port);
+            const auto* pa = mode.peer_authentication;
+            if (!pa)
+                continue;
+            const auto entry = pa->port_level.find(port);
+            const model::MtlsMode said =
+                mode.port_level && entry != pa->port_level.end() ? entry->second : pa->mode;
+            auto note = [&](auto& map) {
+                auto& names = map[pa];
+                if (std::find(names.begin(), names.end(), w->name) == names.end())
+                    names.push_back(w->name);
+            };
+            if (said == model::MtlsMode::Disable)
+                note(disabled);
+            if (mode.bypassed)
+                note(bypassed);
+        }
+    }
+    auto report = [&](Code code, const auto& map) {
+        for (const auto& [pa, names] : map) {
+            std::string listing;
+            for (const auto& name : names)
+                listing += (listing.empty() ? "" : ", ") + name;
+            out.push_back(make(code, pa->ref, {}, listing, static_cast<long>(names.size())));
+        }
+    };
+    report(Code::MTG213, disabled);
+    report(Code::MTG210, bypassed);
 }
 
 void check_alpha_policies(const ConfigView& view, NsId ns, const model::NamespaceConfig& config,
@@ -218,6 +260,8 @@ std::vector<Finding> check_objects(const ConfigView& view, std::optional<NsId> o
         const auto& config = view.config(ns);
         if (view.version() != model::IstioVersion::V1_4)
             check_peer_authentications(view, ns, config, out);
+        if (view.version() == model::IstioVersion::Current)
+            check_ambient_policies(view, ns, out);
         check_alpha_policies(view, ns, config, out);
         check_destination_rules(view, config, out);
     }

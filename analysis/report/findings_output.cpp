@@ -23,6 +23,7 @@ nlohmann::json to_json(const conflict::Finding& f) {
         const auto& flow = *f.flow;
         nlohmann::json j = {{"clientNamespaces", flow.client_namespaces},
                             {"clientSidecar", flow.client_sidecar},
+                            {"clientDataplane", flow.client_dataplane},
                             {"host", flow.host},
                             {"port", flow.port},
                             {"targetPort", flow.target_port},
@@ -30,7 +31,10 @@ nlohmann::json to_json(const conflict::Finding& f) {
                             {"server", flow.server}};
         if (flow.workload)
             j["workload"] = {{"namespace", flow.workload->namespace_name},
-                             {"name", flow.workload->name}};
+                             {"name", flow.workload->name},
+                             {"dataplane", flow.workload_dataplane}};
+        if (flow.via)
+            j["via"] = {{"namespace", flow.via->namespace_name}, {"name", flow.via->name}};
         if (!flow.subset.empty())
             j["subset"] = flow.subset;
         out["flow"] = std::move(j);

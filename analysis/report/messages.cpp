@@ -22,6 +22,10 @@ std::string where(const conflict::FlowSummary& flow) {
 
 std::string who(const conflict::FlowSummary& flow) {
     const std::string list = short_list(flow.client_namespaces);
+    if (flow.client_dataplane == "ambient")
+        return flow.via ? "Ambient clients in " + list + " (through the waypoint " +
+                              flow.via->namespace_name + "/" + flow.via->name + ")"
+                        : "Ambient clients (ztunnel) in " + list;
     return (flow.client_sidecar ? "Sidecar clients in " : "Clients without a sidecar in ") + list;
 }
 
@@ -79,11 +83,48 @@ std::string flow_message(const Finding& f) {
                ", which is STRICT: it works only with certificates issued by the mesh CA. Fix: use "
                "ISTIO_MUTUAL";
     case Code::MTG202:
+        if (flow.client == "HBONE")
+            return who(flow) + " send HBONE carrying their own TLS (DestinationRule SIMPLE or "
+                               "MUTUAL) to " +
+                   target +
+                   ": it works only if the application terminates TLS itself. Fix: drop the tls "
+                   "block for in-mesh hosts (HBONE already encrypts)";
         return who(flow) + " originate " + flow.client + " TLS to " + target + ", which is " +
                flow.server +
                " and passes TLS through to the application: it works only if the application "
                "terminates TLS itself";
+    case Code::MTG105:
+        return who(flow) + " send plaintext to " + target +
+               ", a sidecar that accepts only mTLS (STRICT) and cannot take HBONE (no label "
+               "networking.istio.io/tunnel=http): connections are reset. Fix: inject the sidecar "
+               "with the ambient profile (ISTIO_META_ENABLE_HBONE) so it takes HBONE, move the "
+               "workload to ambient, or make the port PERMISSIVE";
+    case Code::MTG106:
+        if (flow.client == "ISTIO_MUTUAL")
+            return who(flow) + " send Istio mTLS (not HBONE) to " + target +
+                   ", captured by ztunnel, which cannot terminate it: connections fail. " +
+                   (flow.server == "AMBIENT_STRICT" || flow.server == "AMBIENT_OPEN"
+                        ? std::string("Sidecars tunnel to captured pods only from Istio 1.25.1 "
+                                      "with an explicit ISTIO_MUTUAL, and never to headless or "
+                                      "PASSTHROUGH services. Fix: ") +
+                              (on(f, "DestinationRule")
+                                   ? "remove tls ISTIO_MUTUAL from this DestinationRule (auto "
+                                     "mTLS sends HBONE), or upgrade Istio"
+                                   : "remove tls ISTIO_MUTUAL from the DestinationRule, or upgrade "
+                                     "Istio")
+                        : std::string());
+        return who(flow) + " send " + (flow.client == "PLAINTEXT" ? "plaintext" : flow.client) +
+               " to " + target +
+               ", captured by ztunnel and STRICT (HBONE only): connections are reset. Sidecars do "
+               "not tunnel to headless or PASSTHROUGH services, nor before Istio 1.22. Fix: make "
+               "the port PERMISSIVE, use a Service with a cluster IP, or move the clients to "
+               "ambient";
     case Code::MTG203:
+        if (flow.server == "AMBIENT_STRICT")
+            return who(flow) + " send plaintext to " + target +
+                   ", captured by ztunnel and STRICT: their connections are reset. If this is "
+                   "not a deliberate lock-down, enrol them in the mesh (ambient or sidecar) or "
+                   "make the port PERMISSIVE";
         return who(flow) + " send plaintext to " + target +
                ", which is STRICT: their connections are reset. If this is not a deliberate "
                "lock-down, inject sidecars there or make the port PERMISSIVE";
@@ -146,6 +187,16 @@ std::string object_message(const Finding& f) {
         return "authentication.istio.io/v1alpha1 " + f.resource.kind +
                " is in use; it was removed in Istio 1.6 and is ignored from then on: migrate to "
                "PeerAuthentication";
+    case Code::MTG210:
+        return "STRICT is not enforced for the ambient workload" +
+               std::string(d.number > 1 ? "s " : " ") + d.text +
+               ": ambient.istio.io/bypass-inbound-capture lets plaintext reach the application "
+               "without ztunnel. Fix: remove the annotation, or make the policy PERMISSIVE to say "
+               "what really happens";
+    case Code::MTG213:
+        return "DISABLE is not supported for ambient workloads and is ignored for " + d.text +
+               ": ztunnel accepts HBONE and plaintext, as with PERMISSIVE. Fix: use PERMISSIVE "
+               "(or nothing) for ambient workloads";
     case Code::MTG209:
         return "portLevelMtls on a " + d.text +
                " PeerAuthentication is rejected by Istio (\"mesh/namespace peer authentication "
@@ -170,6 +221,9 @@ std::string short_list(const std::vector<std::string>& names, std::size_t shown)
 
 std::string describe(const Finding& finding) {
     std::string out = finding.flow ? flow_message(finding) : object_message(finding);
+    if (finding.flow && finding.flow->workload_dataplane == "ambient-predicted")
+        out += " (predicted: the workload is labelled for ambient but not yet annotated "
+               "ambient.istio.io/redirection=enabled, so this is a warning)";
     for (char& c : out)
         if (c == '\n' || c == '\r' || c == '\t')
             c = ' ';

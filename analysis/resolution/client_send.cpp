@@ -14,6 +14,8 @@ std::string_view to_string(ClientSend send) noexcept {
         return "MUTUAL";
     case ClientSend::IstioMutual:
         return "ISTIO_MUTUAL";
+    case ClientSend::Hbone:
+        return "HBONE";
     }
     return "PLAINTEXT";
 }
@@ -46,6 +48,9 @@ SidecarClientTls::SidecarClientTls(const ConfigView& view, const model::ServiceR
                                    const model::ServicePort& port,
                                    const model::ConsolidatedRule* rule, const model::Subset* subset)
     : view_(view), tls_(cluster_tls(rule, port.port, subset)) {
+    // Sidecars send HBONE from 1.22 (PILOT_ENABLE_SENDING_HBONE with ambient on), never through
+    // an ORIGINAL_DST cluster: headless services and PASSTHROUGH rules (#54921).
+    hbone_ = view.version().at_least(22) && !service.service.headless && !tls_.passthrough;
     if (tls_.cluster) {
         explicit_ = true;
         const TlsDrop drop = dropped_tls(tls_, rule, view.version());
@@ -101,8 +106,41 @@ SidecarClientTls::SidecarClientTls(const ConfigView& view, const model::ServiceR
     }
 }
 
+SendDecision SidecarClientTls::to_captured() const noexcept {
+    const SendDecision hbone{ClientSend::Hbone, explicit_, nullptr, nullptr, all_.dropped};
+    if (!explicit_) {
+        // Auto mTLS, on or off, whatever the namespace mode: the HBONE socket matches first. Up to
+        // 1.25.0 an ISTIO_MUTUAL marking took the tunnel away, and the unmarked pod got plaintext.
+        if (tls_.endpoint_marking == model::TlsMode::IstioMutual && !view_.version().at_least(25, 1))
+            return SendDecision{ClientSend::Plaintext, true, nullptr, nullptr};
+        return hbone;
+    }
+    // A MUTUAL istiod refuses to build leaves the cluster without any socket, HBONE's included.
+    if (all_.dropped == TlsDrop::MutualWithoutCertificates)
+        return all_;
+    if (all_.dropped == TlsDrop::CredentialNameOnSidecar)
+        return hbone;
+    switch (*tls_.cluster) {
+    case model::TlsMode::Disable:
+        return hbone; // DISABLE does not mean plaintext to a captured pod
+    case model::TlsMode::IstioMutual:
+        // Up to 1.25.0 the endpoint builder dropped the tunnel for ISTIO_MUTUAL: legacy mTLS
+        // (#53526, fixed by #54914 in 1.25.1 and 1.26.0, not in 1.24).
+        return view_.version().at_least(25, 1) ? hbone : all_;
+    case model::TlsMode::Simple:
+    case model::TlsMode::Mutual: {
+        SendDecision inside = hbone;
+        inside.inner = send_of(*tls_.cluster);
+        return inside;
+    }
+    }
+    return hbone;
+}
+
 SendDecision SidecarClientTls::for_endpoint(const model::Workload& workload,
                                             std::uint16_t target_port) const noexcept {
+    if (hbone_ && workload.dataplane == model::Dataplane::Ambient)
+        return to_captured();
     if (explicit_ || single_mtls_socket_)
         return all_;
     if (plaintext_for_all_)

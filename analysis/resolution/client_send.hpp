@@ -7,7 +7,8 @@
 
 namespace mtlsguard::resolution {
 
-enum class ClientSend : std::uint8_t { Plaintext, Simple, Mutual, IstioMutual };
+// What goes on the wire. HBONE is ztunnel's mTLS tunnel (to port 15008): ambient.md §12.
+enum class ClientSend : std::uint8_t { Plaintext, Simple, Mutual, IstioMutual, Hbone };
 std::string_view to_string(ClientSend send) noexcept;
 ClientSend send_of(model::TlsMode mode) noexcept;
 
@@ -19,6 +20,9 @@ struct SendDecision {
     const model::AlphaPolicy* auto_alpha_cause = nullptr;
     // The DestinationRule asked for TLS that istiod drops: plaintext instead (semantics §4).
     TlsDrop dropped = TlsDrop::None;
+    // With HBONE: the DestinationRule's SIMPLE or MUTUAL travelling inside the tunnel (the app must
+    // terminate it); Plaintext when the tunnel carries the app's bytes.
+    ClientSend inner = ClientSend::Plaintext;
 };
 
 // The target (container) port of a workload behind a service port; 0 when a named port is not
@@ -36,8 +40,12 @@ class SidecarClientTls {
                               std::uint16_t target_port) const noexcept;
 
   private:
+    // What reaches a ztunnel-captured endpoint (ambient-notes §4.2).
+    SendDecision to_captured() const noexcept;
+
     const ConfigView& view_;
     ClusterTls tls_;
+    bool hbone_ = false; // the cluster tunnels (HBONE) to captured endpoints
     bool explicit_ = false;
     bool plaintext_for_all_ = false;
     bool single_mtls_socket_ = false; // headless / passthrough: one decision for all endpoints

@@ -44,6 +44,10 @@ class ConfigView {
     const std::vector<NsId>& non_mesh_client_namespaces() const noexcept {
         return snapshot_->non_mesh_client_namespaces();
     }
+    // Namespaces running ambient (ztunnel-captured) clients.
+    const std::vector<NsId>& ambient_client_namespaces() const noexcept {
+        return snapshot_->ambient_client_namespaces();
+    }
     NsId root_namespace_id() const noexcept { return root_ns_; }
     // Which DestinationRule each client class uses for a Service / ServiceEntry host: the
     // snapshot's precomputed answer, or computed into `scratch` when this view changes rules.

@@ -185,6 +185,15 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
     return out;
 }
 
+const model::ConsolidatedRule* rule_for_namespace(const ConfigView& view, const std::string& host,
+                                                  NsId service_ns, NsId client_ns) {
+    const auto keys = candidate_keys(host);
+    if (client_ns < view.namespace_count())
+        if (const auto* entries = most_specific(view.config(client_ns).local, keys))
+            return choose_for_variant(*entries, nullptr);
+    return default_rule(view, service_ns, keys, view.namespace_name(client_ns));
+}
+
 std::shared_ptr<const ClientIndex> build_client_index(const model::Snapshot& snapshot) {
     auto index = std::make_shared<ClientIndex>();
     const ConfigView view(snapshot);

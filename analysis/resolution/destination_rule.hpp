@@ -47,6 +47,11 @@ struct HostClients {
 // a host of namespace `service_ns`, grouping classes that get the same answer.
 HostClients resolve_host_clients(const ConfigView& view, const std::string& host, NsId service_ns);
 
+// The DestinationRule a proxy in namespace `client_ns` that no workloadSelector rule selects
+// uses for `host` (semantics §4): how a waypoint finds the rule for its backends (ambient.md §12).
+const model::ConsolidatedRule* rule_for_namespace(const ConfigView& view, const std::string& host,
+                                                  NsId service_ns, NsId client_ns);
+
 // The snapshot's answers, by ServiceId and by ServiceEntry host index.
 struct ClientIndex {
     std::vector<HostClients> services;

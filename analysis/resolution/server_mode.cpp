@@ -2,6 +2,8 @@
 // Policy).
 #include "analysis/resolution/server_mode.hpp"
 
+#include "analysis/resolution/ambient.hpp"
+
 namespace mtlsguard::resolution {
 namespace {
 
@@ -38,6 +40,10 @@ std::string_view to_string(ServerAccept accept) noexcept {
         return "NO_SIDECAR";
     case ServerAccept::Unknown:
         return "UNKNOWN";
+    case ServerAccept::AmbientStrict:
+        return "AMBIENT_STRICT";
+    case ServerAccept::AmbientOpen:
+        return "AMBIENT_OPEN";
     }
     return "UNKNOWN";
 }
@@ -117,6 +123,8 @@ const model::AlphaPolicy* alpha_policy_for(const ConfigView& view,
 ServerMode effective_server_mode(const ConfigView& view, const model::Workload& workload,
                                  std::uint16_t target_port, const model::ServiceRecord& service,
                                  const model::ServicePort& port) noexcept {
+    if (workload.dataplane == model::Dataplane::Ambient && view.version().modern())
+        return ambient_server_mode(view, workload, target_port);
     if (!workload.sidecar)
         return ServerMode{ServerAccept::NoSidecar, nullptr, nullptr, false};
     switch (view.version()) {

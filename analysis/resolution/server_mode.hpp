@@ -7,7 +7,20 @@
 namespace mtlsguard::resolution {
 
 // What a server port accepts; NO_SIDECAR speaks plaintext only, UNKNOWN cannot be known.
-enum class ServerAccept : std::uint8_t { Strict, Permissive, Disable, NoSidecar, Unknown };
+// AMBIENT_STRICT / AMBIENT_OPEN: a ztunnel-captured port that takes HBONE only, or HBONE and
+// plaintext (ambient.md §11).
+enum class ServerAccept : std::uint8_t {
+    Strict,
+    Permissive,
+    Disable,
+    NoSidecar,
+    Unknown,
+    AmbientStrict,
+    AmbientOpen
+};
+constexpr bool is_ambient(ServerAccept accept) noexcept {
+    return accept == ServerAccept::AmbientStrict || accept == ServerAccept::AmbientOpen;
+}
 std::string_view to_string(ServerAccept accept) noexcept;
 
 struct ServerMode {
@@ -16,6 +29,8 @@ struct ServerMode {
     const model::PeerAuthentication* peer_authentication = nullptr;
     const model::AlphaPolicy* alpha_policy = nullptr;
     bool port_level = false; // decided by a portLevelMtls entry
+    // A STRICT ambient port that ambient.istio.io/bypass-inbound-capture opened to plaintext.
+    bool bypassed = false;
 };
 
 // The composed PeerAuthentication mode of a workload port (pilot's ComposePeerAuthentication).
