@@ -249,7 +249,7 @@ Touched touched_by(const model::Snapshot& snapshot, const ConfigView& before, Ta
             mesh_wide = mesh_wide || std::get<model::PeerAuthentication>(*v).selector.empty();
         if (!mesh_wide)
             break; // a selector policy in the root namespace applies to nothing
-        if (snapshot.settings().version != model::IstioVersion::Current) {
+        if (!snapshot.settings().version.modern()) {
             all(); // 1.5: any PeerAuthentication switches workloads off the alpha policies
             break;
         }

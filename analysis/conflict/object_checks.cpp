@@ -258,9 +258,9 @@ std::vector<Finding> check_objects(const ConfigView& view, std::optional<NsId> o
         if (only && ns != *only)
             continue;
         const auto& config = view.config(ns);
-        if (view.version() != model::IstioVersion::V1_4)
+        if (view.version().minor != 4)
             check_peer_authentications(view, ns, config, out);
-        if (view.version() == model::IstioVersion::Current)
+        if (view.version().modern())
             check_ambient_policies(view, ns, out);
         check_alpha_policies(view, ns, config, out);
         check_destination_rules(view, config, out);

@@ -525,7 +525,7 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
     s.object_count_ = count_;
 
     // Mesh settings: version defaults, then the ConfigMap, then --mesh-config.
-    s.mesh_.auto_mtls = settings_.version == IstioVersion::Current;
+    s.mesh_.auto_mtls = settings_.version.modern();
     for (const auto* source : {mesh_from_config_map_ ? &*mesh_from_config_map_ : nullptr,
                                settings_.mesh_override ? &*settings_.mesh_override : nullptr}) {
         if (!source)

@@ -21,7 +21,7 @@ using ServiceId = std::uint32_t;
 
 // What the caller decides, not the cluster: which Istio, which DNS domain, an explicit mesh config.
 struct Settings {
-    IstioVersion version = IstioVersion::Current;
+    IstioVersion version = IstioVersion::current();
     std::string cluster_domain = "cluster.local";
     std::string istio_namespace = "istio-system"; // where the `istio` ConfigMap is read from
     std::optional<MeshConfig> mesh_override;      // --mesh-config: beats an `istio` ConfigMap

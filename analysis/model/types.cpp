@@ -31,16 +31,25 @@ std::string_view to_string(TlsMode mode) noexcept {
     return "DISABLE";
 }
 
-std::string_view to_string(IstioVersion version) noexcept {
-    switch (version) {
-    case IstioVersion::V1_4:
-        return "1.4";
-    case IstioVersion::V1_5:
-        return "1.5";
-    case IstioVersion::Current:
-        return "current";
+std::string_view to_string(Dataplane dataplane) noexcept {
+    switch (dataplane) {
+    case Dataplane::None:
+        return "none";
+    case Dataplane::Sidecar:
+        return "sidecar";
+    case Dataplane::Ambient:
+        return "ambient";
     }
-    return "current";
+    return "none";
+}
+
+std::string to_string(IstioVersion version) {
+    if (version == IstioVersion::current())
+        return "current";
+    std::string out = "1." + std::to_string(version.minor);
+    if (version.patch != IstioVersion::newest_patch)
+        out += "." + std::to_string(version.patch);
+    return out;
 }
 
 std::optional<MtlsMode> parse_mtls_mode(std::string_view text) noexcept {
@@ -67,14 +76,45 @@ std::optional<TlsMode> parse_tls_mode(std::string_view text) noexcept {
     return std::nullopt;
 }
 
+namespace {
+
+// A decimal number without sign or leading zeros, at most `max`; nullopt otherwise.
+std::optional<unsigned> small_number(std::string_view text, unsigned max) noexcept {
+    if (text.empty() || text.size() > 3 || (text.size() > 1 && text[0] == '0'))
+        return std::nullopt;
+    unsigned n = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9')
+            return std::nullopt;
+        n = n * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (n > max)
+        return std::nullopt;
+    return n;
+}
+
+} // namespace
+
 std::optional<IstioVersion> parse_istio_version(std::string_view text) noexcept {
-    if (text == "1.4")
-        return IstioVersion::V1_4;
-    if (text == "1.5")
-        return IstioVersion::V1_5;
     if (text == "current")
-        return IstioVersion::Current;
-    return std::nullopt;
+        return IstioVersion::current();
+    if (!text.starts_with("1."))
+        return std::nullopt;
+    text.remove_prefix(2);
+    const auto dot = text.find('.');
+    const auto minor = small_number(text.substr(0, dot), IstioVersion::newest_minor);
+    if (!minor || *minor < IstioVersion::oldest_minor)
+        return std::nullopt;
+    IstioVersion version;
+    version.minor = static_cast<std::uint8_t>(*minor);
+    if (dot != std::string_view::npos) {
+        // 255 is reserved for "the newest patch".
+        const auto patch = small_number(text.substr(dot + 1), IstioVersion::newest_patch - 1);
+        if (!patch)
+            return std::nullopt;
+        version.patch = static_cast<std::uint8_t>(*patch);
+    }
+    return version;
 }
 
 Labels::Labels(std::vector<std::pair<std::string, std::string>> entries)

@@ -17,14 +17,39 @@ enum class MtlsMode : std::uint8_t { Unset, Disable, Permissive, Strict };
 // What a client sidecar is told to send by a DestinationRule (proto default is DISABLE).
 enum class TlsMode : std::uint8_t { Disable, Simple, Mutual, IstioMutual };
 
-// The Istio rules to apply: the legacy v1alpha1 releases or today's pilot.
-enum class IstioVersion : std::uint8_t { V1_4, V1_5, Current };
+// What proxies a workload's traffic (ambient.md §10): exactly one of these.
+enum class Dataplane : std::uint8_t { None, Sidecar, Ambient };
+
+// The Istio release whose rules apply: 1.minor.patch. `patch` 255 means the newest patch of that
+// minor, so that the engine never assumes an old release's bug (a false denial is the worst bug).
+struct IstioVersion {
+    static constexpr std::uint8_t oldest_minor = 4;
+    static constexpr std::uint8_t newest_minor = 29; // `current`: the newest modelled
+    static constexpr std::uint8_t newest_patch = 255;
+
+    std::uint8_t minor = newest_minor;
+    std::uint8_t patch = newest_patch;
+
+    static constexpr IstioVersion current() noexcept { return {}; }
+    // The v1alpha1 authentication rules of semantics §3 (Istio 1.4 and 1.5).
+    constexpr bool legacy_alpha() const noexcept { return minor <= 5; }
+    // Today's pilot rules (auto mTLS, PeerAuthentication only): 1.6 and later.
+    constexpr bool modern() const noexcept { return minor >= 6; }
+    constexpr bool at_least(std::uint8_t mi, std::uint8_t pa = 0) const noexcept {
+        return minor > mi || (minor == mi && patch >= pa);
+    }
+    friend constexpr bool operator==(const IstioVersion&, const IstioVersion&) = default;
+    friend constexpr auto operator<=>(const IstioVersion&, const IstioVersion&) = default;
+};
 
 std::string_view to_string(MtlsMode mode) noexcept;
 std::string_view to_string(TlsMode mode) noexcept;
-std::string_view to_string(IstioVersion version) noexcept;
+std::string_view to_string(Dataplane dataplane) noexcept; // "none", "sidecar", "ambient"
+// "1.N", "1.N.P", or "current" for IstioVersion::current().
+std::string to_string(IstioVersion version);
 std::optional<MtlsMode> parse_mtls_mode(std::string_view text) noexcept;
 std::optional<TlsMode> parse_tls_mode(std::string_view text) noexcept;
+// "1.N" (4 ≤ N ≤ 29: the newest patch of 1.N), "1.N.P", or "current"; nullopt for anything else.
 std::optional<IstioVersion> parse_istio_version(std::string_view text) noexcept;
 
 // A sorted, duplicate-free label set; flat because workloads are many and label sets are small.

@@ -80,17 +80,16 @@ SidecarClientTls::SidecarClientTls(const ConfigView& view, const model::ServiceR
         }
     }
     // 1.4 has no PeerAuthentication at all.
-    ServerMode service_mode = view.version() == model::IstioVersion::V1_4
-                                  ? ServerMode{}
-                                  : namespace_mode(view, service.ns);
-    if (view.version() != model::IstioVersion::Current && !service_mode.peer_authentication) {
+    ServerMode service_mode =
+        view.version().minor == 4 ? ServerMode{} : namespace_mode(view, service.ns);
+    if (!view.version().modern() && !service_mode.peer_authentication) {
         // Legacy: the alpha Policy for the service port, then PERMISSIVE (1.5) or plaintext (1.4).
         if (const auto* policy = alpha_policy_for(view, service, port)) {
             service_mode.alpha_policy = policy;
             service_mode.accept = policy->mode == model::MtlsMode::Disable
                                       ? ServerAccept::Disable
                                       : ServerAccept::Permissive;
-        } else if (view.version() == model::IstioVersion::V1_4) {
+        } else if (view.version().minor == 4) {
             service_mode.accept = ServerAccept::Disable;
         }
     }
@@ -111,7 +110,8 @@ SendDecision SidecarClientTls::to_captured() const noexcept {
     if (!explicit_) {
         // Auto mTLS, on or off, whatever the namespace mode: the HBONE socket matches first. Up to
         // 1.25.0 an ISTIO_MUTUAL marking took the tunnel away, and the unmarked pod got plaintext.
-        if (tls_.endpoint_marking == model::TlsMode::IstioMutual && !view_.version().at_least(25, 1))
+        if (tls_.endpoint_marking == model::TlsMode::IstioMutual &&
+            !view_.version().at_least(25, 1))
             return SendDecision{ClientSend::Plaintext, true, nullptr, nullptr};
         return hbone;
     }
@@ -149,14 +149,14 @@ SendDecision SidecarClientTls::for_endpoint(const model::Workload& workload,
     // can only clear the pod's own mark (endpoint_builder.go sets meta.TLSMode = "" and nothing
     // else): ISTIO_MUTUAL leaves it to the pod's sidecar label, any other mode clears it
     // (semantics §4).
-    if (view_.version() == model::IstioVersion::Current && tls_.endpoint_marking) {
+    if (view_.version().modern() && tls_.endpoint_marking) {
         const bool mtls = *tls_.endpoint_marking == model::TlsMode::IstioMutual && workload.sidecar;
         return SendDecision{mtls ? ClientSend::IstioMutual : ClientSend::Plaintext, true, nullptr,
                             nullptr};
     }
     if (!workload.sidecar)
         return SendDecision{};
-    if (view_.version() == model::IstioVersion::Current) {
+    if (view_.version().modern()) {
         const ServerMode mode = peer_authentication_mode(view_, workload, target_port);
         if (mode.accept == ServerAccept::Disable)
             return SendDecision{};

@@ -349,7 +349,7 @@ TlsDrop dropped_tls(const ClusterTls& tls, const model::ConsolidatedRule* rule,
     // istiod's cluster builder (cluster_tls.go, buildUpstreamClusterTLSContext): a credentialName
     // is for gateways; a sidecar gets no TLS context unless the rule selects its pods. From 1.26
     // a configmap:// credential (a CA bundle anyone may read) is exempt.
-    const bool modern = version == model::IstioVersion::Current;
+    const bool modern = version.modern();
     if (!credentials.credential_name.empty()) {
         const bool config_map = credentials.credential_name.rfind("configmap://", 0) == 0;
         if (modern && !config_map && !(rule && rule->selector))

@@ -127,22 +127,20 @@ ServerMode effective_server_mode(const ConfigView& view, const model::Workload& 
         return ambient_server_mode(view, workload, target_port);
     if (!workload.sidecar)
         return ServerMode{ServerAccept::NoSidecar, nullptr, nullptr, false};
-    switch (view.version()) {
-    case model::IstioVersion::Current:
+    const model::IstioVersion version = view.version();
+    if (version.modern())
         return peer_authentication_mode(view, workload, target_port);
-    case model::IstioVersion::V1_5:
+    if (version.minor == 5) {
         // 1.5: any PeerAuthentication overrides the alpha policies entirely.
         if (any_peer_authentication_applies(view, workload))
             return peer_authentication_mode(view, workload, target_port);
         if (const auto* policy = alpha_policy_for(view, service, port))
             return ServerMode{accept_of(policy->mode), nullptr, policy, false};
         return ServerMode{ServerAccept::Permissive, nullptr, nullptr, false};
-    case model::IstioVersion::V1_4:
-        if (const auto* policy = alpha_policy_for(view, service, port))
-            return ServerMode{accept_of(policy->mode), nullptr, policy, false};
-        return ServerMode{ServerAccept::Disable, nullptr, nullptr, false}; // 1.4: plaintext only
     }
-    return ServerMode{};
+    if (const auto* policy = alpha_policy_for(view, service, port))
+        return ServerMode{accept_of(policy->mode), nullptr, policy, false};
+    return ServerMode{ServerAccept::Disable, nullptr, nullptr, false}; // 1.4: plaintext only
 }
 
 } // namespace mtlsguard::resolution

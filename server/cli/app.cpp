@@ -12,6 +12,21 @@
 namespace mtlsguard::cli {
 namespace {
 
+constexpr const char* istio_version_help =
+    "Istio rules: 1.N (1.4 to 1.29: the newest patch of 1.N), 1.N.P, or current (1.29; default: "
+    "current, or 1.5 when v1alpha1 objects are present)";
+
+CLI::Validator istio_version_validator() {
+    return CLI::Validator(
+        [](const std::string& text) -> std::string {
+            if (model::parse_istio_version(text))
+                return {};
+            return "unsupported Istio version \"" + text +
+                   "\": expected 1.4 to 1.29 (1.N or 1.N.P) or current";
+        },
+        "1.N[.P]|current");
+}
+
 void add_source_options(CLI::App& command, input::SnapshotSource& source,
                         std::optional<std::string>& version, const char* paths_flag,
                         const char* paths_help) {
@@ -19,11 +34,8 @@ void add_source_options(CLI::App& command, input::SnapshotSource& source,
     command.add_option(
         "--mesh-config", source.mesh_config_file,
         "MeshConfig YAML or the istio ConfigMap (beats an istio ConfigMap in the input)");
-    command
-        .add_option("--istio-version", version,
-                    "Istio rules: 1.4, 1.5 or current (default: current, or 1.5 when v1alpha1 "
-                    "objects are present)")
-        ->check(CLI::IsMember({"1.4", "1.5", "current"}));
+    command.add_option("--istio-version", version, istio_version_help)
+        ->check(istio_version_validator());
     command.add_option("--cluster-domain", source.cluster_domain, "cluster DNS suffix")
         ->capture_default_str();
 }
@@ -78,11 +90,8 @@ void add_serve_options(CLI::App& command, ServeOptions& serve,
     command.add_option("--mesh-config", serve.source.mesh_config_file,
                        "MeshConfig YAML or the istio ConfigMap (beats an istio ConfigMap in the "
                        "snapshot)");
-    command
-        .add_option("--istio-version", version,
-                    "Istio rules: 1.4, 1.5 or current (default: current, or 1.5 when v1alpha1 "
-                    "objects are present)")
-        ->check(CLI::IsMember({"1.4", "1.5", "current"}));
+    command.add_option("--istio-version", version, istio_version_help)
+        ->check(istio_version_validator());
     command.add_option("--cluster-domain", serve.source.cluster_domain, "cluster DNS suffix")
         ->capture_default_str();
     auto* cert = command.add_option("--tls-cert", serve.tls_cert,

@@ -118,7 +118,7 @@ std::unique_ptr<https::ClusterSnapshotSource> make_cluster_source(const ServeOpt
     watcher.istio_namespace = options.istio_namespace;
     watcher.stale_after = whole_seconds(options.stale_after_seconds);
     watcher.settings.cluster_domain = options.source.cluster_domain;
-    watcher.settings.version = options.source.version.value_or(model::IstioVersion::Current);
+    watcher.settings.version = options.source.version.value_or(model::IstioVersion::current());
     watcher.version_from_objects = !options.source.version.has_value();
     if (options.source.mesh_config_file) {
         const auto mesh = input::load_mesh_config(*options.source.mesh_config_file);
@@ -267,6 +267,9 @@ int run_serve(const ServeOptions& options) {
                    {"threads", std::int64_t{settings.threads}},
                    {"mode", options.mode},
                    {"snapshot", from_files ? "files" : "cluster"},
+                   {"istioVersion", options.source.version
+                                        ? model::to_string(*options.source.version)
+                                        : std::string("current (1.5 with v1alpha1 policies)")},
                    {"clientCertificates", !options.client_ca.empty()}});
     } catch (const std::exception& e) {
         std::cerr << "mtls-guard serve: " << e.what() << "\n";

@@ -26,7 +26,7 @@ LoadedSnapshot load_snapshot(const SnapshotSource& source, const LoadLimits& lim
     if (source.version) {
         builder.set_version(*source.version);
     } else if (builder.has_alpha_policies()) {
-        builder.set_version(model::IstioVersion::V1_5);
+        builder.set_version(model::IstioVersion{5});
         out.notices.push_back("authentication.istio.io/v1alpha1 objects found: using the Istio 1.5 "
                               "rules (say --istio-version to choose)");
     }

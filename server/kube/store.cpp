@@ -68,7 +68,7 @@ std::shared_ptr<const model::Snapshot> build_snapshot(const SnapshotInputs& inpu
         for (std::uint32_t i = 0; i < count; ++i)
             builder.add(model::DecodedObject(*pod));
     if (version_from_objects && builder.has_alpha_policies())
-        builder.set_version(model::IstioVersion::V1_5);
+        builder.set_version(model::IstioVersion{5});
     return builder.build();
 }
 

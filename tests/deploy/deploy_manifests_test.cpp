@@ -797,6 +797,13 @@ TEST_CASE("the live-cluster flags come from the values", "[deploy][helm]") {
         CHECK(flag(args, "--istio-namespace") == "istio-system");
         CHECK(flag(args, "--stale-after-seconds") == "60");
         CHECK(flag(args, "--stale-policy") == "enforce");
+        CHECK_FALSE(has(args, "--istio-version"));
+    }
+    SECTION("istioVersion passes through as --istio-version") {
+        const auto version = GENERATE(as<std::string>{}, "1.24", "1.25.1", "current");
+        const Strings args = check_deployment(helm_template("--set-string istioVersion=" + version),
+                                              names, 2, "enforce");
+        CHECK(flag(args, "--istio-version") == version);
     }
     SECTION("set") {
         const Strings args =

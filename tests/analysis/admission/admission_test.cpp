@@ -414,7 +414,7 @@ TEST_CASE("A MeshPolicy is judged across the mesh and ignores namespace labels",
     auto objects =
         cluster({kube_namespace("front").label(std::string(admission::mode_label), "off")});
     const auto d = decide(objects, create(mesh_policy("default").strict()), {},
-                          settings_for(model::IstioVersion::V1_5));
+                          settings_for(model::IstioVersion{5}));
     CHECK_FALSE(allowed(d));
     CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG101") != d.codes.end());
     CHECK(d.namespace_name.empty());

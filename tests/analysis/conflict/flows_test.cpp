@@ -326,7 +326,7 @@ TEST_CASE("Legacy §7: a MeshPolicy with mtls {} and auto mTLS off makes every s
           "fail (IST0113)",
           "[flows][legacy]") {
     const auto snapshot = snapshot_of(cluster({mesh_policy("default").strict()}),
-                                      settings_for(model::IstioVersion::V1_5));
+                                      settings_for(model::IstioVersion{5}));
     const auto rows = matrix_rows(*snapshot);
     CHECK(flow_of(rows, "front", true, web, "web") == "PLAINTEXT STRICT FAIL");
     CHECK(flow_of(rows, "legacy", false, web, "web") == "PLAINTEXT STRICT FAIL");
@@ -338,7 +338,7 @@ TEST_CASE("Legacy §7: a MeshPolicy with mtls {} and auto mTLS off makes every s
         const auto fixed = snapshot_of(
             cluster({mesh_policy("default").strict(),
                      destination_rule("istio-system", "default", "*.local").tls("ISTIO_MUTUAL")}),
-            settings_for(model::IstioVersion::V1_5));
+            settings_for(model::IstioVersion{5}));
         CHECK(flow_of(matrix_rows(*fixed), "front", true, web, "web") ==
               "ISTIO_MUTUAL STRICT MTLS");
         CHECK(with_code(findings_of(*fixed), "MTG101").empty());
@@ -353,7 +353,7 @@ TEST_CASE("Legacy §7: ISTIO_MUTUAL towards a plaintext-only Policy is MTG102 (t
                         policy("shop", "web-plaintext").target("web").plaintext_only(),
                         destination_rule("front", "web-mtls", web).tls("ISTIO_MUTUAL"),
                     }),
-                    settings_for(model::IstioVersion::V1_5));
+                    settings_for(model::IstioVersion{5}));
     CHECK(flow_of(matrix_rows(*snapshot), "front", true, web, "web") ==
           "ISTIO_MUTUAL DISABLE FAIL");
     CHECK(reported_on(findings_of(*snapshot), "MTG102") ==
@@ -515,7 +515,7 @@ TEST_CASE("With no server-side object (1.4 defaults to plaintext) a conflict is 
           "[flows][legacy]") {
     const auto snapshot =
         snapshot_of(cluster({destination_rule("front", "web-mtls", web).tls("ISTIO_MUTUAL")}),
-                    settings_for(model::IstioVersion::V1_4));
+                    settings_for(model::IstioVersion{4}));
     CHECK(flow_of(matrix_rows(*snapshot), "front", true, web, "web") ==
           "ISTIO_MUTUAL DISABLE FAIL");
     const auto findings = with_code(findings_of(*snapshot), "MTG102");

@@ -104,7 +104,7 @@ TEST_CASE("MTG204: a legacy Policy port selector that names no port of its Servi
     json alpha = policy("shop", "web-port").strict();
     alpha["spec"]["targets"] = json::array({{{"name", "web"}, {"ports", json::array({selector})}}});
     INFO(selector.dump());
-    const auto findings = checks(shop({alpha}), settings_for(model::IstioVersion::V1_5));
+    const auto findings = checks(shop({alpha}), settings_for(model::IstioVersion{5}));
     const auto mtg204 = with_code(findings, "MTG204");
     CHECK(mtg204.size() == (flagged ? 1u : 0u));
     if (flagged) {
@@ -183,7 +183,7 @@ TEST_CASE("MTG205 and MTG208 for v1alpha1 policies", "[object-checks][MTG205][MT
                    policy("shop", "web-a").target("web").strict().created(day(1)),
                    policy("shop", "web-b").target("web").permissive().created(day(2)),
                }),
-               settings_for(model::IstioVersion::V1_5));
+               settings_for(model::IstioVersion{5}));
     CHECK(summary(findings) == Lines{
                                    "MTG205 MeshPolicy mesh-wide",
                                    "MTG205 Policy default-2.shop",
@@ -239,7 +239,7 @@ TEST_CASE("MTG206: a DestinationRule host that matches no Service or ServiceEntr
 
 TEST_CASE("MTG206: a legacy Policy target that names no Service", "[object-checks][MTG206]") {
     CHECK(summary(shop({policy("shop", "ghost").target("gone").strict()}),
-                  settings_for(model::IstioVersion::V1_4)) ==
+                  settings_for(model::IstioVersion{4})) ==
           Lines{"MTG206 Policy ghost.shop", "MTG208 Policy ghost.shop"});
 }
 
@@ -315,7 +315,7 @@ TEST_CASE("MTG209: portLevelMtls on a mesh- or namespace-wide PeerAuthentication
 TEST_CASE("Istio 1.4 ignores PeerAuthentication, so no PeerAuthentication checks apply",
           "[object-checks]") {
     CHECK(summary(shop({peer_authentication("shop", "typo").selecting({{"app", "x"}}).strict()}),
-                  settings_for(model::IstioVersion::V1_4))
+                  settings_for(model::IstioVersion{4}))
               .empty());
 }
 

@@ -32,9 +32,9 @@ std::vector<std::string> subset_names(const model::ConsolidatedRule& rule) {
 
 TEST_CASE("Mesh settings default per Istio version", "[snapshot][mesh]") {
     auto [version, auto_mtls] = GENERATE(table<model::IstioVersion, bool>({
-        {model::IstioVersion::Current, true},
-        {model::IstioVersion::V1_5, false},
-        {model::IstioVersion::V1_4, false},
+        {model::IstioVersion::current(), true},
+        {model::IstioVersion{5}, false},
+        {model::IstioVersion{4}, false},
     }));
     const auto snapshot = snapshot_of({}, settings_for(version));
     CHECK(snapshot->mesh().auto_mtls == auto_mtls);
@@ -51,7 +51,7 @@ TEST_CASE("The istio ConfigMap overrides the version defaults", "[snapshot][mesh
     }
     SECTION("auto mTLS turned on in 1.5 (global.mtls.auto=true)") {
         const auto snapshot =
-            snapshot_of({auto_mtls(true)}, settings_for(model::IstioVersion::V1_5));
+            snapshot_of({auto_mtls(true)}, settings_for(model::IstioVersion{5}));
         CHECK(snapshot->mesh().auto_mtls);
     }
     SECTION("root namespace and default exportTo") {

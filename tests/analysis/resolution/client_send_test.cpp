@@ -400,22 +400,21 @@ TEST_CASE("Legacy auto mTLS (1.5) takes the service mode from the alpha Policy, 
     INFO(description);
     auto objects = policies;
     objects.push_back(auto_mtls(true));
-    CHECK(sends_to_web(objects, settings_for(model::IstioVersion::V1_5)) == expected);
+    CHECK(sends_to_web(objects, settings_for(model::IstioVersion{5})) == expected);
 }
 
 TEST_CASE("Legacy auto mTLS (1.4) with no policy sends plaintext", "[client-send][legacy]") {
-    CHECK(sends_to_web({auto_mtls(true)}, settings_for(model::IstioVersion::V1_4)) ==
+    CHECK(sends_to_web({auto_mtls(true)}, settings_for(model::IstioVersion{4})) ==
           Sends{{"web-mesh", "PLAINTEXT"}, {"web-plain", "PLAINTEXT"}});
     CHECK(sends_to_web({auto_mtls(true), mesh_policy("default").permissive()},
-                       settings_for(model::IstioVersion::V1_4)) ==
+                       settings_for(model::IstioVersion{4})) ==
           Sends{{"web-mesh", "ISTIO_MUTUAL"}, {"web-plain", "PLAINTEXT"}});
 }
 
 TEST_CASE("Legacy Istio (1.5) has auto mTLS off by default: plaintext without a DestinationRule",
           "[client-send][legacy]") {
-    CHECK(
-        sends_to_web({mesh_policy("default").strict()}, settings_for(model::IstioVersion::V1_5)) ==
-        Sends{{"web-mesh", "PLAINTEXT"}, {"web-plain", "PLAINTEXT"}});
+    CHECK(sends_to_web({mesh_policy("default").strict()}, settings_for(model::IstioVersion{5})) ==
+          Sends{{"web-mesh", "PLAINTEXT"}, {"web-plain", "PLAINTEXT"}});
 }
 
 TEST_CASE("A MESH_EXTERNAL host never gets auto mTLS; only its DestinationRule's tls applies",

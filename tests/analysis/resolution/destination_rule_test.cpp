@@ -468,29 +468,30 @@ TEST_CASE("A client in the root namespace sees only the root's private rules fir
 
 TEST_CASE("Semantics §4: dropped_tls names the TLS blocks istiod builds as no TLS",
           "[dr][cluster-tls][dropped-tls]") {
-    auto [tls, selector, version,
-          drop] = GENERATE(table<json, bool, model::IstioVersion, resolution::TlsDrop>({
-        {json{{"mode", "MUTUAL"}}, false, model::IstioVersion::Current,
-         resolution::TlsDrop::MutualWithoutCertificates},
-        {json{{"mode", "MUTUAL"}}, true, model::IstioVersion::Current,
-         resolution::TlsDrop::MutualWithoutCertificates},
-        {json{{"mode", "MUTUAL"}}, false, model::IstioVersion::V1_5,
-         resolution::TlsDrop::MutualWithoutCertificates},
-        {json{{"mode", "MUTUAL"}, {"clientCertificate", "c"}, {"privateKey", "k"}}, false,
-         model::IstioVersion::Current, resolution::TlsDrop::None},
-        {json{{"mode", "SIMPLE"}, {"credentialName", "ca"}}, false, model::IstioVersion::Current,
-         resolution::TlsDrop::CredentialNameOnSidecar},
-        {json{{"mode", "MUTUAL"}, {"credentialName", "client"}}, false,
-         model::IstioVersion::Current, resolution::TlsDrop::CredentialNameOnSidecar},
-        // A rule with a workloadSelector is meant for the sidecars it selects: they load it.
-        {json{{"mode", "SIMPLE"}, {"credentialName", "ca"}}, true, model::IstioVersion::Current,
-         resolution::TlsDrop::None},
-        {json{{"mode", "SIMPLE"}, {"credentialName", "configmap://ca"}}, false,
-         model::IstioVersion::Current, resolution::TlsDrop::None},
-        {json{{"mode", "ISTIO_MUTUAL"}}, false, model::IstioVersion::Current,
-         resolution::TlsDrop::None},
-        {json{{"mode", "DISABLE"}}, false, model::IstioVersion::Current, resolution::TlsDrop::None},
-    }));
+    auto [tls, selector, version, drop] =
+        GENERATE(table<json, bool, model::IstioVersion, resolution::TlsDrop>({
+            {json{{"mode", "MUTUAL"}}, false, model::IstioVersion::current(),
+             resolution::TlsDrop::MutualWithoutCertificates},
+            {json{{"mode", "MUTUAL"}}, true, model::IstioVersion::current(),
+             resolution::TlsDrop::MutualWithoutCertificates},
+            {json{{"mode", "MUTUAL"}}, false, model::IstioVersion{5},
+             resolution::TlsDrop::MutualWithoutCertificates},
+            {json{{"mode", "MUTUAL"}, {"clientCertificate", "c"}, {"privateKey", "k"}}, false,
+             model::IstioVersion::current(), resolution::TlsDrop::None},
+            {json{{"mode", "SIMPLE"}, {"credentialName", "ca"}}, false,
+             model::IstioVersion::current(), resolution::TlsDrop::CredentialNameOnSidecar},
+            {json{{"mode", "MUTUAL"}, {"credentialName", "client"}}, false,
+             model::IstioVersion::current(), resolution::TlsDrop::CredentialNameOnSidecar},
+            // A rule with a workloadSelector is meant for the sidecars it selects: they load it.
+            {json{{"mode", "SIMPLE"}, {"credentialName", "ca"}}, true,
+             model::IstioVersion::current(), resolution::TlsDrop::None},
+            {json{{"mode", "SIMPLE"}, {"credentialName", "configmap://ca"}}, false,
+             model::IstioVersion::current(), resolution::TlsDrop::None},
+            {json{{"mode", "ISTIO_MUTUAL"}}, false, model::IstioVersion::current(),
+             resolution::TlsDrop::None},
+            {json{{"mode", "DISABLE"}}, false, model::IstioVersion::current(),
+             resolution::TlsDrop::None},
+        }));
     json rule = destination_rule("shop", "web", "web");
     rule["spec"]["trafficPolicy"]["tls"] = tls;
     if (selector)

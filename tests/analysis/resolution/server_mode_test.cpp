@@ -258,11 +258,11 @@ TEST_CASE("portLevelMtls on a namespace-wide policy has no effect", "[server-mod
 TEST_CASE("A workload without a sidecar speaks only plaintext, whatever the policies say",
           "[server-mode]") {
     auto [version, policies] = GENERATE_COPY(table<model::IstioVersion, std::vector<json>>({
-        {model::IstioVersion::Current,
+        {model::IstioVersion::current(),
          {peer_authentication("shop", "default").strict(),
           peer_authentication("shop", "plain").selecting({{"app", "plain"}}).strict()}},
-        {model::IstioVersion::V1_5, {policy("shop", "default").strict()}},
-        {model::IstioVersion::V1_4, {mesh_policy("default").strict()}},
+        {model::IstioVersion{5}, {policy("shop", "default").strict()}},
+        {model::IstioVersion{4}, {mesh_policy("default").strict()}},
     }));
     std::vector<json> objects{
         deployment("shop", "plain").labels({{"app", "plain"}}).container_port(8080),
@@ -377,8 +377,8 @@ TEST_CASE("Legacy Istio uses v1alpha1 precedence for a (service, service port)",
     const std::string expected_1_4 = mode_1_4;
     const std::string expected_1_5 = mode_1_5;
     auto [version, expected] = GENERATE_COPY(table<model::IstioVersion, std::string>({
-        {model::IstioVersion::V1_4, expected_1_4},
-        {model::IstioVersion::V1_5, expected_1_5},
+        {model::IstioVersion{4}, expected_1_4},
+        {model::IstioVersion{5}, expected_1_5},
     }));
     INFO(description << " (" << model::to_string(version) << ")");
     const auto snapshot = snapshot_of(with(shop(), policies), settings_for(version));
@@ -390,7 +390,7 @@ TEST_CASE("alpha_policy_for returns the policy that decides, or none", "[server-
     const auto snapshot =
         snapshot_of(with(shop(), {policy("shop", "web-80").target_port("web", 80).strict(),
                                   mesh_policy("other").strict()}),
-                    settings_for(model::IstioVersion::V1_5));
+                    settings_for(model::IstioVersion{5}));
     const ConfigView view(*snapshot);
     const auto& web = service_named(*snapshot, "shop", "web");
     const auto* decided = resolution::alpha_policy_for(view, web, port_of(web, 80));
@@ -418,13 +418,13 @@ TEST_CASE("In 1.5 a PeerAuthentication that applies to the workload overrides th
          "STRICT by web-all"},
     }));
     INFO(description);
-    CHECK(web_mode({alpha_strict, peer_auth}, settings_for(model::IstioVersion::V1_5)) == expected);
+    CHECK(web_mode({alpha_strict, peer_auth}, settings_for(model::IstioVersion{5})) == expected);
 }
 
 TEST_CASE("Istio 1.4 knows no PeerAuthentication, and current Istio no v1alpha1 policy",
           "[server-mode][legacy]") {
     CHECK(web_mode({peer_authentication("shop", "default").strict()},
-                   settings_for(model::IstioVersion::V1_4)) == "DISABLE");
+                   settings_for(model::IstioVersion{4})) == "DISABLE");
     CHECK(web_mode({policy("shop", "default").strict(), mesh_policy("default").strict()}) ==
           "PERMISSIVE");
 }

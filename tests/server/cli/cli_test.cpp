@@ -372,7 +372,7 @@ SCENARIO("Usage errors exit 2 with a message on stderr") {
         {"frobnicate", "-f", "FILE"},
         {"analyze"},
         {"analyze", "-f", "FILE", "--bogus"},
-        {"analyze", "-f", "FILE", "--istio-version", "1.9"},
+        {"analyze", "-f", "FILE", "--istio-version", "1.3"},
         {"analyze", "-f", "FILE", "-o", "yaml"},
         {"analyze", "-f", "FILE", "--fail-on", "sometimes"},
         {"matrix", "-f", "FILE", "-o", "xml"},
@@ -395,6 +395,57 @@ SCENARIO("Usage errors exit 2 with a message on stderr") {
     CHECK(r.exit_code == 2);
     CHECK_FALSE(r.err.empty());
     CHECK_THAT(r.err, !Catch::Contains("no such file"));
+}
+
+SCENARIO("--istio-version takes 1.N, 1.N.P or current, on every subcommand") {
+    const auto [command, version] = GENERATE(table<std::string, std::string>({
+        {"analyze", "1.4"},
+        {"analyze", "1.5"},
+        {"analyze", "1.24"},
+        {"analyze", "1.25.1"},
+        {"analyze", "1.29"},
+        {"analyze", "current"},
+        {"matrix", "1.24"},
+        {"matrix", "1.25.1"},
+        {"matrix", "current"},
+    }));
+    TempDir dir;
+    const auto file = dir.write("ok.yaml", namespace_doc("a"));
+    INFO("mtls-guard " << command << " --istio-version " << version);
+    const Run r = run({command, "-f", file, "--istio-version", version});
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == 0);
+}
+
+SCENARIO("--istio-version refuses what is not a modelled release, exit 2 naming the value") {
+    const auto [command, version] = GENERATE(table<std::string, std::string>({
+        {"analyze", "1.3"},
+        {"analyze", "1.30"},
+        {"analyze", "2.0"},
+        {"analyze", "foo"},
+        {"analyze", "1.24."},
+        {"analyze", "1.024"},
+        {"analyze", "1.25.255"},
+        {"analyze", ""},
+        {"matrix", "1.30"},
+        {"review", "2.0"},
+        {"serve", "foo"},
+    }));
+    TempDir dir;
+    const auto file = dir.write("ok.yaml", namespace_doc("a"));
+    std::vector<std::string> args{command};
+    if (command == "review")
+        args.insert(args.end(), {"--snapshot", file, "-f", file});
+    else if (command == "serve")
+        args.insert(args.end(), {"--snapshot", file});
+    else
+        args.insert(args.end(), {"-f", file});
+    args.insert(args.end(), {"--istio-version", version});
+    INFO("mtls-guard " << command << " --istio-version '" << version << "'");
+    const Run r = run(args);
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--istio-version"));
 }
 
 SCENARIO("--help and --version exit 0") {

@@ -105,7 +105,7 @@ TEST_CASE("Whole-snapshot findings are recomputed for the newest snapshot, at mo
     files.paths = {fixtures + "/walkthrough-base",
                    fixtures + "/walkthrough-4-dr-override/dr-httpbin-full-mtls.yaml",
                    fixtures + "/walkthrough-3-plaintext/policy-plaintext.yaml"};
-    files.version = model::IstioVersion::V1_5;
+    files.version = model::IstioVersion{5};
     const auto conflicting = input::load_snapshot(files).snapshot;
     files.paths.pop_back();
     files.paths.pop_back();

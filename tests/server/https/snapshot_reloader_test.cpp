@@ -51,7 +51,7 @@ struct Cluster {
     input::SnapshotSource source() const {
         input::SnapshotSource s;
         s.paths = {root().string()};
-        s.version = model::IstioVersion::V1_5;
+        s.version = model::IstioVersion{5};
         return s;
     }
 };

@@ -251,21 +251,21 @@ SCENARIO("v1alpha1 objects without --istio-version switch to the 1.5 rules and s
         REQUIRE(loaded.notices.size() == 1);
         CHECK_THAT(loaded.notices[0], Catch::Contains("v1alpha1") && Catch::Contains("1.5") &&
                                           Catch::Contains("--istio-version"));
-        CHECK(loaded.snapshot->settings().version == IstioVersion::V1_5);
+        CHECK(loaded.snapshot->settings().version == IstioVersion{5});
         CHECK_FALSE(loaded.snapshot->mesh().auto_mtls);
     }
     WHEN("a version is given") {
         auto source = source_of({file});
-        source.version = IstioVersion::V1_4;
+        source.version = IstioVersion{4};
         const auto loaded = load_snapshot(source);
         CHECK(loaded.notices.empty());
-        CHECK(loaded.snapshot->settings().version == IstioVersion::V1_4);
+        CHECK(loaded.snapshot->settings().version == IstioVersion{4});
     }
     WHEN("there are no v1alpha1 objects") {
         const auto plain = dir.write("plain.yaml", namespace_doc);
         const auto loaded = load_snapshot(source_of({plain}));
         CHECK(loaded.notices.empty());
-        CHECK(loaded.snapshot->settings().version == IstioVersion::Current);
+        CHECK(loaded.snapshot->settings().version == IstioVersion::current());
         CHECK(loaded.snapshot->mesh().auto_mtls);
     }
 }

@@ -396,7 +396,7 @@ TEST_CASE("v1alpha1 Policies switch a watcher without a fixed version to the Ist
     INFO("version_from_objects " << from_objects);
     CHECK(w.watcher->stats().objects.at("policies") == 1);
     CHECK(w.published.latest()->settings().version ==
-          (from_objects ? model::IstioVersion::V1_5 : model::IstioVersion::Current));
+          (from_objects ? model::IstioVersion{5} : model::IstioVersion::current()));
 }
 
 SCENARIO("An EndpointSlice resolves a live Service's named targetPort for portLevelMtls") {
