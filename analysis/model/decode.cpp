@@ -4,6 +4,7 @@
 #include "analysis/model/decode_fields.hpp"
 #include "analysis/model/json_node.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace mtlsguard::model {
@@ -105,6 +106,23 @@ std::optional<std::string> cronjob_name(const std::string& job_name) {
     if (tail.size() < 8 || tail.find_first_not_of("0123456789") != std::string::npos)
         return std::nullopt;
     return job_name.substr(0, dash);
+}
+
+bool list_contains(std::string_view list, std::string_view item) noexcept {
+    while (!list.empty()) {
+        const auto comma = list.find(',');
+        std::string_view entry = list.substr(0, comma);
+        while (!entry.empty() && entry.front() == ' ')
+            entry.remove_prefix(1);
+        while (!entry.empty() && entry.back() == ' ')
+            entry.remove_suffix(1);
+        if (entry == item)
+            return true;
+        if (comma == std::string_view::npos)
+            break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
 }
 
 Labels stable_pod_labels(Labels labels) {
@@ -234,6 +252,13 @@ PodLike decode_template_owner(const json& object, const Meta& meta, std::string_
     const json* pod_spec = optional_object(*template_spec, "spec", template_path);
     if (pod_spec)
         pod.container_ports = container_ports(JsonNode{pod_spec}, template_path + ".spec");
+    decoding::decode_dataplane_facts(pod, labels, annotations,
+                                     pod_spec ? std::optional<JsonNode>(JsonNode{pod_spec})
+                                              : std::nullopt,
+                                     template_path + ".spec");
+    // Only the CNI writes this, on running pods; a template that carries it (copied from a pod)
+    // still only predicts.
+    pod.redirection = AmbientRedirection::Absent;
     if (injected_marker(labels, annotations) ||
         (pod_spec && has_proxy_container(JsonNode{pod_spec}))) {
         pod.sidecar = true;
@@ -320,6 +345,111 @@ std::optional<MeshConfig> decode_istio_config_map(const json& object, const Meta
     throw Failure{"data.mesh: expected a string"};
 }
 
+LabelSelector decode_label_selector(const json& selector, const std::string& path) {
+    if (!selector.is_object())
+        throw Failure{path + ": expected a label selector (matchLabels, matchExpressions)"};
+    LabelSelector out;
+    out.match_labels = string_map(member(selector, "matchLabels"), path + ".matchLabels");
+    if (const json* expressions = optional_array(selector, "matchExpressions", path)) {
+        for (std::size_t i = 0; i < expressions->size(); ++i) {
+            const std::string epath = path + ".matchExpressions[" + std::to_string(i) + "]";
+            const json& e = (*expressions)[i];
+            if (!e.is_object())
+                throw Failure{epath + ": expected an object"};
+            LabelRequirement r;
+            r.key = optional_string(e, "key", epath);
+            if (r.key.empty())
+                throw Failure{epath + ".key: missing"};
+            const std::string op = optional_string(e, "operator", epath);
+            if (op == "In")
+                r.op = LabelRequirement::Operator::In;
+            else if (op == "NotIn")
+                r.op = LabelRequirement::Operator::NotIn;
+            else if (op == "Exists")
+                r.op = LabelRequirement::Operator::Exists;
+            else if (op == "DoesNotExist")
+                r.op = LabelRequirement::Operator::DoesNotExist;
+            else
+                throw Failure{epath + ".operator: unknown value \"" + op +
+                              "\" (expected In, NotIn, Exists or DoesNotExist)"};
+            if (const json* values = optional_array(e, "values", epath))
+                for (std::size_t j = 0; j < values->size(); ++j)
+                    r.values.push_back(
+                        require_string((*values)[j], epath + ".values[" + std::to_string(j) + "]"));
+            const bool set_based =
+                r.op == LabelRequirement::Operator::In || r.op == LabelRequirement::Operator::NotIn;
+            if (set_based == r.values.empty())
+                throw Failure{epath + ".values: " +
+                              (set_based ? std::string("required for ") + op
+                                         : std::string("must be empty for ") + op)};
+            out.match_expressions.push_back(std::move(r));
+        }
+    }
+    return out;
+}
+
+// AMBIENT_ENABLEMENT_SELECTOR: the chart's enablementSelectors rendered with toYaml. server/ turns
+// the YAML into JSON; JSON text is YAML too.
+std::vector<EnablementSelector> decode_enablement_selectors(const json& value,
+                                                            const std::string& path) {
+    json parsed;
+    const json* list = &value;
+    if (value.is_string()) {
+        parsed = json::parse(value.get_ref<const std::string&>(), nullptr, false);
+        if (parsed.is_discarded())
+            throw Failure{path + ": expected a list of selectors (YAML or JSON)"};
+        list = &parsed;
+    }
+    std::vector<EnablementSelector> out;
+    if (list->is_null())
+        return out;
+    if (!list->is_array())
+        throw Failure{path + ": expected a list of selectors, got " + list->type_name()};
+    for (std::size_t i = 0; i < list->size(); ++i) {
+        const std::string ipath = path + "[" + std::to_string(i) + "]";
+        const json& item = (*list)[i];
+        if (!item.is_object())
+            throw Failure{ipath + ": expected an object with podSelector and namespaceSelector"};
+        EnablementSelector selector;
+        if (const json* pod = member(item, "podSelector"))
+            selector.pod_selector = decode_label_selector(*pod, ipath + ".podSelector");
+        if (const json* ns = member(item, "namespaceSelector"))
+            selector.namespace_selector = decode_label_selector(*ns, ipath + ".namespaceSelector");
+        out.push_back(std::move(selector));
+    }
+    return out;
+}
+
+// The istio-cni chart's ConfigMap: the ambient enablement selectors and excluded namespaces.
+std::optional<CniConfig> decode_cni_config_map(const json& object, const Meta& meta) {
+    if (meta.name != "istio-cni-config")
+        return std::nullopt;
+    CniConfig config;
+    config.source_namespace = meta.namespace_name;
+    const json* data = optional_object(object, "data", "");
+    if (!data)
+        return config;
+    if (const json* selectors = member(*data, "AMBIENT_ENABLEMENT_SELECTOR"))
+        config.enablement_selectors =
+            decode_enablement_selectors(*selectors, "data.AMBIENT_ENABLEMENT_SELECTOR");
+    if (member(*data, "EXCLUDE_NAMESPACES")) {
+        const std::string list = optional_string(*data, "EXCLUDE_NAMESPACES", "data");
+        std::vector<std::string> names;
+        std::size_t start = 0;
+        while (start <= list.size()) {
+            const auto comma = std::min(list.find(',', start), list.size());
+            std::string name = list.substr(start, comma - start);
+            name.erase(0, name.find_first_not_of(' '));
+            name.erase(name.find_last_not_of(' ') + 1);
+            if (!name.empty())
+                names.push_back(std::move(name));
+            start = comma + 1;
+        }
+        config.exclude_namespaces = std::move(names);
+    }
+    return config;
+}
+
 } // namespace
 
 bool is_known_kind(std::string_view api_version, std::string_view kind) noexcept {
@@ -368,6 +498,8 @@ DecodeOutcome decode_object(const json& object, std::string_view default_namespa
                 mesh->source_namespace = meta.namespace_name;
                 return decoded(std::move(*mesh));
             }
+            if (auto cni = decode_cni_config_map(object, meta))
+                return decoded(std::move(*cni));
             return {};
         case Kind::Unknown:
             break;

@@ -486,6 +486,43 @@ std::pair<std::string, std::string> owning_workload(const BasicMeta<Node>& meta)
     return {"Pod", meta.name};
 }
 
+// Whether a comma-separated list (a label or annotation value) holds `item`, spaces aside.
+bool list_contains(std::string_view list, std::string_view item) noexcept;
+
+// The ambient and interception facts of a pod or pod template (ambient.md §10, §11, §13), from its
+// labels, annotations and spec. `pod_spec` is absent for metadata-only pods (the live cluster
+// lists pods as PartialObjectMetadata): hostNetwork is then false.
+template <class Node>
+void decode_dataplane_facts(PodLike& pod, const Labels& labels, const Labels& annotations,
+                            const std::optional<Node>& pod_spec, const std::string& spec_path) {
+    pod.sidecar_status = annotations.contains("sidecar.istio.io/status");
+    if (const std::string* redirection = annotations.find("ambient.istio.io/redirection")) {
+        pod.redirection = *redirection == "enabled"   ? AmbientRedirection::Enabled
+                          : *redirection == "pending" ? AmbientRedirection::Pending
+                                                      : AmbientRedirection::Other;
+    }
+    const std::string* bypass = annotations.find("ambient.istio.io/bypass-inbound-capture");
+    pod.bypass_inbound_capture = bypass && *bypass == "true";
+    const std::string* tunnel = labels.find("networking.istio.io/tunnel");
+    pod.tunnel_http = tunnel && list_contains(*tunnel, "http");
+    auto annotation = [&](std::string_view key) -> std::optional<std::string> {
+        const std::string* value = annotations.find(key);
+        return value ? std::optional<std::string>(*value) : std::nullopt;
+    };
+    pod.interception.exclude_inbound_ports =
+        annotation("traffic.sidecar.istio.io/excludeInboundPorts");
+    pod.interception.include_inbound_ports =
+        annotation("traffic.sidecar.istio.io/includeInboundPorts");
+    pod.interception.exclude_outbound_ports =
+        annotation("traffic.sidecar.istio.io/excludeOutboundPorts");
+    pod.interception.exclude_outbound_ip_ranges =
+        annotation("traffic.sidecar.istio.io/excludeOutboundIPRanges");
+    pod.interception.include_outbound_ip_ranges =
+        annotation("traffic.sidecar.istio.io/includeOutboundIPRanges");
+    if (pod_spec)
+        pod.host_network = optional_bool(*pod_spec, "hostNetwork", spec_path).value_or(false);
+}
+
 template <class Node> PodLike decode_pod(const Node& object, const BasicMeta<Node>& meta) {
     PodLike pod;
     pod.namespace_name = meta.namespace_name;
@@ -500,6 +537,7 @@ template <class Node> PodLike decode_pod(const Node& object, const BasicMeta<Nod
         pod.container_ports = container_ports(*spec, "spec");
     }
     pod.sidecar = proxy;
+    decode_dataplane_facts(pod, meta.labels, meta.annotations, spec, "spec");
     return pod;
 }
 

@@ -114,6 +114,50 @@ struct NamedPort {
     std::uint16_t number = 0;
 };
 
+// One matchExpressions entry of a Kubernetes label selector.
+struct LabelRequirement {
+    enum class Operator : std::uint8_t { In, NotIn, Exists, DoesNotExist };
+    std::string key;
+    Operator op = Operator::In;
+    std::vector<std::string> values;
+
+    friend bool operator==(const LabelRequirement&, const LabelRequirement&) = default;
+};
+
+// A Kubernetes metav1.LabelSelector; an empty one selects everything.
+struct LabelSelector {
+    Labels match_labels;
+    std::vector<LabelRequirement> match_expressions;
+
+    bool empty() const noexcept { return match_labels.empty() && match_expressions.empty(); }
+    bool matches(const Labels& labels) const noexcept;
+    friend bool operator==(const LabelSelector&, const LabelSelector&) = default;
+};
+
+// One entry of the CNI's ambient enablement selectors: a pod is enrolled when both match.
+struct EnablementSelector {
+    LabelSelector pod_selector;
+    LabelSelector namespace_selector;
+
+    friend bool operator==(const EnablementSelector&, const EnablementSelector&) = default;
+};
+
+// The pod annotation ambient.istio.io/redirection that the CNI agent writes on live pods.
+enum class AmbientRedirection : std::uint8_t { Absent, Enabled, Pending, Other };
+
+// The traffic.sidecar.istio.io/* interception annotations, as written (ambient.md §13); absent
+// ones are nullopt (includeInboundPorts "" is not the same as absent: it intercepts nothing).
+struct Interception {
+    std::optional<std::string> exclude_inbound_ports;
+    std::optional<std::string> include_inbound_ports;
+    std::optional<std::string> exclude_outbound_ports;
+    std::optional<std::string> exclude_outbound_ip_ranges;
+    std::optional<std::string> include_outbound_ip_ranges;
+
+    friend bool operator==(const Interception&, const Interception&) = default;
+    friend auto operator<=>(const Interception&, const Interception&) = default;
+};
+
 // A pod, or a pod template that has not been scheduled yet (manifests in Git).
 struct PodLike {
     std::string namespace_name;
@@ -124,6 +168,14 @@ struct PodLike {
     // For pods: whether a sidecar runs. For templates: an explicit sidecar or inject decision.
     std::optional<bool> sidecar;
     std::vector<NamedPort> container_ports;
+    // Ambient and interception facts (ambient.md §10, §11, §13).
+    bool sidecar_status = false; // annotation sidecar.istio.io/status: the injector ran
+    AmbientRedirection redirection = AmbientRedirection::Absent; // never set on templates
+    bool bypass_inbound_capture = false; // ambient.istio.io/bypass-inbound-capture: "true"
+    // spec.hostNetwork. Live pods are listed as metadata only (no spec): false for them.
+    bool host_network = false;
+    bool tunnel_http = false; // label networking.istio.io/tunnel lists "http"
+    Interception interception;
 };
 
 struct Namespace {
@@ -140,7 +192,16 @@ struct MeshConfig {
     std::string source_namespace; // of the `istio` ConfigMap it came from; empty for --mesh-config
 };
 
+// The ambient keys of the istio-cni ConfigMap `istio-cni-config` (in the Istio namespace).
+struct CniConfig {
+    // AMBIENT_ENABLEMENT_SELECTOR (1.27+); nullopt when the key is absent.
+    std::optional<std::vector<EnablementSelector>> enablement_selectors;
+    // EXCLUDE_NAMESPACES, comma-separated; nullopt when the key is absent.
+    std::optional<std::vector<std::string>> exclude_namespaces;
+    std::string source_namespace; // of the ConfigMap it came from
+};
+
 using DecodedObject = std::variant<PeerAuthentication, DestinationRule, AlphaPolicy, Service,
-                                   ServiceEntry, PodLike, Namespace, MeshConfig>;
+                                   ServiceEntry, PodLike, Namespace, MeshConfig, CniConfig>;
 
 } // namespace mtlsguard::model

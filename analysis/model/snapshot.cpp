@@ -1,6 +1,7 @@
 // The immutable, indexed picture of a cluster that every analysis and admission decision reads.
 #include "analysis/model/snapshot.hpp"
 
+#include "analysis/model/dataplane.hpp"
 #include "analysis/model/decode.hpp"
 #include "analysis/resolution/destination_rule.hpp"
 
@@ -51,6 +52,21 @@ bool namespace_injects(const Labels& labels) {
     if (injection)
         return *injection == "enabled";
     return labels.contains("istio.io/rev");
+}
+
+std::optional<std::string> label_value(const Labels& labels, std::string_view key) {
+    const std::string* value = labels.find(key);
+    return value ? std::optional<std::string>(*value) : std::nullopt;
+}
+
+// What a NamespaceRecord derives from its labels; build() and build_update() share it.
+void derive_from_labels(NamespaceRecord& record) {
+    record.injection = namespace_injects(record.labels);
+    record.dataplane_mode = label_value(record.labels, "istio.io/dataplane-mode");
+    record.use_waypoint = label_value(record.labels, "istio.io/use-waypoint");
+    // In the analyzers' words (util.NamespaceInAmbientMode): injection wins.
+    record.sidecar_and_ambient =
+        record.injection && record.dataplane_mode && *record.dataplane_mode == "ambient";
 }
 
 std::vector<std::string> resolve_export_to(const DestinationRule& dr, const MeshSettings& mesh) {
@@ -292,6 +308,9 @@ void SnapshotBuilder::add(DecodedObject object) {
                 // Only the ConfigMap of the Istio namespace is the mesh config.
                 if (o.source_namespace == settings_.istio_namespace)
                     mesh_from_config_map_ = std::move(o);
+            } else if constexpr (std::is_same_v<T, CniConfig>) {
+                if (o.source_namespace == settings_.istio_namespace)
+                    cni_config_ = std::move(o);
             }
         },
         std::move(object));
@@ -305,7 +324,7 @@ std::string_view object_namespace(const DecodedObject& object) noexcept {
                 return o.namespace_name;
             else if constexpr (std::is_same_v<T, Namespace>)
                 return o.name;
-            else if constexpr (std::is_same_v<T, MeshConfig>)
+            else if constexpr (std::is_same_v<T, MeshConfig> || std::is_same_v<T, CniConfig>)
                 return {};
             else if constexpr (std::is_same_v<T, AlphaPolicy>)
                 return o.mesh_policy ? std::string_view() : std::string_view(o.ref.namespace_name);
@@ -325,17 +344,34 @@ void count_object(std::vector<std::size_t>& counts, const NamespaceIds& ids,
         ++counts[it->second];
 }
 
+// What sets the pods of one controller apart into workloads: labels and dataplane state.
+struct WorkloadKey {
+    std::string namespace_name;
+    std::string kind;
+    std::string name;
+    Dataplane dataplane = Dataplane::None;
+    bool ambient_predicted = false;
+    bool ambient_pending = false;
+    bool waypoint = false;
+    bool sidecar_beats_ambient = false;
+    bool bypass_inbound_capture = false;
+    Interception interception;
+    Labels labels;
+
+    friend auto operator<=>(const WorkloadKey&, const WorkloadKey&) = default;
+};
+
 // Pods to workloads, appended to `out` in the order of the pods: running pods win over the
 // templates of the same controller.
 void make_workloads(const std::vector<PodLike>& pods, const NamespaceIds& ids,
-                    const std::vector<NamespaceRecord>& namespaces, std::vector<Workload>& out,
+                    const std::vector<NamespaceRecord>& namespaces, const Settings& settings,
+                    const CniConfig* cni, std::vector<Workload>& out,
                     std::vector<std::size_t>& counts) {
     std::set<std::pair<std::string, std::string>> controllers_with_pods;
     for (const auto& pod : pods)
         if (!pod.from_template)
             controllers_with_pods.emplace(pod.namespace_name, pod.workload_name);
-    std::map<std::tuple<std::string, std::string, std::string, bool, Labels>, WorkloadId>
-        workload_ids;
+    std::map<WorkloadKey, WorkloadId> workload_ids;
     for (const auto& pod : pods) {
         if (pod.from_template &&
             controllers_with_pods.count({pod.namespace_name, pod.workload_name})) {
@@ -344,9 +380,20 @@ void make_workloads(const std::vector<PodLike>& pods, const NamespaceIds& ids,
         }
         const NsId ns = ids.at(pod.namespace_name);
         ++counts[ns];
-        const bool sidecar = pod.sidecar.value_or(namespaces[ns].injection);
-        auto key = std::make_tuple(pod.namespace_name, pod.workload_kind, pod.workload_name,
-                                   sidecar, pod.labels);
+        const DataplaneDecision d =
+            classify_dataplane(pod, pod.sidecar.value_or(namespaces[ns].injection),
+                               namespaces[ns].labels, settings.version, cni);
+        WorkloadKey key{pod.namespace_name,
+                        pod.workload_kind,
+                        pod.workload_name,
+                        d.dataplane,
+                        d.predicted,
+                        d.pending,
+                        d.waypoint,
+                        d.sidecar_beats_ambient,
+                        pod.bypass_inbound_capture,
+                        pod.interception,
+                        pod.labels};
         auto [it, inserted] =
             workload_ids.emplace(std::move(key), static_cast<WorkloadId>(out.size()));
         if (inserted) {
@@ -355,7 +402,15 @@ void make_workloads(const std::vector<PodLike>& pods, const NamespaceIds& ids,
             w.kind = pod.workload_kind;
             w.name = pod.workload_name;
             w.labels = pod.labels;
-            w.sidecar = sidecar;
+            w.dataplane = d.dataplane;
+            w.sidecar = d.dataplane == Dataplane::Sidecar;
+            w.ambient_predicted = d.predicted;
+            w.ambient_pending = d.pending;
+            w.tunnel_http = pod.tunnel_http;
+            w.waypoint = d.waypoint;
+            w.sidecar_beats_ambient = d.sidecar_beats_ambient;
+            w.bypass_inbound_capture = pod.bypass_inbound_capture;
+            w.interception = pod.interception;
             w.control_plane = is_control_plane(pod.labels);
             out.push_back(std::move(w));
         }
@@ -380,6 +435,15 @@ ServiceRecord make_service_record(Service svc, NsId ns, const std::vector<Namesp
     record.host = svc.ref.name + "." + svc.ref.namespace_name + ".svc." + domain;
     record.analysed_as_server =
         !spaces[ns].system && !is_control_plane(svc.labels) && !svc.external_name;
+    record.use_waypoint = label_value(svc.labels, "istio.io/use-waypoint");
+    const auto& chosen = record.use_waypoint ? record.use_waypoint : spaces[ns].use_waypoint;
+    if (chosen && !chosen->empty() && *chosen != "none") {
+        const std::string* waypoint_ns = svc.labels.find("istio.io/use-waypoint-namespace");
+        if (!record.use_waypoint)
+            waypoint_ns = spaces[ns].labels.find("istio.io/use-waypoint-namespace");
+        record.waypoint = ObjectRef{"gateway.networking.k8s.io/v1", "Gateway",
+                                    waypoint_ns ? *waypoint_ns : svc.ref.namespace_name, *chosen};
+    }
     if (svc.selector) {
         for (WorkloadId id : spaces[ns].workloads)
             if (svc.selector->subset_of(workloads[id].labels))
@@ -410,7 +474,11 @@ void SnapshotBuilder::index_namespace_workloads(Snapshot& s) {
         ns.workloads.push_back(id);
         if (w.sidecar)
             ns.has_sidecar_workloads = true;
-        else if (!w.control_plane)
+        else if (w.control_plane || w.waypoint)
+            continue; // proxies themselves, not clients
+        else if (w.dataplane == Dataplane::Ambient)
+            ns.has_ambient_workloads = true;
+        else
             ns.has_plain_workloads = true;
     }
 }
@@ -458,6 +526,8 @@ void SnapshotBuilder::index_clients(Snapshot& s) {
             s.mesh_clients_.push_back(id);
         if (ns.has_plain_workloads)
             s.non_mesh_clients_.push_back(id);
+        if (ns.has_ambient_workloads)
+            s.ambient_clients_.push_back(id);
     }
 }
 
@@ -557,7 +627,7 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
         record.name = name;
         record.labels = std::move(labels);
         record.declared = declared.count(name) > 0;
-        record.injection = namespace_injects(record.labels);
+        derive_from_labels(record);
         record.system = is_system_namespace(name);
         s.namespace_ids_.emplace(name, static_cast<NsId>(s.namespaces_.size()));
         s.namespaces_.push_back(std::move(record));
@@ -567,7 +637,9 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
     counts.assign(s.namespaces_.size(), 0);
     count_configuration(counts, s.namespace_ids_);
 
-    make_workloads(pods_, s.namespace_ids_, s.namespaces_, s.workloads_, counts);
+    s.cni_config_ = std::move(cni_config_);
+    make_workloads(pods_, s.namespace_ids_, s.namespaces_, settings_,
+                   s.cni_config_ ? &*s.cni_config_ : nullptr, s.workloads_, counts);
     pods_.clear();
     index_namespace_workloads(s);
 
@@ -602,7 +674,13 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
 std::shared_ptr<const Snapshot>
 SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::string>& changed) {
     const Settings& settings = previous.settings_;
-    if (mesh_from_config_map_ || settings_.version != settings.version ||
+    // The istio-cni ConfigMap decides which pods are ambient everywhere: when it is among the
+    // objects, or its namespace changed (it may be gone), build from all objects.
+    const bool cni_changed =
+        cni_config_ || (previous.cni_config_ &&
+                        std::find(changed.begin(), changed.end(),
+                                  previous.cni_config_->source_namespace) != changed.end());
+    if (mesh_from_config_map_ || cni_changed || settings_.version != settings.version ||
         settings_.cluster_domain != settings.cluster_domain ||
         settings_.istio_namespace != settings.istio_namespace ||
         settings_.mesh_override.has_value() != settings.mesh_override.has_value())
@@ -657,12 +735,11 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
                 record.declared = true;
                 record.labels = ns.labels; // the last one wins, as in build()
             }
-            record.injection = namespace_injects(record.labels);
         } else {
             record.labels = old.labels;
             record.declared = old.declared;
-            record.injection = old.injection;
         }
+        derive_from_labels(record);
         s.namespaces_.push_back(std::move(record));
     }
     auto& counts = s.namespace_object_counts_;
@@ -676,8 +753,10 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
     count_configuration(counts, s.namespace_ids_);
 
     // Workloads, namespace by namespace: the changed ones anew, the others copied and renumbered.
+    s.cni_config_ = previous.cni_config_;
     std::vector<Workload> fresh;
-    make_workloads(pods_, s.namespace_ids_, s.namespaces_, fresh, counts);
+    make_workloads(pods_, s.namespace_ids_, s.namespaces_, settings,
+                   s.cni_config_ ? &*s.cni_config_ : nullptr, fresh, counts);
     pods_.clear();
     std::vector<std::vector<WorkloadId>> fresh_by_ns(namespace_count);
     for (WorkloadId id = 0; id < fresh.size(); ++id)

@@ -34,14 +34,25 @@ struct MeshSettings {
     std::vector<std::string> default_dr_export_to{"*"};
 };
 
-// The pods of one controller that share labels and sidecar state; named after the controller.
+// The pods of one controller that share labels and dataplane state (everything below but `ports`
+// and `pods`); named after the controller. Two pods of one Deployment, one captured by ztunnel
+// and one not yet, are two workloads.
 struct Workload {
     NsId ns = 0;
     std::string kind;
     std::string name;
     Labels labels;
-    bool sidecar = false;
-    bool control_plane = false; // Istio's own components: they set up their own TLS
+    Dataplane dataplane = Dataplane::None; // ambient.md §10
+    bool sidecar = false;                  // dataplane == Dataplane::Sidecar
+    bool ambient_predicted = false; // ambient by the enablement selectors only (a template, or a
+                                    // live pod the CNI has not annotated): findings warn
+    bool ambient_pending = false;   // ambient.istio.io/redirection=pending: captured, not serving
+    bool tunnel_http = false;       // label networking.istio.io/tunnel lists http: takes HBONE
+    bool waypoint = false; // a waypoint proxy: never a sidecar server nor a client (dataplane None)
+    bool sidecar_beats_ambient = false;  // a sidecar also labelled for ambient (MTG212)
+    bool bypass_inbound_capture = false; // ambient.istio.io/bypass-inbound-capture=true
+    Interception interception;           // traffic.sidecar.istio.io/* annotations, as written
+    bool control_plane = false;          // Istio's own components: they set up their own TLS
     std::vector<NamedPort> ports;
     std::uint32_t pods = 0;
 };
@@ -52,6 +63,12 @@ struct ServiceRecord {
     std::string host; // <name>.<ns>.svc.<domain>
     std::vector<WorkloadId> endpoints;
     bool analysed_as_server = true; // false for kube-system, kube-public and the control plane
+    // The Service's istio.io/use-waypoint label as written (`none` opts out of the namespace's).
+    std::optional<std::string> use_waypoint;
+    // The waypoint its ambient clients go through: the Service's label, else its namespace's,
+    // names a Gateway in the namespace of istio.io/use-waypoint-namespace (default: the
+    // Service's own). nullopt for none or `none`.
+    std::optional<ObjectRef> waypoint;
 };
 
 // One host of a ServiceEntry; MESH_EXTERNAL hosts have no sidecar behind them.
@@ -72,7 +89,12 @@ struct NamespaceRecord {
     std::vector<WorkloadId> workloads;
     std::vector<ServiceId> services;
     bool has_sidecar_workloads = false;
-    bool has_plain_workloads = false; // workloads without a sidecar that count as clients
+    bool has_plain_workloads = false;   // workloads with no proxy (none) that count as clients
+    bool has_ambient_workloads = false; // ambient workloads (predicted ones too), not the control
+                                        // plane
+    std::optional<std::string> dataplane_mode; // label istio.io/dataplane-mode
+    std::optional<std::string> use_waypoint;   // label istio.io/use-waypoint
+    bool sidecar_and_ambient = false; // injection label and dataplane-mode=ambient (MTG212)
 };
 
 // Several DestinationRules for the very same host, merged as pilot merges them.
@@ -178,10 +200,16 @@ class Snapshot {
 
     // Sidecar client namespaces (with workloads, or assumed: labelled or holding config).
     const std::vector<NsId>& mesh_client_namespaces() const noexcept { return mesh_clients_; }
-    // Namespaces running workloads without a sidecar (system namespaces excluded).
+    // Namespaces running workloads with no proxy at all (system namespaces, waypoints and
+    // ambient workloads excluded).
     const std::vector<NsId>& non_mesh_client_namespaces() const noexcept {
         return non_mesh_clients_;
     }
+    // Namespaces running ambient workloads, predicted ones included (system namespaces and
+    // waypoints excluded). A namespace with plain and ambient workloads is here and above.
+    const std::vector<NsId>& ambient_client_namespaces() const noexcept { return ambient_clients_; }
+    // The istio-cni ConfigMap of the Istio namespace, if the input had one.
+    const std::optional<CniConfig>& cni_config() const noexcept { return cni_config_; }
 
     // The FQDN of a DestinationRule host as pilot resolves it.
     std::string resolve_host(std::string_view host, std::string_view dr_namespace) const;
@@ -212,6 +240,8 @@ class Snapshot {
     std::shared_ptr<const HostIndex> hosts_ = std::make_shared<const HostIndex>();
     std::vector<NsId> mesh_clients_;
     std::vector<NsId> non_mesh_clients_;
+    std::vector<NsId> ambient_clients_;
+    std::optional<CniConfig> cni_config_;
     std::size_t object_count_ = 0;
     std::vector<std::size_t>
         namespace_object_counts_; // by NsId: objects object_namespace() puts there
@@ -241,8 +271,9 @@ class SnapshotBuilder {
     // most of the client index) is taken over from `previous`, so that the cost follows the size
     // of the change. The result is what build() would give with all objects added namespace by
     // namespace. Null when the change reaches further: a namespace appears or disappears (NsIds
-    // would shift), the mesh config or a MeshPolicy is among the objects, or the settings differ;
-    // then build from all objects.
+    // would shift), the mesh config, the istio-cni ConfigMap or a MeshPolicy is among the objects
+    // (or the CNI ConfigMap's namespace changed), or the settings differ; then build from all
+    // objects.
     std::shared_ptr<const Snapshot> build_update(const Snapshot& previous,
                                                  const std::vector<std::string>& changed);
 
@@ -263,6 +294,7 @@ class SnapshotBuilder {
 
     Settings settings_;
     std::optional<MeshConfig> mesh_from_config_map_;
+    std::optional<CniConfig> cni_config_;
     std::vector<PeerAuthentication> peer_authentications_;
     std::vector<DestinationRule> destination_rules_;
     std::vector<AlphaPolicy> policies_;

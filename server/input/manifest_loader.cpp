@@ -247,7 +247,8 @@ bool looks_like_json(const std::string& text) {
     return first != std::string::npos && (text[first] == '{' || text[first] == '[');
 }
 
-// The mesh config inside the istio ConfigMap is YAML in a string; the engine reads JSON.
+// The mesh config inside the istio ConfigMap is YAML in a string, and so are the ambient
+// enablement selectors of the istio-cni-config ConfigMap; the engine reads JSON.
 // `any_name`: convert whatever the ConfigMap is called (an explicit --mesh-config, e.g.
 // istio-canary).
 void convert_mesh_config(json& object, const std::string& file, std::size_t index,
@@ -256,24 +257,29 @@ void convert_mesh_config(json& object, const std::string& file, std::size_t inde
         object.value("apiVersion", "") != "v1")
         return;
     auto meta = object.find("metadata");
-    if (meta == object.end() || !meta->is_object() ||
-        (!any_name && meta->value("name", "") != "istio"))
+    if (meta == object.end() || !meta->is_object())
+        return;
+    const std::string name = meta->value("name", "");
+    const char* key = any_name || name == "istio"  ? "mesh"
+                      : name == "istio-cni-config" ? "AMBIENT_ENABLEMENT_SELECTOR"
+                                                   : nullptr;
+    if (!key)
         return;
     auto data = object.find("data");
     if (data == object.end() || !data->is_object())
         return;
-    auto mesh = data->find("mesh");
-    if (mesh == data->end() || !mesh->is_string())
+    auto value = data->find(key);
+    if (value == data->end() || !value->is_string())
         return;
     std::vector<json> docs;
     try {
-        docs = parse_yaml_documents(mesh->get<std::string>(), file, limits);
+        docs = parse_yaml_documents(value->get<std::string>(), file, limits);
     } catch (LoadError& e) {
         e.index = index;
-        e.reason = "data.mesh: " + e.reason;
+        e.reason = "data." + std::string(key) + ": " + e.reason;
         throw;
     }
-    *mesh = docs.empty() ? json(nullptr) : docs.front();
+    *value = docs.empty() ? json(nullptr) : docs.front();
 }
 
 using Sink = std::function<void(Document&&)>;

@@ -36,6 +36,20 @@ std::string fingerprint(const model::PodLike& pod) {
         field(port.name);
         field(std::to_string(port.number));
     }
+    out.push_back('\x02'); // ports end; the dataplane facts follow
+    out.push_back(static_cast<char>('0' + static_cast<int>(pod.redirection)));
+    out.push_back(pod.sidecar_status ? 's' : '-');
+    out.push_back(pod.bypass_inbound_capture ? 'b' : '-');
+    out.push_back(pod.host_network ? 'h' : '-');
+    out.push_back(pod.tunnel_http ? 't' : '-');
+    const auto& interception = pod.interception;
+    for (const auto* annotation :
+         {&interception.exclude_inbound_ports, &interception.include_inbound_ports,
+          &interception.exclude_outbound_ports, &interception.exclude_outbound_ip_ranges,
+          &interception.include_outbound_ip_ranges}) {
+        out.push_back(*annotation ? '+' : '-'); // absent differs from ""
+        field(annotation->value_or(""));
+    }
     return out;
 }
 

@@ -1,4 +1,5 @@
 // Tests model/decode: every kind of spec §1, field errors, modes, controllers, sidecars (§2).
+#include "analysis/model/dataplane.hpp"
 #include "analysis/model/decode.hpp"
 #include "tests/analysis/support/builders.hpp"
 
@@ -631,4 +632,130 @@ TEST_CASE("decode_mesh_config reads a MeshConfig document and names bad fields",
     CHECK(bad.status == Status::Error);
     CHECK_THAT(bad.error, Catch::StartsWith("mesh.enableAutoMtls"));
     CHECK(model::decode_mesh_config(json::array()).status == Status::Error);
+}
+
+TEST_CASE("§10: pods and pod templates of every kind decode their ambient and interception facts",
+          "[decode][ambient]") {
+    auto [api_version, kind] = GENERATE(table<std::string, std::string>({
+        {"v1", "Pod"},
+        {"apps/v1", "Deployment"},
+        {"apps/v1", "StatefulSet"},
+        {"apps/v1", "DaemonSet"},
+        {"apps/v1", "ReplicaSet"},
+        {"batch/v1", "Job"},
+        {"batch/v1", "CronJob"},
+    }));
+    INFO(kind);
+    json object =
+        controller(api_version, kind, "shop", "web")
+            .labels(
+                {{"istio.io/dataplane-mode", "ambient"}, {"networking.istio.io/tunnel", "http"}})
+            .pod_annotation("ambient.istio.io/redirection", "pending")
+            .pod_annotation("ambient.istio.io/bypass-inbound-capture", "true")
+            .pod_annotation("sidecar.istio.io/status", "{}")
+            .pod_annotation("traffic.sidecar.istio.io/excludeInboundPorts", "8080")
+            .pod_annotation("traffic.sidecar.istio.io/includeInboundPorts", "")
+            .pod_annotation("traffic.sidecar.istio.io/excludeOutboundPorts", "5432")
+            .pod_annotation("traffic.sidecar.istio.io/excludeOutboundIPRanges", "10.0.0.0/8")
+            .pod_annotation("traffic.sidecar.istio.io/includeOutboundIPRanges", "*");
+    json& spec = kind == "Pod"       ? object["spec"]
+                 : kind == "CronJob" ? object["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+                                     : object["spec"]["template"]["spec"];
+    spec["hostNetwork"] = true;
+    const auto pod = workload_of(object);
+    CHECK(pod.labels.find("istio.io/dataplane-mode") != nullptr);
+    CHECK(pod.tunnel_http);
+    CHECK(pod.bypass_inbound_capture);
+    CHECK(pod.sidecar_status);
+    CHECK(pod.host_network);
+    // The CNI writes the redirection annotation on running pods only.
+    CHECK(pod.redirection ==
+          (kind == "Pod" ? model::AmbientRedirection::Pending : model::AmbientRedirection::Absent));
+    CHECK(pod.interception.exclude_inbound_ports == std::optional<std::string>("8080"));
+    CHECK(pod.interception.include_inbound_ports == std::optional<std::string>(""));
+    CHECK(pod.interception.exclude_outbound_ports == std::optional<std::string>("5432"));
+    CHECK(pod.interception.exclude_outbound_ip_ranges == std::optional<std::string>("10.0.0.0/8"));
+    CHECK(pod.interception.include_outbound_ip_ranges == std::optional<std::string>("*"));
+}
+
+TEST_CASE("§10: the redirection annotation and the tunnel label decode value by value",
+          "[decode][ambient]") {
+    auto [redirection, tunnel, expected, http] =
+        GENERATE(table<std::string, std::string, model::AmbientRedirection, bool>({
+            {"enabled", "http", model::AmbientRedirection::Enabled, true},
+            {"pending", "tcp,http", model::AmbientRedirection::Pending, true},
+            {"disabled", "tcp", model::AmbientRedirection::Other, false},
+            {"", "https", model::AmbientRedirection::Other, false},
+        }));
+    const auto p = workload_of(pod("shop", "p")
+                                   .labels({{"networking.istio.io/tunnel", tunnel}})
+                                   .pod_annotation("ambient.istio.io/redirection", redirection));
+    CHECK(p.redirection == expected);
+    CHECK(p.tunnel_http == http);
+    const auto bare = workload_of(pod("shop", "q"));
+    CHECK(bare.redirection == model::AmbientRedirection::Absent);
+    CHECK_FALSE(bare.host_network);
+    CHECK_FALSE(bare.interception.include_inbound_ports.has_value());
+}
+
+namespace {
+
+json cni_config_map(const json& data, const std::string& name = "istio-cni-config") {
+    return {{"apiVersion", "v1"},
+            {"kind", "ConfigMap"},
+            {"metadata", {{"name", name}, {"namespace", "istio-system"}}},
+            {"data", data}};
+}
+
+} // namespace
+
+TEST_CASE("§10: the istio-cni-config ConfigMap decodes its enablement selectors and exclusions",
+          "[decode][ambient]") {
+    // As the chart renders it (toYaml, here already JSON) and as JSON text.
+    const json selectors = json::array(
+        {{{"podSelector", {{"matchLabels", {{"istio.io/dataplane-mode", "ambient"}}}}}},
+         {{"podSelector",
+           {{"matchExpressions", json::array({{{"key", "istio.io/dataplane-mode"},
+                                               {"operator", "NotIn"},
+                                               {"values", {"none"}}}})}}},
+          {"namespaceSelector", {{"matchLabels", {{"istio.io/dataplane-mode", "ambient"}}}}}}});
+    const bool as_text = GENERATE(false, true);
+    const auto config = decoded_as<model::CniConfig>(decode(cni_config_map(
+        {{"AMBIENT_ENABLEMENT_SELECTOR", as_text ? json(selectors.dump()) : selectors},
+         {"EXCLUDE_NAMESPACES", "kube-system, legacy,"}})));
+    CHECK(config.source_namespace == "istio-system");
+    REQUIRE(config.enablement_selectors.has_value());
+    CHECK(*config.enablement_selectors == model::default_enablement_selectors());
+    CHECK(config.exclude_namespaces ==
+          std::optional<std::vector<std::string>>({"kube-system", "legacy"}));
+    const auto empty = decoded_as<model::CniConfig>(decode(cni_config_map(json::object())));
+    CHECK_FALSE(empty.enablement_selectors.has_value());
+    CHECK_FALSE(empty.exclude_namespaces.has_value());
+    CHECK(decode(cni_config_map(json::object(), "istio-cni-other")).status == Status::Skipped);
+}
+
+TEST_CASE("§10: a malformed istio-cni-config is a decode error naming the field",
+          "[decode][ambient]") {
+    auto [selectors, field] = GENERATE(table<json, std::string>({
+        {json("{not yaml"), "data.AMBIENT_ENABLEMENT_SELECTOR: expected a list"},
+        {json::object(), "data.AMBIENT_ENABLEMENT_SELECTOR: expected a list of selectors"},
+        {json::array({"x"}), "data.AMBIENT_ENABLEMENT_SELECTOR[0]: expected an object"},
+        {json::array({{{"podSelector", "x"}}}),
+         "data.AMBIENT_ENABLEMENT_SELECTOR[0].podSelector: expected a label selector"},
+        {json::array(
+             {{{"podSelector",
+                {{"matchExpressions", json::array({{{"key", "k"}, {"operator", "Like"}}})}}}}}),
+         "data.AMBIENT_ENABLEMENT_SELECTOR[0].podSelector.matchExpressions[0].operator: unknown"},
+        {json::array(
+             {{{"namespaceSelector",
+                {{"matchExpressions", json::array({{{"key", "k"}, {"operator", "In"}}})}}}}}),
+         "data.AMBIENT_ENABLEMENT_SELECTOR[0].namespaceSelector.matchExpressions[0].values: "
+         "required"},
+        {json::array({{{"podSelector", {{"matchLabels", {{"k", json::object()}}}}}}}),
+         "data.AMBIENT_ENABLEMENT_SELECTOR[0].podSelector.matchLabels.k: expected a string"},
+    }));
+    const auto outcome = decode(cni_config_map({{"AMBIENT_ENABLEMENT_SELECTOR", selectors}}));
+    INFO(outcome.error);
+    CHECK(outcome.status == Status::Error);
+    CHECK_THAT(outcome.error, Catch::StartsWith(field));
 }

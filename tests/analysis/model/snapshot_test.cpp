@@ -2,6 +2,9 @@
 #include "analysis/model/snapshot.hpp"
 #include "tests/analysis/support/builders.hpp"
 
+#include <algorithm>
+#include <tuple>
+
 using namespace mtlsguard;
 using namespace mtlsguard::test;
 
@@ -50,8 +53,7 @@ TEST_CASE("The istio ConfigMap overrides the version defaults", "[snapshot][mesh
         CHECK(snapshot->mesh_config_seen());
     }
     SECTION("auto mTLS turned on in 1.5 (global.mtls.auto=true)") {
-        const auto snapshot =
-            snapshot_of({auto_mtls(true)}, settings_for(model::IstioVersion{5}));
+        const auto snapshot = snapshot_of({auto_mtls(true)}, settings_for(model::IstioVersion{5}));
         CHECK(snapshot->mesh().auto_mtls);
     }
     SECTION("root namespace and default exportTo") {
@@ -465,4 +467,220 @@ TEST_CASE("Namespaces are known from every object that lives in them", "[snapsho
     CHECK(snapshot->mesh_policies().size() == 1);
     CHECK(snapshot->has_alpha_policies());
     CHECK(snapshot->object_count() == 5);
+}
+
+TEST_CASE("§10: pods of one controller in different dataplane states are different workloads",
+          "[snapshot][workloads][ambient]") {
+    auto replica = [](const std::string& name) {
+        return pod("mesh", name)
+            .owned_by("ReplicaSet", "web-5d8f")
+            .labels({{"app", "web"}, {"pod-template-hash", "5d8f"}});
+    };
+    const auto snapshot = snapshot_of({
+        kube_namespace("mesh").label("istio.io/dataplane-mode", "ambient"),
+        replica("web-5d8f-a").pod_annotation("ambient.istio.io/redirection", "enabled"),
+        replica("web-5d8f-b").pod_annotation("ambient.istio.io/redirection", "enabled"),
+        replica("web-5d8f-c"), // not captured yet: predicted
+        replica("web-5d8f-d").pod_annotation("ambient.istio.io/redirection", "pending"),
+    });
+    REQUIRE(snapshot->workloads().size() == 3);
+    std::vector<std::tuple<bool, bool, std::uint32_t>> states; // predicted, pending, pods
+    for (const auto& w : snapshot->workloads()) {
+        CHECK(w.name == "web");
+        CHECK(w.kind == "Deployment");
+        CHECK(w.dataplane == model::Dataplane::Ambient);
+        states.emplace_back(w.ambient_predicted, w.ambient_pending, w.pods);
+    }
+    std::sort(states.begin(), states.end());
+    CHECK(states == std::vector<std::tuple<bool, bool, std::uint32_t>>{
+                        {false, false, 2}, {false, true, 1}, {true, false, 1}});
+}
+
+TEST_CASE("§10: the interception annotations and tunnel label are kept on the workload",
+          "[snapshot][workloads][ambient]") {
+    const auto snapshot = snapshot_of({
+        deployment("mesh", "web")
+            .labels({{"app", "web"}, {"networking.istio.io/tunnel", "http"}})
+            .with_sidecar()
+            .pod_annotation("traffic.sidecar.istio.io/excludeInboundPorts", "8080,9090")
+            .pod_annotation("traffic.sidecar.istio.io/includeInboundPorts", "")
+            .pod_annotation("ambient.istio.io/bypass-inbound-capture", "true"),
+    });
+    const auto& w = workload_named(*snapshot, "mesh", "web");
+    CHECK(w.sidecar);
+    CHECK(w.tunnel_http);
+    CHECK(w.bypass_inbound_capture);
+    CHECK(w.interception.exclude_inbound_ports == std::optional<std::string>("8080,9090"));
+    CHECK(w.interception.include_inbound_ports == std::optional<std::string>(""));
+    CHECK_FALSE(w.interception.exclude_outbound_ports.has_value());
+}
+
+TEST_CASE("§10: client namespaces: sidecar, ambient and no proxy", "[snapshot][clients][ambient]") {
+    const auto snapshot = snapshot_of({
+        // Only ambient workloads: an ambient client namespace, no longer a non-mesh one.
+        kube_namespace("amb").label("istio.io/dataplane-mode", "ambient"),
+        deployment("amb", "a").labels({{"app", "a"}}),
+        // Some ambient (by pod label), some plain: both.
+        deployment("half", "a").labels({{"app", "a"}, {"istio.io/dataplane-mode", "ambient"}}),
+        deployment("half", "b").labels({{"app", "b"}}),
+        // A live captured pod.
+        pod("live", "p").pod_annotation("ambient.istio.io/redirection", "enabled"),
+        // A waypoint alone is no client.
+        kube_namespace("wp").label("istio.io/dataplane-mode", "ambient"),
+        deployment("wp", "waypoint")
+            .labels({{"gateway.istio.io/managed", "istio.io-mesh-controller"}})
+            .with_proxy_container(),
+        // Sidecars.
+        deployment("side", "s").labels({{"app", "s"}}).with_sidecar(),
+        // System namespaces are not clients (and kube-system is never ambient).
+        deployment("kube-public", "x").labels({{"istio.io/dataplane-mode", "ambient"}}),
+    });
+    CHECK(names_of(*snapshot, snapshot->ambient_client_namespaces()) ==
+          std::vector<std::string>{"amb", "half", "live"});
+    CHECK(names_of(*snapshot, snapshot->non_mesh_client_namespaces()) ==
+          std::vector<std::string>{"half"});
+    CHECK(names_of(*snapshot, snapshot->mesh_client_namespaces()) ==
+          std::vector<std::string>{"side"});
+    const auto& amb = snapshot->namespaces()[ns_id(*snapshot, "amb")];
+    CHECK(amb.dataplane_mode == std::optional<std::string>("ambient"));
+    CHECK(amb.has_ambient_workloads);
+    CHECK_FALSE(amb.has_plain_workloads);
+}
+
+TEST_CASE("§10: a Service uses the waypoint its label names, else its namespace's",
+          "[snapshot][services][ambient]") {
+    auto [what, ns_labels, svc_labels, expected] =
+        GENERATE(table<std::string, LabelMap, LabelMap, std::string>({
+            {"namespace label", {{"istio.io/use-waypoint", "wp"}}, {}, "mesh/wp"},
+            {"service label beats namespace label",
+             {{"istio.io/use-waypoint", "wp"}},
+             {{"istio.io/use-waypoint", "own"}},
+             "mesh/own"},
+            {"service label none opts out",
+             {{"istio.io/use-waypoint", "wp"}},
+             {{"istio.io/use-waypoint", "none"}},
+             ""},
+            {"waypoint in another namespace",
+             {},
+             {{"istio.io/use-waypoint", "wp"}, {"istio.io/use-waypoint-namespace", "gw"}},
+             "gw/wp"},
+            {"no label", {}, {}, ""},
+        }));
+    INFO(what);
+    json ns = kube_namespace("mesh");
+    for (const auto& [k, v] : ns_labels)
+        ns["metadata"]["labels"][k] = v;
+    json svc = service("mesh", "web").selecting({{"app", "web"}}).port(80, 8080);
+    for (const auto& [k, v] : svc_labels)
+        svc["metadata"]["labels"][k] = v;
+    const auto snapshot = snapshot_of({ns, svc});
+    const auto& record = service_named(*snapshot, "mesh", "web");
+    const std::string got =
+        record.waypoint ? record.waypoint->namespace_name + "/" + record.waypoint->name : "";
+    CHECK(got == expected);
+    if (record.waypoint)
+        CHECK(record.waypoint->kind == "Gateway");
+    const auto& ns_record = snapshot->namespaces()[ns_id(*snapshot, "mesh")];
+    const bool labelled = ns_labels.count("istio.io/use-waypoint") > 0;
+    CHECK(ns_record.use_waypoint.has_value() == labelled);
+}
+
+namespace {
+
+// What the dataplane classes of a snapshot look like, for comparing two snapshots.
+std::vector<std::string> dataplane_picture(const model::Snapshot& s) {
+    std::vector<std::string> out;
+    for (const auto& ns : s.namespaces())
+        out.push_back("ns " + ns.name + " mode=" + ns.dataplane_mode.value_or("-") +
+                      " waypoint=" + ns.use_waypoint.value_or("-") +
+                      " both=" + std::to_string(ns.sidecar_and_ambient) +
+                      " sidecar=" + std::to_string(ns.has_sidecar_workloads) +
+                      " ambient=" + std::to_string(ns.has_ambient_workloads) +
+                      " plain=" + std::to_string(ns.has_plain_workloads));
+    for (const auto& w : s.workloads())
+        out.push_back("workload " + s.namespaces()[w.ns].name + "/" + w.name + " " +
+                      std::string(model::to_string(w.dataplane)) +
+                      " predicted=" + std::to_string(w.ambient_predicted) +
+                      " pending=" + std::to_string(w.ambient_pending) +
+                      " waypoint=" + std::to_string(w.waypoint) + " beats=" +
+                      std::to_string(w.sidecar_beats_ambient) + " pods=" + std::to_string(w.pods));
+    for (const auto& svc : s.services())
+        out.push_back("service " + svc.host + " waypoint=" +
+                      (svc.waypoint ? display_name(*svc.waypoint) : std::string("-")));
+    for (const auto* list : {&s.mesh_client_namespaces(), &s.non_mesh_client_namespaces(),
+                             &s.ambient_client_namespaces()})
+        out.push_back("clients " + [&] {
+            std::string line;
+            for (auto id : *list)
+                line += " " + s.namespaces()[id].name;
+            return line;
+        }());
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("§10: an incremental update classifies dataplanes as a full build does",
+          "[snapshot][ambient][incremental]") {
+    // Objects by namespace; the change relabels one namespace and its pods.
+    const std::vector<json> other = {
+        kube_namespace("other").label("istio.io/dataplane-mode", "ambient"),
+        deployment("other", "a").labels({{"app", "a"}}),
+        service("other", "a").selecting({{"app", "a"}}).port(80, 80),
+    };
+    auto [what, before, after] =
+        GENERATE_COPY(table<std::string, std::vector<json>, std::vector<json>>({
+            {"a namespace enrols in ambient",
+             {kube_namespace("mesh"), deployment("mesh", "w").labels({{"app", "w"}})},
+             {kube_namespace("mesh").label("istio.io/dataplane-mode", "ambient"),
+              deployment("mesh", "w").labels({{"app", "w"}})}},
+            {"a pod is captured",
+             {kube_namespace("mesh").label("istio.io/dataplane-mode", "ambient"), pod("mesh", "p")},
+             {kube_namespace("mesh").label("istio.io/dataplane-mode", "ambient"),
+              pod("mesh", "p").pod_annotation("ambient.istio.io/redirection", "enabled")}},
+            {"a namespace gets injection too",
+             {kube_namespace("mesh").label("istio.io/dataplane-mode", "ambient"),
+              deployment("mesh", "w").labels({{"app", "w"}})},
+             {kube_namespace("mesh").injected().label("istio.io/dataplane-mode", "ambient"),
+              deployment("mesh", "w").labels({{"app", "w"}})}},
+            {"a namespace starts using a waypoint",
+             {kube_namespace("mesh"), service("mesh", "s").selecting({{"app", "s"}}).port(80, 80)},
+             {kube_namespace("mesh").label("istio.io/use-waypoint", "wp"),
+              service("mesh", "s").selecting({{"app", "s"}}).port(80, 80)}},
+        }));
+    INFO(what);
+    // Namespace by namespace, as build_update promises to equal ("mesh" before "other").
+    auto with = [&](const std::vector<json>& mesh) {
+        std::vector<json> all = mesh;
+        all.insert(all.end(), other.begin(), other.end());
+        return all;
+    };
+    const auto previous = snapshot_of(with(before));
+    model::SnapshotBuilder update;
+    for (const auto& object : after)
+        REQUIRE_FALSE(update.add(object).has_value());
+    const auto updated = update.build_update(*previous, {"mesh"});
+    REQUIRE(updated != nullptr);
+    const auto scratch = snapshot_of(with(after));
+    CHECK(dataplane_picture(*updated) == dataplane_picture(*scratch));
+}
+
+TEST_CASE("§10: a change to the istio-cni ConfigMap's namespace rebuilds everything",
+          "[snapshot][ambient][incremental]") {
+    const json cni = {{"apiVersion", "v1"},
+                      {"kind", "ConfigMap"},
+                      {"metadata", {{"name", "istio-cni-config"}, {"namespace", "istio-system"}}},
+                      {"data", {{"EXCLUDE_NAMESPACES", "mesh"}}}};
+    const auto previous = snapshot_of({cni, deployment("mesh", "w")});
+    REQUIRE(previous->cni_config().has_value());
+    model::SnapshotBuilder with_cni;
+    REQUIRE_FALSE(with_cni.add(cni).has_value());
+    CHECK(with_cni.build_update(*previous, {"istio-system"}) == nullptr);
+    model::SnapshotBuilder without_cni; // the ConfigMap was deleted
+    CHECK(without_cni.build_update(*previous, {"istio-system"}) == nullptr);
+    model::SnapshotBuilder elsewhere;
+    REQUIRE_FALSE(elsewhere.add(json(deployment("mesh", "w"))).has_value());
+    const auto updated = elsewhere.build_update(*previous, {"mesh"});
+    REQUIRE(updated != nullptr);
+    CHECK(updated->cni_config().has_value());
 }

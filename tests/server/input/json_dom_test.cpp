@@ -35,6 +35,19 @@ std::string render(const model::DecodeOutcome& outcome) {
             << " sidecar=" << (pod->sidecar ? (*pod->sidecar ? "yes" : "no") : "unset");
         for (const auto& port : pod->container_ports)
             out << " port " << port.name << ":" << port.number;
+        const auto& i = pod->interception;
+        auto annotation = [](const std::optional<std::string>& v) {
+            return v ? "'" + *v + "'" : std::string("absent");
+        };
+        out << " status=" << pod->sidecar_status
+            << " redirection=" << static_cast<int>(pod->redirection)
+            << " bypass=" << pod->bypass_inbound_capture << " hostNetwork=" << pod->host_network
+            << " tunnel=" << pod->tunnel_http
+            << " excludeIn=" << annotation(i.exclude_inbound_ports)
+            << " includeIn=" << annotation(i.include_inbound_ports)
+            << " excludeOut=" << annotation(i.exclude_outbound_ports)
+            << " excludeOutIPs=" << annotation(i.exclude_outbound_ip_ranges)
+            << " includeOutIPs=" << annotation(i.include_outbound_ip_ranges);
     } else if (const auto* svc = std::get_if<model::Service>(&*outcome.object)) {
         out << " service " << svc->ref.api_version << " " << svc->ref.kind << " "
             << svc->ref.namespace_name << "/" << svc->ref.name << " " << render(svc->labels)
@@ -109,7 +122,14 @@ SCENARIO("Listed pods decode alike from simdjson's parse and from nlohmann::json
         R"({"metadata":{"namespace":"batch","name":"report-28000000-xyz","labels":{"b":"2","a":"1","a":"3"},"ownerReferences":[{"kind":"Job","name":"report-28000000"}]}})",
         // Whole pods: container ports and the proxy container.
         R"({"metadata":{"name":"p","namespace":"n"},"spec":{"containers":[{"name":"app","ports":[{"name":"http","containerPort":8080},{"containerPort":9090}]},{"name":"istio-proxy"}],"initContainers":[{"name":"init","ports":[{"containerPort":15001}]}]}})",
+        // Ambient and interception facts (ambient.md §10, §13).
+        R"({"metadata":{"name":"a","namespace":"amb","labels":{"istio.io/dataplane-mode":"ambient","networking.istio.io/tunnel":"tcp, http"},"annotations":{"ambient.istio.io/redirection":"enabled","ambient.istio.io/bypass-inbound-capture":"true"}}})",
+        R"({"metadata":{"name":"b","namespace":"amb","annotations":{"ambient.istio.io/redirection":"pending","traffic.sidecar.istio.io/excludeInboundPorts":"8080,9090","traffic.sidecar.istio.io/includeInboundPorts":"","traffic.sidecar.istio.io/excludeOutboundPorts":"5432","traffic.sidecar.istio.io/excludeOutboundIPRanges":"10.0.0.0/8","traffic.sidecar.istio.io/includeOutboundIPRanges":"*"}}})",
+        R"({"metadata":{"name":"c","annotations":{"ambient.istio.io/redirection":"odd"}},"spec":{"hostNetwork":true,"containers":[]}})",
+        R"({"metadata":{"name":"d"},"spec":{"hostNetwork":"true"}})",
+        R"({"metadata":{"name":"d"},"spec":{"hostNetwork":false}})",
         // Malformed: each names the field.
+        R"({"metadata":{"name":"p"},"spec":{"hostNetwork":1}})",
         R"({"metadata":{"namespace":"n"}})",
         R"({"metadata":{"name":"p","labels":{"a":{}}}})",
         R"({"metadata":{"name":"p","labels":{"inject":true,"n":5}}})",

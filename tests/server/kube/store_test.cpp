@@ -505,6 +505,19 @@ class RandomCluster {
                 object["metadata"]["labels"]["track"] = "canary";
             if (below(4) == 0)
                 object["metadata"]["labels"]["istio"] = "pilot"; // control plane
+            switch (below(5)) { // ambient.md §10: captured, pending, opted out, or as it is
+            case 0:
+                object["metadata"]["annotations"]["ambient.istio.io/redirection"] = "enabled";
+                break;
+            case 1:
+                object["metadata"]["annotations"]["ambient.istio.io/redirection"] = "pending";
+                break;
+            case 2:
+                object["metadata"]["labels"]["istio.io/dataplane-mode"] = "none";
+                break;
+            default:
+                break;
+            }
             upsert(store, ResourceKind::Pods, object);
             return;
         }
@@ -602,6 +615,10 @@ class RandomCluster {
             json labels = json::object();
             if (below(2) == 0)
                 labels["istio-injection"] = "enabled";
+            if (below(2) == 0)
+                labels["istio.io/dataplane-mode"] = "ambient";
+            if (below(3) == 0)
+                labels["istio.io/use-waypoint"] = "wp";
             upsert(store, ResourceKind::Namespaces,
                    {{"apiVersion", "v1"},
                     {"kind", "Namespace"},
@@ -643,7 +660,11 @@ std::vector<std::string> describe(const model::Snapshot& s) {
         std::string line = "ns " + ns.name + " declared=" + std::to_string(ns.declared) +
                            " injection=" + std::to_string(ns.injection) +
                            " sidecars=" + std::to_string(ns.has_sidecar_workloads) +
-                           " plain=" + std::to_string(ns.has_plain_workloads) + " workloads";
+                           " plain=" + std::to_string(ns.has_plain_workloads) +
+                           " ambient=" + std::to_string(ns.has_ambient_workloads) +
+                           " mode=" + ns.dataplane_mode.value_or("-") +
+                           " waypoint=" + ns.use_waypoint.value_or("-") +
+                           " both=" + std::to_string(ns.sidecar_and_ambient) + " workloads";
         for (auto w : ns.workloads)
             line += " " + std::to_string(w);
         line += " services";
@@ -664,6 +685,10 @@ std::vector<std::string> describe(const model::Snapshot& s) {
     for (const auto& w : s.workloads()) {
         std::string line = "workload " + std::to_string(w.ns) + " " + w.kind + " " + w.name +
                            " sidecar=" + std::to_string(w.sidecar) +
+                           " dataplane=" + std::string(model::to_string(w.dataplane)) +
+                           " predicted=" + std::to_string(w.ambient_predicted) +
+                           " pending=" + std::to_string(w.ambient_pending) +
+                           " beats=" + std::to_string(w.sidecar_beats_ambient) +
                            " cp=" + std::to_string(w.control_plane) +
                            " pods=" + std::to_string(w.pods) + " labels";
         for (const auto& [k, v] : w.labels.entries())
@@ -676,7 +701,9 @@ std::vector<std::string> describe(const model::Snapshot& s) {
     for (model::ServiceId id = 0; id < s.services().size(); ++id) {
         const auto& svc = s.services()[id];
         std::string line = "service " + svc.host + " ns=" + std::to_string(svc.ns) +
-                           " server=" + std::to_string(svc.analysed_as_server) + " endpoints";
+                           " server=" + std::to_string(svc.analysed_as_server) + " waypoint=" +
+                           (svc.waypoint ? model::display_name(*svc.waypoint) : std::string("-")) +
+                           " endpoints";
         for (auto w : svc.endpoints)
             line += " " + std::to_string(w);
         out.push_back(line);
@@ -689,6 +716,9 @@ std::vector<std::string> describe(const model::Snapshot& s) {
         client_line += " " + std::to_string(ns);
     client_line += "; others";
     for (auto ns : s.non_mesh_client_namespaces())
+        client_line += " " + std::to_string(ns);
+    client_line += "; ambient";
+    for (auto ns : s.ambient_client_namespaces())
         client_line += " " + std::to_string(ns);
     out.push_back(client_line);
     for (const auto& [key, spaces] : s.local_key_index()) {
