@@ -249,6 +249,44 @@ void check_mesh_level(const ConfigView& view, std::vector<Finding>& out) {
     out.push_back(make(Code::MTG207, mesh->ref));
 }
 
+// The API group of a workload kind, for the finding's resource.
+std::string workload_api_version(std::string_view kind) {
+    if (kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet" ||
+        kind == "ReplicaSet")
+        return "apps/v1";
+    if (kind == "Job" || kind == "CronJob")
+        return "batch/v1";
+    return "v1";
+}
+
+// MTG212: labelled for sidecar injection and for ambient; injection wins (ambient-notes §1.2).
+void check_dataplane_labels(const ConfigView& view, NsId ns, std::vector<Finding>& out) {
+    const auto& snapshot = view.snapshot();
+    if (ns >= snapshot.namespaces().size() || !view.version().at_least(18))
+        return;
+    const model::NamespaceRecord& record = snapshot.namespaces()[ns];
+    if (record.sidecar_and_ambient) {
+        const std::string* injection = record.labels.find("istio-injection");
+        const std::string label = injection ? "istio-injection=" + *injection
+                                            : "istio.io/rev=" + *record.labels.find("istio.io/rev");
+        out.push_back(
+            make(Code::MTG212, model::ObjectRef{"v1", "Namespace", "", record.name}, {}, label));
+    }
+    for (const model::Workload* w : workloads_of(view, ns)) {
+        if (!w->sidecar_beats_ambient)
+            continue;
+        const std::string* own = w->labels.find("istio.io/dataplane-mode");
+        const bool own_label = own && *own == "ambient";
+        if (!own_label && record.sidecar_and_ambient)
+            continue; // the namespace's finding says it
+        out.push_back(
+            make(Code::MTG212,
+                 model::ObjectRef{workload_api_version(w->kind), w->kind, record.name, w->name}, {},
+                 own_label ? "pod label istio.io/dataplane-mode=ambient"
+                           : "namespace label istio.io/dataplane-mode=ambient"));
+    }
+}
+
 } // namespace
 
 std::vector<Finding> check_objects(const ConfigView& view, std::optional<NsId> only,
@@ -264,6 +302,7 @@ std::vector<Finding> check_objects(const ConfigView& view, std::optional<NsId> o
             check_ambient_policies(view, ns, out);
         check_alpha_policies(view, ns, config, out);
         check_destination_rules(view, config, out);
+        check_dataplane_labels(view, ns, out);
     }
     if (mesh_level || (only && *only == view.root_namespace_id()))
         check_mesh_level(view, out);

@@ -84,8 +84,9 @@ std::string flow_message(const Finding& f) {
                "ISTIO_MUTUAL";
     case Code::MTG202:
         if (flow.client == "HBONE")
-            return who(flow) + " send HBONE carrying their own TLS (DestinationRule SIMPLE or "
-                               "MUTUAL) to " +
+            return who(flow) +
+                   " send HBONE carrying their own TLS (DestinationRule SIMPLE or "
+                   "MUTUAL) to " +
                    target +
                    ": it works only if the application terminates TLS itself. Fix: drop the tls "
                    "block for in-mesh hosts (HBONE already encrypts)";
@@ -193,6 +194,14 @@ std::string object_message(const Finding& f) {
                ": ambient.istio.io/bypass-inbound-capture lets plaintext reach the application "
                "without ztunnel. Fix: remove the annotation, or make the policy PERMISSIVE to say "
                "what really happens";
+    case Code::MTG212:
+        if (f.resource.kind == "Namespace")
+            return "namespace is labelled both for sidecar injection (" + d.text +
+                   ") and for ambient (istio.io/dataplane-mode=ambient): injection wins, its pods "
+                   "get sidecars and ztunnel does not capture them; remove one of the two labels";
+        return f.resource.kind + " is labelled for ambient (" + d.text +
+               ") but gets a sidecar: injection wins and ztunnel does not capture it; remove the "
+               "ambient label, or opt it out of injection (sidecar.istio.io/inject=false)";
     case Code::MTG213:
         return "DISABLE is not supported for ambient workloads and is ignored for " + d.text +
                ": ztunnel accepts HBONE and plaintext, as with PERMISSIVE. Fix: use PERMISSIVE "

@@ -332,3 +332,56 @@ TEST_CASE("check_objects can be limited to one namespace", "[object-checks]") {
           Lines{"MTG205 MeshPolicy not-default", "MTG206 PeerAuthentication typo.shop",
                 "MTG208 MeshPolicy not-default"});
 }
+
+TEST_CASE("§10: MTG212 warns when a namespace or workload is labelled for sidecar injection and "
+          "for ambient",
+          "[object-checks][ambient]") {
+    const json ambient_injected =
+        kube_namespace("both").injected().label("istio.io/dataplane-mode", "ambient");
+    auto [what, objects, expected] =
+        GENERATE_COPY(table<std::string, std::vector<json>, std::vector<std::string>>({
+            {"a namespace with both labels (its pods are not reported again)",
+             {ambient_injected, deployment("both", "web").labels({{"app", "web"}})},
+             {"MTG212 Namespace both"}},
+            {"a revision label counts as injection",
+             {kube_namespace("both")
+                  .label("istio.io/rev", "canary")
+                  .label("istio.io/dataplane-mode", "ambient")},
+             {"MTG212 Namespace both"}},
+            {"a pod labelled ambient in an injected namespace",
+             {kube_namespace("side").injected(),
+              deployment("side", "web").labels({{"istio.io/dataplane-mode", "ambient"}})},
+             {"MTG212 Deployment web.side"}},
+            {"a pod labelled ambient in a namespace with both labels is named too",
+             {ambient_injected, controller("apps/v1", "StatefulSet", "both", "db")
+                                    .labels({{"istio.io/dataplane-mode", "ambient"}})},
+             {"MTG212 Namespace both", "MTG212 StatefulSet db.both"}},
+            {"a pod opted in to injection in an ambient namespace",
+             {kube_namespace("amb").label("istio.io/dataplane-mode", "ambient"),
+              deployment("amb", "web").inject_label("true")},
+             {"MTG212 Deployment web.amb"}},
+            {"an injected pod in an ambient namespace that opts out of ambient",
+             {kube_namespace("amb").label("istio.io/dataplane-mode", "ambient"),
+              deployment("amb", "web")
+                  .inject_label("true")
+                  .labels({{"istio.io/dataplane-mode", "none"}})},
+             {}},
+            {"ambient alone",
+             {kube_namespace("amb").label("istio.io/dataplane-mode", "ambient"),
+              deployment("amb", "web")},
+             {}},
+            {"injection alone", {kube_namespace("side").injected(), deployment("side", "web")}, {}},
+            {"kube-system is never ambient",
+             {kube_namespace("kube-system"), deployment("kube-system", "dns")
+                                                 .inject_label("true")
+                                                 .labels({{"istio.io/dataplane-mode", "ambient"}})},
+             {}},
+        }));
+    INFO(what);
+    const auto findings = checks(objects);
+    CHECK(summary(findings) == expected);
+    for (const auto& f : findings)
+        CHECK(f.severity == conflict::Severity::Warning);
+    // Before ambient existed, nothing to say.
+    CHECK(summary(objects, settings_for(model::IstioVersion{17})).empty());
+}

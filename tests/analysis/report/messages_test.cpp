@@ -181,6 +181,13 @@ TEST_CASE("Object messages explain what is ignored or matches nothing", "[messag
         {object_finding(Code::MTG208, meshpolicy, ""), {"v1alpha1 MeshPolicy", "Istio 1.6"}},
         {object_finding(Code::MTG209, pa_ref(), "mesh-wide"),
          {"portLevelMtls on a mesh-wide PeerAuthentication", "workload selector"}},
+        {object_finding(Code::MTG212, model::ObjectRef{"v1", "Namespace", "", "shop"},
+                        "istio-injection=enabled"),
+         {"sidecar injection (istio-injection=enabled)", "ambient", "injection wins"}},
+        {object_finding(Code::MTG212, model::ObjectRef{"apps/v1", "Deployment", "shop", "web"},
+                        "pod label istio.io/dataplane-mode=ambient"),
+         {"Deployment is labelled for ambient (pod label", "gets a sidecar",
+          "sidecar.istio.io/inject=false"}},
     }));
     const std::string message = report::describe(finding);
     INFO(conflict::to_string(finding.code) << ": " << message);
