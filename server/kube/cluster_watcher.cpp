@@ -98,6 +98,8 @@ std::optional<StoredObject> decode_parsed(ResourceKind kind, const ListItem& ite
         stored.slice = std::make_unique<EndpointSlice>(std::move(*slice));
         return stored;
     }
+    // Pods are listed as metadata only (discovery.cpp): no spec, so hostNetwork reads false and the
+    // ambient facts come from labels and annotations alone (model::PodLike).
     auto outcome = model::decoding::decode_listed_kind(item.object, item.api_version, item.kind);
     if (!outcome || outcome->status != model::DecodeOutcome::Status::Decoded || !outcome->object)
         return std::nullopt;

@@ -336,6 +336,30 @@ data:
     CHECK(docs[0].object["data"]["mesh"] == "enableAutoMtls: false");
 }
 
+SCENARIO("The istio-cni-config ConfigMap's AMBIENT_ENABLEMENT_SELECTOR YAML becomes JSON (§10)") {
+    TempDir dir;
+    // As the istio-cni chart renders it: toYaml of ambient.enablementSelectors, quoted.
+    const auto file = dir.write("cni.yaml", R"(apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: istio-cni-config
+  namespace: istio-system
+data:
+  AMBIENT_ENABLED: "true"
+  AMBIENT_ENABLEMENT_SELECTOR: "- podSelector:\n    matchLabels:\n      istio.io/dataplane-mode: ambient\n- namespaceSelector:\n    matchLabels:\n      istio.io/dataplane-mode: ambient\n  podSelector:\n    matchExpressions:\n    - key: istio.io/dataplane-mode\n      operator: NotIn\n      values:\n      - none\n"
+  EXCLUDE_NAMESPACES: "kube-system"
+)");
+    const auto docs = load_manifests({file});
+    REQUIRE(docs.size() == 1);
+    const json& selectors = docs[0].object["data"]["AMBIENT_ENABLEMENT_SELECTOR"];
+    REQUIRE(selectors.is_array());
+    REQUIRE(selectors.size() == 2);
+    CHECK(selectors[0]["podSelector"]["matchLabels"]["istio.io/dataplane-mode"] == "ambient");
+    CHECK(selectors[1]["podSelector"]["matchExpressions"][0]["operator"] == "NotIn");
+    CHECK(docs[0].object["data"]["EXCLUDE_NAMESPACES"] == "kube-system");
+    CHECK(docs[0].object["data"]["AMBIENT_ENABLED"] == "true");
+}
+
 SCENARIO("Invalid YAML in the istio ConfigMap's mesh names the ConfigMap's document") {
     TempDir dir;
     const auto file = dir.write("istio.yaml", namespace_yaml("a") + R"(---
