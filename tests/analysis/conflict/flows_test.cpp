@@ -41,6 +41,11 @@ std::vector<std::string> refs(const std::vector<model::ObjectRef>& list) {
     return out;
 }
 
+// The client kind of the sidecar-era tables: sidecar clients or clients without a proxy.
+conflict::ClientKind kind_of(bool sidecar) {
+    return sidecar ? conflict::ClientKind::Sidecar : conflict::ClientKind::NonMesh;
+}
+
 } // namespace
 
 TEST_CASE("The verdict table of §6, cell by cell", "[flows][verdict]") {
@@ -101,10 +106,10 @@ TEST_CASE("Each cell of the table carries its catalogue code", "[flows][codes]")
         }));
     INFO((sidecar ? "sidecar " : "plain ")
          << resolution::to_string(send) << " to " << resolution::to_string(server));
-    CHECK(code_text(conflict::code_of(sidecar, send, server, false)) == code);
+    CHECK(code_text(conflict::code_of(kind_of(sidecar), send, server, false)) == code);
     if (!code.empty()) {
         const auto severity =
-            conflict::severity_of(*conflict::code_of(sidecar, send, server, false));
+            conflict::severity_of(*conflict::code_of(kind_of(sidecar), send, server, false));
         const bool fails = conflict::verdict_of(send, server) == Verdict::Fail;
         // FAIL is an error, DEPENDS a warning; a non-mesh client's FAIL is a lock-down warning.
         CHECK(severity ==
@@ -119,7 +124,8 @@ TEST_CASE("Towards a MESH_EXTERNAL host only Istio mTLS is a finding", "[flows][
         {ClientSend::Mutual, ""},
         {ClientSend::IstioMutual, "MTG103"},
     }));
-    CHECK(code_text(conflict::code_of(true, send, ServerAccept::NoSidecar, true)) == code);
+    CHECK(code_text(conflict::code_of(conflict::ClientKind::Sidecar, send, ServerAccept::NoSidecar,
+                                      true)) == code);
 }
 
 TEST_CASE("Verdicts print as the matrix prints them", "[flows]") {
@@ -497,12 +503,14 @@ TEST_CASE("evaluate_service hands every flow to the sink with its deciding objec
     std::vector<std::string> seen;
     conflict::evaluate_service(view, service_id(*snapshot, "shop", "web"),
                                [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-                                   std::string line = flow.client_sidecar ? "sidecar" : "plain";
+                                   const bool sidecar =
+                                       flow.client == conflict::ClientKind::Sidecar;
+                                   std::string line = sidecar ? "sidecar" : "plain";
                                    line += " " + std::string(resolution::to_string(flow.send));
                                    line += " " + code_text(flow.code);
                                    if (const auto* dr = conflict::deciding_rule(flow))
                                        line += " by " + dr->ref.name;
-                                   CHECK((who.outcome == nullptr) == !flow.client_sidecar);
+                                   CHECK((who.outcome == nullptr) == !sidecar);
                                    seen.push_back(line);
                                });
     std::sort(seen.begin(), seen.end());
