@@ -133,11 +133,11 @@ std::string matrix_text(const std::vector<MatrixRow>& rows) {
             r.workload_name.empty() ? "-" : r.workload_namespace + "/" + r.workload_name;
         if (r.target_port && r.target_port != r.port)
             workload += ":" + std::to_string(r.target_port);
-        const std::string kind = r.client_sidecar                 ? " (sidecar)"
+        const std::string kind = r.client_sidecar                  ? " (sidecar)"
                                  : r.client_dataplane == "ambient" ? " (ambient)"
                                                                    : " (no sidecar)";
-        table.push_back({r.client_namespace + kind,
-                         service, workload, r.client, r.server, r.verdict});
+        table.push_back(
+            {r.client_namespace + kind, service, workload, r.client, r.server, r.verdict});
     }
     std::array<std::size_t, 6> width{};
     for (const auto& line : table)

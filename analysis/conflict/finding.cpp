@@ -7,13 +7,12 @@ namespace mtlsguard::conflict {
 
 bool finding_less(const Finding& a, const Finding& b) noexcept {
     auto flow_key = [](const Finding& f) {
-        return f.flow
-                   ? std::make_tuple(f.flow->host, f.flow->port, f.flow->workload, f.flow->subset,
-                                     !f.flow->client_sidecar, f.flow->client_dataplane,
-                                     f.flow->via, f.flow->client)
-                   : std::make_tuple(std::string(), std::uint16_t{0}, std::optional<WorkloadRef>(),
-                                     std::string(), false, std::string(),
-                                     std::optional<WorkloadRef>(), std::string());
+        return f.flow ? std::make_tuple(f.flow->host, f.flow->port, f.flow->workload,
+                                        f.flow->subset, !f.flow->client_sidecar,
+                                        f.flow->client_dataplane, f.flow->via, f.flow->client)
+                      : std::make_tuple(std::string(), std::uint16_t{0},
+                                        std::optional<WorkloadRef>(), std::string(), false,
+                                        std::string(), std::optional<WorkloadRef>(), std::string());
     };
     auto head = [](const Finding& f) {
         return std::tie(f.severity, f.code, f.resource.kind, f.resource.namespace_name,

@@ -142,8 +142,8 @@ void emit(Flow& flow, const Endpoint& ep, const resolution::SendDecision& decisi
     flow.send = decision.send;
     flow.server_mode = ep.mode;
     flow.server = ep.mode.accept;
-    flow.predicted = ep.workload->dataplane == model::Dataplane::Ambient &&
-                     ep.workload->ambient_predicted;
+    flow.predicted =
+        ep.workload->dataplane == model::Dataplane::Ambient && ep.workload->ambient_predicted;
     finish(flow, false);
     sink(flow, who);
 }
@@ -194,7 +194,8 @@ void ambient_flows(const resolution::ConfigView& view, const model::ServiceRecor
             continue;
         }
         if (auto waypoint_ns = view.namespace_id(flow.via->namespace_name))
-            flow.rule = resolution::rule_for_namespace(view, service.host, service.ns, *waypoint_ns);
+            flow.rule =
+                resolution::rule_for_namespace(view, service.host, service.ns, *waypoint_ns);
         emit(flow, ep, resolution::waypoint_send(view, flow.rule, port.port, *ep.workload), who,
              sink);
     }

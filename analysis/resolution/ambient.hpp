@@ -13,7 +13,8 @@ ServerMode ambient_server_mode(const ConfigView& view, const model::Workload& wo
                                std::uint16_t target_port) noexcept;
 
 // Whether an endpoint takes HBONE on port 15008: a captured pod, a waypoint, or a sidecar labelled
-// networking.istio.io/tunnel=http. From a waypoint, the labelled sidecar only from 1.23 on (#52339).
+// networking.istio.io/tunnel=http. From a waypoint, the labelled sidecar only from 1.23 on
+// (#52339).
 bool accepts_hbone(const model::Workload& endpoint, model::IstioVersion version,
                    bool from_waypoint) noexcept;
 

@@ -25,6 +25,7 @@ Finding example() {
     flow.port = 8000;
     flow.target_port = 80;
     flow.workload = conflict::WorkloadRef{"full", "httpbin"};
+    flow.workload_dataplane = "sidecar";
     flow.client = "ISTIO_MUTUAL";
     flow.server = "DISABLE";
     f.flow = flow;
@@ -68,11 +69,30 @@ TEST_CASE("A finding's JSON has the shape of interfaces.md", "[output]") {
       "related": [{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
                    "namespace": "full", "name": "httpbin"}],
       "flow": {"clientNamespaces": ["full", "partial"], "clientSidecar": true,
+               "clientDataplane": "sidecar",
                "host": "httpbin.full.svc.cluster.local", "port": 8000, "targetPort": 80,
-               "workload": {"namespace": "full", "name": "httpbin"},
+               "workload": {"namespace": "full", "name": "httpbin", "dataplane": "sidecar"},
                "client": "ISTIO_MUTUAL", "server": "DISABLE"}
     })");
     CHECK(report::to_json(example()) == expected);
+}
+
+TEST_CASE("A flow through a waypoint names it, and ambient clients say so (interfaces.md)",
+          "[output][ambient]") {
+    auto f = example();
+    f.flow->client_sidecar = false;
+    f.flow->client_dataplane = "ambient";
+    f.flow->via = conflict::WorkloadRef{"full", "waypoint"};
+    f.flow->workload_dataplane = "ambient-predicted";
+    f.flow->client = "HBONE";
+    f.flow->server = "AMBIENT_STRICT";
+    const auto j = report::to_json(f)["flow"];
+    CHECK(j["clientDataplane"] == "ambient");
+    CHECK(j["clientSidecar"] == false);
+    CHECK(j["via"] == json{{"namespace", "full"}, {"name", "waypoint"}});
+    CHECK(j["workload"]["dataplane"] == "ambient-predicted");
+    CHECK(j["client"] == "HBONE");
+    CHECK(j["server"] == "AMBIENT_STRICT");
 }
 
 TEST_CASE("A finding without a flow, related objects or workload leaves them out", "[output]") {
