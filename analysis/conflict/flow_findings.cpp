@@ -4,10 +4,35 @@
 
 namespace mtlsguard::conflict {
 
+namespace {
+
+// The DestinationRule its sidecar clients use for the host, when it sets TLS for other ports only
+// and so leaves this one to auto mTLS (or plaintext): Istio 1.5's analyzer named it in a conflict
+// too, since adding the port there is the fix (issue 16).
+const model::DestinationRule* rule_leaving_port_without_tls(const Flow& flow) {
+    if (flow.verdict != Verdict::Fail || flow.client != ClientKind::Sidecar || !flow.rule ||
+        flow.subset || flow.decision.by_rule)
+        return nullptr;
+    const model::TrafficPolicy* policy = flow.rule->traffic_policy();
+    if (!policy || policy->tls)
+        return nullptr;
+    bool other_port_tls = false;
+    for (const auto& entry : policy->port_level) {
+        if (entry.port == flow.port)
+            return nullptr;
+        other_port_tls = other_port_tls || entry.tls.has_value();
+    }
+    return other_port_tls ? flow.rule->policy_source : nullptr;
+}
+
+} // namespace
+
 std::vector<Attribution> attribute(const Flow& flow) {
     std::optional<model::ObjectRef> rule;
     if (const auto* dr = deciding_rule(flow))
         rule = dr->ref;
+    else if (const auto* partial = rule_leaving_port_without_tls(flow))
+        rule = partial->ref;
     std::optional<model::ObjectRef> server;
     if (flow.server_mode.peer_authentication)
         server = flow.server_mode.peer_authentication->ref;

@@ -110,18 +110,28 @@ void check_peer_authentications(const ConfigView& view, NsId ns,
     }
 }
 
-// Ambient workloads (ambient.md §11): a DISABLE that ztunnel reads as "not STRICT" (MTG213), and
-// a STRICT that the bypass annotation leaves unenforced (MTG210). One finding per policy, naming
-// the workloads.
-void check_ambient_policies(const ConfigView& view, NsId ns, std::vector<Finding>& out) {
-    std::map<const model::PeerAuthentication*, std::vector<std::string>> disabled, bypassed;
+// Policies that do not do what they say (ambient.md §11, §13): a DISABLE that ztunnel reads as
+// "not STRICT" (MTG213), and a STRICT that a port skipping interception leaves unenforced (MTG210:
+// the ambient bypass annotation, or a sidecar's excluded inbound port). One finding per policy,
+// naming the workloads.
+void check_unenforced_policies(const ConfigView& view, NsId ns, std::vector<Finding>& out) {
+    std::map<const model::PeerAuthentication*, std::vector<std::string>> disabled, bypassed,
+        excluded;
     for (const auto* w : workloads_of(view, ns)) {
-        if (w->dataplane != model::Dataplane::Ambient || w->waypoint)
+        const bool ambient = w->dataplane == model::Dataplane::Ambient;
+        if (w->waypoint || (!ambient && !w->sidecar))
             continue;
         auto ports = target_ports(view, ns, *w);
-        ports.insert(0); // the workload's own mode
+        if (ambient)
+            ports.insert(0); // the workload's own mode
         for (auto port : ports) {
-            const auto mode = resolution::ambient_server_mode(view, *w, port);
+            auto mode = ambient ? resolution::ambient_server_mode(view, *w, port)
+                                : resolution::peer_authentication_mode(view, *w, port);
+            if (!ambient) {
+                if (!resolution::intercepts_inbound(w->interception, port) &&
+                    mode.accept == resolution::ServerAccept::Strict)
+                    mode.bypassed = true;
+            }
             const auto* pa = mode.peer_authentication;
             if (!pa)
                 continue;
@@ -133,22 +143,23 @@ void check_ambient_policies(const ConfigView& view, NsId ns, std::vector<Finding
                 if (std::find(names.begin(), names.end(), w->name) == names.end())
                     names.push_back(w->name);
             };
-            if (said == model::MtlsMode::Disable)
+            if (ambient && said == model::MtlsMode::Disable)
                 note(disabled);
             if (mode.bypassed)
-                note(bypassed);
+                note(ambient ? bypassed : excluded);
         }
     }
-    auto report = [&](Code code, const auto& map) {
+    auto report = [&](Code code, const auto& map, const std::string& how) {
         for (const auto& [pa, names] : map) {
             std::string listing;
             for (const auto& name : names)
                 listing += (listing.empty() ? "" : ", ") + name;
-            out.push_back(make(code, pa->ref, {}, listing, static_cast<long>(names.size())));
+            out.push_back(make(code, pa->ref, {}, how + listing, static_cast<long>(names.size())));
         }
     };
-    report(Code::MTG213, disabled);
-    report(Code::MTG210, bypassed);
+    report(Code::MTG213, disabled, "");
+    report(Code::MTG210, bypassed, "bypass:");
+    report(Code::MTG210, excluded, "excluded:");
 }
 
 void check_alpha_policies(const ConfigView& view, NsId ns, const model::NamespaceConfig& config,
@@ -299,7 +310,7 @@ std::vector<Finding> check_objects(const ConfigView& view, std::optional<NsId> o
         if (view.version().minor != 4)
             check_peer_authentications(view, ns, config, out);
         if (view.version().modern())
-            check_ambient_policies(view, ns, out);
+            check_unenforced_policies(view, ns, out);
         check_alpha_policies(view, ns, config, out);
         check_destination_rules(view, config, out);
         check_dataplane_labels(view, ns, out);

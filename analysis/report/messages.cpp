@@ -71,6 +71,12 @@ std::string flow_message(const Finding& f) {
                     ? "remove ISTIO_MUTUAL from this DestinationRule for that host"
                     : "set the port to PERMISSIVE or STRICT, or stop sending ISTIO_MUTUAL to it");
     case Code::MTG103:
+        if (flow.workload_dataplane == "sidecar")
+            return who(flow) + " send Istio mTLS to " + target +
+                   ", a port its sidecar does not intercept (traffic.sidecar.istio.io/"
+                   "excludeInboundPorts or includeInboundPorts): the application gets the TLS "
+                   "handshake and requests fail. Fix: intercept the port, or send it plaintext "
+                   "(a DestinationRule portLevelSettings entry with tls DISABLE)";
         return who(flow) + " send Istio mTLS to " + target +
                ", which has no sidecar to terminate it: requests fail (503). Fix: inject a sidecar "
                "into the workload, or do not use ISTIO_MUTUAL for that host";
@@ -189,10 +195,17 @@ std::string object_message(const Finding& f) {
                " is in use; it was removed in Istio 1.6 and is ignored from then on: migrate to "
                "PeerAuthentication";
     case Code::MTG210:
-        return "STRICT is not enforced for the ambient workload" +
-               std::string(d.number > 1 ? "s " : " ") + d.text +
-               ": ambient.istio.io/bypass-inbound-capture lets plaintext reach the application "
-               "without ztunnel. Fix: remove the annotation, or make the policy PERMISSIVE to say "
+        if (d.text.rfind("bypass:", 0) == 0)
+            return "STRICT is not enforced for the ambient workload" +
+                   std::string(d.number > 1 ? "s " : " ") + d.text.substr(7) +
+                   ": ambient.istio.io/bypass-inbound-capture lets plaintext reach the application "
+                   "without ztunnel. Fix: remove the annotation, or make the policy PERMISSIVE to "
+                   "say what really happens";
+        return "STRICT is not enforced on every port of the sidecar workload" +
+               std::string(d.number > 1 ? "s " : " ") + d.text.substr(9) +
+               ": a port its sidecar does not intercept (traffic.sidecar.istio.io/"
+               "excludeInboundPorts or includeInboundPorts) takes plaintext straight to the "
+               "application. Fix: intercept the port, or set it PERMISSIVE in portLevelMtls to say "
                "what really happens";
     case Code::MTG212:
         if (f.resource.kind == "Namespace")

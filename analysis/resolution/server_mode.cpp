@@ -20,6 +20,32 @@ ServerAccept accept_of(model::MtlsMode mode) {
     return ServerAccept::Permissive;
 }
 
+// Whether a comma-separated port list (as the annotations write it) holds `port`, or is `*`.
+bool port_list_holds(std::string_view list, std::uint16_t port) {
+    while (!list.empty()) {
+        const auto comma = list.find(',');
+        std::string_view item = list.substr(0, comma);
+        while (!item.empty() && item.front() == ' ')
+            item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ')
+            item.remove_suffix(1);
+        if (item == "*")
+            return true;
+        unsigned value = 0;
+        bool digits = !item.empty() && item.size() <= 5;
+        for (char c : item) {
+            digits = digits && c >= '0' && c <= '9';
+            value = value * 10 + static_cast<unsigned>(c - '0');
+        }
+        if (digits && value == port)
+            return true;
+        if (comma == std::string_view::npos)
+            break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
 bool port_matches(const model::AlphaPortSelector& selector, const model::ServicePort& port) {
     if (selector.number)
         return *selector.number == port.port;
@@ -120,6 +146,14 @@ const model::AlphaPolicy* alpha_policy_for(const ConfigView& view,
     return view.default_mesh_policy();
 }
 
+bool intercepts_inbound(const model::Interception& interception, std::uint16_t port) noexcept {
+    if (interception.include_inbound_ports &&
+        !port_list_holds(*interception.include_inbound_ports, port))
+        return false;
+    return !(interception.exclude_inbound_ports &&
+             port_list_holds(*interception.exclude_inbound_ports, port));
+}
+
 ServerMode effective_server_mode(const ConfigView& view, const model::Workload& workload,
                                  std::uint16_t target_port, const model::ServiceRecord& service,
                                  const model::ServicePort& port) noexcept {
@@ -128,8 +162,15 @@ ServerMode effective_server_mode(const ConfigView& view, const model::Workload& 
     if (!workload.sidecar)
         return ServerMode{ServerAccept::NoSidecar, nullptr, nullptr, false};
     const model::IstioVersion version = view.version();
-    if (version.modern())
-        return peer_authentication_mode(view, workload, target_port);
+    if (version.modern()) {
+        ServerMode mode = peer_authentication_mode(view, workload, target_port);
+        if (target_port != 0 && !intercepts_inbound(workload.interception, target_port)) {
+            // The sidecar never sees this port: plaintext reaches the app, mTLS fails there.
+            mode.bypassed = mode.accept == ServerAccept::Strict;
+            mode.accept = ServerAccept::NoSidecar;
+        }
+        return mode;
+    }
     if (version.minor == 5) {
         // 1.5: any PeerAuthentication overrides the alpha policies entirely.
         if (any_peer_authentication_applies(view, workload))

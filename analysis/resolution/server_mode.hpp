@@ -29,7 +29,8 @@ struct ServerMode {
     const model::PeerAuthentication* peer_authentication = nullptr;
     const model::AlphaPolicy* alpha_policy = nullptr;
     bool port_level = false; // decided by a portLevelMtls entry
-    // A STRICT ambient port that ambient.istio.io/bypass-inbound-capture opened to plaintext.
+    // A STRICT port that skips interception: an ambient port opened by
+    // ambient.istio.io/bypass-inbound-capture, or a sidecar port excluded from inbound capture.
     bool bypassed = false;
 };
 
@@ -51,6 +52,11 @@ bool any_peer_authentication_applies(const ConfigView& view,
 const model::AlphaPolicy* alpha_policy_for(const ConfigView& view,
                                            const model::ServiceRecord& service,
                                            const model::ServicePort& port) noexcept;
+
+// Whether a sidecar intercepts inbound traffic to a target port (ambient.md §13):
+// traffic.sidecar.istio.io/includeInboundPorts (default `*`, "" intercepts nothing) less
+// excludeInboundPorts. A port it does not intercept behaves as if there were no sidecar.
+bool intercepts_inbound(const model::Interception& interception, std::uint16_t port) noexcept;
 
 // The effective mode of the endpoint workload's target port, reached through (service, port),
 // under the rules of the configured Istio version.

@@ -399,6 +399,9 @@ Strings check_deployment(const Docs& docs, const Names& names, int replicas,
           "false");
     CHECK(text(dep, {"spec", "template", "metadata", "annotations", "sidecar.istio.io/inject"}) ==
           "false");
+    // ambient.md §17: never captured by ztunnel either.
+    CHECK(text(dep, {"spec", "template", "metadata", "labels", "istio.io/dataplane-mode"}) ==
+          "none");
 
     // Replicas spread over nodes.
     const YAML::Node anti = at(pod, {"affinity", "podAntiAffinity"});

@@ -531,3 +531,74 @@ TEST_CASE("With no server-side object (1.4 defaults to plaintext) a conflict is 
     CHECK(findings[0].resource.name == "web-mtls");
     CHECK(findings[0].related.empty());
 }
+
+TEST_CASE("§13: a port the sidecar does not intercept takes plaintext whatever the policy says, "
+          "and Istio mTLS fails there",
+          "[flows][interception]") {
+    auto [annotation, value] = GENERATE(table<std::string, std::string>({
+        {"traffic.sidecar.istio.io/excludeInboundPorts", "9090, 8080"},
+        {"traffic.sidecar.istio.io/includeInboundPorts", "9090"},
+        {"traffic.sidecar.istio.io/includeInboundPorts", ""},
+    }));
+    INFO(annotation << ": \"" << value << "\"");
+    auto objects = cluster({peer_authentication("shop", "default").strict()});
+    objects[2] = deployment("shop", "web")
+                     .labels({{"app", "web"}})
+                     .with_sidecar()
+                     .pod_annotation(annotation, value)
+                     .container_port(8080);
+    const auto snapshot = snapshot_of(objects);
+    const auto rows = matrix_rows(*snapshot);
+    CHECK(flow_of(rows, "legacy", false, web, "web") == "PLAINTEXT NO_SIDECAR PLAINTEXT");
+    CHECK(flow_of(rows, "front", true, web, "web") == "ISTIO_MUTUAL NO_SIDECAR FAIL");
+    const auto findings = findings_of(*snapshot);
+    CHECK(reported_on(findings, "MTG210") ==
+          std::vector<std::string>{"PeerAuthentication default.shop"});
+    const auto mtls = with_code(findings, "MTG103");
+    REQUIRE(mtls.size() == 1);
+    CHECK(mtls[0].message.find("does not intercept") != std::string::npos);
+    // The intercepted sibling service keeps its STRICT verdicts.
+    CHECK(flow_of(rows, "legacy", false, plain, "plain") == "PLAINTEXT NO_SIDECAR PLAINTEXT");
+}
+
+TEST_CASE("§13: an intercepted port keeps the sidecar's mode", "[flows][interception]") {
+    auto objects = cluster({peer_authentication("shop", "default").strict()});
+    objects[2] = deployment("shop", "web")
+                     .labels({{"app", "web"}})
+                     .with_sidecar()
+                     .pod_annotation("traffic.sidecar.istio.io/excludeInboundPorts", "15020,9090")
+                     .container_port(8080);
+    const auto snapshot = snapshot_of(objects);
+    CHECK(flow_of(matrix_rows(*snapshot), "legacy", false, web, "web") == "PLAINTEXT STRICT FAIL");
+    CHECK(reported_on(findings_of(*snapshot), "MTG210").empty());
+}
+
+TEST_CASE("Issue 16: a DestinationRule that sets TLS for other ports only shares the conflict of "
+          "the port it leaves to auto mTLS, as Istio 1.5's analyzer reported it",
+          "[flows][attribution]") {
+    json rule = destination_rule("shop", "web-admin", "web");
+    rule["spec"]["trafficPolicy"]["portLevelSettings"] =
+        json::array({{{"port", {{"number", 9090}}}, {"tls", {{"mode", "ISTIO_MUTUAL"}}}}});
+    const auto snapshot = snapshot_of(
+        cluster({auto_mtls(false), peer_authentication("shop", "default").strict(), rule}));
+    CHECK(flow_of(matrix_rows(*snapshot), "front", true, web, "web") == "PLAINTEXT STRICT FAIL");
+    CHECK(reported_on(findings_of(*snapshot), "MTG101") ==
+          std::vector<std::string>{"DestinationRule web-admin.shop",
+                                   "PeerAuthentication default.shop"});
+
+    SECTION("a rule with a top-level tls decides, and is named as before") {
+        rule["spec"]["trafficPolicy"]["tls"] = {{"mode", "DISABLE"}};
+        const auto again = snapshot_of(
+            cluster({auto_mtls(false), peer_authentication("shop", "default").strict(), rule}));
+        CHECK(reported_on(findings_of(*again), "MTG101") ==
+              std::vector<std::string>{"DestinationRule web-admin.shop",
+                                       "PeerAuthentication default.shop"});
+    }
+    SECTION("a rule with no TLS at all is not named") {
+        json bare = destination_rule("shop", "web-pool", "web").traffic_policy_without_tls();
+        const auto again = snapshot_of(
+            cluster({auto_mtls(false), peer_authentication("shop", "default").strict(), bare}));
+        CHECK(reported_on(findings_of(*again), "MTG101") ==
+              std::vector<std::string>{"PeerAuthentication default.shop"});
+    }
+}

@@ -474,3 +474,26 @@ TEST_CASE("portLevelMtls of a newer workload policy that lost to an older one is
              .created(day(2))}));
     CHECK(mode_of(*snapshot, "web", 8080, "web", 80) == "STRICT by older");
 }
+
+TEST_CASE("§13: which inbound ports a sidecar intercepts", "[server-mode][interception]") {
+    auto [include, exclude, port, intercepted] =
+        GENERATE(table<std::optional<std::string>, std::optional<std::string>, int, bool>({
+            {std::nullopt, std::nullopt, 8080, true},
+            {std::string("*"), std::nullopt, 8080, true},
+            {std::string(""), std::nullopt, 8080, false},
+            {std::string("8080,9090"), std::nullopt, 8080, true},
+            {std::string("9090"), std::nullopt, 8080, false},
+            {std::nullopt, std::string("8080"), 8080, false},
+            {std::nullopt, std::string(" 9090 , 8080 "), 8080, false},
+            {std::nullopt, std::string("80800"), 8080, true},
+            {std::string("*"), std::string("8080"), 8080, false},
+            {std::nullopt, std::string("not-a-port"), 8080, true},
+        }));
+    model::Interception interception;
+    interception.include_inbound_ports = include;
+    interception.exclude_inbound_ports = exclude;
+    INFO("include " << include.value_or("(absent)") << ", exclude "
+                    << exclude.value_or("(absent)"));
+    CHECK(resolution::intercepts_inbound(interception, static_cast<std::uint16_t>(port)) ==
+          intercepted);
+}
