@@ -115,6 +115,11 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                              .Name("mtls_guard_snapshot_objects")
                              .Help("Objects in the cluster snapshot in use, by kind")
                              .Register(registry);
+    istio_rules_ = &prometheus::BuildGauge()
+                        .Name("mtls_guard_istio_rules_info")
+                        .Help("The Istio rules the snapshot in use is analysed with, as "
+                              "--istio-version names them (1.N, 1.N.P or current): always 1")
+                        .Register(registry);
     snapshot_age_ = &prometheus::BuildGauge()
                          .Name("mtls_guard_snapshot_age_seconds")
                          .Help("Seconds since the snapshot in use was loaded (0: none yet)")
@@ -237,6 +242,16 @@ void Metrics::set_snapshot(const model::Snapshot& snapshot,
     };
     for (const auto& [kind, count] : counts)
         snapshot_objects_->Add({{"kind", kind}}).Set(static_cast<double>(count));
+    {
+        // One series: the version can change (v1alpha1 policies switch to the 1.5 rules).
+        std::lock_guard lock(istio_rules_mutex_);
+        auto& in_use =
+            istio_rules_->Add({{"version", model::to_string(snapshot.settings().version)}});
+        if (istio_rules_in_use_ && istio_rules_in_use_ != &in_use)
+            istio_rules_->Remove(istio_rules_in_use_);
+        istio_rules_in_use_ = &in_use;
+        in_use.Set(1);
+    }
     loaded_at_ns_.store(
         std::chrono::duration_cast<std::chrono::nanoseconds>(loaded_at.time_since_epoch()).count());
 }

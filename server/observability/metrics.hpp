@@ -110,6 +110,9 @@ class Metrics {
     prometheus::Counter* connections_rejected_;
     prometheus::Family<prometheus::Gauge>* snapshot_objects_;
     prometheus::Gauge* snapshot_age_;
+    prometheus::Family<prometheus::Gauge>* istio_rules_;
+    std::mutex istio_rules_mutex_;
+    prometheus::Gauge* istio_rules_in_use_ = nullptr; // the series of the version in use
     prometheus::Counter* snapshot_reload_success_;
     prometheus::Counter* snapshot_reload_failure_;
     prometheus::Family<prometheus::Gauge>* findings_;

@@ -421,6 +421,7 @@ TEST_CASE("Probes and metrics tell what the server did") {
     CHECK(sample(m, R"(mtls_guard_http_errors_total{status="400"})") == 1);
     CHECK(sample(m, R"(mtls_guard_http_errors_total{status="404"})") == 1);
     CHECK(sample(m, R"(mtls_guard_snapshot_objects{kind="Namespace"})") == 4);
+    CHECK(sample(m, R"(mtls_guard_istio_rules_info{version="1.5"})") == 1);
     CHECK(sample(m, R"(mtls_guard_snapshot_reloads_total{result="success"})") == 1);
     CHECK(sample(m, "mtls_guard_snapshot_age_seconds") >= 0);
     CHECK(sample(m, R"(mtls_guard_findings{code="MTG208",severity="info"})") == 2);
