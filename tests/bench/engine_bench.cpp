@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
     app.add_option("--pods", shape.pods)->capture_default_str();
     app.add_option("--destination-rules", shape.destination_rules)->capture_default_str();
     app.add_option("--peer-authentications", shape.peer_authentications)->capture_default_str();
+    app.add_option("--ambient-fraction", shape.ambient_fraction)->capture_default_str();
     app.add_option("--seed", shape.seed)->capture_default_str();
     app.add_option("--iterations", iterations, "namespace-scoped admission requests")
         ->capture_default_str();
@@ -134,6 +135,15 @@ int main(int argc, char** argv) {
                 "%.0f ms, total %.0f ms\n",
                 snapshot->workloads().size(), snapshot->services().size(), decode_ms, index_ms,
                 build_ms);
+
+    std::size_t sidecar = 0, ambient = 0, none = 0;
+    for (const auto& w : snapshot->workloads())
+        (w.dataplane == mtlsguard::model::Dataplane::Sidecar   ? sidecar
+         : w.dataplane == mtlsguard::model::Dataplane::Ambient ? ambient
+                                                               : none)++;
+    std::printf("workloads: %zu sidecar, %zu ambient, %zu without proxy; %zu ambient client "
+                "namespaces\n",
+                sidecar, ambient, none, snapshot->ambient_client_namespaces().size());
 
     // 2. The full analysis of the whole snapshot.
     start = Clock::now();

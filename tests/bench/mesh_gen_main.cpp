@@ -264,6 +264,10 @@ int main(int argc, char** argv) {
                    "Share of namespaces with sidecar injection")
         ->check(CLI::Range(0.0, 1.0))
         ->capture_default_str();
+    app.add_option("--ambient-fraction", shape.ambient_fraction,
+                   "Share of namespaces in ambient mode (at most 1 - the sidecar fraction)")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
     app.add_option("--seed", shape.seed, "Random seed; same seed and shape, same mesh")
         ->capture_default_str();
     app.add_option("--format", format, "json (one v1 List) or yaml (--- separated documents)")

@@ -196,6 +196,7 @@ constexpr std::array<std::string_view, 32> words{
 
 struct NamespacePlan {
     Injection injection = Injection::None;
+    bool ambient = false;    // istio.io/dataplane-mode=ambient (never with injection)
     Mode mode = Mode::Unset; // of the oldest namespace-wide PeerAuthentication
     std::uint32_t first_service = 0;
     std::uint32_t service_count = 0;
@@ -276,9 +277,13 @@ class Generator {
 
     void plan_namespaces() {
         namespaces_.resize(static_cast<std::size_t>(shape_.namespaces - 1));
+        const double rest = 1.0 - shape_.sidecar_fraction;
+        const double ambient_of_rest = rest > 0 ? shape_.ambient_fraction / rest : 0.0;
         for (NamespacePlan& ns : namespaces_) {
             if (chance(rng_, shape_.sidecar_fraction))
                 ns.injection = chance(rng_, 0.04) ? Injection::Revision : Injection::Enabled;
+            else
+                ns.ambient = chance(rng_, ambient_of_rest);
         }
         // Uneven sizes, like real clusters: most namespaces hold a handful of services, a few
         // are large. Cumulative rounding makes the total exact.
@@ -407,7 +412,7 @@ class Generator {
             if (pa.duplicate) {
                 pa.mode = ns.mode == Mode::Strict ? Mode::Permissive : Mode::Strict;
             } else {
-                if (ns.injection != Injection::None) {
+                if (ns.injection != Injection::None || ns.ambient) {
                     constexpr std::array modes{Mode::Strict, Mode::Permissive, Mode::Unset,
                                                Mode::Disable};
                     pa.mode = modes[pick_weighted(rng_, {50, 22, 20, 4})];
@@ -530,6 +535,8 @@ class Generator {
     bool compatible(const ServicePlan& s, std::size_t slot, Tls tls) const {
         if (tls == Tls::Unset)
             return true; // auto mTLS adapts to the server
+        if (namespaces_[s.ns].ambient && sidecars(s) == Sidecars::None)
+            return tls != Tls::Simple && !s.headless; // sidecars tunnel (HBONE) whatever the DR
         switch (sidecars(s)) {
         case Sidecars::None:
             return tls != Tls::IstioMutual;
@@ -548,8 +555,8 @@ class Generator {
 
     // The client setting that breaks the service, or Unset if none would (clearly).
     Tls conflicting_tls(const ServicePlan& s) const {
-        if (s.pods == 0)
-            return Tls::Unset;
+        if (s.pods == 0 || namespaces_[s.ns].ambient)
+            return Tls::Unset; // captured pods take HBONE from sidecars whatever the DR says
         switch (sidecars(s)) {
         case Sidecars::None:
             return Tls::IstioMutual;
@@ -719,8 +726,13 @@ class Generator {
             labels["istio.io/rev"] = "canary";
             break;
         case Injection::None:
-            if (chance(rng_, 0.2))
+            if (namespaces_[k].ambient) {
+                labels["istio.io/dataplane-mode"] = "ambient";
+                if (k % 4 == 0)
+                    labels["istio.io/use-waypoint"] = "waypoint";
+            } else if (chance(rng_, 0.2)) {
                 labels["istio-injection"] = "disabled";
+            }
             break;
         }
         if (chance(rng_, 0.3))
@@ -874,6 +886,11 @@ class Generator {
                 labels["sidecar.istio.io/inject"] = "true";
             if (injection == Injection::Revision)
                 labels["istio.io/rev"] = "canary";
+            // With ambient in the mesh, the ambient profile's injector marks sidecars that take
+            // HBONE; one deployment in ten was injected before (an older revision) and does not.
+            if (shape_.ambient_fraction > 0 &&
+                (s.local * 2 + static_cast<unsigned>(deployment)) % 10 != 0)
+                labels["networking.istio.io/tunnel"] = "http";
             annotations["sidecar.istio.io/status"] =
                 R"({"initContainers":["istio-init"],"containers":["istio-proxy"],)"
                 R"("volumes":["workload-socket","credential-socket","workload-certs","istio-envoy",)"
@@ -889,6 +906,12 @@ class Generator {
         } else if (injection != Injection::None) {
             labels["sidecar.istio.io/inject"] = "false";
             annotations["sidecar.istio.io/inject"] = "false";
+        } else if (namespaces_[s.ns].ambient) {
+            // The istio-cni agent's mark on captured pods; ~2% opt out.
+            if (chance(rng_, 0.02))
+                labels["istio.io/dataplane-mode"] = "none";
+            else
+                annotations["ambient.istio.io/redirection"] = "enabled";
         }
         pod["metadata"]["labels"] = std::move(labels);
         if (!annotations.empty())
@@ -1263,6 +1286,8 @@ void validate(const MeshShape& shape) {
         fail("counts must not be negative");
     if (!(shape.sidecar_fraction >= 0.0 && shape.sidecar_fraction <= 1.0))
         fail("sidecar_fraction must be within [0, 1]");
+    if (!(shape.ambient_fraction >= 0.0 && shape.ambient_fraction <= 1.0 - shape.sidecar_fraction))
+        fail("ambient_fraction must be within [0, 1 - sidecar_fraction]");
     if (shape.services > 0 && shape.namespaces < 2)
         fail("services need at least one namespace besides istio-system (namespaces >= 2)");
     if (shape.services == 0 &&

@@ -17,6 +17,9 @@ struct MeshShape {
     int destination_rules = 5000;
     int peer_authentications = 2000; // including the mesh-wide one in istio-system
     double sidecar_fraction = 0.85;  // share of namespaces that are injected
+    // Share of namespaces in ambient mode (taken from the others): their pods are captured by
+    // ztunnel, and one in four of them sends its services through a waypoint.
+    double ambient_fraction = 0.10;
     std::uint64_t seed = 42;
 };
 

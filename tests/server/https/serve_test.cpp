@@ -120,6 +120,33 @@ TEST_CASE("serve gives the verdicts of the engine over TLS: allowed, denied, war
     }
 }
 
+TEST_CASE("serve applies the ambient rules of the Istio version it is told (ambient.md §12)") {
+    // A sidecar client's DestinationRule ISTIO_MUTUAL towards a STRICT ambient namespace: HBONE
+    // from 1.25.1 (allowed), legacy mTLS that ztunnel rejects on 1.24 (denied, MTG106).
+    const fs::path scenario = fixtures / "ambient-54-dr-istio-mutual-to-ambient";
+    const json rule = {{"apiVersion", "networking.istio.io/v1"},
+                       {"kind", "DestinationRule"},
+                       {"metadata", {{"name", "bank-mtls"}, {"namespace", "web"}}},
+                       {"spec",
+                        {{"host", "ledger.bank.svc.cluster.local"},
+                         {"trafficPolicy", {{"tls", {{"mode", "ISTIO_MUTUAL"}}}}}}}};
+    auto [version, allowed] =
+        GENERATE(table<std::string, bool>({{"current", true}, {"1.24", false}}));
+    INFO("--istio-version " << version);
+    Serve serve(
+        {{"--snapshot", (scenario / "workloads.yaml").string(), "--snapshot",
+          (scenario / "peerauthentication-bank-strict.yaml").string(), "--istio-version", version},
+         false});
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+    const json response = response_of(
+        client.exchange(post(admission_review("amb-1", rule, "CREATE").dump())), "amb-1");
+    CHECK(response.at("allowed") == allowed);
+    if (!allowed)
+        CHECK_THAT(response.at("status").at("message").get<std::string>(),
+                   Catch::Contains("MTG106"));
+}
+
 TEST_CASE("warn mode turns the denial into warnings") {
     Serve serve({{"--mode", "warn"}});
     TlsClient client = client_for(serve);
