@@ -318,9 +318,7 @@ std::vector<std::uint64_t> client_keys(const ConfigView& view, const conflict::F
     std::vector<std::uint64_t> keys;
     auto key = [](NsId ns, std::uint32_t w) { return (std::uint64_t{ns} << 32) | w; };
     if (!who.outcome) {
-        for (NsId ns : who.kind == conflict::ClientKind::Ambient
-                           ? view.ambient_client_namespaces()
-                           : view.non_mesh_client_namespaces())
+        for (NsId ns : conflict::client_namespaces(view, who))
             keys.push_back(key(ns, no_workload));
         return keys;
     }

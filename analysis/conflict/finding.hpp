@@ -22,6 +22,7 @@ struct FlowSummary {
     bool client_sidecar = true;
     std::string client_dataplane = "sidecar"; // sidecar, none, ambient (matrix clientDataplane)
     std::optional<WorkloadRef> via;           // the waypoint the flow goes through
+    bool predicted_client = false; // ambient clients only predicted by labels (not in output)
     std::string host;
     std::uint16_t port = 0;
     std::uint16_t target_port = 0;

@@ -85,7 +85,9 @@ std::string_view workload_dataplane(const model::Workload& workload) noexcept {
 
 std::vector<NsId> client_namespaces(const resolution::ConfigView& view, const FlowClients& who) {
     if (who.kind == ClientKind::Ambient)
-        return view.ambient_client_namespaces();
+        return view.captured_client_namespaces();
+    if (who.kind == ClientKind::AmbientPredicted)
+        return view.predicted_ambient_client_namespaces();
     if (!who.outcome)
         return view.non_mesh_client_namespaces();
     std::vector<NsId> out;
@@ -170,6 +172,7 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
             FlowSummary summary;
             summary.client_sidecar = flow.client == ClientKind::Sidecar;
             summary.client_dataplane = std::string(to_string(flow.client));
+            summary.predicted_client = flow.client == ClientKind::AmbientPredicted;
             summary.via = via;
             if (flow.workload)
                 summary.workload_dataplane = std::string(workload_dataplane(*flow.workload));

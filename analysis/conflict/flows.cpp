@@ -29,6 +29,7 @@ std::string_view to_string(ClientKind kind) noexcept {
     case ClientKind::NonMesh:
         return "none";
     case ClientKind::Ambient:
+    case ClientKind::AmbientPredicted:
         return "ambient";
     }
     return "none";
@@ -101,6 +102,7 @@ std::optional<Code> code_of(ClientKind client, ClientSend send, ServerAccept ser
         case ClientKind::NonMesh:
             return Code::MTG203;
         case ClientKind::Ambient:
+        case ClientKind::AmbientPredicted:
             return Code::MTG105;
         }
         return std::nullopt;
@@ -143,7 +145,8 @@ void emit(Flow& flow, const Endpoint& ep, const resolution::SendDecision& decisi
     flow.server_mode = ep.mode;
     flow.server = ep.mode.accept;
     flow.predicted =
-        ep.workload->dataplane == model::Dataplane::Ambient && ep.workload->ambient_predicted;
+        flow.client == ClientKind::AmbientPredicted ||
+        (ep.workload->dataplane == model::Dataplane::Ambient && ep.workload->ambient_predicted);
     finish(flow, false);
     sink(flow, who);
 }
@@ -184,7 +187,7 @@ void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecor
 void ambient_flows(const resolution::ConfigView& view, const model::ServiceRecord& service,
                    const model::ServicePort& port, const std::vector<Endpoint>& endpoints,
                    const FlowClients& who, Flow& flow, const FlowSink& sink) {
-    flow.client = ClientKind::Ambient;
+    flow.client = who.kind;
     flow.subset = nullptr;
     for (const auto& ep : endpoints) {
         flow.via = resolution::waypoint_for(view, service, *ep.workload);
@@ -210,7 +213,8 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
         return;
     const auto& workloads = view.snapshot().workloads();
     const bool non_mesh = !view.non_mesh_client_namespaces().empty();
-    const bool ambient = !view.ambient_client_namespaces().empty();
+    const bool captured = !view.captured_client_namespaces().empty();
+    const bool predicted = !view.predicted_ambient_client_namespaces().empty();
     resolution::HostClients scratch;
     const auto& clients = view.service_clients(id, scratch);
 
@@ -237,9 +241,13 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
         for (const auto& outcome : clients.outcomes)
             sidecar_flows(view, service, port, endpoints, outcome,
                           FlowClients{&clients, &outcome, ClientKind::Sidecar, id}, flow, sink);
-        if (ambient)
+        if (captured)
             ambient_flows(view, service, port, endpoints,
                           FlowClients{&clients, nullptr, ClientKind::Ambient, id}, flow, sink);
+        if (predicted)
+            ambient_flows(view, service, port, endpoints,
+                          FlowClients{&clients, nullptr, ClientKind::AmbientPredicted, id}, flow,
+                          sink);
         if (!non_mesh)
             continue;
         // Clients without any proxy always send plaintext, straight to the pod (no waypoint).

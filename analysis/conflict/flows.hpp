@@ -18,10 +18,14 @@ enum class Verdict : std::uint8_t { Mtls, Plaintext, Fail, Depends };
 std::string_view to_string(Verdict verdict) noexcept;
 
 // Who sends a flow (ambient.md §10, §12): sidecar clients, clients without any proxy, or ambient
-// clients (ztunnel, and the waypoint it sends through).
-enum class ClientKind : std::uint8_t { Sidecar, NonMesh, Ambient };
+// clients (ztunnel, and the waypoint it sends through): in namespaces where the CNI has captured a
+// workload, or only predicted to be (whose findings are warnings).
+enum class ClientKind : std::uint8_t { Sidecar, NonMesh, Ambient, AmbientPredicted };
 // "sidecar", "none", "ambient": the matrix's clientDataplane.
 std::string_view to_string(ClientKind kind) noexcept;
+constexpr bool is_ambient(ClientKind kind) noexcept {
+    return kind == ClientKind::Ambient || kind == ClientKind::AmbientPredicted;
+}
 
 // The verdict table (semantics §6, ambient-notes §5.1): what happens when a client sends `send`
 // (with `inner` TLS inside HBONE) to a server port in mode `server`.
@@ -42,8 +46,8 @@ struct Flow {
     const model::Subset* subset = nullptr; // set when a route may name a subset with its own TLS
     ClientKind client = ClientKind::Sidecar;
     std::optional<model::ObjectRef> via; // the waypoint ambient clients go through
-    // The endpoint is ambient only by prediction (labels, not the CNI's annotation): an error
-    // found here is reported as a warning (ambient.md §10).
+    // The endpoint, or the ambient clients, are ambient only by prediction (labels, not the CNI's
+    // annotation): an error found here is reported as a warning (ambient.md §10).
     bool predicted = false;
 
     ClientSend send = ClientSend::Plaintext;

@@ -476,9 +476,10 @@ void SnapshotBuilder::index_namespace_workloads(Snapshot& s) {
             ns.has_sidecar_workloads = true;
         else if (w.control_plane || w.waypoint)
             continue; // proxies themselves, not clients
-        else if (w.dataplane == Dataplane::Ambient)
+        else if (w.dataplane == Dataplane::Ambient) {
             ns.has_ambient_workloads = true;
-        else
+            ns.has_captured_workloads = ns.has_captured_workloads || !w.ambient_predicted;
+        } else
             ns.has_plain_workloads = true;
     }
 }
@@ -526,8 +527,11 @@ void SnapshotBuilder::index_clients(Snapshot& s) {
             s.mesh_clients_.push_back(id);
         if (ns.has_plain_workloads)
             s.non_mesh_clients_.push_back(id);
-        if (ns.has_ambient_workloads)
+        if (ns.has_ambient_workloads) {
             s.ambient_clients_.push_back(id);
+            (ns.has_captured_workloads ? s.captured_clients_ : s.predicted_ambient_clients_)
+                .push_back(id);
+        }
     }
 }
 

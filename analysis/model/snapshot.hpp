@@ -89,9 +89,10 @@ struct NamespaceRecord {
     std::vector<WorkloadId> workloads;
     std::vector<ServiceId> services;
     bool has_sidecar_workloads = false;
-    bool has_plain_workloads = false;   // workloads with no proxy (none) that count as clients
-    bool has_ambient_workloads = false; // ambient workloads (predicted ones too), not the control
-                                        // plane
+    bool has_plain_workloads = false;    // workloads with no proxy (none) that count as clients
+    bool has_captured_workloads = false; // ambient workloads the CNI has annotated (not predicted)
+    bool has_ambient_workloads = false;  // ambient workloads (predicted ones too), not the control
+                                         // plane
     std::optional<std::string> dataplane_mode; // label istio.io/dataplane-mode
     std::optional<std::string> use_waypoint;   // label istio.io/use-waypoint
     bool sidecar_and_ambient = false; // injection label and dataplane-mode=ambient (MTG212)
@@ -208,6 +209,14 @@ class Snapshot {
     // Namespaces running ambient workloads, predicted ones included (system namespaces and
     // waypoints excluded). A namespace with plain and ambient workloads is here and above.
     const std::vector<NsId>& ambient_client_namespaces() const noexcept { return ambient_clients_; }
+    // The same, split: namespaces with a workload the CNI has captured, and those whose ambient
+    // workloads are all only predicted (findings that rest on those clients are warnings).
+    const std::vector<NsId>& captured_client_namespaces() const noexcept {
+        return captured_clients_;
+    }
+    const std::vector<NsId>& predicted_ambient_client_namespaces() const noexcept {
+        return predicted_ambient_clients_;
+    }
     // The istio-cni ConfigMap of the Istio namespace, if the input had one.
     const std::optional<CniConfig>& cni_config() const noexcept { return cni_config_; }
 
@@ -241,6 +250,8 @@ class Snapshot {
     std::vector<NsId> mesh_clients_;
     std::vector<NsId> non_mesh_clients_;
     std::vector<NsId> ambient_clients_;
+    std::vector<NsId> captured_clients_;
+    std::vector<NsId> predicted_ambient_clients_;
     std::optional<CniConfig> cni_config_;
     std::size_t object_count_ = 0;
     std::vector<std::size_t>

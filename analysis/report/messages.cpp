@@ -243,7 +243,10 @@ std::string short_list(const std::vector<std::string>& names, std::size_t shown)
 
 std::string describe(const Finding& finding) {
     std::string out = finding.flow ? flow_message(finding) : object_message(finding);
-    if (finding.flow && finding.flow->workload_dataplane == "ambient-predicted")
+    if (finding.flow && finding.flow->predicted_client)
+        out += " (predicted: those clients are labelled for ambient but none is annotated "
+               "ambient.istio.io/redirection=enabled yet, so this is a warning)";
+    else if (finding.flow && finding.flow->workload_dataplane == "ambient-predicted")
         out += " (predicted: the workload is labelled for ambient but not yet annotated "
                "ambient.istio.io/redirection=enabled, so this is a warning)";
     for (char& c : out)

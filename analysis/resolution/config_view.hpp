@@ -44,9 +44,16 @@ class ConfigView {
     const std::vector<NsId>& non_mesh_client_namespaces() const noexcept {
         return snapshot_->non_mesh_client_namespaces();
     }
-    // Namespaces running ambient (ztunnel-captured) clients.
+    // Namespaces running ambient (ztunnel-captured) clients: all, those with a workload the CNI
+    // has captured, those whose ambient workloads are only predicted.
     const std::vector<NsId>& ambient_client_namespaces() const noexcept {
         return snapshot_->ambient_client_namespaces();
+    }
+    const std::vector<NsId>& captured_client_namespaces() const noexcept {
+        return snapshot_->captured_client_namespaces();
+    }
+    const std::vector<NsId>& predicted_ambient_client_namespaces() const noexcept {
+        return snapshot_->predicted_ambient_client_namespaces();
     }
     NsId root_namespace_id() const noexcept { return root_ns_; }
     // Which DestinationRule each client class uses for a Service / ServiceEntry host: the

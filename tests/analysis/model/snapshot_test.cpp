@@ -608,7 +608,8 @@ std::vector<std::string> dataplane_picture(const model::Snapshot& s) {
         out.push_back("service " + svc.host + " waypoint=" +
                       (svc.waypoint ? display_name(*svc.waypoint) : std::string("-")));
     for (const auto* list : {&s.mesh_client_namespaces(), &s.non_mesh_client_namespaces(),
-                             &s.ambient_client_namespaces()})
+                             &s.ambient_client_namespaces(), &s.captured_client_namespaces(),
+                             &s.predicted_ambient_client_namespaces()})
         out.push_back("clients " + [&] {
             std::string line;
             for (auto id : *list)

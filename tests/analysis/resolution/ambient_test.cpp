@@ -399,3 +399,27 @@ TEST_CASE("§10: a failure that rests on a predicted capture is a warning, and s
         CHECK(f.flow->workload_dataplane == "ambient-predicted");
     }
 }
+
+TEST_CASE("§10: a failure that rests on predicted ambient clients is a warning too",
+          "[ambient][predicted][client]") {
+    // mall's shopper is a template in an ambient namespace: predicted, not annotated.
+    auto objects = mesh({
+        kube_namespace("mall").label("istio.io/dataplane-mode", "ambient"),
+        deployment("shop", "old").labels({{"app", "old"}}).with_sidecar().container_port(8080),
+        service("shop", "old").selecting({{"app", "old"}}).port(80, 8080),
+        peer_authentication("shop", "default").strict(),
+    });
+    objects[4] = deployment("mall", "shopper").labels({{"app", "shopper"}});
+    const auto snapshot = snapshot_of(objects);
+    CHECK(names_of(*snapshot, snapshot->predicted_ambient_client_namespaces()) ==
+          std::vector<std::string>{"mall"});
+    CHECK(names_of(*snapshot, snapshot->captured_client_namespaces()) ==
+          std::vector<std::string>{"bank"});
+    const auto findings = with_code(findings_of(*snapshot), "MTG105");
+    REQUIRE(findings.size() == 2);
+    for (const auto& f : findings) {
+        const bool predicted = f.flow->client_namespaces == std::vector<std::string>{"mall"};
+        CHECK(f.severity == (predicted ? conflict::Severity::Warning : conflict::Severity::Error));
+        CHECK((f.message.find("predicted") != std::string::npos) == predicted);
+    }
+}
