@@ -109,17 +109,12 @@ std::string flow_message(const Finding& f) {
     case Code::MTG106:
         if (flow.client == "ISTIO_MUTUAL")
             return who(flow) + " send Istio mTLS (not HBONE) to " + target +
-                   ", captured by ztunnel, which cannot terminate it: connections fail. " +
-                   (flow.server == "AMBIENT_STRICT" || flow.server == "AMBIENT_OPEN"
-                        ? std::string("Sidecars tunnel to captured pods only from Istio 1.25.1 "
-                                      "with an explicit ISTIO_MUTUAL, and never to headless or "
-                                      "PASSTHROUGH services. Fix: ") +
-                              (on(f, "DestinationRule")
-                                   ? "remove tls ISTIO_MUTUAL from this DestinationRule (auto "
-                                     "mTLS sends HBONE), or upgrade Istio"
-                                   : "remove tls ISTIO_MUTUAL from the DestinationRule, or upgrade "
-                                     "Istio")
-                        : std::string());
+                   ", captured by ztunnel, which cannot terminate it: connections fail. With an "
+                   "explicit ISTIO_MUTUAL, sidecars tunnel to captured pods only from Istio "
+                   "1.25.1, and never to headless or PASSTHROUGH services. Fix: remove tls "
+                   "ISTIO_MUTUAL from " +
+                   (on(f, "DestinationRule") ? "this" : "the") +
+                   " DestinationRule (auto mTLS sends HBONE), or upgrade Istio";
         return who(flow) + " send " + (flow.client == "PLAINTEXT" ? "plaintext" : flow.client) +
                " to " + target +
                ", captured by ztunnel and STRICT (HBONE only): connections are reset. Sidecars do "

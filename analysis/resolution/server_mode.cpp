@@ -2,6 +2,7 @@
 // Policy).
 #include "analysis/resolution/server_mode.hpp"
 
+#include "analysis/model/decode_fields.hpp"
 #include "analysis/resolution/ambient.hpp"
 
 namespace mtlsguard::resolution {
@@ -22,28 +23,8 @@ ServerAccept accept_of(model::MtlsMode mode) {
 
 // Whether a comma-separated port list (as the annotations write it) holds `port`, or is `*`.
 bool port_list_holds(std::string_view list, std::uint16_t port) {
-    while (!list.empty()) {
-        const auto comma = list.find(',');
-        std::string_view item = list.substr(0, comma);
-        while (!item.empty() && item.front() == ' ')
-            item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ')
-            item.remove_suffix(1);
-        if (item == "*")
-            return true;
-        unsigned value = 0;
-        bool digits = !item.empty() && item.size() <= 5;
-        for (char c : item) {
-            digits = digits && c >= '0' && c <= '9';
-            value = value * 10 + static_cast<unsigned>(c - '0');
-        }
-        if (digits && value == port)
-            return true;
-        if (comma == std::string_view::npos)
-            break;
-        list.remove_prefix(comma + 1);
-    }
-    return false;
+    return model::decoding::list_contains(list, "*") ||
+           model::decoding::list_contains(list, std::to_string(port));
 }
 
 bool port_matches(const model::AlphaPortSelector& selector, const model::ServicePort& port) {
