@@ -137,7 +137,7 @@ std::string flow_message(const Finding& f) {
                "port " +
                port +
                " PERMISSIVE with a workload PeerAuthentication (portLevelMtls), or keep the "
-               "webhook's pods out of the mesh (" +
+               "pods it calls out of the mesh (" +
                (flow.server == "AMBIENT_STRICT" ? "istio.io/dataplane-mode: none"
                                                 : "sidecar.istio.io/inject: \"false\"") +
                ")";
