@@ -135,7 +135,9 @@ std::string matrix_text(const std::vector<MatrixRow>& rows) {
             workload += ":" + std::to_string(r.target_port);
         const std::string kind = r.client_sidecar                  ? " (sidecar)"
                                  : r.client_dataplane == "ambient" ? " (ambient)"
-                                                                   : " (no sidecar)";
+                                 : r.client_namespace == model::api_server_client_name
+                                     ? " (API server)"
+                                     : " (no sidecar)";
         table.push_back(
             {r.client_namespace + kind, service, workload, r.client, r.server, r.verdict});
     }

@@ -317,6 +317,8 @@ std::vector<std::uint64_t> client_keys(const ConfigView& view, const conflict::F
                                        std::optional<NsId> changed) {
     std::vector<std::uint64_t> keys;
     auto key = [](NsId ns, std::uint32_t w) { return (std::uint64_t{ns} << 32) | w; };
+    if (who.kind == conflict::ClientKind::ApiServer)
+        return {key(model::api_server_client, no_workload)};
     if (!who.outcome) {
         for (NsId ns : conflict::client_namespaces(view, who))
             keys.push_back(key(ns, no_workload));

@@ -25,9 +25,43 @@ const model::DestinationRule* rule_leaving_port_without_tls(const Flow& flow) {
     return other_port_tls ? flow.rule->policy_source : nullptr;
 }
 
+// The webhooks, APIServices and conversion webhooks behind an API server flow, for its message:
+// "ValidatingWebhookConfiguration opa (webhook validate.opa.io)".
+std::string api_server_callers(const std::vector<model::ApiServerCallRef>& calls) {
+    std::string out;
+    for (const auto& call : calls) {
+        std::string one = call.callee->ref.kind + " " + call.callee->ref.name;
+        std::string inside;
+        if (!call.call->webhook.empty())
+            inside = "webhook " + call.call->webhook;
+        else if (call.callee->ref.kind == "CustomResourceDefinition")
+            inside = "conversion webhook";
+        if (!inside.empty())
+            one += " (" + inside + ")";
+        if (out.find(one) == std::string::npos)
+            out += (out.empty() ? "" : ", ") + one;
+    }
+    return out;
+}
+
 } // namespace
 
 std::vector<Attribution> attribute(const Flow& flow) {
+    if (flow.client == ClientKind::ApiServer) {
+        // On the policy that makes the port STRICT, naming who the API server calls (§16).
+        std::vector<model::ObjectRef> callers;
+        if (flow.api_server_calls)
+            for (const auto& call : *flow.api_server_calls)
+                if (std::find(callers.begin(), callers.end(), call.callee->ref) == callers.end())
+                    callers.push_back(call.callee->ref);
+        if (flow.server_mode.peer_authentication)
+            return {Attribution{flow.server_mode.peer_authentication->ref, std::move(callers)}};
+        if (flow.server_mode.alpha_policy)
+            return {Attribution{flow.server_mode.alpha_policy->ref, std::move(callers)}};
+        if (flow.service)
+            return {Attribution{flow.service->service.ref, std::move(callers)}};
+        return {};
+    }
     std::optional<model::ObjectRef> rule;
     if (const auto* dr = deciding_rule(flow))
         rule = dr->ref;
@@ -84,6 +118,8 @@ std::string_view workload_dataplane(const model::Workload& workload) noexcept {
 }
 
 std::vector<NsId> client_namespaces(const resolution::ConfigView& view, const FlowClients& who) {
+    if (who.kind == ClientKind::ApiServer)
+        return {model::api_server_client};
     if (who.kind == ClientKind::Ambient)
         return view.captured_client_namespaces();
     if (who.kind == ClientKind::AmbientPredicted)
@@ -184,7 +220,9 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
             summary.client = client;
             summary.server = server;
             finding.flow = std::move(summary);
-            finding.detail.text = std::string(resolution::to_string(flow.decision.dropped));
+            finding.detail.text = flow.api_server_calls
+                                      ? api_server_callers(*flow.api_server_calls)
+                                      : std::string(resolution::to_string(flow.decision.dropped));
         }
         if (!list)
             list = &get_namespaces();

@@ -27,6 +27,7 @@ std::string_view to_string(ClientKind kind) noexcept {
     case ClientKind::Sidecar:
         return "sidecar";
     case ClientKind::NonMesh:
+    case ClientKind::ApiServer:
         return "none";
     case ClientKind::Ambient:
     case ClientKind::AmbientPredicted:
@@ -73,6 +74,12 @@ std::optional<Code> code_of(ClientKind client, ClientSend send, ServerAccept ser
         return send == ClientSend::IstioMutual ? std::optional<Code>(Code::MTG103) : std::nullopt;
     if (send == ClientSend::Hbone)
         return inner == ClientSend::Plaintext ? std::nullopt : std::optional<Code>(Code::MTG202);
+    // The API server's own TLS reaches the app only where nothing demands Istio mTLS (§16).
+    if (client == ClientKind::ApiServer)
+        return send == ClientSend::Plaintext &&
+                       (server == ServerAccept::Strict || server == ServerAccept::AmbientStrict)
+                   ? std::optional<Code>(Code::MTG108)
+                   : std::nullopt;
     if (resolution::is_ambient(server)) {
         const bool strict = server == ServerAccept::AmbientStrict;
         switch (send) {
@@ -104,6 +111,8 @@ std::optional<Code> code_of(ClientKind client, ClientSend send, ServerAccept ser
         case ClientKind::Ambient:
         case ClientKind::AmbientPredicted:
             return Code::MTG105;
+        case ClientKind::ApiServer:
+            return Code::MTG108;
         }
         return std::nullopt;
     case ClientSend::Simple:
@@ -204,23 +213,52 @@ void ambient_flows(const resolution::ConfigView& view, const model::ServiceRecor
     }
 }
 
+// The API server (ambient.md §16): its own TLS, straight to the pod, like a client without a
+// proxy; only to the ports its callees name.
+void api_server_flows(const std::vector<model::ApiServerCallRef>& calls,
+                      const std::vector<Endpoint>& endpoints, const FlowClients& who, Flow& flow,
+                      const FlowSink& sink) {
+    flow.rule = nullptr;
+    flow.subset = nullptr;
+    flow.via.reset();
+    flow.client = ClientKind::ApiServer;
+    flow.api_server_calls = &calls;
+    for (const auto& ep : endpoints)
+        emit(flow, ep, resolution::SendDecision{}, who, sink);
+    flow.api_server_calls = nullptr;
+}
+
 } // namespace
 
 void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
                       const FlowSink& sink) {
     const model::ServiceRecord& service = view.snapshot().services()[id];
-    if (!service.analysed_as_server || !service.service.selector)
+    if (!service.service.selector)
+        return;
+    const auto* calls = view.snapshot().api_server_calls(service.service.ref.namespace_name,
+                                                         service.service.ref.name);
+    const bool as_server = service.analysed_as_server;
+    if (!as_server && !calls)
         return;
     const auto& workloads = view.snapshot().workloads();
-    const bool non_mesh = !view.non_mesh_client_namespaces().empty();
-    const bool captured = !view.captured_client_namespaces().empty();
-    const bool predicted = !view.predicted_ambient_client_namespaces().empty();
+    const bool non_mesh = as_server && !view.non_mesh_client_namespaces().empty();
+    const bool captured = as_server && !view.captured_client_namespaces().empty();
+    const bool predicted = as_server && !view.predicted_ambient_client_namespaces().empty();
     resolution::HostClients scratch;
-    const auto& clients = view.service_clients(id, scratch);
+    static const resolution::HostClients no_clients;
+    const auto& clients = as_server ? view.service_clients(id, scratch) : no_clients;
 
     std::vector<Endpoint> endpoints;
+    std::vector<model::ApiServerCallRef> port_calls;
     for (const auto& port : service.service.ports) {
         if (!port.tcp)
+            continue;
+        port_calls.clear();
+        if (calls)
+            for (const auto& call : *calls)
+                if (call.call->port == port.port)
+                    port_calls.push_back(call);
+        if (!as_server && port_calls.empty())
             continue;
         endpoints.clear();
         for (model::WorkloadId wid : service.endpoints) {
@@ -248,6 +286,9 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
             ambient_flows(view, service, port, endpoints,
                           FlowClients{&clients, nullptr, ClientKind::AmbientPredicted, id}, flow,
                           sink);
+        if (!port_calls.empty())
+            api_server_flows(port_calls, endpoints,
+                             FlowClients{&clients, nullptr, ClientKind::ApiServer, id}, flow, sink);
         if (!non_mesh)
             continue;
         // Clients without any proxy always send plaintext, straight to the pod (no waypoint).

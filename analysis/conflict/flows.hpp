@@ -17,11 +17,12 @@ using resolution::ServerAccept;
 enum class Verdict : std::uint8_t { Mtls, Plaintext, Fail, Depends };
 std::string_view to_string(Verdict verdict) noexcept;
 
-// Who sends a flow (ambient.md §10, §12): sidecar clients, clients without any proxy, or ambient
-// clients (ztunnel, and the waypoint it sends through): in namespaces where the CNI has captured a
-// workload, or only predicted to be (whose findings are warnings).
-enum class ClientKind : std::uint8_t { Sidecar, NonMesh, Ambient, AmbientPredicted };
-// "sidecar", "none", "ambient": the matrix's clientDataplane.
+// Who sends a flow (ambient.md §10, §12, §16): sidecar clients, clients without any proxy,
+// ambient clients (ztunnel, and the waypoint it sends through: in namespaces where the CNI has
+// captured a workload, or only predicted to be, whose findings are warnings), or the Kubernetes
+// API server calling a webhook, aggregated API or conversion webhook over its own TLS.
+enum class ClientKind : std::uint8_t { Sidecar, NonMesh, Ambient, AmbientPredicted, ApiServer };
+// "sidecar", "none", "ambient" ("none" for the API server): the matrix's clientDataplane.
 std::string_view to_string(ClientKind kind) noexcept;
 constexpr bool is_ambient(ClientKind kind) noexcept {
     return kind == ClientKind::Ambient || kind == ClientKind::AmbientPredicted;
@@ -46,6 +47,8 @@ struct Flow {
     const model::Subset* subset = nullptr; // set when a route may name a subset with its own TLS
     ClientKind client = ClientKind::Sidecar;
     std::optional<model::ObjectRef> via; // the waypoint ambient clients go through
+    // For ApiServer flows: the webhooks, APIServices and conversion webhooks that call this port.
+    const std::vector<model::ApiServerCallRef>* api_server_calls = nullptr;
     // The endpoint, or the ambient clients, are ambient only by prediction (labels, not the CNI's
     // annotation): an error found here is reported as a warning (ambient.md §10).
     bool predicted = false;
@@ -61,7 +64,7 @@ struct Flow {
 };
 
 // Who sends a flow: sidecar clients of an outcome, or (outcome null) every non-mesh or every
-// ambient client namespace, as `kind` says.
+// ambient client namespace, or the API server, as `kind` says.
 struct FlowClients {
     const resolution::HostClients* host_clients = nullptr;
     const resolution::ClientOutcome* outcome = nullptr;
@@ -74,7 +77,8 @@ inline constexpr std::uint32_t external_target = 0x80000000u;
 
 using FlowSink = std::function<void(const Flow&, const FlowClients&)>;
 
-// All flows towards one Service (nothing for services not analysed as servers).
+// All flows towards one Service. Services not analysed as servers get only the API server's
+// flows, to the ports its webhooks, APIServices and conversion webhooks call (ambient.md §16).
 void evaluate_service(const resolution::ConfigView& view, model::ServiceId service,
                       const FlowSink& sink);
 

@@ -68,6 +68,16 @@ Kind classify(std::string_view api_version, std::string_view kind) noexcept {
     }
     if (group_is(api_version, "batch") && (kind == "Job" || kind == "CronJob"))
         return Kind::PodTemplateOwner;
+    // The API server's own callees (ambient.md §16), in the versions that have a service field.
+    const bool v1_or_beta = api_version.ends_with("/v1") || api_version.ends_with("/v1beta1");
+    if (group_is(api_version, "admissionregistration.k8s.io") && v1_or_beta &&
+        (kind == "ValidatingWebhookConfiguration" || kind == "MutatingWebhookConfiguration"))
+        return Kind::ApiServerCallee;
+    if (group_is(api_version, "apiregistration.k8s.io") && v1_or_beta && kind == "APIService")
+        return Kind::ApiServerCallee;
+    if (group_is(api_version, "apiextensions.k8s.io") && v1_or_beta &&
+        kind == "CustomResourceDefinition")
+        return Kind::ApiServerCallee;
     return Kind::Unknown;
 }
 
@@ -471,7 +481,8 @@ DecodeOutcome decode_object(const json& object, std::string_view default_namespa
         const Kind k = classify(av, kind);
         if (k == Kind::Unknown)
             return {};
-        const bool namespaced = k != Kind::Namespace && k != Kind::MeshPolicy;
+        const bool namespaced =
+            k != Kind::Namespace && k != Kind::MeshPolicy && k != Kind::ApiServerCallee;
         const Meta meta = decode_meta(object, default_namespace, namespaced);
         switch (k) {
         case Kind::PeerAuthentication:
@@ -501,6 +512,8 @@ DecodeOutcome decode_object(const json& object, std::string_view default_namespa
             if (auto cni = decode_cni_config_map(object, meta))
                 return decoded(std::move(*cni));
             return {};
+        case Kind::ApiServerCallee:
+            return decoded(decoding::decode_api_server_callee(JsonNode{&object}, meta, kind));
         case Kind::Unknown:
             break;
         }

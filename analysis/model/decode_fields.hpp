@@ -586,6 +586,88 @@ Service decode_service(const Node& object, const BasicMeta<Node>& meta, ObjectRe
     return svc;
 }
 
+// A clientConfig.service (or APIService spec.service) reference: namespace and name required,
+// port 443 unless given.
+template <class Node>
+ApiServerCall decode_service_reference(const Node& service, const std::string& path) {
+    ApiServerCall call;
+    call.namespace_name = optional_string(service, "namespace", path);
+    if (call.namespace_name.empty())
+        throw Failure{path + ".namespace: missing"};
+    call.service = optional_string(service, "name", path);
+    if (call.service.empty())
+        throw Failure{path + ".name: missing"};
+    if (const auto port = member(service, "port"))
+        call.port = port_number(*port, path + ".port");
+    call.path = optional_string(service, "path", path);
+    return call;
+}
+
+// A webhook clientConfig: the Service it names, or nullopt for a `url` (outside the mesh).
+template <class Node>
+std::optional<ApiServerCall> decode_client_config(const Node& holder, std::string_view key,
+                                                  const std::string& path) {
+    const auto config = optional_object(holder, key, path);
+    const std::string config_path = path + "." + std::string(key);
+    if (!config)
+        throw Failure{config_path + ": missing"};
+    if (const auto service = optional_object(*config, "service", config_path))
+        return decode_service_reference(*service, config_path + ".service");
+    if (optional_string(*config, "url", config_path).empty())
+        throw Failure{config_path + ": needs service or url"};
+    return std::nullopt;
+}
+
+// ValidatingWebhookConfiguration, MutatingWebhookConfiguration, APIService or
+// CustomResourceDefinition: the Services the API server calls (ambient.md §16).
+template <class Node, class Meta>
+ApiServerCallee decode_api_server_callee(const Node& object, const Meta& meta,
+                                         std::string_view kind) {
+    ApiServerCallee callee;
+    callee.ref = make_ref(object, kind, meta);
+    if (kind == "ValidatingWebhookConfiguration" || kind == "MutatingWebhookConfiguration") {
+        const auto webhooks = member(object, "webhooks");
+        if (!webhooks)
+            return callee;
+        if (!webhooks->is_array())
+            throw Failure{"webhooks: expected a list, got " + webhooks->type_name()};
+        webhooks->for_each_item([&](std::size_t i, const Node& webhook) {
+            const std::string path = "webhooks[" + std::to_string(i) + "]";
+            if (!webhook.is_object())
+                throw Failure{path + ": expected an object"};
+            const std::string name = optional_string(webhook, "name", path);
+            if (name.empty())
+                throw Failure{path + ".name: missing"};
+            if (auto call = decode_client_config(webhook, "clientConfig", path)) {
+                call->webhook = name;
+                callee.calls.push_back(std::move(*call));
+            }
+        });
+        return callee;
+    }
+    const auto spec = optional_object(object, "spec", "");
+    if (!spec)
+        return callee;
+    if (kind == "APIService") {
+        // No service: the API server serves the group itself.
+        if (const auto service = optional_object(*spec, "service", "spec"))
+            callee.calls.push_back(decode_service_reference(*service, "spec.service"));
+        return callee;
+    }
+    const auto conversion = optional_object(*spec, "conversion", "spec");
+    if (!conversion || optional_string(*conversion, "strategy", "spec.conversion") != "Webhook")
+        return callee;
+    // v1: conversion.webhook.clientConfig; v1beta1: conversion.webhookClientConfig.
+    std::optional<ApiServerCall> call;
+    if (const auto webhook = optional_object(*conversion, "webhook", "spec.conversion"))
+        call = decode_client_config(*webhook, "clientConfig", "spec.conversion.webhook");
+    else
+        call = decode_client_config(*conversion, "webhookClientConfig", "spec.conversion");
+    if (call)
+        callee.calls.push_back(std::move(*call));
+    return callee;
+}
+
 // The kinds decode_object sorts objects into.
 enum class Kind : std::uint8_t {
     Unknown,
@@ -598,7 +680,8 @@ enum class Kind : std::uint8_t {
     Namespace,
     Pod,
     PodTemplateOwner,
-    ConfigMap
+    ConfigMap,
+    ApiServerCallee // webhook configurations, APIService, CustomResourceDefinition
 };
 
 Kind classify(std::string_view api_version, std::string_view kind) noexcept;

@@ -201,7 +201,26 @@ struct CniConfig {
     std::string source_namespace; // of the ConfigMap it came from
 };
 
-using DecodedObject = std::variant<PeerAuthentication, DestinationRule, AlphaPolicy, Service,
-                                   ServiceEntry, PodLike, Namespace, MeshConfig, CniConfig>;
+// One Service the Kubernetes API server calls over its own TLS (ambient.md §16): a webhook's,
+// an APIService's or a CRD conversion webhook's `service` reference.
+struct ApiServerCall {
+    std::string webhook; // webhooks[].name; empty for an APIService or a CRD conversion
+    std::string namespace_name;
+    std::string service;
+    std::uint16_t port = 443; // the Service port
+    std::string path;
+};
+
+// A cluster-scoped object whose Services the API server calls: Validating- and
+// MutatingWebhookConfiguration, APIService, CustomResourceDefinition (conversion webhook).
+// clientConfig.url entries point outside the mesh and are left out.
+struct ApiServerCallee {
+    ObjectRef ref; // namespace_name empty
+    std::vector<ApiServerCall> calls;
+};
+
+using DecodedObject =
+    std::variant<PeerAuthentication, DestinationRule, AlphaPolicy, Service, ServiceEntry, PodLike,
+                 Namespace, MeshConfig, CniConfig, ApiServerCallee>;
 
 } // namespace mtlsguard::model

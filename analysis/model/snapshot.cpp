@@ -5,9 +5,11 @@
 #include "analysis/model/decode.hpp"
 #include "analysis/resolution/destination_rule.hpp"
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 
 namespace mtlsguard::model {
 namespace {
@@ -311,9 +313,20 @@ void SnapshotBuilder::add(DecodedObject object) {
             } else if constexpr (std::is_same_v<T, CniConfig>) {
                 if (o.source_namespace == settings_.istio_namespace)
                     cni_config_ = std::move(o);
+            } else if constexpr (std::is_same_v<T, ApiServerCallee>) {
+                api_server_callees_.push_back(std::move(o));
             }
         },
         std::move(object));
+}
+
+const std::vector<ApiServerCallRef>* Snapshot::api_server_calls(const std::string& namespace_name,
+                                                                const std::string& name) const {
+    const auto& index = api_server_callees_->by_service;
+    if (index.empty())
+        return nullptr;
+    auto it = index.find(std::make_pair(namespace_name, name));
+    return it == index.end() ? nullptr : &it->second;
 }
 
 std::string_view object_namespace(const DecodedObject& object) noexcept {
@@ -324,7 +337,8 @@ std::string_view object_namespace(const DecodedObject& object) noexcept {
                 return o.namespace_name;
             else if constexpr (std::is_same_v<T, Namespace>)
                 return o.name;
-            else if constexpr (std::is_same_v<T, MeshConfig> || std::is_same_v<T, CniConfig>)
+            else if constexpr (std::is_same_v<T, MeshConfig> || std::is_same_v<T, CniConfig> ||
+                               std::is_same_v<T, ApiServerCallee>)
                 return {};
             else if constexpr (std::is_same_v<T, AlphaPolicy>)
                 return o.mesh_policy ? std::string_view() : std::string_view(o.ref.namespace_name);
@@ -451,6 +465,19 @@ ServiceRecord make_service_record(Service svc, NsId ns, const std::vector<Namesp
     }
     record.service = std::move(svc);
     return record;
+}
+
+std::shared_ptr<const ApiServerCallees> index_api_server_callees(std::vector<ApiServerCallee> in) {
+    auto out = std::make_shared<ApiServerCallees>();
+    out->objects = std::move(in);
+    std::stable_sort(out->objects.begin(), out->objects.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.ref.kind, a.ref.name) < std::tie(b.ref.kind, b.ref.name);
+    });
+    for (const auto& callee : out->objects)
+        for (const auto& call : callee.calls)
+            out->by_service[{call.namespace_name, call.service}].push_back(
+                ApiServerCallRef{&callee, &call});
+    return out;
 }
 
 void add_external_hosts(const ServiceEntry& se, NsId ns, std::vector<ExternalHost>& out) {
@@ -666,6 +693,8 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
     service_entries_.clear();
     index_hosts(s);
 
+    s.api_server_callees_ = index_api_server_callees(std::move(api_server_callees_));
+
     // Configuration, namespace by namespace.
     make_configs(s, std::vector<bool>(s.namespaces_.size(), true), nullptr);
     index_local_keys(s);
@@ -691,6 +720,8 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
         return nullptr;
     if (std::any_of(policies_.begin(), policies_.end(),
                     [](const AlphaPolicy& p) { return p.mesh_policy; }))
+        return nullptr;
+    if (!api_server_callees_.empty())
         return nullptr;
 
     // The namespaces stay as they were: every changed one that existed still does, and no other.
@@ -725,6 +756,7 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
     s.mesh_ = previous.mesh_;
     s.mesh_config_seen_ = previous.mesh_config_seen_;
     s.mesh_policies_ = previous.mesh_policies_;
+    s.api_server_callees_ = previous.api_server_callees_;
     s.namespace_ids_ = previous.namespace_ids_;
     s.namespaces_.reserve(namespace_count);
     for (NsId id = 0; id < namespace_count; ++id) {

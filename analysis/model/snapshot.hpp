@@ -3,6 +3,7 @@
 
 #include "analysis/model/objects.hpp"
 
+#include <map>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
@@ -156,6 +157,23 @@ struct NamespaceConfig {
     const PeerAuthentication* workload_policy_for(const Labels& pod_labels) const noexcept;
 };
 
+// The objects the API server calls (ambient.md §16), indexed by the Service they name. Shared
+// by pointer between snapshots, never copied: the index points into `objects`.
+struct ApiServerCallRef {
+    const ApiServerCallee* callee = nullptr;
+    const ApiServerCall* call = nullptr;
+};
+struct ApiServerCallees {
+    std::vector<ApiServerCallee> objects; // by kind, then name
+    std::map<std::pair<std::string, std::string>, std::vector<ApiServerCallRef>, std::less<>>
+        by_service; // (namespace, name) -> the calls naming that Service
+};
+
+// The client namespace name flows from the API server carry (not a real namespace), and the id
+// that stands for it among client namespace ids.
+inline constexpr std::string_view api_server_client_name = "kube-apiserver";
+inline constexpr NsId api_server_client = 0xfffffffeu;
+
 class Snapshot;
 
 // The namespace whose part of a snapshot an object feeds (a Namespace object: its own); empty for
@@ -217,6 +235,13 @@ class Snapshot {
     const std::vector<NsId>& predicted_ambient_client_namespaces() const noexcept {
         return predicted_ambient_clients_;
     }
+    // What the API server calls: webhook configurations, APIServices, CRD conversion webhooks.
+    const std::vector<ApiServerCallee>& api_server_callees() const noexcept {
+        return api_server_callees_->objects;
+    }
+    // The calls that name the Service namespace/name; null when none does.
+    const std::vector<ApiServerCallRef>* api_server_calls(const std::string& namespace_name,
+                                                          const std::string& name) const;
     // The istio-cni ConfigMap of the Istio namespace, if the input had one.
     const std::optional<CniConfig>& cni_config() const noexcept { return cni_config_; }
 
@@ -253,6 +278,8 @@ class Snapshot {
     std::vector<NsId> captured_clients_;
     std::vector<NsId> predicted_ambient_clients_;
     std::optional<CniConfig> cni_config_;
+    std::shared_ptr<const ApiServerCallees> api_server_callees_ =
+        std::make_shared<const ApiServerCallees>();
     std::size_t object_count_ = 0;
     std::vector<std::size_t>
         namespace_object_counts_; // by NsId: objects object_namespace() puts there
@@ -282,9 +309,9 @@ class SnapshotBuilder {
     // most of the client index) is taken over from `previous`, so that the cost follows the size
     // of the change. The result is what build() would give with all objects added namespace by
     // namespace. Null when the change reaches further: a namespace appears or disappears (NsIds
-    // would shift), the mesh config, the istio-cni ConfigMap or a MeshPolicy is among the objects
-    // (or the CNI ConfigMap's namespace changed), or the settings differ; then build from all
-    // objects.
+    // would shift), the mesh config, the istio-cni ConfigMap, a MeshPolicy or an object the API
+    // server calls (webhook configuration, APIService, CRD) is among the objects (or the CNI
+    // ConfigMap's namespace changed), or the settings differ; then build from all objects.
     std::shared_ptr<const Snapshot> build_update(const Snapshot& previous,
                                                  const std::vector<std::string>& changed);
 
@@ -313,6 +340,7 @@ class SnapshotBuilder {
     std::vector<ServiceEntry> service_entries_;
     std::vector<PodLike> pods_;
     std::vector<Namespace> namespaces_;
+    std::vector<ApiServerCallee> api_server_callees_;
     bool alpha_seen_ = false;
     std::size_t count_ = 0;
 };

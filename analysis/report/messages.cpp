@@ -121,6 +121,22 @@ std::string flow_message(const Finding& f) {
                "not tunnel to headless or PASSTHROUGH services, nor before Istio 1.22. Fix: make "
                "the port PERMISSIVE, use a Service with a cluster IP, or move the clients to "
                "ambient";
+    case Code::MTG108: {
+        const std::string port = std::to_string(flow.target_port ? flow.target_port : flow.port);
+        return "The Kubernetes API server calls " +
+               (f.detail.text.empty() ? std::string("a webhook") : f.detail.text) + " at " +
+               target + " with its own TLS, not Istio mTLS, and the port is " +
+               (flow.server == "AMBIENT_STRICT" ? "captured by ztunnel and STRICT"
+                                                : std::string("STRICT")) +
+               ": every call fails, so admission (or that API) breaks cluster-wide. Fix: make "
+               "port " +
+               port +
+               " PERMISSIVE with a workload PeerAuthentication (portLevelMtls), or keep the "
+               "pods it calls out of the mesh (" +
+               (flow.server == "AMBIENT_STRICT" ? "istio.io/dataplane-mode: none"
+                                                : "sidecar.istio.io/inject: \"false\"") +
+               ")";
+    }
     case Code::MTG203:
         if (flow.server == "AMBIENT_STRICT")
             return who(flow) + " send plaintext to " + target +

@@ -51,8 +51,11 @@ std::size_t ConfigView::namespace_count() const noexcept {
 }
 
 const std::string& ConfigView::namespace_name(NsId ns) const noexcept {
+    static const std::string api_server(model::api_server_client_name);
     if (ns < snapshot_->namespaces().size())
         return snapshot_->namespaces()[ns].name;
+    if (ns == model::api_server_client)
+        return api_server;
     return override_config_->name;
 }
 

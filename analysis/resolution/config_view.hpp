@@ -28,7 +28,8 @@ class ConfigView {
     const model::MeshSettings& mesh() const noexcept { return snapshot_->mesh(); }
     model::IstioVersion version() const noexcept { return snapshot_->settings().version; }
 
-    // Namespaces: the snapshot's, plus at most one the change introduces (id = snapshot count).
+    // Namespaces: the snapshot's, plus at most one the change introduces (id = snapshot count);
+    // namespace_name also names model::api_server_client.
     std::size_t namespace_count() const noexcept;
     const std::string& namespace_name(NsId ns) const noexcept;
     std::optional<NsId> namespace_id(std::string_view name) const noexcept;

@@ -12,8 +12,8 @@ namespace {
 
 using nlohmann::json;
 
-const std::array<KindSpec, 10>& specs() {
-    static const std::array<KindSpec, 10> table = {{
+const std::array<KindSpec, all_resource_kinds.size()>& specs() {
+    static const std::array<KindSpec, all_resource_kinds.size()> table = {{
         {ResourceKind::Namespaces, "namespaces", "", "Namespace", false, false, false, {"v1"}},
         {ResourceKind::Services, "services", "", "Service", true, false, false, {"v1"}},
         {ResourceKind::Pods, "pods", "", "Pod", true, false, true, {"v1"}},
@@ -66,6 +66,30 @@ const std::array<KindSpec, 10>& specs() {
          false,
          false,
          {"v1"}},
+        {ResourceKind::ValidatingWebhookConfigurations,
+         "validatingwebhookconfigurations",
+         "admissionregistration.k8s.io",
+         "ValidatingWebhookConfiguration",
+         false,
+         false,
+         false,
+         {"v1", "v1beta1"}},
+        {ResourceKind::MutatingWebhookConfigurations,
+         "mutatingwebhookconfigurations",
+         "admissionregistration.k8s.io",
+         "MutatingWebhookConfiguration",
+         false,
+         false,
+         false,
+         {"v1", "v1beta1"}},
+        {ResourceKind::ApiServices,
+         "apiservices",
+         "apiregistration.k8s.io",
+         "APIService",
+         false,
+         false,
+         false,
+         {"v1", "v1beta1"}},
     }};
     return table;
 }
@@ -87,7 +111,7 @@ const json& required_array(const json& object, const char* key, const std::strin
     return *it;
 }
 
-// A named group some kind is read from: Istio's, and discovery.k8s.io.
+// A named group some kind is read from: Istio's, discovery.k8s.io, and the API server's callees'.
 bool is_read_group(std::string_view group) {
     if (group.empty())
         return false;

@@ -28,8 +28,12 @@ enum class ResourceKind : std::uint8_t {
     Policies,
     MeshPolicies,
     EndpointSlices, // where live pods' named ports resolve; not an engine object
+    // What the API server calls over its own TLS (ambient.md §16); read when served.
+    ValidatingWebhookConfigurations,
+    MutatingWebhookConfigurations,
+    ApiServices,
 };
-inline constexpr std::array<ResourceKind, 10> all_resource_kinds = {
+inline constexpr std::array<ResourceKind, 13> all_resource_kinds = {
     ResourceKind::Namespaces,
     ResourceKind::Services,
     ResourceKind::Pods,
@@ -39,7 +43,10 @@ inline constexpr std::array<ResourceKind, 10> all_resource_kinds = {
     ResourceKind::ServiceEntries,
     ResourceKind::Policies,
     ResourceKind::MeshPolicies,
-    ResourceKind::EndpointSlices};
+    ResourceKind::EndpointSlices,
+    ResourceKind::ValidatingWebhookConfigurations,
+    ResourceKind::MutatingWebhookConfigurations,
+    ResourceKind::ApiServices};
 
 // Static facts about one kind.
 struct KindSpec {
@@ -98,9 +105,10 @@ struct DiscoveryResult {
     bool crd_api = false; // apiextensions.k8s.io/v1 customresourcedefinitions can be watched
 };
 
-// One discovery pass: /api/v1, /apis, then /apis/<group>/<version> for Istio's groups and
-// discovery.k8s.io (EndpointSlices, read when served: without them named ports stay unknown). Runs
-// on the client's executor; call cancel() there too.
+// One discovery pass: /api/v1, /apis, then /apis/<group>/<version> for Istio's groups,
+// discovery.k8s.io (EndpointSlices, read when served: without them named ports stay unknown),
+// admissionregistration.k8s.io and apiregistration.k8s.io (webhook configurations and
+// APIServices, read when served). Runs on the client's executor; call cancel() there too.
 class Discovery : public std::enable_shared_from_this<Discovery> {
   public:
     using Done = std::function<void(std::optional<DiscoveryResult> result, std::string error)>;

@@ -517,6 +517,9 @@ void check_read_only_cluster_role(const Docs& docs, const Names& names) {
         {"", "pods"},
         {"", "configmaps"},
         {"discovery.k8s.io", "endpointslices"},
+        {"admissionregistration.k8s.io", "validatingwebhookconfigurations"},
+        {"admissionregistration.k8s.io", "mutatingwebhookconfigurations"},
+        {"apiregistration.k8s.io", "apiservices"},
         {"apiextensions.k8s.io", "customresourcedefinitions"},
     };
     CHECK(covered == expected);

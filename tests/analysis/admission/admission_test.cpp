@@ -567,3 +567,77 @@ TEST_CASE("Enforcement modes parse and print", "[admission]") {
     CHECK_FALSE(admission::parse_enforcement("Enforce").has_value());
     CHECK(admission::to_string(Enforcement::Warn) == "warn");
 }
+
+namespace {
+
+// ambient.md §16: opa/webhook (sidecar, 8443) behind Service webhook 443 -> 8443, which the API
+// server calls for the ValidatingWebhookConfiguration opa-validating.
+std::vector<json> webhook_cluster(const std::vector<json>& more = {}) {
+    std::vector<json> objects{
+        kube_namespace("opa").injected(),
+        deployment("opa", "webhook")
+            .labels({{"app", "webhook"}})
+            .with_sidecar()
+            .container_port(8443),
+        service("opa", "webhook").selecting({{"app", "webhook"}}).port(443, 8443, "https"),
+        webhook_configuration("opa-validating", "opa", "webhook"),
+    };
+    objects.insert(objects.end(), more.begin(), more.end());
+    return objects;
+}
+
+const json strict_opa = peer_authentication("opa", "default").strict().created(day(1));
+
+} // namespace
+
+TEST_CASE("§16: a STRICT PeerAuthentication over a webhook's namespace is denied (the cluster-wide "
+          "admission outage)",
+          "[admission][apiserver]") {
+    auto [policy, why] = GENERATE_COPY(table<json, std::string>({
+        {strict_opa, "namespace-wide"},
+        {peer_authentication("istio-system", "default").strict().created(day(1)), "mesh-wide"},
+        {peer_authentication("opa", "webhook").selecting({{"app", "webhook"}}).strict(),
+         "workload"},
+    }));
+    INFO(why);
+    const auto d = decide(webhook_cluster(), create(policy));
+    CHECK_FALSE(allowed(d));
+    const std::string message = d.body.at("response").at("status").at("message");
+    CHECK_THAT(message, Catch::Contains("[MTG108]") &&
+                            Catch::Contains("ValidatingWebhookConfiguration opa-validating") &&
+                            Catch::Contains("webhook.opa.svc.cluster.local:443"));
+    CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG108") != d.codes.end());
+    check_warning_limits(warnings_of(d));
+
+    const auto warned = decide(webhook_cluster(), create(policy), mode(Enforcement::Warn));
+    CHECK(allowed(warned));
+    CHECK(any_contains(warnings_of(warned), "[MTG108]"));
+}
+
+TEST_CASE(
+    "§16: fixing a STRICT webhook port is allowed; an unrelated edit of the policy only warns",
+    "[admission][apiserver][existing]") {
+    SECTION("a workload policy that makes the webhook's target port PERMISSIVE") {
+        const json exception = peer_authentication("opa", "webhook-port")
+                                   .selecting({{"app", "webhook"}})
+                                   .port(8443, "PERMISSIVE")
+                                   .created(day(2));
+        const auto d = decide(webhook_cluster({strict_opa}), create(exception));
+        CHECK(allowed(d));
+        CHECK_FALSE(any_contains(warnings_of(d), "MTG108"));
+    }
+    SECTION("the namespace policy relaxed to PERMISSIVE") {
+        json permissive = strict_opa;
+        permissive["spec"]["mtls"]["mode"] = "PERMISSIVE";
+        const auto d = decide(webhook_cluster({strict_opa}), update(permissive, strict_opa));
+        CHECK(allowed(d));
+        CHECK_FALSE(any_contains(warnings_of(d), "MTG108"));
+    }
+    SECTION("a relabelled STRICT policy: already failing, so a warning") {
+        json relabelled = strict_opa;
+        relabelled["metadata"]["labels"]["team"] = "opa";
+        const auto d = decide(webhook_cluster({strict_opa}), update(relabelled, strict_opa));
+        CHECK(allowed(d));
+        CHECK(any_contains(warnings_of(d), "already failing before this change: [MTG108]"));
+    }
+}

@@ -602,3 +602,192 @@ TEST_CASE("Issue 16: a DestinationRule that sets TLS for other ports only shares
               std::vector<std::string>{"PeerAuthentication default.shop"});
     }
 }
+
+namespace {
+
+// ambient.md §16: opa/webhook (sidecar, container port 8443) behind Service webhook 443 -> 8443,
+// called by the API server through a ValidatingWebhookConfiguration (port 443 by default).
+std::vector<json> webhook_cluster(const std::vector<json>& more = {}) {
+    std::vector<json> objects{
+        kube_namespace("opa").injected(),
+        deployment("opa", "webhook")
+            .labels({{"app", "webhook"}})
+            .with_sidecar()
+            .container_port(8443),
+        service("opa", "webhook").selecting({{"app", "webhook"}}).port(443, 8443, "https"),
+        webhook_configuration("opa-validating", "opa", "webhook"),
+    };
+    objects.insert(objects.end(), more.begin(), more.end());
+    return objects;
+}
+
+const std::string webhook = "webhook.opa.svc.cluster.local";
+
+} // namespace
+
+TEST_CASE(
+    "§16: the API server's calls fail only on STRICT ports (its own TLS is plaintext to Istio)",
+    "[flows][codes][apiserver]") {
+    auto [server, verdict, code] = GENERATE(table<ServerAccept, Verdict, std::string>({
+        {ServerAccept::Strict, Verdict::Fail, "MTG108"},
+        {ServerAccept::AmbientStrict, Verdict::Fail, "MTG108"},
+        {ServerAccept::Permissive, Verdict::Plaintext, ""},
+        {ServerAccept::Disable, Verdict::Plaintext, ""},
+        {ServerAccept::NoSidecar, Verdict::Plaintext, ""},
+        {ServerAccept::AmbientOpen, Verdict::Plaintext, ""},
+        {ServerAccept::Unknown, Verdict::Plaintext, ""},
+    }));
+    INFO(resolution::to_string(server));
+    CHECK(conflict::verdict_of(ClientSend::Plaintext, server) == verdict);
+    CHECK(code_text(conflict::code_of(conflict::ClientKind::ApiServer, ClientSend::Plaintext,
+                                      server, false)) == code);
+    CHECK(conflict::to_string(conflict::ClientKind::ApiServer) == "none");
+}
+
+TEST_CASE("§16: a webhook behind a STRICT sidecar is MTG108, an error on the PeerAuthentication "
+          "naming the webhook configuration",
+          "[flows][apiserver]") {
+    const auto snapshot =
+        snapshot_of(webhook_cluster({peer_authentication("opa", "default").strict()}));
+    const auto rows = matrix_rows(*snapshot);
+    CHECK(flow_of(rows, "kube-apiserver", false, webhook, "webhook") == "PLAINTEXT STRICT FAIL");
+    CHECK(flow_of(rows, "opa", true, webhook, "webhook") == "ISTIO_MUTUAL STRICT MTLS");
+    const auto row = row_of(rows, "kube-apiserver", false, webhook, "webhook");
+    REQUIRE(row);
+    CHECK(row->client_dataplane == "none");
+    CHECK(row->target_port == 8443);
+
+    const auto findings = findings_of(*snapshot);
+    CHECK(codes_of(findings) == std::vector<std::string>{"MTG108"});
+    const auto broken = with_code(findings, "MTG108");
+    REQUIRE(broken.size() == 1);
+    CHECK(broken[0].severity == conflict::Severity::Error);
+    CHECK(broken[0].resource.kind == "PeerAuthentication");
+    CHECK(model::display_name(broken[0].resource) == "default.opa");
+    CHECK(refs(broken[0].related) ==
+          std::vector<std::string>{"ValidatingWebhookConfiguration opa-validating"});
+    REQUIRE(broken[0].flow.has_value());
+    CHECK(broken[0].flow->client_namespaces == std::vector<std::string>{"kube-apiserver"});
+    CHECK_FALSE(broken[0].flow->client_sidecar);
+    CHECK(broken[0].flow->client_dataplane == "none");
+    CHECK(broken[0].flow->port == 443);
+    CHECK(broken[0].flow->target_port == 8443);
+    CHECK_THAT(broken[0].message,
+               Catch::Contains("ValidatingWebhookConfiguration opa-validating (webhook "
+                               "check.opa-validating.example.com)") &&
+                   Catch::Contains("webhook.opa.svc.cluster.local:443") &&
+                   Catch::Contains("PERMISSIVE") && Catch::Contains("sidecar.istio.io/inject"));
+}
+
+TEST_CASE("§16: a webhook behind a STRICT ambient pod is MTG108 too (istio/istio#52874)",
+          "[flows][apiserver][ambient]") {
+    const auto snapshot = snapshot_of({
+        kube_namespace("opa").label("istio.io/dataplane-mode", "ambient"),
+        pod("opa", "webhook")
+            .labels({{"app", "webhook"}})
+            .pod_annotation("ambient.istio.io/redirection", "enabled")
+            .container_port(8443),
+        service("opa", "webhook").selecting({{"app", "webhook"}}).port(443, 8443, "https"),
+        webhook_configuration("opa-mutating", "opa", "webhook", 443,
+                              "MutatingWebhookConfiguration"),
+        peer_authentication("opa", "default").strict(),
+    });
+    CHECK(flow_of(matrix_rows(*snapshot), "kube-apiserver", false, webhook, "webhook") ==
+          "PLAINTEXT AMBIENT_STRICT FAIL");
+    const auto findings = findings_of(*snapshot);
+    CHECK(reported_on(findings, "MTG108") ==
+          std::vector<std::string>{"PeerAuthentication default.opa"});
+    const auto broken = with_code(findings, "MTG108");
+    REQUIRE(broken.size() == 1);
+    CHECK(broken[0].severity == conflict::Severity::Error);
+    CHECK(refs(broken[0].related) ==
+          std::vector<std::string>{"MutatingWebhookConfiguration opa-mutating"});
+    CHECK_THAT(broken[0].message,
+               Catch::Contains("ztunnel") && Catch::Contains("istio.io/dataplane-mode: none"));
+}
+
+TEST_CASE(
+    "§16: PERMISSIVE on the webhook's target port, a url webhook or another port fire nothing",
+    "[flows][apiserver]") {
+    json url = webhook_configuration("external", "opa", "webhook");
+    url["webhooks"][0]["clientConfig"] = {{"url", "https://opa.example.com/validate"}};
+    auto [objects, why] = GENERATE_COPY(table<std::vector<json>, std::string>({
+        {webhook_cluster({peer_authentication("opa", "default").permissive()}), "PERMISSIVE"},
+        {webhook_cluster({peer_authentication("opa", "default").strict(),
+                          peer_authentication("opa", "webhook-port")
+                              .selecting({{"app", "webhook"}})
+                              .port(8443, "PERMISSIVE")}),
+         "portLevelMtls PERMISSIVE on the target port"},
+        {webhook_cluster({peer_authentication("istio-system", "default").strict(),
+                          peer_authentication("opa", "default").permissive()}),
+         "the namespace's PERMISSIVE beats the mesh's STRICT"},
+        {{kube_namespace("opa").injected(),
+          deployment("opa", "webhook")
+              .labels({{"app", "webhook"}})
+              .with_sidecar()
+              .container_port(8443),
+          service("opa", "webhook").selecting({{"app", "webhook"}}).port(443, 8443, "https"), url,
+          peer_authentication("opa", "default").strict()},
+         "a clientConfig.url is outside the mesh"},
+        {{kube_namespace("opa").injected(),
+          deployment("opa", "webhook")
+              .labels({{"app", "webhook"}})
+              .with_sidecar()
+              .container_port(8443),
+          service("opa", "webhook").selecting({{"app", "webhook"}}).port(443, 8443, "https"),
+          webhook_configuration("opa-validating", "opa", "webhook", 9443),
+          peer_authentication("opa", "default").strict()},
+         "the webhook calls a port the Service does not have"},
+    }));
+    INFO(why);
+    const auto snapshot = snapshot_of(objects);
+    CHECK(with_code(findings_of(*snapshot), "MTG108").empty());
+}
+
+TEST_CASE("§16: a mesh-wide STRICT reaches webhooks, APIServices and conversion webhooks alike",
+          "[flows][apiserver]") {
+    auto callee = GENERATE(as<json>{}, webhook_configuration("opa-validating", "opa", "webhook"),
+                           api_service("v1beta1.custom.metrics.k8s.io", "opa", "webhook"),
+                           crd_with_conversion("widgets.example.com", "opa", "webhook"));
+    INFO(callee.dump());
+    const auto snapshot = snapshot_of({
+        kube_namespace("opa").injected(),
+        deployment("opa", "webhook")
+            .labels({{"app", "webhook"}})
+            .with_sidecar()
+            .container_port(8443),
+        service("opa", "webhook").selecting({{"app", "webhook"}}).port(443, 8443, "https"),
+        callee,
+        peer_authentication("istio-system", "default").strict(),
+    });
+    const auto broken = with_code(findings_of(*snapshot), "MTG108");
+    REQUIRE(broken.size() == 1);
+    CHECK(model::display_name(broken[0].resource) == "default.istio-system");
+    REQUIRE(broken[0].related.size() == 1);
+    CHECK(broken[0].related[0].kind == callee["kind"]);
+    CHECK(broken[0].related[0].name == callee["metadata"]["name"]);
+}
+
+TEST_CASE("§16: services not analysed as servers still get the API server's flows; istiod's "
+          "webhook has no sidecar, so nothing fires",
+          "[flows][apiserver]") {
+    const auto snapshot = snapshot_of({
+        deployment("istio-system", "istiod")
+            .labels({{"app", "istiod"}, {"istio", "pilot"}})
+            .container_port(15017),
+        service("istio-system", "istiod")
+            .selecting({{"app", "istiod"}})
+            .port(443, 15017, "https-webhook")
+            .port(15012, 15012)
+            .label("istio", "pilot"),
+        webhook_configuration("istio-validator-istio-system", "istio-system", "istiod"),
+        peer_authentication("istio-system", "default").strict(),
+    });
+    const auto rows = matrix_rows(*snapshot);
+    REQUIRE(rows.size() == 1); // the called port only, and only the API server as its client
+    CHECK(rows[0].client_namespace == "kube-apiserver");
+    CHECK(rows[0].port == 443);
+    CHECK(rows[0].client + " " + rows[0].server + " " + rows[0].verdict ==
+          "PLAINTEXT NO_SIDECAR PLAINTEXT");
+    CHECK(with_code(findings_of(*snapshot), "MTG108").empty());
+}

@@ -759,3 +759,108 @@ TEST_CASE("§10: a malformed istio-cni-config is a decode error naming the field
     CHECK(outcome.status == Status::Error);
     CHECK_THAT(outcome.error, Catch::StartsWith(field));
 }
+
+TEST_CASE("§16: webhook configurations, APIServices and CRD conversions decode the Services the "
+          "API server calls, port 443 by default",
+          "[decode][apiserver]") {
+    auto [object, kind, webhook, port] = GENERATE(table<json, std::string, std::string, int>({
+        {webhook_configuration("opa", "opa", "opa-webhook"), "ValidatingWebhookConfiguration",
+         "check.opa.example.com", 443},
+        {webhook_configuration("opa", "opa", "opa-webhook", 8443), "ValidatingWebhookConfiguration",
+         "check.opa.example.com", 8443},
+        {webhook_configuration("opa", "opa", "opa-webhook", 9443, "MutatingWebhookConfiguration"),
+         "MutatingWebhookConfiguration", "check.opa.example.com", 9443},
+        {webhook_configuration("opa", "opa", "opa-webhook", {}, "MutatingWebhookConfiguration",
+                               "admissionregistration.k8s.io/v1beta1"),
+         "MutatingWebhookConfiguration", "check.opa.example.com", 443},
+        {api_service("v1beta1.metrics.k8s.io", "opa", "opa-webhook"), "APIService", "", 443},
+        {api_service("v1beta1.metrics.k8s.io", "opa", "opa-webhook", 6443,
+                     "apiregistration.k8s.io/v1beta1"),
+         "APIService", "", 6443},
+        {crd_with_conversion("widgets.example.com", "opa", "opa-webhook"),
+         "CustomResourceDefinition", "", 443},
+        {crd_with_conversion("widgets.example.com", "opa", "opa-webhook", 8443,
+                             "apiextensions.k8s.io/v1beta1"),
+         "CustomResourceDefinition", "", 8443},
+    }));
+    INFO(object.dump());
+    CHECK(model::is_known_kind(object["apiVersion"].get<std::string>(), kind));
+    const auto callee = decoded_as<model::ApiServerCallee>(decode(object));
+    CHECK(callee.ref.kind == kind);
+    CHECK(callee.ref.namespace_name.empty()); // cluster-scoped
+    REQUIRE(callee.calls.size() == 1);
+    CHECK(callee.calls[0].webhook == webhook);
+    CHECK(callee.calls[0].namespace_name == "opa");
+    CHECK(callee.calls[0].service == "opa-webhook");
+    CHECK(callee.calls[0].port == port);
+}
+
+TEST_CASE("§16: a clientConfig.url, a local APIService and a CRD without a conversion webhook "
+          "call no Service",
+          "[decode][apiserver]") {
+    json url = webhook_configuration("ext", "opa", "opa-webhook");
+    url["webhooks"][0]["clientConfig"] = {{"url", "https://webhook.example.com/validate"}};
+    url["webhooks"].push_back(
+        {{"name", "second.example.com"},
+         {"clientConfig", {{"service", {{"namespace", "a"}, {"name", "b"}}}}}});
+    const auto with_url = decoded_as<model::ApiServerCallee>(decode(url));
+    REQUIRE(with_url.calls.size() == 1); // the url webhook is left out, the other one stays
+    CHECK(with_url.calls[0].webhook == "second.example.com");
+
+    json local = api_service("v1.apps", "x", "y");
+    local["spec"].erase("service");
+    CHECK(decoded_as<model::ApiServerCallee>(decode(local)).calls.empty());
+
+    json none = crd_with_conversion("widgets.example.com", "opa", "opa-webhook");
+    none["spec"]["conversion"] = {{"strategy", "None"}};
+    CHECK(decoded_as<model::ApiServerCallee>(decode(none)).calls.empty());
+
+    json empty = webhook_configuration("empty", "a", "b");
+    empty.erase("webhooks");
+    CHECK(decoded_as<model::ApiServerCallee>(decode(empty)).calls.empty());
+
+    // Versions without a service field, and other groups, are not decoded.
+    CHECK_FALSE(
+        model::is_known_kind("admissionregistration.k8s.io/v1alpha1", "ValidatingAdmissionPolicy"));
+    CHECK_FALSE(model::is_known_kind("apiextensions.k8s.io/v1", "APIService"));
+}
+
+TEST_CASE("§16: a malformed webhook configuration, APIService or CRD is a decode error naming "
+          "the field",
+          "[decode][apiserver]") {
+    auto with = [](json object, const json::json_pointer& at, const json& value) {
+        object[at] = value;
+        return object;
+    };
+    const json vwc = webhook_configuration("opa", "opa", "opa-webhook");
+    const json api = api_service("v1beta1.metrics.k8s.io", "opa", "opa-webhook");
+    const json crd = crd_with_conversion("widgets.example.com", "opa", "opa-webhook");
+    auto [object, field] = GENERATE_COPY(table<json, std::string>({
+        {with(vwc, "/webhooks"_json_pointer, "x"), "webhooks: expected a list"},
+        {with(vwc, "/webhooks/0"_json_pointer, 3), "webhooks[0]: expected an object"},
+        {with(vwc, "/webhooks/0/name"_json_pointer, ""), "webhooks[0].name: missing"},
+        {with(vwc, "/webhooks/0/clientConfig"_json_pointer, nullptr),
+         "webhooks[0].clientConfig: missing"},
+        {with(vwc, "/webhooks/0/clientConfig"_json_pointer, json::object()),
+         "webhooks[0].clientConfig: needs service or url"},
+        {with(vwc, "/webhooks/0/clientConfig/service/port"_json_pointer, 70000),
+         "webhooks[0].clientConfig.service.port: port 70000 is outside"},
+        {with(vwc, "/webhooks/0/clientConfig/service/port"_json_pointer, "https"),
+         "webhooks[0].clientConfig.service.port: expected a port number"},
+        {with(vwc, "/webhooks/0/clientConfig/service/namespace"_json_pointer, ""),
+         "webhooks[0].clientConfig.service.namespace: missing"},
+        {with(vwc, "/webhooks/0/clientConfig/service/name"_json_pointer, 7),
+         "webhooks[0].clientConfig.service.name: expected a string"},
+        {with(api, "/spec/service"_json_pointer, "svc"), "spec.service: expected an object"},
+        {with(api, "/spec/service/name"_json_pointer, ""), "spec.service.name: missing"},
+        {with(api, "/spec/service/port"_json_pointer, 0), "spec.service.port: port 0 is outside"},
+        {with(crd, "/spec/conversion/webhook/clientConfig/service/namespace"_json_pointer, ""),
+         "spec.conversion.webhook.clientConfig.service.namespace: missing"},
+        {with(crd, "/spec/conversion/webhook"_json_pointer, json::object()),
+         "spec.conversion.webhook.clientConfig: missing"},
+    }));
+    const auto outcome = decode(object);
+    INFO(outcome.error);
+    CHECK(outcome.status == Status::Error);
+    CHECK_THAT(outcome.error, Catch::StartsWith(field));
+}

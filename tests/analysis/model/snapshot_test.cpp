@@ -685,3 +685,30 @@ TEST_CASE("§10: a change to the istio-cni ConfigMap's namespace rebuilds everyt
     REQUIRE(updated != nullptr);
     CHECK(updated->cni_config().has_value());
 }
+
+TEST_CASE("§16: the objects the API server calls are cluster-wide: indexed by Service, kept by an "
+          "update elsewhere, and a change to them rebuilds everything",
+          "[snapshot][apiserver][incremental]") {
+    const json vwc = webhook_configuration("opa-validating", "opa", "webhook");
+    const json apis = api_service("v1beta1.metrics.k8s.io", "opa", "webhook", 6443);
+    const auto previous = snapshot_of({vwc, apis, deployment("mesh", "w")});
+    CHECK(model::object_namespace(model::DecodedObject(model::ApiServerCallee{})).empty());
+    REQUIRE(previous->api_server_callees().size() == 2);
+    CHECK(previous->api_server_callees()[0].ref.kind == "APIService"); // by kind, then name
+    const auto* calls = previous->api_server_calls("opa", "webhook");
+    REQUIRE(calls != nullptr);
+    REQUIRE(calls->size() == 2);
+    CHECK(previous->api_server_calls("opa", "other") == nullptr);
+
+    model::SnapshotBuilder with_callee;
+    REQUIRE_FALSE(with_callee.add(vwc).has_value());
+    CHECK(with_callee.build_update(*previous, {"mesh"}) == nullptr);
+    model::SnapshotBuilder elsewhere;
+    REQUIRE_FALSE(elsewhere.add(json(deployment("mesh", "w"))).has_value());
+    const auto updated = elsewhere.build_update(*previous, {"mesh"});
+    REQUIRE(updated != nullptr);
+    CHECK(updated->api_server_callees().size() == 2);
+    REQUIRE(updated->api_server_calls("opa", "webhook") != nullptr);
+    CHECK(updated->api_server_calls("opa", "webhook")->size() == 2);
+    CHECK(updated->object_count() == previous->object_count());
+}

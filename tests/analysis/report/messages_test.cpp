@@ -236,3 +236,24 @@ TEST_CASE("Every finding the engine produces has a one-line message", "[messages
         CHECK(f.message.find('\n') == std::string::npos);
     }
 }
+
+TEST_CASE("§16: MTG108 names the caller and the service port, and gives the fix for its data plane",
+          "[messages][apiserver]") {
+    auto [server, plane_fix] = GENERATE(table<std::string, std::string>({
+        {"STRICT", "sidecar.istio.io/inject: \"false\""},
+        {"AMBIENT_STRICT", "istio.io/dataplane-mode: none"},
+    }));
+    Finding f = flow_finding(Code::MTG108, pa_ref(), "PLAINTEXT", server, false);
+    f.flow->client_namespaces = {"kube-apiserver"};
+    f.flow->client_dataplane = "none";
+    f.related = {{"admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "", "opa"}};
+    f.detail.text = "ValidatingWebhookConfiguration opa (webhook validate.opa.io)";
+    const std::string message = report::describe(f);
+    INFO(message);
+    CHECK_THAT(message, Catch::StartsWith("The Kubernetes API server calls "
+                                          "ValidatingWebhookConfiguration opa (webhook "
+                                          "validate.opa.io) at web.shop.svc.cluster.local:80"));
+    CHECK_THAT(message, Catch::Contains("make port 8080 PERMISSIVE") &&
+                            Catch::Contains(plane_fix) && Catch::Contains("cluster-wide"));
+    CHECK(message.find('\n') == std::string::npos);
+}

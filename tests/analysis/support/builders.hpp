@@ -339,6 +339,56 @@ inline json service_entry(const std::string& ns, const std::string& name,
     return se;
 }
 
+// ambient.md §16: a Validating- or MutatingWebhookConfiguration with one webhook calling the
+// Service ns/name (port omitted: the API server's default 443).
+inline json
+webhook_configuration(const std::string& name, const std::string& service_ns,
+                      const std::string& service_name, std::optional<int> port = {},
+                      const std::string& kind = "ValidatingWebhookConfiguration",
+                      const std::string& api_version = "admissionregistration.k8s.io/v1") {
+    json service = {{"namespace", service_ns}, {"name", service_name}, {"path", "/validate"}};
+    if (port)
+        service["port"] = *port;
+    return {{"apiVersion", api_version},
+            {"kind", kind},
+            {"metadata", {{"name", name}}},
+            {"webhooks", json::array({{{"name", "check." + name + ".example.com"},
+                                       {"clientConfig", {{"service", service}}}}})}};
+}
+
+// ambient.md §16: an APIService backed by the Service ns/name.
+inline json api_service(const std::string& name, const std::string& service_ns,
+                        const std::string& service_name, std::optional<int> port = {},
+                        const std::string& api_version = "apiregistration.k8s.io/v1") {
+    json service = {{"namespace", service_ns}, {"name", service_name}};
+    if (port)
+        service["port"] = *port;
+    return {{"apiVersion", api_version},
+            {"kind", "APIService"},
+            {"metadata", {{"name", name}}},
+            {"spec", {{"group", "metrics.k8s.io"}, {"version", "v1beta1"}, {"service", service}}}};
+}
+
+// ambient.md §16: a CustomResourceDefinition whose conversion webhook is the Service ns/name
+// (v1: conversion.webhook.clientConfig; v1beta1: conversion.webhookClientConfig).
+inline json crd_with_conversion(const std::string& name, const std::string& service_ns,
+                                const std::string& service_name, std::optional<int> port = {},
+                                const std::string& api_version = "apiextensions.k8s.io/v1") {
+    json service = {{"namespace", service_ns}, {"name", service_name}, {"path", "/convert"}};
+    if (port)
+        service["port"] = *port;
+    json conversion = {{"strategy", "Webhook"}};
+    if (api_version == "apiextensions.k8s.io/v1beta1")
+        conversion["webhookClientConfig"] = {{"service", service}};
+    else
+        conversion["webhook"] = {{"clientConfig", {{"service", service}}},
+                                 {"conversionReviewVersions", json::array({"v1"})}};
+    return {{"apiVersion", api_version},
+            {"kind", "CustomResourceDefinition"},
+            {"metadata", {{"name", name}}},
+            {"spec", {{"group", "example.com"}, {"conversion", conversion}}}};
+}
+
 // The `istio` ConfigMap with data.mesh already turned from YAML into a JSON object.
 inline json istio_config_map(const json& mesh, const std::string& ns = "istio-system") {
     return {{"apiVersion", "v1"},

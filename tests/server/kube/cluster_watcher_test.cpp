@@ -1,5 +1,6 @@
 // Tests of server/kube/cluster_watcher against the fake API server, end to end.
 #include "analysis/admission/admission.hpp"
+#include "analysis/analyze.hpp"
 #include "server/kube/cluster_watcher.hpp"
 #include "tests/server/kube/support/cluster_objects.hpp"
 #include "tests/server/kube/support/kube_harness.hpp"
@@ -446,6 +447,71 @@ SCENARIO("An EndpointSlice resolves a live Service's named targetPort for portLe
                 CHECK(std::find(after.codes.begin(), after.codes.end(), "MTG101") !=
                       after.codes.end());
                 CHECK(w.watcher->stats().objects.at("endpointslices") == 1);
+            }
+        }
+    }
+}
+
+SCENARIO("§16: webhook configurations and APIServices are watched, and a STRICT webhook port is "
+         "MTG108") {
+    GIVEN("a cluster serving admissionregistration.k8s.io and apiregistration.k8s.io, with a "
+          "ValidatingWebhookConfiguration calling the STRICT shop/web:80") {
+        Watching w([](FakeApiServer& server) {
+            seed_mesh(server);
+            server.add_resource({"admissionregistration.k8s.io",
+                                 {"v1"},
+                                 "validatingwebhookconfigurations",
+                                 "ValidatingWebhookConfiguration",
+                                 false});
+            server.add_resource({"admissionregistration.k8s.io",
+                                 {"v1"},
+                                 "mutatingwebhookconfigurations",
+                                 "MutatingWebhookConfiguration",
+                                 false});
+            server.add_resource(
+                {"apiregistration.k8s.io", {"v1"}, "apiservices", "APIService", false});
+            server.create(
+                "admissionregistration.k8s.io", "validatingwebhookconfigurations",
+                {{"apiVersion", "admissionregistration.k8s.io/v1"},
+                 {"kind", "ValidatingWebhookConfiguration"},
+                 {"metadata", {{"name", "shop-policy"}}},
+                 {"webhooks",
+                  {{{"name", "check.shop.example.com"},
+                    {"clientConfig",
+                     {{"service", {{"namespace", "shop"}, {"name", "web"}, {"port", 80}}}}}}}}});
+            server.create("apiregistration.k8s.io", "apiservices",
+                          {{"apiVersion", "apiregistration.k8s.io/v1"},
+                           {"kind", "APIService"},
+                           {"metadata", {{"name", "v1.apps"}}},
+                           {"spec", {{"group", "apps"}, {"version", "v1"}}}});
+        });
+        w.watcher->start();
+        REQUIRE(wait_until([&] { return w.watcher->synced(); }));
+        THEN("the snapshot holds them and analysis reports MTG108 on the STRICT policy") {
+            auto snapshot = w.published.latest();
+            REQUIRE(snapshot);
+            CHECK(snapshot->api_server_callees().size() == 2);
+            auto result = analyze(*snapshot);
+            CHECK(std::any_of(result.findings.begin(), result.findings.end(),
+                              [](const conflict::Finding& f) {
+                                  return f.code == conflict::Code::MTG108 &&
+                                         f.resource.kind == "PeerAuthentication";
+                              }));
+            auto stats = w.watcher->stats();
+            CHECK(stats.objects.at("validatingwebhookconfigurations") == 1);
+            CHECK(stats.objects.at("mutatingwebhookconfigurations") == 0);
+            CHECK(stats.objects.at("apiservices") == 1);
+            CHECK(stats.versions.at("validatingwebhookconfigurations") ==
+                  "admissionregistration.k8s.io/v1");
+        }
+        WHEN("the webhook configuration is deleted") {
+            w.cluster.server.remove("admissionregistration.k8s.io",
+                                    "validatingwebhookconfigurations", "", "shop-policy");
+            auto snapshot = w.published.wait_for(
+                [](const model::Snapshot& s) { return s.api_server_callees().size() == 1; });
+            THEN("the next snapshot no longer has it") {
+                REQUIRE(snapshot);
+                CHECK(snapshot->api_server_calls("shop", "web") == nullptr);
             }
         }
     }

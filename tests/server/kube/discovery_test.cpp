@@ -209,3 +209,32 @@ TEST_CASE("Discovery fails with the reason when the API server refuses") {
     CHECK_FALSE(again);
     CHECK_THAT(again_error, Catch::Contains("HTTP 503"));
 }
+
+TEST_CASE("§16: webhook configurations and APIServices are read when served, in v1 before v1beta1, "
+          "as cluster-scoped collections") {
+    IoThread thread;
+    FakeCluster cluster;
+    cluster.server.add_resource({"admissionregistration.k8s.io",
+                                 {"v1", "v1beta1"},
+                                 "validatingwebhookconfigurations",
+                                 "ValidatingWebhookConfiguration",
+                                 false});
+    cluster.server.add_resource({"admissionregistration.k8s.io",
+                                 {"v1beta1"},
+                                 "mutatingwebhookconfigurations",
+                                 "MutatingWebhookConfiguration",
+                                 false});
+    cluster.server.add_resource(
+        {"apiregistration.k8s.io", {"v1"}, "apiservices", "APIService", false});
+    auto [result, error] = discover(thread, cluster.config());
+    REQUIRE(result);
+    CHECK(result->versions.at(ResourceKind::ValidatingWebhookConfigurations) == "v1");
+    CHECK(result->versions.at(ResourceKind::MutatingWebhookConfigurations) == "v1beta1");
+    CHECK(result->versions.at(ResourceKind::ApiServices) == "v1");
+    const auto target = make_target(ResourceKind::ApiServices, "v1", "istio-system");
+    CHECK(target.path == "/apis/apiregistration.k8s.io/v1/apiservices");
+    CHECK(target.api_version == "apiregistration.k8s.io/v1");
+    CHECK(target.kind == "APIService");
+    CHECK_FALSE(spec_of(ResourceKind::ValidatingWebhookConfigurations).namespaced);
+    CHECK_FALSE(spec_of(ResourceKind::ValidatingWebhookConfigurations).custom);
+}
