@@ -62,6 +62,24 @@ struct DestinationRule {
     std::vector<Subset> subsets;
 };
 
+// One destination of a VirtualService route or mirror (ambient.md §15).
+struct RouteDestination {
+    std::string host;   // as written; short names resolve in the VirtualService's namespace
+    std::string subset; // empty: the service-level cluster
+    std::optional<std::uint16_t> port;
+    std::string path; // where it is written, e.g. spec.http[0].route[1].destination
+};
+
+// networking.istio.io VirtualService (v1alpha3, v1beta1, v1): only what picks subset clusters.
+struct VirtualService {
+    ObjectRef ref;
+    Age age;
+    std::vector<std::string> hosts;
+    std::vector<std::string> gateways;
+    std::vector<std::string> export_to;
+    std::vector<RouteDestination> destinations;
+};
+
 // A port selector of a legacy Policy target: a Service port number or name.
 struct AlphaPortSelector {
     std::optional<std::uint16_t> number;
@@ -201,7 +219,8 @@ struct CniConfig {
     std::string source_namespace; // of the ConfigMap it came from
 };
 
-using DecodedObject = std::variant<PeerAuthentication, DestinationRule, AlphaPolicy, Service,
-                                   ServiceEntry, PodLike, Namespace, MeshConfig, CniConfig>;
+using DecodedObject =
+    std::variant<PeerAuthentication, DestinationRule, AlphaPolicy, Service, ServiceEntry, PodLike,
+                 Namespace, MeshConfig, CniConfig, VirtualService>;
 
 } // namespace mtlsguard::model
