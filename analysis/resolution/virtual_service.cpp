@@ -25,7 +25,7 @@ std::vector<HostRoute> subset_routes_to(const ConfigView& view, const std::strin
     std::vector<HostRoute> out;
     std::vector<std::string> keys; // computed on the first VirtualService only
     const auto& snapshot = view.snapshot();
-    for (NsId ns = 0; ns < view.namespace_count(); ++ns) {
+    for (NsId ns : view.virtual_service_namespaces()) {
         const auto& config = view.config(ns);
         for (const auto& vs : config.virtual_services) {
             if (!binds_to_mesh(vs))
