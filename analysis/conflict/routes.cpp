@@ -47,10 +47,8 @@ std::vector<Finding> undefined_subset_routes(const resolution::ConfigView& view,
             for (const auto& route : routes) {
                 if (defines(outcome.rule, route.destination->subset))
                     continue;
-                const std::string& vs_ns = view.namespace_name(route.vs_namespace);
                 for (NsId ns : namespaces)
-                    if (resolution::exported_to(*route.virtual_service, vs_ns,
-                                                view.namespace_name(ns)))
+                    if (resolution::route_applies_to(view, route, view.namespace_name(ns)))
                         failing[{route.destination, named_rule(outcome.rule)}].push_back(ns);
             }
         }

@@ -383,6 +383,25 @@ VirtualService decode_virtual_service(const Node& object, const Meta& meta, std:
             const std::string route_path = section_path + "[" + std::to_string(i) + "]";
             if (!route.is_object())
                 throw Failure{route_path + ": expected an object, got " + route.type_name()};
+            const auto first = vs.destinations.size();
+            // Only match[].sourceNamespace narrows which clients take the route; the other
+            // conditions may match any client's requests.
+            std::vector<std::string> sources;
+            bool any_source = true;
+            if (const auto matches = optional_array(route, "match", route_path)) {
+                bool unnamed = false;
+                matches->for_each_item([&](std::size_t k, const Node& match) {
+                    const std::string path = route_path + ".match[" + std::to_string(k) + "]";
+                    if (!match.is_object())
+                        throw Failure{path + ": expected an object, got " + match.type_name()};
+                    const std::string source = optional_string(match, "sourceNamespace", path);
+                    if (source.empty())
+                        unnamed = true;
+                    else
+                        sources.push_back(source);
+                });
+                any_source = unnamed || sources.empty();
+            }
             if (const auto destinations = optional_array(route, "route", route_path)) {
                 destinations->for_each_item([&](std::size_t j, const Node& weighted) {
                     const std::string path = route_path + ".route[" + std::to_string(j) + "]";
@@ -395,11 +414,11 @@ VirtualService decode_virtual_service(const Node& object, const Meta& meta, std:
                         route_destination(*destination, path + ".destination"));
                 });
             }
-            if (section != "http")
-                return;
-            if (const auto mirror = member(route, "mirror"))
+            if (const auto mirror = section == "http" ? member(route, "mirror") : std::nullopt)
                 vs.destinations.push_back(route_destination(*mirror, route_path + ".mirror"));
-            if (const auto mirrors = optional_array(route, "mirrors", route_path)) {
+            if (const auto mirrors = section == "http"
+                                         ? optional_array(route, "mirrors", route_path)
+                                         : std::nullopt) {
                 mirrors->for_each_item([&](std::size_t j, const Node& policy) {
                     const std::string path = route_path + ".mirrors[" + std::to_string(j) + "]";
                     if (!policy.is_object())
@@ -411,6 +430,9 @@ VirtualService decode_virtual_service(const Node& object, const Meta& meta, std:
                         route_destination(*destination, path + ".destination"));
                 });
             }
+            if (!any_source)
+                for (auto d = first; d < vs.destinations.size(); ++d)
+                    vs.destinations[d].source_namespaces = sources;
         });
     }
     return vs;

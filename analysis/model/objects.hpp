@@ -68,6 +68,9 @@ struct RouteDestination {
     std::string subset; // empty: the service-level cluster
     std::optional<std::uint16_t> port;
     std::string path; // where it is written, e.g. spec.http[0].route[1].destination
+    // The route's match[].sourceNamespace values; empty when some match (or none) has none:
+    // then the route applies to clients of every namespace.
+    std::vector<std::string> source_namespaces;
 };
 
 // networking.istio.io VirtualService (v1alpha3, v1beta1, v1): only what picks subset clusters.

@@ -21,6 +21,15 @@ bool exported_to(const model::VirtualService& vs, std::string_view vs_ns,
     });
 }
 
+bool route_applies_to(const ConfigView& view, const HostRoute& route,
+                      std::string_view client_ns) noexcept {
+    const auto& sources = route.destination->source_namespaces;
+    return exported_to(*route.virtual_service, view.namespace_name(route.vs_namespace),
+                       client_ns) &&
+           (sources.empty() ||
+            std::find(sources.begin(), sources.end(), client_ns) != sources.end());
+}
+
 std::vector<HostRoute> subset_routes_to(const ConfigView& view, const std::string& host) {
     std::vector<HostRoute> out;
     std::vector<std::string> keys; // computed on the first VirtualService only
@@ -59,7 +68,7 @@ std::vector<NsId> routed_namespaces(const ConfigView& view, const std::vector<Ho
         const std::string& client = view.namespace_name(ns);
         const bool routed = std::any_of(routes.begin(), routes.end(), [&](const HostRoute& r) {
             return r.destination->subset == subset && route_on_port(r, port) &&
-                   exported_to(*r.virtual_service, view.namespace_name(r.vs_namespace), client);
+                   route_applies_to(view, r, client);
         });
         if (routed)
             out.push_back(ns);

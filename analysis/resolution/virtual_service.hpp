@@ -23,6 +23,11 @@ bool binds_to_mesh(const model::VirtualService& vs) noexcept;
 bool exported_to(const model::VirtualService& vs, std::string_view vs_ns,
                  std::string_view client_ns) noexcept;
 
+// Whether a route applies to sidecar clients in `client_ns`: its VirtualService is exported there
+// and its match conditions do not name only other source namespaces.
+bool route_applies_to(const ConfigView& view, const HostRoute& route,
+                      std::string_view client_ns) noexcept;
+
 // The destinations with a subset, towards `host`, of every mesh-bound VirtualService whose `hosts`
 // match `host` (short names resolve in the VirtualService's namespace, wildcards match).
 std::vector<HostRoute> subset_routes_to(const ConfigView& view, const std::string& host);

@@ -517,6 +517,23 @@ TEST_CASE("§15: the VirtualService's hosts must match the service, and the dest
            "PLAINTEXT STRICT FAIL") == routes);
 }
 
+TEST_CASE("§15: a route whose matches name source namespaces sends only their clients",
+          "[flows][subset]") {
+    json vs = virtual_service("shop", "web", {"web"}).route("web", "v2").route("web", "v3").body();
+    vs["spec"]["http"][0]["match"] = json::array({{{"sourceNamespace", "side"}}});
+    vs["spec"]["http"][1]["match"] = json::array({{{"sourceNamespace", "front"}}});
+    const auto snapshot = snapshot_of(subset_cluster({vs}));
+    const auto rows = matrix_rows(*snapshot);
+    CHECK(flow_of(rows, "side", true, web, "web-v2", "v2") == "PLAINTEXT STRICT FAIL");
+    CHECK(flow_of(rows, "front", true, web, "web-v2", "v2") == "no row");
+    CHECK(flow_of(rows, "shop", true, web, "web-v2", "v2") == "no row");
+    // The undefined subset v3 fails only for front, the one namespace its route takes.
+    const auto findings = with_code(findings_of(*snapshot), "MTG107");
+    REQUIRE(findings.size() == 1);
+    CHECK(findings[0].flow->subset == "v3");
+    CHECK(findings[0].flow->client_namespaces == std::vector<std::string>{"front"});
+}
+
 TEST_CASE(
     "§15: a subset's portLevelSettings entry replaces its TLS for that port, even without tls",
     "[flows][subset]") {

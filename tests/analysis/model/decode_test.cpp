@@ -407,6 +407,38 @@ TEST_CASE("A VirtualService decodes hosts, gateways, exportTo and every route an
                   });
 }
 
+TEST_CASE("A VirtualService route's match[].sourceNamespace values narrow its destinations",
+          "[decode][virtualservice]") {
+    json object = virtual_service("shop", "v", {"web"})
+                      .route("web", "a")
+                      .route("web", "b")
+                      .route("web", "c")
+                      .route("web", "d", 0, "tcp")
+                      .body();
+    object["spec"]["http"][0]["match"] =
+        json::array({{{"sourceNamespace", "front"}}, {{"sourceNamespace", "side"}}});
+    // One match without a sourceNamespace takes every client.
+    object["spec"]["http"][1]["match"] =
+        json::array({{{"sourceNamespace", "front"}}, {{"headers", {{"x", {{"exact", "1"}}}}}}});
+    object["spec"]["http"][2]["match"] = json::array();
+    object["spec"]["tcp"][0]["match"] = json::array({{{"sourceNamespace", "batch"}}});
+    object["spec"]["http"][0]["mirror"] = {{"host", "web"}, {"subset", "m"}};
+    const auto vs = decoded_as<model::VirtualService>(decode(object));
+    std::vector<std::vector<std::string>> sources;
+    for (const auto& d : vs.destinations)
+        sources.push_back(d.source_namespaces);
+    CHECK(sources == std::vector<std::vector<std::string>>{
+                         {"front", "side"}, {"front", "side"}, {}, {}, {"batch"}});
+    auto with = [&](const char* where, const json& value) {
+        json changed = object;
+        changed[json::json_pointer(where)] = value;
+        return decode(changed).error;
+    };
+    CHECK(with("/spec/http/0/match/0/sourceNamespace", 3) ==
+          "spec.http[0].match[0].sourceNamespace: expected a string, got number");
+    CHECK(with("/spec/http/0/match", "front") == "spec.http[0].match: expected a list, got string");
+}
+
 TEST_CASE("A VirtualService without a spec routes nothing", "[decode][virtualservice]") {
     const auto vs = decoded_as<model::VirtualService>(
         decode(json{{"apiVersion", "networking.istio.io/v1beta1"},

@@ -358,7 +358,7 @@ bool same(const model::DecodedObject& a, const model::DecodedObject& b) {
             const auto& da = va->destinations[i];
             const auto& db = vb.destinations[i];
             if (da.host != db.host || da.subset != db.subset || da.port != db.port ||
-                da.path != db.path)
+                da.path != db.path || da.source_namespaces != db.source_namespaces)
                 return false;
         }
         return true;
@@ -474,10 +474,13 @@ std::vector<json> rich_reviews() {
                        {"gateways", {"mesh", "istio-system/public"}},
                        {"exportTo", {"."}},
                        {"http",
-                        {{{"route", {{{"destination", destination}, {"weight", 90}}}},
+                        {{{"match", {{{"sourceNamespace", "front"}}, {{"uri", {{"prefix", "/"}}}}}},
+                          {"route", {{{"destination", destination}, {"weight", 90}}}},
                           {"mirror", destination},
                           {"mirrors", {{{"destination", destination}}}}}}},
-                       {"tcp", {{{"route", {{{"destination", destination}}}}}}},
+                       {"tcp",
+                        {{{"match", {{{"sourceNamespace", "front"}}}},
+                          {"route", {{{"destination", destination}}}}}}},
                        {"tls", {{{"route", {{{"destination", destination}}}}}}}}}};
     json mesh_policy = policy;
     mesh_policy["kind"] = "MeshPolicy";
