@@ -3,8 +3,10 @@
 
 #include "analysis/conflict/flow_findings.hpp"
 #include "analysis/conflict/object_checks.hpp"
+#include "analysis/conflict/routes.hpp"
 #include "analysis/report/messages.hpp"
 
+#include <numeric>
 #include <set>
 
 namespace mtlsguard {
@@ -26,6 +28,11 @@ AnalysisResult analyze(const model::Snapshot& snapshot) noexcept {
         auto objects = conflict::check_objects(view);
         result.findings.insert(result.findings.end(), std::make_move_iterator(objects.begin()),
                                std::make_move_iterator(objects.end()));
+        std::vector<model::ServiceId> services(snapshot.services().size());
+        std::iota(services.begin(), services.end(), model::ServiceId{0});
+        auto routes = conflict::undefined_subset_routes(view, services);
+        result.findings.insert(result.findings.end(), std::make_move_iterator(routes.begin()),
+                               std::make_move_iterator(routes.end()));
         report::describe_all(result.findings);
         std::sort(result.findings.begin(), result.findings.end(), conflict::finding_less);
     } catch (const std::exception& e) {

@@ -4,9 +4,11 @@
 
 #include "analysis/conflict/flow_findings.hpp"
 #include "analysis/conflict/object_checks.hpp"
+#include "analysis/conflict/routes.hpp"
 #include "analysis/model/decode.hpp"
 #include "analysis/report/findings_output.hpp"
 #include "analysis/report/messages.hpp"
+#include "analysis/resolution/virtual_service.hpp"
 
 #include <map>
 #include <memory>
@@ -19,7 +21,14 @@ using nlohmann::json;
 using resolution::ConfigView;
 using resolution::NsId;
 
-enum class Target : std::uint8_t { PeerAuthentication, DestinationRule, Policy, MeshPolicy, Other };
+enum class Target : std::uint8_t {
+    PeerAuthentication,
+    DestinationRule,
+    VirtualService,
+    Policy,
+    MeshPolicy,
+    Other
+};
 
 using Request = ReviewRequest;
 
@@ -101,6 +110,8 @@ Target target_of(std::string_view kind) {
         return Target::PeerAuthentication;
     if (kind == "DestinationRule")
         return Target::DestinationRule;
+    if (kind == "VirtualService")
+        return Target::VirtualService;
     if (kind == "Policy")
         return Target::Policy;
     if (kind == "MeshPolicy")
@@ -114,6 +125,8 @@ bool holds(Target target, const model::DecodedObject& object) {
         return std::holds_alternative<model::PeerAuthentication>(object);
     case Target::DestinationRule:
         return std::holds_alternative<model::DestinationRule>(object);
+    case Target::VirtualService:
+        return std::holds_alternative<model::VirtualService>(object);
     case Target::Policy:
         return std::holds_alternative<model::AlphaPolicy>(object) &&
                !std::get<model::AlphaPolicy>(object).mesh_policy;
@@ -143,6 +156,7 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
     std::vector<model::PeerAuthentication> pas;
     std::vector<model::DestinationRule> drs;
     std::vector<model::AlphaPolicy> policies;
+    std::vector<model::VirtualService> virtual_services;
     if (auto id = snapshot.namespace_id(ns)) {
         // Room for the changed object, so that adding it does not move the others again.
         const auto copy = [](const auto& from, auto& to) {
@@ -153,6 +167,7 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
         copy(config.peer_authentications, pas);
         copy(config.destination_rules, drs);
         copy(config.policies, policies);
+        copy(config.virtual_services, virtual_services);
     }
     if (target == Target::PeerAuthentication) {
         std::erase_if(pas, same);
@@ -162,6 +177,10 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
         std::erase_if(drs, same);
         if (object)
             drs.push_back(std::get<model::DestinationRule>(*object));
+    } else if (target == Target::VirtualService) {
+        std::erase_if(virtual_services, same);
+        if (object)
+            virtual_services.push_back(std::get<model::VirtualService>(*object));
     } else {
         std::erase_if(policies, same);
         if (object)
@@ -170,8 +189,9 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
     return std::make_unique<ConfigView>(
         snapshot,
         model::build_namespace_config(ns, std::move(pas), std::move(drs), std::move(policies),
-                                      snapshot),
-        target == Target::DestinationRule);
+                                      std::move(virtual_services), snapshot),
+        // A VirtualService changes which clients use a subset: compare them client by client.
+        target == Target::DestinationRule || target == Target::VirtualService);
 }
 
 // The snapshot's own copy of the object, if it has one.
@@ -194,6 +214,10 @@ std::optional<model::DecodedObject> current_version(const model::Snapshot& snaps
                 return model::DecodedObject(o);
     } else if (target == Target::DestinationRule) {
         for (const auto& o : config.destination_rules)
+            if (o.ref.name == name)
+                return model::DecodedObject(o);
+    } else if (target == Target::VirtualService) {
+        for (const auto& o : config.virtual_services)
             if (o.ref.name == name)
                 return model::DecodedObject(o);
     } else if (target == Target::Policy) {
@@ -290,6 +314,19 @@ Touched touched_by(const model::Snapshot& snapshot, const ConfigView& before, Ta
                 out.external_hosts.push_back(i);
         break;
     }
+    case Target::VirtualService: {
+        // The services its hosts match: only there can its routes pick a subset (ambient.md §15).
+        std::vector<std::string> keys;
+        for (const auto* v : versions)
+            for (const auto& host : std::get<model::VirtualService>(*v).hosts)
+                keys.push_back(snapshot.resolve_host(host, ns));
+        for (model::ServiceId id = 0; id < services.size(); ++id)
+            if (std::any_of(keys.begin(), keys.end(), [&](const std::string& k) {
+                    return key_matches(k, services[id].host);
+                }))
+                out.services.push_back(id);
+        break;
+    }
     case Target::Other:
         break;
     }
@@ -324,7 +361,7 @@ std::vector<std::uint64_t> client_keys(const ConfigView& view, const conflict::F
             keys.push_back(key(ns, no_workload));
         return keys;
     }
-    for (const auto& member : resolution::expand_members(view, *who.outcome, *who.host_clients)) {
+    for (const auto& member : conflict::sending_classes(view, who)) {
         if (changed && member.ns == *changed) {
             const auto& workloads = view.config(member.ns).variants[member.variant].workloads;
             if (workloads.empty())
@@ -366,8 +403,41 @@ struct Comparison {
 // Findings kept per severity: more than the API server would show as warnings anyway.
 constexpr std::size_t findings_kept = 32;
 
+// Routes to undefined subsets (MTG107) after the change, split by client namespace into those the
+// change introduces and those that were there before.
+void compare_routes(const ConfigView& before, const ConfigView& after, const Touched& touched,
+                    std::vector<conflict::Finding>& introduced,
+                    std::vector<conflict::Finding>& existing) {
+    // The VirtualService by namespace and name (its apiVersion may change), host, port, subset.
+    using Key = std::tuple<std::string, std::string, std::string, std::uint16_t, std::string>;
+    auto key_of_route = [](const conflict::Finding& f) {
+        return Key{f.resource.namespace_name, f.resource.name, f.flow->host, f.flow->port,
+                   f.flow->subset};
+    };
+    std::map<Key, std::set<std::string>> was;
+    for (const auto& f : conflict::undefined_subset_routes(before, touched.services))
+        was[key_of_route(f)].insert(f.flow->client_namespaces.begin(),
+                                    f.flow->client_namespaces.end());
+    for (auto& f : conflict::undefined_subset_routes(after, touched.services)) {
+        const auto it = was.find(key_of_route(f));
+        std::vector<std::string> fresh, old;
+        for (auto& ns : f.flow->client_namespaces)
+            (it != was.end() && it->second.count(ns) ? old : fresh).push_back(ns);
+        if (!old.empty()) {
+            conflict::Finding copy = f;
+            copy.flow->client_namespaces = std::move(old);
+            existing.push_back(std::move(copy));
+        }
+        if (!fresh.empty()) {
+            f.flow->client_namespaces = std::move(fresh);
+            introduced.push_back(std::move(f));
+        }
+    }
+}
+
 Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
-                   const ConfigView& after, const Touched& touched, std::optional<NsId> changed) {
+                   const ConfigView& after, const Touched& touched, std::optional<NsId> changed,
+                   bool routes) {
     conflict::FlowFindingCollector introduced(after, findings_kept);
     conflict::FlowFindingCollector existing(after, findings_kept);
     // When neither view changes DestinationRules or the set of client namespaces, both see the
@@ -456,6 +526,15 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
                    introduced.omitted() + existing.omitted()};
     out.codes = introduced.codes();
     out.codes.insert(existing.codes().begin(), existing.codes().end());
+    if (routes) {
+        const auto first_new = out.introduced.size();
+        compare_routes(before, after, touched, out.introduced, out.existing);
+        if (out.introduced.size() > first_new)
+            out.introduces_error = true;
+        for (const auto* list : {&out.introduced, &out.existing})
+            for (const auto& f : *list)
+                out.codes.insert(f.code);
+    }
     report::describe_all(out.introduced);
     report::describe_all(out.existing);
     std::sort(out.introduced.begin(), out.introduced.end(), conflict::finding_less);
@@ -641,7 +720,9 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
     const Touched touched = touched_by(snapshot, *before, target, ns, versions);
     const std::optional<NsId> changed =
         target == Target::MeshPolicy ? std::nullopt : after->overridden_namespace();
-    Comparison comparison = compare(snapshot, *before, *after, touched, changed);
+    Comparison comparison =
+        compare(snapshot, *before, *after, touched, changed,
+                target == Target::DestinationRule || target == Target::VirtualService);
 
     model::ObjectRef ref{"", r.kind, ns, name};
     auto introduced = about(std::move(comparison.introduced), ref);

@@ -17,6 +17,8 @@ std::string_view to_string(Code code) noexcept {
         return "MTG105";
     case Code::MTG106:
         return "MTG106";
+    case Code::MTG107:
+        return "MTG107";
     case Code::MTG108:
         return "MTG108";
     case Code::MTG201:
@@ -67,6 +69,7 @@ Severity severity_of(Code code) noexcept {
     case Code::MTG104:
     case Code::MTG105:
     case Code::MTG106:
+    case Code::MTG107:
     case Code::MTG108:
         return Severity::Error;
     case Code::MTG201:

@@ -15,6 +15,7 @@ enum class Code : std::uint8_t {
     MTG104, // SIMPLE TLS to a STRICT port
     MTG105, // ztunnel or a waypoint sends plaintext to a STRICT sidecar port without HBONE
     MTG106, // sidecar clients send what an ambient port rejects (legacy mTLS, plaintext)
+    MTG107, // a VirtualService routes to a subset their DestinationRule does not define (503)
     MTG108, // the API server calls a webhook, aggregated API or conversion webhook on a STRICT port
     MTG201, // MUTUAL with user certificates to a STRICT port
     MTG202, // SIMPLE/MUTUAL to a port that passes TLS to the application

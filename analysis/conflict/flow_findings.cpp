@@ -127,7 +127,7 @@ std::vector<NsId> client_namespaces(const resolution::ConfigView& view, const Fl
     if (!who.outcome)
         return view.non_mesh_client_namespaces();
     std::vector<NsId> out;
-    for (const auto& member : resolution::expand_members(view, *who.outcome, *who.host_clients))
+    for (const auto& member : sending_classes(view, who))
         if (out.empty() || out.back() != member.ns)
             out.push_back(member.ns);
     return out;
@@ -139,7 +139,7 @@ FlowFindingCollector::members(const FlowClients& who) {
         cache_.clear();
         cached_target_ = who.target;
     }
-    const auto key = std::make_pair(who.outcome, who.kind);
+    const auto key = std::make_tuple(who.outcome, who.kind, who.routed);
     auto it = cache_.find(key);
     if (it == cache_.end())
         it = cache_.emplace(key, std::make_pair(client_namespaces(view_, who), next_list_id_++))

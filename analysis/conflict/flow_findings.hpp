@@ -64,8 +64,9 @@ class FlowFindingCollector {
     };
     std::map<Key, std::pair<Finding, Senders>> findings_;
     std::optional<std::uint32_t> cached_target_;
-    // Member lists of the current host's outcomes, each with an id never reused (0 = no id).
-    std::map<std::pair<const resolution::ClientOutcome*, ClientKind>,
+    // Member lists of the current host's outcomes (narrowed to routed namespaces), each with an id
+    // never reused (0 = no id).
+    std::map<std::tuple<const resolution::ClientOutcome*, ClientKind, const std::vector<NsId>*>,
              std::pair<std::vector<NsId>, std::uint64_t>>
         cache_;
     std::uint64_t next_list_id_ = 1;

@@ -3,6 +3,9 @@
 #include "analysis/conflict/flows.hpp"
 
 #include "analysis/resolution/ambient.hpp"
+#include "analysis/resolution/virtual_service.hpp"
+
+#include <deque>
 
 namespace mtlsguard::conflict {
 
@@ -160,12 +163,20 @@ void emit(Flow& flow, const Endpoint& ep, const resolution::SendDecision& decisi
     sink(flow, who);
 }
 
+// The VirtualService routes to subsets of one service, and the namespace lists of subset flows
+// (kept for the whole evaluation: FlowClients point at them).
+struct SubsetRouting {
+    std::vector<resolution::HostRoute> routes;
+    std::deque<std::vector<NsId>> routed;
+};
+
 // Sidecar clients of one DestinationRule outcome: the service-level cluster, then each subset
-// whose own TLS differs from it (a route may send traffic there).
+// whose own TLS differs from it, for the clients a VirtualService route sends there (ambient.md
+// §15: a subset no route uses carries no traffic).
 void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecord& service,
                    const model::ServicePort& port, const std::vector<Endpoint>& endpoints,
                    const resolution::ClientOutcome& outcome, const FlowClients& who, Flow& flow,
-                   const FlowSink& sink) {
+                   const FlowSink& sink, SubsetRouting& routing) {
     flow.rule = outcome.rule;
     flow.client = ClientKind::Sidecar;
     flow.via.reset();
@@ -173,8 +184,9 @@ void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecor
     const resolution::SidecarClientTls base(view, service, port, outcome.rule, nullptr);
     for (const auto& ep : endpoints)
         emit(flow, ep, base.for_endpoint(*ep.workload, ep.target_port), who, sink);
-    if (!outcome.rule)
+    if (!outcome.rule || routing.routes.empty())
         return;
+    std::optional<std::vector<NsId>> members; // the outcome's namespaces, expanded when needed
     for (const model::Subset* subset : outcome.rule->subsets) {
         if (!subset->traffic_policy)
             continue; // same as the service-level cluster
@@ -183,11 +195,23 @@ void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecor
         if (mine.cluster == parent.cluster && mine.endpoint_marking == parent.endpoint_marking &&
             mine.passthrough == parent.passthrough)
             continue; // the subset changes nothing about TLS
+        if (!members) {
+            members.emplace();
+            for (const auto& c : sending_classes(view, who))
+                if (members->empty() || members->back() != c.ns)
+                    members->push_back(c.ns);
+        }
+        auto routed =
+            resolution::routed_namespaces(view, routing.routes, subset->name, port.port, *members);
+        if (routed.empty())
+            continue; // no route sends these clients there
+        FlowClients routed_who = who;
+        routed_who.routed = &routing.routed.emplace_back(std::move(routed));
         const resolution::SidecarClientTls tls(view, service, port, outcome.rule, subset);
         flow.subset = subset;
         for (const auto& ep : endpoints)
             if (subset->labels.subset_of(ep.workload->labels))
-                emit(flow, ep, tls.for_endpoint(*ep.workload, ep.target_port), who, sink);
+                emit(flow, ep, tls.for_endpoint(*ep.workload, ep.target_port), routed_who, sink);
     }
 }
 
@@ -247,6 +271,7 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
     resolution::HostClients scratch;
     static const resolution::HostClients no_clients;
     const auto& clients = as_server ? view.service_clients(id, scratch) : no_clients;
+    SubsetRouting routing{resolution::subset_routes_to(view, service.host), {}};
 
     std::vector<Endpoint> endpoints;
     std::vector<model::ApiServerCallRef> port_calls;
@@ -278,7 +303,8 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
         flow.port = port.port;
         for (const auto& outcome : clients.outcomes)
             sidecar_flows(view, service, port, endpoints, outcome,
-                          FlowClients{&clients, &outcome, ClientKind::Sidecar, id}, flow, sink);
+                          FlowClients{&clients, &outcome, ClientKind::Sidecar, id}, flow, sink,
+                          routing);
         if (captured)
             ambient_flows(view, service, port, endpoints,
                           FlowClients{&clients, nullptr, ClientKind::Ambient, id}, flow, sink);
@@ -334,6 +360,18 @@ void evaluate_external_host(const resolution::ConfigView& view, std::size_t inde
                                    external_target | static_cast<std::uint32_t>(index)});
         }
     }
+}
+
+std::vector<resolution::ClientClass> sending_classes(const resolution::ConfigView& view,
+                                                     const FlowClients& who) {
+    if (!who.outcome)
+        return {};
+    auto classes = resolution::expand_members(view, *who.outcome, *who.host_clients);
+    if (who.routed)
+        std::erase_if(classes, [&](const resolution::ClientClass& c) {
+            return !std::binary_search(who.routed->begin(), who.routed->end(), c.ns);
+        });
+    return classes;
 }
 
 const model::DestinationRule* deciding_rule(const Flow& flow) noexcept {

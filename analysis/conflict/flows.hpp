@@ -4,6 +4,7 @@
 
 #include "analysis/conflict/codes.hpp"
 #include "analysis/resolution/client_send.hpp"
+#include "analysis/resolution/destination_rule.hpp"
 
 #include <functional>
 #include <optional>
@@ -44,7 +45,8 @@ struct Flow {
     std::uint16_t port = 0;
     std::uint16_t target_port = 0;
     const model::Workload* workload = nullptr; // null for external hosts
-    const model::Subset* subset = nullptr; // set when a route may name a subset with its own TLS
+    // Set when a VirtualService route sends the clients to a subset with its own TLS.
+    const model::Subset* subset = nullptr;
     ClientKind client = ClientKind::Sidecar;
     std::optional<model::ObjectRef> via; // the waypoint ambient clients go through
     // For ApiServer flows: the webhooks, APIServices and conversion webhooks that call this port.
@@ -72,8 +74,15 @@ struct FlowClients {
     // The service (its ServiceId) or ServiceEntry host (external_target | index) flows go to:
     // what tells two evaluations apart when their HostClients live at the same address.
     std::uint32_t target = 0;
+    // Subset flows: only the outcome's clients in these namespaces (sorted), those a
+    // VirtualService route sends to the subset (ambient.md §15).
+    const std::vector<NsId>* routed = nullptr;
 };
 inline constexpr std::uint32_t external_target = 0x80000000u;
+
+// The sidecar client classes that send a flow: the outcome's, narrowed to `routed` if set.
+std::vector<resolution::ClientClass> sending_classes(const resolution::ConfigView& view,
+                                                     const FlowClients& who);
 
 using FlowSink = std::function<void(const Flow&, const FlowClients&)>;
 

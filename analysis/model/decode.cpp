@@ -40,6 +40,8 @@ Kind classify(std::string_view api_version, std::string_view kind) noexcept {
             return Kind::DestinationRule;
         if (kind == "ServiceEntry")
             return Kind::ServiceEntry;
+        if (kind == "VirtualService")
+            return Kind::VirtualService;
         return Kind::Unknown;
     }
     if (api_version == "authentication.istio.io/v1alpha1") {
@@ -489,6 +491,8 @@ DecodeOutcome decode_object(const json& object, std::string_view default_namespa
             return decoded(decoding::decode_peer_authentication(JsonNode{&object}, meta, kind));
         case Kind::DestinationRule:
             return decoded(decoding::decode_destination_rule(JsonNode{&object}, meta, kind));
+        case Kind::VirtualService:
+            return decoded(decoding::decode_virtual_service(JsonNode{&object}, meta, kind));
         case Kind::Policy:
             return decoded(decoding::decode_alpha_policy(JsonNode{&object}, meta, kind, false));
         case Kind::MeshPolicy:

@@ -1,8 +1,9 @@
 // decode_object's decoding of the admission kinds, written once over any JSON tree (see Node).
 #pragma once
 
-// PeerAuthentication, DestinationRule, Policy and MeshPolicy: what an AdmissionReview carries, so
-// that a reader can decode them straight from its own parse instead of building a nlohmann::json.
+// PeerAuthentication, DestinationRule, VirtualService, Policy and MeshPolicy: what an
+// AdmissionReview carries, so that a reader can decode them straight from its own parse instead of
+// building a nlohmann::json.
 
 #include "analysis/model/decode.hpp"
 
@@ -329,6 +330,112 @@ DestinationRule decode_destination_rule(const Node& object, const Meta& meta,
         });
     }
     return dr;
+}
+
+// A list of strings at `path`.`key`.
+template <class Node>
+std::vector<std::string> string_list(const Node& object, std::string_view key,
+                                     const std::string& path) {
+    std::vector<std::string> out;
+    if (const auto list = optional_array(object, key, path)) {
+        list->for_each_item([&](std::size_t i, const Node& item) {
+            out.push_back(require_string(item, path + "." + std::string(key) + "[" +
+                                                   std::to_string(i) + "]"));
+        });
+    }
+    return out;
+}
+
+// One `destination` object of a route or mirror: host is required, subset and port are not.
+template <class Node>
+RouteDestination route_destination(const Node& destination, const std::string& path) {
+    if (!destination.is_object())
+        throw Failure{path + ": expected an object, got " + destination.type_name()};
+    RouteDestination out;
+    out.path = path;
+    out.host = optional_string(destination, "host", path);
+    if (out.host.empty())
+        throw Failure{path + ".host: missing"};
+    out.subset = optional_string(destination, "subset", path);
+    if (const auto port = optional_object(destination, "port", path))
+        if (const auto number = member(*port, "number"))
+            out.port = port_number(*number, path + ".port.number");
+    return out;
+}
+
+template <class Node, class Meta>
+VirtualService decode_virtual_service(const Node& object, const Meta& meta, std::string_view kind) {
+    VirtualService vs;
+    vs.ref = make_ref(object, kind, meta);
+    vs.age = make_age(meta);
+    const auto spec = optional_object(object, "spec", "");
+    if (!spec)
+        return vs;
+    vs.hosts = string_list(*spec, "hosts", "spec");
+    vs.gateways = string_list(*spec, "gateways", "spec");
+    vs.export_to = string_list(*spec, "exportTo", "spec");
+    for (const std::string_view section : {"http", "tcp", "tls"}) {
+        const std::string section_path = "spec." + std::string(section);
+        const auto routes = optional_array(*spec, section, "spec");
+        if (!routes)
+            continue;
+        routes->for_each_item([&](std::size_t i, const Node& route) {
+            const std::string route_path = section_path + "[" + std::to_string(i) + "]";
+            if (!route.is_object())
+                throw Failure{route_path + ": expected an object, got " + route.type_name()};
+            const auto first = vs.destinations.size();
+            // Only match[].sourceNamespace narrows which clients take the route; the other
+            // conditions may match any client's requests.
+            std::vector<std::string> sources;
+            bool any_source = true;
+            if (const auto matches = optional_array(route, "match", route_path)) {
+                bool unnamed = false;
+                matches->for_each_item([&](std::size_t k, const Node& match) {
+                    const std::string path = route_path + ".match[" + std::to_string(k) + "]";
+                    if (!match.is_object())
+                        throw Failure{path + ": expected an object, got " + match.type_name()};
+                    const std::string source = optional_string(match, "sourceNamespace", path);
+                    if (source.empty())
+                        unnamed = true;
+                    else
+                        sources.push_back(source);
+                });
+                any_source = unnamed || sources.empty();
+            }
+            if (const auto destinations = optional_array(route, "route", route_path)) {
+                destinations->for_each_item([&](std::size_t j, const Node& weighted) {
+                    const std::string path = route_path + ".route[" + std::to_string(j) + "]";
+                    if (!weighted.is_object())
+                        throw Failure{path + ": expected an object, got " + weighted.type_name()};
+                    const auto destination = member(weighted, "destination");
+                    if (!destination)
+                        throw Failure{path + ".destination: missing"};
+                    vs.destinations.push_back(
+                        route_destination(*destination, path + ".destination"));
+                });
+            }
+            if (const auto mirror = section == "http" ? member(route, "mirror") : std::nullopt)
+                vs.destinations.push_back(route_destination(*mirror, route_path + ".mirror"));
+            if (const auto mirrors = section == "http"
+                                         ? optional_array(route, "mirrors", route_path)
+                                         : std::nullopt) {
+                mirrors->for_each_item([&](std::size_t j, const Node& policy) {
+                    const std::string path = route_path + ".mirrors[" + std::to_string(j) + "]";
+                    if (!policy.is_object())
+                        throw Failure{path + ": expected an object, got " + policy.type_name()};
+                    const auto destination = member(policy, "destination");
+                    if (!destination)
+                        throw Failure{path + ".destination: missing"};
+                    vs.destinations.push_back(
+                        route_destination(*destination, path + ".destination"));
+                });
+            }
+            if (!any_source)
+                for (auto d = first; d < vs.destinations.size(); ++d)
+                    vs.destinations[d].source_namespaces = sources;
+        });
+    }
+    return vs;
 }
 
 template <class Node, class Meta>
@@ -673,6 +780,7 @@ enum class Kind : std::uint8_t {
     Unknown,
     PeerAuthentication,
     DestinationRule,
+    VirtualService,
     Policy,
     MeshPolicy,
     Service,
@@ -717,7 +825,7 @@ std::optional<DecodeOutcome> decode_admission_kind(const Node& object,
         const std::string_view kind = kind_field->string();
         const Kind k = classify(api_version->string(), kind);
         if (k != Kind::PeerAuthentication && k != Kind::DestinationRule && k != Kind::Policy &&
-            k != Kind::MeshPolicy)
+            k != Kind::MeshPolicy && k != Kind::VirtualService)
             return std::nullopt;
         const auto meta = decode_meta(object, default_namespace, k != Kind::MeshPolicy);
         switch (k) {
@@ -725,6 +833,8 @@ std::optional<DecodeOutcome> decode_admission_kind(const Node& object,
             return decoded(decode_peer_authentication(object, meta, kind));
         case Kind::DestinationRule:
             return decoded(decode_destination_rule(object, meta, kind));
+        case Kind::VirtualService:
+            return decoded(decode_virtual_service(object, meta, kind));
         case Kind::Policy:
             return decoded(decode_alpha_policy(object, meta, kind, false));
         default:

@@ -62,6 +62,27 @@ struct DestinationRule {
     std::vector<Subset> subsets;
 };
 
+// One destination of a VirtualService route or mirror (ambient.md §15).
+struct RouteDestination {
+    std::string host;   // as written; short names resolve in the VirtualService's namespace
+    std::string subset; // empty: the service-level cluster
+    std::optional<std::uint16_t> port;
+    std::string path; // where it is written, e.g. spec.http[0].route[1].destination
+    // The route's match[].sourceNamespace values; empty when some match (or none) has none:
+    // then the route applies to clients of every namespace.
+    std::vector<std::string> source_namespaces;
+};
+
+// networking.istio.io VirtualService (v1alpha3, v1beta1, v1): only what picks subset clusters.
+struct VirtualService {
+    ObjectRef ref;
+    Age age;
+    std::vector<std::string> hosts;
+    std::vector<std::string> gateways;
+    std::vector<std::string> export_to;
+    std::vector<RouteDestination> destinations;
+};
+
 // A port selector of a legacy Policy target: a Service port number or name.
 struct AlphaPortSelector {
     std::optional<std::uint16_t> number;
@@ -221,6 +242,6 @@ struct ApiServerCallee {
 
 using DecodedObject =
     std::variant<PeerAuthentication, DestinationRule, AlphaPolicy, Service, ServiceEntry, PodLike,
-                 Namespace, MeshConfig, CniConfig, ApiServerCallee>;
+                 Namespace, MeshConfig, CniConfig, ApiServerCallee, VirtualService>;
 
 } // namespace mtlsguard::model

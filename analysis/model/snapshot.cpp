@@ -204,13 +204,16 @@ bool Snapshot::has_alpha_policies() const noexcept {
 std::shared_ptr<const NamespaceConfig>
 build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_authentications,
                        std::vector<DestinationRule> destination_rules,
-                       std::vector<AlphaPolicy> policies, const Snapshot& snapshot) {
+                       std::vector<AlphaPolicy> policies,
+                       std::vector<VirtualService> virtual_services, const Snapshot& snapshot) {
     auto config = std::make_shared<NamespaceConfig>();
     config->name = std::move(name);
     config->is_root = config->name == snapshot.mesh().root_namespace;
     config->peer_authentications = std::move(peer_authentications);
     config->destination_rules = std::move(destination_rules);
     config->policies = std::move(policies);
+    config->virtual_services = std::move(virtual_services);
+    sort_oldest_first(config->virtual_services);
     sort_oldest_first(config->peer_authentications);
     sort_oldest_first(config->policies);
     // pilot sorts rules with a workloadSelector first, then by age.
@@ -295,6 +298,8 @@ void SnapshotBuilder::add(DecodedObject object) {
                 peer_authentications_.push_back(std::move(o));
             else if constexpr (std::is_same_v<T, DestinationRule>)
                 destination_rules_.push_back(std::move(o));
+            else if constexpr (std::is_same_v<T, VirtualService>)
+                virtual_services_.push_back(std::move(o));
             else if constexpr (std::is_same_v<T, AlphaPolicy>) {
                 alpha_seen_ = true;
                 policies_.push_back(std::move(o));
@@ -567,6 +572,8 @@ template <typename Note> void SnapshotBuilder::for_each_object_namespace(Note no
         note(o.ref.namespace_name);
     for (const auto& o : destination_rules_)
         note(o.ref.namespace_name);
+    for (const auto& o : virtual_services_)
+        note(o.ref.namespace_name);
     for (const auto& o : policies_)
         if (!o.mesh_policy)
             note(o.ref.namespace_name);
@@ -587,6 +594,8 @@ void SnapshotBuilder::count_configuration(std::vector<std::size_t>& counts,
         count_object(counts, ids, o.ref.namespace_name);
     for (const auto& o : destination_rules_)
         count_object(counts, ids, o.ref.namespace_name);
+    for (const auto& o : virtual_services_)
+        count_object(counts, ids, o.ref.namespace_name);
     for (const auto& o : policies_)
         if (!o.mesh_policy)
             count_object(counts, ids, o.ref.namespace_name);
@@ -597,6 +606,9 @@ void SnapshotBuilder::make_configs(Snapshot& s, const std::vector<bool>& rebuilt
     std::map<std::string, std::vector<PeerAuthentication>> pas;
     std::map<std::string, std::vector<DestinationRule>> drs;
     std::map<std::string, std::vector<AlphaPolicy>> alphas;
+    std::map<std::string, std::vector<VirtualService>> vss;
+    for (auto& o : virtual_services_)
+        vss[o.ref.namespace_name].push_back(std::move(o));
     for (auto& o : peer_authentications_)
         pas[o.ref.namespace_name].push_back(std::move(o));
     for (auto& o : destination_rules_)
@@ -611,11 +623,11 @@ void SnapshotBuilder::make_configs(Snapshot& s, const std::vector<bool>& rebuilt
     s.configs_.reserve(s.namespaces_.size());
     for (NsId id = 0; id < s.namespaces_.size(); ++id) {
         const std::string& name = s.namespaces_[id].name;
-        s.configs_.push_back(rebuilt[id] || !previous
-                                 ? build_namespace_config(name, std::move(pas[name]),
-                                                          std::move(drs[name]),
-                                                          std::move(alphas[name]), s)
-                                 : previous->configs_[id]);
+        s.configs_.push_back(
+            rebuilt[id] || !previous
+                ? build_namespace_config(name, std::move(pas[name]), std::move(drs[name]),
+                                         std::move(alphas[name]), std::move(vss[name]), s)
+                : previous->configs_[id]);
     }
 }
 

@@ -139,6 +139,7 @@ struct NamespaceConfig {
     std::vector<PeerAuthentication> peer_authentications; // oldest first
     std::vector<DestinationRule> destination_rules;       // selector ones first, then oldest first
     std::vector<AlphaPolicy> policies;                    // legacy, oldest first
+    std::vector<VirtualService> virtual_services;         // oldest first (ambient.md §15)
     // Root: the mesh-wide policy. Elsewhere: the namespace-wide one. Oldest with an empty selector.
     const PeerAuthentication* namespace_policy = nullptr;
     std::vector<const PeerAuthentication*>
@@ -184,7 +185,8 @@ std::string_view object_namespace(const DecodedObject& object) noexcept;
 std::shared_ptr<const NamespaceConfig>
 build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_authentications,
                        std::vector<DestinationRule> destination_rules,
-                       std::vector<AlphaPolicy> policies, const Snapshot& snapshot);
+                       std::vector<AlphaPolicy> policies,
+                       std::vector<VirtualService> virtual_services, const Snapshot& snapshot);
 
 // The immutable snapshot. Build it with SnapshotBuilder; share it by shared_ptr<const Snapshot>.
 class Snapshot {
@@ -336,6 +338,7 @@ class SnapshotBuilder {
     std::vector<PeerAuthentication> peer_authentications_;
     std::vector<DestinationRule> destination_rules_;
     std::vector<AlphaPolicy> policies_;
+    std::vector<VirtualService> virtual_services_;
     std::vector<Service> services_;
     std::vector<ServiceEntry> service_entries_;
     std::vector<PodLike> pods_;

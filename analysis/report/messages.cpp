@@ -121,6 +121,19 @@ std::string flow_message(const Finding& f) {
                "not tunnel to headless or PASSTHROUGH services, nor before Istio 1.22. Fix: make "
                "the port PERMISSIVE, use a Service with a cluster IP, or move the clients to "
                "ambient";
+    case Code::MTG107: {
+        const std::string route =
+            f.detail.text.empty() ? std::string() : " (" + f.detail.text + ")";
+        const std::string port = flow.port ? " port " + std::to_string(flow.port) : std::string();
+        return who(flow) + " are routed by this VirtualService" + route + " to subset " +
+               flow.subset + " of " + flow.host + port + ", which " +
+               (f.related.empty()
+                    ? std::string("no DestinationRule they use defines")
+                    : "the DestinationRule they use, " + model::display_name(f.related.front()) +
+                          ", does not define") +
+               ": there is no cluster for it and requests answer 503 (NC). Fix: define the "
+               "subset in that DestinationRule, or route to a subset it defines";
+    }
     case Code::MTG108: {
         const std::string port = std::to_string(flow.target_port ? flow.target_port : flow.port);
         return "The Kubernetes API server calls " +

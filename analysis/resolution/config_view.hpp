@@ -63,6 +63,8 @@ class ConfigView {
     const HostClients& external_clients(std::size_t index, HostClients& scratch) const;
     bool rules_changed() const noexcept { return rules_changed_; }
     bool is_mesh_client(NsId ns) const noexcept { return ns < is_client_.size() && is_client_[ns]; }
+    // Namespaces holding VirtualServices (ambient.md §15), in id order.
+    const std::vector<NsId>& virtual_service_namespaces() const noexcept { return vs_namespaces_; }
 
   private:
     void init_clients();
@@ -73,6 +75,7 @@ class ConfigView {
     std::optional<std::vector<model::AlphaPolicy>> mesh_policies_;
     std::vector<NsId> mesh_clients_;
     std::vector<bool> is_client_;
+    std::vector<NsId> vs_namespaces_;
     bool rules_changed_ = false;
     NsId root_ns_ = 0;
     std::shared_ptr<const model::NamespaceConfig> empty_config_;

@@ -313,7 +313,7 @@ void check_webhook(const Docs& docs, const Names& names, const std::string& fail
     CHECK(text(hook, {"clientConfig", "service", "port"}) == "443");
     CHECK_FALSE(at(hook, {"clientConfig", "url"}).IsDefined());
 
-    // Exactly the four kinds, each on CREATE, UPDATE and DELETE, any version, with the right scope.
+    // Exactly these kinds, each on CREATE, UPDATE and DELETE, any version, with the right scope.
     std::map<GroupResource, std::string> scopes;
     for (const YAML::Node& rule : at(hook, {"rules"})) {
         INFO("rule " << canonical(rule));
@@ -329,6 +329,8 @@ void check_webhook(const Docs& docs, const Names& names, const std::string& fail
     const std::map<GroupResource, std::string> expected_scopes{
         {{"security.istio.io", "peerauthentications"}, "Namespaced"},
         {{"networking.istio.io", "destinationrules"}, "Namespaced"},
+        // ambient.md §17: a VirtualService can send clients to a subset whose TLS fails.
+        {{"networking.istio.io", "virtualservices"}, "Namespaced"},
         {{"authentication.istio.io", "policies"}, "Namespaced"},
         {{"authentication.istio.io", "meshpolicies"}, "Cluster"},
     };

@@ -586,6 +586,21 @@ std::vector<json> webhook_cluster(const std::vector<json>& more = {}) {
     return objects;
 }
 
+// shop/plain runs without a sidecar; its DestinationRule has a service-level PERMISSIVE-safe
+// cluster (no TLS) and two subsets: ISTIO_MUTUAL (fails there) and DISABLE (fine).
+std::vector<json> subset_cluster(const std::vector<json>& more = {}) {
+    auto objects = cluster({
+        deployment("shop", "plain").labels({{"app", "plain"}}).container_port(8080),
+        service("shop", "plain").selecting({{"app", "plain"}}).port(80, 8080, "http"),
+        destination_rule("shop", "plain", "plain")
+            .subset("mtls", {{"app", "plain"}}, "ISTIO_MUTUAL")
+            .subset("open", {{"app", "plain"}}, "DISABLE")
+            .created(day(1)),
+    });
+    objects.insert(objects.end(), more.begin(), more.end());
+    return objects;
+}
+
 const json strict_opa = peer_authentication("opa", "default").strict().created(day(1));
 
 } // namespace
@@ -639,5 +654,89 @@ TEST_CASE(
         const auto d = decide(webhook_cluster({strict_opa}), update(relabelled, strict_opa));
         CHECK(allowed(d));
         CHECK(any_contains(warnings_of(d), "already failing before this change: [MTG108]"));
+    }
+}
+
+VirtualServiceBuilder route_plain_to(const std::string& subset) {
+    return virtual_service("shop", "plain", {"plain"}).route("plain", subset).created(day(3));
+}
+
+} // namespace
+
+TEST_CASE("§17: a VirtualService routing clients to an ISTIO_MUTUAL subset of pods without a "
+          "sidecar is denied",
+          "[admission][virtualservice]") {
+    // The DestinationRule alone is allowed (its subset carries no traffic, §15)...
+    const json rule = subset_cluster().back();
+    CHECK(allowed(decide(
+        cluster({deployment("shop", "plain").labels({{"app", "plain"}}).container_port(8080),
+                 service("shop", "plain").selecting({{"app", "plain"}}).port(80, 8080, "http")}),
+        create(rule))));
+    // ...the route that sends traffic there is not.
+    const auto d = decide(subset_cluster(), create(route_plain_to("mtls")));
+    CHECK(d.kind == "VirtualService");
+    CHECK_FALSE(allowed(d));
+    const std::string message = d.body.at("response").at("status").at("message");
+    CHECK_THAT(message, Catch::Contains("[MTG103]") && Catch::Contains("subset mtls"));
+    CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG103") != d.codes.end());
+    SECTION("UPDATE from the PERMISSIVE-safe subset to the failing one is denied too") {
+        const auto u = decide(subset_cluster({route_plain_to("open")}),
+                              update(route_plain_to("mtls"), route_plain_to("open")));
+        CHECK_FALSE(allowed(u));
+    }
+    SECTION("the route already there: an unrelated update only warns") {
+        json relabelled = route_plain_to("mtls").body();
+        relabelled["metadata"]["labels"]["team"] = "shop";
+        const auto u = decide(subset_cluster({route_plain_to("mtls")}),
+                              update(relabelled, route_plain_to("mtls")));
+        CHECK(allowed(u));
+        CHECK(any_contains(warnings_of(u), "already failing"));
+    }
+    SECTION("deleting the route removes the failure") {
+        const auto u =
+            decide(subset_cluster({route_plain_to("mtls")}), remove(route_plain_to("mtls")));
+        CHECK(allowed(u));
+        CHECK(warnings_of(u).empty());
+    }
+    SECTION("a VirtualService bound to a gateway only changes nothing for sidecars") {
+        const auto u = decide(subset_cluster(),
+                              create(route_plain_to("mtls").gateways({"istio-system/public"})));
+        CHECK(allowed(u));
+        CHECK(u.codes.empty());
+    }
+}
+
+TEST_CASE("§17: a VirtualService routing to a subset whose TLS works is allowed",
+          "[admission][virtualservice]") {
+    const auto d = decide(subset_cluster(), create(route_plain_to("open")));
+    CHECK(allowed(d));
+    CHECK(d.codes.empty());
+    CHECK(warnings_of(d).empty());
+}
+
+TEST_CASE("§17 MTG107: a VirtualService naming a subset the DestinationRule does not define is "
+          "denied",
+          "[admission][virtualservice][MTG107]") {
+    const auto d = decide(subset_cluster(), create(route_plain_to("v9")));
+    CHECK_FALSE(allowed(d));
+    const std::string message = d.body.at("response").at("status").at("message");
+    CHECK_THAT(message, Catch::Contains("[MTG107]") && Catch::Contains("subset v9") &&
+                            Catch::Contains("503"));
+    CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG107") != d.codes.end());
+    CHECK(any_contains(warnings_of(d), "[MTG107] VirtualService plain.shop"));
+    SECTION("in warn mode it is a warning") {
+        const auto w =
+            decide(subset_cluster(), create(route_plain_to("v9")), mode(Enforcement::Warn));
+        CHECK(allowed(w));
+        CHECK(any_contains(warnings_of(w), "[MTG107]"));
+    }
+    SECTION("removing the subset from the DestinationRule the route uses is denied as well") {
+        const json rule = subset_cluster()[subset_cluster().size() - 1];
+        const json without = destination_rule("shop", "plain", "plain")
+                                 .subset("mtls", {{"app", "plain"}}, "ISTIO_MUTUAL")
+                                 .created(day(1));
+        const auto u = decide(subset_cluster({route_plain_to("open")}), update(without, rule));
+        CHECK_FALSE(allowed(u));
+        CHECK(std::find(u.codes.begin(), u.codes.end(), "MTG107") != u.codes.end());
     }
 }

@@ -366,10 +366,14 @@ TEST_CASE("Legacy §7: ISTIO_MUTUAL towards a plaintext-only Policy is MTG102 (t
           std::vector<std::string>{"DestinationRule web-mtls.front", "Policy web-plaintext.shop"});
 }
 
-TEST_CASE("A subset with its own TLS gets flows of its own, for its endpoints only",
-          "[flows][subset]") {
-    const auto snapshot = snapshot_of({
+namespace {
+
+// shop/web-v1 and web-v2 (sidecars, STRICT) behind shop/web; front/ui and side/app are sidecar
+// clients; the DR sends ISTIO_MUTUAL, but DISABLE through subset v2.
+std::vector<json> subset_cluster(const std::vector<json>& more = {}) {
+    std::vector<json> objects{
         deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        deployment("side", "app").labels({{"app", "side"}}).with_sidecar(),
         deployment("shop", "web-v1").labels({{"app", "web"}, {"version", "v1"}}).with_sidecar(),
         deployment("shop", "web-v2").labels({{"app", "web"}, {"version", "v2"}}).with_sidecar(),
         service("shop", "web").selecting({{"app", "web"}}).port(80, 8080),
@@ -378,7 +382,18 @@ TEST_CASE("A subset with its own TLS gets flows of its own, for its endpoints on
             .tls("ISTIO_MUTUAL")
             .subset("v1", {{"version", "v1"}})
             .subset("v2", {{"version", "v2"}}, "DISABLE"),
-    });
+    };
+    objects.insert(objects.end(), more.begin(), more.end());
+    return objects;
+}
+
+} // namespace
+
+TEST_CASE("§15: a subset with its own TLS gets flows of its own, for its endpoints only, when a "
+          "VirtualService routes there",
+          "[flows][subset]") {
+    const auto snapshot =
+        snapshot_of(subset_cluster({virtual_service("shop", "web", {"web"}).route("web", "v2")}));
     const auto rows = matrix_rows(*snapshot);
     CHECK(flow_of(rows, "front", true, web, "web-v2", "v2") == "PLAINTEXT STRICT FAIL");
     CHECK(flow_of(rows, "front", true, web, "web-v1", "v2") == "no row");
@@ -388,6 +403,222 @@ TEST_CASE("A subset with its own TLS gets flows of its own, for its endpoints on
     REQUIRE_FALSE(findings.empty());
     for (const auto& f : findings)
         CHECK(f.flow->subset == "v2");
+}
+
+TEST_CASE("§15: a subset no VirtualService route uses carries no traffic: no flows, no finding",
+          "[flows][subset]") {
+    // No VirtualService at all, one that routes to another subset, one that routes to the
+    // service without a subset, one for another host.
+    auto extra = GENERATE(
+        std::vector<json>{},
+        std::vector<json>{virtual_service("shop", "web", {"web"}).route("web", "v1")},
+        std::vector<json>{virtual_service("shop", "web", {"web"}).route("web")},
+        std::vector<json>{virtual_service("shop", "plain", {"plain"}).route("plain", "v2")});
+    const auto snapshot = snapshot_of(subset_cluster(extra));
+    const auto rows = matrix_rows(*snapshot);
+    CHECK(flow_of(rows, "front", true, web, "web-v2", "v2") == "no row");
+    CHECK(flow_of(rows, "front", true, web, "web-v2") == "ISTIO_MUTUAL STRICT MTLS");
+    CHECK(with_code(findings_of(*snapshot), "MTG101").empty());
+}
+
+TEST_CASE("§15: an ISTIO_MUTUAL subset towards pods without a sidecar fails only where routed",
+          "[flows][subset]") {
+    // The false denial this section fixes: an unused subset reported as MTG103.
+    const std::vector<json> base{
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        deployment("shop", "plain").labels({{"app", "plain"}}).container_port(8080),
+        service("shop", "plain").selecting({{"app", "plain"}}).port(80, 8080, "http"),
+        destination_rule("shop", "plain", "plain")
+            .subset("mtls", {{"app", "plain"}}, "ISTIO_MUTUAL"),
+    };
+    CHECK(with_code(findings_of(*snapshot_of(base)), "MTG103").empty());
+    auto routed = base;
+    routed.push_back(virtual_service("front", "to-plain", {"plain.shop.svc.cluster.local"})
+                         .route("plain.shop.svc.cluster.local", "mtls"));
+    const auto snapshot = snapshot_of(routed);
+    CHECK(flow_of(matrix_rows(*snapshot), "front", true, plain, "plain", "mtls") ==
+          "ISTIO_MUTUAL NO_SIDECAR FAIL");
+    const auto findings = with_code(findings_of(*snapshot), "MTG103");
+    REQUIRE(findings.size() == 1);
+    CHECK(findings[0].flow->subset == "mtls");
+    CHECK(findings[0].flow->client_namespaces == std::vector<std::string>{"front"});
+}
+
+TEST_CASE("§15: subset flows go only to the client namespaces the VirtualService is exported to",
+          "[flows][subset]") {
+    auto [export_to, expected] =
+        GENERATE(table<std::vector<std::string>, std::vector<std::string>>({
+            {{}, {"front", "shop", "side"}},
+            {{"*"}, {"front", "shop", "side"}},
+            {{"."}, {"shop"}},
+            {{"side"}, {"side"}},
+            {{".", "front"}, {"front", "shop"}},
+        }));
+    auto vs = virtual_service("shop", "web", {"web"}).route("web", "v2");
+    if (!export_to.empty())
+        vs.export_to(export_to);
+    const auto snapshot = snapshot_of(subset_cluster({vs}));
+    const auto rows = matrix_rows(*snapshot);
+    std::vector<std::string> routed;
+    for (const std::string ns : {"front", "shop", "side"})
+        if (flow_of(rows, ns, true, web, "web-v2", "v2") == "PLAINTEXT STRICT FAIL")
+            routed.push_back(ns);
+    CHECK(routed == expected);
+    const auto findings = with_code(findings_of(*snapshot), "MTG101");
+    REQUIRE_FALSE(findings.empty());
+    for (const auto& f : findings)
+        CHECK(f.flow->client_namespaces == expected);
+    // Everybody keeps the service-level cluster too.
+    for (const std::string ns : {"front", "shop", "side"})
+        CHECK(flow_of(rows, ns, true, web, "web-v2") == "ISTIO_MUTUAL STRICT MTLS");
+}
+
+TEST_CASE("§15: a VirtualService bound only to gateways does not route sidecar clients",
+          "[flows][subset]") {
+    auto [gateways, routes] = GENERATE(table<std::vector<std::string>, bool>({
+        {{"istio-system/public"}, false},
+        {{"public", "istio-system/internal"}, false},
+        {{"mesh"}, true},
+        {{"istio-system/public", "mesh"}, true},
+    }));
+    const auto snapshot = snapshot_of(subset_cluster(
+        {virtual_service("shop", "web", {"web"}).gateways(gateways).route("web", "v2")}));
+    CHECK((flow_of(matrix_rows(*snapshot), "front", true, web, "web-v2", "v2") ==
+           "PLAINTEXT STRICT FAIL") == routes);
+}
+
+TEST_CASE("§15: the VirtualService's hosts must match the service, and the destination must be it",
+          "[flows][subset]") {
+    auto [vs, routes] = GENERATE(table<json, bool>({
+        {virtual_service("shop", "web", {"web"}).route("web", "v2"), true},
+        // Short names resolve in the VirtualService's namespace.
+        {virtual_service("front", "web", {"web"}).route("web", "v2"), false},
+        {virtual_service("front", "web", {"web.shop.svc.cluster.local"})
+             .route("web.shop.svc.cluster.local", "v2"),
+         true},
+        {virtual_service("front", "web", {"*.shop.svc.cluster.local"})
+             .route("web.shop.svc.cluster.local", "v2"),
+         true},
+        {virtual_service("front", "web", {"*"}).route("web.shop.svc.cluster.local", "v2"), true},
+        {virtual_service("front", "web", {"other.shop.svc.cluster.local"})
+             .route("web.shop.svc.cluster.local", "v2"),
+         false},
+        // A mirror is a destination too; tcp and tls routes count.
+        {virtual_service("shop", "web", {"web"}).mirror("web", "v2"), true},
+        {virtual_service("shop", "web", {"web"}).route("web", "v2", 0, "tcp"), true},
+        {virtual_service("shop", "web", {"web"}).route("web", "v2", 0, "tls"), true},
+        // A destination port picks that service port only.
+        {virtual_service("shop", "web", {"web"}).route("web", "v2", 80), true},
+        {virtual_service("shop", "web", {"web"}).route("web", "v2", 81), false},
+    }));
+    INFO(vs.dump());
+    const auto snapshot = snapshot_of(subset_cluster({vs}));
+    CHECK((flow_of(matrix_rows(*snapshot), "front", true, web, "web-v2", "v2") ==
+           "PLAINTEXT STRICT FAIL") == routes);
+}
+
+TEST_CASE("§15: a route whose matches name source namespaces sends only their clients",
+          "[flows][subset]") {
+    json vs = virtual_service("shop", "web", {"web"}).route("web", "v2").route("web", "v3").body();
+    vs["spec"]["http"][0]["match"] = json::array({{{"sourceNamespace", "side"}}});
+    vs["spec"]["http"][1]["match"] = json::array({{{"sourceNamespace", "front"}}});
+    const auto snapshot = snapshot_of(subset_cluster({vs}));
+    const auto rows = matrix_rows(*snapshot);
+    CHECK(flow_of(rows, "side", true, web, "web-v2", "v2") == "PLAINTEXT STRICT FAIL");
+    CHECK(flow_of(rows, "front", true, web, "web-v2", "v2") == "no row");
+    CHECK(flow_of(rows, "shop", true, web, "web-v2", "v2") == "no row");
+    // The undefined subset v3 fails only for front, the one namespace its route takes.
+    const auto findings = with_code(findings_of(*snapshot), "MTG107");
+    REQUIRE(findings.size() == 1);
+    CHECK(findings[0].flow->subset == "v3");
+    CHECK(findings[0].flow->client_namespaces == std::vector<std::string>{"front"});
+}
+
+TEST_CASE(
+    "§15: a subset's portLevelSettings entry replaces its TLS for that port, even without tls",
+    "[flows][subset]") {
+    // Pods without a sidecar; the service-level cluster sends plaintext (DISABLE).
+    const json mtls_but_81 = {
+        {"tls", {{"mode", "ISTIO_MUTUAL"}}},
+        {"portLevelSettings",
+         json::array({{{"port", {{"number", 81}}}, {"tls", {{"mode", "DISABLE"}}}},
+                      {{"port", {{"number", 82}}},
+                       {"connectionPool", {{"tcp", {{"maxConnections", 5}}}}}}})}};
+    const auto snapshot = snapshot_of({
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        deployment("shop", "plain").labels({{"app", "plain"}}).container_port(8080),
+        service("shop", "plain")
+            .selecting({{"app", "plain"}})
+            .port(80, 8080, "a")
+            .port(81, 8080, "b")
+            .port(82, 8080, "c"),
+        destination_rule("shop", "plain", "plain")
+            .tls("DISABLE")
+            .subset_policy("s", {{"app", "plain"}}, mtls_but_81),
+        virtual_service("shop", "plain", {"plain"}).route("plain", "s"),
+    });
+    const auto rows = matrix_rows(*snapshot);
+    auto port_row = [&](int port) {
+        for (const auto& r : rows)
+            if (r.client_namespace == "front" && r.subset == "s" && r.port == port)
+                return r.client + " " + r.server + " " + r.verdict;
+        return std::string("no row");
+    };
+    CHECK(port_row(80) == "ISTIO_MUTUAL NO_SIDECAR FAIL");
+    CHECK(port_row(81) == "no row"); // DISABLE, as the service-level cluster
+    CHECK(port_row(82) == "PLAINTEXT NO_SIDECAR PLAINTEXT"); // no TLS: auto mTLS, no sidecar
+}
+
+TEST_CASE("§15 MTG107: a route to a subset the clients' DestinationRule does not define is an "
+          "error on the VirtualService",
+          "[flows][subset][MTG107]") {
+    SECTION("the DR lacks the subset") {
+        const auto snapshot = snapshot_of(
+            subset_cluster({virtual_service("shop", "web", {"web"}).route("web", "v3")}));
+        const auto findings = with_code(findings_of(*snapshot), "MTG107");
+        REQUIRE(findings.size() == 1);
+        const auto& f = findings[0];
+        CHECK(f.severity == conflict::Severity::Error);
+        CHECK(f.resource.kind == "VirtualService");
+        CHECK(refs(f.related) == std::vector<std::string>{"DestinationRule web.shop"});
+        CHECK(f.flow->subset == "v3");
+        CHECK(f.flow->host == web);
+        CHECK(f.flow->client_namespaces == std::vector<std::string>{"front", "shop", "side"});
+        CHECK_THAT(f.message, Catch::Contains("subset v3") && Catch::Contains("503") &&
+                                  Catch::Contains("spec.http[0].route[0].destination"));
+    }
+    SECTION("only the clients that see no DR with the subset") {
+        // side has its own DR for the host without subsets; the VS is exported everywhere.
+        const auto snapshot = snapshot_of(subset_cluster(
+            {destination_rule("side", "mine", "web.shop.svc.cluster.local").tls("ISTIO_MUTUAL"),
+             virtual_service("shop", "web", {"web"}).route("web", "v2")}));
+        const auto findings = with_code(findings_of(*snapshot), "MTG107");
+        REQUIRE(findings.size() == 1);
+        CHECK(findings[0].flow->client_namespaces == std::vector<std::string>{"side"});
+        CHECK(refs(findings[0].related) == std::vector<std::string>{"DestinationRule mine.side"});
+    }
+    SECTION("no DR at all") {
+        const auto snapshot =
+            snapshot_of(cluster({virtual_service("front", "web", {"web.shop.svc.cluster.local"})
+                                     .export_to({"."})
+                                     .route("web.shop.svc.cluster.local", "v1")}));
+        const auto findings = with_code(findings_of(*snapshot), "MTG107");
+        REQUIRE(findings.size() == 1);
+        CHECK(findings[0].related.empty());
+        CHECK(findings[0].flow->client_namespaces == std::vector<std::string>{"front"});
+    }
+    SECTION("a defined subset, or a gateway-only VirtualService, is fine") {
+        CHECK(with_code(findings_of(*snapshot_of(subset_cluster(
+                            {virtual_service("shop", "web", {"web"}).route("web", "v1")}))),
+                        "MTG107")
+                  .empty());
+        CHECK(with_code(
+                  findings_of(*snapshot_of(subset_cluster({virtual_service("shop", "web", {"web"})
+                                                               .gateways({"istio-system/public"})
+                                                               .route("web", "v3")}))),
+                  "MTG107")
+                  .empty());
+    }
 }
 
 TEST_CASE("Client namespaces that get the same answer are aggregated in one finding", "[flows]") {

@@ -45,7 +45,8 @@ model::PodLike workload_of(const json& object) {
 
 TEST_CASE("Every kind and apiVersion of semantics §1 decodes into its model type", "[decode]") {
     // Variant indexes of model::DecodedObject.
-    constexpr std::size_t pa = 0, dr = 1, alpha = 2, svc = 3, se = 4, podlike = 5, ns = 6, mesh = 7;
+    constexpr std::size_t pa = 0, dr = 1, alpha = 2, svc = 3, se = 4, podlike = 5, ns = 6, mesh = 7,
+                          vs = 9;
     auto [api_version, kind, index] = GENERATE_COPY(table<std::string, std::string, std::size_t>({
         {"security.istio.io/v1beta1", "PeerAuthentication", pa},
         {"security.istio.io/v1", "PeerAuthentication", pa},
@@ -69,6 +70,9 @@ TEST_CASE("Every kind and apiVersion of semantics §1 decodes into its model typ
         {"networking.istio.io/v1beta1", "ServiceEntry", se},
         {"networking.istio.io/v1", "ServiceEntry", se},
         {"v1", "ConfigMap", mesh},
+        {"networking.istio.io/v1alpha3", "VirtualService", vs},
+        {"networking.istio.io/v1beta1", "VirtualService", vs},
+        {"networking.istio.io/v1", "VirtualService", vs},
     }));
     INFO(api_version << " " << kind);
     const auto outcome = decode(minimal(api_version, kind));
@@ -113,7 +117,7 @@ TEST_CASE("Cluster-scoped MeshPolicy and Namespace have no namespace", "[decode]
 
 TEST_CASE("Kinds the engine does not use are skipped, not errors", "[decode]") {
     auto [api_version, kind] = GENERATE(table<std::string, std::string>({
-        {"networking.istio.io/v1", "VirtualService"},
+        {"networking.istio.io/v2", "VirtualService"},
         {"networking.istio.io/v1", "Gateway"},
         {"networking.istio.io/v1", "Sidecar"},
         {"security.istio.io/v1", "AuthorizationPolicy"},
@@ -171,6 +175,7 @@ TEST_CASE("Bad field types, unknown enum values and out-of-range ports are error
     const json deploy = deployment("shop", "web").labels({{"app", "web"}});
     const json alpha = policy("shop", "p").target("web").strict();
     const json se = service_entry("shop", "ext", {"api.example.com"});
+    const json vs = virtual_service("shop", "v", {"web"}).route("web", "v1");
     using ptr = json::json_pointer;
     auto [object, field] = GENERATE_COPY(table<json, std::string>({
         {with(pa, ptr("/spec/mtls/mode"), "STRICTER"), "spec.mtls.mode"},
@@ -234,6 +239,29 @@ TEST_CASE("Bad field types, unknown enum values and out-of-range ports are error
         {with(alpha, ptr("/spec/targets/0/ports"), json::array({{{"number", 0}}})),
          "spec.targets[0].ports[0].number"},
         {with(se, ptr("/spec/location"), "ELSEWHERE"), "spec.location"},
+        // ambient.md §15: the fields that pick a subset.
+        {with(vs, ptr("/spec/hosts"), "web"), "spec.hosts"},
+        {with(vs, ptr("/spec/gateways"), json::array({"mesh", 1})), "spec.gateways[1]"},
+        {with(vs, ptr("/spec/exportTo"), "."), "spec.exportTo"},
+        {with(vs, ptr("/spec/http"), json::object()), "spec.http"},
+        {with(vs, ptr("/spec/http/0"), "web"), "spec.http[0]"},
+        {with(vs, ptr("/spec/http/0/route/0/destination/host"), 7),
+         "spec.http[0].route[0].destination.host"},
+        {with(vs, ptr("/spec/http/0/route/0/destination"), json::object()),
+         "spec.http[0].route[0].destination.host"},
+        {with(vs, ptr("/spec/http/0/route/0"), json{{"weight", 10}}),
+         "spec.http[0].route[0].destination"},
+        {with(vs, ptr("/spec/http/0/route/0/destination/subset"), json::array()),
+         "spec.http[0].route[0].destination.subset"},
+        {with(vs, ptr("/spec/http/0/route/0/destination/port/number"), 0),
+         "spec.http[0].route[0].destination.port.number"},
+        {with(vs, ptr("/spec/http/0/mirror"), "web"), "spec.http[0].mirror"},
+        {with(vs, ptr("/spec/http/0/mirrors"), json::array({{{"percentage", 5}}})),
+         "spec.http[0].mirrors[0].destination"},
+        {with(vs, ptr("/spec/tcp"),
+              json::array({{{"route", json::array({{{"destination", {{"port", 80}}}}})}}})),
+         "spec.tcp[0].route[0].destination.host"},
+        {with(vs, ptr("/spec/tls"), json::array({{{"route", "web"}}})), "spec.tls[0].route"},
         {with(se, ptr("/spec/ports/0/number"), 0), "spec.ports[0].number"},
         {with(se, ptr("/spec/hosts"), "api.example.com"), "spec.hosts"},
         {istio_config_map({{"enableAutoMtls", "maybe"}}), "data.mesh.enableAutoMtls"},
@@ -343,6 +371,81 @@ TEST_CASE("A DestinationRule decodes host, exportTo, selector, port-level settin
     CHECK_FALSE(dr.subsets[0].traffic_policy.has_value());
     REQUIRE(dr.subsets[1].traffic_policy.has_value());
     CHECK(dr.subsets[1].traffic_policy->tls == model::TlsMode::Disable); // tls: {} is DISABLE
+}
+
+TEST_CASE("A VirtualService decodes hosts, gateways, exportTo and every route and mirror "
+          "destination (ambient.md §15)",
+          "[decode][virtualservice]") {
+    json object = virtual_service("shop", "web-routes", {"web", "web.shop.svc.cluster.local"})
+                      .gateways({"mesh", "istio-system/public"})
+                      .export_to({"."})
+                      .route("web", "v1", 8080)
+                      .mirror("web", "shadow")
+                      .route("db.data.svc.cluster.local", "", 5432, "tcp")
+                      .route("web", "tls-v2", 0, "tls")
+                      .body();
+    object["spec"]["http"][0]["route"].push_back(
+        {{"destination", {{"host", "web"}, {"subset", "v2"}}}, {"weight", 10}});
+    object["spec"]["http"][1]["mirrors"] = json::array({{{"destination", {{"host", "other"}}}}});
+    const auto vs = decoded_as<model::VirtualService>(decode(object));
+    CHECK(vs.ref.kind == "VirtualService");
+    CHECK(vs.hosts == std::vector<std::string>{"web", "web.shop.svc.cluster.local"});
+    CHECK(vs.gateways == std::vector<std::string>{"mesh", "istio-system/public"});
+    CHECK(vs.export_to == std::vector<std::string>{"."});
+    std::vector<std::string> seen;
+    for (const auto& d : vs.destinations)
+        seen.push_back(d.path + " " + d.host + " " + d.subset + " " +
+                       (d.port ? std::to_string(*d.port) : std::string("-")));
+    CHECK(seen == std::vector<std::string>{
+                      "spec.http[0].route[0].destination web v1 8080",
+                      "spec.http[0].route[1].destination web v2 -",
+                      "spec.http[1].route[0].destination web  -",
+                      "spec.http[1].mirror web shadow -",
+                      "spec.http[1].mirrors[0].destination other  -",
+                      "spec.tcp[0].route[0].destination db.data.svc.cluster.local  5432",
+                      "spec.tls[0].route[0].destination web tls-v2 -",
+                  });
+}
+
+TEST_CASE("A VirtualService route's match[].sourceNamespace values narrow its destinations",
+          "[decode][virtualservice]") {
+    json object = virtual_service("shop", "v", {"web"})
+                      .route("web", "a")
+                      .route("web", "b")
+                      .route("web", "c")
+                      .route("web", "d", 0, "tcp")
+                      .body();
+    object["spec"]["http"][0]["match"] =
+        json::array({{{"sourceNamespace", "front"}}, {{"sourceNamespace", "side"}}});
+    // One match without a sourceNamespace takes every client.
+    object["spec"]["http"][1]["match"] =
+        json::array({{{"sourceNamespace", "front"}}, {{"headers", {{"x", {{"exact", "1"}}}}}}});
+    object["spec"]["http"][2]["match"] = json::array();
+    object["spec"]["tcp"][0]["match"] = json::array({{{"sourceNamespace", "batch"}}});
+    object["spec"]["http"][0]["mirror"] = {{"host", "web"}, {"subset", "m"}};
+    const auto vs = decoded_as<model::VirtualService>(decode(object));
+    std::vector<std::vector<std::string>> sources;
+    for (const auto& d : vs.destinations)
+        sources.push_back(d.source_namespaces);
+    CHECK(sources == std::vector<std::vector<std::string>>{
+                         {"front", "side"}, {"front", "side"}, {}, {}, {"batch"}});
+    auto with = [&](const char* where, const json& value) {
+        json changed = object;
+        changed[json::json_pointer(where)] = value;
+        return decode(changed).error;
+    };
+    CHECK(with("/spec/http/0/match/0/sourceNamespace", 3) ==
+          "spec.http[0].match[0].sourceNamespace: expected a string, got number");
+    CHECK(with("/spec/http/0/match", "front") == "spec.http[0].match: expected a list, got string");
+}
+
+TEST_CASE("A VirtualService without a spec routes nothing", "[decode][virtualservice]") {
+    const auto vs = decoded_as<model::VirtualService>(
+        decode(json{{"apiVersion", "networking.istio.io/v1beta1"},
+                    {"kind", "VirtualService"},
+                    {"metadata", {{"name", "empty"}, {"namespace", "shop"}}}}));
+    CHECK(vs.hosts.empty());
+    CHECK(vs.destinations.empty());
 }
 
 TEST_CASE("In v1alpha1 peers the first mtls peer decides, and no mtls peer means plaintext only",

@@ -712,3 +712,57 @@ TEST_CASE("§16: the objects the API server calls are cluster-wide: indexed by S
     CHECK(updated->api_server_calls("opa", "webhook")->size() == 2);
     CHECK(updated->object_count() == previous->object_count());
 }
+
+namespace {
+
+std::vector<std::string> virtual_service_names(const model::Snapshot& snapshot,
+                                               const std::string& ns) {
+    std::vector<std::string> out;
+    if (auto id = snapshot.namespace_id(ns))
+        for (const auto& vs : snapshot.config(*id).virtual_services)
+            out.push_back(vs.ref.name);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("§15: VirtualServices are kept in their namespace's config, oldest first",
+          "[snapshot][virtualservice]") {
+    const auto snapshot = snapshot_of({
+        virtual_service("shop", "newer", {"web"}).route("web", "v1").created(day(5)),
+        virtual_service("shop", "older", {"web"}).route("web", "v2").created(day(2)),
+        virtual_service("edge", "only", {"*"}).gateways({"istio-system/public"}),
+    });
+    CHECK(virtual_service_names(*snapshot, "shop") == std::vector<std::string>{"older", "newer"});
+    REQUIRE(snapshot->namespace_id("edge").has_value());
+    CHECK(virtual_service_names(*snapshot, "edge") == std::vector<std::string>{"only"});
+    // A namespace holding only VirtualServices is not assumed to run clients: §8 names
+    // DestinationRules and policies.
+    CHECK(snapshot->mesh_client_namespaces().empty());
+    CHECK(snapshot->object_count() == 3);
+}
+
+TEST_CASE("§15: an incremental update carries a namespace's changed VirtualServices",
+          "[snapshot][virtualservice][incremental]") {
+    const std::vector<json> other = {
+        kube_namespace("other"),
+        virtual_service("other", "stays", {"a"}).route("a", "v1"),
+    };
+    auto all = [&](const json& vs) {
+        std::vector<json> objects{kube_namespace("mesh"), vs};
+        objects.insert(objects.end(), other.begin(), other.end());
+        return objects;
+    };
+    const auto previous =
+        snapshot_of(all(virtual_service("mesh", "before", {"w"}).route("w", "v1")));
+    model::SnapshotBuilder update;
+    REQUIRE_FALSE(update.add(kube_namespace("mesh")).has_value());
+    REQUIRE_FALSE(update.add(virtual_service("mesh", "after", {"w"}).route("w", "v2")).has_value());
+    const auto updated = update.build_update(*previous, {"mesh"});
+    REQUIRE(updated != nullptr);
+    CHECK(virtual_service_names(*updated, "mesh") == std::vector<std::string>{"after"});
+    CHECK(virtual_service_names(*updated, "other") == std::vector<std::string>{"stays"});
+    CHECK(
+        updated->object_count() ==
+        snapshot_of(all(virtual_service("mesh", "after", {"w"}).route("w", "v2")))->object_count());
+}

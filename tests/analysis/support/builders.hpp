@@ -160,6 +160,52 @@ destination_rule(const std::string& ns, const std::string& name, const std::stri
     return DestinationRuleBuilder(ns, name, host, api_version);
 }
 
+// networking.istio.io VirtualService: hosts, gateways, exportTo and route destinations.
+class VirtualServiceBuilder : public ObjectBuilder<VirtualServiceBuilder> {
+  public:
+    VirtualServiceBuilder(const std::string& ns, const std::string& name,
+                          const std::vector<std::string>& hosts, const std::string& api_version)
+        : ObjectBuilder(api_version, "VirtualService", ns, name) {
+        body_["spec"] = {{"hosts", hosts}};
+    }
+    static json destination(const std::string& host, const std::string& subset, int port) {
+        json d = {{"host", host}};
+        if (!subset.empty())
+            d["subset"] = subset;
+        if (port)
+            d["port"]["number"] = port;
+        return d;
+    }
+    // An http route with one destination (`section`: http, tcp or tls).
+    VirtualServiceBuilder& route(const std::string& host, const std::string& subset = "",
+                                 int port = 0, const std::string& section = "http") {
+        body_["spec"][section].push_back(
+            {{"route", json::array({{{"destination", destination(host, subset, port)}}})}});
+        return *this;
+    }
+    VirtualServiceBuilder& mirror(const std::string& host, const std::string& subset) {
+        body_["spec"]["http"].push_back(
+            {{"route", json::array({{{"destination", destination(host, "", 0)}}})},
+             {"mirror", destination(host, subset, 0)}});
+        return *this;
+    }
+    VirtualServiceBuilder& gateways(const std::vector<std::string>& names) {
+        body_["spec"]["gateways"] = names;
+        return *this;
+    }
+    VirtualServiceBuilder& export_to(const std::vector<std::string>& namespaces) {
+        body_["spec"]["exportTo"] = namespaces;
+        return *this;
+    }
+};
+
+inline VirtualServiceBuilder
+virtual_service(const std::string& ns, const std::string& name,
+                const std::vector<std::string>& hosts,
+                const std::string& api_version = "networking.istio.io/v1") {
+    return VirtualServiceBuilder(ns, name, hosts, api_version);
+}
+
 // authentication.istio.io/v1alpha1 Policy or MeshPolicy.
 class AlphaPolicyBuilder : public ObjectBuilder<AlphaPolicyBuilder> {
   public:

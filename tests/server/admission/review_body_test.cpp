@@ -348,6 +348,21 @@ bool same(const model::DecodedObject& a, const model::DecodedObject& b) {
         }
         return true;
     }
+    if (const auto* va = std::get_if<model::VirtualService>(&a)) {
+        const auto& vb = std::get<model::VirtualService>(b);
+        if (!(va->ref == vb.ref) || !same_age(va->age, vb.age) || va->hosts != vb.hosts ||
+            va->gateways != vb.gateways || va->export_to != vb.export_to ||
+            va->destinations.size() != vb.destinations.size())
+            return false;
+        for (std::size_t i = 0; i < va->destinations.size(); ++i) {
+            const auto& da = va->destinations[i];
+            const auto& db = vb.destinations[i];
+            if (da.host != db.host || da.subset != db.subset || da.port != db.port ||
+                da.path != db.path || da.source_namespaces != db.source_namespaces)
+                return false;
+        }
+        return true;
+    }
     return false; // the direct reader decodes no other kind
 }
 
@@ -450,13 +465,30 @@ std::vector<json> rich_reviews() {
          {{"targets",
            {{{"name", "my-service"}, {"ports", {{{"number", 80}}, {{"name", "http"}}}}}}},
           {"peers", {{{"jwt", json::object()}}, {{"mtls", {{"mode", "PERMISSIVE"}}}}}}}}};
+    const json destination = {{"host", "my-service"}, {"subset", "v1"}, {"port", {{"number", 80}}}};
+    const json vs = {{"apiVersion", "networking.istio.io/v1"},
+                     {"kind", "VirtualService"},
+                     {"metadata", metadata},
+                     {"spec",
+                      {{"hosts", {"my-service"}},
+                       {"gateways", {"mesh", "istio-system/public"}},
+                       {"exportTo", {"."}},
+                       {"http",
+                        {{{"match", {{{"sourceNamespace", "front"}}, {{"uri", {{"prefix", "/"}}}}}},
+                          {"route", {{{"destination", destination}, {"weight", 90}}}},
+                          {"mirror", destination},
+                          {"mirrors", {{{"destination", destination}}}}}}},
+                       {"tcp",
+                        {{{"match", {{{"sourceNamespace", "front"}}}},
+                          {"route", {{{"destination", destination}}}}}}},
+                       {"tls", {{{"route", {{{"destination", destination}}}}}}}}}};
     json mesh_policy = policy;
     mesh_policy["kind"] = "MeshPolicy";
     mesh_policy["metadata"]["name"] = "default";
     mesh_policy["metadata"].erase("namespace");
     return {review("CREATE", dr), review("UPDATE", dr),     review("CREATE", pa),
             review("UPDATE", pa), review("CREATE", policy), review("CREATE", mesh_policy),
-            review("DELETE", pa)};
+            review("DELETE", pa), review("CREATE", vs),     review("UPDATE", vs)};
 }
 
 } // namespace
