@@ -657,6 +657,8 @@ TEST_CASE(
     }
 }
 
+namespace {
+
 VirtualServiceBuilder route_plain_to(const std::string& subset) {
     return virtual_service("shop", "plain", {"plain"}).route("plain", subset).created(day(3));
 }

@@ -46,7 +46,7 @@ model::PodLike workload_of(const json& object) {
 TEST_CASE("Every kind and apiVersion of semantics §1 decodes into its model type", "[decode]") {
     // Variant indexes of model::DecodedObject.
     constexpr std::size_t pa = 0, dr = 1, alpha = 2, svc = 3, se = 4, podlike = 5, ns = 6, mesh = 7,
-                          vs = 9;
+                          vs = 10;
     auto [api_version, kind, index] = GENERATE_COPY(table<std::string, std::string, std::size_t>({
         {"security.istio.io/v1beta1", "PeerAuthentication", pa},
         {"security.istio.io/v1", "PeerAuthentication", pa},
