@@ -570,22 +570,6 @@ TEST_CASE("Enforcement modes parse and print", "[admission]") {
 
 namespace {
 
-// ambient.md §16: opa/webhook (sidecar, 8443) behind Service webhook 443 -> 8443, which the API
-// server calls for the ValidatingWebhookConfiguration opa-validating.
-std::vector<json> webhook_cluster(const std::vector<json>& more = {}) {
-    std::vector<json> objects{
-        kube_namespace("opa").injected(),
-        deployment("opa", "webhook")
-            .labels({{"app", "webhook"}})
-            .with_sidecar()
-            .container_port(8443),
-        service("opa", "webhook").selecting({{"app", "webhook"}}).port(443, 8443, "https"),
-        webhook_configuration("opa-validating", "opa", "webhook"),
-    };
-    objects.insert(objects.end(), more.begin(), more.end());
-    return objects;
-}
-
 // shop/plain runs without a sidecar; its DestinationRule has a service-level PERMISSIVE-safe
 // cluster (no TLS) and two subsets: ISTIO_MUTUAL (fails there) and DISABLE (fine).
 std::vector<json> subset_cluster(const std::vector<json>& more = {}) {

@@ -836,22 +836,6 @@ TEST_CASE("Issue 16: a DestinationRule that sets TLS for other ports only shares
 
 namespace {
 
-// ambient.md §16: opa/webhook (sidecar, container port 8443) behind Service webhook 443 -> 8443,
-// called by the API server through a ValidatingWebhookConfiguration (port 443 by default).
-std::vector<json> webhook_cluster(const std::vector<json>& more = {}) {
-    std::vector<json> objects{
-        kube_namespace("opa").injected(),
-        deployment("opa", "webhook")
-            .labels({{"app", "webhook"}})
-            .with_sidecar()
-            .container_port(8443),
-        service("opa", "webhook").selecting({{"app", "webhook"}}).port(443, 8443, "https"),
-        webhook_configuration("opa-validating", "opa", "webhook"),
-    };
-    objects.insert(objects.end(), more.begin(), more.end());
-    return objects;
-}
-
 const std::string webhook = "webhook.opa.svc.cluster.local";
 
 } // namespace

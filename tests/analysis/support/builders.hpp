@@ -402,6 +402,23 @@ webhook_configuration(const std::string& name, const std::string& service_ns,
                                        {"clientConfig", {{"service", service}}}}})}};
 }
 
+// ambient.md §16: opa/webhook (sidecar, container port 8443) behind Service webhook 443 -> 8443,
+// called by the API server through the ValidatingWebhookConfiguration opa-validating (port 443 by
+// default).
+inline std::vector<json> webhook_cluster(const std::vector<json>& more = {}) {
+    std::vector<json> objects{
+        json(kube_namespace("opa").injected()),
+        json(deployment("opa", "webhook")
+                 .labels({{"app", "webhook"}})
+                 .with_sidecar()
+                 .container_port(8443)),
+        json(service("opa", "webhook").selecting({{"app", "webhook"}}).port(443, 8443, "https")),
+        webhook_configuration("opa-validating", "opa", "webhook"),
+    };
+    objects.insert(objects.end(), more.begin(), more.end());
+    return objects;
+}
+
 // ambient.md §16: an APIService backed by the Service ns/name.
 inline json api_service(const std::string& name, const std::string& service_ns,
                         const std::string& service_name, std::optional<int> port = {},
