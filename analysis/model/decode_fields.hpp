@@ -402,33 +402,29 @@ VirtualService decode_virtual_service(const Node& object, const Meta& meta, std:
                 });
                 any_source = unnamed || sources.empty();
             }
-            if (const auto destinations = optional_array(route, "route", route_path)) {
-                destinations->for_each_item([&](std::size_t j, const Node& weighted) {
-                    const std::string path = route_path + ".route[" + std::to_string(j) + "]";
-                    if (!weighted.is_object())
-                        throw Failure{path + ": expected an object, got " + weighted.type_name()};
-                    const auto destination = member(weighted, "destination");
+            // route[] (weighted destinations) and mirrors[] (mirror policies) hold the same
+            // {destination: ...} entries.
+            auto listed_destinations = [&](std::string_view key) {
+                const auto list = optional_array(route, key, route_path);
+                if (!list)
+                    return;
+                list->for_each_item([&](std::size_t j, const Node& entry) {
+                    const std::string path =
+                        route_path + "." + std::string(key) + "[" + std::to_string(j) + "]";
+                    if (!entry.is_object())
+                        throw Failure{path + ": expected an object, got " + entry.type_name()};
+                    const auto destination = member(entry, "destination");
                     if (!destination)
                         throw Failure{path + ".destination: missing"};
                     vs.destinations.push_back(
                         route_destination(*destination, path + ".destination"));
                 });
-            }
-            if (const auto mirror = section == "http" ? member(route, "mirror") : std::nullopt)
-                vs.destinations.push_back(route_destination(*mirror, route_path + ".mirror"));
-            if (const auto mirrors = section == "http"
-                                         ? optional_array(route, "mirrors", route_path)
-                                         : std::nullopt) {
-                mirrors->for_each_item([&](std::size_t j, const Node& policy) {
-                    const std::string path = route_path + ".mirrors[" + std::to_string(j) + "]";
-                    if (!policy.is_object())
-                        throw Failure{path + ": expected an object, got " + policy.type_name()};
-                    const auto destination = member(policy, "destination");
-                    if (!destination)
-                        throw Failure{path + ".destination: missing"};
-                    vs.destinations.push_back(
-                        route_destination(*destination, path + ".destination"));
-                });
+            };
+            listed_destinations("route");
+            if (section == "http") {
+                if (const auto mirror = member(route, "mirror"))
+                    vs.destinations.push_back(route_destination(*mirror, route_path + ".mirror"));
+                listed_destinations("mirrors");
             }
             if (!any_source)
                 for (auto d = first; d < vs.destinations.size(); ++d)
