@@ -78,6 +78,16 @@ json destination_rule(const std::string& ns, const std::string& name, const std:
             {"spec", {{"host", host}, {"trafficPolicy", {{"tls", {{"mode", mode}}}}}}}};
 }
 
+json virtual_service(const std::string& ns, const std::string& name, const std::string& host) {
+    json route = json::array({{{"destination", {{"host", host}, {"subset", "v1"}}}}});
+    return {
+        {"apiVersion", "networking.istio.io/v1"},
+        {"kind", "VirtualService"},
+        {"metadata",
+         {{"name", name}, {"namespace", ns}, {"creationTimestamp", "2026-11-01T00:00:00Z"}}},
+        {"spec", {{"hosts", json::array({host})}, {"http", json::array({{{"route", route}}})}}}};
+}
+
 struct Stats {
     double p50 = 0, p99 = 0, max = 0;
 };
@@ -103,6 +113,10 @@ int main(int argc, char** argv) {
     app.add_option("--destination-rules", shape.destination_rules)->capture_default_str();
     app.add_option("--peer-authentications", shape.peer_authentications)->capture_default_str();
     app.add_option("--ambient-fraction", shape.ambient_fraction)->capture_default_str();
+    app.add_option("--sidecar-resource-fraction", shape.sidecar_resource_fraction)
+        ->capture_default_str();
+    app.add_option("--virtual-service-fraction", shape.virtual_service_fraction)
+        ->capture_default_str();
     app.add_option("--seed", shape.seed)->capture_default_str();
     app.add_option("--iterations", iterations, "namespace-scoped admission requests")
         ->capture_default_str();
@@ -114,8 +128,12 @@ int main(int argc, char** argv) {
     auto start = Clock::now();
     mtlsguard::model::SnapshotBuilder builder;
     std::size_t objects = 0;
+    std::size_t sidecar_resources = 0, virtual_services = 0;
     mtlsguard::bench::generate_synthetic_mesh(shape, [&](json&& object) {
         convert_mesh(object);
+        const std::string kind = object.value("kind", "");
+        sidecar_resources += kind == "Sidecar" ? 1 : 0;
+        virtual_services += kind == "VirtualService" ? 1 : 0;
         if (auto error = builder.add(object)) {
             std::fprintf(stderr, "decode error: %s\n", error->c_str());
             std::exit(2);
@@ -128,9 +146,9 @@ int main(int argc, char** argv) {
     const double index_ms = ms_since(index_start);
     const double build_ms = ms_since(start);
     std::printf("mesh: %d namespaces, %d services, %d pods, %d DestinationRules, %d "
-                "PeerAuthentications (%zu objects)\n",
+                "PeerAuthentications, %zu Sidecars, %zu VirtualServices (%zu objects)\n",
                 shape.namespaces, shape.services, shape.pods, shape.destination_rules,
-                shape.peer_authentications, objects);
+                shape.peer_authentications, sidecar_resources, virtual_services, objects);
     std::printf("snapshot: %zu workloads, %zu services; generate+decode %.0f ms, index (build) "
                 "%.0f ms, total %.0f ms\n",
                 snapshot->workloads().size(), snapshot->services().size(), decode_ms, index_ms,
@@ -169,38 +187,43 @@ int main(int argc, char** argv) {
                                  snapshot->services()[ns.services.front()].service.ref.name);
     mtlsguard::admission::AdmissionSettings settings;
     std::vector<double> samples;
-    std::array<std::vector<double>, 3> by_kind;
+    constexpr std::size_t request_kinds = 4;
+    std::array<std::vector<double>, request_kinds> by_kind;
     std::size_t denied = 0;
     const char* modes[] = {"STRICT", "PERMISSIVE", "DISABLE"};
     for (int i = 0; i < iterations; ++i) {
         const auto& [ns, svc] = targets[static_cast<std::size_t>(i * 7919) % targets.size()];
         json object;
-        switch (i % 3) {
+        switch (i % static_cast<int>(request_kinds)) {
         case 0:
-            object = peer_authentication(ns, "default", modes[(i / 3) % 3]);
+            object = peer_authentication(ns, "default", modes[(i / 4) % 3]);
             break;
         case 1:
-            object = peer_authentication(ns, svc + "-bench", modes[(i / 3) % 3], {{"app", svc}});
+            object = peer_authentication(ns, svc + "-bench", modes[(i / 4) % 3], {{"app", svc}});
+            break;
+        case 2:
+            object = destination_rule(ns, svc + "-bench", svc, i % 2 ? "ISTIO_MUTUAL" : "DISABLE");
             break;
         default:
-            object = destination_rule(ns, svc + "-bench", svc, i % 2 ? "ISTIO_MUTUAL" : "DISABLE");
+            object = virtual_service(ns, svc + "-bench", svc);
             break;
         }
         const std::string body =
-            review(i % 3 == 0 ? "UPDATE" : "CREATE", std::move(object), static_cast<std::size_t>(i))
+            review(i % 4 == 0 ? "UPDATE" : "CREATE", std::move(object), static_cast<std::size_t>(i))
                 .dump();
         start = Clock::now();
         const auto reply = mtlsguard::server::handle_review(*snapshot, body, settings);
         samples.push_back(ms_since(start));
-        by_kind[static_cast<std::size_t>(i % 3)].push_back(samples.back());
+        by_kind[static_cast<std::size_t>(i) % request_kinds].push_back(samples.back());
         if (reply.status != 200) {
             std::fprintf(stderr, "admission failed: %s\n", reply.body.c_str());
             return 1;
         }
         denied += reply.decision.allowed ? 0 : 1;
     }
-    const char* kinds[] = {"namespace-wide PeerAuthentication", "workload PeerAuthentication",
-                           "DestinationRule"};
+    const char* kinds[request_kinds] = {"namespace-wide PeerAuthentication",
+                                        "workload PeerAuthentication", "DestinationRule",
+                                        "VirtualService (route to a subset)"};
     for (std::size_t k = 0; k < by_kind.size(); ++k) {
         if (by_kind[k].empty())
             continue;

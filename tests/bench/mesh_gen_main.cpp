@@ -249,8 +249,10 @@ int main(int argc, char** argv) {
     std::string output;
     bool quiet = false;
 
-    CLI::App app{"Writes a deterministic synthetic Istio mesh (Namespaces, Services, Pods, "
-                 "PeerAuthentications, DestinationRules, ServiceEntries) for benchmarks."};
+    CLI::App app{
+        "Writes a deterministic synthetic Istio mesh (Namespaces, Services, Pods, "
+        "PeerAuthentications, DestinationRules, ServiceEntries, Sidecars, VirtualServices) "
+        "for benchmarks."};
     app.add_option("--namespaces", shape.namespaces, "Namespaces, istio-system included")
         ->capture_default_str();
     app.add_option("--services", shape.services, "Services")->capture_default_str();
@@ -266,6 +268,15 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_option("--ambient-fraction", shape.ambient_fraction,
                    "Share of namespaces in ambient mode (at most 1 - the sidecar fraction)")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
+    app.add_option("--sidecar-resource-fraction", shape.sidecar_resource_fraction,
+                   "Share of injected namespaces with a namespace-wide Sidecar resource")
+        ->check(CLI::Range(0.0, 1.0))
+        ->capture_default_str();
+    app.add_option("--virtual-service-fraction", shape.virtual_service_fraction,
+                   "Share of services with a VirtualService (DestinationRules with subsets get "
+                   "one too)")
         ->check(CLI::Range(0.0, 1.0))
         ->capture_default_str();
     app.add_option("--seed", shape.seed, "Random seed; same seed and shape, same mesh")

@@ -270,6 +270,8 @@ class Generator {
             emit_peer_authentication(pa);
         for (const DestRulePlan& dr : dest_rules_)
             emit_destination_rule(dr);
+        emit_sidecars();
+        emit_virtual_services();
     }
 
   private:
@@ -1251,8 +1253,12 @@ class Generator {
             }
             if (plan.round > 0)
                 name += "-r" + std::to_string(plan.round);
-            if (s.has_selector && chance(rng_, 0.2))
+            if (s.has_selector && chance(rng_, 0.2)) {
                 spec["subsets"] = subsets(s, policy);
+                // Routed to when the rule is the service's own: its clients see these subsets.
+                if (plan.kind == DestRulePlan::Kind::Host && plan.round == 0 && ns == svc_ns)
+                    split_routes_.push_back({ns, plan.target, s.deployments});
+            }
             spec["trafficPolicy"] = std::move(policy);
             break;
         }
@@ -1263,6 +1269,85 @@ class Generator {
         dr["spec"] = std::move(spec);
         emit(std::move(dr));
     }
+
+    // ---- Sidecars and VirtualServices (after everything else) ---------------------------------
+
+    // A namespace-wide Sidecar in a share of the injected namespaces: its own namespace,
+    // istio-system and up to three namespaces it calls, as egress lockdowns are written. Its
+    // clients no longer see the other namespaces' services (ambient.md §14).
+    void emit_sidecars() {
+        for (std::uint32_t k = 0; k < namespaces_.size(); ++k) {
+            if (namespaces_[k].injection == Injection::None ||
+                !chance(rng_, shape_.sidecar_resource_fraction))
+                continue;
+            const std::string ns = ns_name(k);
+            json hosts = json::array({"./*", istio_system_ + "/*"});
+            const int callees = uniform_int(rng_, 0, 3);
+            for (int i = 0; i < callees && namespaces_.size() > 1; ++i) {
+                const auto other =
+                    static_cast<std::uint32_t>(uniform_index(rng_, namespaces_.size()));
+                if (other != k)
+                    hosts.push_back(ns_name(other) + "/*");
+            }
+            json sidecar = object("networking.istio.io/v1", "Sidecar", "default", &ns);
+            sidecar["spec"] = {{"egress", json::array({{{"hosts", hosts}}})}};
+            emit(std::move(sidecar));
+            const NamespacePlan& plan = namespaces_[k];
+            if (plan.service_count == 0 || !chance(rng_, 0.1))
+                continue;
+            // One workload that may also call everything in the namespace's first callee.
+            const ServicePlan& s =
+                services_[plan.first_service + uniform_index(rng_, plan.service_count)];
+            json wider =
+                object("networking.istio.io/v1", "Sidecar", service_name(s) + "-egress", &ns);
+            json wider_hosts = hosts;
+            wider_hosts.push_back("*/*.svc.cluster.local");
+            wider["spec"] = {{"workloadSelector", {{"labels", {{"app", service_name(s)}}}}},
+                             {"egress", json::array({{{"hosts", std::move(wider_hosts)}}})}};
+            emit(std::move(wider));
+        }
+    }
+
+    // VirtualServices: a weighted split for every DestinationRule with subsets (in the rule's
+    // namespace, so that its clients see the rule that defines them), and timeouts and retries
+    // on a share of the services.
+    void emit_virtual_services() {
+        for (const SplitRoute& split : split_routes_) {
+            const ServicePlan& s = services_[split.service];
+            json vs = object("networking.istio.io/v1", "VirtualService", service_name(s) + "-split",
+                             &split.ns);
+            json route = json::array();
+            const int v1_weight = split.subsets > 1 ? 90 : 100;
+            route.push_back(
+                {{"destination", {{"host", fqdn(s)}, {"subset", "v1"}}}, {"weight", v1_weight}});
+            if (split.subsets > 1)
+                route.push_back({{"destination", {{"host", fqdn(s)}, {"subset", "v2"}}},
+                                 {"weight", 100 - v1_weight}});
+            vs["spec"] = {{"hosts", json::array({fqdn(s)})},
+                          {"exportTo", json::array({"."})},
+                          {"http", json::array({{{"route", std::move(route)}}})}};
+            emit(std::move(vs));
+        }
+        for (const ServicePlan& s : services_) {
+            if (!chance(rng_, shape_.virtual_service_fraction))
+                continue;
+            const std::string ns = ns_name(s.ns);
+            json vs = object("networking.istio.io/v1", "VirtualService", service_name(s), &ns);
+            json http = {
+                {"timeout", std::to_string(uniform_int(rng_, 1, 30)) + "s"},
+                {"retries", {{"attempts", uniform_int(rng_, 1, 3)}, {"perTryTimeout", "2s"}}},
+                {"route", json::array({{{"destination", {{"host", service_name(s)}}}}})}};
+            vs["spec"] = {{"hosts", json::array({service_name(s)})},
+                          {"http", json::array({std::move(http)})}};
+            emit(std::move(vs));
+        }
+    }
+
+    struct SplitRoute {
+        std::string ns;            // where the DestinationRule with the subsets lives
+        std::uint32_t service = 0; // index into services_
+        int subsets = 1;
+    };
 
     const MeshShape& shape_;
     const Emit& emit_;
@@ -1275,6 +1360,7 @@ class Generator {
     std::vector<ServicePlan> services_;
     std::vector<PeerAuthPlan> peer_auths_;
     std::vector<DestRulePlan> dest_rules_;
+    std::vector<SplitRoute> split_routes_; // DestinationRules emitted with subsets
 };
 
 void validate(const MeshShape& shape) {
@@ -1288,6 +1374,10 @@ void validate(const MeshShape& shape) {
         fail("sidecar_fraction must be within [0, 1]");
     if (!(shape.ambient_fraction >= 0.0 && shape.ambient_fraction <= 1.0 - shape.sidecar_fraction))
         fail("ambient_fraction must be within [0, 1 - sidecar_fraction]");
+    if (!(shape.sidecar_resource_fraction >= 0.0 && shape.sidecar_resource_fraction <= 1.0))
+        fail("sidecar_resource_fraction must be within [0, 1]");
+    if (!(shape.virtual_service_fraction >= 0.0 && shape.virtual_service_fraction <= 1.0))
+        fail("virtual_service_fraction must be within [0, 1]");
     if (shape.services > 0 && shape.namespaces < 2)
         fail("services need at least one namespace besides istio-system (namespaces >= 2)");
     if (shape.services == 0 &&

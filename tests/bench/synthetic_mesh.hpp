@@ -8,8 +8,9 @@
 namespace mtlsguard::bench {
 
 // The size of the mesh. The counts of Namespace, Service, Pod, DestinationRule and
-// PeerAuthentication objects emitted are exactly these numbers; the `istio` ConfigMap and a
-// few dozen ServiceEntries come on top.
+// PeerAuthentication objects emitted are exactly these numbers; the `istio` ConfigMap, a few
+// dozen ServiceEntries, and the Sidecars and VirtualServices of the fractions below come on top
+// (emitted last, so that the objects before them do not depend on these fractions).
 struct MeshShape {
     int namespaces = 1000; // including istio-system
     int services = 10000;
@@ -20,6 +21,13 @@ struct MeshShape {
     // Share of namespaces in ambient mode (taken from the others): their pods are captured by
     // ztunnel, and one in four of them sends its services through a waypoint.
     double ambient_fraction = 0.10;
+    // Share of injected namespaces with a namespace-wide Sidecar resource that narrows egress to
+    // the namespace itself, istio-system and a few namespaces it calls (one in ten of them also
+    // has a workloadSelector Sidecar for one service).
+    double sidecar_resource_fraction = 0.20;
+    // Share of services with a VirtualService (timeouts and retries); every DestinationRule with
+    // subsets gets one too, splitting traffic between its subsets.
+    double virtual_service_fraction = 0.05;
     std::uint64_t seed = 42;
 };
 
