@@ -38,6 +38,9 @@ void add_source_options(CLI::App& command, input::SnapshotSource& source,
         ->check(istio_version_validator());
     command.add_option("--cluster-domain", source.cluster_domain, "cluster DNS suffix")
         ->capture_default_str();
+    command.add_flag("--strict", source.strict,
+                     "refuse (exit 2) YAML documents that are not Kubernetes objects (no "
+                     "apiVersion or kind) instead of skipping them with a note");
 }
 
 void apply_version(input::SnapshotSource& source, const std::optional<std::string>& version) {

@@ -16,14 +16,21 @@ struct SnapshotSource {
     std::optional<model::IstioVersion>
         version; // unset: current, or 1.5 when v1alpha1 objects are present
     std::string cluster_domain = "cluster.local";
+    // Refuse (exit 2) a document that is not a Kubernetes object (no apiVersion or no kind)
+    // instead of skipping it with a notice: a Helm Chart.yaml, a values.yaml, an OpenAPI file.
+    bool strict = false;
 };
 
 struct LoadedSnapshot {
     std::shared_ptr<const model::Snapshot> snapshot;
-    std::vector<std::string> notices; // e.g. "using Istio 1.5 rules: v1alpha1 objects present"
+    // e.g. "using Istio 1.5 rules: v1alpha1 objects present", or a document skipped as not a
+    // Kubernetes object
+    std::vector<std::string> notices;
 };
 
 // Reads and decodes every object; throws LoadError naming the file and document on bad input.
+// A YAML or JSON object without apiVersion or kind is not a Kubernetes object: skipped with a
+// notice naming it, or refused when `source.strict`.
 LoadedSnapshot load_snapshot(const SnapshotSource& source, const LoadLimits& limits = {});
 
 } // namespace mtlsguard::input

@@ -153,7 +153,7 @@ kind: Service
 metadata: {name: 42, namespace: shop}
 )",
          "metadata.name: expected a string, got number"},
-        {"an object without kind", R"(apiVersion: v1
+        {"an object without kind (with --strict)", R"(apiVersion: v1
 metadata: {name: what}
 )",
          "apiVersion and kind are required"},
@@ -162,7 +162,9 @@ metadata: {name: what}
         TempDir dir;
         const auto file =
             dir.write("cluster.yaml", namespace_doc + "---\n" + service_doc + "---\n" + bad_object);
-        const auto error = load_error([&] { load_snapshot(source_of({file})); });
+        auto source = source_of({file});
+        source.strict = true; // else the object without kind is skipped, not refused
+        const auto error = load_error([&] { load_snapshot(source); });
         REQUIRE(error);
         CHECK(error->file == file);
         CHECK(error->has_index);
@@ -240,6 +242,45 @@ data: {x: eA==}
     CHECK(loaded.snapshot->services()[0].host == "web.shop.svc.cluster.local");
     CHECK(loaded.snapshot->namespace_id("shop").has_value());
     CHECK(loaded.notices.empty());
+}
+
+SCENARIO("YAML that is not a Kubernetes object is skipped with a note naming it, or refused with "
+         "--strict") {
+    // A GitOps repository: a Helm chart's metadata and values beside the manifests.
+    TempDir dir;
+    dir.write("Chart.yaml", "apiVersion: v2\nname: shop\nversion: 1.0.0\n");
+    dir.write("values.yaml", "replicaCount: 2\nimage: {repository: shop}\n");
+    dir.write("shop.yaml", namespace_doc + "---\n" + service_doc);
+    GIVEN("the default") {
+        const auto loaded = load_snapshot(source_of({dir.path().string()}));
+        THEN("the manifests are read and each skipped document is named once") {
+            REQUIRE(loaded.snapshot);
+            CHECK(loaded.snapshot->services().size() == 1);
+            REQUIRE(loaded.notices.size() == 2);
+            CHECK_THAT(loaded.notices[0], Catch::Contains("Chart.yaml") &&
+                                              Catch::Contains("document 1") &&
+                                              Catch::Contains("not a Kubernetes object"));
+            CHECK_THAT(loaded.notices[1], Catch::Contains("values.yaml"));
+        }
+    }
+    GIVEN("--strict") {
+        auto source = source_of({dir.path().string()});
+        source.strict = true;
+        const auto error = load_error([&] { load_snapshot(source); });
+        THEN("the first such document stops the load, named as today") {
+            REQUIRE(error);
+            CHECK_THAT(error->file, Catch::EndsWith("Chart.yaml"));
+            CHECK(error->reason == "apiVersion and kind are required");
+        }
+    }
+    GIVEN("a document that is not even a map") {
+        const auto file = dir.write("list.yaml", "- just\n- a list\n");
+        const auto error = load_error([&] { load_snapshot(source_of({file})); });
+        THEN("it is still refused: it cannot be told apart from a broken manifest") {
+            REQUIRE(error);
+            CHECK_THAT(error->reason, Catch::Contains("not an object"));
+        }
+    }
 }
 
 SCENARIO("v1alpha1 objects without --istio-version switch to the 1.5 rules and say so") {
