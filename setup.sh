@@ -2,7 +2,9 @@
 # One entry point for a fresh Debian 12 machine: install dependencies, build, test, run the demo.
 #   ./setup.sh            install (idempotent) and build into build/
 #   ./setup.sh test       the above, then every test (ctest)
-#   ./setup.sh demo       the above, then analyze the bundled demo mesh
+#   ./setup.sh demo       install, build only the mtls-guard binary, then show its main job on the
+#                         bundled demo mesh: analyze it, serve it as the webhook, and deny a
+#                         conflicting DestinationRule sent with curl
 #   ./setup.sh deps       only install the dependencies (.ci/run, before its parallel builds)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -69,15 +71,52 @@ install_deploy_tools() {
     fi
 }
 
-configure_and_build() {
+configure_and_build() { # [target]: everything by default
     cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="$BUILD_TYPE" ${CMAKE_ARGS:-} >/dev/null
-    cmake --build "$BUILD_DIR" --parallel "$(nproc)"
+    cmake --build "$BUILD_DIR" --parallel "$(nproc)" ${1:+--target "$1"}
+}
+
+# The webhook on the demo mesh, on a free loopback port with a throwaway self-signed certificate;
+# one conflicting DestinationRule goes in as an AdmissionReview, the denial comes out.
+demo_webhook() {
+    local dir log pid port="" i
+    dir=$(mktemp -d)
+    log=$dir/serve.log
+    "$BUILD_DIR"/mtls-guard serve --snapshot deploy/demo/mesh.yaml --listen 127.0.0.1:0 \
+        --cert-dir "$dir" >"$log" 2>&1 &
+    pid=$!
+    for i in $(seq 100); do # up to 10 s
+        port=$(sed -n 's/.*serve: serving .* port=\([0-9]*\).*/\1/p' "$log")
+        [ -n "$port" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then
+        echo "serve did not start:" >&2
+        cat "$log" >&2
+        kill "$pid" 2>/dev/null || true
+        return 1
+    fi
+    echo "\$ mtls-guard serve --snapshot deploy/demo/mesh.yaml   (listening on 127.0.0.1:$port)"
+    echo "\$ curl https://127.0.0.1:$port/validate -d @deploy/demo/review-payments-plaintext.json"
+    curl -sS --max-time 10 --cacert "$dir/ca.crt" -H 'Content-Type: application/json' \
+        --data-binary @deploy/demo/review-payments-plaintext.json \
+        "https://127.0.0.1:$port/validate" | sed 's/,"/,\n  "/g'
+    echo
+    kill -TERM "$pid"
+    wait "$pid" || true
+    rm -rf "$dir"
 }
 
 install_debian_packages
 [ "$BUILD_ONLY" = 1 ] || install_deploy_tools
 [ "${1:-build}" = deps ] && exit 0
-configure_and_build
+started=$SECONDS
+if [ "${1:-build}" = demo ]; then
+    configure_and_build mtls-guard # the demo runs nothing else; `test` builds the rest
+else
+    configure_and_build
+fi
 
 case "${1:-build}" in
     build) ;;
@@ -85,9 +124,14 @@ case "${1:-build}" in
         ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 600 -j "$(nproc)"
         ;;
     demo)
+        echo "\$ mtls-guard analyze -f deploy/demo/mesh.yaml"
         "$BUILD_DIR"/mtls-guard analyze -f deploy/demo/mesh.yaml --fail-on never
         echo
+        echo "\$ mtls-guard matrix -f deploy/demo/mesh.yaml --namespace payments"
         "$BUILD_DIR"/mtls-guard matrix -f deploy/demo/mesh.yaml --namespace payments
+        echo
+        demo_webhook
+        echo "(demo: $((SECONDS - started)) s, build included)"
         ;;
     *) echo "usage: $0 [build|test|demo|deps]" >&2; exit 2 ;;
 esac
