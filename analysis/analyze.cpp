@@ -60,7 +60,8 @@ MatrixResult matrix(const model::Snapshot& snapshot, const std::string& namespac
                                             const conflict::FlowClients& who) {
             const model::NsId target_ns = flow.service ? flow.service->ns : flow.external->ns;
             MatrixRow row;
-            row.client_sidecar = flow.client == conflict::ClientKind::Sidecar;
+            row.client_sidecar = flow.client == conflict::ClientKind::Sidecar ||
+                                 flow.client == conflict::ClientKind::SidecarBypass;
             row.client_dataplane = std::string(conflict::to_string(flow.client));
             if (flow.via) {
                 row.via_namespace = flow.via->namespace_name;
@@ -76,6 +77,7 @@ MatrixResult matrix(const model::Snapshot& snapshot, const std::string& namespac
             }
             if (flow.subset)
                 row.subset = flow.subset->name;
+            row.bypass = std::string(flow.bypass);
             row.client = std::string(resolution::to_string(flow.send));
             row.server = std::string(resolution::to_string(flow.server));
             row.verdict = std::string(conflict::to_string(flow.verdict));
@@ -121,6 +123,8 @@ nlohmann::json matrix_json(const std::vector<MatrixRow>& rows) {
             j["via"] = {{"namespace", r.via_namespace}, {"name", r.via_name}};
         if (!r.subset.empty())
             j["subset"] = r.subset;
+        if (!r.bypass.empty())
+            j["clientBypass"] = r.bypass;
         list.push_back(std::move(j));
     }
     return {{"rows", std::move(list)}};
@@ -140,7 +144,8 @@ std::string matrix_text(const std::vector<MatrixRow>& rows) {
             r.workload_name.empty() ? "-" : r.workload_namespace + "/" + r.workload_name;
         if (r.target_port && r.target_port != r.port)
             workload += ":" + std::to_string(r.target_port);
-        const std::string kind = r.client_sidecar                  ? " (sidecar)"
+        const std::string kind = !r.bypass.empty()                 ? " (sidecar bypassed)"
+                                 : r.client_sidecar                ? " (sidecar)"
                                  : r.client_dataplane == "ambient" ? " (ambient)"
                                  : r.client_namespace == model::api_server_client_name
                                      ? " (API server)"

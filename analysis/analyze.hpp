@@ -30,6 +30,7 @@ struct MatrixRow {
     std::string subset;
     std::string via_namespace; // the waypoint the flow goes through, if any
     std::string via_name;
+    std::string bypass; // sidecar clients that skip their sidecar: the annotation (ambient.md §13)
     std::string client;
     std::string server;
     std::string verdict;

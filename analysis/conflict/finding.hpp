@@ -23,6 +23,8 @@ struct FlowSummary {
     std::string client_dataplane = "sidecar"; // sidecar, none, ambient (matrix clientDataplane)
     std::optional<WorkloadRef> via;           // the waypoint the flow goes through
     bool predicted_client = false; // ambient clients only predicted by labels (not in output)
+    // The annotation by which these sidecar clients skip their sidecar (ambient.md §13), if any.
+    std::string client_bypass;
     std::string host;
     std::uint16_t port = 0;
     std::uint16_t target_port = 0;

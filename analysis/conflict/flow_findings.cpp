@@ -102,7 +102,10 @@ std::vector<Attribution> attribute(const Flow& flow) {
 
 Severity severity_of(const Flow& flow) noexcept {
     const Severity severity = severity_of(*flow.code);
-    return flow.predicted && severity == Severity::Error ? Severity::Warning : severity;
+    // A bypassing client is not known to call the service at all (the annotation names ports or
+    // ranges, not services): like clients without a sidecar, a warning, never a denial.
+    const bool uncertain = flow.predicted || flow.client == ClientKind::SidecarBypass;
+    return uncertain && severity == Severity::Error ? Severity::Warning : severity;
 }
 
 std::string_view workload_dataplane(const model::Workload& workload) noexcept {
@@ -124,6 +127,8 @@ std::vector<NsId> client_namespaces(const resolution::ConfigView& view, const Fl
         return view.captured_client_namespaces();
     if (who.kind == ClientKind::AmbientPredicted)
         return view.predicted_ambient_client_namespaces();
+    if (who.kind == ClientKind::SidecarBypass)
+        return who.routed ? *who.routed : std::vector<NsId>{};
     if (!who.outcome)
         return view.non_mesh_client_namespaces();
     std::vector<NsId> out;
@@ -206,7 +211,9 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
             finding.resource = std::move(attribution.resource);
             finding.related = std::move(attribution.related);
             FlowSummary summary;
-            summary.client_sidecar = flow.client == ClientKind::Sidecar;
+            summary.client_sidecar =
+                flow.client == ClientKind::Sidecar || flow.client == ClientKind::SidecarBypass;
+            summary.client_bypass = std::string(flow.bypass);
             summary.client_dataplane = std::string(to_string(flow.client));
             summary.predicted_client = flow.client == ClientKind::AmbientPredicted;
             summary.via = via;

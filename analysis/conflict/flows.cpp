@@ -28,6 +28,7 @@ std::string_view to_string(Verdict verdict) noexcept {
 std::string_view to_string(ClientKind kind) noexcept {
     switch (kind) {
     case ClientKind::Sidecar:
+    case ClientKind::SidecarBypass:
         return "sidecar";
     case ClientKind::NonMesh:
     case ClientKind::ApiServer:
@@ -108,6 +109,7 @@ std::optional<Code> code_of(ClientKind client, ClientSend send, ServerAccept ser
             return std::nullopt;
         switch (client) {
         case ClientKind::Sidecar:
+        case ClientKind::SidecarBypass:
             return Code::MTG101;
         case ClientKind::NonMesh:
             return Code::MTG203;
@@ -237,6 +239,46 @@ void ambient_flows(const resolution::ConfigView& view, const model::ServiceRecor
     }
 }
 
+// Sidecar clients whose pods let this destination skip the sidecar (ambient.md §13): the
+// application's bytes, straight to the pod. Headless services are dialled at the pod, on the
+// target port.
+void bypass_flows(const resolution::ConfigView& view, const model::ServiceRecord& service,
+                  const model::ServicePort& port, const std::vector<Endpoint>& endpoints,
+                  const FlowClients& who, Flow& flow, const FlowSink& sink,
+                  SubsetRouting& routing) {
+    const auto& bypassing = view.snapshot().outbound_bypass_clients();
+    const auto& workloads = view.snapshot().workloads();
+    flow.rule = nullptr;
+    flow.subset = nullptr;
+    flow.via.reset();
+    flow.client = ClientKind::SidecarBypass;
+    const bool headless = service.service.headless;
+    const auto address = headless ? std::nullopt : service.service.cluster_ipv4;
+    for (const auto& ep : endpoints) {
+        std::vector<NsId> namespaces;
+        std::string_view reason;
+        for (model::WorkloadId id : bypassing) {
+            const auto& client = workloads[id];
+            const auto why = resolution::outbound_bypass(
+                client.interception, headless ? ep.target_port : port.port, address);
+            if (!why)
+                continue;
+            if (reason.empty())
+                reason = *why;
+            namespaces.push_back(client.ns);
+        }
+        if (namespaces.empty())
+            continue;
+        std::sort(namespaces.begin(), namespaces.end());
+        namespaces.erase(std::unique(namespaces.begin(), namespaces.end()), namespaces.end());
+        FlowClients bypass_who = who;
+        bypass_who.routed = &routing.routed.emplace_back(std::move(namespaces));
+        flow.bypass = reason;
+        emit(flow, ep, resolution::SendDecision{}, bypass_who, sink);
+    }
+    flow.bypass = {};
+}
+
 // The API server (ambient.md §16): its own TLS, straight to the pod, like a client without a
 // proxy; only to the ports its callees name.
 void api_server_flows(const std::vector<model::ApiServerCallRef>& calls,
@@ -312,6 +354,10 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
             ambient_flows(view, service, port, endpoints,
                           FlowClients{&clients, nullptr, ClientKind::AmbientPredicted, id}, flow,
                           sink);
+        if (as_server && !view.snapshot().outbound_bypass_clients().empty())
+            bypass_flows(view, service, port, endpoints,
+                         FlowClients{&clients, nullptr, ClientKind::SidecarBypass, id}, flow, sink,
+                         routing);
         if (!port_calls.empty())
             api_server_flows(port_calls, endpoints,
                              FlowClients{&clients, nullptr, ClientKind::ApiServer, id}, flow, sink);

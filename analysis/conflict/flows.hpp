@@ -22,7 +22,17 @@ std::string_view to_string(Verdict verdict) noexcept;
 // ambient clients (ztunnel, and the waypoint it sends through: in namespaces where the CNI has
 // captured a workload, or only predicted to be, whose findings are warnings), or the Kubernetes
 // API server calling a webhook, aggregated API or conversion webhook over its own TLS.
-enum class ClientKind : std::uint8_t { Sidecar, NonMesh, Ambient, AmbientPredicted, ApiServer };
+// SidecarBypass: sidecar clients whose pods let this destination skip the sidecar
+// (traffic.sidecar.istio.io outbound annotations, ambient.md §13): they send the application's
+// bytes, like clients without a sidecar.
+enum class ClientKind : std::uint8_t {
+    Sidecar,
+    NonMesh,
+    Ambient,
+    AmbientPredicted,
+    ApiServer,
+    SidecarBypass
+};
 // "sidecar", "none", "ambient" ("none" for the API server): the matrix's clientDataplane.
 std::string_view to_string(ClientKind kind) noexcept;
 constexpr bool is_ambient(ClientKind kind) noexcept {
@@ -54,6 +64,8 @@ struct Flow {
     // The endpoint, or the ambient clients, are ambient only by prediction (labels, not the CNI's
     // annotation): an error found here is reported as a warning (ambient.md §10).
     bool predicted = false;
+    // SidecarBypass flows: the annotation by which the clients skip their sidecar.
+    std::string_view bypass;
 
     ClientSend send = ClientSend::Plaintext;
     ServerAccept server = ServerAccept::Unknown;
@@ -75,7 +87,8 @@ struct FlowClients {
     // what tells two evaluations apart when their HostClients live at the same address.
     std::uint32_t target = 0;
     // Subset flows: only the outcome's clients in these namespaces (sorted), those a
-    // VirtualService route sends to the subset (ambient.md §15).
+    // VirtualService route sends to the subset (ambient.md §15). SidecarBypass flows: the
+    // namespaces whose clients skip their sidecar.
     const std::vector<NsId>* routed = nullptr;
 };
 inline constexpr std::uint32_t external_target = 0x80000000u;

@@ -618,6 +618,8 @@ void decode_dataplane_facts(PodLike& pod, const Labels& labels, const Labels& an
         annotation("traffic.sidecar.istio.io/includeInboundPorts");
     pod.interception.exclude_outbound_ports =
         annotation("traffic.sidecar.istio.io/excludeOutboundPorts");
+    pod.interception.include_outbound_ports =
+        annotation("traffic.sidecar.istio.io/includeOutboundPorts");
     pod.interception.exclude_outbound_ip_ranges =
         annotation("traffic.sidecar.istio.io/excludeOutboundIPRanges");
     pod.interception.include_outbound_ip_ranges =
@@ -658,7 +660,9 @@ Service decode_service(const Node& object, const BasicMeta<Node>& meta, ObjectRe
         if (!labels.empty())
             svc.selector = std::move(labels); // {} selects nothing in Kubernetes
     }
-    svc.headless = optional_string(*spec, "clusterIP", "spec") == "None";
+    const std::string cluster_ip = optional_string(*spec, "clusterIP", "spec");
+    svc.headless = cluster_ip == "None";
+    svc.cluster_ipv4 = parse_ipv4(cluster_ip);
     svc.external_name = optional_string(*spec, "type", "spec") == "ExternalName";
     if (const auto ports = optional_array(*spec, "ports", "spec")) {
         ports->for_each_item([&](std::size_t i, const Node& p) {

@@ -119,6 +119,9 @@ struct Service {
     std::optional<Labels> selector; // empty optional: no selector, endpoints unknown
     bool headless = false;
     bool external_name = false;
+    // spec.clusterIP when an IPv4 address (host order): what a client's outbound IP ranges are
+    // matched against (ambient.md §13). Absent in most manifests; the API server fills it in.
+    std::optional<std::uint32_t> cluster_ipv4;
     std::vector<ServicePort> ports;
 };
 
@@ -172,6 +175,7 @@ struct Interception {
     std::optional<std::string> exclude_inbound_ports;
     std::optional<std::string> include_inbound_ports;
     std::optional<std::string> exclude_outbound_ports;
+    std::optional<std::string> include_outbound_ports;
     std::optional<std::string> exclude_outbound_ip_ranges;
     std::optional<std::string> include_outbound_ip_ranges;
 

@@ -564,6 +564,14 @@ void SnapshotBuilder::index_clients(Snapshot& s) {
             (ns.has_captured_workloads ? s.captured_clients_ : s.predicted_ambient_clients_)
                 .push_back(id);
         }
+        for (WorkloadId w : ns.workloads) {
+            const Workload& workload = s.workloads_[w];
+            const Interception& i = workload.interception;
+            if (workload.dataplane == Dataplane::Sidecar && !workload.control_plane &&
+                (i.exclude_outbound_ports || i.exclude_outbound_ip_ranges ||
+                 (i.include_outbound_ip_ranges && *i.include_outbound_ip_ranges != "*")))
+                s.outbound_bypass_clients_.push_back(w);
+        }
     }
 }
 

@@ -244,6 +244,12 @@ class Snapshot {
     // The calls that name the Service namespace/name; null when none does.
     const std::vector<ApiServerCallRef>* api_server_calls(const std::string& namespace_name,
                                                           const std::string& name) const;
+    // Sidecar client workloads whose annotations let some outbound connections skip the sidecar
+    // (ambient.md §13: excludeOutboundPorts, excludeOutboundIPRanges, includeOutboundIPRanges),
+    // by namespace. Usually few: flows check each of them per service port.
+    const std::vector<WorkloadId>& outbound_bypass_clients() const noexcept {
+        return outbound_bypass_clients_;
+    }
     // The istio-cni ConfigMap of the Istio namespace, if the input had one.
     const std::optional<CniConfig>& cni_config() const noexcept { return cni_config_; }
 
@@ -279,6 +285,7 @@ class Snapshot {
     std::vector<NsId> ambient_clients_;
     std::vector<NsId> captured_clients_;
     std::vector<NsId> predicted_ambient_clients_;
+    std::vector<WorkloadId> outbound_bypass_clients_;
     std::optional<CniConfig> cni_config_;
     std::shared_ptr<const ApiServerCallees> api_server_callees_ =
         std::make_shared<const ApiServerCallees>();

@@ -95,6 +95,26 @@ std::optional<unsigned> small_number(std::string_view text, unsigned max) noexce
 
 } // namespace
 
+std::optional<std::uint32_t> parse_ipv4(std::string_view text) noexcept {
+    std::uint32_t address = 0;
+    for (int octet = 0; octet < 4; ++octet) {
+        if (octet > 0) {
+            if (text.empty() || text.front() != '.')
+                return std::nullopt;
+            text.remove_prefix(1);
+        }
+        std::size_t digits = 0;
+        std::uint32_t value = 0;
+        while (digits < text.size() && digits < 4 && text[digits] >= '0' && text[digits] <= '9')
+            value = value * 10 + static_cast<std::uint32_t>(text[digits++] - '0');
+        if (digits == 0 || digits > 3 || value > 255 || (digits > 1 && text[0] == '0'))
+            return std::nullopt;
+        text.remove_prefix(digits);
+        address = (address << 8) | value;
+    }
+    return text.empty() ? std::optional<std::uint32_t>(address) : std::nullopt;
+}
+
 std::optional<IstioVersion> parse_istio_version(std::string_view text) noexcept {
     if (text == "current")
         return IstioVersion::current();

@@ -51,6 +51,8 @@ std::optional<MtlsMode> parse_mtls_mode(std::string_view text) noexcept;
 std::optional<TlsMode> parse_tls_mode(std::string_view text) noexcept;
 // "1.N" (4 ≤ N ≤ 29: the newest patch of 1.N), "1.N.P", or "current"; nullopt for anything else.
 std::optional<IstioVersion> parse_istio_version(std::string_view text) noexcept;
+// A dotted-quad IPv4 address ("10.96.0.1"), in host order; nullopt for anything else.
+std::optional<std::uint32_t> parse_ipv4(std::string_view text) noexcept;
 
 // A sorted, duplicate-free label set; flat because workloads are many and label sets are small.
 class Labels {

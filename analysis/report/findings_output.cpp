@@ -37,6 +37,8 @@ nlohmann::json to_json(const conflict::Finding& f) {
             j["via"] = {{"namespace", flow.via->namespace_name}, {"name", flow.via->name}};
         if (!flow.subset.empty())
             j["subset"] = flow.subset;
+        if (!flow.client_bypass.empty())
+            j["clientBypass"] = flow.client_bypass;
         out["flow"] = std::move(j);
     }
     return out;

@@ -26,6 +26,9 @@ std::string who(const conflict::FlowSummary& flow) {
         return flow.via ? "Ambient clients in " + list + " (through the waypoint " +
                               flow.via->namespace_name + "/" + flow.via->name + ")"
                         : "Ambient clients (ztunnel) in " + list;
+    if (!flow.client_bypass.empty())
+        return "Sidecar clients in " + list +
+               " whose pods skip their sidecar for this destination (" + flow.client_bypass + ")";
     return (flow.client_sidecar ? "Sidecar clients in " : "Clients without a sidecar in ") + list;
 }
 
@@ -51,6 +54,13 @@ std::string dropped_tls_reason(const std::string& drop, bool on_rule) {
 std::string flow_message(const Finding& f) {
     const auto& flow = *f.flow;
     const std::string target = where(flow);
+    // Whatever the server, a bypassing client's trouble and fix are its annotation (ambient.md
+    // §13).
+    if (!flow.client_bypass.empty() && flow.client == "PLAINTEXT")
+        return who(flow) + " send plaintext to " + target + ", which accepts only " +
+               (flow.server == "STRICT" ? "mTLS (STRICT)" : "HBONE (ambient STRICT)") +
+               ": their connections are reset, if they call it. Fix: take the port or address "
+               "out of the annotation so the sidecar captures it, or make the port PERMISSIVE";
     switch (f.code) {
     case Code::MTG101:
         if (!f.detail.text.empty())

@@ -27,6 +27,43 @@ bool port_list_holds(std::string_view list, std::uint16_t port) {
            model::decoding::list_contains(list, std::to_string(port));
 }
 
+// Whether a comma-separated CIDR list holds `ipv4` ("*" holds every address; a bare address is a
+// /32). IPv6 entries never match an IPv4 address.
+bool cidr_list_holds(std::string_view list, std::uint32_t ipv4) {
+    while (!list.empty()) {
+        const auto comma = list.find(',');
+        std::string_view entry = list.substr(0, comma);
+        while (!entry.empty() && entry.front() == ' ')
+            entry.remove_prefix(1);
+        while (!entry.empty() && entry.back() == ' ')
+            entry.remove_suffix(1);
+        const auto slash = entry.find('/');
+        int bits = 32;
+        if (slash != std::string_view::npos) {
+            const std::string_view length = entry.substr(slash + 1);
+            bits = length.size() == 1 || length.size() == 2 ? 0 : -1;
+            for (char c : length)
+                bits = bits >= 0 && c >= '0' && c <= '9' ? bits * 10 + (c - '0') : -1;
+        }
+        const auto network = model::parse_ipv4(entry.substr(0, slash));
+        if (entry == "*")
+            return true;
+        if (network && bits >= 0 && bits <= 32) {
+            const std::uint32_t mask = bits == 0 ? 0 : ~std::uint32_t{0} << (32 - bits);
+            if ((*network & mask) == (ipv4 & mask))
+                return true;
+        }
+        if (comma == std::string_view::npos)
+            break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+bool blank(std::string_view text) {
+    return text.find_first_not_of(" ,") == std::string_view::npos;
+}
+
 bool port_matches(const model::AlphaPortSelector& selector, const model::ServicePort& port) {
     if (selector.number)
         return *selector.number == port.port;
@@ -133,6 +170,28 @@ bool intercepts_inbound(const model::Interception& interception, std::uint16_t p
         return false;
     return !(interception.exclude_inbound_ports &&
              port_list_holds(*interception.exclude_inbound_ports, port));
+}
+
+std::optional<std::string_view> outbound_bypass(const model::Interception& interception,
+                                                std::uint16_t port,
+                                                std::optional<std::uint32_t> ipv4) noexcept {
+    if (interception.exclude_outbound_ports &&
+        port_list_holds(*interception.exclude_outbound_ports, port))
+        return "traffic.sidecar.istio.io/excludeOutboundPorts";
+    if (ipv4 && interception.exclude_outbound_ip_ranges &&
+        cidr_list_holds(*interception.exclude_outbound_ip_ranges, *ipv4))
+        return "traffic.sidecar.istio.io/excludeOutboundIPRanges";
+    if (interception.include_outbound_ports &&
+        port_list_holds(*interception.include_outbound_ports, port))
+        return std::nullopt;
+    if (!interception.include_outbound_ip_ranges)
+        return std::nullopt; // default `*`
+    const std::string& include = *interception.include_outbound_ip_ranges;
+    if (blank(include))
+        return "traffic.sidecar.istio.io/includeOutboundIPRanges";
+    if (!ipv4 || cidr_list_holds(include, *ipv4))
+        return std::nullopt;
+    return "traffic.sidecar.istio.io/includeOutboundIPRanges";
 }
 
 ServerMode effective_server_mode(const ConfigView& view, const model::Workload& workload,

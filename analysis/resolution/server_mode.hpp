@@ -58,6 +58,15 @@ const model::AlphaPolicy* alpha_policy_for(const ConfigView& view,
 // excludeInboundPorts. A port it does not intercept behaves as if there were no sidecar.
 bool intercepts_inbound(const model::Interception& interception, std::uint16_t port) noexcept;
 
+// Why a sidecar client's connection to a destination port and (if known) IPv4 address leaves the
+// pod without its sidecar (ambient.md §13), as istio-iptables orders its ISTIO_OUTPUT rules:
+// excludeOutboundPorts, excludeOutboundIPRanges, then includeOutboundPorts captures, then
+// includeOutboundIPRanges (default `*`; "" captures nothing). Returns the deciding annotation,
+// or nullopt when the sidecar captures it, or when only an unknown address could say.
+std::optional<std::string_view> outbound_bypass(const model::Interception& interception,
+                                                std::uint16_t port,
+                                                std::optional<std::uint32_t> ipv4) noexcept;
+
 // The effective mode of the endpoint workload's target port, reached through (service, port),
 // under the rules of the configured Istio version.
 ServerMode effective_server_mode(const ConfigView& view, const model::Workload& workload,

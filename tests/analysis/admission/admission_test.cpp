@@ -208,6 +208,20 @@ TEST_CASE("New warnings never deny: a STRICT policy with non-mesh clients is all
     CHECK(any_contains(warnings_of(d), "legacy"));
 }
 
+TEST_CASE("§13: a STRICT policy is allowed although clients skip their sidecar for its port: they "
+          "are warned about, as clients without a sidecar are",
+          "[admission][interception]") {
+    const auto d = decide(
+        cluster({deployment("front", "reports")
+                     .labels({{"app", "reports"}})
+                     .with_sidecar()
+                     .pod_annotation("traffic.sidecar.istio.io/excludeOutboundPorts", "80")}),
+        create(strict_shop));
+    CHECK(allowed(d));
+    CHECK(any_contains(warnings_of(d), "[MTG101] PeerAuthentication default.shop"));
+    CHECK(any_contains(warnings_of(d), "skip their sidecar"));
+}
+
 TEST_CASE("The namespace label mtls-guard.io/mode overrides the default mode",
           "[admission][mode-label]") {
     auto [label, default_mode, expect_allowed, expect_warnings, enforcement] =

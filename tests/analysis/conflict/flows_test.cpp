@@ -804,6 +804,81 @@ TEST_CASE("§13: an intercepted port keeps the sidecar's mode", "[flows][interce
     CHECK(reported_on(findings_of(*snapshot), "MTG210").empty());
 }
 
+TEST_CASE("§13: sidecar clients whose pods skip the sidecar for a port send plaintext there, and "
+          "a STRICT port is a warning for them, never an error",
+          "[flows][interception]") {
+    auto [annotation, value] = GENERATE(table<std::string, std::string>({
+        {"traffic.sidecar.istio.io/excludeOutboundPorts", "443,80"},
+        {"traffic.sidecar.istio.io/excludeOutboundIPRanges", "10.96.0.0/12"},
+        {"traffic.sidecar.istio.io/includeOutboundIPRanges", ""},
+    }));
+    INFO(annotation << ": \"" << value << "\"");
+    auto objects = cluster(
+        {peer_authentication("shop", "default").strict(), deployment("front", "reports")
+                                                              .labels({{"app", "reports"}})
+                                                              .with_sidecar()
+                                                              .pod_annotation(annotation, value)});
+    objects[4] = service("shop", "web")
+                     .selecting({{"app", "web"}})
+                     .port(80, 8080, "http")
+                     .cluster_ip("10.96.12.34");
+    const auto snapshot = snapshot_of(objects);
+    const auto rows = matrix_rows(*snapshot);
+    // The namespace's other pods still go through their sidecars.
+    CHECK(flow_of(rows, "front", true, web, "web") == "ISTIO_MUTUAL STRICT MTLS");
+    CHECK(bypass_flow_of(rows, "front", web, "web") == "PLAINTEXT STRICT FAIL");
+    const auto findings = findings_of(*snapshot);
+    const auto bypass = with_code(findings, "MTG101");
+    REQUIRE(bypass.size() == 1);
+    CHECK(bypass[0].severity == conflict::Severity::Warning);
+    CHECK(bypass[0].flow->client_bypass == annotation);
+    CHECK(bypass[0].flow->client_namespaces == std::vector<std::string>{"front"});
+    CHECK_THAT(bypass[0].message, Catch::Contains("skip their sidecar") &&
+                                      Catch::Contains(annotation) &&
+                                      Catch::Contains("if they call it"));
+}
+
+TEST_CASE("§13: an outbound exclusion that does not cover the destination changes nothing",
+          "[flows][interception]") {
+    auto [annotation, value] = GENERATE(table<std::string, std::string>({
+        {"traffic.sidecar.istio.io/excludeOutboundPorts", "5432"},
+        {"traffic.sidecar.istio.io/excludeOutboundIPRanges", "169.254.169.254/32"},
+        {"traffic.sidecar.istio.io/includeOutboundIPRanges", "10.0.0.0/8"},
+        // Without the Service's cluster IP (a manifest not yet applied) ranges prove nothing.
+        {"traffic.sidecar.istio.io/includeOutboundIPRanges", "172.16.0.0/12"},
+    }));
+    INFO(annotation << ": \"" << value << "\"");
+    const bool with_ip = value != "172.16.0.0/12";
+    auto objects = cluster(
+        {peer_authentication("shop", "default").strict(), deployment("front", "reports")
+                                                              .labels({{"app", "reports"}})
+                                                              .with_sidecar()
+                                                              .pod_annotation(annotation, value)});
+    if (with_ip)
+        objects[4] = service("shop", "web")
+                         .selecting({{"app", "web"}})
+                         .port(80, 8080, "http")
+                         .cluster_ip("10.96.12.34");
+    const auto snapshot = snapshot_of(objects);
+    CHECK(bypass_flow_of(matrix_rows(*snapshot), "front", web, "web") == "no row");
+    CHECK(with_code(findings_of(*snapshot), "MTG101").empty());
+}
+
+TEST_CASE("§13: a headless service is dialled at the pod, so the target port is what an "
+          "exclusion must name",
+          "[flows][interception]") {
+    auto objects =
+        cluster({peer_authentication("shop", "default").strict(),
+                 deployment("front", "reports")
+                     .labels({{"app", "reports"}})
+                     .with_sidecar()
+                     .pod_annotation("traffic.sidecar.istio.io/excludeOutboundPorts", "8080")});
+    objects[4] =
+        service("shop", "web").selecting({{"app", "web"}}).port(80, 8080, "http").headless();
+    const auto snapshot = snapshot_of(objects);
+    CHECK(bypass_flow_of(matrix_rows(*snapshot), "front", web, "web") == "PLAINTEXT STRICT FAIL");
+}
+
 TEST_CASE("Issue 16: a DestinationRule that sets TLS for other ports only shares the conflict of "
           "the port it leaves to auto mTLS, as Istio 1.5's analyzer reported it",
           "[flows][attribution]") {

@@ -37,6 +37,16 @@ TEST_CASE("--istio-version refuses anything that is not a modelled release", "[t
     CHECK_FALSE(model::parse_istio_version(text).has_value());
 }
 
+TEST_CASE("A Service\'s clusterIP is read as an IPv4 address when it is one", "[types][ipv4]") {
+    CHECK(model::parse_ipv4("10.96.0.1") == std::optional<std::uint32_t>(0x0a600001u));
+    CHECK(model::parse_ipv4("0.0.0.0") == std::optional<std::uint32_t>(0u));
+    CHECK(model::parse_ipv4("255.255.255.255") == std::optional<std::uint32_t>(0xffffffffu));
+    const auto text = GENERATE(as<std::string>{}, "", "None", "10.96.0", "10.96.0.1.2", "256.0.0.1",
+                               "10.96.0.01", "10..0.1", "fd00::1", "10.96.0.1 ", "1234.0.0.1");
+    INFO("'" << text << "'");
+    CHECK_FALSE(model::parse_ipv4(text).has_value());
+}
+
 TEST_CASE("The version's rule sets: legacy alpha (1.4, 1.5), modern pilot (1.6+), ordering",
           "[types][version]") {
     CHECK(IstioVersion{4}.legacy_alpha());

@@ -497,3 +497,46 @@ TEST_CASE("§13: which inbound ports a sidecar intercepts", "[server-mode][inter
     CHECK(resolution::intercepts_inbound(interception, static_cast<std::uint16_t>(port)) ==
           intercepted);
 }
+
+TEST_CASE("§13: which outbound connections skip a client's sidecar, in istio-iptables' order",
+          "[server-mode][interception]") {
+    using Text = std::optional<std::string>;
+    const Text none;
+    const std::optional<std::uint32_t> ip = model::parse_ipv4("10.96.3.7");
+    const std::optional<std::uint32_t> unknown;
+    // excludePorts, excludeRanges, includePorts, includeRanges, address, expected annotation
+    auto [exclude_ports, exclude_ranges, include_ports, include_ranges, address, expected] =
+        GENERATE_COPY(table<Text, Text, Text, Text, std::optional<std::uint32_t>, std::string>({
+            {none, none, none, none, ip, ""},
+            {Text("5432, 80"), none, none, none, ip, "excludeOutboundPorts"},
+            {Text("5432"), none, none, none, ip, ""},
+            {none, Text("10.96.0.0/16"), none, none, ip, "excludeOutboundIPRanges"},
+            {none, Text("10.97.0.0/16,10.96.3.7"), none, none, ip, "excludeOutboundIPRanges"},
+            {none, Text("10.96.0.0/16"), none, none, unknown, ""}, // no address, no evidence
+            {none, none, none, Text("*"), ip, ""},
+            {none, none, none, Text(""), ip, "includeOutboundIPRanges"},
+            {none, none, none, Text(""), unknown, "includeOutboundIPRanges"},
+            {none, none, none, Text("10.0.0.0/8"), ip, ""},
+            {none, none, none, Text("172.16.0.0/12"), ip, "includeOutboundIPRanges"},
+            {none, none, none, Text("172.16.0.0/12"), unknown, ""},
+            // includeOutboundPorts captures before the include ranges, after the exclusions.
+            {none, none, Text("80"), Text(""), ip, ""},
+            {Text("80"), none, Text("80"), none, ip, "excludeOutboundPorts"},
+            {none, Text("10.96.0.0/16"), Text("80"), none, ip, "excludeOutboundIPRanges"},
+            {none, Text("0.0.0.0/0"), none, none, ip, "excludeOutboundIPRanges"},
+            {none, Text("not-a-range, fd00::/8"), none, none, ip, ""},
+        }));
+    model::Interception interception;
+    interception.exclude_outbound_ports = exclude_ports;
+    interception.exclude_outbound_ip_ranges = exclude_ranges;
+    interception.include_outbound_ports = include_ports;
+    interception.include_outbound_ip_ranges = include_ranges;
+    INFO("excludePorts " << exclude_ports.value_or("-") << ", excludeRanges "
+                         << exclude_ranges.value_or("-") << ", includePorts "
+                         << include_ports.value_or("-") << ", includeRanges "
+                         << include_ranges.value_or("-") << ", address "
+                         << (address ? "known" : "unknown"));
+    const auto why = resolution::outbound_bypass(interception, 80, address);
+    CHECK(std::string(why.value_or("")) ==
+          (expected.empty() ? "" : "traffic.sidecar.istio.io/" + expected));
+}

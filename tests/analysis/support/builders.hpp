@@ -280,6 +280,10 @@ class ServiceBuilder : public ObjectBuilder<ServiceBuilder> {
         body_["spec"]["clusterIP"] = "None";
         return *this;
     }
+    ServiceBuilder& cluster_ip(const std::string& address) {
+        body_["spec"]["clusterIP"] = address;
+        return *this;
+    }
 };
 
 inline ServiceBuilder service(const std::string& ns, const std::string& name) {
@@ -550,14 +554,16 @@ inline std::string fqdn(const std::string& service, const std::string& ns) {
 // --- Matrix rows and findings ------------------------------------------------------------------
 
 // The one matrix row for (client namespace, sidecar or not, host, endpoint workload, subset).
+// Rows of sidecar clients that skip their sidecar (ambient.md §13) only when `bypass`.
 inline std::optional<MatrixRow> row_of(const std::vector<MatrixRow>& rows,
                                        const std::string& client_ns, bool client_sidecar,
                                        const std::string& host, const std::string& workload,
-                                       const std::string& subset = "") {
+                                       const std::string& subset = "", bool bypass = false) {
     std::optional<MatrixRow> found;
     for (const auto& r : rows)
         if (r.client_namespace == client_ns && r.client_sidecar == client_sidecar &&
-            r.host == host && r.workload_name == workload && r.subset == subset) {
+            r.host == host && r.workload_name == workload && r.subset == subset &&
+            r.bypass.empty() != bypass) {
             INFO("several matrix rows for " << client_ns << " -> " << host << " " << workload);
             REQUIRE_FALSE(found.has_value());
             found = r;
@@ -569,6 +575,14 @@ inline std::vector<MatrixRow> matrix_rows(const model::Snapshot& snapshot) {
     auto result = matrix(snapshot);
     REQUIRE(result.internal_error == "");
     return result.rows;
+}
+
+// "client server verdict" of the row of sidecar clients in `client_ns` that skip their sidecar
+// (ambient.md §13), or "no row".
+inline std::string bypass_flow_of(const std::vector<MatrixRow>& rows, const std::string& client_ns,
+                                  const std::string& host, const std::string& workload) {
+    const auto r = row_of(rows, client_ns, true, host, workload, "", true);
+    return r ? r->client + " " + r->server + " " + r->verdict : "no row";
 }
 
 // "client server verdict" of one row, or "no row" when the flow does not exist.
