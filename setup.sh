@@ -83,10 +83,10 @@ demo_webhook() {
     dir=$(mktemp -d)
     log=$dir/serve.log
     "$BUILD_DIR"/mtls-guard serve --snapshot deploy/demo/mesh.yaml --listen 127.0.0.1:0 \
-        --cert-dir "$dir" >"$log" 2>&1 &
+        --cert-dir "$dir" --port-file "$dir/port" >"$log" 2>&1 &
     pid=$!
     for i in $(seq 100); do # up to 10 s
-        port=$(sed -n 's/.*serve: serving .* port=\([0-9]*\).*/\1/p' "$log")
+        [ -s "$dir/port" ] && port=$(head -n 1 "$dir/port")
         [ -n "$port" ] && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1

@@ -90,4 +90,118 @@ Severity severity_of(Code code) noexcept {
     return Severity::Info;
 }
 
+std::vector<Code> all_codes() {
+    std::vector<Code> out;
+    for (auto c = static_cast<unsigned>(Code::MTG101); c <= static_cast<unsigned>(Code::MTG213);
+         ++c)
+        out.push_back(static_cast<Code>(c));
+    return out;
+}
+
+std::string_view summary_of(Code code) noexcept {
+    switch (code) {
+    case Code::MTG101:
+        return "Sidecar clients send plaintext to a STRICT port";
+    case Code::MTG102:
+        return "Clients send ISTIO_MUTUAL to a workload port that accepts only plaintext (DISABLE)";
+    case Code::MTG103:
+        return "Clients send ISTIO_MUTUAL to workloads without a sidecar";
+    case Code::MTG104:
+        return "Clients originate one-way TLS (SIMPLE) to a STRICT port";
+    case Code::MTG105:
+        return "Ambient clients (ztunnel) or a waypoint send plaintext to a STRICT sidecar port "
+               "that cannot receive HBONE";
+    case Code::MTG106:
+        return "Sidecar clients send Istio mTLS or plaintext that an ambient port rejects";
+    case Code::MTG107:
+        return "A VirtualService routes to a subset that the DestinationRule its clients use does "
+               "not define (503)";
+    case Code::MTG108:
+        return "The Kubernetes API server calls a webhook, aggregated API or conversion webhook "
+               "whose port is STRICT";
+    case Code::MTG201:
+        return "Clients use MUTUAL with their own certificates towards a STRICT port";
+    case Code::MTG202:
+        return "Clients originate TLS (SIMPLE/MUTUAL) to a port that passes it to the application";
+    case Code::MTG203:
+        return "A STRICT port while namespaces run workloads without a sidecar (non-mesh clients)";
+    case Code::MTG204:
+        return "A portLevelMtls key (or legacy named port) matches no target port of the selected "
+               "workloads";
+    case Code::MTG205:
+        return "A policy or DestinationRule is ignored because an older one holds the same scope "
+               "or host";
+    case Code::MTG206:
+        return "A policy selects no workload, or a DestinationRule host matches no service";
+    case Code::MTG207:
+        return "Mesh-wide DISABLE with auto mTLS off and no mesh-wide DestinationRule DISABLE";
+    case Code::MTG208:
+        return "A v1alpha1 Policy or MeshPolicy is in use (removed in Istio 1.6)";
+    case Code::MTG209:
+        return "portLevelMtls on a mesh-wide or namespace-wide PeerAuthentication is ignored";
+    case Code::MTG210:
+        return "A STRICT policy does not protect a port that skips interception";
+    case Code::MTG212:
+        return "A namespace or workload is labelled both for sidecar injection and for ambient "
+               "(injection wins)";
+    case Code::MTG213:
+        return "PeerAuthentication DISABLE on ambient workloads is ignored (they accept HBONE and "
+               "plaintext)";
+    }
+    return "";
+}
+
+std::string_view fix_of(Code code) noexcept {
+    switch (code) {
+    case Code::MTG101:
+        return "Let the clients send mTLS (ISTIO_MUTUAL, or no tls block with auto mTLS), or make "
+               "the port PERMISSIVE.";
+    case Code::MTG102:
+        return "Drop ISTIO_MUTUAL for that host, or make the port PERMISSIVE or STRICT.";
+    case Code::MTG103:
+        return "Inject a sidecar into the workload, or stop forcing ISTIO_MUTUAL for that host.";
+    case Code::MTG104:
+        return "Use ISTIO_MUTUAL for in-mesh hosts.";
+    case Code::MTG105:
+        return "Re-inject the sidecars with the ambient profile so they take HBONE, move the "
+               "workload to ambient, or make the port PERMISSIVE.";
+    case Code::MTG106:
+        return "Drop tls from the DestinationRule (auto mTLS sends HBONE), upgrade to Istio "
+               "1.25.1+, or give the service a cluster IP.";
+    case Code::MTG107:
+        return "Define the subset in the DestinationRule the clients use, or route to a subset it "
+               "defines.";
+    case Code::MTG108:
+        return "Make the called port PERMISSIVE with a workload policy's portLevelMtls, or keep "
+               "the pods out of the mesh.";
+    case Code::MTG201:
+        return "Use ISTIO_MUTUAL unless the certificates come from the mesh CA.";
+    case Code::MTG202:
+        return "Drop the tls block for in-mesh hosts unless the application terminates TLS.";
+    case Code::MTG203:
+        return "Inject sidecars into the client namespaces, or make the port PERMISSIVE, unless "
+               "the lock-down is deliberate.";
+    case Code::MTG204:
+        return "Use the container (target) port number as the portLevelMtls key.";
+    case Code::MTG205:
+        return "Merge the duplicates into the oldest object, or delete the newer one.";
+    case Code::MTG206:
+        return "Fix the selector or host, or delete the object.";
+    case Code::MTG207:
+        return "Turn auto mTLS on, or add a mesh-wide DestinationRule with tls DISABLE.";
+    case Code::MTG208:
+        return "Migrate to PeerAuthentication before upgrading past Istio 1.5.";
+    case Code::MTG209:
+        return "Move portLevelMtls to a PeerAuthentication with a workload selector.";
+    case Code::MTG210:
+        return "Remove the interception exclusion, or say PERMISSIVE for that port.";
+    case Code::MTG212:
+        return "Remove one of the labels: istio-injection/istio.io/rev or "
+               "istio.io/dataplane-mode=ambient.";
+    case Code::MTG213:
+        return "Use PERMISSIVE (or no policy) for ambient workloads; DISABLE does not exist there.";
+    }
+    return "";
+}
+
 } // namespace mtlsguard::conflict

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 namespace mtlsguard::conflict {
 
@@ -34,5 +35,10 @@ enum class Code : std::uint8_t {
 std::string_view to_string(Code code) noexcept;
 std::string_view to_string(Severity severity) noexcept;
 Severity severity_of(Code code) noexcept;
+// Every code, in catalogue order.
+std::vector<Code> all_codes();
+// The catalogue's one-line meaning of a code, and the usual fix (for SARIF rules and docs).
+std::string_view summary_of(Code code) noexcept;
+std::string_view fix_of(Code code) noexcept;
 
 } // namespace mtlsguard::conflict

@@ -1,9 +1,13 @@
 // `mtls-guard analyze` and `mtls-guard matrix`: the engine over a set of manifests.
 #include "analysis/analyze.hpp"
 #include "analysis/report/findings_output.hpp"
+#include "analysis/report/sarif.hpp"
+#include "analysis/version.hpp"
 #include "server/cli/commands.hpp"
 
+#include <filesystem>
 #include <iostream>
+#include <unordered_map>
 
 namespace mtlsguard::cli {
 
@@ -39,6 +43,39 @@ void write_findings_json(std::ostream& out, const std::vector<conflict::Finding>
     out << "  \"summary\": " << summary.dump() << "\n}\n";
 }
 
+// Where each object was read from, by kind, namespace (as written, maybe empty) and name.
+class ObjectLocations {
+  public:
+    void note(const input::Document& doc) {
+        if (doc.file == "<stdin>" || !doc.object.is_object())
+            return;
+        const auto& meta = doc.object.value("metadata", nlohmann::json::object());
+        if (!meta.is_object())
+            return;
+        std::string uri = std::filesystem::path(doc.file).lexically_normal().generic_string();
+        if (std::filesystem::path(uri).is_absolute())
+            uri = "file://" + uri;
+        locations_.emplace(
+            key(doc.object.value("kind", ""), meta.value("namespace", ""), meta.value("name", "")),
+            report::SourceLocation{std::move(uri), doc.line});
+    }
+    std::optional<report::SourceLocation> find(const model::ObjectRef& ref) const {
+        auto it = locations_.find(key(ref.kind, ref.namespace_name, ref.name));
+        if (it == locations_.end()) // a namespaced object written without its namespace
+            it = locations_.find(key(ref.kind, "", ref.name));
+        if (it == locations_.end())
+            return std::nullopt;
+        return it->second;
+    }
+
+  private:
+    static std::string key(const std::string& kind, const std::string& ns,
+                           const std::string& name) {
+        return kind + '\n' + ns + '\n' + name;
+    }
+    std::unordered_map<std::string, report::SourceLocation> locations_;
+};
+
 std::optional<input::LoadedSnapshot> load(const input::SnapshotSource& source) {
     try {
         auto loaded = input::load_snapshot(source);
@@ -53,7 +90,11 @@ std::optional<input::LoadedSnapshot> load(const input::SnapshotSource& source) {
 } // namespace
 
 int run_analyze(const AnalyzeOptions& options) {
-    const auto loaded = load(options.source);
+    ObjectLocations locations;
+    input::SnapshotSource source = options.source;
+    if (options.output == Output::Sarif)
+        source.on_document = [&](const input::Document& doc) { locations.note(doc); };
+    const auto loaded = load(source);
     if (!loaded)
         return 2;
     const auto result = analyze(*loaded->snapshot);
@@ -63,6 +104,11 @@ int run_analyze(const AnalyzeOptions& options) {
     }
     if (options.output == Output::Json) {
         write_findings_json(std::cout, result.findings);
+    } else if (options.output == Output::Sarif) {
+        const auto locate = [&](const model::ObjectRef& ref) { return locations.find(ref); };
+        std::cout << report::sarif_document(result.findings, locate, version())
+                         .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << "\n";
     } else if (result.findings.empty()) {
         std::cout << "No mTLS conflicts found.\n";
     } else {

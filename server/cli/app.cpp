@@ -164,7 +164,7 @@ void add_serve_options(CLI::App& command, ServeOptions& serve,
 }
 
 Output parse_output(const std::string& text) {
-    return text == "json" ? Output::Json : Output::Text;
+    return text == "json" ? Output::Json : text == "sarif" ? Output::Sarif : Output::Text;
 }
 
 } // namespace
@@ -182,8 +182,11 @@ int run(int argc, char** argv) noexcept {
             app.add_subcommand("analyze", "report every mTLS conflict in a set of manifests");
         add_source_options(*analyze_cmd, analyze.source, analyze_version, "-f,--filename",
                            "file, directory (recursive) or - for stdin; repeatable");
-        analyze_cmd->add_option("-o,--output", analyze_output, "text or json")
-            ->check(CLI::IsMember({"text", "json"}));
+        analyze_cmd
+            ->add_option("-o,--output", analyze_output,
+                         "text, json, or sarif (SARIF 2.1.0 for code scanning: each finding at "
+                         "the file and line of its object)")
+            ->check(CLI::IsMember({"text", "json", "sarif"}));
         analyze_cmd
             ->add_option("--fail-on", analyze.fail_on,
                          "exit 1 on findings at or above: error, warning or never")

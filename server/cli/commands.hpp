@@ -9,7 +9,7 @@
 
 namespace mtlsguard::cli {
 
-enum class Output : std::uint8_t { Text, Json };
+enum class Output : std::uint8_t { Text, Json, Sarif };
 
 struct AnalyzeOptions {
     input::SnapshotSource source;

@@ -286,7 +286,8 @@ using Sink = std::function<void(Document&&)>;
 
 // One decoded document (or List item): checks it is an object, flattens Lists, converts mesh YAML.
 void deliver(json object, const std::string& file, std::size_t index,
-             std::optional<std::size_t> item, const LoadLimits& limits, const Sink& sink) {
+             std::optional<std::size_t> item, const LoadLimits& limits, const Sink& sink,
+             std::size_t line = 0) {
     if (object.is_null())
         return; // an empty document between separators
     if (object.is_object() && object.contains("items") &&
@@ -295,7 +296,7 @@ void deliver(json object, const std::string& file, std::size_t index,
         if (!items.is_array())
             throw LoadError{file, index, true, "items of a List must be a list", item};
         for (std::size_t i = 0; i < items.size(); ++i)
-            deliver(std::move(items[i]), file, index, i, limits, sink);
+            deliver(std::move(items[i]), file, index, i, limits, sink, line);
         return;
     }
     if (!object.is_object())
@@ -305,7 +306,7 @@ void deliver(json object, const std::string& file, std::size_t index,
                                                : std::string("a ") + object.type_name()),
                         item};
     convert_mesh_config(object, file, index, limits);
-    sink(Document{file, index, item, std::move(object)});
+    sink(Document{file, index, item, std::move(object), line});
 }
 
 // Builds a DOM from SAX events; the streaming parser keeps one for the envelope and one per item.
@@ -514,6 +515,27 @@ std::vector<YamlChunk> split_yaml(const std::string& text) {
     return chunks;
 }
 
+// The 1-based file line of a chunk's first line that is neither blank, a comment, nor a `---`
+// separator or directive: where the object starts, for reports that point at it.
+std::size_t first_content_line(const YamlChunk& chunk) {
+    std::size_t line = chunk.first_line + 1;
+    std::string_view rest = chunk.text;
+    while (!rest.empty()) {
+        const auto end = rest.find('\n');
+        std::string_view current = rest.substr(0, end);
+        const auto start = current.find_first_not_of(" \t\r");
+        const bool skip = start == std::string_view::npos || current[start] == '#' ||
+                          current.starts_with("---") || current.starts_with("%");
+        if (!skip)
+            return line;
+        if (end == std::string_view::npos)
+            break;
+        rest.remove_prefix(end + 1);
+        ++line;
+    }
+    return chunk.first_line + 1;
+}
+
 json yaml_chunk_to_json(const YamlChunk& chunk, const std::string& file, std::size_t index,
                         const LoadLimits& limits) {
     auto where = [&](const YAML::Mark& mark) {
@@ -557,8 +579,8 @@ void stream_text(const std::string& text, const std::string& file, const LoadLim
     }
     const auto chunks = split_yaml(text);
     for (std::size_t i = 0; i < chunks.size(); ++i)
-        deliver(yaml_chunk_to_json(chunks[i], file, i, limits), file, i, std::nullopt, limits,
-                sink);
+        deliver(yaml_chunk_to_json(chunks[i], file, i, limits), file, i, std::nullopt, limits, sink,
+                first_content_line(chunks[i]));
 }
 
 } // namespace

@@ -15,6 +15,9 @@ struct Document {
     std::size_t index = 0;           // 0-based document index within the file
     std::optional<std::size_t> item; // 0-based position within a List's items or a JSON array
     nlohmann::json object;
+    // 1-based line of the document's first content line in a YAML file (for SARIF); 0 when
+    // unknown (JSON, stdin counts too).
+    std::size_t line = 0;
 };
 
 struct LoadError {

@@ -38,6 +38,8 @@ LoadedSnapshot load_snapshot(const SnapshotSource& source, const LoadLimits& lim
                     .to_string());
             return;
         }
+        if (source.on_document)
+            source.on_document(doc);
         if (auto error = builder.add(doc.object))
             throw LoadError{doc.file, doc.index, true, *error, doc.item};
     });

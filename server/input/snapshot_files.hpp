@@ -5,6 +5,7 @@
 #include "analysis/model/snapshot.hpp"
 #include "server/input/manifest_loader.hpp"
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -19,6 +20,9 @@ struct SnapshotSource {
     // Refuse (exit 2) a document that is not a Kubernetes object (no apiVersion or no kind)
     // instead of skipping it with a notice: a Helm Chart.yaml, a values.yaml, an OpenAPI file.
     bool strict = false;
+    // Called with each Kubernetes object document before it is decoded (e.g. to remember where
+    // each object was read from, for SARIF).
+    std::function<void(const Document&)> on_document;
 };
 
 struct LoadedSnapshot {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -798,4 +799,72 @@ SCENARIO("A 50 MB manifest of small Service documents is analysed without a cras
     const json doc = json::parse(r.out, nullptr, false);
     REQUIRE_FALSE(doc.is_discarded());
     CHECK(doc["summary"]["errors"] == 0);
+}
+
+SCENARIO("analyze -o sarif points each finding at the file and line of its object") {
+    TempDir dir;
+    const auto workloads = dir.write("shop/workloads.yaml", R"(# the shop's workloads
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  labels: {istio-injection: enabled}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: web:1, ports: [{containerPort: 8080}]}]}
+)");
+    const auto policies = dir.write("shop/policies.yaml", R"(apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: shop}
+spec: {mtls: {mode: STRICT}}
+---
+
+# a debugging rule someone forgot
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web-plaintext, namespace: shop}
+spec:
+  host: web
+  trafficPolicy: {tls: {mode: DISABLE}}
+)");
+    const Run r = run({"analyze", "-f", (dir.path() / "shop").string(), "-o", "sarif"});
+    CHECK(r.exit_code == 1);
+    const json log = json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(log.is_discarded());
+    CHECK(log["version"] == "2.1.0");
+    const json& run = log["runs"][0];
+    CHECK(run["tool"]["driver"]["name"] == "mtls-guard");
+    const json& rules = run["tool"]["driver"]["rules"];
+    std::map<std::string, int> lines; // "Kind name" -> startLine of the MTG101 results
+    for (const auto& result : run["results"]) {
+        const json& rule = rules.at(result["ruleIndex"].get<std::size_t>());
+        CHECK(rule["id"] == result["ruleId"]);
+        if (result["ruleId"] != "MTG101")
+            continue;
+        CHECK(result["level"] == "error");
+        const json& physical = result["locations"][0]["physicalLocation"];
+        CHECK(physical["artifactLocation"]["uri"] == "file://" + policies);
+        const std::string name =
+            result["locations"][0]["logicalLocations"][0]["fullyQualifiedName"];
+        lines[name] = physical["region"]["startLine"];
+        REQUIRE(result.contains("relatedLocations"));
+        CHECK_FALSE(
+            result["partialFingerprints"]["mtlsGuardFinding/v1"].get<std::string>().empty());
+    }
+    CHECK(lines == std::map<std::string, int>{{"DestinationRule shop/web-plaintext", 8},
+                                              {"PeerAuthentication shop/default", 1}});
+    (void)workloads;
 }
