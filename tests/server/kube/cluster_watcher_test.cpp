@@ -792,38 +792,55 @@ SCENARIO(
 SCENARIO("A kind the ClusterRole lacks is retried and logged, and the other kinds keep working") {
     // As for every kind (EndpointSlices after an upgrade without the new rule): the list is
     // retried with backoff, readiness waits for it, and it joins once RBAC allows it.
-    GIVEN("RBAC without sidecars, as before the rule was added") {
+    struct Lacking {
+        std::string group;
+        std::string plural;
+        std::set<std::string> still_readable; // resourceNames the role has
+        std::string target;                   // how the log names the list
+        std::size_t other_watches;            // of the same plural that RBAC still allows
+    };
+    const Lacking lacking =
+        GENERATE(Lacking{"networking.istio.io", "sidecars", {}, "sidecars", 0},
+                 Lacking{"networking.istio.io", "virtualservices", {}, "virtualservices", 0},
+                 // The role before this rule: resourceNames ["istio"] only.
+                 Lacking{"", "configmaps", {"istio"}, "configmaps (istio-cni-config)", 1});
+    GIVEN("RBAC without " + lacking.target + ", as before the rule was added") {
         CapturedLog log;
         WatcherOptions options = quick_watcher_options();
         options.logger = log.logger;
         Watching w(
-            [](FakeApiServer& server) {
+            [&](FakeApiServer& server) {
                 seed_mesh(server);
-                server.forbid("networking.istio.io", "sidecars", true);
+                server.forbid(lacking.group, lacking.plural, true, lacking.still_readable);
             },
             options);
         w.watcher->start();
+        const std::string refused = "list of " + lacking.target + ": HTTP 403 Forbidden";
         THEN("the other kinds are watched, serve is not ready, and the 403 is logged") {
             REQUIRE(wait_until([&] {
                 return w.cluster.server.open_watches("services") == 1 &&
-                       w.cluster.server.open_watches("virtualservices") == 1;
+                       w.cluster.server.open_watches("peerauthentications") == 1 &&
+                       w.cluster.server.open_watches(lacking.plural) == lacking.other_watches;
             }));
-            REQUIRE(wait_until([&] { return log.contains("list of sidecars: HTTP 403"); }));
-            CHECK(log.contains("cannot list resource \"sidecars\""));
+            REQUIRE(wait_until([&] { return log.contains(refused); }));
+            CHECK(log.contains("cannot list resource \"" + lacking.plural + "\""));
             CHECK_FALSE(w.watcher->synced());
             CHECK(w.watcher->broken_for().has_value());
-            CHECK(w.cluster.server.open_watches("sidecars") == 0);
+            CHECK(w.cluster.server.open_watches(lacking.plural) == lacking.other_watches);
         }
         WHEN("the ClusterRole gains the rule") {
-            REQUIRE(wait_until([&] { return log.contains("list of sidecars: HTTP 403"); }));
-            w.cluster.server.forbid("networking.istio.io", "sidecars", false);
+            REQUIRE(wait_until([&] { return log.contains(refused); }));
+            w.cluster.server.forbid(lacking.group, lacking.plural, false);
             THEN("the list succeeds without a restart and serve becomes ready") {
                 REQUIRE(wait_until([&] { return w.watcher->synced(); }));
                 REQUIRE(wait_until([&] { return !w.watcher->broken_for().has_value(); }));
-                CHECK(w.watcher->stats().versions.at("sidecars") == "networking.istio.io/v1");
+                CHECK(w.cluster.server.open_watches(lacking.plural) == lacking.other_watches + 1);
             }
         }
     }
+}
+
+SCENARIO("A kind whose RBAC goes after the initial sync is logged and retried; the others go on") {
     GIVEN("a synced watcher whose RBAC loses virtualservices") {
         CapturedLog log;
         WatcherOptions options = quick_watcher_options();

@@ -237,8 +237,10 @@ struct FakeApiServer::State {
     std::vector<Interference> interferences;
     int interfered = 0;
     std::vector<std::weak_ptr<WatchState>> watches;
-    std::set<std::string> stalls;    // path prefixes
-    std::set<std::string> forbidden; // collection keys RBAC does not let the client list or watch
+    std::set<std::string> stalls; // path prefixes
+    // Collections RBAC does not let the client list or watch, with the names it may still read
+    // (resourceNames: a list or watch whose field selector is metadata.name=<one of them>).
+    std::map<std::string, std::set<std::string>> forbidden;
     std::uint64_t uid_counter = 0;
     std::uint64_t connections = 0; // accepted so far
     // Sessions waiting for their next request, by connection number: how to close each.
@@ -470,9 +472,6 @@ struct FakeApiServer::State {
         auto watch = r.query.find("watch");
         const bool watching =
             watch != r.query.end() && (watch->second == "true" || watch->second == "1");
-        if (forbidden.count(collection_key(group, parts[at])))
-            return forbidden_answer(group, parts[at], watching ? "watch" : "list",
-                                    selector.namespace_name);
         if (auto fs = r.query.find("fieldSelector"); fs != r.query.end()) {
             std::istringstream terms(fs->second);
             for (std::string term; std::getline(terms, term, ',');) {
@@ -487,6 +486,10 @@ struct FakeApiServer::State {
                     return error(400, "BadRequest", "field label not supported: " + field);
             }
         }
+        if (auto f = forbidden.find(collection_key(group, parts[at]));
+            f != forbidden.end() && !f->second.count(selector.name))
+            return forbidden_answer(group, parts[at], watching ? "watch" : "list",
+                                    selector.namespace_name);
         if (watching)
             return start_watch(c->second, version, selector, r);
         return list(c->second, version, selector, r);
@@ -1172,10 +1175,11 @@ std::optional<json> FakeApiServer::get(const std::string& group, const std::stri
     return it->second;
 }
 
-void FakeApiServer::forbid(const std::string& group, const std::string& plural, bool on) {
+void FakeApiServer::forbid(const std::string& group, const std::string& plural, bool on,
+                           std::set<std::string> allowed_names) {
     std::lock_guard lock(state_->mutex);
     if (on)
-        state_->forbidden.insert(collection_key(group, plural));
+        state_->forbidden[collection_key(group, plural)] = std::move(allowed_names);
     else
         state_->forbidden.erase(collection_key(group, plural));
 }

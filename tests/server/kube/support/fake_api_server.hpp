@@ -121,9 +121,11 @@ class FakeApiServer {
                                       const std::string& namespace_name,
                                       const std::string& name) const;
     // While on, RBAC lets the client neither list nor watch the collection: 403 Forbidden, as the
-    // authorizer words it. Watches already open stay open, as the API server's do (it authorizes
-    // a request when it starts).
-    void forbid(const std::string& group, const std::string& plural, bool on);
+    // authorizer words it; except, as with RBAC resourceNames, a list or watch whose field selector
+    // is metadata.name=<one of `allowed_names`>. Watches already open stay open, as the API
+    // server's do (it authorizes a request when it starts).
+    void forbid(const std::string& group, const std::string& plural, bool on,
+                std::set<std::string> allowed_names = {});
     // Forgets failures injected with fail_next that have not happened yet.
     void clear_failures();
     // Writes `raw` (a line, '\n' included) on the newest open watch of `plural`, before any
