@@ -757,7 +757,7 @@ SCENARIO(
                     CHECK(r.query.at("limit") == "50");
                 }
             }
-            CHECK(pages == 3); // 126 CRDs: Istio's 6 and these 120
+            CHECK(pages == 3); // 125 CRDs: Istio's 5 and these 120
             CHECK(watched(requests));
             REQUIRE(wait_until(
                 [&] { return w.cluster.server.open_watches("customresourcedefinitions") == 1; }));
