@@ -540,7 +540,7 @@ std::string routed_subset(const model::Snapshot& snapshot, const std::string& ns
     return {};
 }
 
-// The requests the fake answered for `path` with `status` (any query).
+// The requests the fake answered for `path` (any query).
 std::vector<RecordedRequest> requests_to(const FakeApiServer& server, const std::string& path) {
     std::vector<RecordedRequest> out;
     for (auto& r : server.requests())
@@ -549,9 +549,14 @@ std::vector<RecordedRequest> requests_to(const FakeApiServer& server, const std:
     return out;
 }
 
-bool watched(const std::vector<RecordedRequest>& requests) {
-    return std::any_of(requests.begin(), requests.end(), [](const RecordedRequest& r) {
-        return r.query.count("watch") && r.query.at("watch") == "true" && r.status == 200;
+// Whether a watch of `path` was opened (waiting, bounded: the watch follows the list that made the
+// watcher ready, on the watcher's own thread).
+bool watched(const FakeApiServer& server, const std::string& path) {
+    return wait_until([&] {
+        const auto requests = requests_to(server, path);
+        return std::any_of(requests.begin(), requests.end(), [](const RecordedRequest& r) {
+            return r.query.count("watch") && r.query.at("watch") == "true" && r.status == 200;
+        });
     });
 }
 
@@ -600,8 +605,7 @@ SCENARIO("§15: VirtualServices are listed and watched, and their routes reach t
             auto stats = w.watcher->stats();
             CHECK(stats.objects.at("virtualservices") == 1);
             CHECK(stats.versions.at("virtualservices") == "networking.istio.io/v1");
-            CHECK(watched(
-                requests_to(w.cluster.server, "/apis/networking.istio.io/v1/virtualservices")));
+            CHECK(watched(w.cluster.server, "/apis/networking.istio.io/v1/virtualservices"));
         }
         WHEN("one is added, the first one modified, then deleted") {
             w.cluster.server.create("networking.istio.io", "virtualservices",
@@ -647,7 +651,7 @@ SCENARIO("§14: Sidecars are listed and watched; the store keeps what the engine
                 return !r.query.count("watch") && r.status == 200;
             }));
             REQUIRE(wait_until([&] { return w.cluster.server.open_watches("sidecars") == 1; }));
-            CHECK(watched(requests));
+            CHECK(watched(w.cluster.server, "/apis/networking.istio.io/v1/sidecars"));
             auto stats = w.watcher->stats();
             CHECK(stats.versions.at("sidecars") == "networking.istio.io/v1");
             CHECK(stats.objects.at("sidecars") == (engine_reads ? 1u : 0u));
@@ -747,6 +751,8 @@ SCENARIO(
             CHECK(w.watcher->stats().decode_errors == 0);
         }
         THEN("CRDs were read whole, 50 to a page, by one list and one watch") {
+            REQUIRE(watched(w.cluster.server,
+                            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"));
             const auto requests = requests_to(
                 w.cluster.server, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions");
             std::size_t pages = 0;
@@ -758,9 +764,7 @@ SCENARIO(
                 }
             }
             CHECK(pages == 3); // 125 CRDs: Istio's 5 and these 120
-            CHECK(watched(requests));
-            REQUIRE(wait_until(
-                [&] { return w.cluster.server.open_watches("customresourcedefinitions") == 1; }));
+            CHECK(w.cluster.server.open_watches("customresourcedefinitions") == 1);
         }
         WHEN("a CRD gains a conversion webhook, the first loses its own, then the new one goes") {
             REQUIRE(wait_until(
@@ -834,7 +838,10 @@ SCENARIO("A kind the ClusterRole lacks is retried and logged, and the other kind
             THEN("the list succeeds without a restart and serve becomes ready") {
                 REQUIRE(wait_until([&] { return w.watcher->synced(); }));
                 REQUIRE(wait_until([&] { return !w.watcher->broken_for().has_value(); }));
-                CHECK(w.cluster.server.open_watches(lacking.plural) == lacking.other_watches + 1);
+                CHECK(wait_until([&] {
+                    return w.cluster.server.open_watches(lacking.plural) ==
+                           lacking.other_watches + 1;
+                }));
             }
         }
     }
