@@ -3,11 +3,13 @@
 
 #include "analysis/model/decode.hpp"
 #include "analysis/model/decode_fields.hpp"
+#include "analysis/model/json_node.hpp"
 #include "server/input/manifest_loader.hpp"
 #include "server/kube/endpoint_slice.hpp"
 #include "server/kube/list_item.hpp"
 #include "server/kube/store.hpp"
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -33,16 +35,47 @@ Clock::time_point from_ns(std::int64_t ns) {
         std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
-// The mesh config in the istio ConfigMap is YAML text; the engine reads it as JSON.
-void convert_mesh_yaml(json& object) {
+// The mesh config in the istio ConfigMap, and the enablement selectors in istio-cni-config, are
+// YAML text; the engine reads them as JSON (as server/input does for files).
+void convert_config_map_yaml(json& object, const char* key) {
     auto data = object.find("data");
     if (data == object.end() || !data->is_object())
         return;
-    auto mesh = data->find("mesh");
-    if (mesh == data->end() || !mesh->is_string())
+    auto text = data->find(key);
+    if (text == data->end() || !text->is_string())
         return;
-    auto documents = input::parse_yaml_documents(mesh->get<std::string>(), "istio ConfigMap");
-    *mesh = documents.empty() ? json(nullptr) : std::move(documents.front());
+    auto documents = input::parse_yaml_documents(text->get<std::string>(), "ConfigMap");
+    *text = documents.empty() ? json(nullptr) : std::move(documents.front());
+}
+
+// A CRD's conversion webhook, when it calls a Service; nullopt (with `error` empty) for the many
+// CRDs without one: only these small records are kept, never the CRD with its schema.
+template <class Node>
+std::optional<StoredObject>
+decode_conversion_webhook(const Node& object, std::string_view api_version, std::string& error) {
+    auto identity = object_identity_of(object);
+    if (!identity) {
+        error = "metadata.name: missing";
+        return std::nullopt;
+    }
+    auto callee = model::decoding::guarded<std::optional<model::DecodeOutcome>>(
+        [&]() -> std::optional<model::DecodeOutcome> {
+            const auto meta = model::decoding::decode_meta(object, "", false);
+            auto decoded =
+                model::decoding::decode_api_server_callee(object, meta, "CustomResourceDefinition");
+            decoded.ref.api_version = std::string(api_version); // list items carry none
+            return model::decoding::decoded(std::move(decoded));
+        });
+    if (!callee || callee->status == model::DecodeOutcome::Status::Error) {
+        error = callee ? std::move(callee->error) : std::string("not decoded");
+        return std::nullopt;
+    }
+    const auto* decoded =
+        callee->object ? std::get_if<model::ApiServerCallee>(&*callee->object) : nullptr;
+    if (!decoded || decoded->calls.empty())
+        return std::nullopt;
+    return StoredObject{std::move(identity->first), std::move(identity->second),
+                        std::move(*callee->object)};
 }
 
 // Decodes one API object for the store. nullopt with `error` empty: a kind the engine skips.
@@ -60,11 +93,16 @@ std::optional<StoredObject> decode_for_store(ResourceKind kind, json& object, st
         stored.slice = std::make_unique<EndpointSlice>(std::move(*slice));
         return stored;
     }
-    if (kind == ResourceKind::IstioConfigMap) {
+    if (kind == ResourceKind::CrdConversionWebhooks)
+        return decode_conversion_webhook(model::decoding::JsonNode{&object},
+                                         object.value("apiVersion", ""), error);
+    if (kind == ResourceKind::IstioConfigMap || kind == ResourceKind::CniConfigMap) {
+        const char* key =
+            kind == ResourceKind::IstioConfigMap ? "mesh" : "AMBIENT_ENABLEMENT_SELECTOR";
         try {
-            convert_mesh_yaml(object);
+            convert_config_map_yaml(object, key);
         } catch (const input::LoadError& e) {
-            error = "data.mesh: " + e.reason;
+            error = std::string("data.") + key + ": " + e.reason;
             return std::nullopt;
         }
     }
@@ -206,8 +244,9 @@ class ClusterWatcher::Impl : public std::enable_shared_from_this<ClusterWatcher:
 
     ClusterWatcher::Stats stats() const {
         ClusterWatcher::Stats out;
+        // Both ConfigMaps count as "configmaps": the label is the resource, as RBAC names it.
         for (ResourceKind kind : all_resource_kinds)
-            out.objects[std::string(spec_of(kind).name)] =
+            out.objects[std::string(spec_of(kind).name)] +=
                 object_counts_[static_cast<std::size_t>(kind)].load(std::memory_order_relaxed);
         out.watch_restarts = counters_->watch_restarts.load(std::memory_order_relaxed);
         out.relists = counters_->relists.load(std::memory_order_relaxed);
@@ -247,8 +286,13 @@ class ClusterWatcher::Impl : public std::enable_shared_from_this<ClusterWatcher:
             store_changed(kind, store_.upsert(kind, std::move(*stored)));
             return;
         }
-        if (error.empty())
+        if (error.empty()) {
+            // Nothing the engine reads any more (a CRD whose conversion webhook went): the stored
+            // copy, if any, goes too.
+            if (auto identity = object_identity(object))
+                store_changed(kind, store_.erase(kind, identity->first, std::string()));
             return;
+        }
         note_decode_error(kind, object, error);
         // The object changed into something the engine cannot read: it no longer counts.
         if (auto identity = object_identity(object))
@@ -422,9 +466,13 @@ class ClusterWatcher::Impl : public std::enable_shared_from_this<ClusterWatcher:
     class KindSink;
     class CrdSink;
 
+    // `page_size`: at most this many objects per list page (CRDs are large).
     std::shared_ptr<Reflector> make_reflector(ResourceTarget target,
-                                              std::shared_ptr<ReflectorSink> sink) {
+                                              std::shared_ptr<ReflectorSink> sink,
+                                              std::optional<std::size_t> page_size = {}) {
         ReflectorOptions options = options_.reflector;
+        if (page_size)
+            options.page_size = std::min(options.page_size, *page_size);
         if (options.seed)
             options.seed = *options.seed + ++reflector_serial_;
         return std::make_shared<Reflector>(strand_, client_, std::move(target), std::move(sink),
@@ -553,38 +601,68 @@ class ClusterWatcher::Impl::KindSink final : public ReflectorSink {
     std::vector<StoredObject> pending_;
 };
 
-// Tracks which of Istio's CRDs exist; any change makes the watcher look at discovery again.
+// Tracks which of Istio's CRDs exist (any change makes the watcher look at discovery again), and
+// keeps the conversion webhooks of every CRD that has one, as the store's CrdConversionWebhooks.
 class ClusterWatcher::Impl::CrdSink final : public ReflectorSink {
   public:
     explicit CrdSink(std::weak_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
     void list_item(json&& object) override {
-        if (auto kind = kind_of(object))
-            pending_.insert(*kind);
+        if (auto kind = kind_of(object_identity(object)))
+            pending_kinds_.insert(*kind);
+        std::string error;
+        if (auto stored = decode_for_store(ResourceKind::CrdConversionWebhooks, object, error)) {
+            pending_webhooks_.push_back(std::move(*stored));
+        } else if (!error.empty()) {
+            if (auto impl = impl_.lock())
+                impl->note_decode_error(ResourceKind::CrdConversionWebhooks, object, error);
+        }
+    }
+    // Straight from the page's parse: a CRD's schema is never copied into a nlohmann::json.
+    bool list_item_parsed(const ListItem& item) override {
+        std::string error;
+        auto stored = decode_conversion_webhook(item.object, item.api_version, error);
+        if (!error.empty())
+            return false; // list_item decodes it again, and words the error
+        if (auto kind = kind_of(object_identity_of(item.object)))
+            pending_kinds_.insert(*kind);
+        if (stored)
+            pending_webhooks_.push_back(std::move(*stored));
+        return true;
     }
     void list_done() override {
-        auto kinds = std::move(pending_);
-        pending_.clear();
-        if (auto impl = impl_.lock())
+        auto kinds = std::move(pending_kinds_);
+        auto webhooks = std::move(pending_webhooks_);
+        pending_kinds_.clear();
+        pending_webhooks_.clear();
+        if (auto impl = impl_.lock()) {
+            impl->replace_kind(ResourceKind::CrdConversionWebhooks, std::move(webhooks));
             impl->crds_listed(std::move(kinds));
+        }
     }
-    void list_abandoned() override { pending_.clear(); }
+    void list_abandoned() override {
+        pending_kinds_.clear();
+        pending_webhooks_.clear();
+    }
     void watch_event(WatchEventType type, json&& object) override {
-        auto kind = kind_of(object);
-        if (!kind)
+        auto impl = impl_.lock();
+        if (!impl)
             return;
-        if (auto impl = impl_.lock())
+        const auto kind = kind_of(object_identity(object));
+        impl->apply_event(ResourceKind::CrdConversionWebhooks, type, object);
+        if (kind)
             impl->crd_event(*kind, type != WatchEventType::Deleted);
     }
 
   private:
-    static std::optional<ResourceKind> kind_of(const json& object) {
-        auto identity = object_identity(object);
+    static std::optional<ResourceKind>
+    kind_of(const std::optional<std::pair<std::string, std::string>>& identity) {
         return identity ? kind_of_crd(identity->first) : std::nullopt;
     }
 
     std::weak_ptr<Impl> impl_;
-    std::set<ResourceKind> pending_;
+    std::set<ResourceKind> pending_kinds_;
+    std::vector<StoredObject> pending_webhooks_;
 };
 
 void ClusterWatcher::Impl::start_reflector(ResourceKind kind, const std::string& version) {
@@ -598,7 +676,8 @@ void ClusterWatcher::Impl::start_reflector(ResourceKind kind, const std::string&
 }
 
 void ClusterWatcher::Impl::start_crd_reflector() {
-    auto reflector = make_reflector(crd_target(), std::make_shared<CrdSink>(weak_from_this()));
+    auto reflector =
+        make_reflector(crd_target(), std::make_shared<CrdSink>(weak_from_this()), crd_page_size);
     {
         std::lock_guard lock(reflectors_mutex_);
         crd_reflector_ = reflector;

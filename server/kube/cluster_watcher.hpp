@@ -21,7 +21,7 @@ class logger;
 namespace mtlsguard::kube {
 
 struct WatcherOptions {
-    std::string istio_namespace = "istio-system"; // where the `istio` ConfigMap is read
+    std::string istio_namespace = "istio-system"; // where `istio`, `istio-cni-config` are read
     std::chrono::milliseconds coalesce{200};      // events within this window make one snapshot
     // Pods coming and going under workloads that stay (rollouts, restarts, scaling) change no
     // verdict, only pod counts: their snapshot may wait this long, or for the next other change.

@@ -90,6 +90,32 @@ const std::array<KindSpec, all_resource_kinds.size()>& specs() {
          false,
          false,
          {"v1", "v1beta1"}},
+        {ResourceKind::VirtualServices,
+         "virtualservices",
+         "networking.istio.io",
+         "VirtualService",
+         true,
+         true,
+         false,
+         {"v1", "v1beta1", "v1alpha3"}},
+        {ResourceKind::Sidecars,
+         "sidecars",
+         "networking.istio.io",
+         "Sidecar",
+         true,
+         true,
+         false,
+         {"v1", "v1beta1", "v1alpha3"}},
+        {ResourceKind::CniConfigMap, "configmaps", "", "ConfigMap", true, false, false, {"v1"}},
+        {ResourceKind::CrdConversionWebhooks,
+         "customresourcedefinitions",
+         "apiextensions.k8s.io",
+         "CustomResourceDefinition",
+         false,
+         false,
+         false,
+         {"v1"},
+         false},
     }};
     return table;
 }
@@ -116,14 +142,14 @@ bool is_read_group(std::string_view group) {
     if (group.empty())
         return false;
     for (const auto& spec : specs())
-        if (spec.group == group)
+        if (spec.discovered && spec.group == group)
             return true;
     return false;
 }
 
 bool version_wanted(std::string_view group, std::string_view version) {
     for (const auto& spec : specs())
-        if (spec.group == group &&
+        if (spec.discovered && spec.group == group &&
             std::find(spec.versions.begin(), spec.versions.end(), version) != spec.versions.end())
             return true;
     return false;
@@ -166,14 +192,16 @@ ResourceTarget make_target(ResourceKind kind, std::string_view version,
                                           : std::string(spec.group) + "/" + std::string(version);
     target.api_version = group_version;
     const std::string root = spec.group.empty() ? "/api/" : "/apis/";
-    if (kind == ResourceKind::IstioConfigMap) {
+    if (kind == ResourceKind::IstioConfigMap || kind == ResourceKind::CniConfigMap) {
         if (!safe_path_segment(istio_namespace))
             throw std::invalid_argument("bad Istio namespace name \"" +
                                         std::string(istio_namespace) + "\"");
         target.path = root + group_version + "/namespaces/" + std::string(istio_namespace) + "/" +
                       std::string(spec.name);
-        target.field_selector = "metadata.name=istio";
-        target.name = "configmaps";
+        const bool istio = kind == ResourceKind::IstioConfigMap;
+        target.field_selector = istio ? "metadata.name=istio" : "metadata.name=istio-cni-config";
+        // Logs and the stale warning tell the two lists apart by this name.
+        target.name = istio ? "configmaps" : "configmaps (istio-cni-config)";
     } else {
         target.path = root + group_version + "/" + std::string(spec.name);
     }
@@ -184,7 +212,6 @@ ResourceTarget crd_target() {
     ResourceTarget target;
     target.name = "customresourcedefinitions";
     target.path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
-    target.metadata_only = true;
     target.api_version = "apiextensions.k8s.io/v1";
     target.kind = "CustomResourceDefinition";
     return target;
@@ -350,6 +377,8 @@ void Discovery::finish() {
     result.crd_api = crd_api_;
     for (ResourceKind kind : all_resource_kinds) {
         const KindSpec& spec = spec_of(kind);
+        if (!spec.discovered)
+            continue;
         auto group = served_.find(std::string(spec.group));
         if (group == served_.end())
             continue;

@@ -32,8 +32,15 @@ enum class ResourceKind : std::uint8_t {
     ValidatingWebhookConfigurations,
     MutatingWebhookConfigurations,
     ApiServices,
+    // Istio's routing (ambient.md §15) and client scoping (§14) resources.
+    VirtualServices,
+    Sidecars,
+    CniConfigMap, // istio-cni-config: which pods are ambient (§10, from Istio 1.27)
+    // CRDs whose conversion webhook the API server calls (§16). Read by the CRD watch that also
+    // notices Istio's CRDs, not by a reflector of its own: CRDs are large, one list is enough.
+    CrdConversionWebhooks,
 };
-inline constexpr std::array<ResourceKind, 13> all_resource_kinds = {
+inline constexpr std::array<ResourceKind, 17> all_resource_kinds = {
     ResourceKind::Namespaces,
     ResourceKind::Services,
     ResourceKind::Pods,
@@ -46,7 +53,11 @@ inline constexpr std::array<ResourceKind, 13> all_resource_kinds = {
     ResourceKind::EndpointSlices,
     ResourceKind::ValidatingWebhookConfigurations,
     ResourceKind::MutatingWebhookConfigurations,
-    ResourceKind::ApiServices};
+    ResourceKind::ApiServices,
+    ResourceKind::VirtualServices,
+    ResourceKind::Sidecars,
+    ResourceKind::CniConfigMap,
+    ResourceKind::CrdConversionWebhooks};
 
 // Static facts about one kind.
 struct KindSpec {
@@ -58,6 +69,7 @@ struct KindSpec {
     bool custom = false;        // served through a CRD that may come and go (Istio's)
     bool metadata_only = false; // read as PartialObjectMetadata: labels, annotations, owners
     std::vector<std::string_view> versions; // the versions the engine decodes, newest first
+    bool discovered = true; // false: not looked up by discovery, no reflector of its own
 };
 const KindSpec& spec_of(ResourceKind kind) noexcept;
 // "peerauthentications.security.istio.io" -> PeerAuthentications: CRD names worth rediscovering.
@@ -73,11 +85,18 @@ struct ResourceTarget {
     std::string kind;
 };
 
-// The target for `kind` in `version`. The istio ConfigMap is read from `istio_namespace` only.
+// The target for `kind` in `version`. The istio and istio-cni-config ConfigMaps are read from
+// `istio_namespace` only, each by a field selector on its name (a selector cannot say "a or b").
 ResourceTarget make_target(ResourceKind kind, std::string_view version,
                            std::string_view istio_namespace);
-// CustomResourceDefinitions as metadata: only their names matter, to notice Istio's appearing.
+// CustomResourceDefinitions as whole objects: their names tell when Istio's appear, and their
+// spec.conversion which Services the API server calls. The metadata alone would not show the
+// conversion webhook, and a second, full watch would read every CRD twice.
 ResourceTarget crd_target();
+// CRDs per list page: one with its OpenAPI schema is often 100 KiB to 1 MiB (etcd allows 1.5 MiB),
+// so that a page of the usual 500 could exceed the page limit; 50 keep a page's text and parse to
+// tens of MiB.
+inline constexpr std::size_t crd_page_size = 50;
 
 // One entry of an APIResourceList.
 struct ApiResource {

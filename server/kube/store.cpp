@@ -127,8 +127,9 @@ bool ObjectStore::NamespaceMajor::operator()(const std::string& a,
 // namespace; anything else only its own.
 void ObjectStore::changed(ResourceKind kind, const model::DecodedObject& object) {
     const std::string_view ns = model::object_namespace(object);
-    if (ns.empty() || kind == ResourceKind::IstioConfigMap || kind == ResourceKind::Policies ||
-        kind == ResourceKind::MeshPolicies || std::holds_alternative<model::AlphaPolicy>(object) ||
+    if (ns.empty() || kind == ResourceKind::IstioConfigMap || kind == ResourceKind::CniConfigMap ||
+        kind == ResourceKind::Policies || kind == ResourceKind::MeshPolicies ||
+        std::holds_alternative<model::AlphaPolicy>(object) ||
         std::holds_alternative<model::MeshConfig>(object))
         all_changed_ = true;
     else

@@ -313,28 +313,49 @@ void check_webhook(const Docs& docs, const Names& names, const std::string& fail
     CHECK(text(hook, {"clientConfig", "service", "port"}) == "443");
     CHECK_FALSE(at(hook, {"clientConfig", "url"}).IsDefined());
 
-    // Exactly these kinds, each on CREATE, UPDATE and DELETE, any version, with the right scope.
-    std::map<GroupResource, std::string> scopes;
+    // Exactly these kinds, each with its operations, versions and scope. Istio's: CREATE, UPDATE
+    // and DELETE in any version; Namespaces: UPDATE of v1 only (§17: their labels).
+    struct Registered {
+        std::string scope;
+        std::set<std::string> operations;
+        Strings versions;
+    };
+    std::map<GroupResource, Registered> registered;
     for (const YAML::Node& rule : at(hook, {"rules"})) {
         INFO("rule " << canonical(rule));
-        CHECK(string_set(at(rule, {"operations"})) ==
-              std::set<std::string>{"CREATE", "UPDATE", "DELETE"});
-        CHECK(strings(rule, {"apiVersions"}) == Strings{"*"});
         for (const std::string& group : strings(rule, {"apiGroups"})) {
             for (const std::string& resource : strings(rule, {"resources"})) {
-                scopes[{group, resource}] = text(rule, {"scope"});
+                CHECK(registered.count({group, resource}) == 0);
+                registered[{group, resource}] =
+                    Registered{text(rule, {"scope"}), string_set(at(rule, {"operations"})),
+                               strings(rule, {"apiVersions"})};
             }
         }
     }
-    const std::map<GroupResource, std::string> expected_scopes{
-        {{"security.istio.io", "peerauthentications"}, "Namespaced"},
-        {{"networking.istio.io", "destinationrules"}, "Namespaced"},
+    const std::set<std::string> all_operations{"CREATE", "UPDATE", "DELETE"};
+    const Strings any_version{"*"};
+    const std::map<GroupResource, Registered> expected{
+        {{"security.istio.io", "peerauthentications"}, {"Namespaced", all_operations, any_version}},
+        {{"networking.istio.io", "destinationrules"}, {"Namespaced", all_operations, any_version}},
         // ambient.md §17: a VirtualService can send clients to a subset whose TLS fails.
-        {{"networking.istio.io", "virtualservices"}, "Namespaced"},
-        {{"authentication.istio.io", "policies"}, "Namespaced"},
-        {{"authentication.istio.io", "meshpolicies"}, "Cluster"},
+        {{"networking.istio.io", "virtualservices"}, {"Namespaced", all_operations, any_version}},
+        // §14, §17: a Sidecar can hide a host, whose traffic then leaves as plaintext.
+        {{"networking.istio.io", "sidecars"}, {"Namespaced", all_operations, any_version}},
+        // §17: namespace labels enrol it in ambient or injection; the selector below applies to
+        // the Namespace's own labels.
+        {{"", "namespaces"}, {"Cluster", {"UPDATE"}, Strings{"v1"}}},
+        {{"authentication.istio.io", "policies"}, {"Namespaced", all_operations, any_version}},
+        {{"authentication.istio.io", "meshpolicies"}, {"Cluster", all_operations, any_version}},
     };
-    CHECK(scopes == expected_scopes);
+    CHECK(registered.size() == expected.size());
+    for (const auto& [resource, want] : expected) {
+        INFO("resource " << resource.first << "/" << resource.second);
+        REQUIRE(registered.count(resource));
+        const Registered& got = registered.at(resource);
+        CHECK(got.scope == want.scope);
+        CHECK(got.operations == want.operations);
+        CHECK(got.versions == want.versions);
+    }
 
     // kube-system, our own namespace (and any extra) by name; `mtls-guard.io/mode: off` by label.
     std::set<std::string> excluded_by_name;
@@ -498,9 +519,10 @@ void check_read_only_cluster_role(const Docs& docs, const Names& names) {
             for (const std::string& resource : strings(rule, {"resources"})) {
                 CHECK(resource != "*");
                 CHECK(resource != "secrets");
-                // ConfigMaps: the `istio` one only; everything else whole.
+                // ConfigMaps: the `istio` and `istio-cni-config` ones only; everything else whole.
                 if (resource == "configmaps")
-                    CHECK(names_only == Strings{"istio"});
+                    CHECK(string_set(at(rule, {"resourceNames"})) ==
+                          std::set<std::string>{"istio", "istio-cni-config"});
                 else
                     CHECK(names_only.empty());
                 covered.insert({group, resource});
@@ -512,6 +534,8 @@ void check_read_only_cluster_role(const Docs& docs, const Names& names) {
         {"security.istio.io", "peerauthentications"},
         {"networking.istio.io", "destinationrules"},
         {"networking.istio.io", "serviceentries"},
+        {"networking.istio.io", "virtualservices"},
+        {"networking.istio.io", "sidecars"},
         {"authentication.istio.io", "policies"},
         {"authentication.istio.io", "meshpolicies"},
         {"", "services"},

@@ -1,11 +1,15 @@
 // Tests of server/kube/cluster_watcher against the fake API server, end to end.
 #include "analysis/admission/admission.hpp"
 #include "analysis/analyze.hpp"
+#include "analysis/model/decode.hpp"
 #include "server/kube/cluster_watcher.hpp"
 #include "tests/server/kube/support/cluster_objects.hpp"
 #include "tests/server/kube/support/kube_harness.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <set>
+#include <spdlog/sinks/ringbuffer_sink.h>
 
 using namespace mtlsguard;
 using namespace mtlsguard::kube;
@@ -104,12 +108,12 @@ TEST_CASE("The first snapshot comes after every initial list and holds the whole
     CHECK(stats.last_event != std::chrono::steady_clock::time_point{});
     CHECK_FALSE(w.watcher->broken_for().has_value());
 
-    // Only the istio ConfigMap was asked for.
+    // The istio ConfigMap was asked for by name (istio-cni-config too: see its scenario).
     bool selected = false;
     for (const auto& r : w.cluster.server.requests())
         if (r.path == "/api/v1/namespaces/istio-system/configmaps")
-            selected = r.query.count("fieldSelector") &&
-                       r.query.at("fieldSelector") == "metadata.name=istio";
+            selected = selected || (r.query.count("fieldSelector") &&
+                                    r.query.at("fieldSelector") == "metadata.name=istio");
     CHECK(selected);
 }
 
@@ -513,6 +517,354 @@ SCENARIO("§16: webhook configurations and APIServices are watched, and a STRICT
                 REQUIRE(snapshot);
                 CHECK(snapshot->api_server_calls("shop", "web") == nullptr);
             }
+        }
+    }
+}
+
+namespace {
+
+std::size_t virtual_services_in(const model::Snapshot& snapshot, const std::string& ns) {
+    auto id = snapshot.namespace_id(ns);
+    return id ? snapshot.config(*id).virtual_services.size() : 0;
+}
+
+// The subset the first route of the VirtualService `name` in `ns` sends to; "" when none.
+std::string routed_subset(const model::Snapshot& snapshot, const std::string& ns,
+                          const std::string& name) {
+    auto id = snapshot.namespace_id(ns);
+    if (!id)
+        return {};
+    for (const auto& vs : snapshot.config(*id).virtual_services)
+        if (vs.ref.name == name && !vs.destinations.empty())
+            return vs.destinations.front().subset;
+    return {};
+}
+
+// The requests the fake answered for `path` (any query).
+std::vector<RecordedRequest> requests_to(const FakeApiServer& server, const std::string& path) {
+    std::vector<RecordedRequest> out;
+    for (auto& r : server.requests())
+        if (r.path == path)
+            out.push_back(std::move(r));
+    return out;
+}
+
+// Whether a watch of `path` was opened (waiting, bounded: the watch follows the list that made the
+// watcher ready, on the watcher's own thread).
+bool watched(const FakeApiServer& server, const std::string& path) {
+    return wait_until([&] {
+        const auto requests = requests_to(server, path);
+        return std::any_of(requests.begin(), requests.end(), [](const RecordedRequest& r) {
+            return r.query.count("watch") && r.query.at("watch") == "true" && r.status == 200;
+        });
+    });
+}
+
+bool has_mtg108_for(const model::Snapshot& snapshot, const std::string& callee_kind) {
+    const auto result = analyze(snapshot);
+    return std::any_of(
+        result.findings.begin(), result.findings.end(), [&](const conflict::Finding& f) {
+            if (f.code != conflict::Code::MTG108)
+                return false;
+            return std::any_of(f.related.begin(), f.related.end(),
+                               [&](const auto& related) { return related.kind == callee_kind; });
+        });
+}
+
+// A logger whose lines the test can read: what serve logs about a kind it may not read.
+struct CapturedLog {
+    std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink =
+        std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(256);
+    std::shared_ptr<spdlog::logger> logger = std::make_shared<spdlog::logger>("kube-capture", sink);
+
+    bool contains(const std::string& text) const {
+        for (const auto& line : sink->last_formatted())
+            if (line.find(text) != std::string::npos)
+                return true;
+        return false;
+    }
+};
+
+} // namespace
+
+SCENARIO("§15: VirtualServices are listed and watched, and their routes reach the snapshot") {
+    GIVEN("a mesh with a VirtualService sending web's traffic to subset v1") {
+        Watching w([](FakeApiServer& server) {
+            seed_mesh(server);
+            server.create(
+                "networking.istio.io", "virtualservices",
+                virtual_service("front", "web-route", "web.shop.svc.cluster.local", "v1"));
+        });
+        w.watcher->start();
+        REQUIRE(wait_until([&] { return w.watcher->synced(); }));
+        THEN("the first snapshot holds it, read in v1") {
+            auto snapshot = w.published.latest();
+            REQUIRE(snapshot);
+            CHECK(virtual_services_in(*snapshot, "front") == 1);
+            CHECK(routed_subset(*snapshot, "front", "web-route") == "v1");
+            auto stats = w.watcher->stats();
+            CHECK(stats.objects.at("virtualservices") == 1);
+            CHECK(stats.versions.at("virtualservices") == "networking.istio.io/v1");
+            CHECK(watched(w.cluster.server, "/apis/networking.istio.io/v1/virtualservices"));
+        }
+        WHEN("one is added, the first one modified, then deleted") {
+            w.cluster.server.create("networking.istio.io", "virtualservices",
+                                    virtual_service("shop", "local", "web", "v1"));
+            REQUIRE(w.published.wait_for(
+                [](const model::Snapshot& s) { return virtual_services_in(s, "shop") == 1; }));
+            w.cluster.server.update(
+                "networking.istio.io", "virtualservices",
+                virtual_service("front", "web-route", "web.shop.svc.cluster.local", "v2"));
+            THEN("each event reaches a snapshot") {
+                REQUIRE(w.published.wait_for([](const model::Snapshot& s) {
+                    return routed_subset(s, "front", "web-route") == "v2";
+                }));
+                w.cluster.server.remove("networking.istio.io", "virtualservices", "front",
+                                        "web-route");
+                REQUIRE(w.published.wait_for([](const model::Snapshot& s) {
+                    return virtual_services_in(s, "front") == 0 &&
+                           virtual_services_in(s, "shop") == 1;
+                }));
+                CHECK(w.watcher->stats().objects.at("virtualservices") == 1);
+            }
+        }
+    }
+}
+
+SCENARIO("§14: Sidecars are listed and watched; the store keeps what the engine decodes of them") {
+    // The engine's Sidecar decoder comes separately: until then decode_object skips the kind, and
+    // the store holds none. Either way no Sidecar is an error, and each event is read.
+    const json scoped = sidecar("front", "default");
+    const bool engine_reads =
+        model::decode_object(scoped).status == model::DecodeOutcome::Status::Decoded;
+    GIVEN("a mesh with a Sidecar in front") {
+        Watching w([&](FakeApiServer& server) {
+            seed_mesh(server);
+            server.create("networking.istio.io", "sidecars", scoped);
+        });
+        w.watcher->start();
+        REQUIRE(wait_until([&] { return w.watcher->synced(); }));
+        THEN("it was listed in v1 and is being watched") {
+            const auto requests =
+                requests_to(w.cluster.server, "/apis/networking.istio.io/v1/sidecars");
+            CHECK(std::any_of(requests.begin(), requests.end(), [](const RecordedRequest& r) {
+                return !r.query.count("watch") && r.status == 200;
+            }));
+            REQUIRE(wait_until([&] { return w.cluster.server.open_watches("sidecars") == 1; }));
+            CHECK(watched(w.cluster.server, "/apis/networking.istio.io/v1/sidecars"));
+            auto stats = w.watcher->stats();
+            CHECK(stats.versions.at("sidecars") == "networking.istio.io/v1");
+            CHECK(stats.objects.at("sidecars") == (engine_reads ? 1u : 0u));
+            CHECK(stats.decode_errors == 0);
+        }
+        WHEN("a Sidecar is added and the first deleted") {
+            REQUIRE(wait_until([&] { return w.cluster.server.open_watches("sidecars") == 1; }));
+            const auto before = w.watcher->stats().last_event;
+            w.cluster.server.create("networking.istio.io", "sidecars", sidecar("shop", "default"));
+            w.cluster.server.remove("networking.istio.io", "sidecars", "front", "default");
+            THEN("the watch delivers both events") {
+                REQUIRE(wait_until([&] { return w.watcher->stats().last_event > before; }));
+                REQUIRE(wait_until([&] {
+                    return w.watcher->stats().objects.at("sidecars") == (engine_reads ? 1u : 0u);
+                }));
+                CHECK(w.watcher->stats().decode_errors == 0);
+                CHECK(w.watcher->stats().watch_restarts == 0);
+            }
+        }
+    }
+}
+
+SCENARIO("§10: the istio-cni-config ConfigMap is read by name from the Istio namespace") {
+    GIVEN("the istio-cni chart's ConfigMap in istio-system, and one of that name elsewhere") {
+        Watching w([](FakeApiServer& server) {
+            seed_mesh(server);
+            server.create("", "configmaps", cni_config_map("istio-system", "kube-system"));
+            server.create("", "namespaces", ns_object("other", false));
+            server.create("", "configmaps", cni_config_map("other", "everything"));
+        });
+        w.watcher->start();
+        REQUIRE(wait_until([&] { return w.watcher->synced(); }));
+        THEN("the snapshot has its selectors, converted from YAML, and nothing else was read") {
+            auto snapshot = w.published.latest();
+            REQUIRE(snapshot);
+            REQUIRE(snapshot->cni_config());
+            const auto& cni = *snapshot->cni_config();
+            CHECK(cni.source_namespace == "istio-system");
+            REQUIRE(cni.enablement_selectors);
+            CHECK(cni.enablement_selectors->size() == 2);
+            CHECK(cni.exclude_namespaces == std::vector<std::string>{"kube-system"});
+            CHECK(w.watcher->stats().objects.at("configmaps") == 2); // istio and istio-cni-config
+            CHECK(w.watcher->stats().decode_errors == 0);
+            std::set<std::string> selectors;
+            for (const auto& r : w.cluster.server.requests())
+                if (r.path.ends_with("/configmaps")) {
+                    CHECK(r.path == "/api/v1/namespaces/istio-system/configmaps");
+                    selectors.insert(r.query.count("fieldSelector") ? r.query.at("fieldSelector")
+                                                                    : "(none)");
+                }
+            CHECK(selectors ==
+                  std::set<std::string>{"metadata.name=istio", "metadata.name=istio-cni-config"});
+        }
+        WHEN("it is modified, then deleted") {
+            REQUIRE(wait_until([&] { return w.cluster.server.open_watches("configmaps") == 2; }));
+            w.cluster.server.update("", "configmaps",
+                                    cni_config_map("istio-system", "kube-system,legacy"));
+            THEN("the snapshot follows") {
+                REQUIRE(w.published.wait_for([](const model::Snapshot& s) {
+                    return s.cni_config() && s.cni_config()->exclude_namespaces &&
+                           s.cni_config()->exclude_namespaces->size() == 2;
+                }));
+                w.cluster.server.remove("", "configmaps", "istio-system", "istio-cni-config");
+                REQUIRE(w.published.wait_for(
+                    [](const model::Snapshot& s) { return !s.cni_config().has_value(); }));
+                CHECK(w.published.latest()->mesh_config_seen()); // the istio one stays
+            }
+        }
+    }
+}
+
+SCENARIO(
+    "§16: CRD conversion webhooks come from the one CRD watch, paged, and only they are kept") {
+    GIVEN("120 CRDs with schemas, one of which converts through the STRICT shop/web:80") {
+        Watching w([](FakeApiServer& server) {
+            seed_mesh(server);
+            std::vector<json> crds;
+            for (int i = 0; i < 119; ++i)
+                crds.push_back(crd_with_schema("things" + std::to_string(i) + ".example.com"));
+            crds.push_back(crd_with_schema("widgets.shop.example.com", "shop", "web", 80));
+            server.preload("apiextensions.k8s.io", "customresourcedefinitions", std::move(crds));
+        });
+        w.watcher->start();
+        REQUIRE(wait_until([&] { return w.watcher->synced(); }));
+        THEN("the snapshot holds the conversion webhook and analysis reports MTG108") {
+            auto snapshot = w.published.latest();
+            REQUIRE(snapshot);
+            REQUIRE(snapshot->api_server_callees().size() == 1);
+            const auto& callee = snapshot->api_server_callees()[0];
+            CHECK(callee.ref.kind == "CustomResourceDefinition");
+            CHECK(callee.ref.name == "widgets.shop.example.com");
+            CHECK(callee.ref.api_version == "apiextensions.k8s.io/v1");
+            REQUIRE(callee.calls.size() == 1);
+            CHECK(callee.calls[0].port == 80);
+            CHECK(has_mtg108_for(*snapshot, "CustomResourceDefinition"));
+            CHECK(w.watcher->stats().objects.at("customresourcedefinitions") == 1);
+            CHECK(w.watcher->stats().decode_errors == 0);
+        }
+        THEN("CRDs were read whole, 50 to a page, by one list and one watch") {
+            REQUIRE(watched(w.cluster.server,
+                            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"));
+            const auto requests = requests_to(
+                w.cluster.server, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions");
+            std::size_t pages = 0;
+            for (const auto& r : requests) {
+                CHECK(r.accept.find("PartialObjectMetadata") == std::string::npos);
+                if (!r.query.count("watch")) {
+                    ++pages;
+                    CHECK(r.query.at("limit") == "50");
+                }
+            }
+            CHECK(pages == 3); // 125 CRDs: Istio's 5 and these 120
+            CHECK(w.cluster.server.open_watches("customresourcedefinitions") == 1);
+        }
+        WHEN("a CRD gains a conversion webhook, the first loses its own, then the new one goes") {
+            REQUIRE(wait_until(
+                [&] { return w.cluster.server.open_watches("customresourcedefinitions") == 1; }));
+            w.cluster.server.update("apiextensions.k8s.io", "customresourcedefinitions",
+                                    crd_with_schema("things7.example.com", "shop", "web", 80));
+            REQUIRE(w.published.wait_for(
+                [](const model::Snapshot& s) { return s.api_server_callees().size() == 2; }));
+            w.cluster.server.update("apiextensions.k8s.io", "customresourcedefinitions",
+                                    crd_with_schema("widgets.shop.example.com"));
+            THEN("the snapshot follows each event") {
+                auto one = w.published.wait_for([](const model::Snapshot& s) {
+                    return s.api_server_callees().size() == 1 &&
+                           s.api_server_callees()[0].ref.name == "things7.example.com";
+                });
+                REQUIRE(one);
+                w.cluster.server.remove("apiextensions.k8s.io", "customresourcedefinitions", "",
+                                        "things7.example.com");
+                auto none = w.published.wait_for(
+                    [](const model::Snapshot& s) { return s.api_server_callees().empty(); });
+                REQUIRE(none);
+                CHECK_FALSE(has_mtg108_for(*none, "CustomResourceDefinition"));
+                CHECK(w.watcher->stats().objects.at("customresourcedefinitions") == 0);
+            }
+        }
+    }
+}
+
+SCENARIO("A kind the ClusterRole lacks is retried and logged, and the other kinds keep working") {
+    // As for every kind (EndpointSlices after an upgrade without the new rule): the list is
+    // retried with backoff, readiness waits for it, and it joins once RBAC allows it.
+    struct Lacking {
+        std::string group;
+        std::string plural;
+        std::set<std::string> still_readable; // resourceNames the role has
+        std::string target;                   // how the log names the list
+        std::size_t other_watches;            // of the same plural that RBAC still allows
+    };
+    const Lacking lacking =
+        GENERATE(Lacking{"networking.istio.io", "sidecars", {}, "sidecars", 0},
+                 Lacking{"networking.istio.io", "virtualservices", {}, "virtualservices", 0},
+                 // The role before this rule: resourceNames ["istio"] only.
+                 Lacking{"", "configmaps", {"istio"}, "configmaps (istio-cni-config)", 1});
+    GIVEN("RBAC without " + lacking.target + ", as before the rule was added") {
+        CapturedLog log;
+        WatcherOptions options = quick_watcher_options();
+        options.logger = log.logger;
+        Watching w(
+            [&](FakeApiServer& server) {
+                seed_mesh(server);
+                server.forbid(lacking.group, lacking.plural, true, lacking.still_readable);
+            },
+            options);
+        w.watcher->start();
+        const std::string refused = "list of " + lacking.target + ": HTTP 403 Forbidden";
+        THEN("the other kinds are watched, serve is not ready, and the 403 is logged") {
+            REQUIRE(wait_until([&] {
+                return w.cluster.server.open_watches("services") == 1 &&
+                       w.cluster.server.open_watches("peerauthentications") == 1 &&
+                       w.cluster.server.open_watches(lacking.plural) == lacking.other_watches;
+            }));
+            REQUIRE(wait_until([&] { return log.contains(refused); }));
+            CHECK(log.contains("cannot list resource \"" + lacking.plural + "\""));
+            CHECK_FALSE(w.watcher->synced());
+            CHECK(w.watcher->broken_for().has_value());
+            CHECK(w.cluster.server.open_watches(lacking.plural) == lacking.other_watches);
+        }
+        WHEN("the ClusterRole gains the rule") {
+            REQUIRE(wait_until([&] { return log.contains(refused); }));
+            w.cluster.server.forbid(lacking.group, lacking.plural, false);
+            THEN("the list succeeds without a restart and serve becomes ready") {
+                REQUIRE(wait_until([&] { return w.watcher->synced(); }));
+                REQUIRE(wait_until([&] { return !w.watcher->broken_for().has_value(); }));
+                CHECK(wait_until([&] {
+                    return w.cluster.server.open_watches(lacking.plural) ==
+                           lacking.other_watches + 1;
+                }));
+            }
+        }
+    }
+}
+
+SCENARIO("A kind whose RBAC goes after the initial sync is logged and retried; the others go on") {
+    GIVEN("a synced watcher whose RBAC loses virtualservices") {
+        CapturedLog log;
+        WatcherOptions options = quick_watcher_options();
+        options.logger = log.logger;
+        Watching w(seed_mesh, options);
+        w.watcher->start();
+        REQUIRE(wait_until([&] { return w.watcher->synced(); }));
+        REQUIRE(wait_until([&] { return w.cluster.server.open_watches("virtualservices") == 1; }));
+        w.cluster.server.forbid("networking.istio.io", "virtualservices", true);
+        w.cluster.server.cut_watches(Cut::Clean, "virtualservices");
+        THEN("the 403 is logged and retried, and events of other kinds still make snapshots") {
+            REQUIRE(wait_until([&] { return log.contains("watch of virtualservices: HTTP 403"); }));
+            CHECK(w.watcher->broken_for().has_value());
+            w.cluster.server.create("", "services", service("shop", "added-meanwhile"));
+            REQUIRE(w.published.wait_for(
+                [](const model::Snapshot& s) { return s.services().size() == 2; }));
+            CHECK(w.watcher->synced());
         }
     }
 }

@@ -103,7 +103,9 @@ TEST_CASE("CRD names map to the kinds they serve") {
     CHECK(kind_of_crd("serviceentries.networking.istio.io") == ResourceKind::ServiceEntries);
     CHECK(kind_of_crd("policies.authentication.istio.io") == ResourceKind::Policies);
     CHECK(kind_of_crd("meshpolicies.authentication.istio.io") == ResourceKind::MeshPolicies);
-    CHECK_FALSE(kind_of_crd("virtualservices.networking.istio.io").has_value());
+    CHECK(kind_of_crd("virtualservices.networking.istio.io") == ResourceKind::VirtualServices);
+    CHECK(kind_of_crd("sidecars.networking.istio.io") == ResourceKind::Sidecars);
+    CHECK_FALSE(kind_of_crd("gateways.networking.istio.io").has_value());
     CHECK_FALSE(kind_of_crd("peerauthentications.security.istio.io.evil").has_value());
     CHECK_FALSE(kind_of_crd("pods").has_value());
 }
@@ -135,7 +137,23 @@ TEST_CASE("Reflector targets: paths, metadata-only pods, the istio ConfigMap by 
     CHECK_FALSE(slices.metadata_only);
     CHECK_THROWS_AS(make_target(ResourceKind::IstioConfigMap, "v1", "../secrets"),
                     std::invalid_argument);
-    CHECK(crd_target().metadata_only);
+    // Whole CRDs: their conversion webhooks are in the spec (§16).
+    CHECK_FALSE(crd_target().metadata_only);
+    CHECK(crd_target().path == "/apis/apiextensions.k8s.io/v1/customresourcedefinitions");
+
+    ResourceTarget cni = make_target(ResourceKind::CniConfigMap, "v1", "istio-system");
+    CHECK(cni.path == "/api/v1/namespaces/istio-system/configmaps");
+    CHECK(cni.field_selector == "metadata.name=istio-cni-config");
+    CHECK(cni.name != mesh.name); // logs and the stale warning tell them apart
+    CHECK_THROWS_AS(make_target(ResourceKind::CniConfigMap, "v1", "a/b"), std::invalid_argument);
+
+    ResourceTarget vs = make_target(ResourceKind::VirtualServices, "v1alpha3", "istio-system");
+    CHECK(vs.path == "/apis/networking.istio.io/v1alpha3/virtualservices");
+    CHECK(vs.kind == "VirtualService");
+    CHECK(make_target(ResourceKind::Sidecars, "v1", "x").path ==
+          "/apis/networking.istio.io/v1/sidecars");
+    CHECK(spec_of(ResourceKind::Sidecars).custom);
+    CHECK(spec_of(ResourceKind::VirtualServices).custom);
 }
 
 TEST_CASE("Discovery against an API server with Istio picks v1 for every Istio kind") {
@@ -150,7 +168,14 @@ TEST_CASE("Discovery against an API server with Istio picks v1 for every Istio k
     CHECK(result->versions.at(ResourceKind::PeerAuthentications) == "v1");
     CHECK(result->versions.at(ResourceKind::DestinationRules) == "v1");
     CHECK(result->versions.at(ResourceKind::ServiceEntries) == "v1");
+    CHECK(result->versions.at(ResourceKind::VirtualServices) == "v1");
+    CHECK(result->versions.at(ResourceKind::Sidecars) == "v1");
     CHECK(result->versions.at(ResourceKind::Pods) == "v1");
+    CHECK(result->versions.at(ResourceKind::CniConfigMap) == "v1");
+    // CRDs have no reflector of their own: the CRD watch reads their conversion webhooks.
+    CHECK_FALSE(result->versions.count(ResourceKind::CrdConversionWebhooks));
+    for (const auto& r : cluster.server.requests())
+        CHECK(r.path != "/apis/apiextensions.k8s.io/v1");
     CHECK_FALSE(result->versions.count(ResourceKind::Policies));
     CHECK_FALSE(result->versions.count(ResourceKind::MeshPolicies));
 }
@@ -170,11 +195,13 @@ TEST_CASE("Discovery against an older Istio picks what it serves; without Istio,
     CHECK(result->versions.at(ResourceKind::DestinationRules) == "v1alpha3");
     CHECK(result->versions.at(ResourceKind::MeshPolicies) == "v1alpha1");
     CHECK_FALSE(result->versions.count(ResourceKind::ServiceEntries));
+    CHECK_FALSE(result->versions.count(ResourceKind::VirtualServices));
 
     FakeCluster bare;
     auto [plain, plain_error] = discover(thread, bare.config());
     REQUIRE(plain);
-    CHECK(plain->versions.size() == 5); // namespaces, services, pods, configmaps, endpointslices
+    // namespaces, services, pods, the two configmaps, endpointslices
+    CHECK(plain->versions.size() == 6);
     CHECK(plain->versions.at(ResourceKind::EndpointSlices) == "v1");
 }
 

@@ -828,3 +828,33 @@ TEST_CASE("A slice's ports make the same snapshot as pods that carried those por
     CHECK(describe(*build_snapshot(live.inputs(), settings)) ==
           describe(*build_snapshot(carried.inputs(), settings)));
 }
+
+TEST_CASE("An istio-cni-config change reaches every namespace; a VirtualService's only its own",
+          "[store][incremental]") {
+    ObjectStore store;
+    for (const char* name : {"istio-system", "shop", "front"})
+        store.upsert(
+            ResourceKind::Namespaces,
+            stored({{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", name}}}}));
+    store.collect();
+
+    store.upsert(ResourceKind::VirtualServices,
+                 stored({{"apiVersion", "networking.istio.io/v1"},
+                         {"kind", "VirtualService"},
+                         {"metadata", {{"name", "web"}, {"namespace", "front"}}},
+                         {"spec", {{"hosts", json::array({"web.shop.svc.cluster.local"})}}}}));
+    const SnapshotInputs routed = store.collect();
+    CHECK_FALSE(routed.all_changed);
+    CHECK(routed.changed_namespaces == std::vector<std::string>{"front"});
+
+    // Its selectors decide which pods of every namespace are ambient (§10).
+    store.upsert(
+        ResourceKind::CniConfigMap,
+        stored({{"apiVersion", "v1"},
+                {"kind", "ConfigMap"},
+                {"metadata", {{"name", "istio-cni-config"}, {"namespace", "istio-system"}}},
+                {"data", {{"EXCLUDE_NAMESPACES", "kube-system"}}}}));
+    CHECK(store.collect().all_changed);
+    CHECK(store.size(ResourceKind::CniConfigMap) == 1);
+    CHECK(store.size(ResourceKind::IstioConfigMap) == 0);
+}

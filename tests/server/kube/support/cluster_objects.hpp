@@ -97,15 +97,91 @@ inline json crd(const std::string& name) {
             {"spec", {{"group", name.substr(name.find('.') + 1)}}}};
 }
 
+// A CRD as the API server holds it: an OpenAPI schema (what makes CRDs large) and, when `service`
+// is given, a conversion webhook calling it (apiextensions.k8s.io/v1: spec.conversion.webhook).
+inline json crd_with_schema(const std::string& name, const std::string& service_namespace = {},
+                            const std::string& service = {}, int port = 443) {
+    json properties = json::object();
+    for (int i = 0; i < 40; ++i)
+        properties["field" + std::to_string(i)] = {
+            {"type", "string"},
+            {"description",
+             "A field documented at length, as generated schemas are. " + std::string(200, 'x')}};
+    const std::string plural = name.substr(0, name.find('.'));
+    json spec = {
+        {"group", name.substr(name.find('.') + 1)},
+        {"names", {{"plural", plural}, {"kind", "Thing"}, {"listKind", "ThingList"}}},
+        {"scope", "Namespaced"},
+        {"versions",
+         {{{"name", "v1"},
+           {"served", true},
+           {"storage", true},
+           {"schema",
+            {{"openAPIV3Schema",
+              {{"type", "object"},
+               {"properties", {{"spec", {{"type", "object"}, {"properties", properties}}}}}}}}}},
+          {{"name", "v1beta1"}, {"served", true}, {"storage", false}}}},
+        {"conversion", {{"strategy", "None"}}}};
+    if (!service.empty())
+        spec["conversion"] = {{"strategy", "Webhook"},
+                              {"webhook",
+                               {{"conversionReviewVersions", json::array({"v1"})},
+                                {"clientConfig",
+                                 {{"service",
+                                   {{"namespace", service_namespace},
+                                    {"name", service},
+                                    {"path", "/convert"},
+                                    {"port", port}}},
+                                  {"caBundle", "LS0tLS1CRUdJTi=="}}}}}};
+    return {{"apiVersion", "apiextensions.k8s.io/v1"},
+            {"kind", "CustomResourceDefinition"},
+            {"metadata", {{"name", name}}},
+            {"spec", spec}};
+}
+
+// A VirtualService routing `host` to `subset` of it, for sidecar clients (gateways: mesh).
+inline json virtual_service(const std::string& ns, const std::string& name, const std::string& host,
+                            const std::string& subset) {
+    return {{"apiVersion", "networking.istio.io/v1"},
+            {"kind", "VirtualService"},
+            {"metadata", {{"name", name}, {"namespace", ns}}},
+            {"spec",
+             {{"hosts", json::array({host})},
+              {"http", {{{"route", {{{"destination", {{"host", host}, {"subset", subset}}}}}}}}}}}};
+}
+
+// A Sidecar limiting the namespace's clients to their own namespace and istio-system.
+inline json sidecar(const std::string& ns, const std::string& name) {
+    return {{"apiVersion", "networking.istio.io/v1"},
+            {"kind", "Sidecar"},
+            {"metadata", {{"name", name}, {"namespace", ns}}},
+            {"spec", {{"egress", {{{"hosts", {"./*", "istio-system/*"}}}}}}}};
+}
+
+// The istio-cni chart's ConfigMap (1.27+): the enablement selectors are YAML inside a string.
+inline json cni_config_map(const std::string& ns, const std::string& excluded) {
+    return {{"apiVersion", "v1"},
+            {"kind", "ConfigMap"},
+            {"metadata", {{"name", "istio-cni-config"}, {"namespace", ns}}},
+            {"data",
+             {{"AMBIENT_ENABLED", "true"},
+              {"AMBIENT_ENABLEMENT_SELECTOR",
+               "- podSelector:\n    matchLabels:\n      istio.io/dataplane-mode: ambient\n"
+               "- namespaceSelector:\n    matchLabels:\n      istio.io/dataplane-mode: ambient\n"
+               "  podSelector:\n    matchExpressions:\n    - key: istio.io/dataplane-mode\n"
+               "      operator: NotIn\n      values:\n      - none\n"},
+              {"EXCLUDE_NAMESPACES", excluded}}}};
+}
+
 // A small mesh without any PeerAuthentication: shop (one service with two sidecar pods) and front
-// (a sidecar client), Istio's CRDs and its mesh config.
+// (a sidecar client), Istio's CRDs and API, and its mesh config.
 inline void seed_open_mesh(FakeApiServer& server) {
-    for (const auto& resource : istio_resources())
+    // Istio installs all its CRDs together.
+    for (const auto& resource : istio_resources()) {
         server.add_resource(resource);
-    for (const char* name :
-         {"peerauthentications.security.istio.io", "destinationrules.networking.istio.io",
-          "serviceentries.networking.istio.io"})
-        server.create("apiextensions.k8s.io", "customresourcedefinitions", crd(name));
+        server.create("apiextensions.k8s.io", "customresourcedefinitions",
+                      crd(resource.plural + "." + resource.group));
+    }
     server.create("", "namespaces", ns_object("istio-system", false));
     server.create("", "namespaces", ns_object("shop", true));
     server.create("", "namespaces", ns_object("front", true));

@@ -57,6 +57,12 @@ std::vector<FakeResource> istio_resources() {
          "serviceentries",
          "ServiceEntry",
          true},
+        {"networking.istio.io",
+         {"v1", "v1beta1", "v1alpha3"},
+         "virtualservices",
+         "VirtualService",
+         true},
+        {"networking.istio.io", {"v1", "v1beta1", "v1alpha3"}, "sidecars", "Sidecar", true},
     };
 }
 
@@ -232,6 +238,9 @@ struct FakeApiServer::State {
     int interfered = 0;
     std::vector<std::weak_ptr<WatchState>> watches;
     std::set<std::string> stalls; // path prefixes
+    // Collections RBAC does not let the client list or watch, with the names it may still read
+    // (resourceNames: a list or watch whose field selector is metadata.name=<one of them>).
+    std::map<std::string, std::set<std::string>> forbidden;
     std::uint64_t uid_counter = 0;
     std::uint64_t connections = 0; // accepted so far
     // Sessions waiting for their next request, by connection number: how to close each.
@@ -309,8 +318,11 @@ struct FakeApiServer::State {
                     {"apiVersion", "meta.k8s.io/v1"},
                     {"metadata", stored.at("metadata")}};
         json out = stored;
-        if (list_item && c.resource.group.empty()) {
-            // Items of a typed list (built-in kinds) carry no apiVersion or kind.
+        // The API server's own groups are "" and *.k8s.io here; Istio's are served through CRDs.
+        const bool built_in = c.resource.group.empty() || c.resource.group.ends_with(".k8s.io");
+        if (list_item && built_in) {
+            // Items of a typed list (built-in kinds: CRDs and EndpointSlices too) carry no
+            // apiVersion or kind.
             out.erase("apiVersion");
             out.erase("kind");
         } else {
@@ -371,6 +383,21 @@ struct FakeApiServer::State {
 
     static Answer error(unsigned code, const std::string& reason, const std::string& message) {
         return Answer{code, status_body(code, reason, message).dump(), std::nullopt, nullptr};
+    }
+
+    // RBAC's answer, worded as the API server's authorizer words it.
+    static Answer forbidden_answer(const std::string& group, const std::string& plural,
+                                   const std::string& verb, const std::string& namespace_name) {
+        const std::string resource = group.empty() ? plural : plural + "." + group;
+        const std::string scope = namespace_name.empty()
+                                      ? std::string("at the cluster scope")
+                                      : "in the namespace \"" + namespace_name + "\"";
+        return error(403, "Forbidden",
+                     resource +
+                         " is forbidden: User \"system:serviceaccount:mtls-guard:mtls-guard\" "
+                         "cannot " +
+                         verb + " resource \"" + plural + "\" in API group \"" + group + "\" " +
+                         scope);
     }
 
     Answer route(const RecordedRequest& r, http::verb method) {
@@ -442,6 +469,9 @@ struct FakeApiServer::State {
             return create_object(c->second, version, selector.namespace_name, r);
         if (method != http::verb::get)
             return error(405, "MethodNotAllowed", "collections take GET and POST");
+        auto watch = r.query.find("watch");
+        const bool watching =
+            watch != r.query.end() && (watch->second == "true" || watch->second == "1");
         if (auto fs = r.query.find("fieldSelector"); fs != r.query.end()) {
             std::istringstream terms(fs->second);
             for (std::string term; std::getline(terms, term, ',');) {
@@ -456,8 +486,11 @@ struct FakeApiServer::State {
                     return error(400, "BadRequest", "field label not supported: " + field);
             }
         }
-        auto watch = r.query.find("watch");
-        if (watch != r.query.end() && (watch->second == "true" || watch->second == "1"))
+        if (auto f = forbidden.find(collection_key(group, parts[at]));
+            f != forbidden.end() && !f->second.count(selector.name))
+            return forbidden_answer(group, parts[at], watching ? "watch" : "list",
+                                    selector.namespace_name);
+        if (watching)
             return start_watch(c->second, version, selector, r);
         return list(c->second, version, selector, r);
     }
@@ -1140,6 +1173,15 @@ std::optional<json> FakeApiServer::get(const std::string& group, const std::stri
     if (it == c->second.objects.end())
         return std::nullopt;
     return it->second;
+}
+
+void FakeApiServer::forbid(const std::string& group, const std::string& plural, bool on,
+                           std::set<std::string> allowed_names) {
+    std::lock_guard lock(state_->mutex);
+    if (on)
+        state_->forbidden[collection_key(group, plural)] = std::move(allowed_names);
+    else
+        state_->forbidden.erase(collection_key(group, plural));
 }
 
 void FakeApiServer::clear_failures() {

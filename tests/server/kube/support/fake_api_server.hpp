@@ -24,8 +24,8 @@ struct FakeResource {
 // The resources of a cluster without Istio: namespaces, services, pods, configmaps,
 // endpointslices, CRDs.
 std::vector<FakeResource> core_resources();
-// Istio's: peerauthentications (v1, v1beta1), destinationrules and serviceentries (v1, v1beta1,
-// v1alpha3).
+// Istio's: peerauthentications (v1, v1beta1); destinationrules, serviceentries, virtualservices
+// and sidecars (v1, v1beta1, v1alpha3).
 std::vector<FakeResource> istio_resources();
 
 struct RecordedRequest {
@@ -65,7 +65,8 @@ struct FakeServerOptions {
 // typed lists without kind), PartialObjectMetadata(List) on request, field selectors on
 // metadata.name and metadata.namespace, chunked watches from a resourceVersion with ADDED,
 // MODIFIED, DELETED, BOOKMARK and ERROR events, 410 Expired as an ERROR Status for compacted
-// history, 401 for a bad token, injected failures with Retry-After, and cut connections.
+// history, 401 for a bad token, 403 Forbidden for collections RBAC withholds, injected failures
+// with Retry-After, and cut connections.
 // Single objects: GET, PUT (409 Conflict when metadata.resourceVersion is stale, 422 when the
 // Secret type changes), PATCH with application/json-patch+json (add, replace, remove, test; 422
 // when a test fails), POST to a collection (409 AlreadyExists). Writes become watch events.
@@ -119,6 +120,12 @@ class FakeApiServer {
     std::optional<nlohmann::json> get(const std::string& group, const std::string& plural,
                                       const std::string& namespace_name,
                                       const std::string& name) const;
+    // While on, RBAC lets the client neither list nor watch the collection: 403 Forbidden, as the
+    // authorizer words it; except, as with RBAC resourceNames, a list or watch whose field selector
+    // is metadata.name=<one of `allowed_names`>. Watches already open stay open, as the API
+    // server's do (it authorizes a request when it starts).
+    void forbid(const std::string& group, const std::string& plural, bool on,
+                std::set<std::string> allowed_names = {});
     // Forgets failures injected with fail_next that have not happened yet.
     void clear_failures();
     // Writes `raw` (a line, '\n' included) on the newest open watch of `plural`, before any
