@@ -237,6 +237,8 @@ class EndpointSliceWriter {
         {"PeerAuthentication", {"security.istio.io", "peerauthentications"}},
         {"DestinationRule", {"networking.istio.io", "destinationrules"}},
         {"ServiceEntry", {"networking.istio.io", "serviceentries"}},
+        {"VirtualService", {"networking.istio.io", "virtualservices"}},
+        {"Sidecar", {"networking.istio.io", "sidecars"}},
     };
     std::map<std::pair<std::string, std::string>, std::vector<json>> batches;
     std::vector<json> touchable; // pods kept whole so that they can be updated
