@@ -157,6 +157,7 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
     std::vector<model::DestinationRule> drs;
     std::vector<model::AlphaPolicy> policies;
     std::vector<model::VirtualService> virtual_services;
+    std::vector<model::Sidecar> sidecars;
     if (auto id = snapshot.namespace_id(ns)) {
         // Room for the changed object, so that adding it does not move the others again.
         const auto copy = [](const auto& from, auto& to) {
@@ -168,6 +169,7 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
         copy(config.destination_rules, drs);
         copy(config.policies, policies);
         copy(config.virtual_services, virtual_services);
+        copy(config.sidecars, sidecars);
     }
     if (target == Target::PeerAuthentication) {
         std::erase_if(pas, same);
@@ -189,7 +191,7 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
     return std::make_unique<ConfigView>(
         snapshot,
         model::build_namespace_config(ns, std::move(pas), std::move(drs), std::move(policies),
-                                      std::move(virtual_services), snapshot),
+                                      std::move(virtual_services), std::move(sidecars), snapshot),
         // A VirtualService changes which clients use a subset: compare them client by client.
         target == Target::DestinationRule || target == Target::VirtualService);
 }

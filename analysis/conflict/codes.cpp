@@ -41,6 +41,8 @@ std::string_view to_string(Code code) noexcept {
         return "MTG209";
     case Code::MTG210:
         return "MTG210";
+    case Code::MTG211:
+        return "MTG211";
     case Code::MTG212:
         return "MTG212";
     case Code::MTG213:
@@ -79,6 +81,7 @@ Severity severity_of(Code code) noexcept {
     case Code::MTG205:
     case Code::MTG209:
     case Code::MTG210:
+    case Code::MTG211:
     case Code::MTG212:
         return Severity::Warning;
     case Code::MTG206:

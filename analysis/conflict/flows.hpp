@@ -54,6 +54,11 @@ struct Flow {
     // The endpoint, or the ambient clients, are ambient only by prediction (labels, not the CNI's
     // annotation): an error found here is reported as a warning (ambient.md §10).
     bool predicted = false;
+    // The Sidecar resource that hides the host from these sidecar clients (ambient.md §14): they
+    // send plaintext through the passthrough cluster (ALLOW_ANY), or nothing at all (`dropped`,
+    // REGISTRY_ONLY). Hiding hosts is what a Sidecar is for: such flows carry no code.
+    const model::Sidecar* hidden_by = nullptr;
+    bool dropped = false;
 
     ClientSend send = ClientSend::Plaintext;
     ServerAccept server = ServerAccept::Unknown;
