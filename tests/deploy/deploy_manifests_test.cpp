@@ -331,6 +331,8 @@ void check_webhook(const Docs& docs, const Names& names, const std::string& fail
         {{"networking.istio.io", "destinationrules"}, "Namespaced"},
         // ambient.md §17: a VirtualService can send clients to a subset whose TLS fails.
         {{"networking.istio.io", "virtualservices"}, "Namespaced"},
+        // ambient.md §14, §17: a Sidecar can hide hosts (it only ever warns).
+        {{"networking.istio.io", "sidecars"}, "Namespaced"},
         {{"authentication.istio.io", "policies"}, "Namespaced"},
         {{"authentication.istio.io", "meshpolicies"}, "Cluster"},
     };
