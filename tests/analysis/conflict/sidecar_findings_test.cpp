@@ -147,3 +147,20 @@ SCENARIO("ambient.md §14: ambient and non-mesh clients ignore Sidecar resources
     CHECK(with_code(findings_of(*snapshot), "MTG211").empty());
     CHECK_FALSE(with_code(findings_of(*snapshot), "MTG203").empty());
 }
+
+SCENARIO("ambient.md §14: a hidden flow's matrix row names the Sidecar in JSON and in text",
+         "[sidecar][ambient-14][matrix]") {
+    const auto snapshot = snapshot_of(cluster({sidecar("front", "default").egress({"./*"})}));
+    const auto rows = matrix_rows(*snapshot);
+    const auto json_rows = matrix_json(rows).at("rows");
+    std::size_t hidden = 0;
+    for (const auto& row : json_rows)
+        if (row.contains("hiddenBy")) {
+            ++hidden;
+            CHECK(row.at("clientNamespace") == "front");
+            CHECK(row.at("hiddenBy") == json{{"namespace", "front"}, {"name", "default"}});
+        }
+    CHECK(hidden == 1);
+    CHECK(matrix_text(rows).find(web + ":80 hidden by Sidecar front/default: passthrough") !=
+          std::string::npos);
+}
