@@ -4,6 +4,7 @@
 #include "analysis/conflict/flow_findings.hpp"
 #include "analysis/conflict/object_checks.hpp"
 #include "analysis/conflict/routes.hpp"
+#include "analysis/conflict/sidecar_findings.hpp"
 #include "analysis/report/messages.hpp"
 
 #include <numeric>
@@ -16,15 +17,19 @@ AnalysisResult analyze(const model::Snapshot& snapshot) noexcept {
     try {
         const resolution::ConfigView view(snapshot);
         conflict::FlowFindingCollector collector(view);
+        conflict::HiddenServiceCollector hidden;
         const conflict::FlowSink sink = [&](const conflict::Flow& flow,
                                             const conflict::FlowClients& who) {
             collector.add(flow, who);
+            hidden.add(flow);
         };
         for (model::ServiceId id = 0; id < snapshot.services().size(); ++id)
             conflict::evaluate_service(view, id, sink);
         for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
             conflict::evaluate_external_host(view, i, sink);
         result.findings = collector.take();
+        for (auto& f : hidden.findings())
+            result.findings.push_back(std::move(f));
         auto objects = conflict::check_objects(view);
         result.findings.insert(result.findings.end(), std::make_move_iterator(objects.begin()),
                                std::make_move_iterator(objects.end()));
@@ -58,8 +63,14 @@ MatrixResult matrix(const model::Snapshot& snapshot, const std::string& namespac
         }
         const conflict::FlowSink sink = [&](const conflict::Flow& flow,
                                             const conflict::FlowClients& who) {
+            if (flow.dropped)
+                return; // REGISTRY_ONLY: a hidden host gets no traffic at all (ambient.md §14)
             const model::NsId target_ns = flow.service ? flow.service->ns : flow.external->ns;
             MatrixRow row;
+            if (flow.hidden_by) {
+                row.hidden_by_namespace = flow.hidden_by->ref.namespace_name;
+                row.hidden_by_name = flow.hidden_by->ref.name;
+            }
             row.client_sidecar = flow.client == conflict::ClientKind::Sidecar ||
                                  flow.client == conflict::ClientKind::SidecarBypass;
             row.client_dataplane = std::string(conflict::to_string(flow.client));
@@ -125,6 +136,8 @@ nlohmann::json matrix_json(const std::vector<MatrixRow>& rows) {
             j["subset"] = r.subset;
         if (!r.bypass.empty())
             j["clientBypass"] = r.bypass;
+        if (!r.hidden_by_name.empty())
+            j["hiddenBy"] = {{"namespace", r.hidden_by_namespace}, {"name", r.hidden_by_name}};
         list.push_back(std::move(j));
     }
     return {{"rows", std::move(list)}};
@@ -140,6 +153,9 @@ std::string matrix_text(const std::vector<MatrixRow>& rows) {
             service += " (subset " + r.subset + ")";
         if (!r.via_name.empty())
             service += " via waypoint " + r.via_namespace + "/" + r.via_name;
+        if (!r.hidden_by_name.empty())
+            service += " hidden by Sidecar " + r.hidden_by_namespace + "/" + r.hidden_by_name +
+                       ": passthrough";
         std::string workload =
             r.workload_name.empty() ? "-" : r.workload_namespace + "/" + r.workload_name;
         if (r.target_port && r.target_port != r.port)

@@ -31,6 +31,10 @@ struct MatrixRow {
     std::string via_namespace; // the waypoint the flow goes through, if any
     std::string via_name;
     std::string bypass; // sidecar clients that skip their sidecar: the annotation (ambient.md §13)
+    // The Sidecar resource that hides the host from the client (ambient.md §14): it sends
+    // plaintext through the passthrough cluster. Rows of REGISTRY_ONLY clients are left out.
+    std::string hidden_by_namespace;
+    std::string hidden_by_name;
     std::string client;
     std::string server;
     std::string verdict;

@@ -5,6 +5,7 @@
 #include "analysis/conflict/flow_findings.hpp"
 #include "analysis/conflict/object_checks.hpp"
 #include "analysis/conflict/routes.hpp"
+#include "analysis/conflict/sidecar_findings.hpp"
 #include "analysis/model/decode.hpp"
 #include "analysis/report/findings_output.hpp"
 #include "analysis/report/messages.hpp"
@@ -25,6 +26,7 @@ enum class Target : std::uint8_t {
     PeerAuthentication,
     DestinationRule,
     VirtualService,
+    Sidecar,
     Policy,
     MeshPolicy,
     Other
@@ -112,6 +114,8 @@ Target target_of(std::string_view kind) {
         return Target::DestinationRule;
     if (kind == "VirtualService")
         return Target::VirtualService;
+    if (kind == "Sidecar")
+        return Target::Sidecar;
     if (kind == "Policy")
         return Target::Policy;
     if (kind == "MeshPolicy")
@@ -127,6 +131,8 @@ bool holds(Target target, const model::DecodedObject& object) {
         return std::holds_alternative<model::DestinationRule>(object);
     case Target::VirtualService:
         return std::holds_alternative<model::VirtualService>(object);
+    case Target::Sidecar:
+        return std::holds_alternative<model::Sidecar>(object);
     case Target::Policy:
         return std::holds_alternative<model::AlphaPolicy>(object) &&
                !std::get<model::AlphaPolicy>(object).mesh_policy;
@@ -157,6 +163,7 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
     std::vector<model::DestinationRule> drs;
     std::vector<model::AlphaPolicy> policies;
     std::vector<model::VirtualService> virtual_services;
+    std::vector<model::Sidecar> sidecars;
     if (auto id = snapshot.namespace_id(ns)) {
         // Room for the changed object, so that adding it does not move the others again.
         const auto copy = [](const auto& from, auto& to) {
@@ -168,6 +175,7 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
         copy(config.destination_rules, drs);
         copy(config.policies, policies);
         copy(config.virtual_services, virtual_services);
+        copy(config.sidecars, sidecars);
     }
     if (target == Target::PeerAuthentication) {
         std::erase_if(pas, same);
@@ -181,6 +189,10 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
         std::erase_if(virtual_services, same);
         if (object)
             virtual_services.push_back(std::get<model::VirtualService>(*object));
+    } else if (target == Target::Sidecar) {
+        std::erase_if(sidecars, same);
+        if (object)
+            sidecars.push_back(std::get<model::Sidecar>(*object));
     } else {
         std::erase_if(policies, same);
         if (object)
@@ -189,9 +201,11 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
     return std::make_unique<ConfigView>(
         snapshot,
         model::build_namespace_config(ns, std::move(pas), std::move(drs), std::move(policies),
-                                      std::move(virtual_services), snapshot),
-        // A VirtualService changes which clients use a subset: compare them client by client.
-        target == Target::DestinationRule || target == Target::VirtualService);
+                                      std::move(virtual_services), std::move(sidecars), snapshot),
+        // A VirtualService changes which clients use a subset, a Sidecar which hosts they see:
+        // compare them client by client.
+        target == Target::DestinationRule || target == Target::VirtualService ||
+            target == Target::Sidecar);
 }
 
 // The snapshot's own copy of the object, if it has one.
@@ -218,6 +232,10 @@ std::optional<model::DecodedObject> current_version(const model::Snapshot& snaps
                 return model::DecodedObject(o);
     } else if (target == Target::VirtualService) {
         for (const auto& o : config.virtual_services)
+            if (o.ref.name == name)
+                return model::DecodedObject(o);
+    } else if (target == Target::Sidecar) {
+        for (const auto& o : config.sidecars)
             if (o.ref.name == name)
                 return model::DecodedObject(o);
     } else if (target == Target::Policy) {
@@ -259,6 +277,12 @@ Touched touched_by(const model::Snapshot& snapshot, const ConfigView& before, Ta
     switch (target) {
     case Target::MeshPolicy:
         all();
+        break;
+    case Target::Sidecar:
+        // Its egress hosts may hide any host from its clients (ambient.md §14).
+        all();
+        for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
+            out.external_hosts.push_back(i);
         break;
     case Target::Policy:
         namespace_services(ns);
@@ -542,6 +566,37 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
     return out;
 }
 
+// The MTG211 warning for the STRICT services the Sidecar ns/name hides after the change and did
+// not hide before (ambient.md §14); empty when there are none.
+std::vector<conflict::Finding> newly_hidden(const ConfigView& before, const ConfigView& after,
+                                            const Touched& touched, const std::string& ns,
+                                            const std::string& name) {
+    using Hidden = conflict::HiddenServiceCollector::Hidden;
+    const conflict::HiddenServiceCollector::SidecarKey key{ns, name};
+    auto hidden_in = [&](const ConfigView& view) -> std::optional<Hidden> {
+        conflict::HiddenServiceCollector collector;
+        evaluate(view, touched, [&](const conflict::Flow& flow, const conflict::FlowClients&) {
+            collector.add(flow);
+        });
+        const auto it = collector.hidden().find(key);
+        return it == collector.hidden().end() ? std::nullopt : std::optional<Hidden>(it->second);
+    };
+    const auto now = hidden_in(after);
+    if (!now)
+        return {};
+    const auto was = hidden_in(before);
+    std::set<conflict::HiddenServiceCollector::SidecarKey> fresh;
+    for (const auto& service : now->services)
+        if (!was || was->services.count(service) == 0)
+            fresh.insert(service);
+    if (fresh.empty())
+        return {};
+    std::vector<conflict::Finding> out{
+        conflict::hidden_services_finding(now->sidecar, fresh, now->dropped)};
+    report::describe_all(out);
+    return out;
+}
+
 // Keeps, for each conflict reported on two objects, the side that names the changed object.
 std::vector<conflict::Finding> about(std::vector<conflict::Finding> findings,
                                      const model::ObjectRef& ref) {
@@ -740,6 +795,12 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
     for (const auto& f : introduced)
         if (f.severity == conflict::Severity::Error)
             errors.push_back(&f);
+    // A Sidecar hides hosts on purpose: it never denies, but names the STRICT services it newly
+    // hides from its clients (ambient.md §14).
+    const bool may_deny = target != Target::Sidecar;
+    if (target == Target::Sidecar && new_version)
+        for (auto& f : newly_hidden(*before, *after, touched, ns, name))
+            own.push_back(std::move(f));
     std::set<conflict::Code> codes = comparison.codes;
     for (const auto& f : own)
         codes.insert(f.code);
@@ -748,7 +809,7 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
 
     const auto& annotated = removes ? r.old_object : r.object;
     const std::string reason = annotated ? annotated->allow_conflict : std::string();
-    const bool introduces_error = comparison.introduces_error && !errors.empty();
+    const bool introduces_error = may_deny && comparison.introduces_error && !errors.empty();
     const bool deny = introduces_error && d.enforcement == Enforcement::Enforce && reason.empty();
     if (introduces_error && d.enforcement == Enforcement::Enforce && !reason.empty())
         d.allow_conflict_reason = reason;

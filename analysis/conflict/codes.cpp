@@ -41,6 +41,8 @@ std::string_view to_string(Code code) noexcept {
         return "MTG209";
     case Code::MTG210:
         return "MTG210";
+    case Code::MTG211:
+        return "MTG211";
     case Code::MTG212:
         return "MTG212";
     case Code::MTG213:
@@ -79,6 +81,7 @@ Severity severity_of(Code code) noexcept {
     case Code::MTG205:
     case Code::MTG209:
     case Code::MTG210:
+    case Code::MTG211:
     case Code::MTG212:
         return Severity::Warning;
     case Code::MTG206:
@@ -141,6 +144,10 @@ std::string_view summary_of(Code code) noexcept {
         return "portLevelMtls on a mesh-wide or namespace-wide PeerAuthentication is ignored";
     case Code::MTG210:
         return "A STRICT policy does not protect a port that skips interception";
+    case Code::MTG211:
+        return "A Sidecar resource hides STRICT services from its clients: if they call them, "
+               "plaintext leaves through the passthrough cluster (or is dropped with "
+               "REGISTRY_ONLY)";
     case Code::MTG212:
         return "A namespace or workload is labelled both for sidecar injection and for ambient "
                "(injection wins)";
@@ -195,6 +202,9 @@ std::string_view fix_of(Code code) noexcept {
         return "Move portLevelMtls to a PeerAuthentication with a workload selector.";
     case Code::MTG210:
         return "Remove the interception exclusion, or say PERMISSIVE for that port.";
+    case Code::MTG211:
+        return "Add the hidden services' namespaces to the Sidecar's egress hosts if its clients "
+               "call them, or make those ports PERMISSIVE.";
     case Code::MTG212:
         return "Remove one of the labels: istio-injection/istio.io/rev or "
                "istio.io/dataplane-mode=ambient.";

@@ -28,6 +28,7 @@ enum class Code : std::uint8_t {
     MTG208, // v1alpha1 in use
     MTG209, // portLevelMtls on a mesh- or namespace-wide PeerAuthentication
     MTG210, // a STRICT policy does not protect a port that skips interception
+    MTG211, // a Sidecar resource hides STRICT services from its clients (passthrough or dropped)
     MTG212, // labelled both for sidecar injection and for ambient (injection wins)
     MTG213, // PeerAuthentication DISABLE on ambient workloads is ignored
 };

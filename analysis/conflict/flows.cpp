@@ -3,6 +3,7 @@
 #include "analysis/conflict/flows.hpp"
 
 #include "analysis/resolution/ambient.hpp"
+#include "analysis/resolution/sidecar.hpp"
 #include "analysis/resolution/virtual_service.hpp"
 
 #include <deque>
@@ -146,7 +147,16 @@ struct Endpoint {
 
 void finish(Flow& flow, bool mesh_external) {
     flow.verdict = verdict_of(flow.send, flow.server, flow.decision.inner);
-    flow.code = code_of(flow.client, flow.send, flow.server, mesh_external, flow.decision.inner);
+    flow.code = flow.hidden_by ? std::nullopt
+                               : code_of(flow.client, flow.send, flow.server, mesh_external,
+                                         flow.decision.inner);
+}
+
+// Marks a flow as one to a host the clients' Sidecar hides (ambient.md §14), or not.
+void set_hidden(const resolution::ConfigView& view, Flow& flow, const model::Sidecar* hidden_by) {
+    flow.hidden_by = hidden_by;
+    flow.dropped = hidden_by && resolution::outbound_policy(view, *hidden_by) ==
+                                    model::OutboundPolicy::RegistryOnly;
 }
 
 // Fills in the endpoint's side of a flow and its decision, then hands it on.
@@ -183,6 +193,13 @@ void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecor
     flow.client = ClientKind::Sidecar;
     flow.via.reset();
     flow.subset = nullptr;
+    set_hidden(view, flow, outcome.hidden_by);
+    if (outcome.hidden_by) {
+        // No cluster for the host: the passthrough cluster, which has no TLS at all.
+        for (const auto& ep : endpoints)
+            emit(flow, ep, resolution::SendDecision{}, who, sink);
+        return;
+    }
     const resolution::SidecarClientTls base(view, service, port, outcome.rule, nullptr);
     for (const auto& ep : endpoints)
         emit(flow, ep, base.for_endpoint(*ep.workload, ep.target_port), who, sink);
@@ -224,6 +241,7 @@ void ambient_flows(const resolution::ConfigView& view, const model::ServiceRecor
                    const FlowClients& who, Flow& flow, const FlowSink& sink) {
     flow.client = who.kind;
     flow.subset = nullptr;
+    set_hidden(view, flow, nullptr); // ztunnel and waypoints ignore Sidecar resources
     for (const auto& ep : endpoints) {
         flow.via = resolution::waypoint_for(view, service, *ep.workload);
         flow.rule = nullptr;
@@ -287,6 +305,8 @@ void api_server_flows(const std::vector<model::ApiServerCallRef>& calls,
     flow.rule = nullptr;
     flow.subset = nullptr;
     flow.via.reset();
+    flow.hidden_by = nullptr;
+    flow.dropped = false;
     flow.client = ClientKind::ApiServer;
     flow.api_server_calls = &calls;
     for (const auto& ep : endpoints)
@@ -367,6 +387,8 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
         flow.rule = nullptr;
         flow.subset = nullptr;
         flow.via.reset();
+        flow.hidden_by = nullptr;
+        flow.dropped = false;
         flow.client = ClientKind::NonMesh;
         const FlowClients who{&clients, nullptr, ClientKind::NonMesh, id};
         for (const auto& ep : endpoints)
@@ -393,6 +415,7 @@ void evaluate_external_host(const resolution::ConfigView& view, std::size_t inde
         flow.target_port = port;
         for (const auto& outcome : clients.outcomes) {
             flow.rule = outcome.rule;
+            set_hidden(view, flow, outcome.hidden_by);
             const auto tls = resolution::cluster_tls(outcome.rule, port, nullptr);
             // Auto mTLS never applies to MESH_EXTERNAL hosts; TLS istiod drops is plaintext.
             const auto drop = resolution::dropped_tls(tls, outcome.rule, view.version());

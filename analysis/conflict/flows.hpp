@@ -66,6 +66,11 @@ struct Flow {
     bool predicted = false;
     // SidecarBypass flows: the annotation by which the clients skip their sidecar.
     std::string_view bypass;
+    // The Sidecar resource that hides the host from these sidecar clients (ambient.md §14): they
+    // send plaintext through the passthrough cluster (ALLOW_ANY), or nothing at all (`dropped`,
+    // REGISTRY_ONLY). Hiding hosts is what a Sidecar is for: such flows carry no code.
+    const model::Sidecar* hidden_by = nullptr;
+    bool dropped = false;
 
     ClientSend send = ClientSend::Plaintext;
     ServerAccept server = ServerAccept::Unknown;

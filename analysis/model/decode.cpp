@@ -42,6 +42,8 @@ Kind classify(std::string_view api_version, std::string_view kind) noexcept {
             return Kind::ServiceEntry;
         if (kind == "VirtualService")
             return Kind::VirtualService;
+        if (kind == "Sidecar")
+            return Kind::Sidecar;
         return Kind::Unknown;
     }
     if (api_version == "authentication.istio.io/v1alpha1") {
@@ -333,6 +335,9 @@ MeshConfig decode_mesh(const json& mesh, const std::string& path) {
     const std::string trust_domain = optional_string(mesh, "trustDomain", path);
     if (!trust_domain.empty())
         config.trust_domain = trust_domain;
+    if (const json* policy = optional_object(mesh, "outboundTrafficPolicy", path))
+        config.outbound_policy =
+            decoding::outbound_policy(JsonNode{policy}, path + ".outboundTrafficPolicy");
     return config;
 }
 
@@ -493,6 +498,8 @@ DecodeOutcome decode_object(const json& object, std::string_view default_namespa
             return decoded(decoding::decode_destination_rule(JsonNode{&object}, meta, kind));
         case Kind::VirtualService:
             return decoded(decoding::decode_virtual_service(JsonNode{&object}, meta, kind));
+        case Kind::Sidecar:
+            return decoded(decoding::decode_sidecar(JsonNode{&object}, meta, kind));
         case Kind::Policy:
             return decoded(decoding::decode_alpha_policy(JsonNode{&object}, meta, kind, false));
         case Kind::MeshPolicy:

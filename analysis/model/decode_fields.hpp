@@ -1,7 +1,7 @@
 // decode_object's decoding of the admission kinds, written once over any JSON tree (see Node).
 #pragma once
 
-// PeerAuthentication, DestinationRule, VirtualService, Policy and MeshPolicy: what an
+// PeerAuthentication, DestinationRule, VirtualService, Sidecar, Policy and MeshPolicy: what an
 // AdmissionReview carries, so that a reader can decode them straight from its own parse instead of
 // building a nlohmann::json.
 
@@ -434,6 +434,54 @@ VirtualService decode_virtual_service(const Node& object, const Meta& meta, std:
     return vs;
 }
 
+// An outboundTrafficPolicy object's mode at `path` (the object itself); nullopt when unset.
+template <class Node>
+std::optional<OutboundPolicy> outbound_policy(const Node& policy, const std::string& path) {
+    const std::string mode = optional_string(policy, "mode", path);
+    if (mode.empty())
+        return std::nullopt;
+    if (mode == "ALLOW_ANY")
+        return OutboundPolicy::AllowAny;
+    if (mode == "REGISTRY_ONLY")
+        return OutboundPolicy::RegistryOnly;
+    throw Failure{path + ".mode: unknown value \"" + mode + "\""};
+}
+
+template <class Node, class Meta>
+Sidecar decode_sidecar(const Node& object, const Meta& meta, std::string_view kind) {
+    Sidecar sidecar;
+    sidecar.ref = make_ref(object, kind, meta);
+    sidecar.age = make_age(meta);
+    const auto spec = optional_object(object, "spec", "");
+    if (!spec)
+        return sidecar;
+    if (const auto selector = optional_object(*spec, "workloadSelector", "spec"))
+        sidecar.workload_selector =
+            string_map(member(*selector, "labels"), "spec.workloadSelector.labels");
+    std::size_t listeners = 0;
+    if (const auto egress = optional_array(*spec, "egress", "spec")) {
+        egress->for_each_item([&](std::size_t i, const Node& listener) {
+            const std::string path = "spec.egress[" + std::to_string(i) + "]";
+            if (!listener.is_object())
+                throw Failure{path + ": expected an object, got " + listener.type_name()};
+            ++listeners;
+            for (std::string& entry : string_list(listener, "hosts", path)) {
+                // Istio skips (and logs) an entry without exactly one '/': so does this.
+                const auto slash = entry.find('/');
+                if (slash == std::string::npos || entry.find('/', slash + 1) != std::string::npos)
+                    continue;
+                sidecar.egress_hosts.push_back(
+                    SidecarHost{entry.substr(0, slash), entry.substr(slash + 1)});
+            }
+        });
+    }
+    if (listeners == 0)
+        sidecar.egress_hosts.push_back(SidecarHost{"*", "*"}); // Istio's default listener
+    if (const auto policy = optional_object(*spec, "outboundTrafficPolicy", "spec"))
+        sidecar.outbound_policy = outbound_policy(*policy, "spec.outboundTrafficPolicy");
+    return sidecar;
+}
+
 template <class Node, class Meta>
 AlphaPolicy decode_alpha_policy(const Node& object, const Meta& meta, std::string_view kind,
                                 bool mesh_policy) {
@@ -781,6 +829,7 @@ enum class Kind : std::uint8_t {
     PeerAuthentication,
     DestinationRule,
     VirtualService,
+    Sidecar,
     Policy,
     MeshPolicy,
     Service,
@@ -825,7 +874,7 @@ std::optional<DecodeOutcome> decode_admission_kind(const Node& object,
         const std::string_view kind = kind_field->string();
         const Kind k = classify(api_version->string(), kind);
         if (k != Kind::PeerAuthentication && k != Kind::DestinationRule && k != Kind::Policy &&
-            k != Kind::MeshPolicy && k != Kind::VirtualService)
+            k != Kind::MeshPolicy && k != Kind::VirtualService && k != Kind::Sidecar)
             return std::nullopt;
         const auto meta = decode_meta(object, default_namespace, k != Kind::MeshPolicy);
         switch (k) {
@@ -835,6 +884,8 @@ std::optional<DecodeOutcome> decode_admission_kind(const Node& object,
             return decoded(decode_destination_rule(object, meta, kind));
         case Kind::VirtualService:
             return decoded(decode_virtual_service(object, meta, kind));
+        case Kind::Sidecar:
+            return decoded(decode_sidecar(object, meta, kind));
         case Kind::Policy:
             return decoded(decode_alpha_policy(object, meta, kind, false));
         default:

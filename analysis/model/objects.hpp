@@ -83,6 +83,29 @@ struct VirtualService {
     std::vector<RouteDestination> destinations;
 };
 
+// What a sidecar does with traffic to a host it has no cluster for (outboundTrafficPolicy.mode).
+enum class OutboundPolicy : std::uint8_t { AllowAny, RegistryOnly };
+
+// One entry of a Sidecar's egress[].hosts, split at its one '/': the namespace part ("." the
+// client's own namespace, "*" any, "~" none) and the host part (an FQDN, or a wildcard such as
+// "*" or "*.example.com").
+struct SidecarHost {
+    std::string namespace_part;
+    std::string host;
+};
+
+// networking.istio.io Sidecar (v1alpha3, v1beta1, v1): only what decides which hosts its clients
+// see (ambient.md §14); ingress listeners change nothing about what clients send.
+struct Sidecar {
+    ObjectRef ref;
+    Age age;
+    std::optional<Labels> workload_selector; // spec.workloadSelector.labels
+    // The hosts of every egress listener (no egress at all: Istio's default, "*/*"); empty when
+    // the listeners hold no usable entry, so nothing is imported.
+    std::vector<SidecarHost> egress_hosts;
+    std::optional<OutboundPolicy> outbound_policy; // spec.outboundTrafficPolicy.mode
+};
+
 // A port selector of a legacy Policy target: a Service port number or name.
 struct AlphaPortSelector {
     std::optional<std::uint16_t> number;
@@ -214,6 +237,7 @@ struct MeshConfig {
     std::optional<bool> enable_auto_mtls;
     std::optional<std::vector<std::string>> default_destination_rule_export_to;
     std::optional<std::string> trust_domain;
+    std::optional<OutboundPolicy> outbound_policy; // outboundTrafficPolicy.mode
     std::string source_namespace; // of the `istio` ConfigMap it came from; empty for --mesh-config
 };
 
@@ -246,6 +270,6 @@ struct ApiServerCallee {
 
 using DecodedObject =
     std::variant<PeerAuthentication, DestinationRule, AlphaPolicy, Service, ServiceEntry, PodLike,
-                 Namespace, MeshConfig, CniConfig, ApiServerCallee, VirtualService>;
+                 Namespace, MeshConfig, CniConfig, ApiServerCallee, VirtualService, Sidecar>;
 
 } // namespace mtlsguard::model

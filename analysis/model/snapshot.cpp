@@ -201,11 +201,58 @@ bool Snapshot::has_alpha_policies() const noexcept {
     return false;
 }
 
+namespace {
+
+// The Sidecar a pod of the namespace uses: the oldest whose workloadSelector matches it, else the
+// namespace's default (pilot's doGetSidecarScope; the root's default is the caller's fallback).
+const Sidecar* sidecar_for(const NamespaceConfig& config, const Labels& labels) {
+    for (const auto& sidecar : config.sidecars)
+        if (sidecar.workload_selector && sidecar.workload_selector->subset_of(labels))
+            return &sidecar;
+    return config.default_sidecar;
+}
+
+// Client pods that match the same selector rules and use the same Sidecar form one variant.
+void make_variants(NamespaceConfig& config, const Snapshot& snapshot) {
+    std::vector<const DestinationRule*> selector_rules;
+    for (const auto& dr : config.destination_rules)
+        if (dr.workload_selector)
+            selector_rules.push_back(&dr);
+    config.variants.push_back(ClientVariant{{}, config.default_sidecar, {}});
+    const auto ns = snapshot.namespace_id(config.name);
+    if (!ns)
+        return;
+    std::map<std::pair<std::vector<const DestinationRule*>, const Sidecar*>, std::size_t> by_match;
+    const auto& ids = snapshot.namespaces()[*ns].workloads;
+    for (std::uint32_t id = 0; id < ids.size(); ++id) {
+        const Workload& w = snapshot.workloads()[ids[id]];
+        if (!w.sidecar)
+            continue;
+        std::vector<const DestinationRule*> matching;
+        for (const DestinationRule* dr : selector_rules)
+            if (dr->workload_selector->subset_of(w.labels))
+                matching.push_back(dr);
+        const Sidecar* sidecar = config.sidecars.empty() ? nullptr : sidecar_for(config, w.labels);
+        if (matching.empty() && sidecar == config.default_sidecar) {
+            config.variants[0].workloads.push_back(id);
+            continue;
+        }
+        auto [it, inserted] =
+            by_match.emplace(std::make_pair(matching, sidecar), config.variants.size());
+        if (inserted)
+            config.variants.push_back(ClientVariant{std::move(matching), sidecar, {}});
+        config.variants[it->second].workloads.push_back(id);
+    }
+}
+
+} // namespace
+
 std::shared_ptr<const NamespaceConfig>
 build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_authentications,
                        std::vector<DestinationRule> destination_rules,
                        std::vector<AlphaPolicy> policies,
-                       std::vector<VirtualService> virtual_services, const Snapshot& snapshot) {
+                       std::vector<VirtualService> virtual_services, std::vector<Sidecar> sidecars,
+                       const Snapshot& snapshot) {
     auto config = std::make_shared<NamespaceConfig>();
     config->name = std::move(name);
     config->is_root = config->name == snapshot.mesh().root_namespace;
@@ -213,7 +260,17 @@ build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_au
     config->destination_rules = std::move(destination_rules);
     config->policies = std::move(policies);
     config->virtual_services = std::move(virtual_services);
+    config->sidecars = std::move(sidecars);
     sort_oldest_first(config->virtual_services);
+    // pilot sorts Sidecars as DestinationRules: a workloadSelector first, then by age.
+    stable_sort_objects(config->sidecars, [](const Sidecar& a, const Sidecar& b) {
+        if (a.workload_selector.has_value() != b.workload_selector.has_value())
+            return a.workload_selector.has_value();
+        return a.age.older_than(b.age);
+    });
+    for (const auto& sidecar : config->sidecars)
+        if (!sidecar.workload_selector && !config->default_sidecar)
+            config->default_sidecar = &sidecar;
     sort_oldest_first(config->peer_authentications);
     sort_oldest_first(config->policies);
     // pilot sorts rules with a workloadSelector first, then by age.
@@ -247,33 +304,7 @@ build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_au
             add_to_index(config->exported, key, dr, export_to);
     }
 
-    // Client pods that match the same selector rules form one variant.
-    std::vector<const DestinationRule*> selector_rules;
-    for (const auto& dr : config->destination_rules)
-        if (dr.workload_selector)
-            selector_rules.push_back(&dr);
-    config->variants.emplace_back();
-    if (auto ns = snapshot.namespace_id(config->name)) {
-        std::map<std::vector<const DestinationRule*>, std::size_t> by_match;
-        const auto& ids = snapshot.namespaces()[*ns].workloads;
-        for (std::uint32_t id = 0; id < ids.size(); ++id) {
-            const Workload& w = snapshot.workloads()[ids[id]];
-            if (!w.sidecar)
-                continue;
-            std::vector<const DestinationRule*> matching;
-            for (const DestinationRule* dr : selector_rules)
-                if (dr->workload_selector->subset_of(w.labels))
-                    matching.push_back(dr);
-            if (matching.empty()) {
-                config->variants[0].workloads.push_back(id);
-                continue;
-            }
-            auto [it, inserted] = by_match.emplace(matching, config->variants.size());
-            if (inserted)
-                config->variants.push_back(ClientVariant{matching, {}});
-            config->variants[it->second].workloads.push_back(id);
-        }
-    }
+    make_variants(*config, snapshot);
     return config;
 }
 
@@ -300,6 +331,8 @@ void SnapshotBuilder::add(DecodedObject object) {
                 destination_rules_.push_back(std::move(o));
             else if constexpr (std::is_same_v<T, VirtualService>)
                 virtual_services_.push_back(std::move(o));
+            else if constexpr (std::is_same_v<T, Sidecar>)
+                sidecars_.push_back(std::move(o));
             else if constexpr (std::is_same_v<T, AlphaPolicy>) {
                 alpha_seen_ = true;
                 policies_.push_back(std::move(o));
@@ -582,6 +615,8 @@ template <typename Note> void SnapshotBuilder::for_each_object_namespace(Note no
         note(o.ref.namespace_name);
     for (const auto& o : virtual_services_)
         note(o.ref.namespace_name);
+    for (const auto& o : sidecars_)
+        note(o.ref.namespace_name);
     for (const auto& o : policies_)
         if (!o.mesh_policy)
             note(o.ref.namespace_name);
@@ -604,6 +639,8 @@ void SnapshotBuilder::count_configuration(std::vector<std::size_t>& counts,
         count_object(counts, ids, o.ref.namespace_name);
     for (const auto& o : virtual_services_)
         count_object(counts, ids, o.ref.namespace_name);
+    for (const auto& o : sidecars_)
+        count_object(counts, ids, o.ref.namespace_name);
     for (const auto& o : policies_)
         if (!o.mesh_policy)
             count_object(counts, ids, o.ref.namespace_name);
@@ -615,8 +652,11 @@ void SnapshotBuilder::make_configs(Snapshot& s, const std::vector<bool>& rebuilt
     std::map<std::string, std::vector<DestinationRule>> drs;
     std::map<std::string, std::vector<AlphaPolicy>> alphas;
     std::map<std::string, std::vector<VirtualService>> vss;
+    std::map<std::string, std::vector<Sidecar>> sidecars;
     for (auto& o : virtual_services_)
         vss[o.ref.namespace_name].push_back(std::move(o));
+    for (auto& o : sidecars_)
+        sidecars[o.ref.namespace_name].push_back(std::move(o));
     for (auto& o : peer_authentications_)
         pas[o.ref.namespace_name].push_back(std::move(o));
     for (auto& o : destination_rules_)
@@ -634,7 +674,8 @@ void SnapshotBuilder::make_configs(Snapshot& s, const std::vector<bool>& rebuilt
         s.configs_.push_back(
             rebuilt[id] || !previous
                 ? build_namespace_config(name, std::move(pas[name]), std::move(drs[name]),
-                                         std::move(alphas[name]), std::move(vss[name]), s)
+                                         std::move(alphas[name]), std::move(vss[name]),
+                                         std::move(sidecars[name]), s)
                 : previous->configs_[id]);
     }
 }
@@ -658,6 +699,8 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
             s.mesh_.auto_mtls = *source->enable_auto_mtls;
         if (source->default_destination_rule_export_to)
             s.mesh_.default_dr_export_to = *source->default_destination_rule_export_to;
+        if (source->outbound_policy)
+            s.mesh_.outbound_policy = *source->outbound_policy;
     }
 
     // Namespaces: declared ones and every one an object lives in, numbered in name order.

@@ -33,6 +33,8 @@ struct MeshSettings {
     std::string root_namespace = "istio-system";
     bool auto_mtls = true;
     std::vector<std::string> default_dr_export_to{"*"};
+    // What sidecars do with hosts a Sidecar resource hides, unless it says (ambient.md §14).
+    OutboundPolicy outbound_policy = OutboundPolicy::AllowAny;
 };
 
 // The pods of one controller that share labels and dataplane state (everything below but `ports`
@@ -122,9 +124,13 @@ struct DrIndex {
     bool empty() const noexcept { return specific.empty() && wildcard.empty(); }
 };
 
-// The client pods of a namespace that see the same workloadSelector DestinationRules.
+// The client pods of a namespace that see the same workloadSelector DestinationRules and use the
+// same Sidecar resource of their namespace.
 struct ClientVariant {
     std::vector<const DestinationRule*> selector_rules; // the selector DRs matching these pods
+    // The Sidecar of this namespace these pods use (ambient.md §14); null: none of the
+    // namespace's applies, and the root namespace's default (if any) does.
+    const Sidecar* sidecar = nullptr;
     // Positions in NamespaceRecord::workloads, not WorkloadIds: a config stays valid, and can be
     // shared by the next snapshot, when other namespaces' workloads are renumbered. Empty for an
     // assumed client namespace.
@@ -140,13 +146,18 @@ struct NamespaceConfig {
     std::vector<DestinationRule> destination_rules;       // selector ones first, then oldest first
     std::vector<AlphaPolicy> policies;                    // legacy, oldest first
     std::vector<VirtualService> virtual_services;         // oldest first (ambient.md §15)
+    std::vector<Sidecar> sidecars; // selector ones first, then oldest first (ambient.md §14)
+    // The oldest Sidecar without a workloadSelector: the namespace's default (in the root
+    // namespace, the mesh's default for namespaces without one of their own).
+    const Sidecar* default_sidecar = nullptr;
     // Root: the mesh-wide policy. Elsewhere: the namespace-wide one. Oldest with an empty selector.
     const PeerAuthentication* namespace_policy = nullptr;
     std::vector<const PeerAuthentication*>
         workload_policies; // non-root, selector set, oldest first
     DrIndex local;    // what clients in this namespace see first (root: only its private rules)
     DrIndex exported; // what this namespace exports to others
-    std::vector<ClientVariant> variants; // [0] is the pods that match no selector rule
+    // [0] is the pods that match no selector rule and no selector Sidecar.
+    std::vector<ClientVariant> variants;
 
     NamespaceConfig() = default;
     NamespaceConfig(const NamespaceConfig&) = delete;
@@ -186,7 +197,8 @@ std::shared_ptr<const NamespaceConfig>
 build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_authentications,
                        std::vector<DestinationRule> destination_rules,
                        std::vector<AlphaPolicy> policies,
-                       std::vector<VirtualService> virtual_services, const Snapshot& snapshot);
+                       std::vector<VirtualService> virtual_services, std::vector<Sidecar> sidecars,
+                       const Snapshot& snapshot);
 
 // The immutable snapshot. Build it with SnapshotBuilder; share it by shared_ptr<const Snapshot>.
 class Snapshot {
@@ -346,6 +358,7 @@ class SnapshotBuilder {
     std::vector<DestinationRule> destination_rules_;
     std::vector<AlphaPolicy> policies_;
     std::vector<VirtualService> virtual_services_;
+    std::vector<Sidecar> sidecars_;
     std::vector<Service> services_;
     std::vector<ServiceEntry> service_entries_;
     std::vector<PodLike> pods_;

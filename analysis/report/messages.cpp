@@ -253,6 +253,23 @@ std::string object_message(const Finding& f) {
         return "DISABLE is not supported for ambient workloads and is ignored for " + d.text +
                ": ztunnel accepts HBONE and plaintext, as with PERMISSIVE. Fix: use PERMISSIVE "
                "(or nothing) for ambient workloads";
+    case Code::MTG211: {
+        std::string names;
+        for (const auto& service : f.related)
+            names += (names.empty() ? "" : ", ") + model::display_name(service);
+        const auto shown = static_cast<long>(f.related.size());
+        if (d.number > shown)
+            names += " and " + std::to_string(d.number - shown) + " more";
+        const std::string them = d.number > 1 ? "them" : "it";
+        const std::string fate =
+            d.text == "REGISTRY_ONLY"
+                ? " are dropped (outboundTrafficPolicy REGISTRY_ONLY)"
+                : " go out as plaintext (passthrough cluster, no DestinationRule or auto mTLS) "
+                  "and are reset";
+        return "hides STRICT service" + std::string(d.number > 1 ? "s " : " ") + names +
+               " from its clients: calls to " + them + fate + ". Fix: import " + them +
+               " in egress[].hosts if the clients call " + them;
+    }
     case Code::MTG209:
         return "portLevelMtls on a " + d.text +
                " PeerAuthentication is rejected by Istio (\"mesh/namespace peer authentication "

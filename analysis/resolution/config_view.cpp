@@ -43,9 +43,13 @@ void ConfigView::init_clients() {
     is_client_.assign(namespace_count(), false);
     for (NsId ns : mesh_clients_)
         is_client_[ns] = true;
-    for (NsId ns = 0; ns < namespace_count(); ++ns)
-        if (!config(ns).virtual_services.empty())
+    for (NsId ns = 0; ns < namespace_count(); ++ns) {
+        const auto& c = config(ns);
+        if (!c.virtual_services.empty())
             vs_namespaces_.push_back(ns);
+        if (!c.sidecars.empty() && is_client_[ns])
+            sidecar_namespaces_.push_back(ns);
+    }
 }
 
 std::size_t ConfigView::namespace_count() const noexcept {

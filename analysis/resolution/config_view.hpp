@@ -65,6 +65,8 @@ class ConfigView {
     bool is_mesh_client(NsId ns) const noexcept { return ns < is_client_.size() && is_client_[ns]; }
     // Namespaces holding VirtualServices (ambient.md §15), in id order.
     const std::vector<NsId>& virtual_service_namespaces() const noexcept { return vs_namespaces_; }
+    // Sidecar client namespaces holding Sidecar resources (ambient.md §14), in id order.
+    const std::vector<NsId>& sidecar_namespaces() const noexcept { return sidecar_namespaces_; }
 
   private:
     void init_clients();
@@ -76,6 +78,7 @@ class ConfigView {
     std::vector<NsId> mesh_clients_;
     std::vector<bool> is_client_;
     std::vector<NsId> vs_namespaces_;
+    std::vector<NsId> sidecar_namespaces_;
     bool rules_changed_ = false;
     NsId root_ns_ = 0;
     std::shared_ptr<const model::NamespaceConfig> empty_config_;

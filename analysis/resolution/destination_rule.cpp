@@ -2,6 +2,8 @@
 // port.
 #include "analysis/resolution/destination_rule.hpp"
 
+#include "analysis/resolution/sidecar.hpp"
+
 #include <algorithm>
 
 namespace mtlsguard::resolution {
@@ -50,14 +52,51 @@ const model::ConsolidatedRule* default_rule(const ConfigView& view, NsId service
     return nullptr;
 }
 
-void add_outcome(HostClients& out, const model::ConsolidatedRule* rule, ClientClass member) {
+void add_outcome(HostClients& out, const model::ConsolidatedRule* rule,
+                 const model::Sidecar* hidden_by, ClientClass member) {
     for (auto& outcome : out.outcomes) {
-        if (outcome.rule == rule) {
+        if (outcome.rule == rule && outcome.hidden_by == hidden_by) {
             outcome.members.push_back(member);
             return;
         }
     }
-    out.outcomes.push_back(ClientOutcome{rule, {member}, false});
+    out.outcomes.push_back(ClientOutcome{rule, {member}, false, hidden_by});
+}
+
+// The host one resolve_host_clients call is about, as the Sidecar check needs it.
+struct HostInScope {
+    const std::string& host;
+    std::string_view host_ns; // the name of its namespace
+};
+
+// One client class's answer: `rule`, unless the Sidecar the class uses hides the host.
+void add_class(HostClients& out, const ConfigView& view, const HostInScope& target,
+               const model::ConsolidatedRule* rule, ClientClass member) {
+    const model::Sidecar* sidecar = sidecar_of(view, member.ns, member.variant);
+    if (sidecar &&
+        !sidecar_imports(*sidecar, view.namespace_name(member.ns), target.host, target.host_ns))
+        add_outcome(out, nullptr, sidecar, member);
+    else
+        add_outcome(out, rule, nullptr, member);
+}
+
+// Everyone else: a namespace no rule names, seeing only what is exported to all, through the
+// mesh's default Sidecar if there is one (they have none of their own).
+void add_generic(HostClients& out, const ConfigView& view, const HostInScope& target,
+                 NsId service_ns, const std::vector<std::string>& keys,
+                 const model::Sidecar* mesh_default) {
+    const model::Sidecar* hidden_by =
+        mesh_default && !sidecar_imports(*mesh_default, {}, target.host, target.host_ns)
+            ? mesh_default
+            : nullptr;
+    const auto* rule =
+        hidden_by ? nullptr : default_rule(view, service_ns, keys, std::string_view());
+    auto it = std::find_if(out.outcomes.begin(), out.outcomes.end(), [&](const auto& o) {
+        return o.rule == rule && o.hidden_by == hidden_by;
+    });
+    if (it == out.outcomes.end())
+        it = out.outcomes.insert(out.outcomes.end(), ClientOutcome{rule, {}, false, hidden_by});
+    it->generic = true;
 }
 
 void note_export_names(const model::DrIndex& index, const std::vector<std::string>& keys,
@@ -119,6 +158,9 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
     HostClients out;
     const auto keys = candidate_keys(host);
     const auto override_ns = view.overridden_namespace();
+    const HostInScope target{host, service_ns < view.namespace_count()
+                                       ? std::string_view(view.namespace_name(service_ns))
+                                       : std::string_view()};
 
     // Step 1: client namespaces whose own rules match the host (most specific key per namespace).
     std::vector<NsId> step1;
@@ -126,8 +168,8 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
         step1.push_back(ns);
         const auto& variants = view.config(ns).variants;
         for (std::size_t v = 0; v < variants.size(); ++v)
-            add_outcome(out, choose_for_variant(entries, &variants[v]),
-                        ClientClass{ns, static_cast<std::uint16_t>(v)});
+            add_class(out, view, target, choose_for_variant(entries, &variants[v]),
+                      ClientClass{ns, static_cast<std::uint16_t>(v)});
     };
     if (override_ns && view.is_mesh_client(*override_ns))
         if (const auto* entries = most_specific(view.config(*override_ns).local, keys))
@@ -152,7 +194,9 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
         }
     }
 
-    // Namespaces named in the exportTo of the rules steps 2 and 3 would pick get their own answer.
+    // Namespaces named in the exportTo of the rules steps 2 and 3 would pick get their own
+    // answer; so do those with Sidecars of their own, and the host's own namespace when the mesh
+    // has a default Sidecar (ambient.md §14).
     std::vector<std::string> names;
     if (service_ns < view.namespace_count())
         note_export_names(view.config(service_ns).exported, keys, names);
@@ -162,26 +206,27 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
     out.resolved = step1;
     std::sort(names.begin(), names.end());
     names.erase(std::unique(names.begin(), names.end()), names.end());
-    for (const auto& name : names) {
-        auto ns = view.namespace_id(name);
-        if (!ns || !view.is_mesh_client(*ns) || std::binary_search(step1.begin(), step1.end(), *ns))
-            continue;
-        const auto* rule = default_rule(view, service_ns, keys, name);
-        const auto variants = view.config(*ns).variants.size();
+    auto resolve_namespace = [&](NsId ns) {
+        if (!view.is_mesh_client(ns) ||
+            std::binary_search(out.resolved.begin(), out.resolved.end(), ns))
+            return;
+        const auto* rule = default_rule(view, service_ns, keys, view.namespace_name(ns));
+        const auto variants = view.config(ns).variants.size();
         for (std::size_t v = 0; v < variants; ++v)
-            add_outcome(out, rule, ClientClass{*ns, static_cast<std::uint16_t>(v)});
-        out.resolved.insert(std::lower_bound(out.resolved.begin(), out.resolved.end(), *ns), *ns);
-    }
+            add_class(out, view, target, rule, ClientClass{ns, static_cast<std::uint16_t>(v)});
+        out.resolved.insert(std::lower_bound(out.resolved.begin(), out.resolved.end(), ns), ns);
+    };
+    for (const auto& name : names)
+        if (auto ns = view.namespace_id(name))
+            resolve_namespace(*ns);
+    for (NsId ns : view.sidecar_namespaces())
+        resolve_namespace(ns);
+    const model::Sidecar* mesh_default = mesh_default_sidecar(view);
+    if (mesh_default && service_ns < view.namespace_count())
+        resolve_namespace(service_ns);
 
-    // Everyone else: a namespace no rule names, seeing only what is exported to all.
-    if (out.resolved.size() < view.mesh_client_namespaces().size()) {
-        const auto* rule = default_rule(view, service_ns, keys, std::string_view());
-        auto it = std::find_if(out.outcomes.begin(), out.outcomes.end(),
-                               [&](const ClientOutcome& o) { return o.rule == rule; });
-        if (it == out.outcomes.end())
-            it = out.outcomes.insert(out.outcomes.end(), ClientOutcome{rule, {}, false});
-        it->generic = true;
-    }
+    if (out.resolved.size() < view.mesh_client_namespaces().size())
+        add_generic(out, view, target, service_ns, keys, mesh_default);
     return out;
 }
 
@@ -214,6 +259,12 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
     const auto root = snapshot.namespace_id(snapshot.mesh().root_namespace);
     if (root && changed[*root])
         return build_client_index(snapshot);
+    // A namespace with Sidecars has its own answer for every host (ambient.md §14): when one had
+    // or has them, every entry may differ.
+    for (NsId ns = 0; ns < changed.size(); ++ns)
+        if (changed[ns] &&
+            (!snapshot.config(ns).sidecars.empty() || !previous.config(ns).sidecars.empty()))
+            return build_client_index(snapshot);
     // An entry refers to the rules and variants of the host's namespace, the root, and the
     // namespaces in `resolved` (step 1, or named by an exportTo); the changed namespaces' own
     // rules may now add them to step 1 for the hosts their keys match.

@@ -36,6 +36,9 @@ struct ClientOutcome {
     std::vector<ClientClass> members;
     // Also every mesh client namespace (all its variants) not listed in HostClients::resolved.
     bool generic = false;
+    // The Sidecar resource that hides the host from these clients (ambient.md §14): they have no
+    // cluster for it, so no DestinationRule (rule is null) and no auto mTLS.
+    const model::Sidecar* hidden_by = nullptr;
 };
 
 struct HostClients {
@@ -44,7 +47,10 @@ struct HostClients {
 };
 
 // Resolves, for every sidecar client class of the mesh, the DestinationRule used for `host`,
-// a host of namespace `service_ns`, grouping classes that get the same answer.
+// a host of namespace `service_ns`, grouping classes that get the same answer; classes whose
+// Sidecar resource hides the host get none (ClientOutcome::hidden_by). Namespaces holding Sidecars
+// are always resolved, and so is the host's own when the root namespace has a default Sidecar
+// (its "./" entries mean each client's namespace); the generic outcome is everyone else's.
 HostClients resolve_host_clients(const ConfigView& view, const std::string& host, NsId service_ns);
 
 // The DestinationRule a proxy in namespace `client_ns` that no workloadSelector rule selects

@@ -14,12 +14,12 @@
 namespace mtlsguard::observability {
 namespace {
 
-constexpr std::array<conflict::Code, 19> all_codes = {
+constexpr std::array<conflict::Code, 20> all_codes = {
     conflict::Code::MTG101, conflict::Code::MTG102, conflict::Code::MTG103, conflict::Code::MTG104,
     conflict::Code::MTG105, conflict::Code::MTG106, conflict::Code::MTG108, conflict::Code::MTG201,
     conflict::Code::MTG202, conflict::Code::MTG203, conflict::Code::MTG204, conflict::Code::MTG205,
     conflict::Code::MTG206, conflict::Code::MTG207, conflict::Code::MTG208, conflict::Code::MTG209,
-    conflict::Code::MTG210, conflict::Code::MTG212, conflict::Code::MTG213};
+    conflict::Code::MTG210, conflict::Code::MTG211, conflict::Code::MTG212, conflict::Code::MTG213};
 
 // Label values come from requests: only a fixed set may reach the registry, or a client could
 // grow it without bound.

@@ -740,3 +740,76 @@ TEST_CASE("§17 MTG107: a VirtualService naming a subset the DestinationRule doe
         CHECK(std::find(u.codes.begin(), u.codes.end(), "MTG107") != u.codes.end());
     }
 }
+
+namespace {
+
+SidecarBuilder front_sidecar(const std::vector<std::string>& hosts) {
+    return sidecar("front", "default").egress(hosts).created(day(3));
+}
+
+bool has_code(const admission::AdmissionDecision& d, const std::string& code) {
+    return std::find(d.codes.begin(), d.codes.end(), code) != d.codes.end();
+}
+
+} // namespace
+
+SCENARIO("ambient.md §14, §17: a Sidecar change warns about the STRICT services it newly hides, "
+         "and never denies",
+         "[admission][sidecar][MTG211]") {
+    auto [context, objects, review,
+          warned] = GENERATE_COPY(table<std::string, std::vector<json>, Review, bool>({
+        {"a new Sidecar hiding STRICT web", {strict_shop}, create(front_sidecar({"./*"})), true},
+        {"a new Sidecar that imports web", {strict_shop}, create(front_sidecar({"shop/*"})), false},
+        {"a new Sidecar hiding web, which is not STRICT",
+         {},
+         create(front_sidecar({"./*"})),
+         false},
+        {"an update narrowing the egress so that it hides web",
+         {strict_shop, front_sidecar({"*/*"})},
+         update(front_sidecar({"./*"}), front_sidecar({"*/*"})),
+         true},
+        {"an update of a Sidecar that hid web already",
+         {strict_shop, front_sidecar({"./*"})},
+         update(front_sidecar({"./*", "istio-system/*"}), front_sidecar({"./*"})),
+         false},
+        {"a REGISTRY_ONLY Sidecar hiding web",
+         {strict_shop},
+         create(front_sidecar({"./*"}).outbound("REGISTRY_ONLY")),
+         true},
+        // Removing the Sidecar shows web again, with the DISABLE rule that breaks it: a new
+        // failure, still only a warning for a Sidecar change.
+        {"deleting a Sidecar that hid a failing rule",
+         {strict_shop, front_plaintext, front_sidecar({"./*"})},
+         remove(front_sidecar({"./*"})),
+         false},
+    }));
+    GIVEN(context) {
+        const auto d = decide(cluster(objects), review);
+        THEN("it is allowed" << (warned ? ", with MTG211" : ", without MTG211")) {
+            CHECK(d.kind == "Sidecar");
+            CHECK(allowed(d));
+            CHECK(has_code(d, "MTG211") == warned);
+            CHECK(any_contains(warnings_of(d), "[MTG211] Sidecar default.front") == warned);
+            check_warning_limits(warnings_of(d));
+        }
+    }
+}
+
+TEST_CASE("ambient.md §17: deleting a Sidecar that hid a failing rule warns about the failure",
+          "[admission][sidecar]") {
+    const auto d = decide(cluster({strict_shop, front_plaintext, front_sidecar({"./*"})}),
+                          remove(front_sidecar({"./*"})));
+    CHECK(allowed(d));
+    CHECK(has_code(d, "MTG101"));
+    CHECK(any_contains(warnings_of(d), "[MTG101]"));
+}
+
+TEST_CASE("ambient.md §14: a Sidecar mtls-guard cannot read is denied, with the field named",
+          "[admission][sidecar]") {
+    json broken = front_sidecar({"./*"}).body();
+    broken["spec"]["egress"] = "./*";
+    const auto d = decide(cluster(), create(broken));
+    CHECK_FALSE(allowed(d));
+    CHECK_THAT(d.body.at("response").at("status").at("message").get<std::string>(),
+               Catch::Contains("spec.egress"));
+}

@@ -46,7 +46,7 @@ model::PodLike workload_of(const json& object) {
 TEST_CASE("Every kind and apiVersion of semantics §1 decodes into its model type", "[decode]") {
     // Variant indexes of model::DecodedObject.
     constexpr std::size_t pa = 0, dr = 1, alpha = 2, svc = 3, se = 4, podlike = 5, ns = 6, mesh = 7,
-                          vs = 10;
+                          vs = 10, sidecar_kind = 11;
     auto [api_version, kind, index] = GENERATE_COPY(table<std::string, std::string, std::size_t>({
         {"security.istio.io/v1beta1", "PeerAuthentication", pa},
         {"security.istio.io/v1", "PeerAuthentication", pa},
@@ -73,6 +73,9 @@ TEST_CASE("Every kind and apiVersion of semantics §1 decodes into its model typ
         {"networking.istio.io/v1alpha3", "VirtualService", vs},
         {"networking.istio.io/v1beta1", "VirtualService", vs},
         {"networking.istio.io/v1", "VirtualService", vs},
+        {"networking.istio.io/v1alpha3", "Sidecar", sidecar_kind},
+        {"networking.istio.io/v1beta1", "Sidecar", sidecar_kind},
+        {"networking.istio.io/v1", "Sidecar", sidecar_kind},
     }));
     INFO(api_version << " " << kind);
     const auto outcome = decode(minimal(api_version, kind));
@@ -119,7 +122,7 @@ TEST_CASE("Kinds the engine does not use are skipped, not errors", "[decode]") {
     auto [api_version, kind] = GENERATE(table<std::string, std::string>({
         {"networking.istio.io/v2", "VirtualService"},
         {"networking.istio.io/v1", "Gateway"},
-        {"networking.istio.io/v1", "Sidecar"},
+        {"networking.istio.io/v2", "Sidecar"},
         {"security.istio.io/v1", "AuthorizationPolicy"},
         {"security.istio.io/v1", "RequestAuthentication"},
         {"networking.istio.io/v2", "DestinationRule"},
@@ -176,6 +179,7 @@ TEST_CASE("Bad field types, unknown enum values and out-of-range ports are error
     const json alpha = policy("shop", "p").target("web").strict();
     const json se = service_entry("shop", "ext", {"api.example.com"});
     const json vs = virtual_service("shop", "v", {"web"}).route("web", "v1");
+    const json sc = sidecar("shop", "s").egress({"./*"});
     using ptr = json::json_pointer;
     auto [object, field] = GENERATE_COPY(table<json, std::string>({
         {with(pa, ptr("/spec/mtls/mode"), "STRICTER"), "spec.mtls.mode"},
@@ -262,6 +266,19 @@ TEST_CASE("Bad field types, unknown enum values and out-of-range ports are error
               json::array({{{"route", json::array({{{"destination", {{"port", 80}}}}})}}})),
          "spec.tcp[0].route[0].destination.host"},
         {with(vs, ptr("/spec/tls"), json::array({{{"route", "web"}}})), "spec.tls[0].route"},
+        // ambient.md §14: the fields that decide which hosts a sidecar client sees.
+        {with(sc, ptr("/spec/egress"), json::object()), "spec.egress"},
+        {with(sc, ptr("/spec/egress/0"), "./*"), "spec.egress[0]"},
+        {with(sc, ptr("/spec/egress/0/hosts"), "./*"), "spec.egress[0].hosts"},
+        {with(sc, ptr("/spec/egress/0/hosts/0"), 7), "spec.egress[0].hosts[0]"},
+        {with(sc, ptr("/spec/workloadSelector"), "app=web"), "spec.workloadSelector"},
+        {with(sc, ptr("/spec/workloadSelector/labels"), json::array()),
+         "spec.workloadSelector.labels"},
+        {with(sc, ptr("/spec/outboundTrafficPolicy"), "ALLOW_ANY"), "spec.outboundTrafficPolicy"},
+        {with(sc, ptr("/spec/outboundTrafficPolicy/mode"), "SOMETIMES"),
+         "spec.outboundTrafficPolicy.mode"},
+        {istio_config_map({{"outboundTrafficPolicy", {{"mode", "OPEN"}}}}),
+         "data.mesh.outboundTrafficPolicy.mode"},
         {with(se, ptr("/spec/ports/0/number"), 0), "spec.ports[0].number"},
         {with(se, ptr("/spec/hosts"), "api.example.com"), "spec.hosts"},
         {istio_config_map({{"enableAutoMtls", "maybe"}}), "data.mesh.enableAutoMtls"},
@@ -723,6 +740,48 @@ TEST_CASE("A template whose inject label says true while its inject annotation s
     CHECK_FALSE(workload_named(*snapshot, "shop", "web").sidecar);
 }
 
+SCENARIO("ambient.md §14: a Sidecar decodes its workloadSelector, egress hosts and outbound policy",
+         "[decode][sidecar]") {
+    GIVEN("a Sidecar with two egress listeners, one entry without a '/'") {
+        const auto sc =
+            decoded_as<model::Sidecar>(decode(sidecar("shop", "s", "networking.istio.io/v1beta1")
+                                                  .for_workloads({{"app", "web"}})
+                                                  .egress({"./*", "bad-entry"})
+                                                  .egress({"*/*.example.com"})
+                                                  .outbound("REGISTRY_ONLY")
+                                                  .created(day(2))));
+        THEN("every usable entry is kept, split at its '/'") {
+            CHECK(sc.ref ==
+                  model::ObjectRef{"networking.istio.io/v1beta1", "Sidecar", "shop", "s"});
+            CHECK(sc.age.creation_timestamp == day(2));
+            REQUIRE(sc.workload_selector.has_value());
+            CHECK(*sc.workload_selector == labels_of({{"app", "web"}}));
+            REQUIRE(sc.egress_hosts.size() == 2);
+            CHECK(sc.egress_hosts[0].namespace_part == ".");
+            CHECK(sc.egress_hosts[0].host == "*");
+            CHECK(sc.egress_hosts[1].namespace_part == "*");
+            CHECK(sc.egress_hosts[1].host == "*.example.com");
+            CHECK(sc.outbound_policy == model::OutboundPolicy::RegistryOnly);
+        }
+    }
+    GIVEN("a Sidecar without egress") {
+        const auto sc = decoded_as<model::Sidecar>(decode(sidecar("shop", "s")));
+        THEN("it imports everything, as Istio's default listener does") {
+            REQUIRE(sc.egress_hosts.size() == 1);
+            CHECK(sc.egress_hosts[0].namespace_part == "*");
+            CHECK(sc.egress_hosts[0].host == "*");
+            CHECK_FALSE(sc.workload_selector.has_value());
+            CHECK_FALSE(sc.outbound_policy.has_value());
+        }
+    }
+    GIVEN("a Sidecar whose only egress entry has no '/'") {
+        const auto sc = decoded_as<model::Sidecar>(decode(sidecar("shop", "s").egress({"web"})));
+        THEN("it imports nothing") {
+            CHECK(sc.egress_hosts.empty());
+        }
+    }
+}
+
 TEST_CASE("decode_mesh_config reads a MeshConfig document and names bad fields", "[decode]") {
     const auto good = model::decode_mesh_config(
         {{"rootNamespace", "mesh-root"}, {"enableAutoMtls", true}, {"outboundTrafficPolicy", {}}});
@@ -735,6 +794,11 @@ TEST_CASE("decode_mesh_config reads a MeshConfig document and names bad fields",
     CHECK(bad.status == Status::Error);
     CHECK_THAT(bad.error, Catch::StartsWith("mesh.enableAutoMtls"));
     CHECK(model::decode_mesh_config(json::array()).status == Status::Error);
+    // ambient.md §14: what sidecars do with hosts a Sidecar resource hides.
+    CHECK(decoded_as<model::MeshConfig>(
+              model::decode_mesh_config({{"outboundTrafficPolicy", {{"mode", "REGISTRY_ONLY"}}}}))
+              .outbound_policy == model::OutboundPolicy::RegistryOnly);
+    CHECK_FALSE(config.outbound_policy.has_value());
 }
 
 TEST_CASE("§10: pods and pod templates of every kind decode their ambient and interception facts",

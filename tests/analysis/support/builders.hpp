@@ -206,6 +206,34 @@ virtual_service(const std::string& ns, const std::string& name,
     return VirtualServiceBuilder(ns, name, hosts, api_version);
 }
 
+// networking.istio.io Sidecar: egress hosts, workloadSelector, outboundTrafficPolicy (ambient.md
+// §14).
+class SidecarBuilder : public ObjectBuilder<SidecarBuilder> {
+  public:
+    SidecarBuilder(const std::string& ns, const std::string& name, const std::string& api_version)
+        : ObjectBuilder(api_version, "Sidecar", ns, name) {
+        body_["spec"] = json::object();
+    }
+    // One egress listener with these hosts ("ns/host").
+    SidecarBuilder& egress(const std::vector<std::string>& hosts) {
+        body_["spec"]["egress"].push_back({{"hosts", hosts}});
+        return *this;
+    }
+    SidecarBuilder& for_workloads(const LabelMap& labels) {
+        body_["spec"]["workloadSelector"]["labels"] = labels;
+        return *this;
+    }
+    SidecarBuilder& outbound(const std::string& mode) {
+        body_["spec"]["outboundTrafficPolicy"]["mode"] = mode;
+        return *this;
+    }
+};
+
+inline SidecarBuilder sidecar(const std::string& ns, const std::string& name,
+                              const std::string& api_version = "networking.istio.io/v1") {
+    return SidecarBuilder(ns, name, api_version);
+}
+
 // authentication.istio.io/v1alpha1 Policy or MeshPolicy.
 class AlphaPolicyBuilder : public ObjectBuilder<AlphaPolicyBuilder> {
   public:
