@@ -624,6 +624,15 @@ void decode_dataplane_facts(PodLike& pod, const Labels& labels, const Labels& an
         annotation("traffic.sidecar.istio.io/includeOutboundIPRanges");
     if (pod_spec)
         pod.host_network = optional_bool(*pod_spec, "hostNetwork", spec_path).value_or(false);
+    // Opting out works by label or annotation; opting in only by label, because only the label is
+    // seen by the injector webhook's objectSelector in a namespace that is not labelled itself.
+    const std::string* inject_label = labels.find("sidecar.istio.io/inject");
+    const std::string* inject_annotation = annotations.find("sidecar.istio.io/inject");
+    if ((inject_label && *inject_label == "false") ||
+        (inject_annotation && *inject_annotation == "false"))
+        pod.own_injection = false;
+    else if (inject_label && *inject_label == "true")
+        pod.own_injection = true;
 }
 
 template <class Node> PodLike decode_pod(const Node& object, const BasicMeta<Node>& meta) {
