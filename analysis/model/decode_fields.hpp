@@ -830,10 +830,13 @@ std::optional<DecodeOutcome> decode_admission_kind(const Node& object,
         const std::string_view kind = kind_field->string();
         const Kind k = classify(api_version->string(), kind);
         if (k != Kind::PeerAuthentication && k != Kind::DestinationRule && k != Kind::Policy &&
-            k != Kind::MeshPolicy && k != Kind::VirtualService)
+            k != Kind::MeshPolicy && k != Kind::VirtualService && k != Kind::Namespace)
             return std::nullopt;
-        const auto meta = decode_meta(object, default_namespace, k != Kind::MeshPolicy);
+        const auto meta =
+            decode_meta(object, default_namespace, k != Kind::MeshPolicy && k != Kind::Namespace);
         switch (k) {
+        case Kind::Namespace:
+            return decoded(Namespace{meta.name, meta.labels});
         case Kind::PeerAuthentication:
             return decoded(decode_peer_authentication(object, meta, kind));
         case Kind::DestinationRule:
