@@ -660,7 +660,9 @@ std::vector<std::string> relabel_warnings(const RelabelComparison& c) {
 // A Namespace UPDATE that changes istio-injection, istio.io/rev, istio.io/dataplane-mode or
 // istio.io/use-waypoint (ambient.md §17). Everything else about namespaces is allowed unread:
 // CREATE (nothing runs there yet), DELETE, other labels, and the system namespaces, which the
-// webhook must never block (its configuration also leaves them out).
+// webhook must never block (its configuration also leaves them out). A Namespace that does not
+// decode is allowed too: the API server validates labels itself, and blocking namespaces on a
+// reading problem of ours would be the worse error.
 AdmissionDecision decide_namespace(const model::Snapshot& snapshot, const Request& r,
                                    const AdmissionSettings& settings, AdmissionDecision d) {
     std::vector<std::string> warnings;
