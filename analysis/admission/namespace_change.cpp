@@ -127,19 +127,47 @@ std::vector<conflict::Finding> finish(std::vector<conflict::Finding> findings) {
     return findings;
 }
 
+// The problems of `snapshot` with the namespace relabelled: the copy is dropped at once, so that
+// a review holds at most one copy of the snapshot besides the shared one.
+Before problems_relabelled(const model::Snapshot& snapshot, NsId ns, const model::Labels& labels,
+                           model::RelabelTiming timing) {
+    const auto copy = model::SnapshotBuilder::relabel_namespace(snapshot, ns, labels, timing);
+    return problems_of(*copy, ns);
+}
+
+// What the relabel changes at once (ambient enrolment, waypoints): judged as any change.
+void compare_at_once(const model::Snapshot& snapshot, NsId ns, const model::Labels& before,
+                     const model::Labels& after, std::size_t kept, RelabelComparison& out) {
+    // The snapshot itself is "before" when it already has those labels (the usual case).
+    const Before was =
+        snapshot.namespaces()[ns].labels == before
+            ? problems_of(snapshot, ns)
+            : problems_relabelled(snapshot, ns, before, model::RelabelTiming::AtOnce);
+    const auto now = model::SnapshotBuilder::relabel_namespace(snapshot, ns, after,
+                                                               model::RelabelTiming::AtOnce);
+    const resolution::ConfigView view(*now);
+    conflict::FlowFindingCollector introduced(view, kept);
+    conflict::FlowFindingCollector existing(view, kept);
+    split_flows(view, ns, was, introduced, &existing);
+    out.introduces_error = introduced.has_error();
+    out.omitted = introduced.omitted() + existing.omitted();
+    out.codes = introduced.codes();
+    out.codes.insert(existing.codes().begin(), existing.codes().end());
+    out.introduced = finish(introduced.take());
+    out.existing = finish(existing.take());
+}
+
 // What the injection labels change once the pods are created again: both sides restarted, so
 // that what differs is the labels' doing, not pods that merely predate an earlier relabel.
 void compare_at_restart(const model::Snapshot& snapshot, NsId ns, const model::Labels& before,
                         const model::Labels& after, std::size_t kept, RelabelComparison& out) {
-    using model::RelabelTiming;
-    using model::SnapshotBuilder;
-    const auto was =
-        SnapshotBuilder::relabel_namespace(snapshot, ns, before, RelabelTiming::AfterRestart);
-    const auto now =
-        SnapshotBuilder::relabel_namespace(snapshot, ns, after, RelabelTiming::AfterRestart);
+    const Before was =
+        problems_relabelled(snapshot, ns, before, model::RelabelTiming::AfterRestart);
+    const auto now = model::SnapshotBuilder::relabel_namespace(snapshot, ns, after,
+                                                               model::RelabelTiming::AfterRestart);
     const resolution::ConfigView view(*now);
     conflict::FlowFindingCollector later(view, kept);
-    split_flows(view, ns, problems_of(*was, ns), later, nullptr);
+    split_flows(view, ns, was, later, nullptr);
     out.omitted += later.omitted();
     out.codes.insert(later.codes().begin(), later.codes().end());
     out.at_restart = finish(later.take());
@@ -161,24 +189,8 @@ bool changes_injection_labels(const model::Labels& before, const model::Labels& 
 RelabelComparison compare_relabel(const model::Snapshot& snapshot, NsId ns,
                                   const model::Labels& before, const model::Labels& after,
                                   std::size_t kept) {
-    using model::RelabelTiming;
-    using model::SnapshotBuilder;
     RelabelComparison out;
-    // The snapshot itself is "before" when it already has those labels (the usual case).
-    std::shared_ptr<const model::Snapshot> was;
-    if (!(snapshot.namespaces()[ns].labels == before))
-        was = SnapshotBuilder::relabel_namespace(snapshot, ns, before, RelabelTiming::AtOnce);
-    const auto now = SnapshotBuilder::relabel_namespace(snapshot, ns, after, RelabelTiming::AtOnce);
-    const resolution::ConfigView view(*now);
-    conflict::FlowFindingCollector introduced(view, kept);
-    conflict::FlowFindingCollector existing(view, kept);
-    split_flows(view, ns, problems_of(was ? *was : snapshot, ns), introduced, &existing);
-    out.introduces_error = introduced.has_error();
-    out.omitted = introduced.omitted() + existing.omitted();
-    out.codes = introduced.codes();
-    out.codes.insert(existing.codes().begin(), existing.codes().end());
-    out.introduced = finish(introduced.take());
-    out.existing = finish(existing.take());
+    compare_at_once(snapshot, ns, before, after, kept, out);
     if (changes_injection_labels(before, after))
         compare_at_restart(snapshot, ns, before, after, kept, out);
     return out;
