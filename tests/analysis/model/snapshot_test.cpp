@@ -598,12 +598,15 @@ std::vector<std::string> dataplane_picture(const model::Snapshot& s) {
                       " ambient=" + std::to_string(ns.has_ambient_workloads) +
                       " plain=" + std::to_string(ns.has_plain_workloads));
     for (const auto& w : s.workloads())
-        out.push_back("workload " + s.namespaces()[w.ns].name + "/" + w.name + " " +
-                      std::string(model::to_string(w.dataplane)) +
-                      " predicted=" + std::to_string(w.ambient_predicted) +
-                      " pending=" + std::to_string(w.ambient_pending) +
-                      " waypoint=" + std::to_string(w.waypoint) + " beats=" +
-                      std::to_string(w.sidecar_beats_ambient) + " pods=" + std::to_string(w.pods));
+        out.push_back(
+            "workload " + s.namespaces()[w.ns].name + "/" + w.name + " " +
+            std::string(model::to_string(w.dataplane)) + " predicted=" +
+            std::to_string(w.ambient_predicted) + " pending=" + std::to_string(w.ambient_pending) +
+            " waypoint=" + std::to_string(w.waypoint) +
+            " beats=" + std::to_string(w.sidecar_beats_ambient) +
+            " pods=" + std::to_string(w.pods) + " template=" + std::to_string(w.from_template) +
+            " hostNetwork=" + std::to_string(w.host_network) +
+            " ownInjection=" + (w.own_injection ? std::to_string(*w.own_injection) : "-"));
     for (const auto& svc : s.services())
         out.push_back("service " + svc.host + " waypoint=" +
                       (svc.waypoint ? display_name(*svc.waypoint) : std::string("-")));
