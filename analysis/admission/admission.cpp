@@ -2,6 +2,7 @@
 // §9).
 #include "analysis/admission/admission.hpp"
 
+#include "analysis/admission/namespace_change.hpp"
 #include "analysis/conflict/flow_findings.hpp"
 #include "analysis/conflict/object_checks.hpp"
 #include "analysis/conflict/routes.hpp"
@@ -29,6 +30,7 @@ enum class Target : std::uint8_t {
     Sidecar,
     Policy,
     MeshPolicy,
+    Namespace, // label changes only (ambient.md §17)
     Other
 };
 
@@ -120,6 +122,8 @@ Target target_of(std::string_view kind) {
         return Target::Policy;
     if (kind == "MeshPolicy")
         return Target::MeshPolicy;
+    if (kind == "Namespace")
+        return Target::Namespace;
     return Target::Other;
 }
 
@@ -139,6 +143,8 @@ bool holds(Target target, const model::DecodedObject& object) {
     case Target::MeshPolicy:
         return std::holds_alternative<model::AlphaPolicy>(object) &&
                std::get<model::AlphaPolicy>(object).mesh_policy;
+    case Target::Namespace:
+        return std::holds_alternative<model::Namespace>(object);
     case Target::Other:
         return false;
     }
@@ -351,6 +357,7 @@ Touched touched_by(const model::Snapshot& snapshot, const ConfigView& before, Ta
                 out.services.push_back(id);
         break;
     }
+    case Target::Namespace: // compared by compare_relabel, never here
     case Target::Other:
         break;
     }
@@ -663,6 +670,110 @@ json response_document(const Request& request, bool allowed, const std::string& 
             {"response", std::move(response)}};
 }
 
+// The Namespace a review object holds, if it decoded as one.
+const model::Namespace* namespace_in(const std::optional<ReviewObject>& object) {
+    if (!object || object->decoded.status != model::DecodeOutcome::Status::Decoded)
+        return nullptr;
+    return std::get_if<model::Namespace>(&*object->decoded.object);
+}
+
+// The mode for a Namespace change: the namespace's own label as it is before the change, so that
+// one update cannot both lower the mode and enrol the namespace.
+Enforcement namespace_enforcement(const model::Labels& before, const AdmissionSettings& settings,
+                                  std::vector<std::string>& warnings) {
+    Enforcement mode = settings.default_mode;
+    if (const std::string* label = before.find(mode_label)) {
+        if (auto parsed = parse_enforcement(*label))
+            mode = *parsed;
+        else
+            warnings.push_back(clamp_warning(
+                "[mtls-guard] namespace label " + std::string(mode_label) + "=\"" + *label +
+                "\" is not enforce, warn or off; using " + std::string(to_string(mode))));
+    }
+    return at_most(mode, settings.strictest_mode);
+}
+
+// The warnings that explain a Namespace change: what it breaks at once, what was broken before,
+// and what breaks only when its pods restart (injection labels; never a denial).
+std::vector<std::string> relabel_warnings(const RelabelComparison& c) {
+    std::vector<std::string> out;
+    for (const auto& f : c.introduced)
+        out.push_back(warning_for(f));
+    for (const auto& f : c.existing)
+        out.push_back(warning_for(f, "already failing before this change: "));
+    for (const auto& f : c.at_restart) {
+        std::string w = warning_for(f, "when its pods restart: ");
+        if (std::find(out.begin(), out.end(), w) == out.end())
+            out.push_back(std::move(w));
+    }
+    if (c.omitted > 0)
+        out.push_back("[mtls-guard] " + std::to_string(c.omitted) +
+                      " more affected flows not listed; run mtls-guard analyze for all of them");
+    return out;
+}
+
+// A Namespace UPDATE that changes istio-injection, istio.io/rev, istio.io/dataplane-mode or
+// istio.io/use-waypoint (ambient.md §17). Everything else about namespaces is allowed unread:
+// CREATE (nothing runs there yet), DELETE, other labels, and the system namespaces, which the
+// webhook must never block (its configuration also leaves them out). A Namespace that does not
+// decode is allowed too: the API server validates labels itself, and blocking namespaces on a
+// reading problem of ours would be the worse error.
+AdmissionDecision decide_namespace(const model::Snapshot& snapshot, const Request& r,
+                                   const AdmissionSettings& settings, AdmissionDecision d) {
+    std::vector<std::string> warnings;
+    auto answer = [&](bool allowed, const std::string& message) {
+        d.allowed = allowed;
+        for (const auto& w : settings.extra_warnings)
+            warnings.push_back(clamp_warning(w));
+        d.body = response_document(r, allowed, message, allowed ? 200 : 403, warnings);
+        return d;
+    };
+    const model::Namespace* now = namespace_in(r.object);
+    const model::Namespace* old = namespace_in(r.old_object);
+    if (d.name.empty() && now)
+        d.name = now->name;
+    d.namespace_name = d.name;
+    const auto id = snapshot.namespace_id(d.name);
+    if (r.operation != "UPDATE" || !now || !id || snapshot.namespaces()[*id].system)
+        return answer(true, {});
+    const model::Labels& before = old ? old->labels : snapshot.namespaces()[*id].labels;
+    if (!changes_mesh_labels(before, now->labels))
+        return answer(true, {});
+    d.enforcement = namespace_enforcement(before, settings, warnings);
+    if (d.enforcement == Enforcement::Off)
+        return answer(true, {});
+
+    const RelabelComparison c = compare_relabel(snapshot, *id, before, now->labels, findings_kept);
+    for (auto code : c.codes)
+        d.codes.emplace_back(conflict::to_string(code));
+    const auto error = std::find_if(c.introduced.begin(), c.introduced.end(), [](const auto& f) {
+        return f.severity == conflict::Severity::Error;
+    });
+    const bool breaks = c.introduces_error && error != c.introduced.end();
+    const std::string& reason = r.object->allow_conflict;
+    for (auto& w : relabel_warnings(c))
+        warnings.push_back(std::move(w));
+    if (!breaks || d.enforcement != Enforcement::Enforce)
+        return answer(true, {});
+    if (!reason.empty()) {
+        d.allow_conflict_reason = reason;
+        warnings.insert(warnings.begin(), clamp_warning("[mtls-guard] allowed despite conflicts: " +
+                                                        std::string(allow_conflict_annotation) +
+                                                        "=\"" + reason + "\""));
+        return answer(true, {});
+    }
+    const auto errors = std::count_if(c.introduced.begin(), c.introduced.end(), [](const auto& f) {
+        return f.severity == conflict::Severity::Error;
+    });
+    std::string message = "mtls-guard: this namespace label change would break mTLS traffic: [" +
+                          std::string(conflict::to_string(error->code)) + "] " + error->message;
+    if (errors > 1)
+        message += " (and " + std::to_string(errors - 1) + " more, see warnings)";
+    message += ". To apply it anyway, annotate the Namespace with " +
+               std::string(allow_conflict_annotation) + ": \"<reason>\"";
+    return answer(false, message);
+}
+
 AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request& r,
                                  const AdmissionSettings& settings) {
     AdmissionDecision d;
@@ -688,6 +799,8 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
         d.body = respond(true, {}, 200, {});
         return d;
     }
+    if (target == Target::Namespace)
+        return decide_namespace(snapshot, r, settings, std::move(d));
     // The namespace label overrides the default mode; cluster-scoped objects have none.
     if (target != Target::MeshPolicy) {
         if (auto ns = snapshot.namespace_id(r.namespace_name)) {

@@ -278,15 +278,8 @@ PodLike decode_template_owner(const json& object, const Meta& meta, std::string_
         pod.sidecar = true;
         return pod;
     }
-    // Opting out works by label or annotation; opting in only by label, because only the label is
-    // seen by the injector webhook's objectSelector in a namespace that is not labelled itself.
-    const std::string* label = labels.find("sidecar.istio.io/inject");
-    const std::string* annotation = annotations.find("sidecar.istio.io/inject");
-    if ((label && *label == "false") || (annotation && *annotation == "false"))
-        pod.sidecar = false;
-    else if (label && *label == "true")
-        pod.sidecar = true;
-    return pod; // otherwise the namespace decides
+    pod.sidecar = pod.own_injection;
+    return pod; // when nullopt, the namespace decides
 }
 
 ServiceEntry decode_service_entry(const json& object, const Meta& meta, std::string_view kind) {

@@ -674,6 +674,15 @@ void decode_dataplane_facts(PodLike& pod, const Labels& labels, const Labels& an
         annotation("traffic.sidecar.istio.io/includeOutboundIPRanges");
     if (pod_spec)
         pod.host_network = optional_bool(*pod_spec, "hostNetwork", spec_path).value_or(false);
+    // Opting out works by label or annotation; opting in only by label, because only the label is
+    // seen by the injector webhook's objectSelector in a namespace that is not labelled itself.
+    const std::string* inject_label = labels.find("sidecar.istio.io/inject");
+    const std::string* inject_annotation = annotations.find("sidecar.istio.io/inject");
+    if ((inject_label && *inject_label == "false") ||
+        (inject_annotation && *inject_annotation == "false"))
+        pod.own_injection = false;
+    else if (inject_label && *inject_label == "true")
+        pod.own_injection = true;
 }
 
 template <class Node> PodLike decode_pod(const Node& object, const BasicMeta<Node>& meta) {
@@ -874,10 +883,14 @@ std::optional<DecodeOutcome> decode_admission_kind(const Node& object,
         const std::string_view kind = kind_field->string();
         const Kind k = classify(api_version->string(), kind);
         if (k != Kind::PeerAuthentication && k != Kind::DestinationRule && k != Kind::Policy &&
-            k != Kind::MeshPolicy && k != Kind::VirtualService && k != Kind::Sidecar)
+            k != Kind::MeshPolicy && k != Kind::VirtualService && k != Kind::Sidecar &&
+            k != Kind::Namespace)
             return std::nullopt;
-        const auto meta = decode_meta(object, default_namespace, k != Kind::MeshPolicy);
+        const auto meta =
+            decode_meta(object, default_namespace, k != Kind::MeshPolicy && k != Kind::Namespace);
         switch (k) {
+        case Kind::Namespace:
+            return decoded(Namespace{meta.name, meta.labels});
         case Kind::PeerAuthentication:
             return decoded(decode_peer_authentication(object, meta, kind));
         case Kind::DestinationRule:

@@ -224,6 +224,9 @@ struct PodLike {
     bool host_network = false;
     bool tunnel_http = false; // label networking.istio.io/tunnel lists "http"
     Interception interception;
+    // The pod's own sidecar.istio.io/inject decision (false by label or annotation, true by
+    // label), which beats its namespace's labels when the pod is (re)created (semantics §2).
+    std::optional<bool> own_injection;
 };
 
 struct Namespace {

@@ -464,6 +464,10 @@ void make_workloads(const std::vector<PodLike>& pods, const NamespaceIds& ids,
             w.bypass_inbound_capture = pod.bypass_inbound_capture;
             w.interception = pod.interception;
             w.control_plane = is_control_plane(pod.labels);
+            w.from_template = pod.from_template;
+            w.host_network = pod.host_network;
+            // A template's decision includes an injected marker (a manually injected proxy).
+            w.own_injection = pod.from_template ? pod.sidecar : pod.own_injection;
             out.push_back(std::move(w));
         }
         Workload& w = out[it->second];
@@ -478,6 +482,19 @@ void make_workloads(const std::vector<PodLike>& pods, const NamespaceIds& ids,
     }
 }
 
+// The waypoint a Service's ambient clients go through: its own istio.io/use-waypoint label
+// (`own`), else its namespace's; in the namespace istio.io/use-waypoint-namespace names.
+std::optional<ObjectRef> service_waypoint(const Service& svc, const std::optional<std::string>& own,
+                                          const NamespaceRecord& space) {
+    const auto& chosen = own ? own : space.use_waypoint;
+    if (!chosen || chosen->empty() || *chosen == "none")
+        return std::nullopt;
+    const std::string* waypoint_ns = own ? svc.labels.find("istio.io/use-waypoint-namespace")
+                                         : space.labels.find("istio.io/use-waypoint-namespace");
+    return ObjectRef{"gateway.networking.k8s.io/v1", "Gateway",
+                     waypoint_ns ? *waypoint_ns : svc.ref.namespace_name, *chosen};
+}
+
 // A Service and the workloads behind it; the namespace's workloads are indexed already.
 ServiceRecord make_service_record(Service svc, NsId ns, const std::vector<NamespaceRecord>& spaces,
                                   const std::vector<Workload>& workloads,
@@ -488,14 +505,7 @@ ServiceRecord make_service_record(Service svc, NsId ns, const std::vector<Namesp
     record.analysed_as_server =
         !spaces[ns].system && !is_control_plane(svc.labels) && !svc.external_name;
     record.use_waypoint = label_value(svc.labels, "istio.io/use-waypoint");
-    const auto& chosen = record.use_waypoint ? record.use_waypoint : spaces[ns].use_waypoint;
-    if (chosen && !chosen->empty() && *chosen != "none") {
-        const std::string* waypoint_ns = svc.labels.find("istio.io/use-waypoint-namespace");
-        if (!record.use_waypoint)
-            waypoint_ns = spaces[ns].labels.find("istio.io/use-waypoint-namespace");
-        record.waypoint = ObjectRef{"gateway.networking.k8s.io/v1", "Gateway",
-                                    waypoint_ns ? *waypoint_ns : svc.ref.namespace_name, *chosen};
-    }
+    record.waypoint = service_waypoint(svc, record.use_waypoint, spaces[ns]);
     if (svc.selector) {
         for (WorkloadId id : spaces[ns].workloads)
             if (svc.selector->subset_of(workloads[id].labels))
@@ -532,20 +542,29 @@ void add_external_hosts(const ServiceEntry& se, NsId ns, std::vector<ExternalHos
 
 } // namespace
 
+namespace {
+
+// Which kinds of client a namespace runs, one workload at a time.
+void note_client_kind(NamespaceRecord& ns, const Workload& w) {
+    if (w.sidecar)
+        ns.has_sidecar_workloads = true;
+    else if (w.control_plane || w.waypoint)
+        return; // proxies themselves, not clients
+    else if (w.dataplane == Dataplane::Ambient) {
+        ns.has_ambient_workloads = true;
+        ns.has_captured_workloads = ns.has_captured_workloads || !w.ambient_predicted;
+    } else
+        ns.has_plain_workloads = true;
+}
+
+} // namespace
+
 void SnapshotBuilder::index_namespace_workloads(Snapshot& s) {
     for (WorkloadId id = 0; id < s.workloads_.size(); ++id) {
         const Workload& w = s.workloads_[id];
         NamespaceRecord& ns = s.namespaces_[w.ns];
         ns.workloads.push_back(id);
-        if (w.sidecar)
-            ns.has_sidecar_workloads = true;
-        else if (w.control_plane || w.waypoint)
-            continue; // proxies themselves, not clients
-        else if (w.dataplane == Dataplane::Ambient) {
-            ns.has_ambient_workloads = true;
-            ns.has_captured_workloads = ns.has_captured_workloads || !w.ambient_predicted;
-        } else
-            ns.has_plain_workloads = true;
+        note_client_kind(ns, w);
     }
 }
 
@@ -606,6 +625,115 @@ void SnapshotBuilder::index_clients(Snapshot& s) {
                 s.outbound_bypass_clients_.push_back(w);
         }
     }
+}
+
+namespace {
+
+// Whether the snapshot shows ztunnel at work: a pod the CNI has annotated, or its selectors.
+bool ambient_runs(const Snapshot& s) {
+    if (s.cni_config() && s.cni_config()->enablement_selectors)
+        return true;
+    return std::any_of(s.workloads().begin(), s.workloads().end(), [](const Workload& w) {
+        return w.dataplane == Dataplane::Ambient && !w.ambient_predicted;
+    });
+}
+
+// The pod facts a workload keeps, as the enablement selectors and classify_dataplane read them.
+PodLike pod_of(const Workload& w, const std::string& namespace_name) {
+    PodLike pod;
+    pod.namespace_name = namespace_name;
+    pod.workload_kind = w.kind;
+    pod.workload_name = w.name;
+    pod.labels = w.labels;
+    pod.from_template = w.from_template;
+    pod.host_network = w.host_network;
+    pod.tunnel_http = w.tunnel_http;
+    pod.bypass_inbound_capture = w.bypass_inbound_capture;
+    pod.interception = w.interception;
+    pod.own_injection = w.own_injection;
+    return pod;
+}
+
+// A running pod keeps its sidecar, or its lack of one, until it restarts; the CNI captures or
+// releases the others at once when the selectors' answer changes (ambient-notes §1.1). A pod whose
+// answer stays keeps its state: the CNI's annotation says more than the labels.
+void relabel_at_once(Workload& w, const PodLike& pod, const Labels& before, const Labels& after,
+                     const Settings& settings, const CniConfig* cni, bool ambient_running) {
+    if (w.waypoint)
+        return;
+    const bool was = enablement_selects(pod, before, settings.version, cni);
+    const bool now = enablement_selects(pod, after, settings.version, cni);
+    if (was == now)
+        return;
+    if (w.sidecar) {
+        w.sidecar_beats_ambient = now;
+        return;
+    }
+    w.dataplane = now ? Dataplane::Ambient : Dataplane::None;
+    w.ambient_predicted = now && (w.from_template || !ambient_running);
+    w.ambient_pending = false;
+}
+
+// A pod created again: injected by its own decision or its namespace's labels, else captured as
+// the selectors predict (no CNI annotation yet).
+void relabel_after_restart(Workload& w, PodLike pod, const Labels& after, const Settings& settings,
+                           const CniConfig* cni) {
+    if (w.waypoint)
+        return;
+    pod.from_template = true;
+    const bool sidecar = w.own_injection.value_or(namespace_injects(after));
+    const DataplaneDecision d = classify_dataplane(pod, sidecar, after, settings.version, cni);
+    w.dataplane = d.dataplane;
+    w.sidecar = d.dataplane == Dataplane::Sidecar;
+    w.ambient_predicted = d.predicted;
+    w.ambient_pending = d.pending;
+    w.sidecar_beats_ambient = d.sidecar_beats_ambient;
+}
+
+} // namespace
+
+std::shared_ptr<const Snapshot> SnapshotBuilder::relabel_namespace(const Snapshot& previous,
+                                                                   NsId ns, Labels labels,
+                                                                   RelabelTiming timing) {
+    auto snap = std::make_shared<Snapshot>(previous);
+    Snapshot& s = *snap;
+    const bool ambient_running = ambient_runs(previous);
+    const CniConfig* cni = s.cni_config_ ? &*s.cni_config_ : nullptr;
+    NamespaceRecord& record = s.namespaces_[ns];
+    const Labels before = record.labels;
+    const bool injection_before = record.injection;
+    record.labels = std::move(labels);
+    derive_from_labels(record);
+    if (timing == RelabelTiming::AtOnce)
+        record.injection = injection_before; // the injector acts on pods being created only
+    record.has_sidecar_workloads = record.has_plain_workloads = false;
+    record.has_captured_workloads = record.has_ambient_workloads = false;
+    for (WorkloadId id : record.workloads) {
+        Workload& w = s.workloads_[id];
+        if (timing == RelabelTiming::AtOnce)
+            relabel_at_once(w, pod_of(w, record.name), before, record.labels, s.settings_, cni,
+                            ambient_running);
+        else
+            relabel_after_restart(w, pod_of(w, record.name), record.labels, s.settings_, cni);
+        note_client_kind(record, w);
+    }
+    for (ServiceId id : record.services) {
+        ServiceRecord& svc = s.services_[id];
+        svc.waypoint = service_waypoint(svc.service, svc.use_waypoint, record);
+    }
+    if (timing == RelabelTiming::AfterRestart) {
+        // Which pods are sidecar clients may change, and with them the client variants.
+        const NamespaceConfig& old = previous.config(ns);
+        s.configs_[ns] =
+            build_namespace_config(record.name, old.peer_authentications, old.destination_rules,
+                                   old.policies, old.virtual_services, s);
+    }
+    for (auto* list : {&s.mesh_clients_, &s.non_mesh_clients_, &s.ambient_clients_,
+                       &s.captured_clients_, &s.predicted_ambient_clients_})
+        list->clear();
+    index_clients(s);
+    s.client_index_ = resolution::build_client_index(s);
+    return snap;
 }
 
 template <typename Note> void SnapshotBuilder::for_each_object_namespace(Note note) const {

@@ -56,6 +56,12 @@ struct Workload {
     bool bypass_inbound_capture = false; // ambient.istio.io/bypass-inbound-capture=true
     Interception interception;           // traffic.sidecar.istio.io/* annotations, as written
     bool control_plane = false;          // Istio's own components: they set up their own TLS
+    // What a Namespace relabel needs to decide the dataplane again (ambient.md §17), taken from
+    // the workload's first pod: a template (no pod runs yet), spec.hostNetwork, and the pod's own
+    // sidecar.istio.io/inject decision.
+    bool from_template = false;
+    bool host_network = false;
+    std::optional<bool> own_injection;
     std::vector<NamedPort> ports;
     std::uint32_t pods = 0;
 };
@@ -187,6 +193,16 @@ inline constexpr std::string_view api_server_client_name = "kube-apiserver";
 inline constexpr NsId api_server_client = 0xfffffffeu;
 
 class Snapshot;
+
+// When a Namespace label change reaches the pods (ambient.md §17).
+enum class RelabelTiming : std::uint8_t {
+    // At once: running pods keep their sidecar, or their lack of one; the CNI captures or releases
+    // the others as the enablement selectors now say; Services switch waypoints. Injection labels
+    // act on no running pod.
+    AtOnce,
+    // Once every pod is created again: injection and capture decided anew, as for templates.
+    AfterRestart,
+};
 
 // The namespace whose part of a snapshot an object feeds (a Namespace object: its own); empty for
 // what applies cluster-wide (a MeshPolicy, the mesh config).
@@ -335,6 +351,14 @@ class SnapshotBuilder {
     // ConfigMap's namespace changed), or the settings differ; then build from all objects.
     std::shared_ptr<const Snapshot> build_update(const Snapshot& previous,
                                                  const std::vector<std::string>& changed);
+
+    // The snapshot after the namespace `ns` of `previous` gets the labels `labels`, as it is at
+    // `timing`. Workloads and Services keep their ids. Pods captured only since the change are
+    // predicted ambient unless `previous` shows ambient at work (a pod the CNI has annotated, or
+    // the CNI's ambient selectors): without ztunnel a label captures nothing. Costs O(mesh): the
+    // snapshot is copied and its client index built again (Namespace relabels are rare).
+    static std::shared_ptr<const Snapshot> relabel_namespace(const Snapshot& previous, NsId ns,
+                                                             Labels labels, RelabelTiming timing);
 
   private:
     // Steps build() and build_update() share.

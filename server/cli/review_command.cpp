@@ -16,6 +16,8 @@ bool snapshot_has(const model::Snapshot& snapshot, const std::string& kind, cons
                 return true;
         return false;
     }
+    if (kind == "Namespace")
+        return snapshot.namespace_id(name).has_value();
     auto id = snapshot.namespace_id(ns);
     if (!id)
         return false;
@@ -41,7 +43,9 @@ nlohmann::json review_for_object(const model::Snapshot& snapshot, nlohmann::json
                            ? object["metadata"]
                            : nlohmann::json::object();
     const std::string name = meta.value("name", "");
-    std::string ns = kind == "MeshPolicy" ? std::string() : meta.value("namespace", "default");
+    // Cluster-scoped kinds carry no request.namespace.
+    const bool cluster_scoped = kind == "MeshPolicy" || kind == "Namespace";
+    std::string ns = cluster_scoped ? std::string() : meta.value("namespace", "default");
     std::string operation = options.operation;
     if (operation.empty())
         operation = snapshot_has(snapshot, kind, ns, name) ? "UPDATE" : "CREATE";

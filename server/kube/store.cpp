@@ -42,6 +42,8 @@ std::string fingerprint(const model::PodLike& pod) {
     out.push_back(pod.bypass_inbound_capture ? 'b' : '-');
     out.push_back(pod.host_network ? 'h' : '-');
     out.push_back(pod.tunnel_http ? 't' : '-');
+    // Its own sidecar.istio.io/inject decision: what a Namespace relabel reads for a restart.
+    out.push_back(!pod.own_injection ? 'u' : (*pod.own_injection ? 'y' : 'n'));
     const auto& interception = pod.interception;
     for (const auto* annotation :
          {&interception.exclude_inbound_ports, &interception.include_inbound_ports,

@@ -751,6 +751,54 @@ bool has_code(const admission::AdmissionDecision& d, const std::string& code) {
     return std::find(d.codes.begin(), d.codes.end(), code) != d.codes.end();
 }
 
+// ambient.md §17: web runs sidecar clients; bank runs a live pod `ledger` without a proxy (or
+// captured, when `captured`), under a namespace-wide STRICT policy, behind Service ledger (headless
+// when asked); tools runs a pod the CNI has captured (ztunnel is at work in this cluster).
+std::vector<json> bank_cluster(const LabelMap& bank_labels, bool headless,
+                               const std::vector<json>& more = {}, bool captured = false) {
+    auto bank = kube_namespace("bank");
+    for (const auto& [k, v] : bank_labels)
+        bank.label(k, v);
+    auto ledger = pod("bank", "ledger").labels({{"app", "ledger"}}).container_port(8080);
+    if (captured)
+        ledger.pod_annotation("ambient.istio.io/redirection", "enabled");
+    auto ledger_service = service("bank", "ledger").selecting({{"app", "ledger"}}).port(8080, 8080);
+    if (headless)
+        ledger_service.headless();
+    std::vector<json> objects{
+        kube_namespace("web").injected(),
+        pod("web", "frontend").labels({{"app", "frontend"}}).with_sidecar(),
+        bank,
+        ledger,
+        ledger_service,
+        peer_authentication("bank", "default").strict().created(day(1)),
+        kube_namespace("tools"),
+        pod("tools", "probe")
+            .labels({{"app", "probe"}})
+            .pod_annotation("ambient.istio.io/redirection", "enabled"),
+    };
+    objects.insert(objects.end(), more.begin(), more.end());
+    return objects;
+}
+
+Review relabel_bank(const LabelMap& before, const LabelMap& after) {
+    auto old_ns = kube_namespace("bank");
+    for (const auto& [k, v] : before)
+        old_ns.label(k, v);
+    auto new_ns = kube_namespace("bank");
+    for (const auto& [k, v] : after)
+        new_ns.label(k, v);
+    return update(new_ns, old_ns);
+}
+
+const LabelMap ambient_label{{"istio.io/dataplane-mode", "ambient"}};
+const json bank_istio_mutual =
+    destination_rule("web", "bank-mtls", "ledger.bank.svc.cluster.local").tls("ISTIO_MUTUAL");
+
+std::string denial_of(const admission::AdmissionDecision& d) {
+    return d.body.at("response").at("status").at("message");
+}
+
 } // namespace
 
 SCENARIO("ambient.md §14, §17: a Sidecar change warns about the STRICT services it newly hides, "
@@ -812,4 +860,198 @@ TEST_CASE("ambient.md §14: a Sidecar mtls-guard cannot read is denied, with the
     CHECK_FALSE(allowed(d));
     CHECK_THAT(d.body.at("response").at("status").at("message").get<std::string>(),
                Catch::Contains("spec.egress"));
+
+TEST_CASE("ambient.md §17: enrolling a namespace in ambient is judged at once: a headless "
+          "Service its sidecar clients reach in plaintext becomes AMBIENT_STRICT (MTG106), denied",
+          "[admission][namespace]") {
+    const auto d = decide(bank_cluster({}, true), relabel_bank({}, ambient_label));
+    CHECK(d.kind == "Namespace");
+    CHECK(d.namespace_name == "bank");
+    CHECK_FALSE(allowed(d));
+    CHECK_THAT(denial_of(d), Catch::Contains("[MTG106]") &&
+                                 Catch::Contains("ledger.bank.svc.cluster.local") &&
+                                 Catch::Contains("annotate the Namespace"));
+    CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG106") != d.codes.end());
+    check_warning_limits(warnings_of(d));
+
+    const auto warned =
+        decide(bank_cluster({}, true), relabel_bank({}, ambient_label), mode(Enforcement::Warn));
+    CHECK(allowed(warned));
+    CHECK(any_contains(warnings_of(warned), "[MTG106]"));
+    SECTION("the namespace's own mode label (before the change) counts") {
+        const LabelMap warn{{"mtls-guard.io/mode", "warn"}};
+        LabelMap warn_and_ambient = warn;
+        warn_and_ambient.insert(ambient_label.begin(), ambient_label.end());
+        const auto labelled =
+            decide(bank_cluster(warn, true), relabel_bank(warn, warn_and_ambient));
+        CHECK(allowed(labelled));
+        CHECK(any_contains(warnings_of(labelled), "[MTG106]"));
+        // Lowering the mode in the very update that enrols does not lower it for that update.
+        const auto same_update = decide(bank_cluster({}, true), relabel_bank({}, warn_and_ambient));
+        CHECK_FALSE(allowed(same_update));
+    }
+    SECTION("the allow-conflict annotation on the Namespace turns the denial into warnings") {
+        Review review = relabel_bank({}, ambient_label);
+        review.object["metadata"]["annotations"]["mtls-guard.io/allow-conflict"] = "migration";
+        const auto annotated = decide(bank_cluster({}, true), review);
+        CHECK(allowed(annotated));
+        CHECK(annotated.allow_conflict_reason == "migration");
+        CHECK(any_contains(warnings_of(annotated), "[MTG106]"));
+    }
+    SECTION("without oldObject, the snapshot's labels are the state before") {
+        Review review = relabel_bank({}, ambient_label);
+        review.old_object = nullptr;
+        CHECK_FALSE(allowed(decide(bank_cluster({}, true), review)));
+    }
+}
+
+TEST_CASE("ambient.md §17: with no pod captured anywhere, enrolment only predicts capture: a "
+          "warning",
+          "[admission][namespace]") {
+    auto objects = bank_cluster({}, true);
+    objects.pop_back(); // tools/probe, the only sign of ztunnel
+    const auto d = decide(objects, relabel_bank({}, ambient_label));
+    CHECK(allowed(d));
+    CHECK(any_contains(warnings_of(d), "[MTG106]"));
+}
+
+TEST_CASE("ambient.md §17: enrolling a namespace whose flows stay fine is allowed silently",
+          "[admission][namespace]") {
+    // Sidecar clients with auto mTLS send HBONE to the captured pods: fine under STRICT.
+    const auto d = decide(bank_cluster({}, false), relabel_bank({}, ambient_label));
+    CHECK(allowed(d));
+    CHECK(d.codes.empty());
+    CHECK(warnings_of(d).empty());
+}
+
+TEST_CASE("ambient.md §17: a flow that failed before enrolment (DR ISTIO_MUTUAL, 1.24) and fails "
+          "after is already failing: allowed with a warning",
+          "[admission][namespace][existing]") {
+    // Before: ISTIO_MUTUAL to a pod without a sidecar (MTG103); after: legacy mTLS to a captured
+    // pod on 1.24 (MTG106). The same pods' traffic failed before: semantics §9 does not deny.
+    const auto d =
+        decide(bank_cluster({}, false, {bank_istio_mutual}), relabel_bank({}, ambient_label), {},
+               settings_for(model::IstioVersion{24}));
+    CHECK(allowed(d));
+    CHECK(any_contains(warnings_of(d), "already failing before this change: [MTG106]"));
+}
+
+TEST_CASE("ambient.md §17: clients whose plaintext already failed against a STRICT sidecar fail "
+          "as ztunnel traffic after enrolment: already failing, allowed",
+          "[admission][namespace][existing]") {
+    // bank's ledger calls shop/web, a STRICT sidecar without the tunnel label: plaintext from a
+    // pod without a proxy before (MTG203), ztunnel's plaintext after (MTG105). The same pods'
+    // traffic failed before; enrolment adds no failure.
+    const std::vector<json> shop{
+        kube_namespace("shop"),
+        pod("shop", "web").labels({{"app", "web"}}).with_sidecar().container_port(8080),
+        service("shop", "web").selecting({{"app", "web"}}).port(80, 8080),
+        peer_authentication("shop", "default").strict(),
+    };
+    const auto d = decide(bank_cluster({}, false, shop), relabel_bank({}, ambient_label));
+    CHECK(allowed(d));
+    CHECK(any_contains(warnings_of(d), "already failing before this change: [MTG105]"));
+}
+
+TEST_CASE("ambient.md §17: leaving ambient releases the pods at once: DR ISTIO_MUTUAL towards "
+          "them (HBONE on 1.26) now reaches pods without a sidecar (MTG103), denied",
+          "[admission][namespace]") {
+    const auto objects = bank_cluster(ambient_label, false, {bank_istio_mutual}, true);
+    for (const auto& labels : {LabelMap{}, LabelMap{{"istio.io/dataplane-mode", "none"}}}) {
+        const auto d = decide(objects, relabel_bank(ambient_label, labels));
+        CHECK_FALSE(allowed(d));
+        CHECK_THAT(denial_of(d), Catch::Contains("[MTG103]"));
+    }
+    // Without that DestinationRule the sidecar clients fall back to plaintext: fine.
+    const auto fine =
+        decide(bank_cluster(ambient_label, false, {}, true), relabel_bank(ambient_label, {}));
+    CHECK(allowed(fine));
+    CHECK_FALSE(any_contains(warnings_of(fine), "MTG103"));
+}
+
+TEST_CASE("ambient.md §17: adding istio-injection that breaks flows when the pods restart only "
+          "warns, and says so",
+          "[admission][namespace][injection]") {
+    // At restart ledger gets a STRICT sidecar without the tunnel label: the ambient clients in
+    // tools send it plaintext (MTG105). Nothing changes for the running pods.
+    const auto d =
+        decide(bank_cluster({}, false), relabel_bank({}, {{"istio-injection", "enabled"}}));
+    CHECK(allowed(d));
+    CHECK(any_contains(warnings_of(d), "when its pods restart: [MTG105]"));
+    CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG105") != d.codes.end());
+    check_warning_limits(warnings_of(d));
+    // istio.io/rev injects too.
+    const auto rev =
+        decide(bank_cluster({}, false), relabel_bank({}, {{"istio.io/rev", "stable"}}));
+    CHECK(allowed(rev));
+    CHECK(any_contains(warnings_of(rev), "when its pods restart: [MTG105]"));
+}
+
+TEST_CASE("ambient.md §17: removing istio-injection keeps running sidecars; what breaks at "
+          "restart only warns",
+          "[admission][namespace][injection]") {
+    // front's sidecar clients use DR ISTIO_MUTUAL towards web's sidecar server; once web's pods
+    // restart without sidecars, that Istio mTLS reaches pods without one (MTG103).
+    const std::vector<json> objects{
+        kube_namespace("front").injected(),
+        pod("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        kube_namespace("web").injected(),
+        pod("web", "frontend").labels({{"app", "frontend"}}).with_sidecar().container_port(8080),
+        service("web", "frontend").selecting({{"app", "frontend"}}).port(80, 8080),
+        destination_rule("front", "frontend-mtls", "frontend.web.svc.cluster.local")
+            .tls("ISTIO_MUTUAL"),
+    };
+    const auto d = decide(objects, update(kube_namespace("web"), kube_namespace("web").injected()));
+    CHECK(allowed(d));
+    CHECK(any_contains(warnings_of(d), "when its pods restart: [MTG103]"));
+}
+
+TEST_CASE("ambient.md §17: kube-system and the other system namespaces are never judged",
+          "[admission][namespace]") {
+    // kube-system's webhook already fails (STRICT sidecar port, MTG108): a judged relabel would
+    // at least warn that it is already failing.
+    const std::vector<json> objects{
+        kube_namespace("kube-system"),
+        pod("kube-system", "hook").labels({{"app", "hook"}}).with_sidecar().container_port(8443),
+        service("kube-system", "hook").selecting({{"app", "hook"}}).port(443, 8443),
+        peer_authentication("kube-system", "default").strict(),
+        webhook_configuration("system-hook", "kube-system", "hook", 443),
+    };
+    const auto judged = decide(
+        objects,
+        create(peer_authentication("kube-system", "default").strict().label("team", "platform")));
+    REQUIRE(any_contains(warnings_of(judged), "[MTG108]"));
+    const auto d = decide(objects, update(kube_namespace("kube-system")
+                                              .label("istio.io/dataplane-mode", "ambient")
+                                              .label("istio-injection", "enabled"),
+                                          kube_namespace("kube-system")));
+    CHECK(allowed(d));
+    CHECK(d.codes.empty());
+    CHECK(warnings_of(d).empty());
+}
+
+TEST_CASE("ambient.md §17: a Namespace change that touches none of the four labels is allowed "
+          "without analysis",
+          "[admission][namespace]") {
+    const auto objects = bank_cluster({}, false, {bank_istio_mutual});
+    // A mesh label change reports the failing DR flow as already failing...
+    const auto judged = decide(objects, relabel_bank({}, {{"istio.io/use-waypoint", "shared"}}));
+    CHECK(any_contains(warnings_of(judged), "already failing"));
+    // ...any other label change is not analysed at all.
+    const auto d = decide(objects, relabel_bank({}, {{"team", "payments"}}));
+    CHECK(allowed(d));
+    CHECK(d.codes.empty());
+    CHECK(warnings_of(d).empty());
+}
+
+TEST_CASE("ambient.md §17: creating or deleting a namespace is allowed (nothing runs there yet, "
+          "or any more)",
+          "[admission][namespace]") {
+    const auto objects = bank_cluster({}, true);
+    const json enrolled = kube_namespace("bank").label("istio.io/dataplane-mode", "ambient");
+    for (const auto& review : {create(enrolled), remove(enrolled)}) {
+        const auto d = decide(objects, review);
+        CHECK(allowed(d));
+        CHECK(d.codes.empty());
+    }
 }

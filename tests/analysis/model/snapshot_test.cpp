@@ -598,12 +598,15 @@ std::vector<std::string> dataplane_picture(const model::Snapshot& s) {
                       " ambient=" + std::to_string(ns.has_ambient_workloads) +
                       " plain=" + std::to_string(ns.has_plain_workloads));
     for (const auto& w : s.workloads())
-        out.push_back("workload " + s.namespaces()[w.ns].name + "/" + w.name + " " +
-                      std::string(model::to_string(w.dataplane)) +
-                      " predicted=" + std::to_string(w.ambient_predicted) +
-                      " pending=" + std::to_string(w.ambient_pending) +
-                      " waypoint=" + std::to_string(w.waypoint) + " beats=" +
-                      std::to_string(w.sidecar_beats_ambient) + " pods=" + std::to_string(w.pods));
+        out.push_back(
+            "workload " + s.namespaces()[w.ns].name + "/" + w.name + " " +
+            std::string(model::to_string(w.dataplane)) + " predicted=" +
+            std::to_string(w.ambient_predicted) + " pending=" + std::to_string(w.ambient_pending) +
+            " waypoint=" + std::to_string(w.waypoint) +
+            " beats=" + std::to_string(w.sidecar_beats_ambient) +
+            " pods=" + std::to_string(w.pods) + " template=" + std::to_string(w.from_template) +
+            " hostNetwork=" + std::to_string(w.host_network) +
+            " ownInjection=" + (w.own_injection ? std::to_string(*w.own_injection) : "-"));
     for (const auto& svc : s.services())
         out.push_back("service " + svc.host + " waypoint=" +
                       (svc.waypoint ? display_name(*svc.waypoint) : std::string("-")));
@@ -826,4 +829,134 @@ SCENARIO("ambient.md §14: an incremental update of Sidecar resources gives what
             CHECK(matrix_rows(*updated) != matrix_rows(*previous));
         }
     }
+}
+
+namespace {
+
+// ambient.md §17: apps runs a live sidecar pod `old` (injected), a live pod `plain` without one,
+// a pod `opted` that opts out of injection and Service api; tools shows ztunnel at work.
+std::vector<json> relabel_cluster(const LabelMap& apps_labels) {
+    auto apps = kube_namespace("apps");
+    for (const auto& [k, v] : apps_labels)
+        apps.label(k, v);
+    return {
+        json(apps),
+        pod("apps", "old").labels({{"app", "old"}}).with_sidecar(),
+        pod("apps", "plain").labels({{"app", "plain"}}),
+        pod("apps", "opted").labels({{"app", "opted"}}).inject_label("false"),
+        service("apps", "api").selecting({{"app", "plain"}}).port(80, 8080),
+        kube_namespace("tools"),
+        pod("tools", "probe").pod_annotation("ambient.istio.io/redirection", "enabled"),
+    };
+}
+
+const model::Workload& in(const model::Snapshot& s, const std::string& name) {
+    return workload_named(s, "apps", name);
+}
+
+} // namespace
+
+TEST_CASE("ambient.md §17: enrolling a namespace in ambient captures its running pods without a "
+          "sidecar at once; sidecars stay",
+          "[snapshot][relabel]") {
+    const auto before = snapshot_of(relabel_cluster({}));
+    const auto after = model::SnapshotBuilder::relabel_namespace(
+        *before, ns_id(*before, "apps"), labels_of({{"istio.io/dataplane-mode", "ambient"}}),
+        model::RelabelTiming::AtOnce);
+    CHECK(in(*after, "old").sidecar);
+    CHECK(in(*after, "old").sidecar_beats_ambient);
+    for (const std::string name : {"plain", "opted"}) {
+        INFO(name);
+        CHECK(in(*before, name).dataplane == model::Dataplane::None);
+        CHECK(in(*after, name).dataplane == model::Dataplane::Ambient);
+        CHECK_FALSE(in(*after, name).ambient_predicted); // tools shows the CNI at work
+    }
+    const model::NsId apps = ns_id(*after, "apps");
+    CHECK(after->namespaces()[apps].has_captured_workloads);
+    CHECK_FALSE(after->namespaces()[apps].has_plain_workloads);
+    CHECK(std::count(after->captured_client_namespaces().begin(),
+                     after->captured_client_namespaces().end(), apps) == 1);
+    CHECK(std::count(before->non_mesh_client_namespaces().begin(),
+                     before->non_mesh_client_namespaces().end(), apps) == 1);
+    CHECK(std::count(after->non_mesh_client_namespaces().begin(),
+                     after->non_mesh_client_namespaces().end(), apps) == 0);
+    // Ids stay, so that flows can be matched across the two snapshots.
+    CHECK(after->workloads().size() == before->workloads().size());
+    CHECK(after->services().size() == before->services().size());
+}
+
+TEST_CASE("ambient.md §17: without any pod the CNI has captured, a relabel only predicts capture",
+          "[snapshot][relabel]") {
+    auto objects = relabel_cluster({});
+    objects.pop_back(); // tools/probe
+    const auto before = snapshot_of(objects);
+    const auto after = model::SnapshotBuilder::relabel_namespace(
+        *before, ns_id(*before, "apps"), labels_of({{"istio.io/dataplane-mode", "ambient"}}),
+        model::RelabelTiming::AtOnce);
+    CHECK(in(*after, "plain").dataplane == model::Dataplane::Ambient);
+    CHECK(in(*after, "plain").ambient_predicted);
+}
+
+TEST_CASE("ambient.md §17: leaving ambient releases captured pods at once", "[snapshot][relabel]") {
+    auto objects = relabel_cluster({{"istio.io/dataplane-mode", "ambient"}});
+    objects[2] = json(pod("apps", "plain")
+                          .labels({{"app", "plain"}})
+                          .pod_annotation("ambient.istio.io/redirection", "enabled"));
+    const auto before = snapshot_of(objects);
+    REQUIRE(in(*before, "plain").dataplane == model::Dataplane::Ambient);
+    for (const std::string mode : {"", "none"}) {
+        INFO("dataplane-mode=" << mode);
+        const auto after = model::SnapshotBuilder::relabel_namespace(
+            *before, ns_id(*before, "apps"),
+            mode.empty() ? model::Labels{} : labels_of({{"istio.io/dataplane-mode", mode}}),
+            model::RelabelTiming::AtOnce);
+        CHECK(in(*after, "plain").dataplane == model::Dataplane::None);
+        CHECK_FALSE(in(*after, "old").sidecar_beats_ambient);
+    }
+}
+
+TEST_CASE("ambient.md §17: injection labels act on running pods only when they restart",
+          "[snapshot][relabel]") {
+    const auto before = snapshot_of(relabel_cluster({}));
+    const model::NsId apps = ns_id(*before, "apps");
+    const auto injected = labels_of({{"istio-injection", "enabled"}});
+    const auto now = model::SnapshotBuilder::relabel_namespace(*before, apps, injected,
+                                                               model::RelabelTiming::AtOnce);
+    CHECK_FALSE(in(*now, "plain").sidecar);
+    CHECK_FALSE(now->namespaces()[apps].injection);
+    const auto later = model::SnapshotBuilder::relabel_namespace(
+        *before, apps, injected, model::RelabelTiming::AfterRestart);
+    CHECK(in(*later, "plain").sidecar);
+    CHECK_FALSE(in(*later, "opted").sidecar); // its own sidecar.istio.io/inject=false
+    CHECK(in(*later, "old").sidecar);
+    // Removing the label: the running sidecar stays; at restart it goes.
+    const auto labelled = snapshot_of(relabel_cluster({{"istio-injection", "enabled"}}));
+    const auto removed_now = model::SnapshotBuilder::relabel_namespace(
+        *labelled, apps, {}, model::RelabelTiming::AtOnce);
+    CHECK(in(*removed_now, "old").sidecar);
+    const auto removed_later = model::SnapshotBuilder::relabel_namespace(
+        *labelled, apps, {}, model::RelabelTiming::AfterRestart);
+    CHECK_FALSE(in(*removed_later, "old").sidecar);
+    CHECK(removed_later->config(apps).variants[0].workloads.empty());
+}
+
+TEST_CASE("ambient.md §17: istio.io/use-waypoint on the namespace switches its Services at once",
+          "[snapshot][relabel]") {
+    auto objects = relabel_cluster({});
+    objects.push_back(service("apps", "own")
+                          .selecting({{"app", "old"}})
+                          .port(80, 8080)
+                          .label("istio.io/use-waypoint", "none"));
+    const auto before = snapshot_of(objects);
+    const model::NsId apps = ns_id(*before, "apps");
+    const auto after = model::SnapshotBuilder::relabel_namespace(
+        *before, apps, labels_of({{"istio.io/use-waypoint", "shared"}}),
+        model::RelabelTiming::AtOnce);
+    const auto& api = after->services()[service_id(*after, "apps", "api")];
+    REQUIRE(api.waypoint.has_value());
+    CHECK(api.waypoint->name == "shared");
+    CHECK(api.waypoint->namespace_name == "apps");
+    CHECK_FALSE(before->services()[service_id(*before, "apps", "api")].waypoint.has_value());
+    // A Service's own label beats its namespace's.
+    CHECK_FALSE(after->services()[service_id(*after, "apps", "own")].waypoint.has_value());
 }

@@ -363,6 +363,10 @@ bool same(const model::DecodedObject& a, const model::DecodedObject& b) {
         }
         return true;
     }
+    if (const auto* na = std::get_if<model::Namespace>(&a)) {
+        const auto& nb = std::get<model::Namespace>(b);
+        return na->name == nb.name && na->labels == nb.labels;
+    }
     return false; // the direct reader decodes no other kind
 }
 
@@ -486,9 +490,14 @@ std::vector<json> rich_reviews() {
     mesh_policy["kind"] = "MeshPolicy";
     mesh_policy["metadata"]["name"] = "default";
     mesh_policy["metadata"].erase("namespace");
-    return {review("CREATE", dr), review("UPDATE", dr),     review("CREATE", pa),
-            review("UPDATE", pa), review("CREATE", policy), review("CREATE", mesh_policy),
-            review("DELETE", pa), review("CREATE", vs),     review("UPDATE", vs)};
+    // ambient.md §17: a Namespace, cluster-scoped.
+    json space = {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", metadata}};
+    space["metadata"].erase("namespace");
+    space["metadata"]["labels"]["istio.io/dataplane-mode"] = "ambient";
+    return {review("CREATE", dr),   review("UPDATE", dr),     review("CREATE", pa),
+            review("UPDATE", pa),   review("CREATE", policy), review("CREATE", mesh_policy),
+            review("DELETE", pa),   review("CREATE", vs),     review("UPDATE", vs),
+            review("UPDATE", space)};
 }
 
 } // namespace

@@ -147,6 +147,39 @@ TEST_CASE("serve applies the ambient rules of the Istio version it is told (ambi
                    Catch::Contains("MTG106"));
 }
 
+TEST_CASE("serve judges Namespace label changes (ambient.md §17): enrolment denied, other labels "
+          "allowed") {
+    // bank's ledger-0 sits behind a headless Service under STRICT: captured at once, the sidecar
+    // clients' plaintext fails (MTG106).
+    const fs::path scenario = fixtures / "namespace-17-enrol-ambient-denied";
+    Serve serve({{"--snapshot", (scenario / "workloads.yaml").string()}, false});
+    TlsClient client = client_for(serve);
+    REQUIRE_FALSE(client.connect());
+    auto namespace_review = [](const std::string& uid, const std::string& key,
+                               const std::string& value) {
+        // The API server names a Namespace in request.namespace too; the object has no namespace.
+        json review = admission_review(
+            uid,
+            {{"apiVersion", "v1"},
+             {"kind", "Namespace"},
+             {"metadata", {{"name", "bank"}, {"namespace", "bank"}, {"labels", {{key, value}}}}}},
+            "UPDATE");
+        review["request"]["object"]["metadata"].erase("namespace");
+        return review;
+    };
+    const json denied =
+        response_of(client.exchange(post(
+                        namespace_review("ns-1", "istio.io/dataplane-mode", "ambient").dump())),
+                    "ns-1");
+    CHECK(denied.at("allowed") == false);
+    CHECK(denied.at("status").at("code") == 403);
+    CHECK_THAT(denied.at("status").at("message").get<std::string>(), Catch::Contains("MTG106"));
+    const json allowed = response_of(
+        client.exchange(post(namespace_review("ns-2", "team", "payments").dump())), "ns-2");
+    CHECK(allowed.at("allowed") == true);
+    CHECK_FALSE(allowed.contains("warnings"));
+}
+
 TEST_CASE("warn mode turns the denial into warnings") {
     Serve serve({{"--mode", "warn"}});
     TlsClient client = client_for(serve);

@@ -42,7 +42,8 @@ std::string render(const model::DecodeOutcome& outcome) {
         out << " status=" << pod->sidecar_status
             << " redirection=" << static_cast<int>(pod->redirection)
             << " bypass=" << pod->bypass_inbound_capture << " hostNetwork=" << pod->host_network
-            << " tunnel=" << pod->tunnel_http
+            << " tunnel=" << pod->tunnel_http << " ownInjection="
+            << (pod->own_injection ? (*pod->own_injection ? "yes" : "no") : "unset")
             << " excludeIn=" << annotation(i.exclude_inbound_ports)
             << " includeIn=" << annotation(i.include_inbound_ports)
             << " excludeOut=" << annotation(i.exclude_outbound_ports)

@@ -1,0 +1,38 @@
+// Admission of Namespace label changes (ambient.md §17): the flows a relabel introduces.
+#pragma once
+
+#include "analysis/conflict/finding.hpp"
+#include "analysis/model/snapshot.hpp"
+
+#include <set>
+#include <vector>
+
+namespace mtlsguard::admission {
+
+// Whether the change touches a label that decides the namespace's dataplane or waypoint:
+// istio-injection, istio.io/rev, istio.io/dataplane-mode, istio.io/use-waypoint.
+bool changes_mesh_labels(const model::Labels& before, const model::Labels& after) noexcept;
+// Whether it touches istio-injection or istio.io/rev, which act only when pods are created.
+bool changes_injection_labels(const model::Labels& before, const model::Labels& after) noexcept;
+
+struct RelabelComparison {
+    // At once (ambient enrolment, waypoints): judged like any other change (semantics §9).
+    std::vector<conflict::Finding> introduced;
+    std::vector<conflict::Finding> existing;
+    // Introduced only once the namespace's pods restart (injection labels): never a denial.
+    std::vector<conflict::Finding> at_restart;
+    std::set<conflict::Code> codes;
+    bool introduces_error = false; // among `introduced`
+    std::size_t omitted = 0;
+};
+
+// Compares the flows the namespace `ns` serves or sends with its labels `before` and `after`,
+// each applied to `snapshot`; keeps at most `kept` findings per severity and list. Flows are
+// matched by Service (or ServiceEntry host), port, endpoint workload, subset and client
+// namespace; the relabelled namespace's clients without a sidecar count as one kind, since a
+// relabel moves them between none and ambient. Costs O(mesh) per snapshot compared.
+RelabelComparison compare_relabel(const model::Snapshot& snapshot, model::NsId ns,
+                                  const model::Labels& before, const model::Labels& after,
+                                  std::size_t kept);
+
+} // namespace mtlsguard::admission
