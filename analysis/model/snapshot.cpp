@@ -726,11 +726,12 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::relabel_namespace(const Snapsho
         const NamespaceConfig& old = previous.config(ns);
         s.configs_[ns] =
             build_namespace_config(record.name, old.peer_authentications, old.destination_rules,
-                                   old.policies, old.virtual_services, s);
+                                   old.policies, old.virtual_services, old.sidecars, s);
     }
     for (auto* list : {&s.mesh_clients_, &s.non_mesh_clients_, &s.ambient_clients_,
                        &s.captured_clients_, &s.predicted_ambient_clients_})
         list->clear();
+    s.outbound_bypass_clients_.clear();
     index_clients(s);
     s.client_index_ = resolution::build_client_index(s);
     return snap;

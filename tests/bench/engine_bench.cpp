@@ -88,6 +88,16 @@ json virtual_service(const std::string& ns, const std::string& name, const std::
         {"spec", {{"hosts", json::array({host})}, {"http", json::array({{{"route", route}}})}}}};
 }
 
+// A namespace-wide egress lockdown (ambient.md §14): the namespace itself and istio-system.
+json sidecar_resource(const std::string& ns) {
+    return {
+        {"apiVersion", "networking.istio.io/v1"},
+        {"kind", "Sidecar"},
+        {"metadata",
+         {{"name", "default"}, {"namespace", ns}, {"creationTimestamp", "2026-11-01T00:00:00Z"}}},
+        {"spec", {{"egress", json::array({{{"hosts", json::array({"./*", "istio-system/*"})}}})}}}};
+}
+
 // ambient.md §17: an UPDATE of Namespace `name` from `before` to `after` labels.
 json namespace_review(const std::string& name, json before, json after, std::size_t n) {
     auto space = [&](json labels) {
@@ -156,8 +166,10 @@ int main(int argc, char** argv) {
     mtlsguard::bench::generate_synthetic_mesh(shape, [&](json&& object) {
         convert_mesh(object);
         const std::string kind = object.value("kind", "");
-        sidecar_resources += kind == "Sidecar" ? 1 : 0;
-        virtual_services += kind == "VirtualService" ? 1 : 0;
+        if (kind == "Sidecar")
+            ++sidecar_resources;
+        else if (kind == "VirtualService")
+            ++virtual_services;
         if (auto error = builder.add(object)) {
             std::fprintf(stderr, "decode error: %s\n", error->c_str());
             std::exit(2);
@@ -211,7 +223,7 @@ int main(int argc, char** argv) {
                                  snapshot->services()[ns.services.front()].service.ref.name);
     mtlsguard::admission::AdmissionSettings settings;
     std::vector<double> samples;
-    constexpr std::size_t request_kinds = 4;
+    constexpr std::size_t request_kinds = 5;
     std::array<std::vector<double>, request_kinds> by_kind;
     std::size_t denied = 0;
     const char* modes[] = {"STRICT", "PERMISSIVE", "DISABLE"};
@@ -220,20 +232,23 @@ int main(int argc, char** argv) {
         json object;
         switch (i % static_cast<int>(request_kinds)) {
         case 0:
-            object = peer_authentication(ns, "default", modes[(i / 4) % 3]);
+            object = peer_authentication(ns, "default", modes[(i / 5) % 3]);
             break;
         case 1:
-            object = peer_authentication(ns, svc + "-bench", modes[(i / 4) % 3], {{"app", svc}});
+            object = peer_authentication(ns, svc + "-bench", modes[(i / 5) % 3], {{"app", svc}});
             break;
         case 2:
             object = destination_rule(ns, svc + "-bench", svc, i % 2 ? "ISTIO_MUTUAL" : "DISABLE");
             break;
-        default:
+        case 3:
             object = virtual_service(ns, svc + "-bench", svc);
+            break;
+        default:
+            object = sidecar_resource(ns);
             break;
         }
         const std::string body =
-            review(i % 4 == 0 ? "UPDATE" : "CREATE", std::move(object), static_cast<std::size_t>(i))
+            review(i % 5 == 0 ? "UPDATE" : "CREATE", std::move(object), static_cast<std::size_t>(i))
                 .dump();
         start = Clock::now();
         const auto reply = mtlsguard::server::handle_review(*snapshot, body, settings);
@@ -245,9 +260,9 @@ int main(int argc, char** argv) {
         }
         denied += reply.decision.allowed ? 0 : 1;
     }
-    const char* kinds[request_kinds] = {"namespace-wide PeerAuthentication",
-                                        "workload PeerAuthentication", "DestinationRule",
-                                        "VirtualService (route to a subset)"};
+    const char* kinds[request_kinds] = {
+        "namespace-wide PeerAuthentication", "workload PeerAuthentication", "DestinationRule",
+        "VirtualService (route to a subset)", "Sidecar (namespace egress lockdown)"};
     for (std::size_t k = 0; k < by_kind.size(); ++k) {
         if (by_kind[k].empty())
             continue;

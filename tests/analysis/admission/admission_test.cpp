@@ -860,6 +860,7 @@ TEST_CASE("ambient.md §14: a Sidecar mtls-guard cannot read is denied, with the
     CHECK_FALSE(allowed(d));
     CHECK_THAT(d.body.at("response").at("status").at("message").get<std::string>(),
                Catch::Contains("spec.egress"));
+}
 
 TEST_CASE("ambient.md §17: enrolling a namespace in ambient is judged at once: a headless "
           "Service its sidecar clients reach in plaintext becomes AMBIENT_STRICT (MTG106), denied",
