@@ -182,6 +182,12 @@ const std::vector<ServiceId>* Snapshot::services_for_host(const std::string& hos
     return it == hosts_->services_by_host.end() ? nullptr : &it->second;
 }
 
+const std::vector<NsId>*
+Snapshot::virtual_service_namespaces_for(const std::string& key) const noexcept {
+    auto it = virtual_service_hosts_->find(key);
+    return it == virtual_service_hosts_->end() ? nullptr : &it->second;
+}
+
 bool Snapshot::host_key_matches_anything(const std::string& key) const noexcept {
     const auto& known = hosts_->known_hosts;
     if (key == "*")
@@ -262,6 +268,18 @@ build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_au
     config->virtual_services = std::move(virtual_services);
     config->sidecars = std::move(sidecars);
     sort_oldest_first(config->virtual_services);
+    for (std::uint32_t i = 0; i < config->virtual_services.size(); ++i) {
+        const auto& vs = config->virtual_services[i];
+        if (!vs.gateways.empty() &&
+            std::find(vs.gateways.begin(), vs.gateways.end(), "mesh") == vs.gateways.end())
+            continue; // for gateways only: no sidecar route (ambient.md §15)
+        for (const auto& host : vs.hosts) {
+            auto& list =
+                config->virtual_services_by_host[snapshot.resolve_host(host, config->name)];
+            if (list.empty() || list.back() != i)
+                list.push_back(i);
+        }
+    }
     // pilot sorts Sidecars as DestinationRules: a workloadSelector first, then by age.
     stable_sort_objects(config->sidecars, [](const Sidecar& a, const Sidecar& b) {
         if (a.workload_selector.has_value() != b.workload_selector.has_value())
@@ -597,6 +615,14 @@ void SnapshotBuilder::index_local_keys(Snapshot& s) {
     s.local_keys_ = std::move(local_keys);
 }
 
+void SnapshotBuilder::index_virtual_service_hosts(Snapshot& s) {
+    auto hosts = std::make_shared<Snapshot::LocalKeys>();
+    for (NsId id = 0; id < s.namespaces_.size(); ++id)
+        for (const auto& [key, positions] : s.configs_[id]->virtual_services_by_host)
+            (*hosts)[key].push_back(id);
+    s.virtual_service_hosts_ = std::move(hosts);
+}
+
 void SnapshotBuilder::index_clients(Snapshot& s) {
 
     // Who the clients are.
@@ -890,6 +916,7 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
     // Configuration, namespace by namespace.
     make_configs(s, std::vector<bool>(s.namespaces_.size(), true), nullptr);
     index_local_keys(s);
+    index_virtual_service_hosts(s);
     index_clients(s);
     // Admission re-evaluates flows under a changed policy; who uses which rule stays the same.
     s.client_index_ = resolution::build_client_index(s);
@@ -1100,6 +1127,7 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
         s.local_keys_ = previous.local_keys_;
     else
         index_local_keys(s);
+    index_virtual_service_hosts(s); // a few thousand entries at most: cheaper than comparing
     index_clients(s);
 
     s.object_count_ = others;

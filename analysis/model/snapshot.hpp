@@ -152,6 +152,9 @@ struct NamespaceConfig {
     std::vector<DestinationRule> destination_rules;       // selector ones first, then oldest first
     std::vector<AlphaPolicy> policies;                    // legacy, oldest first
     std::vector<VirtualService> virtual_services;         // oldest first (ambient.md §15)
+    // The VirtualServices bound to the mesh (gateways empty or `mesh`), by each of their hosts as
+    // resolved in this namespace (an FQDN or a wildcard key): positions in virtual_services.
+    std::unordered_map<std::string, std::vector<std::uint32_t>> virtual_services_by_host;
     std::vector<Sidecar> sidecars; // selector ones first, then oldest first (ambient.md §14)
     // The oldest Sidecar without a workloadSelector: the namespace's default (in the root
     // namespace, the mesh's default for namespaces without one of their own).
@@ -242,6 +245,9 @@ class Snapshot {
     }
     // Services by FQDN host.
     const std::vector<ServiceId>* services_for_host(const std::string& host) const noexcept;
+    // Namespaces holding a mesh-bound VirtualService with this resolved host key (FQDN or
+    // wildcard), in id order; null when none does.
+    const std::vector<NsId>* virtual_service_namespaces_for(const std::string& key) const noexcept;
     bool has_alpha_policies() const noexcept;
     // Whether a DestinationRule host key (FQDN or wildcard) matches any Service or ServiceEntry
     // host.
@@ -307,6 +313,7 @@ class Snapshot {
         std::unordered_map<std::string, bool> known_hosts; // every known host, and ".suffix"es
     };
     std::shared_ptr<const LocalKeys> local_keys_ = std::make_shared<const LocalKeys>();
+    std::shared_ptr<const LocalKeys> virtual_service_hosts_ = std::make_shared<const LocalKeys>();
     std::shared_ptr<const HostIndex> hosts_ = std::make_shared<const HostIndex>();
     std::vector<NsId> mesh_clients_;
     std::vector<NsId> non_mesh_clients_;
@@ -365,6 +372,7 @@ class SnapshotBuilder {
     static void index_namespace_workloads(Snapshot& s);
     static void index_hosts(Snapshot& s);
     static void index_local_keys(Snapshot& s);
+    static void index_virtual_service_hosts(Snapshot& s);
     static void index_clients(Snapshot& s);
     // Calls `note` with the namespace of every namespaced object added, Namespaces aside.
     template <typename Note> void for_each_object_namespace(Note note) const;

@@ -32,21 +32,35 @@ bool route_applies_to(const ConfigView& view, const HostRoute& route,
 
 std::vector<HostRoute> subset_routes_to(const ConfigView& view, const std::string& host) {
     std::vector<HostRoute> out;
-    std::vector<std::string> keys; // computed on the first VirtualService only
+    if (view.virtual_service_namespaces().empty())
+        return out;
+    // The namespaces whose mesh-bound VirtualServices name a key matching the host: from the
+    // snapshot's index, except the namespace the view replaces, whose own index is read instead.
+    const auto keys = candidate_keys(host);
     const auto& snapshot = view.snapshot();
-    for (NsId ns : view.virtual_service_namespaces()) {
+    const auto replaced = view.overridden_namespace();
+    std::vector<NsId> namespaces;
+    for (const auto& key : keys)
+        if (const auto* list = snapshot.virtual_service_namespaces_for(key))
+            for (NsId ns : *list)
+                if (!replaced || ns != *replaced)
+                    namespaces.push_back(ns);
+    if (replaced && !view.config(*replaced).virtual_services_by_host.empty())
+        namespaces.push_back(*replaced);
+    std::sort(namespaces.begin(), namespaces.end());
+    namespaces.erase(std::unique(namespaces.begin(), namespaces.end()), namespaces.end());
+    std::vector<std::uint32_t> positions;
+    for (NsId ns : namespaces) {
         const auto& config = view.config(ns);
-        for (const auto& vs : config.virtual_services) {
-            if (!binds_to_mesh(vs))
-                continue;
-            if (keys.empty())
-                keys = candidate_keys(host);
-            const bool matches = std::any_of(vs.hosts.begin(), vs.hosts.end(), [&](const auto& h) {
-                return std::find(keys.begin(), keys.end(), snapshot.resolve_host(h, config.name)) !=
-                       keys.end();
-            });
-            if (!matches)
-                continue;
+        positions.clear();
+        for (const auto& key : keys)
+            if (auto it = config.virtual_services_by_host.find(key);
+                it != config.virtual_services_by_host.end())
+                positions.insert(positions.end(), it->second.begin(), it->second.end());
+        std::sort(positions.begin(), positions.end());
+        positions.erase(std::unique(positions.begin(), positions.end()), positions.end());
+        for (std::uint32_t i : positions) {
+            const auto& vs = config.virtual_services[i];
             for (const auto& destination : vs.destinations)
                 if (!destination.subset.empty() &&
                     snapshot.resolve_host(destination.host, config.name) == host)
