@@ -274,8 +274,10 @@ build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_au
             std::find(vs.gateways.begin(), vs.gateways.end(), "mesh") == vs.gateways.end())
             continue; // for gateways only: no sidecar route (ambient.md §15)
         for (const auto& host : vs.hosts) {
-            auto& list =
-                config->virtual_services_by_host[snapshot.resolve_host(host, config->name)];
+            std::string key = snapshot.resolve_host(host, config->name);
+            config->virtual_service_wildcard_host =
+                config->virtual_service_wildcard_host || key.starts_with('*');
+            auto& list = config->virtual_services_by_host[std::move(key)];
             if (list.empty() || list.back() != i)
                 list.push_back(i);
         }
@@ -617,9 +619,14 @@ void SnapshotBuilder::index_local_keys(Snapshot& s) {
 
 void SnapshotBuilder::index_virtual_service_hosts(Snapshot& s) {
     auto hosts = std::make_shared<Snapshot::LocalKeys>();
-    for (NsId id = 0; id < s.namespaces_.size(); ++id)
-        for (const auto& [key, positions] : s.configs_[id]->virtual_services_by_host)
+    s.virtual_service_wildcards_ = false;
+    for (NsId id = 0; id < s.namespaces_.size(); ++id) {
+        const NamespaceConfig& config = *s.configs_[id];
+        s.virtual_service_wildcards_ =
+            s.virtual_service_wildcards_ || config.virtual_service_wildcard_host;
+        for (const auto& [key, positions] : config.virtual_services_by_host)
             (*hosts)[key].push_back(id);
+    }
     s.virtual_service_hosts_ = std::move(hosts);
 }
 

@@ -155,6 +155,7 @@ struct NamespaceConfig {
     // The VirtualServices bound to the mesh (gateways empty or `mesh`), by each of their hosts as
     // resolved in this namespace (an FQDN or a wildcard key): positions in virtual_services.
     std::unordered_map<std::string, std::vector<std::uint32_t>> virtual_services_by_host;
+    bool virtual_service_wildcard_host = false; // some key above is a wildcard
     std::vector<Sidecar> sidecars; // selector ones first, then oldest first (ambient.md §14)
     // The oldest Sidecar without a workloadSelector: the namespace's default (in the root
     // namespace, the mesh's default for namespaces without one of their own).
@@ -248,6 +249,9 @@ class Snapshot {
     // Namespaces holding a mesh-bound VirtualService with this resolved host key (FQDN or
     // wildcard), in id order; null when none does.
     const std::vector<NsId>* virtual_service_namespaces_for(const std::string& key) const noexcept;
+    // Whether some mesh-bound VirtualService names a wildcard host: else an FQDN is the only key
+    // worth looking up.
+    bool virtual_service_wildcard_hosts() const noexcept { return virtual_service_wildcards_; }
     bool has_alpha_policies() const noexcept;
     // Whether a DestinationRule host key (FQDN or wildcard) matches any Service or ServiceEntry
     // host.
@@ -314,6 +318,7 @@ class Snapshot {
     };
     std::shared_ptr<const LocalKeys> local_keys_ = std::make_shared<const LocalKeys>();
     std::shared_ptr<const LocalKeys> virtual_service_hosts_ = std::make_shared<const LocalKeys>();
+    bool virtual_service_wildcards_ = false;
     std::shared_ptr<const HostIndex> hosts_ = std::make_shared<const HostIndex>();
     std::vector<NsId> mesh_clients_;
     std::vector<NsId> non_mesh_clients_;

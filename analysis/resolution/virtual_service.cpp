@@ -36,9 +36,12 @@ std::vector<HostRoute> subset_routes_to(const ConfigView& view, const std::strin
         return out;
     // The namespaces whose mesh-bound VirtualServices name a key matching the host: from the
     // snapshot's index, except the namespace the view replaces, whose own index is read instead.
-    const auto keys = candidate_keys(host);
     const auto& snapshot = view.snapshot();
     const auto replaced = view.overridden_namespace();
+    // Most meshes name FQDNs only: then the host is the one key, and most services have none.
+    const bool wildcards = snapshot.virtual_service_wildcard_hosts() ||
+                           (replaced && view.config(*replaced).virtual_service_wildcard_host);
+    const auto keys = wildcards ? candidate_keys(host) : std::vector<std::string>{host};
     std::vector<NsId> namespaces;
     for (const auto& key : keys)
         if (const auto* list = snapshot.virtual_service_namespaces_for(key))
@@ -47,6 +50,8 @@ std::vector<HostRoute> subset_routes_to(const ConfigView& view, const std::strin
                     namespaces.push_back(ns);
     if (replaced && !view.config(*replaced).virtual_services_by_host.empty())
         namespaces.push_back(*replaced);
+    if (namespaces.empty())
+        return out;
     std::sort(namespaces.begin(), namespaces.end());
     namespaces.erase(std::unique(namespaces.begin(), namespaces.end()), namespaces.end());
     std::vector<std::uint32_t> positions;

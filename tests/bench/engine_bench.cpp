@@ -156,6 +156,10 @@ int main(int argc, char** argv) {
     app.add_option("--namespace-iterations", namespace_iterations,
                    "Namespace label changes (ambient.md §17)")
         ->capture_default_str();
+    bool skip_sidecar_reviews = false;
+    app.add_flag(
+        "--skip-sidecar-reviews", skip_sidecar_reviews,
+        "leave the Sidecar reviews out of the namespace-scoped mix (for profiling the rest)");
     CLI11_PARSE(app, argc, argv);
 
     // 1. Generate and decode object by object, as a watch would deliver them.
@@ -228,6 +232,8 @@ int main(int argc, char** argv) {
     std::size_t denied = 0;
     const char* modes[] = {"STRICT", "PERMISSIVE", "DISABLE"};
     for (int i = 0; i < iterations; ++i) {
+        if (skip_sidecar_reviews && i % static_cast<int>(request_kinds) == 4)
+            continue;
         const auto& [ns, svc] = targets[static_cast<std::size_t>(i * 7919) % targets.size()];
         json object;
         switch (i % static_cast<int>(request_kinds)) {
