@@ -408,6 +408,34 @@ std::vector<std::uint64_t> client_keys(const ConfigView& view, const conflict::F
     return keys;
 }
 
+// client_keys() remembered for the flows of one target: every port and endpoint of a service
+// repeats the same clients (the same outcome, kind and routed namespaces).
+class ClientKeyCache {
+  public:
+    ClientKeyCache(const ConfigView& view, std::optional<NsId> changed)
+        : view_(view), changed_(changed) {}
+    const std::vector<std::uint64_t>& keys(const conflict::FlowClients& who) {
+        if (target_ != who.target) {
+            cache_.clear();
+            target_ = who.target;
+        }
+        const auto key = std::make_tuple(who.outcome, who.kind, who.routed);
+        auto it = cache_.find(key);
+        if (it == cache_.end())
+            it = cache_.emplace(key, client_keys(view_, who, changed_)).first;
+        return it->second;
+    }
+
+  private:
+    const ConfigView& view_;
+    std::optional<NsId> changed_;
+    std::uint32_t target_ = 0xffffffffu;
+    std::map<std::tuple<const resolution::ClientOutcome*, conflict::ClientKind,
+                        const std::vector<NsId>*>,
+             std::vector<std::uint64_t>>
+        cache_;
+};
+
 std::vector<NsId> namespaces_of(const std::vector<std::uint64_t>& keys) {
     std::vector<NsId> out;
     for (auto k : keys)
@@ -466,9 +494,12 @@ void compare_routes(const ConfigView& before, const ConfigView& after, const Tou
     }
 }
 
+// `hidden_before` and `hidden_after`, when set, also collect the services Sidecars hide in each
+// view (from the same evaluations).
 Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
                    const ConfigView& after, const Touched& touched, std::optional<NsId> changed,
-                   bool routes) {
+                   bool routes, conflict::HiddenServiceCollector* hidden_before = nullptr,
+                   conflict::HiddenServiceCollector* hidden_after = nullptr) {
     conflict::FlowFindingCollector introduced(after, findings_kept);
     conflict::FlowFindingCollector existing(after, findings_kept);
     // When neither view changes DestinationRules or the set of client namespaces, both see the
@@ -487,6 +518,8 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
         std::map<FlowKey, Outcomes> failed, warned;
         evaluate(before, touched,
                  [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+                     if (hidden_before)
+                         hidden_before->add(flow);
                      if (flow.code)
                          (flow.verdict == conflict::Verdict::Fail ? failed
                                                                   : warned)[key_of(flow, snapshot)]
@@ -499,6 +532,8 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
                    std::find(it->second.begin(), it->second.end(), o) != it->second.end();
         };
         evaluate(after, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+            if (hidden_after)
+                hidden_after->add(flow);
             if (!flow.code)
                 return;
             const FlowKey key = key_of(flow, snapshot);
@@ -509,11 +544,14 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
     } else {
         using Keys = std::vector<std::uint64_t>;
         std::map<FlowKey, Keys> failed, warned;
+        ClientKeyCache before_keys_of(before, changed), after_keys_of(after, changed);
         evaluate(before, touched,
                  [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+                     if (hidden_before)
+                         hidden_before->add(flow);
                      if (!flow.code)
                          return;
-                     auto keys = client_keys(before, who, changed);
+                     const auto& keys = before_keys_of.keys(who);
                      auto& slot =
                          (flow.verdict == conflict::Verdict::Fail ? failed
                                                                   : warned)[key_of(flow, snapshot)];
@@ -528,9 +566,11 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
             return it == map.end() ? none : it->second;
         };
         evaluate(after, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+            if (hidden_after)
+                hidden_after->add(flow);
             if (!flow.code)
                 return;
-            const auto keys = client_keys(after, who, changed);
+            const auto& keys = after_keys_of.keys(who);
             const FlowKey key = key_of(flow, snapshot);
             // Clients for whom this flow was already a problem of the kind that counts.
             Keys before_keys = at(failed, key);
@@ -574,19 +614,14 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
 }
 
 // The MTG211 warning for the STRICT services the Sidecar ns/name hides after the change and did
-// not hide before (ambient.md §14); empty when there are none.
-std::vector<conflict::Finding> newly_hidden(const ConfigView& before, const ConfigView& after,
-                                            const Touched& touched, const std::string& ns,
-                                            const std::string& name) {
-    using Hidden = conflict::HiddenServiceCollector::Hidden;
+// not hide before (ambient.md §14), from what `before` and `after` collected; empty when there are
+// none.
+std::vector<conflict::Finding> newly_hidden(const conflict::HiddenServiceCollector& before,
+                                            const conflict::HiddenServiceCollector& after,
+                                            const std::string& ns, const std::string& name) {
     const conflict::HiddenServiceCollector::SidecarKey key{ns, name};
-    auto hidden_in = [&](const ConfigView& view) -> std::optional<Hidden> {
-        conflict::HiddenServiceCollector collector;
-        evaluate(view, touched, [&](const conflict::Flow& flow, const conflict::FlowClients&) {
-            collector.add(flow);
-        });
-        const auto it = collector.hidden().find(key);
-        return it == collector.hidden().end() ? std::nullopt : std::optional<Hidden>(it->second);
+    auto hidden_in = [&](const conflict::HiddenServiceCollector& collector) {
+        return collector.hidden(key);
     };
     const auto now = hidden_in(after);
     if (!now)
@@ -872,12 +907,15 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
 
     // Before: the request's oldObject if it has one; for CREATE, the snapshot without the object;
     // otherwise the snapshot as it is. After: the object as requested, or removed.
+    const auto current = current_version(snapshot, target, ns, name);
+    // A Sidecar the snapshot does not hold yet: the snapshot without it is the snapshot, whose
+    // client index answers without resolving every host again.
+    const bool create = r.operation == "CREATE" && !(target == Target::Sidecar && !current);
     const auto before = old_version ? view_with(snapshot, target, ns, name, old_version)
-                        : r.operation == "CREATE" ? view_with(snapshot, target, ns, name, nullptr)
-                                                  : std::make_unique<ConfigView>(snapshot);
+                        : create    ? view_with(snapshot, target, ns, name, nullptr)
+                                    : std::make_unique<ConfigView>(snapshot);
     const auto after = view_with(snapshot, target, ns, name, new_version);
     // The touched flows are those of every version: the request's, and the snapshot's own copy.
-    const auto current = current_version(snapshot, target, ns, name);
     std::vector<const model::DecodedObject*> versions;
     if (current)
         versions.push_back(&*current);
@@ -888,9 +926,13 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
     const Touched touched = touched_by(snapshot, *before, target, ns, versions);
     const std::optional<NsId> changed =
         target == Target::MeshPolicy ? std::nullopt : after->overridden_namespace();
+    // A new Sidecar version: which STRICT services it hides, before and after.
+    const bool sidecar_hides = target == Target::Sidecar && new_version;
+    conflict::HiddenServiceCollector hidden_before, hidden_after;
     Comparison comparison =
         compare(snapshot, *before, *after, touched, changed,
-                target == Target::DestinationRule || target == Target::VirtualService);
+                target == Target::DestinationRule || target == Target::VirtualService,
+                sidecar_hides ? &hidden_before : nullptr, sidecar_hides ? &hidden_after : nullptr);
 
     model::ObjectRef ref{"", r.kind, ns, name};
     auto introduced = about(std::move(comparison.introduced), ref);
@@ -911,8 +953,8 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
     // A Sidecar hides hosts on purpose: it never denies, but names the STRICT services it newly
     // hides from its clients (ambient.md §14).
     const bool may_deny = target != Target::Sidecar;
-    if (target == Target::Sidecar && new_version)
-        for (auto& f : newly_hidden(*before, *after, touched, ns, name))
+    if (sidecar_hides)
+        for (auto& f : newly_hidden(hidden_before, hidden_after, ns, name))
             own.push_back(std::move(f));
     std::set<conflict::Code> codes = comparison.codes;
     for (const auto& f : own)

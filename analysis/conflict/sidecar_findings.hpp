@@ -5,7 +5,10 @@
 #include "analysis/conflict/flows.hpp"
 
 #include <map>
+#include <optional>
 #include <set>
+#include <unordered_map>
+#include <vector>
 
 namespace mtlsguard::conflict {
 
@@ -22,12 +25,28 @@ class HiddenServiceCollector {
         bool dropped = false; // REGISTRY_ONLY
         std::set<SidecarKey> services;
     };
-    const std::map<SidecarKey, Hidden>& hidden() const noexcept { return hidden_; }
+    // What the Sidecar `key` hides, if it hides any STRICT Service. The Sidecars and Services
+    // the flows point at must still be alive.
+    std::optional<Hidden> hidden(const SidecarKey& key) const;
     // One MTG211 warning per Sidecar.
     std::vector<Finding> findings() const;
 
   private:
-    std::map<SidecarKey, Hidden> hidden_;
+    // Kept by pointer, as the flows came (one Sidecar hides thousands of Services in a large
+    // mesh): names are looked up only for the findings.
+    struct Entry {
+        const model::Sidecar* sidecar = nullptr;
+        bool dropped = false;
+        std::vector<const model::ServiceRecord*> services; // may repeat
+    };
+    // The entries of each Sidecar (by namespace and name), in the order they were first seen.
+    std::map<SidecarKey, std::vector<std::size_t>> by_key() const;
+    Hidden hidden_of(const std::vector<std::size_t>& entries) const;
+
+    std::vector<Entry> entries_;
+    std::unordered_map<const model::Sidecar*, std::size_t> index_;
+    const model::Sidecar* last_sidecar_ = nullptr;
+    std::size_t last_ = 0;
 };
 
 // The MTG211 warning on `sidecar` for `services` (namespace, name), sorted and not empty: the

@@ -5,6 +5,8 @@
 #include "analysis/resolution/sidecar.hpp"
 
 #include <algorithm>
+#include <optional>
+#include <unordered_map>
 
 namespace mtlsguard::resolution {
 namespace {
@@ -52,32 +54,54 @@ const model::ConsolidatedRule* default_rule(const ConfigView& view, NsId service
     return nullptr;
 }
 
-void add_outcome(HostClients& out, const model::ConsolidatedRule* rule,
+// Where each Sidecar's hidden outcome is in the HostClients being built: a host hidden by every
+// Sidecar of the mesh has one outcome per Sidecar, too many to search one by one.
+using HiddenSlots = std::unordered_map<const model::Sidecar*, std::size_t>;
+
+void add_outcome(HostClients& out, HiddenSlots& hidden, const model::ConsolidatedRule* rule,
                  const model::Sidecar* hidden_by, ClientClass member) {
+    if (hidden_by) {
+        // Hidden outcomes have no rule.
+        auto [it, inserted] = hidden.try_emplace(hidden_by, out.outcomes.size());
+        if (inserted)
+            out.outcomes.push_back(ClientOutcome{nullptr, {member}, false, hidden_by});
+        else
+            out.outcomes[it->second].members.push_back(member);
+        return;
+    }
     for (auto& outcome : out.outcomes) {
-        if (outcome.rule == rule && outcome.hidden_by == hidden_by) {
+        if (outcome.rule == rule && outcome.hidden_by == nullptr) {
             outcome.members.push_back(member);
             return;
         }
     }
-    out.outcomes.push_back(ClientOutcome{rule, {member}, false, hidden_by});
+    out.outcomes.push_back(ClientOutcome{rule, {member}, false, nullptr});
 }
 
 // The host one resolve_host_clients call is about, as the Sidecar check needs it.
 struct HostInScope {
     const std::string& host;
     std::string_view host_ns; // the name of its namespace
+    HiddenSlots& hidden;
 };
+
+// The Sidecar that hides the host from a client class, if any.
+const model::Sidecar* hiding_sidecar(const ConfigView& view, const HostInScope& target,
+                                     ClientClass member) {
+    const model::Sidecar* sidecar = sidecar_of(view, member.ns, member.variant);
+    if (sidecar &&
+        !sidecar_imports(*sidecar, view.namespace_name(member.ns), target.host, target.host_ns))
+        return sidecar;
+    return nullptr;
+}
 
 // One client class's answer: `rule`, unless the Sidecar the class uses hides the host.
 void add_class(HostClients& out, const ConfigView& view, const HostInScope& target,
                const model::ConsolidatedRule* rule, ClientClass member) {
-    const model::Sidecar* sidecar = sidecar_of(view, member.ns, member.variant);
-    if (sidecar &&
-        !sidecar_imports(*sidecar, view.namespace_name(member.ns), target.host, target.host_ns))
-        add_outcome(out, nullptr, sidecar, member);
+    if (const model::Sidecar* sidecar = hiding_sidecar(view, target, member))
+        add_outcome(out, target.hidden, nullptr, sidecar, member);
     else
-        add_outcome(out, rule, nullptr, member);
+        add_outcome(out, target.hidden, rule, nullptr, member);
 }
 
 // Everyone else: a namespace no rule names, seeing only what is exported to all, through the
@@ -158,9 +182,13 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
     HostClients out;
     const auto keys = candidate_keys(host);
     const auto override_ns = view.overridden_namespace();
-    const HostInScope target{host, service_ns < view.namespace_count()
-                                       ? std::string_view(view.namespace_name(service_ns))
-                                       : std::string_view()};
+    static thread_local HiddenSlots hidden;
+    hidden.clear();
+    const HostInScope target{host,
+                             service_ns < view.namespace_count()
+                                 ? std::string_view(view.namespace_name(service_ns))
+                                 : std::string_view(),
+                             hidden};
 
     // Step 1: client namespaces whose own rules match the host (most specific key per namespace).
     std::vector<NsId> step1;
@@ -210,10 +238,19 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
         if (!view.is_mesh_client(ns) ||
             std::binary_search(out.resolved.begin(), out.resolved.end(), ns))
             return;
-        const auto* rule = default_rule(view, service_ns, keys, view.namespace_name(ns));
+        // The rule only for classes that see the host: most Sidecars hide most hosts.
+        std::optional<const model::ConsolidatedRule*> rule;
         const auto variants = view.config(ns).variants.size();
-        for (std::size_t v = 0; v < variants; ++v)
-            add_class(out, view, target, rule, ClientClass{ns, static_cast<std::uint16_t>(v)});
+        for (std::size_t v = 0; v < variants; ++v) {
+            const ClientClass member{ns, static_cast<std::uint16_t>(v)};
+            if (const model::Sidecar* sidecar = hiding_sidecar(view, target, member)) {
+                add_outcome(out, hidden, nullptr, sidecar, member);
+                continue;
+            }
+            if (!rule)
+                rule = default_rule(view, service_ns, keys, view.namespace_name(ns));
+            add_outcome(out, hidden, *rule, nullptr, member);
+        }
         out.resolved.insert(std::lower_bound(out.resolved.begin(), out.resolved.end(), ns), ns);
     };
     for (const auto& name : names)
@@ -227,6 +264,7 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
 
     if (out.resolved.size() < view.mesh_client_namespaces().size())
         add_generic(out, view, target, service_ns, keys, mesh_default);
+    out.outcomes.shrink_to_fit(); // kept for the snapshot's lifetime in its client index
     return out;
 }
 
@@ -336,7 +374,7 @@ const HostClients& ConfigView::external_clients(std::size_t index, HostClients& 
 
 std::vector<ClientClass> expand_members(const ConfigView& view, const ClientOutcome& outcome,
                                         const HostClients& clients) {
-    std::vector<ClientClass> members = outcome.members;
+    std::vector<ClientClass> members(outcome.members.begin(), outcome.members.end());
     if (outcome.generic) {
         for (NsId ns : view.mesh_client_namespaces()) {
             if (std::binary_search(clients.resolved.begin(), clients.resolved.end(), ns))

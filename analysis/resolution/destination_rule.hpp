@@ -4,6 +4,9 @@
 
 #include "analysis/resolution/config_view.hpp"
 
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -30,10 +33,105 @@ struct ClientClass {
     friend auto operator<=>(const ClientClass&, const ClientClass&) = default;
 };
 
+// A list of client classes that holds one class without allocating: a snapshot's client index
+// keeps one outcome per Sidecar that hides a host, for every host, most with a single class.
+class ClassList {
+  public:
+    ClassList() noexcept = default;
+    ClassList(std::initializer_list<ClientClass> classes) {
+        for (const ClientClass& c : classes)
+            push_back(c);
+    }
+    ClassList(const ClassList& other) { assign(other); }
+    ClassList(ClassList&& other) noexcept { steal(other); }
+    ClassList& operator=(const ClassList& other) {
+        if (this != &other) {
+            release();
+            assign(other);
+        }
+        return *this;
+    }
+    ClassList& operator=(ClassList&& other) noexcept {
+        if (this != &other) {
+            release();
+            steal(other);
+        }
+        return *this;
+    }
+    ~ClassList() { release(); }
+
+    void push_back(ClientClass c) {
+        if (size_ == capacity_)
+            grow();
+        data()[size_++] = c;
+    }
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    ClientClass* data() noexcept { return capacity_ > 1 ? heap_ : &one_; }
+    const ClientClass* data() const noexcept { return capacity_ > 1 ? heap_ : &one_; }
+    ClientClass* begin() noexcept { return data(); }
+    ClientClass* end() noexcept { return data() + size_; }
+    const ClientClass* begin() const noexcept { return data(); }
+    const ClientClass* end() const noexcept { return data() + size_; }
+    const ClientClass& operator[](std::size_t i) const noexcept { return data()[i]; }
+    const ClientClass& front() const noexcept { return data()[0]; }
+    const ClientClass& back() const noexcept { return data()[size_ - 1]; }
+    friend bool operator==(const ClassList& a, const ClassList& b) noexcept {
+        return std::equal(a.begin(), a.end(), b.begin(), b.end());
+    }
+
+  private:
+    void grow() {
+        const std::uint32_t capacity = capacity_ * 2;
+        auto* heap = new ClientClass[capacity];
+        std::copy(begin(), end(), heap);
+        const std::uint32_t size = size_;
+        release();
+        heap_ = heap;
+        capacity_ = capacity;
+        size_ = size;
+    }
+    void release() noexcept {
+        if (capacity_ > 1)
+            delete[] heap_;
+        one_ = ClientClass{};
+        capacity_ = 1;
+        size_ = 0;
+    }
+    void assign(const ClassList& other) {
+        if (other.size_ > 1) {
+            heap_ = new ClientClass[other.size_];
+            std::copy(other.begin(), other.end(), heap_);
+            capacity_ = other.size_;
+        } else if (other.size_ == 1) {
+            one_ = other.front();
+        }
+        size_ = other.size_;
+    }
+    void steal(ClassList& other) noexcept {
+        if (other.capacity_ > 1)
+            heap_ = other.heap_;
+        else
+            one_ = other.one_;
+        size_ = other.size_;
+        capacity_ = other.capacity_;
+        other.capacity_ = 1;
+        other.size_ = 0;
+        other.one_ = ClientClass{};
+    }
+
+    union {
+        ClientClass one_{};
+        ClientClass* heap_;
+    };
+    std::uint32_t size_ = 0;
+    std::uint32_t capacity_ = 1; // 1: the class is held inline
+};
+
 // The sidecar clients that use the same DestinationRule (or none) for one host.
 struct ClientOutcome {
     const model::ConsolidatedRule* rule = nullptr;
-    std::vector<ClientClass> members;
+    ClassList members;
     // Also every mesh client namespace (all its variants) not listed in HostClients::resolved.
     bool generic = false;
     // The Sidecar resource that hides the host from these clients (ambient.md §14): they have no
