@@ -803,7 +803,7 @@ SCENARIO("A 50 MB manifest of small Service documents is analysed without a cras
 
 SCENARIO("analyze -o sarif points each finding at the file and line of its object") {
     TempDir dir;
-    const auto workloads = dir.write("shop/workloads.yaml", R"(# the shop's workloads
+    const auto workload_file = dir.write("shop/workloads.yaml", R"(# the shop's workloads
 apiVersion: v1
 kind: Namespace
 metadata:
@@ -845,11 +845,11 @@ spec:
     const json log = json::parse(r.out, nullptr, false);
     REQUIRE_FALSE(log.is_discarded());
     CHECK(log["version"] == "2.1.0");
-    const json& run = log["runs"][0];
-    CHECK(run["tool"]["driver"]["name"] == "mtls-guard");
-    const json& rules = run["tool"]["driver"]["rules"];
+    const json& first_run = log["runs"][0];
+    CHECK(first_run["tool"]["driver"]["name"] == "mtls-guard");
+    const json& rules = first_run["tool"]["driver"]["rules"];
     std::map<std::string, int> lines; // "Kind name" -> startLine of the MTG101 results
-    for (const auto& result : run["results"]) {
+    for (const auto& result : first_run["results"]) {
         const json& rule = rules.at(result["ruleIndex"].get<std::size_t>());
         CHECK(rule["id"] == result["ruleId"]);
         if (result["ruleId"] != "MTG101")
@@ -866,5 +866,5 @@ spec:
     }
     CHECK(lines == std::map<std::string, int>{{"DestinationRule shop/web-plaintext", 8},
                                               {"PeerAuthentication shop/default", 1}});
-    (void)workloads;
+    (void)workload_file;
 }
