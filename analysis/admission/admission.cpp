@@ -3,10 +3,10 @@
 #include "analysis/admission/admission.hpp"
 
 #include "analysis/admission/namespace_change.hpp"
+#include "analysis/admission/sidecar_change.hpp"
 #include "analysis/conflict/flow_findings.hpp"
 #include "analysis/conflict/object_checks.hpp"
 #include "analysis/conflict/routes.hpp"
-#include "analysis/conflict/sidecar_findings.hpp"
 #include "analysis/model/decode.hpp"
 #include "analysis/report/findings_output.hpp"
 #include "analysis/report/messages.hpp"
@@ -284,12 +284,7 @@ Touched touched_by(const model::Snapshot& snapshot, const ConfigView& before, Ta
     case Target::MeshPolicy:
         all();
         break;
-    case Target::Sidecar:
-        // Its egress hosts may hide any host from its clients (ambient.md §14).
-        all();
-        for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
-            out.external_hosts.push_back(i);
-        break;
+    case Target::Sidecar: // the hosts sidecar_reach() finds shown
     case Target::Policy:
         namespace_services(ns);
         break;
@@ -494,12 +489,9 @@ void compare_routes(const ConfigView& before, const ConfigView& after, const Tou
     }
 }
 
-// `hidden_before` and `hidden_after`, when set, also collect the services Sidecars hide in each
-// view (from the same evaluations).
 Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
                    const ConfigView& after, const Touched& touched, std::optional<NsId> changed,
-                   bool routes, conflict::HiddenServiceCollector* hidden_before = nullptr,
-                   conflict::HiddenServiceCollector* hidden_after = nullptr) {
+                   bool routes) {
     conflict::FlowFindingCollector introduced(after, findings_kept);
     conflict::FlowFindingCollector existing(after, findings_kept);
     // When neither view changes DestinationRules or the set of client namespaces, both see the
@@ -518,8 +510,6 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
         std::map<FlowKey, Outcomes> failed, warned;
         evaluate(before, touched,
                  [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-                     if (hidden_before)
-                         hidden_before->add(flow);
                      if (flow.code)
                          (flow.verdict == conflict::Verdict::Fail ? failed
                                                                   : warned)[key_of(flow, snapshot)]
@@ -532,8 +522,6 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
                    std::find(it->second.begin(), it->second.end(), o) != it->second.end();
         };
         evaluate(after, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-            if (hidden_after)
-                hidden_after->add(flow);
             if (!flow.code)
                 return;
             const FlowKey key = key_of(flow, snapshot);
@@ -547,14 +535,14 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
         ClientKeyCache before_keys_of(before, changed), after_keys_of(after, changed);
         evaluate(before, touched,
                  [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-                     if (hidden_before)
-                         hidden_before->add(flow);
-                     if (!flow.code)
+                     // A flow to a host a Sidecar hides carries no code, but it fails when it
+                     // meets STRICT or is dropped (ambient.md §14): showing the host cannot
+                     // introduce that failure.
+                     const bool fails = flow.verdict == conflict::Verdict::Fail || flow.dropped;
+                     if (!flow.code && !(flow.hidden_by && fails))
                          return;
                      const auto& keys = before_keys_of.keys(who);
-                     auto& slot =
-                         (flow.verdict == conflict::Verdict::Fail ? failed
-                                                                  : warned)[key_of(flow, snapshot)];
+                     auto& slot = (fails ? failed : warned)[key_of(flow, snapshot)];
                      Keys merged;
                      std::set_union(slot.begin(), slot.end(), keys.begin(), keys.end(),
                                     std::back_inserter(merged));
@@ -566,8 +554,6 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
             return it == map.end() ? none : it->second;
         };
         evaluate(after, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-            if (hidden_after)
-                hidden_after->add(flow);
             if (!flow.code)
                 return;
             const auto& keys = after_keys_of.keys(who);
@@ -610,32 +596,6 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
     report::describe_all(out.existing);
     std::sort(out.introduced.begin(), out.introduced.end(), conflict::finding_less);
     std::sort(out.existing.begin(), out.existing.end(), conflict::finding_less);
-    return out;
-}
-
-// The MTG211 warning for the STRICT services the Sidecar ns/name hides after the change and did
-// not hide before (ambient.md §14), from what `before` and `after` collected; empty when there are
-// none.
-std::vector<conflict::Finding> newly_hidden(const conflict::HiddenServiceCollector& before,
-                                            const conflict::HiddenServiceCollector& after,
-                                            const std::string& ns, const std::string& name) {
-    const conflict::HiddenServiceCollector::SidecarKey key{ns, name};
-    auto hidden_in = [&](const conflict::HiddenServiceCollector& collector) {
-        return collector.hidden(key);
-    };
-    const auto now = hidden_in(after);
-    if (!now)
-        return {};
-    const auto was = hidden_in(before);
-    std::set<conflict::HiddenServiceCollector::SidecarKey> fresh;
-    for (const auto& service : now->services)
-        if (!was || was->services.count(service) == 0)
-            fresh.insert(service);
-    if (fresh.empty())
-        return {};
-    std::vector<conflict::Finding> out{
-        conflict::hidden_services_finding(now->sidecar, fresh, now->dropped)};
-    report::describe_all(out);
     return out;
 }
 
@@ -911,10 +871,10 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
     // A Sidecar the snapshot does not hold yet: the snapshot without it is the snapshot, whose
     // client index answers without resolving every host again.
     const bool create = r.operation == "CREATE" && !(target == Target::Sidecar && !current);
-    const auto before = old_version ? view_with(snapshot, target, ns, name, old_version)
-                        : create    ? view_with(snapshot, target, ns, name, nullptr)
-                                    : std::make_unique<ConfigView>(snapshot);
-    const auto after = view_with(snapshot, target, ns, name, new_version);
+    auto before = old_version ? view_with(snapshot, target, ns, name, old_version)
+                  : create    ? view_with(snapshot, target, ns, name, nullptr)
+                              : std::make_unique<ConfigView>(snapshot);
+    auto after = view_with(snapshot, target, ns, name, new_version);
     // The touched flows are those of every version: the request's, and the snapshot's own copy.
     std::vector<const model::DecodedObject*> versions;
     if (current)
@@ -923,16 +883,26 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
         versions.push_back(old_version);
     if (new_version)
         versions.push_back(new_version);
-    const Touched touched = touched_by(snapshot, *before, target, ns, versions);
+    Touched touched = touched_by(snapshot, *before, target, ns, versions);
     const std::optional<NsId> changed =
         target == Target::MeshPolicy ? std::nullopt : after->overridden_namespace();
-    // A new Sidecar version: which STRICT services it hides, before and after.
-    const bool sidecar_hides = target == Target::Sidecar && new_version;
-    conflict::HiddenServiceCollector hidden_before, hidden_after;
+    // A Sidecar changes only which hosts its clients see (ambient.md §14): the flows to hosts it
+    // shows are compared; those it hides carry no code, and the STRICT ones it newly hides are
+    // named in one warning.
+    std::vector<conflict::Finding> newly_hidden;
+    if (target == Target::Sidecar) {
+        auto reach = sidecar_reach(*before, *after, ns, name);
+        touched.services = std::move(reach.shown_services);
+        touched.external_hosts = std::move(reach.shown_external_hosts);
+        newly_hidden = std::move(reach.newly_hidden);
+        if (reach.own_clients_only) {
+            before->restrict_clients_to(before->namespace_id(ns));
+            after->restrict_clients_to(changed);
+        }
+    }
     Comparison comparison =
         compare(snapshot, *before, *after, touched, changed,
-                target == Target::DestinationRule || target == Target::VirtualService,
-                sidecar_hides ? &hidden_before : nullptr, sidecar_hides ? &hidden_after : nullptr);
+                target == Target::DestinationRule || target == Target::VirtualService);
 
     model::ObjectRef ref{"", r.kind, ns, name};
     auto introduced = about(std::move(comparison.introduced), ref);
@@ -950,12 +920,8 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
     for (const auto& f : introduced)
         if (f.severity == conflict::Severity::Error)
             errors.push_back(&f);
-    // A Sidecar hides hosts on purpose: it never denies, but names the STRICT services it newly
-    // hides from its clients (ambient.md §14).
-    const bool may_deny = target != Target::Sidecar;
-    if (sidecar_hides)
-        for (auto& f : newly_hidden(hidden_before, hidden_after, ns, name))
-            own.push_back(std::move(f));
+    for (auto& f : newly_hidden)
+        own.push_back(std::move(f));
     std::set<conflict::Code> codes = comparison.codes;
     for (const auto& f : own)
         codes.insert(f.code);
@@ -964,7 +930,7 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
 
     const auto& annotated = removes ? r.old_object : r.object;
     const std::string reason = annotated ? annotated->allow_conflict : std::string();
-    const bool introduces_error = may_deny && comparison.introduces_error && !errors.empty();
+    const bool introduces_error = comparison.introduces_error && !errors.empty();
     const bool deny = introduces_error && d.enforcement == Enforcement::Enforce && reason.empty();
     if (introduces_error && d.enforcement == Enforcement::Enforce && !reason.empty())
         d.allow_conflict_reason = reason;

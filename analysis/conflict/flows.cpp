@@ -324,12 +324,18 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
     const auto* calls = view.snapshot().api_server_calls(service.service.ref.namespace_name,
                                                          service.service.ref.name);
     const bool as_server = service.analysed_as_server;
+    // A view of sidecar clients only has no other clients: no API server either.
+    const bool others = !view.sidecar_clients_only();
+    if (!others)
+        calls = nullptr;
     if (!as_server && !calls)
         return;
     const auto& workloads = view.snapshot().workloads();
-    const bool non_mesh = as_server && !view.non_mesh_client_namespaces().empty();
-    const bool captured = as_server && !view.captured_client_namespaces().empty();
-    const bool predicted = as_server && !view.predicted_ambient_client_namespaces().empty();
+    const bool non_mesh = others && as_server && !view.non_mesh_client_namespaces().empty();
+    const bool captured = others && as_server && !view.captured_client_namespaces().empty();
+    const bool predicted =
+        others && as_server && !view.predicted_ambient_client_namespaces().empty();
+    const bool bypass = others && as_server && !view.snapshot().outbound_bypass_clients().empty();
     resolution::HostClients scratch;
     static const resolution::HostClients no_clients;
     const auto& clients = as_server ? view.service_clients(id, scratch) : no_clients;
@@ -374,7 +380,7 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
             ambient_flows(view, service, port, endpoints,
                           FlowClients{&clients, nullptr, ClientKind::AmbientPredicted, id}, flow,
                           sink);
-        if (as_server && !view.snapshot().outbound_bypass_clients().empty())
+        if (bypass)
             bypass_flows(view, service, port, endpoints,
                          FlowClients{&clients, nullptr, ClientKind::SidecarBypass, id}, flow, sink,
                          routing);

@@ -37,6 +37,17 @@ ConfigView::ConfigView(const model::Snapshot& snapshot,
     init_clients();
 }
 
+void ConfigView::restrict_clients_to(std::optional<NsId> ns) {
+    const bool client = ns && is_mesh_client(*ns);
+    mesh_clients_.clear();
+    if (client)
+        mesh_clients_.push_back(*ns);
+    restricted_ = true;
+    vs_namespaces_.clear();
+    sidecar_namespaces_.clear();
+    init_clients();
+}
+
 void ConfigView::init_clients() {
     auto root = namespace_id(snapshot_->mesh().root_namespace);
     root_ns_ = root ? *root : static_cast<NsId>(-1);

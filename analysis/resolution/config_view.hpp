@@ -4,6 +4,7 @@
 #include "analysis/model/snapshot.hpp"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,13 @@ class ConfigView {
                std::shared_ptr<const model::NamespaceConfig> config, bool rules_changed = true);
     // The cluster-scoped MeshPolicy objects are replaced.
     ConfigView(const model::Snapshot& snapshot, std::vector<model::AlphaPolicy> mesh_policies);
+
+    // From now on the view's only clients are the sidecar clients of namespace `ns` (none when it
+    // is not a mesh client, or nullopt): what a change that reaches no other client, such as a
+    // namespace's Sidecar resource (ambient.md §14), needs evaluated. Flows of clients without a
+    // sidecar, ambient clients, bypassing clients and the API server are left out.
+    void restrict_clients_to(std::optional<NsId> ns);
+    bool sidecar_clients_only() const noexcept { return restricted_; }
 
     const model::Snapshot& snapshot() const noexcept { return *snapshot_; }
     const model::MeshSettings& mesh() const noexcept { return snapshot_->mesh(); }
@@ -58,7 +66,8 @@ class ConfigView {
     }
     NsId root_namespace_id() const noexcept { return root_ns_; }
     // Which DestinationRule each client class uses for a Service / ServiceEntry host: the
-    // snapshot's precomputed answer, or computed into `scratch` when this view changes rules.
+    // snapshot's precomputed answer, or computed into `scratch` when this view changes rules or
+    // restricts its clients.
     const HostClients& service_clients(model::ServiceId service, HostClients& scratch) const;
     const HostClients& external_clients(std::size_t index, HostClients& scratch) const;
     bool rules_changed() const noexcept { return rules_changed_; }
@@ -80,6 +89,7 @@ class ConfigView {
     std::vector<NsId> vs_namespaces_;
     std::vector<NsId> sidecar_namespaces_;
     bool rules_changed_ = false;
+    bool restricted_ = false;
     NsId root_ns_ = 0;
     std::shared_ptr<const model::NamespaceConfig> empty_config_;
 };

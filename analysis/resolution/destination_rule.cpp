@@ -357,7 +357,7 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
 
 const HostClients& ConfigView::service_clients(model::ServiceId service,
                                                HostClients& scratch) const {
-    if (!rules_changed_)
+    if (!rules_changed_ && !restricted_)
         return snapshot_->client_index().services[service];
     const auto& record = snapshot_->services()[service];
     scratch = resolve_host_clients(*this, record.host, record.ns);
@@ -365,7 +365,7 @@ const HostClients& ConfigView::service_clients(model::ServiceId service,
 }
 
 const HostClients& ConfigView::external_clients(std::size_t index, HostClients& scratch) const {
-    if (!rules_changed_)
+    if (!rules_changed_ && !restricted_)
         return snapshot_->client_index().external_hosts[index];
     const auto& host = snapshot_->external_hosts()[index];
     scratch = resolve_host_clients(*this, host.host, host.ns);

@@ -802,7 +802,7 @@ std::string denial_of(const admission::AdmissionDecision& d) {
 } // namespace
 
 SCENARIO("ambient.md §14, §17: a Sidecar change warns about the STRICT services it newly hides, "
-         "and never denies",
+         "and hiding a host never denies",
          "[admission][sidecar][MTG211]") {
     auto [context, objects, review,
           warned] = GENERATE_COPY(table<std::string, std::vector<json>, Review, bool>({
@@ -824,8 +824,8 @@ SCENARIO("ambient.md §14, §17: a Sidecar change warns about the STRICT service
          {strict_shop},
          create(front_sidecar({"./*"}).outbound("REGISTRY_ONLY")),
          true},
-        // Removing the Sidecar shows web again, with the DISABLE rule that breaks it: a new
-        // failure, still only a warning for a Sidecar change.
+        // Removing the Sidecar shows web again, with the DISABLE rule that breaks it: its
+        // plaintext through the passthrough cluster failed against STRICT already.
         {"deleting a Sidecar that hid a failing rule",
          {strict_shop, front_plaintext, front_sidecar({"./*"})},
          remove(front_sidecar({"./*"})),
@@ -843,13 +843,125 @@ SCENARIO("ambient.md §14, §17: a Sidecar change warns about the STRICT service
     }
 }
 
-TEST_CASE("ambient.md §17: deleting a Sidecar that hid a failing rule warns about the failure",
+TEST_CASE("ambient.md §17: deleting a Sidecar that hid a failing rule warns about the failure, "
+          "which was there before (plaintext through the passthrough cluster to STRICT)",
           "[admission][sidecar]") {
     const auto d = decide(cluster({strict_shop, front_plaintext, front_sidecar({"./*"})}),
                           remove(front_sidecar({"./*"})));
     CHECK(allowed(d));
     CHECK(has_code(d, "MTG101"));
-    CHECK(any_contains(warnings_of(d), "[MTG101]"));
+    CHECK(any_contains(warnings_of(d), "already failing before this change: [MTG101]"));
+}
+
+namespace {
+
+// shop/db runs without a sidecar behind Service db; front's sidecar clients have a rule that
+// sends Istio mTLS there, which the plaintext app cannot take (MTG103).
+const std::string db = "db.shop.svc.cluster.local";
+const json plain_db = deployment("shop", "db").labels({{"app", "db"}}).container_port(5432);
+const json db_service = service("shop", "db").selecting({{"app", "db"}}).port(5432, 5432, "tcp");
+const json front_mtls_to_db =
+    destination_rule("front", "db-mtls", db).tls("ISTIO_MUTUAL").created(day(2));
+
+std::vector<json> db_cluster(std::vector<json> more) {
+    more.insert(more.begin(), {plain_db, db_service, front_mtls_to_db});
+    return cluster(more);
+}
+
+} // namespace
+
+SCENARIO("ambient.md §14, §17: a Sidecar change that shows a host denies a failure it brings "
+         "to its clients, as any change does",
+         "[admission][sidecar]") {
+    GIVEN("front's Sidecar hides db, whose rule from front would send Istio mTLS to a plain app") {
+        WHEN("the Sidecar is deleted") {
+            const auto d =
+                decide(db_cluster({front_sidecar({"./*"})}), remove(front_sidecar({"./*"})));
+            THEN("the newly introduced MTG103 denies it") {
+                CHECK_FALSE(allowed(d));
+                CHECK(has_code(d, "MTG103"));
+                CHECK_THAT(denial_of(d), Catch::Contains("[MTG103]"));
+            }
+        }
+        WHEN("an update imports every namespace") {
+            const auto d = decide(db_cluster({front_sidecar({"./*"})}),
+                                  update(front_sidecar({"*/*"}), front_sidecar({"./*"})));
+            THEN("it is denied too") {
+                CHECK_FALSE(allowed(d));
+                CHECK(has_code(d, "MTG103"));
+            }
+        }
+        WHEN("the update still hides db") {
+            const auto d =
+                decide(db_cluster({front_sidecar({"./*"})}),
+                       update(front_sidecar({"./*", "istio-system/*"}), front_sidecar({"./*"})));
+            THEN("it is allowed without warnings") {
+                CHECK(allowed(d));
+                CHECK(warnings_of(d).empty());
+            }
+        }
+        WHEN("a Sidecar for the ui pods only imports db") {
+            const auto ui_sees_db = sidecar("front", "ui")
+                                        .for_workloads({{"app", "ui"}})
+                                        .egress({"shop/*"})
+                                        .created(day(4));
+            const auto d = decide(db_cluster({front_sidecar({"./*"})}), create(ui_sees_db));
+            THEN("the failure it brings to ui is denied") {
+                CHECK_FALSE(allowed(d));
+                CHECK(has_code(d, "MTG103"));
+            }
+        }
+    }
+    GIVEN("front's Sidecar drops what it hides (REGISTRY_ONLY)") {
+        const auto registry_only = front_sidecar({"./*"}).outbound("REGISTRY_ONLY");
+        WHEN("it is deleted") {
+            const auto d = decide(db_cluster({registry_only}), remove(registry_only));
+            THEN("it is allowed: the calls to db failed before too, and the warning says so") {
+                CHECK(allowed(d));
+                CHECK(any_contains(warnings_of(d), "already failing before this change: [MTG103]"));
+            }
+        }
+    }
+    GIVEN("the root namespace's default Sidecar, the mesh's, hides db from every namespace") {
+        const auto mesh_default =
+            sidecar("istio-system", "default").egress({"./*"}).created(day(3));
+        WHEN("it is deleted") {
+            const auto d = decide(db_cluster({mesh_default}), remove(mesh_default));
+            THEN("front's failure towards db denies it") {
+                CHECK_FALSE(allowed(d));
+                CHECK(has_code(d, "MTG103"));
+            }
+        }
+        WHEN("front gets a default Sidecar of its own that imports db") {
+            const auto d =
+                decide(db_cluster({mesh_default}), create(front_sidecar({"./*", "shop/*"})));
+            THEN("it is denied") {
+                CHECK_FALSE(allowed(d));
+                CHECK(has_code(d, "MTG103"));
+            }
+        }
+    }
+    GIVEN("no Sidecar yet, web STRICT") {
+        WHEN("a mesh default Sidecar hides web from every other namespace") {
+            const auto d = decide(cluster({strict_shop}),
+                                  create(sidecar("istio-system", "default").egress({"./*"})));
+            THEN("it is allowed, naming web in MTG211") {
+                CHECK(allowed(d));
+                CHECK(any_contains(warnings_of(d), "[MTG211] Sidecar default.istio-system"));
+            }
+        }
+    }
+}
+
+TEST_CASE("ambient.md §14: a Sidecar change reports only the flows of the clients it reaches",
+          "[admission][sidecar]") {
+    // legacy/batch has no sidecar: its plaintext to STRICT web fails whatever front's Sidecar
+    // says, so showing web to front must not list it.
+    const auto d =
+        decide(cluster({strict_shop, front_sidecar({"./*"})}), remove(front_sidecar({"./*"})));
+    CHECK(allowed(d));
+    CHECK_FALSE(any_contains(warnings_of(d), "MTG203"));
+    CHECK(warnings_of(d).empty());
 }
 
 TEST_CASE("ambient.md §14: a Sidecar mtls-guard cannot read is denied, with the field named",
