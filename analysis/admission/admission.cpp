@@ -208,10 +208,9 @@ std::unique_ptr<ConfigView> view_with(const model::Snapshot& snapshot, Target ta
         snapshot,
         model::build_namespace_config(ns, std::move(pas), std::move(drs), std::move(policies),
                                       std::move(virtual_services), std::move(sidecars), snapshot),
-        // A VirtualService changes which clients use a subset, a Sidecar which hosts they see:
-        // compare them client by client.
-        target == Target::DestinationRule || target == Target::VirtualService ||
-            target == Target::Sidecar);
+        // Which rule each client uses for a host changes with DestinationRules, and with the
+        // Sidecars that hide hosts; a VirtualService leaves the snapshot's answers as they are.
+        target == Target::DestinationRule || target == Target::Sidecar);
 }
 
 // The snapshot's own copy of the object, if it has one.
@@ -280,6 +279,27 @@ Touched touched_by(const model::Snapshot& snapshot, const ConfigView& before, Ta
         if (auto id = snapshot.namespace_id(name))
             out.services = snapshot.namespaces()[*id].services;
     };
+    // The services whose host one of `keys` (FQDNs or wildcards) matches, in id order: through the
+    // host index unless a key is a wildcard.
+    auto services_matching = [&](const std::vector<std::string>& keys, Touched& into) {
+        const bool any_wildcard = std::any_of(keys.begin(), keys.end(), [](const std::string& k) {
+            return k.find('*') != std::string::npos;
+        });
+        if (any_wildcard) {
+            for (model::ServiceId id = 0; id < services.size(); ++id)
+                if (std::any_of(keys.begin(), keys.end(), [&](const std::string& k) {
+                        return key_matches(k, services[id].host);
+                    }))
+                    into.services.push_back(id);
+            return;
+        }
+        for (const auto& key : keys)
+            if (const auto* ids = snapshot.services_for_host(key))
+                into.services.insert(into.services.end(), ids->begin(), ids->end());
+        std::sort(into.services.begin(), into.services.end());
+        into.services.erase(std::unique(into.services.begin(), into.services.end()),
+                            into.services.end());
+    };
     switch (target) {
     case Target::MeshPolicy:
         all();
@@ -315,27 +335,11 @@ Touched touched_by(const model::Snapshot& snapshot, const ConfigView& before, Ta
         std::vector<std::string> keys;
         for (const auto* v : versions)
             keys.push_back(snapshot.resolve_host(std::get<model::DestinationRule>(*v).host, ns));
-        auto matches = [&](const std::string& host) {
-            return std::any_of(keys.begin(), keys.end(),
-                               [&](const std::string& k) { return key_matches(k, host); });
-        };
-        const bool any_wildcard = std::any_of(keys.begin(), keys.end(), [](const std::string& k) {
-            return k.find('*') != std::string::npos;
-        });
-        if (any_wildcard) {
-            for (model::ServiceId id = 0; id < services.size(); ++id)
-                if (matches(services[id].host))
-                    out.services.push_back(id);
-        } else {
-            for (const auto& key : keys)
-                if (const auto* ids = snapshot.services_for_host(key))
-                    out.services.insert(out.services.end(), ids->begin(), ids->end());
-            std::sort(out.services.begin(), out.services.end());
-            out.services.erase(std::unique(out.services.begin(), out.services.end()),
-                               out.services.end());
-        }
+        services_matching(keys, out);
         for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
-            if (matches(snapshot.external_hosts()[i].host))
+            if (std::any_of(keys.begin(), keys.end(), [&](const std::string& k) {
+                    return key_matches(k, snapshot.external_hosts()[i].host);
+                }))
                 out.external_hosts.push_back(i);
         break;
     }
@@ -345,11 +349,7 @@ Touched touched_by(const model::Snapshot& snapshot, const ConfigView& before, Ta
         for (const auto* v : versions)
             for (const auto& host : std::get<model::VirtualService>(*v).hosts)
                 keys.push_back(snapshot.resolve_host(host, ns));
-        for (model::ServiceId id = 0; id < services.size(); ++id)
-            if (std::any_of(keys.begin(), keys.end(), [&](const std::string& k) {
-                    return key_matches(k, services[id].host);
-                }))
-                out.services.push_back(id);
+        services_matching(keys, out);
         break;
     }
     case Target::Namespace: // compared by compare_relabel, never here
@@ -489,15 +489,17 @@ void compare_routes(const ConfigView& before, const ConfigView& after, const Tou
     }
 }
 
+// `by_client`: compare flows client by client even when both views share the snapshot's client
+// classes (a VirtualService changes which of a class's namespaces a subset flow has).
 Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
                    const ConfigView& after, const Touched& touched, std::optional<NsId> changed,
-                   bool routes) {
+                   bool routes, bool by_client) {
     conflict::FlowFindingCollector introduced(after, findings_kept);
     conflict::FlowFindingCollector existing(after, findings_kept);
     // When neither view changes DestinationRules or the set of client namespaces, both see the
     // very same client classes (the snapshot's precomputed ones): a flow is identified by its
     // key and the client outcome, and no client set has to be expanded.
-    const bool shared_clients = !before.rules_changed() && !after.rules_changed() &&
+    const bool shared_clients = !by_client && !before.rules_changed() && !after.rules_changed() &&
                                 before.mesh_client_namespaces() == after.mesh_client_namespaces();
     // A FAIL flow is introduced unless it failed before; a flow that only warns (DEPENDS, or a
     // failure of non-mesh clients) is new unless it had any finding before.
@@ -902,7 +904,8 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
     }
     Comparison comparison =
         compare(snapshot, *before, *after, touched, changed,
-                target == Target::DestinationRule || target == Target::VirtualService);
+                target == Target::DestinationRule || target == Target::VirtualService,
+                target == Target::VirtualService);
 
     model::ObjectRef ref{"", r.kind, ns, name};
     auto introduced = about(std::move(comparison.introduced), ref);
