@@ -123,20 +123,7 @@ std::optional<std::string> cronjob_name(const std::string& job_name) {
 }
 
 bool list_contains(std::string_view list, std::string_view item) noexcept {
-    while (!list.empty()) {
-        const auto comma = list.find(',');
-        std::string_view entry = list.substr(0, comma);
-        while (!entry.empty() && entry.front() == ' ')
-            entry.remove_prefix(1);
-        while (!entry.empty() && entry.back() == ' ')
-            entry.remove_suffix(1);
-        if (entry == item)
-            return true;
-        if (comma == std::string_view::npos)
-            break;
-        list.remove_prefix(comma + 1);
-    }
-    return false;
+    return any_list_entry(list, [&](std::string_view entry) { return entry == item; });
 }
 
 Labels stable_pod_labels(Labels labels) {

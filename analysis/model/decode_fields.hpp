@@ -637,6 +637,25 @@ std::pair<std::string, std::string> owning_workload(const BasicMeta<Node>& meta)
     return {"Pod", meta.name};
 }
 
+// Whether `holds` is true of some entry of a comma-separated list (a label or annotation value
+// such as "80, 443" or "10.0.0.0/8,192.168.0.0/16"), each entry without its surrounding spaces.
+template <typename Predicate> bool any_list_entry(std::string_view list, Predicate holds) {
+    while (!list.empty()) {
+        const auto comma = list.find(',');
+        std::string_view entry = list.substr(0, comma);
+        while (!entry.empty() && entry.front() == ' ')
+            entry.remove_prefix(1);
+        while (!entry.empty() && entry.back() == ' ')
+            entry.remove_suffix(1);
+        if (holds(entry))
+            return true;
+        if (comma == std::string_view::npos)
+            break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
 // Whether a comma-separated list (a label or annotation value) holds `item`, spaces aside.
 bool list_contains(std::string_view list, std::string_view item) noexcept;
 

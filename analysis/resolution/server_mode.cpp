@@ -30,13 +30,9 @@ bool port_list_holds(std::string_view list, std::uint16_t port) {
 // Whether a comma-separated CIDR list holds `ipv4` ("*" holds every address; a bare address is a
 // /32). IPv6 entries never match an IPv4 address.
 bool cidr_list_holds(std::string_view list, std::uint32_t ipv4) {
-    while (!list.empty()) {
-        const auto comma = list.find(',');
-        std::string_view entry = list.substr(0, comma);
-        while (!entry.empty() && entry.front() == ' ')
-            entry.remove_prefix(1);
-        while (!entry.empty() && entry.back() == ' ')
-            entry.remove_suffix(1);
+    return model::decoding::any_list_entry(list, [&](std::string_view entry) {
+        if (entry == "*")
+            return true;
         const auto slash = entry.find('/');
         int bits = 32;
         if (slash != std::string_view::npos) {
@@ -46,18 +42,11 @@ bool cidr_list_holds(std::string_view list, std::uint32_t ipv4) {
                 bits = bits >= 0 && c >= '0' && c <= '9' ? bits * 10 + (c - '0') : -1;
         }
         const auto network = model::parse_ipv4(entry.substr(0, slash));
-        if (entry == "*")
-            return true;
-        if (network && bits >= 0 && bits <= 32) {
-            const std::uint32_t mask = bits == 0 ? 0 : ~std::uint32_t{0} << (32 - bits);
-            if ((*network & mask) == (ipv4 & mask))
-                return true;
-        }
-        if (comma == std::string_view::npos)
-            break;
-        list.remove_prefix(comma + 1);
-    }
-    return false;
+        if (!network || bits < 0 || bits > 32)
+            return false;
+        const std::uint32_t mask = bits == 0 ? 0 : ~std::uint32_t{0} << (32 - bits);
+        return (*network & mask) == (ipv4 & mask);
+    });
 }
 
 bool blank(std::string_view text) {
