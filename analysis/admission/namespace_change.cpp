@@ -19,8 +19,6 @@ using conflict::Flow;
 using model::NsId;
 
 constexpr std::array<std::string_view, 2> injection_labels = {"istio-injection", "istio.io/rev"};
-constexpr std::array<std::string_view, 4> mesh_labels = {
-    "istio-injection", "istio.io/rev", "istio.io/dataplane-mode", "istio.io/use-waypoint"};
 
 template <std::size_t N>
 bool any_differs(const std::array<std::string_view, N>& keys, const model::Labels& a,

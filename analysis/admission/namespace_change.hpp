@@ -4,13 +4,20 @@
 #include "analysis/conflict/finding.hpp"
 #include "analysis/model/snapshot.hpp"
 
+#include <array>
 #include <set>
+#include <string_view>
 #include <vector>
 
 namespace mtlsguard::admission {
 
-// Whether the change touches a label that decides the namespace's dataplane or waypoint:
-// istio-injection, istio.io/rev, istio.io/dataplane-mode, istio.io/use-waypoint.
+// The namespace labels that decide its dataplane or waypoint. Public because the webhook
+// registration (deploy/, charts/) sends the API server's Namespace updates to mtls-guard only when
+// one of them changes, and tests/deploy checks that its matchCondition names exactly these.
+inline constexpr std::array<std::string_view, 4> mesh_labels = {
+    "istio-injection", "istio.io/rev", "istio.io/dataplane-mode", "istio.io/use-waypoint"};
+
+// Whether the change touches one of `mesh_labels` (set, removed or given another value).
 bool changes_mesh_labels(const model::Labels& before, const model::Labels& after) noexcept;
 // Whether it touches istio-injection or istio.io/rev, which act only when pods are created.
 bool changes_injection_labels(const model::Labels& before, const model::Labels& after) noexcept;
