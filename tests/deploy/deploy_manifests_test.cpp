@@ -1,4 +1,6 @@
 // Renders charts/mtls-guard (helm lint/template) and deploy/ (kustomize) and checks the objects.
+#include "analysis/admission/namespace_change.hpp"
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdio>
@@ -10,6 +12,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <utility>
@@ -299,37 +302,15 @@ struct Names {
 
 using GroupResource = std::pair<std::string, std::string>;
 
-void check_webhook(const Docs& docs, const Names& names, const std::string& failure_policy,
-                   const std::set<std::string>& excluded) {
-    const YAML::Node vwc = object(docs, "ValidatingWebhookConfiguration", names.webhook);
-    CHECK(text(vwc, {"apiVersion"}) == "admissionregistration.k8s.io/v1");
-    const YAML::Node hooks = at(vwc, {"webhooks"});
-    REQUIRE(hooks.IsSequence());
-    REQUIRE(hooks.size() == 1);
-    const YAML::Node hook = hooks[0];
+// The (group, resource) pairs an entry's rules register, each with its scope, operations and
+// versions; a pair registered twice is an error.
+struct Registered {
+    std::string scope;
+    std::set<std::string> operations;
+    Strings versions;
+};
 
-    CHECK(text(hook, {"name"}) == names.webhook);
-    CHECK(strings(hook, {"admissionReviewVersions"}) == Strings{"v1"});
-    CHECK(text(hook, {"sideEffects"}) == "None");
-    CHECK(text(hook, {"matchPolicy"}) == "Equivalent");
-    CHECK(text(hook, {"failurePolicy"}) == failure_policy);
-    const int timeout = at(hook, {"timeoutSeconds"}).as<int>();
-    CHECK(timeout >= 1);
-    CHECK(timeout <= 10);
-
-    CHECK(text(hook, {"clientConfig", "service", "namespace"}) == names.ns);
-    CHECK(text(hook, {"clientConfig", "service", "name"}) == names.service);
-    CHECK(text(hook, {"clientConfig", "service", "path"}) == "/validate");
-    CHECK(text(hook, {"clientConfig", "service", "port"}) == "443");
-    CHECK_FALSE(at(hook, {"clientConfig", "url"}).IsDefined());
-
-    // Exactly these kinds, each with its operations, versions and scope. Istio's: CREATE, UPDATE
-    // and DELETE in any version; Namespaces: UPDATE of v1 only (§17: their labels).
-    struct Registered {
-        std::string scope;
-        std::set<std::string> operations;
-        Strings versions;
-    };
+std::map<GroupResource, Registered> registered_by(const YAML::Node& hook) {
     std::map<GroupResource, Registered> registered;
     for (const YAML::Node& rule : at(hook, {"rules"})) {
         INFO("rule " << canonical(rule));
@@ -342,21 +323,11 @@ void check_webhook(const Docs& docs, const Names& names, const std::string& fail
             }
         }
     }
-    const std::set<std::string> all_operations{"CREATE", "UPDATE", "DELETE"};
-    const Strings any_version{"*"};
-    const std::map<GroupResource, Registered> expected{
-        {{"security.istio.io", "peerauthentications"}, {"Namespaced", all_operations, any_version}},
-        {{"networking.istio.io", "destinationrules"}, {"Namespaced", all_operations, any_version}},
-        // ambient.md §17: a VirtualService can send clients to a subset whose TLS fails.
-        {{"networking.istio.io", "virtualservices"}, {"Namespaced", all_operations, any_version}},
-        // §14, §17: a Sidecar can hide a host, whose traffic then leaves as plaintext.
-        {{"networking.istio.io", "sidecars"}, {"Namespaced", all_operations, any_version}},
-        // §17: namespace labels enrol it in ambient or injection; the selector below applies to
-        // the Namespace's own labels.
-        {{"", "namespaces"}, {"Cluster", {"UPDATE"}, Strings{"v1"}}},
-        {{"authentication.istio.io", "policies"}, {"Namespaced", all_operations, any_version}},
-        {{"authentication.istio.io", "meshpolicies"}, {"Cluster", all_operations, any_version}},
-    };
+    return registered;
+}
+
+void check_registered(const YAML::Node& hook, const std::map<GroupResource, Registered>& expected) {
+    const std::map<GroupResource, Registered> registered = registered_by(hook);
     CHECK(registered.size() == expected.size());
     for (const auto& [resource, want] : expected) {
         INFO("resource " << resource.first << "/" << resource.second);
@@ -366,23 +337,138 @@ void check_webhook(const Docs& docs, const Names& names, const std::string& fail
         CHECK(got.operations == want.operations);
         CHECK(got.versions == want.versions);
     }
+}
 
-    // kube-system, our own namespace (and any extra) by name; `mtls-guard.io/mode: off` by label.
-    std::set<std::string> excluded_by_name;
-    bool off_label_excluded = false;
-    for (const YAML::Node& expr : at(hook, {"namespaceSelector", "matchExpressions"})) {
-        if (text(expr, {"key"}) == "kubernetes.io/metadata.name") {
-            CHECK(text(expr, {"operator"}) == "NotIn");
-            const std::set<std::string> values = string_set(at(expr, {"values"}));
-            excluded_by_name.insert(values.begin(), values.end());
-        } else if (text(expr, {"key"}) == "mtls-guard.io/mode") {
-            CHECK(text(expr, {"operator"}) == "NotIn");
-            off_label_excluded = strings(expr, {"values"}) == Strings{"off"};
-        }
+// The single-quoted string literals of a CEL expression (the expressions here use no escapes).
+std::set<std::string> quoted_literals(const std::string& expression) {
+    std::set<std::string> out;
+    for (std::size_t open = expression.find('\''); open != std::string::npos;) {
+        const std::size_t close = expression.find('\'', open + 1);
+        REQUIRE(close != std::string::npos);
+        out.insert(expression.substr(open + 1, close - open - 1));
+        open = expression.find('\'', close + 1);
     }
-    CHECK(excluded_by_name == excluded);
-    CHECK(off_label_excluded);
-    CHECK_FALSE(at(hook, {"namespaceSelector", "matchLabels"}).IsDefined());
+    return out;
+}
+
+// The Namespace entry's matchCondition: called only when one of the labels the engine reads as
+// mesh labels (admission::mesh_labels) changes, and written so that it cannot error (an error
+// refuses the update under failurePolicy Fail).
+void check_mesh_label_condition(const YAML::Node& hook) {
+    const YAML::Node conditions = at(hook, {"matchConditions"});
+    REQUIRE(conditions.IsSequence());
+    REQUIRE(conditions.size() == 1);
+    CHECK(text(conditions[0], {"name"}) == "mesh-label-changed");
+    const std::string expression = text(conditions[0], {"expression"});
+    INFO("expression " << expression);
+    const std::set<std::string> literals = quoted_literals(expression);
+    std::set<std::string> engine_keys;
+    for (const std::string_view key : mtlsguard::admission::mesh_labels) {
+        engine_keys.emplace(key);
+    }
+    std::set<std::string> istio_keys;
+    std::copy_if(literals.begin(), literals.end(), std::inserter(istio_keys, istio_keys.end()),
+                 [](const std::string& l) { return l.find("istio") != std::string::npos; });
+    CHECK(istio_keys == engine_keys);
+    // Besides the keys only the stand-in for an absent label, which no label value can equal.
+    std::set<std::string> allowed = engine_keys;
+    allowed.insert("<unset>");
+    CHECK(literals == allowed);
+    // Both sides compared; each map access guarded by has() and `in`.
+    for (const std::string side : {"object", "oldObject"}) {
+        INFO("side " << side);
+        CHECK(expression.find("has(" + side + ".metadata.labels) && k in " + side +
+                              ".metadata.labels ? " + side + ".metadata.labels[k] : '<unset>'") !=
+              std::string::npos);
+    }
+    CHECK(expression.find("].exists(k,") != std::string::npos);
+    CHECK(expression.find("!=") != std::string::npos);
+}
+
+// Two entries calling the same Service with the same selector and failure policy: the Istio kinds
+// (every request), and Namespace UPDATEs filtered to mesh-label changes, so that an outage of
+// mtls-guard blocks no other Namespace update.
+void check_webhook(const Docs& docs, const Names& names, const std::string& failure_policy,
+                   const std::set<std::string>& excluded) {
+    const YAML::Node vwc = object(docs, "ValidatingWebhookConfiguration", names.webhook);
+    CHECK(text(vwc, {"apiVersion"}) == "admissionregistration.k8s.io/v1");
+    const YAML::Node hooks = at(vwc, {"webhooks"});
+    REQUIRE(hooks.IsSequence());
+    REQUIRE(hooks.size() == 2);
+    const YAML::Node istio = hooks[0];
+    const YAML::Node namespaces = hooks[1];
+    // The warn-mode overlay patches failurePolicy by index: the order is part of the contract.
+    CHECK(text(istio, {"name"}) == names.webhook);
+    CHECK(text(namespaces, {"name"}) == "namespaces." + names.webhook);
+
+    for (const YAML::Node& hook : {istio, namespaces}) {
+        INFO("webhook " << text(hook, {"name"}));
+        CHECK(strings(hook, {"admissionReviewVersions"}) == Strings{"v1"});
+        CHECK(text(hook, {"sideEffects"}) == "None");
+        CHECK(text(hook, {"matchPolicy"}) == "Equivalent");
+        CHECK(text(hook, {"failurePolicy"}) == failure_policy);
+        const int timeout = at(hook, {"timeoutSeconds"}).as<int>();
+        CHECK(timeout >= 1);
+        CHECK(timeout <= 10);
+
+        CHECK(text(hook, {"clientConfig", "service", "namespace"}) == names.ns);
+        CHECK(text(hook, {"clientConfig", "service", "name"}) == names.service);
+        CHECK(text(hook, {"clientConfig", "service", "path"}) == "/validate");
+        CHECK(text(hook, {"clientConfig", "service", "port"}) == "443");
+        CHECK_FALSE(at(hook, {"clientConfig", "url"}).IsDefined());
+
+        // kube-system, our own namespace (and any extra) by name; `mtls-guard.io/mode: off` by
+        // label. For the Namespace entry the API server applies it to the Namespace's own labels.
+        std::set<std::string> excluded_by_name;
+        bool off_label_excluded = false;
+        for (const YAML::Node& expr : at(hook, {"namespaceSelector", "matchExpressions"})) {
+            if (text(expr, {"key"}) == "kubernetes.io/metadata.name") {
+                CHECK(text(expr, {"operator"}) == "NotIn");
+                const std::set<std::string> values = string_set(at(expr, {"values"}));
+                excluded_by_name.insert(values.begin(), values.end());
+            } else if (text(expr, {"key"}) == "mtls-guard.io/mode") {
+                CHECK(text(expr, {"operator"}) == "NotIn");
+                off_label_excluded = strings(expr, {"values"}) == Strings{"off"};
+            }
+        }
+        CHECK(excluded_by_name == excluded);
+        CHECK(off_label_excluded);
+        CHECK_FALSE(at(hook, {"namespaceSelector", "matchLabels"}).IsDefined());
+    }
+    // Everything but the name, rules and matchConditions is the same in both entries (caBundle
+    // too, once filled in).
+    for (const char* same :
+         {"clientConfig", "namespaceSelector", "timeoutSeconds", "failurePolicy", "sideEffects"}) {
+        INFO("field " << same);
+        CHECK(canonical(at(istio, {same})) == canonical(at(namespaces, {same})));
+    }
+
+    // Istio's kinds: CREATE, UPDATE and DELETE in any version; every request is sent.
+    const std::set<std::string> all_operations{"CREATE", "UPDATE", "DELETE"};
+    const Strings any_version{"*"};
+    check_registered(
+        istio,
+        {
+            {{"security.istio.io", "peerauthentications"},
+             {"Namespaced", all_operations, any_version}},
+            {{"networking.istio.io", "destinationrules"},
+             {"Namespaced", all_operations, any_version}},
+            // ambient.md §17: a VirtualService can send clients to a subset whose TLS fails.
+            {{"networking.istio.io", "virtualservices"},
+             {"Namespaced", all_operations, any_version}},
+            // §14, §17: a Sidecar can hide a host, whose traffic then leaves as plaintext.
+            {{"networking.istio.io", "sidecars"}, {"Namespaced", all_operations, any_version}},
+            {{"authentication.istio.io", "policies"}, {"Namespaced", all_operations, any_version}},
+            {{"authentication.istio.io", "meshpolicies"}, {"Cluster", all_operations, any_version}},
+        });
+    CHECK_FALSE(at(istio, {"matchConditions"}).IsDefined());
+    CHECK_FALSE(at(istio, {"objectSelector"}).IsDefined());
+
+    // §17: namespace labels enrol it in ambient or injection. UPDATE of v1 only, and only when a
+    // mesh label changes.
+    check_registered(namespaces, {{{"", "namespaces"}, {"Cluster", {"UPDATE"}, Strings{"v1"}}}});
+    check_mesh_label_condition(namespaces);
+    CHECK_FALSE(at(namespaces, {"objectSelector"}).IsDefined());
 }
 
 // A container: read-only root, no privilege escalation, no capabilities, requests and limits.

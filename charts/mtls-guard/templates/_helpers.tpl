@@ -98,3 +98,25 @@ capabilities:
 - --cluster-domain
 - {{ .Values.clusterDomain | quote }}
 {{- end }}
+
+{{/* The namespaceSelector of both webhook entries: kube-system, the release namespace, the
+excludeNamespaces value, and namespaces labelled `mtls-guard.io/mode: "off"` (the API server does
+not call the webhook there) stay out. */}}
+{{- define "mtls-guard.namespaceSelector" -}}
+matchExpressions:
+- key: kubernetes.io/metadata.name
+  operator: NotIn
+  values:
+  - kube-system
+  {{- if ne .Release.Namespace "kube-system" }}
+  - {{ .Release.Namespace | quote }}
+  {{- end }}
+  {{- range .Values.excludeNamespaces }}
+  {{- if and (ne . "kube-system") (ne . $.Release.Namespace) }}
+  - {{ . | quote }}
+  {{- end }}
+  {{- end }}
+- key: mtls-guard.io/mode
+  operator: NotIn
+  values: ["off"]
+{{- end }}
