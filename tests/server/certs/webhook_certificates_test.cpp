@@ -2,6 +2,7 @@
 // renewals, conflicts, failures; and the real binary's exit codes.
 #include "server/certs/webhook_certificates.hpp"
 #include "server/https/tls_context.hpp"
+#include "server/input/manifest_loader.hpp"
 #include "server/kube/config.hpp"
 #include "tests/server/kube/support/kube_harness.hpp"
 
@@ -429,6 +430,47 @@ TEST_CASE("a caBundle removed by someone else is put back without touching the S
     CHECK(c.writes() == std::vector<std::string>{"PATCH " + kWebhookPath});
     CHECK(ca_bundle_of(c.webhook(), 0) == c.secret_data().at("ca.crt"));
     CHECK(c.secret()->at("metadata").at("resourceVersion") == secret_version);
+}
+
+TEST_CASE("both entries of the shipped configuration get caBundle and keep everything else",
+          "[certs]") {
+    // deploy/base/webhook.yaml as kubectl would create it: the Istio kinds, and Namespace updates
+    // filtered by a matchCondition. Both call our Service, so both need the CA.
+    const std::string path = std::string(MTLS_GUARD_SOURCE_DIR) + "/deploy/base/webhook.yaml";
+    std::ifstream in(path);
+    REQUIRE(in);
+    std::ostringstream text;
+    text << in.rdbuf();
+    const auto docs = input::parse_yaml_documents(text.str(), path);
+    REQUIRE(docs.size() == 1);
+    const json shipped = docs.front();
+    REQUIRE(shipped.at("metadata").at("name") == kWebhook);
+    REQUIRE(shipped.at("webhooks").size() == 2);
+    REQUIRE(shipped.at("webhooks")[1].contains("matchConditions"));
+
+    CertsCluster c(false);
+    c.cluster.server.create(kAdmission, kVwcs, shipped);
+    const auto outcome = c.run();
+    INFO(outcome.error);
+    REQUIRE(outcome.exit_code == 0);
+    CHECK(outcome.webhooks_patched == 2);
+    const json vwc = c.webhook();
+    REQUIRE(vwc["webhooks"].size() == 2);
+    const std::string ca = c.secret_data().at("ca.crt");
+    for (std::size_t i = 0; i < 2; ++i) {
+        INFO("entry " << i);
+        CHECK(ca_bundle_of(vwc, i) == ca);
+        json without_bundle = vwc["webhooks"][i];
+        without_bundle["clientConfig"].erase("caBundle");
+        CHECK(without_bundle == shipped["webhooks"][i]);
+    }
+
+    // A second run finds both filled in and writes nothing.
+    c.cluster.server.clear_requests();
+    const auto again = c.run();
+    CHECK(again.exit_code == 0);
+    CHECK(again.webhooks_patched == 0);
+    CHECK(c.writes().empty());
 }
 
 TEST_CASE("serve's TLS loader accepts the pair the Secret holds", "[certs]") {
