@@ -578,6 +578,25 @@ void explain_auto_mtls(const resolution::ConfigView& view, const Flow& f, Explai
     }
 }
 
+// A port-level entry without tls: auto mTLS's endpoint marking, which the top-level mode can only
+// clear (semantics §4).
+void explain_endpoint_marking(const resolution::ClusterTls& tls, const std::string& source,
+                              ClientSend send, ExplainStep& step) {
+    const std::string where = source.empty() ? std::string("no tls") : source;
+    const std::string top =
+        tls.endpoint_marking ? std::string(model::to_string(*tls.endpoint_marking)) : "unset";
+    if (tls.endpoint_marking == model::TlsMode::IstioMutual)
+        step.because.push_back("no TLS for this port (" + where +
+                               "): auto mTLS's endpoint marking decides; the top-level tls.mode "
+                               "ISTIO_MUTUAL leaves it to the pod's own sidecar label: " +
+                               std::string(resolution::to_string(send)) + " (semantics §4)");
+    else
+        step.because.push_back("no TLS for this port (" + where + "); the top-level tls.mode " +
+                               top +
+                               " clears auto mTLS's endpoint marking: plaintext to every "
+                               "endpoint (semantics §4)");
+}
+
 // A sidecar client that sees the host: the DestinationRule's TLS, or auto mTLS.
 void explain_sidecar_send(const resolution::ConfigView& view, const Flow& f, ExplainStep& step) {
     const auto& d = f.decision;
@@ -608,11 +627,7 @@ void explain_sidecar_send(const resolution::ConfigView& view, const Flow& f, Exp
                                std::string(model::to_string(*tls.cluster)) + " (" + source +
                                "): it wins for every endpoint (semantics §5)");
     } else if (d.by_rule) {
-        step.because.push_back(
-            "no TLS for this port (" + (source.empty() ? std::string("no tls") : source) +
-            "); the top-level tls.mode " +
-            (tls.endpoint_marking ? std::string(model::to_string(*tls.endpoint_marking)) : "") +
-            " clears auto mTLS's endpoint marking: plaintext (semantics §4)");
+        explain_endpoint_marking(tls, source, d.send, step);
     } else if (f.external) {
         step.because.push_back("no TLS in a DestinationRule, and auto mTLS never applies to "
                                "MESH_EXTERNAL hosts: plaintext (semantics §5)");
@@ -903,9 +918,14 @@ void fill_verdict(const resolution::ConfigView& view, const Flow& f, NsId ns, Ex
         }
     }
     step.summary = out.verdict + (out.code.empty() ? "" : " [" + out.code + "]");
-    step.because.push_back("the client sends " + std::string(resolution::to_string(f.send)) +
-                           ", the server port is " + std::string(resolution::to_string(f.server)) +
-                           " (semantics §6, ambient-notes §5.1)");
+    if (f.dropped)
+        step.because.push_back("nothing reaches the server port (" +
+                               std::string(resolution::to_string(f.server)) + ")");
+    else
+        step.because.push_back("the client sends " + std::string(resolution::to_string(f.send)) +
+                               ", the server port is " +
+                               std::string(resolution::to_string(f.server)) +
+                               " (semantics §6, ambient-notes §5.1)");
     if (!out.message.empty())
         step.because.push_back(out.message);
     step.facts["verdict"] = out.verdict;

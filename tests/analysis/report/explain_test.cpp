@@ -313,3 +313,90 @@ TEST_CASE("--to is HOST or HOST:PORT with a port from 1 to 65535", "[explain][er
         CHECK(parsed->port.value_or(0) == port);
     }
 }
+
+TEST_CASE("semantics §4: a portLevelSettings entry without tls falls back to auto mTLS, and a "
+          "top-level DISABLE clears the endpoint marking",
+          "[explain]") {
+    const auto result =
+        explain_of(mesh({destination_rule("front", "web", "web.shop.svc.cluster.local")
+                             .tls("DISABLE")
+                             .port_without_tls(80),
+                         peer_authentication("shop", "default").strict()}),
+                   "front", "web.shop");
+    const auto& flow = flow_of(result);
+    const auto& send = step_of(flow, "send");
+    CHECK(send.facts["tlsSource"] == "trafficPolicy.portLevelSettings[port 80] (no tls)");
+    CHECK(contains(join_because(send), "clears auto mTLS's endpoint marking"));
+    CHECK(send.facts["sends"] == "PLAINTEXT");
+    CHECK(flow.verdict == "FAIL");
+}
+
+TEST_CASE("semantics §4: merged DestinationRules are all named, the oldest gives the "
+          "trafficPolicy",
+          "[explain]") {
+    const auto result =
+        explain_of(mesh({destination_rule("front", "old", "web.shop.svc.cluster.local")
+                             .created(day(1))
+                             .tls("ISTIO_MUTUAL"),
+                         destination_rule("front", "new", "web.shop.svc.cluster.local")
+                             .created(day(2))
+                             .tls("DISABLE")}),
+                   "front", "web.shop");
+    const auto& flow = flow_of(result);
+    const auto& dr = step_of(flow, "destinationRule");
+    CHECK(decided_by(dr) == std::vector<std::string>{"front/old", "front/new"});
+    CHECK(dr.facts["policySource"]["name"] == "old");
+    CHECK(dr.lost.empty());
+    CHECK(step_of(flow, "send").facts["sends"] == "ISTIO_MUTUAL");
+}
+
+TEST_CASE("ambient.md §14: with REGISTRY_ONLY a hidden host's connection is dropped: FAIL with no "
+          "code",
+          "[explain]") {
+    const auto result =
+        explain_of(mesh({sidecar("front", "default").egress({"./*"}).outbound("REGISTRY_ONLY")}),
+                   "front", "web.shop");
+    const auto& flow = flow_of(result);
+    CHECK(step_of(flow, "client").facts["outboundTrafficPolicy"] == "REGISTRY_ONLY");
+    CHECK(step_of(flow, "send").summary == "nothing: the connection is dropped");
+    CHECK(flow.verdict == "FAIL");
+    CHECK(flow.code.empty());
+    CHECK(contains(flow.message, "REGISTRY_ONLY"));
+}
+
+TEST_CASE("ambient.md §15: a subset a VirtualService routes the clients to brings its own TLS",
+          "[explain]") {
+    const auto result =
+        explain_of(mesh({destination_rule("shop", "web", "web")
+                             .tls("ISTIO_MUTUAL")
+                             .subset("v1", {{"app", "web"}}, "DISABLE"),
+                         virtual_service("shop", "web", {"web.shop.svc.cluster.local"})
+                             .route("web.shop.svc.cluster.local", "v1")}),
+                   "front", "web.shop");
+    bool subset_seen = false;
+    for (const auto& f : result.flows) {
+        const auto& send = step_of(f, "send");
+        if (!send.facts.contains("subset"))
+            continue;
+        subset_seen = true;
+        CHECK(send.facts["subset"] == "v1");
+        CHECK(send.facts["tlsSource"] == "subsets[v1].trafficPolicy.tls");
+        CHECK(send.facts["sends"] == "PLAINTEXT");
+        CHECK(decided_by(step_of(f, "destinationRule")) == std::vector<std::string>{"shop/web"});
+    }
+    CHECK(subset_seen);
+}
+
+TEST_CASE("--workload keeps only the flows of that client's kind", "[explain]") {
+    const auto objects =
+        mesh({deployment("front", "batch").labels({{"app", "batch"}}).inject_label("false")});
+    const auto namespace_wide = explain_of(objects, "front", "web.shop");
+    std::set<std::string> kinds;
+    for (const auto& f : namespace_wide.flows)
+        kinds.insert(f.client_dataplane);
+    CHECK(kinds == std::set<std::string>{"none", "sidecar"});
+    const auto one = explain_of(objects, "front", "web.shop", 80, "front/batch");
+    REQUIRE(one.flows.size() == 1);
+    CHECK(one.flows[0].client_dataplane == "none");
+    CHECK(step_of(one.flows[0], "client").facts["workloads"] == nlohmann::json::array({"batch"}));
+}
