@@ -385,6 +385,12 @@ std::string lost_reason(const resolution::ConfigView& view, const Lookup& lookup
         return "a less specific host (" + key + ") than " + lookup.keys[considered] +
                ", which namespace " + ns +
                " also holds: only the most specific one there is considered (semantics §4)";
+    if (!lookup.chosen && step > 1 && !lookup.variants.empty())
+        if (const auto client = view.namespace_id(lookup.client_ns))
+            if (resolution::most_specific(view.config(*client).local, lookup.keys))
+                return "namespace " + lookup.client_ns +
+                       " holds DestinationRules for this host, which end the lookup there "
+                       "although none applies to these pods: no fall-through (semantics §4)";
     if (lookup.chosen && step > lookup.chosen_step)
         return "its namespace comes later in the lookup (" + order_text(lookup) +
                "): the chosen rule was found in " + lookup.order[lookup.chosen_step - 1];

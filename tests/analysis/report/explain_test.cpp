@@ -400,3 +400,18 @@ TEST_CASE("--workload keeps only the flows of that client's kind", "[explain]") 
     CHECK(one.flows[0].client_dataplane == "none");
     CHECK(step_of(one.flows[0], "client").facts["workloads"] == nlohmann::json::array({"batch"}));
 }
+
+TEST_CASE("semantics §4: a selector rule in the client's namespace that does not pick these pods "
+          "still ends the lookup there: the service namespace's rule lost for that reason",
+          "[explain]") {
+    const auto result =
+        explain_of(mesh({destination_rule("front", "canary-only", "web.shop.svc.cluster.local")
+                             .for_clients({{"track", "canary"}})
+                             .tls("DISABLE"),
+                         destination_rule("shop", "web", "web").tls("ISTIO_MUTUAL")}),
+                   "front", "web.shop", 80, "front/ui");
+    REQUIRE(result.flows.size() == 1);
+    const auto& dr = step_of(result.flows[0], "destinationRule");
+    CHECK(dr.summary == "none applies");
+    CHECK(contains(lost_reason(dr, "shop/web"), "no fall-through"));
+}
