@@ -897,6 +897,9 @@ std::string plain_message(const Flow& f) {
     case conflict::Verdict::Plaintext:
         return "plaintext, which the server port accepts: it works, unauthenticated";
     case conflict::Verdict::Depends:
+        if (f.external)
+            return "the client originates TLS to a host outside the mesh, which is what a "
+                   "SIMPLE/MUTUAL rule is for: it works when the host serves TLS on this port";
         return "it works only if the application speaks the TLS the client originates";
     case conflict::Verdict::Fail:
         return "the server port rejects what the client sends: the connection is reset";
