@@ -676,9 +676,11 @@ ExplainStep send_step(const resolution::ConfigView& view, const Flow& f) {
                                    "ambient pod, a sidecar labelled networking.istio.io/"
                                    "tunnel=http), the application's bytes to the rest "
                                    "(ambient.md §12)");
-        step.because.push_back(f.send == ClientSend::Hbone
-                                   ? "the endpoint takes HBONE"
-                                   : "the endpoint cannot take HBONE: the application's bytes");
+        step.because.push_back(
+            f.send != ClientSend::Hbone ? "the endpoint cannot take HBONE: the application's bytes"
+            : f.workload && f.workload->sidecar
+                ? "the endpoint takes HBONE: a sidecar labelled networking.istio.io/tunnel=http"
+                : "the endpoint takes HBONE");
     } else {
         explain_sidecar_send(view, f, step);
     }
@@ -872,6 +874,9 @@ ExplainStep server_step(const resolution::ConfigView& view, const Flow& f) {
         step.because.push_back("no policy sets a mode here: the default of this Istio version "
                                "(semantics §3)");
     }
+    if (f.send == ClientSend::Hbone && w.sidecar)
+        step.because.push_back("HBONE reaches the sidecar's tunnel listener (15008), to which "
+                               "PeerAuthentication does not apply (ambient-notes §3.2)");
     if (resolution::is_ambient(f.server))
         step.because.push_back("an ambient port: HBONE only (STRICT) or HBONE and plaintext; "
                                "DISABLE means not STRICT (ambient.md §11)");
