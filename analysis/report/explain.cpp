@@ -694,7 +694,7 @@ std::string level_of(const resolution::ConfigView& view, const model::PeerAuthen
 }
 
 int level_rank(std::string_view level) {
-    return level == "mesh" ? 0 : level == "namespace" ? 1 : 2;
+    return level == "mesh" ? 0 : level == "namespace" ? 1 : level == "workload" ? 2 : 3;
 }
 
 // Why a PeerAuthentication that could apply to the endpoint did not decide its mode (semantics §3).
@@ -722,11 +722,14 @@ std::string pa_lost_reason(const resolution::ConfigView& view, const model::Peer
                          : "the workload has no sidecar: PeerAuthentication does not apply "
                            "(semantics §3)";
     if (mode.peer_authentication) {
-        const std::string winner = level_of(view, *mode.peer_authentication);
+        const std::string winner =
+            mode.port_level ? "port" : level_of(view, *mode.peer_authentication);
         if (level_rank(level) < level_rank(winner))
             return "overridden by the " + winner + "-level " +
                    name_of(mode.peer_authentication->ref) +
-                   " (semantics §3: workload over namespace over mesh)";
+                   (mode.port_level ? " (portLevelMtls[" + std::to_string(f.target_port) + "])"
+                                    : std::string()) +
+                   " (semantics §3: port over workload over namespace over mesh)";
     }
     if (pa.mode == model::MtlsMode::Unset)
         return "its mode is UNSET" +

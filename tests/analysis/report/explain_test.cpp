@@ -191,15 +191,19 @@ TEST_CASE("semantics §3, §6: the workload policy decides; the mesh- and namesp
     CHECK(verdict.facts["code"] == "MTG101");
 }
 
-TEST_CASE("semantics §3: a portLevelMtls entry decides at the port level", "[explain]") {
-    const auto result = explain_of(mesh({peer_authentication("shop", "web")
-                                             .selecting({{"app", "web"}})
-                                             .strict()
-                                             .port(8080, "PERMISSIVE")}),
-                                   "front", "web.shop");
+TEST_CASE("semantics §3: a portLevelMtls entry decides at the port level; the namespace-wide "
+          "policy lost to it",
+          "[explain]") {
+    const auto result = explain_of(
+        mesh({peer_authentication("shop", "default").strict(), peer_authentication("shop", "web")
+                                                                   .selecting({{"app", "web"}})
+                                                                   .port(8080, "PERMISSIVE")}),
+        "front", "web.shop");
     const auto& server = step_of(flow_of(result), "server");
+    CHECK(decided_by(server) == std::vector<std::string>{"shop/web"});
     CHECK(server.facts["level"] == "port");
     CHECK(server.facts["mode"] == "PERMISSIVE");
+    CHECK(contains(lost_reason(server, "shop/default"), "overridden by the port-level"));
 }
 
 TEST_CASE("semantics §5: auto mTLS names the namespace-wide DISABLE policy that made it send "
