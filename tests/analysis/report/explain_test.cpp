@@ -419,3 +419,15 @@ TEST_CASE("semantics §4: a selector rule in the client's namespace that does no
     CHECK(dr.summary == "none applies");
     CHECK(contains(lost_reason(dr, "shop/web"), "no fall-through"));
 }
+
+TEST_CASE("semantics §4: TLS istiod drops (MUTUAL without certificates) is named, and plaintext "
+          "is sent",
+          "[explain]") {
+    json rule = destination_rule("front", "web", "web.shop.svc.cluster.local").tls("SIMPLE");
+    rule["spec"]["trafficPolicy"]["tls"] = {{"mode", "MUTUAL"}};
+    const auto result = explain_of(mesh({rule}), "front", "web.shop");
+    const auto& send = step_of(flow_of(result), "send");
+    CHECK(send.facts["droppedTls"] == "mutual-without-certificates");
+    CHECK(send.facts["sends"] == "PLAINTEXT");
+    CHECK(contains(join_because(send), "istiod drops it"));
+}
