@@ -171,7 +171,9 @@ std::vector<Candidate> collect(const resolution::ConfigView& view, const Target&
                                const Asker& asker, std::optional<std::uint16_t> port) {
     std::vector<Candidate> out;
     const conflict::FlowSink sink = [&](const Flow& flow, const conflict::FlowClients& who) {
-        if (flow.client == ClientKind::ApiServer || (port && flow.port != *port))
+        // A ServiceEntry without ports has one flow, port 0, for every port.
+        if (flow.client == ClientKind::ApiServer ||
+            (port && flow.port != *port && !(flow.external && flow.port == 0)))
             return;
         const auto namespaces = conflict::client_namespaces(view, who);
         if (std::find(namespaces.begin(), namespaces.end(), asker.ns) == namespaces.end())

@@ -431,3 +431,20 @@ TEST_CASE("semantics §4: TLS istiod drops (MUTUAL without certificates) is name
     CHECK(send.facts["sends"] == "PLAINTEXT");
     CHECK(contains(join_because(send), "istiod drops it"));
 }
+
+TEST_CASE("semantics §5: to a MESH_EXTERNAL ServiceEntry host, auto mTLS never applies; a "
+          "ServiceEntry without ports is explained for any port asked",
+          "[explain]") {
+    const auto objects =
+        mesh({service_entry("front", "api", {"api.example.com"}, "MESH_EXTERNAL", {}),
+              destination_rule("front", "api", "api.example.com").tls("ISTIO_MUTUAL")});
+    const auto result = explain_of(objects, "front", "api.example.com", 443);
+    const auto& flow = flow_of(result);
+    CHECK_FALSE(flow.workload.has_value());
+    CHECK(step_of(flow, "server").facts["mode"] == "NO_SIDECAR");
+    CHECK(decided_by(step_of(flow, "server")) == std::vector<std::string>{"front/api"});
+    CHECK(flow.code == "MTG103");
+    const auto plain = explain_of(mesh({service_entry("front", "api", {"api.example.com"})}),
+                                  "front", "api.example.com", 443);
+    CHECK(contains(join_because(step_of(flow_of(plain), "send")), "MESH_EXTERNAL"));
+}
