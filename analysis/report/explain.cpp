@@ -572,10 +572,13 @@ void explain_auto_mtls(const resolution::ConfigView& view, const Flow& f, Explai
     } else if (d.send == ClientSend::IstioMutual) {
         step.because.push_back("auto mTLS: the endpoint has a sidecar and its port is not "
                                "DISABLE: Istio mTLS (semantics §5)");
-    } else if (f.service && f.service->service.headless) {
-        step.because.push_back("auto mTLS on a headless service: one decision for all endpoints, "
-                               "mTLS only when every endpoint has a sidecar and the namespace "
-                               "mode is not DISABLE (semantics §5)");
+    } else if (f.service && (f.service->service.headless ||
+                             resolution::cluster_tls(f.rule, f.port, f.subset).passthrough)) {
+        step.because.push_back(
+            std::string("auto mTLS on a ") +
+            (f.service->service.headless ? "headless service" : "PASSTHROUGH load balancer") +
+            ": one decision for all endpoints, mTLS only when every endpoint "
+            "has a sidecar and the namespace mode is not DISABLE (semantics §5)");
     } else if (f.workload && !f.workload->sidecar) {
         step.because.push_back("auto mTLS: the endpoint has no sidecar: plaintext (semantics §5)");
     } else if (f.server == ServerAccept::Disable) {

@@ -448,3 +448,26 @@ TEST_CASE("semantics §5: to a MESH_EXTERNAL ServiceEntry host, auto mTLS never 
                                   "front", "api.example.com", 443);
     CHECK(contains(join_because(step_of(flow_of(plain), "send")), "MESH_EXTERNAL"));
 }
+
+TEST_CASE("semantics §5: a headless service gets one auto mTLS decision for all endpoints: one "
+          "without a sidecar makes it plaintext for all",
+          "[explain]") {
+    const auto result = explain_of(
+        {deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+         deployment("shop", "db").labels({{"app", "db"}}).with_sidecar().container_port(5432),
+         deployment("shop", "db-legacy").labels({{"app", "db"}}).container_port(5432),
+         service("shop", "db").selecting({{"app", "db"}}).port(5432, 5432, "tcp").headless(),
+         peer_authentication("shop", "db").selecting({{"app", "db"}}).strict()},
+        "front", "db.shop", 5432);
+    bool seen = false;
+    for (const auto& f : result.flows) {
+        if (!f.workload || f.workload->name != "db" || f.client_dataplane != "sidecar")
+            continue;
+        seen = true;
+        const auto& send = step_of(f, "send");
+        CHECK(send.facts["sends"] == "PLAINTEXT");
+        CHECK(contains(join_because(send), "headless service: one decision for all endpoints"));
+        CHECK(f.verdict == "FAIL");
+    }
+    CHECK(seen);
+}
