@@ -5,7 +5,6 @@
 #include "analysis/conflict/flow_findings.hpp"
 #include "analysis/conflict/flows.hpp"
 #include "analysis/report/messages.hpp"
-#include "analysis/resolution/ambient.hpp"
 #include "analysis/resolution/sidecar.hpp"
 
 #include <algorithm>
