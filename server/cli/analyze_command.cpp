@@ -76,6 +76,8 @@ class ObjectLocations {
     std::unordered_map<std::string, report::SourceLocation> locations_;
 };
 
+} // namespace
+
 std::optional<input::LoadedSnapshot> load(const input::SnapshotSource& source) {
     try {
         auto loaded = input::load_snapshot(source);
@@ -86,8 +88,6 @@ std::optional<input::LoadedSnapshot> load(const input::SnapshotSource& source) {
         return std::nullopt;
     }
 }
-
-} // namespace
 
 int run_analyze(const AnalyzeOptions& options) {
     ObjectLocations locations;

@@ -205,6 +205,30 @@ int run(int argc, char** argv) noexcept {
         matrix_cmd->add_option("-o,--output", matrix_output, "text or json")
             ->check(CLI::IsMember({"text", "json"}));
 
+        ExplainOptions explain;
+        std::optional<std::string> explain_version;
+        std::string explain_output = "text";
+        auto* explain_cmd = app.add_subcommand(
+            "explain", "every step of the decision for the flows from a namespace to a host");
+        add_source_options(*explain_cmd, explain.source, explain_version, "-f,--filename",
+                           "file, directory (recursive) or - for stdin; repeatable");
+        explain_cmd->add_option("--from", explain.from, "the client namespace")
+            ->required()
+            ->type_name("NAMESPACE");
+        explain_cmd
+            ->add_option("--to", explain.to,
+                         "the destination: a Service host (a short name resolves in --from) or a "
+                         "ServiceEntry host, with :PORT for one service port (default: all TCP "
+                         "ports)")
+            ->required()
+            ->type_name("HOST[:PORT]");
+        explain_cmd
+            ->add_option("--workload", explain.workload,
+                         "only the client workload NS/NAME (a Deployment, StatefulSet, ... name)")
+            ->type_name("NS/NAME");
+        explain_cmd->add_option("-o,--output", explain_output, "text or json")
+            ->check(CLI::IsMember({"text", "json"}));
+
         ReviewOptions review;
         std::optional<std::string> review_version;
         auto* review_cmd =
@@ -250,6 +274,11 @@ int run(int argc, char** argv) noexcept {
             apply_version(matrix.source, matrix_version);
             matrix.output = parse_output(matrix_output);
             return run_matrix(matrix);
+        }
+        if (explain_cmd->parsed()) {
+            apply_version(explain.source, explain_version);
+            explain.output = parse_output(explain_output);
+            return run_explain(explain);
         }
         if (serve_cmd->parsed()) {
             apply_version(serve.source, serve_version);

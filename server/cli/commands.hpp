@@ -23,6 +23,15 @@ struct MatrixOptions {
     std::string namespace_filter;
 };
 
+// `explain`: the decision steps for the flows from one namespace (or workload) to one host.
+struct ExplainOptions {
+    input::SnapshotSource source;
+    Output output = Output::Text;
+    std::string from;     // --from NAMESPACE
+    std::string to;       // --to HOST[:PORT]
+    std::string workload; // --workload NS/NAME
+};
+
 struct ReviewOptions {
     input::SnapshotSource source; // --snapshot paths
     std::string object_file;      // -f
@@ -72,11 +81,15 @@ struct ServeOptions {
 int run_analyze(const AnalyzeOptions& options);
 int run_matrix(const MatrixOptions& options);
 int run_review(const ReviewOptions& options);
+// 0 when explained, 2 on bad input (unknown namespace, host or workload, a malformed --to).
+int run_explain(const ExplainOptions& options);
 // Serves until SIGTERM or SIGINT, then drains: 0 after a clean stop, 2 on bad usage or when the
 // listen address cannot be used.
 int run_serve(const ServeOptions& options);
 
 // Prints the LoadError or notices of a snapshot load to stderr.
 void print_notices(const std::vector<std::string>& notices);
+// Loads the manifests, printing notices; on a LoadError prints it and returns nullopt (exit 2).
+std::optional<input::LoadedSnapshot> load(const input::SnapshotSource& source);
 
 } // namespace mtlsguard::cli

@@ -576,6 +576,54 @@ SCENARIO("matrix -o json prints rows and exits 0 even when a row fails") {
     CHECK(found);
 }
 
+SCENARIO("explain prints the steps of a flow and exits 0; -o json has steps, verdict and fix") {
+    TempDir dir;
+    const auto mesh = dir.write("mesh.yaml", workloads + "---\n" + strict_policy + "---\n" +
+                                                 destination_rule("DISABLE"));
+    const Run text = run({"explain", "-f", mesh, "--from", "default", "--to", "my-service:8080"});
+    INFO("stderr: " << text.err);
+    CHECK(text.exit_code == 0);
+    CHECK_THAT(text.out, Catch::Contains("2. DestinationRule: default/my-service-dr"));
+    CHECK_THAT(text.out, Catch::Contains("5. Verdict: FAIL [MTG101]"));
+    const Run r =
+        run({"explain", "-f", mesh, "--from", "default", "--to", "my-service:8080", "-o", "json"});
+    CHECK(r.exit_code == 0);
+    const json doc = json::parse(r.out, nullptr, false);
+    REQUIRE_FALSE(doc.is_discarded());
+    REQUIRE(doc["flows"].size() == 1);
+    const auto& flow = doc["flows"][0];
+    CHECK(flow["verdict"] == "FAIL");
+    CHECK(flow["code"] == "MTG101");
+    CHECK(flow["fix"].is_string());
+    CHECK(flow["steps"].size() == 5);
+}
+
+SCENARIO("explain exits 2 naming what it did not find, or the malformed --to") {
+    TempDir dir;
+    const auto mesh = dir.write("mesh.yaml", workloads + "---\n" + strict_policy);
+    using Case = std::pair<std::vector<std::string>, std::string>;
+    const auto [extra, message] = GENERATE(values<Case>({
+        {{"--from", "nowhere", "--to", "my-service"}, "namespace \"nowhere\" not found"},
+        {{"--from", "default", "--to", "my-servce"},
+         "host \"my-servce\" is no Service or ServiceEntry host of the input (did you mean "
+         "my-service.default.svc.cluster.local?)"},
+        {{"--from", "default", "--to", "my-service:9999"},
+         "has no TCP port 9999 (its TCP ports: 8080)"},
+        {{"--from", "default", "--to", "my-service:http"}, "malformed --to \"my-service:http\""},
+        {{"--from", "default", "--to", "my-service:70000"}, "malformed --to"},
+        {{"--from", "default", "--to", "my-service", "--workload", "default/ghost"},
+         "workload \"default/ghost\" not found"},
+        {{"--from", "default"}, "--to is required"},
+    }));
+    std::vector<std::string> args{"explain", "-f", mesh};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const Run r = run(args);
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains(message));
+    CHECK(r.out.empty());
+}
+
 SCENARIO("review prints the AdmissionReview and exits 0 when allowed and 1 when denied") {
     TempDir dir;
     const auto base = dir.write("workloads.yaml", workloads);
