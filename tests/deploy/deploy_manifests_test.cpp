@@ -9,6 +9,8 @@
 #include <initializer_list>
 #include <iterator>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -847,7 +849,88 @@ const std::vector<std::string> kValueSets{
     "--set clusterDomain=corp.example --set certificates.validity=2160h "
     "--set certificates.renewBefore=360h --set certificates.builtin.caValidity=26280h",
     "--set istioNamespace=istio-prod --set stale.afterSeconds=120 --set stale.policy=warn",
+    "--set grafana.dashboard.enabled=true",
 };
+
+// --- the Grafana dashboard -----------------------------------------------------------------------
+
+// The metric families serve registers, by name, with their prometheus-cpp builder ("Counter",
+// "Gauge", "Histogram"). Read from the source, where each family is built as
+// `prometheus::BuildX().Name("...")`: a metric renamed there fails the dashboard test.
+std::map<std::string, std::string> exported_metrics() {
+    const std::string source = read_file(kSourceDir + "/server/observability/metrics.cpp");
+    const std::regex family(
+        R"re(Build(Counter|Gauge|Histogram)\(\)\s*\.Name\("(mtls_guard_[a-z_]+)"\))re");
+    std::map<std::string, std::string> out;
+    for (auto it = std::sregex_iterator(source.begin(), source.end(), family);
+         it != std::sregex_iterator(); ++it) {
+        out[(*it)[2].str()] = (*it)[1].str();
+    }
+    return out;
+}
+
+// The mtls_guard_* names in a PromQL expression that serve does not export; a histogram's
+// series may carry the _bucket, _sum and _count suffixes.
+Strings unknown_metrics(const std::string& expression,
+                        const std::map<std::string, std::string>& exported) {
+    static const std::regex name("mtls_guard_[a-z_]+");
+    Strings unknown;
+    for (auto it = std::sregex_iterator(expression.begin(), expression.end(), name);
+         it != std::sregex_iterator(); ++it) {
+        const std::string metric = it->str();
+        bool known = exported.count(metric) > 0;
+        for (const std::string suffix : {"_bucket", "_sum", "_count"}) {
+            if (metric.size() > suffix.size() &&
+                metric.compare(metric.size() - suffix.size(), suffix.size(), suffix) == 0) {
+                const auto base = exported.find(metric.substr(0, metric.size() - suffix.size()));
+                known = known || (base != exported.end() && base->second == "Histogram");
+            }
+        }
+        if (!known) {
+            unknown.push_back(metric);
+        }
+    }
+    return unknown;
+}
+
+// Every PromQL expression of a dashboard: the panels' `expr`, and the template variables'
+// `query`/`definition` (label_values(...) names a metric too).
+void collect_queries(const nlohmann::json& node, Strings& panel_exprs, Strings& variable_queries,
+                     bool in_templating = false) {
+    if (node.is_array()) {
+        for (const nlohmann::json& item : node) {
+            collect_queries(item, panel_exprs, variable_queries, in_templating);
+        }
+        return;
+    }
+    if (!node.is_object()) {
+        return;
+    }
+    for (const auto& [key, value] : node.items()) {
+        if (value.is_string() && key == "expr") {
+            panel_exprs.push_back(value.get<std::string>());
+        } else if (value.is_string() && in_templating && (key == "query" || key == "definition")) {
+            variable_queries.push_back(value.get<std::string>());
+        } else {
+            collect_queries(value, panel_exprs, variable_queries,
+                            in_templating || key == "templating");
+        }
+    }
+}
+
+// The dashboard ConfigMap of a rendering with grafana.dashboard.enabled, its JSON parsed.
+nlohmann::json dashboard_of(const YAML::Node& config_map) {
+    const YAML::Node data = at(config_map, {"data"});
+    REQUIRE(data.IsMap());
+    REQUIRE(data.size() == 1);
+    const std::string text_json = text(data, {"mtls-guard.json"});
+    const nlohmann::json dashboard = nlohmann::json::parse(text_json, nullptr, false);
+    INFO("the ConfigMap's mtls-guard.json is not JSON:\n" << text_json);
+    REQUIRE_FALSE(dashboard.is_discarded());
+    return dashboard;
+}
+
+const std::string kDashboardFile = kChart + "/dashboards/mtls-guard.json";
 
 } // namespace
 
@@ -1010,6 +1093,156 @@ TEST_CASE("a ServiceMonitor is rendered only when it is enabled", "[deploy][helm
     }
 }
 
+TEST_CASE("the Grafana dashboard ConfigMap is rendered only when it is enabled", "[deploy][helm]") {
+    SECTION("by default there is none") {
+        const Docs docs = helm_template("");
+        CHECK(of_kind(docs, "ConfigMap").empty());
+    }
+    SECTION("enabled it carries the sidecar's default label and the shipped JSON") {
+        const Docs docs = helm_template("--set grafana.dashboard.enabled=true");
+        const YAML::Node cm = only(docs, "ConfigMap");
+        CHECK(text(cm, {"metadata", "name"}) == "mtls-guard-dashboard");
+        CHECK(text(cm, {"metadata", "namespace"}) == "mtls-guard");
+        CHECK(text(cm, {"metadata", "labels", "grafana_dashboard"}) == "1");
+        CHECK(text(cm, {"metadata", "labels", "app.kubernetes.io/part-of"}) == "mtls-guard");
+        CHECK_FALSE(at(cm, {"metadata", "annotations"}).IsDefined());
+        const nlohmann::json shipped =
+            nlohmann::json::parse(read_file(kDashboardFile), nullptr, false);
+        REQUIRE_FALSE(shipped.is_discarded());
+        CHECK(dashboard_of(cm) == shipped);
+    }
+    SECTION("the label, the namespace and annotations come from the values") {
+        const Docs docs =
+            helm_template("--set grafana.dashboard.enabled=true "
+                          "--set grafana.dashboard.labelKey=dashboards.example.com/load "
+                          "--set-string grafana.dashboard.labelValue=true "
+                          "--set grafana.dashboard.namespace=monitoring "
+                          "--set grafana.dashboard.annotations.grafana_folder=Istio",
+                          "guard", "platform");
+        const YAML::Node cm = only(docs, "ConfigMap");
+        CHECK(text(cm, {"metadata", "name"}) == "guard-mtls-guard-dashboard");
+        CHECK(text(cm, {"metadata", "namespace"}) == "monitoring");
+        CHECK(text(cm, {"metadata", "labels", "dashboards.example.com/load"}) == "true");
+        CHECK_FALSE(at(cm, {"metadata", "labels", "grafana_dashboard"}).IsDefined());
+        CHECK(text(cm, {"metadata", "annotations", "grafana_folder"}) == "Istio");
+    }
+}
+
+TEST_CASE("the Grafana dashboard queries only metrics serve exports", "[deploy][helm]") {
+    const std::map<std::string, std::string> exported = exported_metrics();
+    // The source scan itself: if it found nothing (or lost the histogram), every check below
+    // would be meaningless.
+    REQUIRE(exported.size() >= 20);
+    REQUIRE(exported.count("mtls_guard_admission_requests_total") == 1);
+    REQUIRE(exported.at("mtls_guard_admission_decision_seconds") == "Histogram");
+    SECTION("the check refuses names serve does not export") {
+        CHECK(unknown_metrics("rate(mtls_guard_admission_requests_total[5m])", exported).empty());
+        CHECK(unknown_metrics("mtls_guard_admission_decision_seconds_bucket", exported).empty());
+        CHECK(unknown_metrics("rate(mtls_guard_admission_denials_total[5m])", exported) ==
+              Strings{"mtls_guard_admission_denials_total"});
+        // Only a histogram has _bucket series.
+        CHECK(unknown_metrics("mtls_guard_findings_bucket", exported) ==
+              Strings{"mtls_guard_findings_bucket"});
+    }
+    SECTION("every expression of the rendered dashboard") {
+        const nlohmann::json dashboard =
+            dashboard_of(only(helm_template("--set grafana.dashboard.enabled=true"), "ConfigMap"));
+        Strings exprs;
+        Strings variable_queries;
+        collect_queries(dashboard, exprs, variable_queries);
+        REQUIRE(exprs.size() >= 10);
+        REQUIRE(variable_queries.size() >= 2);
+        for (const Strings* queries : {&exprs, &variable_queries}) {
+            for (const std::string& q : *queries) {
+                INFO("query: " << q);
+                CHECK(unknown_metrics(q, exported) == Strings{});
+            }
+        }
+        // Every panel follows the namespace and pod variables.
+        for (const std::string& e : exprs) {
+            INFO("expr: " << e);
+            CHECK(e.find(R"(namespace=~"$namespace")") != std::string::npos);
+            CHECK(e.find(R"(pod=~"$pod")") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("the Grafana dashboard covers decisions, denials, latency, sync and findings",
+          "[deploy][helm]") {
+    const nlohmann::json dashboard =
+        dashboard_of(only(helm_template("--set grafana.dashboard.enabled=true"), "ConfigMap"));
+    CHECK(dashboard.value("uid", "") == "mtls-guard");
+    // Grafana 11's schema; older Grafanas migrate a dashboard up, not down.
+    CHECK(dashboard.value("schemaVersion", 0) >= 39);
+
+    // A datasource variable (Prometheus) and the namespace and pod variables.
+    std::map<std::string, nlohmann::json> variables;
+    for (const nlohmann::json& v : dashboard.at("templating").at("list")) {
+        variables[v.value("name", "")] = v;
+    }
+    REQUIRE(variables.count("datasource") == 1);
+    CHECK(variables["datasource"].value("type", "") == "datasource");
+    CHECK(variables["datasource"].value("query", "") == "prometheus");
+    CHECK(variables.count("namespace") == 1);
+    CHECK(variables.count("pod") == 1);
+
+    // Every panel and every query reads from the chosen datasource; ids are unique.
+    const nlohmann::json by_variable = {{"type", "prometheus"}, {"uid", "${datasource}"}};
+    std::set<int> ids;
+    std::size_t panels = 0;
+    for (const nlohmann::json& panel : dashboard.at("panels")) {
+        INFO("panel " << panel.value("title", ""));
+        CHECK(ids.insert(panel.value("id", 0)).second);
+        if (panel.value("type", "") == "row") {
+            continue;
+        }
+        ++panels;
+        CHECK(panel.value("datasource", nlohmann::json()) == by_variable);
+        REQUIRE(panel.contains("targets"));
+        for (const nlohmann::json& target : panel.at("targets")) {
+            CHECK(target.value("datasource", nlohmann::json()) == by_variable);
+        }
+    }
+    CHECK(panels >= 10);
+
+    Strings exprs;
+    Strings variable_queries;
+    collect_queries(dashboard.at("panels"), exprs, variable_queries);
+    const auto any_expr = [&](std::initializer_list<std::string> parts) {
+        return std::any_of(exprs.begin(), exprs.end(), [&](const std::string& e) {
+            return std::all_of(parts.begin(), parts.end(), [&](const std::string& part) {
+                return e.find(part) != std::string::npos;
+            });
+        });
+    };
+    SECTION("decisions: the request rate by verdict and by kind") {
+        CHECK(any_expr({"mtls_guard_admission_requests_total", "by (decision)", "rate("}));
+        CHECK(any_expr({"mtls_guard_admission_requests_total", "by (kind", "rate("}));
+    }
+    SECTION("denials: the deny rate by kind, and errors by HTTP status") {
+        CHECK(any_expr({"mtls_guard_admission_requests_total", R"(decision="deny")", "by (kind"}));
+        CHECK(any_expr({"mtls_guard_http_errors_total", "by (status)"}));
+    }
+    SECTION("latency: p50 and p99 from the histogram") {
+        for (const std::string q : {"histogram_quantile(0.5,", "histogram_quantile(0.99,"}) {
+            CHECK(any_expr({q, "mtls_guard_admission_decision_seconds_bucket", "by (le"}));
+        }
+    }
+    SECTION("snapshot and sync: age, synced, stale, watch restarts and relists") {
+        for (const std::string metric :
+             {"mtls_guard_snapshot_age_seconds", "mtls_guard_kube_synced",
+              "mtls_guard_kube_snapshot_stale", "mtls_guard_kube_watch_restarts_total",
+              "mtls_guard_kube_relists_total"}) {
+            INFO("metric " << metric);
+            CHECK(any_expr({metric}));
+        }
+    }
+    SECTION("findings by code and severity") {
+        CHECK(any_expr({"mtls_guard_findings{", "by (code, severity)"}));
+        CHECK(any_expr({"mtls_guard_findings{", "by (severity)"}));
+    }
+}
+
 TEST_CASE("cert-manager mode replaces the builtin certificate jobs with cert-manager objects",
           "[deploy][helm]") {
     const Names names;
@@ -1126,7 +1359,9 @@ TEST_CASE("the chart's schema rejects values it does not know", "[deploy][helm]"
           "--set replicaCount=0", "--set timeoutSeconds=60",
           "--set excludeNamespaces={Not_A_Namespace}", "--set typoedKey=1",
           "--set certificates.validity=1.5h", "--set certificates.builtin.caValidity=10y",
-          "--set clusterDomain=Not_A_Domain"}) {
+          "--set clusterDomain=Not_A_Domain", "--set grafana.dashboard.typoedKey=1",
+          "--set grafana.dashboard.labelKey=not/a/key", "--set grafana.dashboard.labelValue=1",
+          "--set grafana.dashboard.namespace=Not_A_Namespace"}) {
         const Result r = helm_template_raw(values);
         INFO("values: " << values << "\n" << r.err);
         CHECK(r.status != 0);
