@@ -68,6 +68,7 @@ constexpr std::string_view script_html = R"(<script>
     document.getElementById('explanation-text').textContent = source ? source.textContent :
       'No explanation is embedded for this cell (see the note above the grid): run the command above.';
     panel.hidden = false;
+    if (panel.scrollIntoView) panel.scrollIntoView({block: 'nearest'});
     var previous = document.querySelector('#grid td.selected');
     if (previous) previous.classList.remove('selected');
     cell.classList.add('selected');
@@ -145,8 +146,8 @@ std::string flow_line(const MatrixRow& row) {
 std::string legend_html() {
     std::string out = "<p class=\"legend\">Legend:";
     constexpr std::array<std::string_view, 4> meanings{
-        "mutual TLS", "plaintext, accepted", "depends on the client workload or the caller",
-        "connections fail"};
+        "mutual TLS", "plaintext, accepted",
+        "depends on the application, e.g. whether it terminates TLS", "connections fail"};
     for (std::size_t i = 0; i < verdicts.size(); ++i)
         out += "<span class=\"swatch v-" + std::string(verdicts[i]) + "\" data-verdict=\"" +
                std::string(verdicts[i]) + "\"></span>" + std::string(verdicts[i]) + " (" +
