@@ -51,6 +51,18 @@ std::size_t count_of(const std::string& text, const std::string& needle) {
     return n;
 }
 
+std::string escaped(const std::string& text) {
+    std::string out;
+    for (char c : text)
+        out += c == '&'    ? "&amp;"
+               : c == '<'  ? "&lt;"
+               : c == '>'  ? "&gt;"
+               : c == '"'  ? "&quot;"
+               : c == '\'' ? "&#39;"
+                           : std::string(1, c);
+    return out;
+}
+
 const std::string demo_mesh = std::string(MTLS_GUARD_SOURCE_DIR) + "/deploy/demo/mesh.yaml";
 
 } // namespace
@@ -93,6 +105,8 @@ SCENARIO("report writes one HTML file of the demo mesh and exits 0 despite its e
     const Run a = run(dir, {"analyze", "-f", demo_mesh, "-o", "json"});
     const auto findings = nlohmann::json::parse(a.out)["findings"];
     CHECK(count_of(html, "<tr class=\"finding\">") == findings.size());
+    for (const auto& finding : findings)
+        CHECK_THAT(html, Catch::Contains("<td>" + escaped(finding["message"]) + "</td>"));
     CHECK_THAT(html, Catch::Contains("<li id=\"flows\"><b>" + std::to_string(rows.size()) +
                                      "</b> flows</li>"));
     // Every cell's explanation is embedded (the demo is far below the limit).
@@ -110,6 +124,19 @@ SCENARIO("report -o - writes the page to stdout; --namespace limits the grid") {
                                         "<code>payments</code>"));
     CHECK(count_of(one.out, "<td class=\"cell ") < count_of(all.out, "<td class=\"cell "));
     CHECK(count_of(one.out, "<td class=\"cell ") > 0);
+}
+
+SCENARIO("With more cells than --max-explanations only FAIL and DEPENDS cells are explained") {
+    TempDir dir;
+    const Run r = run(dir, {"report", "-f", demo_mesh, "-o", "-", "--max-explanations", "2"});
+    CHECK(r.exit_code == 0);
+    // The demo has 3 FAIL cells and no DEPENDS one among its 20.
+    CHECK(count_of(r.out, "<pre id=\"x-") == 2);
+    CHECK_THAT(r.out, Catch::Contains("The grid has 20 cells, more than 2: explanations are "
+                                      "embedded for FAIL and DEPENDS cells only (2 of 3)"));
+    // Only the explained cells point at an explanation; the others name the command to run.
+    CHECK(count_of(r.out, "data-explain=\"x-") == 2);
+    CHECK(count_of(r.out, "<td class=\"cell ") == 20);
 }
 
 SCENARIO("report exits 2 on bad input, a missing -o or an unwritable file, writing nothing") {
