@@ -134,12 +134,17 @@ std::string short_host(const std::string& host) {
 
 // The flows of one cell, one line each, for its tooltip.
 std::string flow_line(const MatrixRow& row) {
-    std::string line = row.client_dataplane + " :" + std::to_string(row.port);
+    std::string line = row.client_dataplane;
+    if (!row.bypass.empty())
+        line += " skipping its sidecar (" + row.bypass + ")";
+    line += " :" + std::to_string(row.port);
     if (!row.workload_name.empty())
         line += " -> " + row.workload_namespace + "/" + row.workload_name + ":" +
                 std::to_string(row.target_port);
     if (!row.via_name.empty())
         line += " via " + row.via_namespace + "/" + row.via_name;
+    if (!row.hidden_by_name.empty())
+        line += " hidden by Sidecar " + row.hidden_by_namespace + "/" + row.hidden_by_name;
     return line + ": " + row.client + " to " + row.server + " = " + row.verdict;
 }
 

@@ -132,6 +132,20 @@ SCENARIO("The row header names the kinds of client of the namespace") {
     CHECK_THAT(html, Catch::Contains("title=\"web.shop.svc.cluster.local\">web.shop</th>"));
 }
 
+SCENARIO("A cell's tooltip lists its flows: kind of client, port, workload, send and accept") {
+    HtmlReportData data;
+    data.rows = {row("front", "web.shop.svc.cluster.local", "MTLS", 80),
+                 row("front", "web.shop.svc.cluster.local", "FAIL", 9090)};
+    data.rows[1].bypass = "traffic.sidecar.istio.io/excludeOutboundPorts";
+    data.rows[1].client = "PLAINTEXT";
+    const std::string cell = report::html_report(data);
+    CHECK_THAT(cell,
+               Catch::Contains("title=\"sidecar :80 -&gt; shop/web:80: ISTIO_MUTUAL to STRICT "
+                               "= MTLS\nsidecar skipping its sidecar "
+                               "(traffic.sidecar.istio.io/excludeOutboundPorts) :9090 -&gt; "
+                               "shop/web:9090: PLAINTEXT to STRICT = FAIL\">FAIL"));
+}
+
 SCENARIO("The summary counts findings by severity, namespaces, services and flows") {
     HtmlReportData data;
     data.namespaces = 7;
