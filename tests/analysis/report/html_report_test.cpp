@@ -138,8 +138,8 @@ SCENARIO("A cell's tooltip lists its flows: kind of client, port, workload, send
                  row("front", "web.shop.svc.cluster.local", "FAIL", 9090)};
     data.rows[1].bypass = "traffic.sidecar.istio.io/excludeOutboundPorts";
     data.rows[1].client = "PLAINTEXT";
-    const std::string cell = report::html_report(data);
-    CHECK_THAT(cell,
+    const std::string html = report::html_report(data);
+    CHECK_THAT(html,
                Catch::Contains("title=\"sidecar :80 -&gt; shop/web:80: ISTIO_MUTUAL to STRICT "
                                "= MTLS\nsidecar skipping its sidecar "
                                "(traffic.sidecar.istio.io/excludeOutboundPorts) :9090 -&gt; "
