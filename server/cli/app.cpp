@@ -229,6 +229,25 @@ int run(int argc, char** argv) noexcept {
         explain_cmd->add_option("-o,--output", explain_output, "text or json")
             ->check(CLI::IsMember({"text", "json"}));
 
+        ReportOptions report;
+        std::optional<std::string> report_version;
+        auto* report_cmd = app.add_subcommand(
+            "report", "one self-contained HTML page: summary, findings and the client namespace x "
+                      "service grid, each cell opening its explanation");
+        add_source_options(*report_cmd, report.source, report_version, "-f,--filename",
+                           "file, directory (recursive) or - for stdin; repeatable");
+        report_cmd->add_option("-o,--output", report.output_file, "the HTML file to write, or -")
+            ->required()
+            ->type_name("FILE");
+        report_cmd->add_option("--namespace", report.namespace_filter,
+                               "only grid cells whose client or service is in this namespace");
+        report_cmd
+            ->add_option("--max-explanations", report.max_explanations,
+                         "embed the explanation of every cell up to this many cells; beyond, "
+                         "only of FAIL and DEPENDS cells, at most this many")
+            ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 20))
+            ->capture_default_str();
+
         ReviewOptions review;
         std::optional<std::string> review_version;
         auto* review_cmd =
@@ -279,6 +298,10 @@ int run(int argc, char** argv) noexcept {
             apply_version(explain.source, explain_version);
             explain.output = parse_output(explain_output);
             return run_explain(explain);
+        }
+        if (report_cmd->parsed()) {
+            apply_version(report.source, report_version);
+            return run_report(report);
         }
         if (serve_cmd->parsed()) {
             apply_version(serve.source, serve_version);

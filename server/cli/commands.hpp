@@ -32,6 +32,14 @@ struct ExplainOptions {
     std::string workload; // --workload NS/NAME
 };
 
+// `report`: one self-contained HTML page with the findings and the client x service grid.
+struct ReportOptions {
+    input::SnapshotSource source;
+    std::string output_file; // -o: a path, or - for stdout
+    std::string namespace_filter;
+    std::size_t max_explanations = 400; // cells whose explain text is embedded (docs/report.md)
+};
+
 struct ReviewOptions {
     input::SnapshotSource source; // --snapshot paths
     std::string object_file;      // -f
@@ -83,6 +91,8 @@ int run_matrix(const MatrixOptions& options);
 int run_review(const ReviewOptions& options);
 // 0 when explained, 2 on bad input (unknown namespace, host or workload, a malformed --to).
 int run_explain(const ExplainOptions& options);
+// 0 when the report is written (whatever the findings), 2 on bad input or when it cannot be.
+int run_report(const ReportOptions& options);
 // Serves until SIGTERM or SIGINT, then drains: 0 after a clean stop, 2 on bad usage or when the
 // listen address cannot be used.
 int run_serve(const ServeOptions& options);
