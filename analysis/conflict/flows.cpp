@@ -448,6 +448,41 @@ bool sends_from(const resolution::ConfigView& view, const FlowClients& who, NsId
     return in_outcome(view, *who.outcome, in(who.host_clients->resolved), ns);
 }
 
+namespace {
+
+// Which kinds of client send flows to a Service (with `sender`: those that may include it).
+// `ambient_any`: whether ambient clients send at all, whichever namespace they run in.
+struct Senders {
+    bool non_mesh = false;
+    bool captured = false;
+    bool predicted = false;
+    bool ambient_any = false;
+    bool api_server = false;
+    bool bypass = false;
+};
+
+Senders senders_of(const resolution::ConfigView& view, const resolution::HostClients& clients,
+                   model::ServiceId id, bool called, std::optional<NsId> sender) {
+    const bool as_server = view.service(id).analysed_as_server;
+    auto wanted = [&](ClientKind kind, bool any) {
+        return any &&
+               (!sender || sends_from(view, FlowClients{&clients, nullptr, kind, id}, *sender));
+    };
+    Senders out;
+    out.non_mesh =
+        wanted(ClientKind::NonMesh, as_server && !view.non_mesh_client_namespaces().empty());
+    out.captured =
+        wanted(ClientKind::Ambient, as_server && !view.captured_client_namespaces().empty());
+    out.predicted = wanted(ClientKind::AmbientPredicted,
+                           as_server && !view.predicted_ambient_client_namespaces().empty());
+    out.ambient_any = as_server && !view.ambient_client_namespaces().empty();
+    out.api_server = wanted(ClientKind::ApiServer, called);
+    out.bypass = as_server && bypass_from(view, sender);
+    return out;
+}
+
+} // namespace
+
 void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, const FlowSink& sink,
                       std::optional<NsId> sender) {
     const model::ServiceRecord& service = view.service(id);
@@ -458,16 +493,14 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, c
     const bool as_server = service.analysed_as_server;
     if (!as_server && !calls)
         return;
-    const bool non_mesh = as_server && !view.non_mesh_client_namespaces().empty();
-    const bool captured = as_server && !view.captured_client_namespaces().empty();
-    const bool predicted = as_server && !view.predicted_ambient_client_namespaces().empty();
-    const bool bypass = as_server && bypass_from(view, sender);
     resolution::HostClients scratch;
     static const resolution::HostClients no_clients;
     const auto& clients = as_server ? view.service_clients(id, scratch) : no_clients;
-    // The client classes `sender` may be among (all without `sender`).
-    auto wanted = [&](const FlowClients& who) { return !sender || sends_from(view, who, *sender); };
+    const Senders who_sends = senders_of(view, clients, id, calls != nullptr, sender);
     const auto outcomes = outcomes_from(view, clients, Target{service.host, service.ns}, sender);
+    const auto [non_mesh, captured, predicted, ambient_any, api_server, bypass] = who_sends;
+    if (outcomes.empty() && !non_mesh && !captured && !predicted && !api_server && !bypass)
+        return; // no flow to hand over
     SubsetRouting routing;
 
     std::vector<Endpoint> endpoints;
@@ -495,26 +528,23 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, c
                           FlowClients{&clients, outcome, ClientKind::Sidecar, id}, flow, sink,
                           routing);
         for (const auto kind : {ClientKind::Ambient, ClientKind::AmbientPredicted})
-            if (const FlowClients who{&clients, nullptr, kind, id};
-                (kind == ClientKind::Ambient ? captured : predicted) && wanted(who))
-                ambient_flows(view, service, port, endpoints, who, flow, sink);
+            if (kind == ClientKind::Ambient ? captured : predicted)
+                ambient_flows(view, service, port, endpoints,
+                              FlowClients{&clients, nullptr, kind, id}, flow, sink);
         if (bypass) {
             // bypass_flows keeps the Sidecar that hid the host from the classes evaluated last;
             // set it as if no class was skipped, so that `sender` changes none of its flows.
-            const bool ambient_last = captured || predicted;
             set_hidden(view, flow,
-                       ambient_last || clients.outcomes.empty()
-                           ? nullptr
-                           : clients.outcomes.back().hidden_by);
+                       ambient_any || clients.outcomes.empty() ? nullptr
+                                                               : clients.outcomes.back().hidden_by);
             bypass_flows(view, service, port, endpoints,
                          FlowClients{&clients, nullptr, ClientKind::SidecarBypass, id}, flow, sink,
                          routing);
         }
-        if (const FlowClients who{&clients, nullptr, ClientKind::ApiServer, id};
-            !port_calls.empty() && wanted(who))
-            api_server_flows(port_calls, endpoints, who, flow, sink);
-        const FlowClients who{&clients, nullptr, ClientKind::NonMesh, id};
-        if (!non_mesh || !wanted(who))
+        if (api_server && !port_calls.empty())
+            api_server_flows(port_calls, endpoints,
+                             FlowClients{&clients, nullptr, ClientKind::ApiServer, id}, flow, sink);
+        if (!non_mesh)
             continue;
         // Clients without any proxy always send plaintext, straight to the pod (no waypoint).
         flow.rule = nullptr;
@@ -523,6 +553,7 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, c
         flow.hidden_by = nullptr;
         flow.dropped = false;
         flow.client = ClientKind::NonMesh;
+        const FlowClients who{&clients, nullptr, ClientKind::NonMesh, id};
         for (const auto& ep : endpoints)
             emit(flow, ep, resolution::SendDecision{}, who, sink);
     }
