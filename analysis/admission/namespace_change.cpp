@@ -62,9 +62,9 @@ FlowKey key_of(const Flow& flow, const resolution::ConfigView& view, NsId client
 // client namespaces) or sends (then only `changed` itself), in the order of a whole-mesh
 // evaluation. The namespace's clients may call any host, but towards the other namespaces'
 // hosts only the client classes that include `changed` are evaluated: the relabel changes no
-// other flow there.
+// other flow there; without `sidecars`, not its sidecar client classes either.
 template <typename Visit>
-void visit_flows(const resolution::ConfigView& view, NsId changed, Visit visit) {
+void visit_flows(const resolution::ConfigView& view, NsId changed, bool sidecars, Visit visit) {
     auto sink = [&](const Flow& flow, const conflict::FlowClients& who) {
         if (!flow.code)
             return;
@@ -77,10 +77,17 @@ void visit_flows(const resolution::ConfigView& view, NsId changed, Visit visit) 
     for (model::ServiceId id = 0; id < snapshot.services().size(); ++id) {
         const bool served = snapshot.services()[id].ns == changed;
         conflict::evaluate_service(view, id, sink,
-                                   served ? std::nullopt : std::optional<NsId>(changed));
+                                   served ? std::nullopt : std::optional<NsId>(changed), sidecars);
     }
     for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
-        conflict::evaluate_external_host(view, i, sink, changed);
+        conflict::evaluate_external_host(view, i, sink, changed, sidecars);
+}
+
+// At once, no pod gains or loses its sidecar and no configuration changes: the flows the
+// namespace's sidecar clients send to other namespaces' hosts are the same on both sides, so the
+// "before" side leaves them out and the "after" side counts them as known.
+bool same_at_once(const Flow& flow, NsId changed) noexcept {
+    return flow.client == ClientKind::Sidecar && (!flow.service || flow.service->ns != changed);
 }
 
 // Problems before the change, by flow and client namespace.
@@ -89,13 +96,14 @@ struct Before {
     std::set<FlowKey> warned;
 };
 
-Before problems_of(const resolution::ConfigView& view, NsId changed) {
+Before problems_of(const resolution::ConfigView& view, NsId changed, bool at_once) {
     Before out;
-    visit_flows(view, changed, [&](const Flow& flow, const std::vector<NsId>& namespaces) {
-        auto& set = flow.verdict == conflict::Verdict::Fail ? out.failed : out.warned;
-        for (NsId ns : namespaces)
-            set.insert(key_of(flow, view, ns, changed));
-    });
+    visit_flows(view, changed, !at_once,
+                [&](const Flow& flow, const std::vector<NsId>& namespaces) {
+                    auto& set = flow.verdict == conflict::Verdict::Fail ? out.failed : out.warned;
+                    for (NsId ns : namespaces)
+                        set.insert(key_of(flow, view, ns, changed));
+                });
     return out;
 }
 
@@ -103,13 +111,14 @@ Before problems_of(const resolution::ConfigView& view, NsId changed) {
 // before: a FAIL flow is new unless it failed before; one that only warns is new unless it had
 // any finding before (as for every other kind, semantics §9).
 void split_flows(const resolution::ConfigView& view, NsId changed, const Before& before,
-                 conflict::FlowFindingCollector& introduced,
+                 bool at_once, conflict::FlowFindingCollector& introduced,
                  conflict::FlowFindingCollector* existing) {
-    visit_flows(view, changed, [&](const Flow& flow, const std::vector<NsId>& namespaces) {
+    visit_flows(view, changed, true, [&](const Flow& flow, const std::vector<NsId>& namespaces) {
         std::vector<NsId> fresh, old;
+        const bool same = at_once && same_at_once(flow, changed);
         for (NsId ns : namespaces) {
             const FlowKey key = key_of(flow, view, ns, changed);
-            const bool was = before.failed.count(key) > 0 ||
+            const bool was = same || before.failed.count(key) > 0 ||
                              (flow.verdict != conflict::Verdict::Fail && before.warned.count(key));
             (was ? old : fresh).push_back(ns);
         }
@@ -140,12 +149,12 @@ void compare_at_once(const model::Snapshot& snapshot, NsId ns, const model::Labe
     constexpr auto at_once = model::RelabelTiming::AtOnce;
     // The snapshot itself is "before" when it already has those labels (the usual case).
     const Before was = snapshot.namespaces()[ns].labels == before
-                           ? problems_of(resolution::ConfigView(snapshot), ns)
-                           : problems_of(relabelled(snapshot, ns, before, at_once), ns);
+                           ? problems_of(resolution::ConfigView(snapshot), ns, true)
+                           : problems_of(relabelled(snapshot, ns, before, at_once), ns, true);
     const resolution::ConfigView view = relabelled(snapshot, ns, after, at_once);
     conflict::FlowFindingCollector introduced(view, kept);
     conflict::FlowFindingCollector existing(view, kept);
-    split_flows(view, ns, was, introduced, &existing);
+    split_flows(view, ns, was, true, introduced, &existing);
     out.introduces_error = introduced.has_error();
     out.omitted = introduced.omitted() + existing.omitted();
     out.codes = introduced.codes();
@@ -159,10 +168,10 @@ void compare_at_once(const model::Snapshot& snapshot, NsId ns, const model::Labe
 void compare_at_restart(const model::Snapshot& snapshot, NsId ns, const model::Labels& before,
                         const model::Labels& after, std::size_t kept, RelabelComparison& out) {
     constexpr auto restart = model::RelabelTiming::AfterRestart;
-    const Before was = problems_of(relabelled(snapshot, ns, before, restart), ns);
+    const Before was = problems_of(relabelled(snapshot, ns, before, restart), ns, false);
     const resolution::ConfigView view = relabelled(snapshot, ns, after, restart);
     conflict::FlowFindingCollector later(view, kept);
-    split_flows(view, ns, was, later, nullptr);
+    split_flows(view, ns, was, false, later, nullptr);
     out.omitted += later.omitted();
     out.codes.insert(later.codes().begin(), later.codes().end());
     out.at_restart = finish(later.take());

@@ -484,7 +484,7 @@ Senders senders_of(const resolution::ConfigView& view, const resolution::HostCli
 } // namespace
 
 void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, const FlowSink& sink,
-                      std::optional<NsId> sender) {
+                      std::optional<NsId> sender, bool sidecar_senders) {
     const model::ServiceRecord& service = view.service(id);
     if (!service.service.selector)
         return;
@@ -497,7 +497,10 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, c
     static const resolution::HostClients no_clients;
     const auto& clients = as_server ? view.service_clients(id, scratch) : no_clients;
     const Senders who_sends = senders_of(view, clients, id, calls != nullptr, sender);
-    const auto outcomes = outcomes_from(view, clients, Target{service.host, service.ns}, sender);
+    const auto outcomes =
+        sender && !sidecar_senders
+            ? std::vector<const resolution::ClientOutcome*>()
+            : outcomes_from(view, clients, Target{service.host, service.ns}, sender);
     const auto [non_mesh, captured, predicted, ambient_any, api_server, bypass] = who_sends;
     if (outcomes.empty() && !non_mesh && !captured && !predicted && !api_server && !bypass)
         return; // no flow to hand over
@@ -560,10 +563,12 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, c
 }
 
 void evaluate_external_host(const resolution::ConfigView& view, std::size_t index,
-                            const FlowSink& sink, std::optional<NsId> sender) {
+                            const FlowSink& sink, std::optional<NsId> sender,
+                            bool sidecar_senders) {
     const model::ExternalHost& host = view.snapshot().external_hosts()[index];
-    if (!host.mesh_external || host.host.find('*') != std::string::npos)
-        return;
+    if (!host.mesh_external || host.host.find('*') != std::string::npos ||
+        (sender && !sidecar_senders))
+        return; // only sidecar clients send to ServiceEntry hosts here
     resolution::HostClients scratch;
     const auto& clients = view.external_clients(index, scratch);
     std::vector<std::uint16_t> ports = host.ports;

@@ -114,14 +114,16 @@ using FlowSink = std::function<void(const Flow&, const FlowClients&)>;
 // Namespace relabel changes only its own clients' flows towards other hosts, ambient.md §17):
 // every flow with a code sent from `sender` is still handed over, with its FlowClients as without
 // `sender`, in the same order; some flows of the same classes from other namespaces may come
-// along.
+// along. `sidecar_senders` false (with `sender` only) leaves out the sidecar client classes.
 void evaluate_service(const resolution::ConfigView& view, model::ServiceId service,
-                      const FlowSink& sink, std::optional<NsId> sender = std::nullopt);
+                      const FlowSink& sink, std::optional<NsId> sender = std::nullopt,
+                      bool sidecar_senders = true);
 
 // All flows towards one ServiceEntry host (MESH_EXTERNAL only: nothing is known of internal ones);
-// `sender` as for evaluate_service.
+// `sender` and `sidecar_senders` as for evaluate_service.
 void evaluate_external_host(const resolution::ConfigView& view, std::size_t index,
-                            const FlowSink& sink, std::optional<NsId> sender = std::nullopt);
+                            const FlowSink& sink, std::optional<NsId> sender = std::nullopt,
+                            bool sidecar_senders = true);
 
 // The DestinationRule object behind a flow's client-side decision (for reporting).
 const model::DestinationRule* deciding_rule(const Flow& flow) noexcept;
