@@ -38,15 +38,14 @@ using FlowKey =
 constexpr std::uint32_t no_workload = 0xffffffffu;
 constexpr std::uint8_t without_sidecar = 0xff; // none or ambient, in the relabelled namespace
 
-FlowKey key_of(const Flow& flow, const model::Snapshot& snapshot, NsId client, NsId changed) {
+FlowKey key_of(const Flow& flow, const resolution::ConfigView& view, NsId client, NsId changed) {
+    const model::Snapshot& snapshot = view.snapshot();
     const std::uint32_t target =
         flow.service
-            ? static_cast<std::uint32_t>(flow.service - snapshot.services().data())
+            ? view.service_id(*flow.service)
             : conflict::external_target |
                   static_cast<std::uint32_t>(flow.external - snapshot.external_hosts().data());
-    const std::uint32_t workload =
-        flow.workload ? static_cast<std::uint32_t>(flow.workload - snapshot.workloads().data())
-                      : no_workload;
+    const std::uint32_t workload = flow.workload ? view.workload_id(*flow.workload) : no_workload;
     const bool moves = client == changed && flow.client != ClientKind::Sidecar &&
                        flow.client != ClientKind::ApiServer;
     return {target,
@@ -58,26 +57,35 @@ FlowKey key_of(const Flow& flow, const model::Snapshot& snapshot, NsId client, N
 }
 
 // Calls `visit(flow, namespaces)` for every flow with a code that `changed` serves (all its
-// client namespaces) or sends (then only `changed` itself). Evaluates the whole mesh: the
-// namespace's clients may call any host.
+// client namespaces) or sends (then only `changed` itself), in the order of a whole-mesh
+// evaluation. The namespace's clients may call any host, but towards the other namespaces'
+// hosts only the client classes that include `changed` are evaluated: the relabel changes no
+// other flow there; without `sidecars`, not its sidecar client classes either.
 template <typename Visit>
-void visit_flows(const resolution::ConfigView& view, NsId changed, Visit visit) {
+void visit_flows(const resolution::ConfigView& view, NsId changed, bool sidecars, Visit visit) {
     auto sink = [&](const Flow& flow, const conflict::FlowClients& who) {
         if (!flow.code)
             return;
-        std::vector<NsId> namespaces = conflict::client_namespaces(view, who);
-        if (!flow.service || flow.service->ns != changed) {
-            if (std::find(namespaces.begin(), namespaces.end(), changed) == namespaces.end())
-                return;
-            namespaces = {changed};
-        }
-        visit(flow, namespaces);
+        if (flow.service && flow.service->ns == changed)
+            visit(flow, conflict::client_namespaces(view, who));
+        else if (conflict::sends_from(view, who, changed))
+            visit(flow, std::vector<NsId>{changed});
     };
     const model::Snapshot& snapshot = view.snapshot();
-    for (model::ServiceId id = 0; id < snapshot.services().size(); ++id)
-        conflict::evaluate_service(view, id, sink);
+    for (model::ServiceId id = 0; id < snapshot.services().size(); ++id) {
+        const bool served = snapshot.services()[id].ns == changed;
+        conflict::evaluate_service(view, id, sink,
+                                   served ? std::nullopt : std::optional<NsId>(changed), sidecars);
+    }
     for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
-        conflict::evaluate_external_host(view, i, sink);
+        conflict::evaluate_external_host(view, i, sink, changed, sidecars);
+}
+
+// At once, no pod gains or loses its sidecar and no configuration changes: the flows the
+// namespace's sidecar clients send to other namespaces' hosts are the same on both sides, so the
+// "before" side leaves them out and the "after" side counts them as known.
+bool same_at_once(const Flow& flow, NsId changed) noexcept {
+    return flow.client == ClientKind::Sidecar && (!flow.service || flow.service->ns != changed);
 }
 
 // Problems before the change, by flow and client namespace.
@@ -86,14 +94,14 @@ struct Before {
     std::set<FlowKey> warned;
 };
 
-Before problems_of(const model::Snapshot& snapshot, NsId changed) {
+Before problems_of(const resolution::ConfigView& view, NsId changed, bool at_once) {
     Before out;
-    const resolution::ConfigView view(snapshot);
-    visit_flows(view, changed, [&](const Flow& flow, const std::vector<NsId>& namespaces) {
-        auto& set = flow.verdict == conflict::Verdict::Fail ? out.failed : out.warned;
-        for (NsId ns : namespaces)
-            set.insert(key_of(flow, snapshot, ns, changed));
-    });
+    visit_flows(view, changed, !at_once,
+                [&](const Flow& flow, const std::vector<NsId>& namespaces) {
+                    auto& set = flow.verdict == conflict::Verdict::Fail ? out.failed : out.warned;
+                    for (NsId ns : namespaces)
+                        set.insert(key_of(flow, view, ns, changed));
+                });
     return out;
 }
 
@@ -101,14 +109,14 @@ Before problems_of(const model::Snapshot& snapshot, NsId changed) {
 // before: a FAIL flow is new unless it failed before; one that only warns is new unless it had
 // any finding before (as for every other kind, semantics §9).
 void split_flows(const resolution::ConfigView& view, NsId changed, const Before& before,
-                 conflict::FlowFindingCollector& introduced,
+                 bool at_once, conflict::FlowFindingCollector& introduced,
                  conflict::FlowFindingCollector* existing) {
-    const model::Snapshot& after = view.snapshot();
-    visit_flows(view, changed, [&](const Flow& flow, const std::vector<NsId>& namespaces) {
+    visit_flows(view, changed, true, [&](const Flow& flow, const std::vector<NsId>& namespaces) {
         std::vector<NsId> fresh, old;
+        const bool same = at_once && same_at_once(flow, changed);
         for (NsId ns : namespaces) {
-            const FlowKey key = key_of(flow, after, ns, changed);
-            const bool was = before.failed.count(key) > 0 ||
+            const FlowKey key = key_of(flow, view, ns, changed);
+            const bool was = same || before.failed.count(key) > 0 ||
                              (flow.verdict != conflict::Verdict::Fail && before.warned.count(key));
             (was ? old : fresh).push_back(ns);
         }
@@ -125,28 +133,26 @@ std::vector<conflict::Finding> finish(std::vector<conflict::Finding> findings) {
     return findings;
 }
 
-// The problems of `snapshot` with the namespace relabelled: the copy is dropped at once, so that
-// a review holds at most one copy of the snapshot besides the shared one.
-Before problems_relabelled(const model::Snapshot& snapshot, NsId ns, const model::Labels& labels,
-                           model::RelabelTiming timing) {
-    const auto copy = model::SnapshotBuilder::relabel_namespace(snapshot, ns, labels, timing);
-    return problems_of(*copy, ns);
+// The snapshot with the namespace relabelled, seen through an overlay: no copy of the snapshot.
+resolution::ConfigView relabelled(const model::Snapshot& snapshot, NsId ns,
+                                  const model::Labels& labels, model::RelabelTiming timing) {
+    return resolution::ConfigView(
+        snapshot, std::make_shared<const model::RelabelledNamespace>(
+                      model::SnapshotBuilder::relabel_overlay(snapshot, ns, labels, timing)));
 }
 
 // What the relabel changes at once (ambient enrolment, waypoints): judged as any change.
 void compare_at_once(const model::Snapshot& snapshot, NsId ns, const model::Labels& before,
                      const model::Labels& after, std::size_t kept, RelabelComparison& out) {
+    constexpr auto at_once = model::RelabelTiming::AtOnce;
     // The snapshot itself is "before" when it already has those labels (the usual case).
-    const Before was =
-        snapshot.namespaces()[ns].labels == before
-            ? problems_of(snapshot, ns)
-            : problems_relabelled(snapshot, ns, before, model::RelabelTiming::AtOnce);
-    const auto now = model::SnapshotBuilder::relabel_namespace(snapshot, ns, after,
-                                                               model::RelabelTiming::AtOnce);
-    const resolution::ConfigView view(*now);
+    const Before was = snapshot.namespaces()[ns].labels == before
+                           ? problems_of(resolution::ConfigView(snapshot), ns, true)
+                           : problems_of(relabelled(snapshot, ns, before, at_once), ns, true);
+    const resolution::ConfigView view = relabelled(snapshot, ns, after, at_once);
     conflict::FlowFindingCollector introduced(view, kept);
     conflict::FlowFindingCollector existing(view, kept);
-    split_flows(view, ns, was, introduced, &existing);
+    split_flows(view, ns, was, true, introduced, &existing);
     out.introduces_error = introduced.has_error();
     out.omitted = introduced.omitted() + existing.omitted();
     out.codes = introduced.codes();
@@ -159,13 +165,11 @@ void compare_at_once(const model::Snapshot& snapshot, NsId ns, const model::Labe
 // that what differs is the labels' doing, not pods that merely predate an earlier relabel.
 void compare_at_restart(const model::Snapshot& snapshot, NsId ns, const model::Labels& before,
                         const model::Labels& after, std::size_t kept, RelabelComparison& out) {
-    const Before was =
-        problems_relabelled(snapshot, ns, before, model::RelabelTiming::AfterRestart);
-    const auto now = model::SnapshotBuilder::relabel_namespace(snapshot, ns, after,
-                                                               model::RelabelTiming::AfterRestart);
-    const resolution::ConfigView view(*now);
+    constexpr auto restart = model::RelabelTiming::AfterRestart;
+    const Before was = problems_of(relabelled(snapshot, ns, before, restart), ns, false);
+    const resolution::ConfigView view = relabelled(snapshot, ns, after, restart);
     conflict::FlowFindingCollector later(view, kept);
-    split_flows(view, ns, was, later, nullptr);
+    split_flows(view, ns, was, false, later, nullptr);
     out.omitted += later.omitted();
     out.codes.insert(later.codes().begin(), later.codes().end());
     out.at_restart = finish(later.take());

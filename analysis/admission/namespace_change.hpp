@@ -37,7 +37,9 @@ struct RelabelComparison {
 // each applied to `snapshot`; keeps at most `kept` findings per severity and list. Flows are
 // matched by Service (or ServiceEntry host), port, endpoint workload, subset and client
 // namespace; the relabelled namespace's clients without a sidecar count as one kind, since a
-// relabel moves them between none and ambient. Costs O(mesh) per snapshot compared.
+// relabel moves them between none and ambient. The relabelled snapshots are overlays (no copy),
+// and towards other namespaces' hosts only the namespace's own client classes are evaluated:
+// still O(hosts) per snapshot compared, but not O(hosts × client classes).
 RelabelComparison compare_relabel(const model::Snapshot& snapshot, model::NsId ns,
                                   const model::Labels& before, const model::Labels& after,
                                   std::size_t kept);

@@ -6,6 +6,7 @@
 #include "analysis/resolution/sidecar.hpp"
 #include "analysis/resolution/virtual_service.hpp"
 
+#include <algorithm>
 #include <deque>
 
 namespace mtlsguard::conflict {
@@ -178,9 +179,24 @@ void emit(Flow& flow, const Endpoint& ep, const resolution::SendDecision& decisi
 // The VirtualService routes to subsets of one service, and the namespace lists of subset flows
 // (kept for the whole evaluation: FlowClients point at them).
 struct SubsetRouting {
-    std::vector<resolution::HostRoute> routes;
+    // Looked up on first use: most rules have no subset with TLS of its own.
+    std::optional<std::vector<resolution::HostRoute>> routes;
     std::deque<std::vector<NsId>> routed;
+
+    const std::vector<resolution::HostRoute>& routes_to(const resolution::ConfigView& view,
+                                                        const std::string& host) {
+        if (!routes)
+            routes = resolution::subset_routes_to(view, host);
+        return *routes;
+    }
 };
+
+// Whether some subset of the rule has a trafficPolicy: else its clusters are the service's.
+bool has_subset_tls(const model::ConsolidatedRule& rule) noexcept {
+    return std::any_of(rule.subsets.begin(), rule.subsets.end(), [](const model::Subset* subset) {
+        return subset->traffic_policy.has_value();
+    });
+}
 
 // Sidecar clients of one DestinationRule outcome: the service-level cluster, then each subset
 // whose own TLS differs from it, for the clients a VirtualService route sends there (ambient.md
@@ -203,7 +219,8 @@ void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecor
     const resolution::SidecarClientTls base(view, service, port, outcome.rule, nullptr);
     for (const auto& ep : endpoints)
         emit(flow, ep, base.for_endpoint(*ep.workload, ep.target_port), who, sink);
-    if (!outcome.rule || routing.routes.empty())
+    if (!outcome.rule || !has_subset_tls(*outcome.rule) ||
+        routing.routes_to(view, service.host).empty())
         return;
     std::optional<std::vector<NsId>> members; // the outcome's namespaces, expanded when needed
     for (const model::Subset* subset : outcome.rule->subsets) {
@@ -221,7 +238,7 @@ void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecor
                     members->push_back(c.ns);
         }
         auto routed =
-            resolution::routed_namespaces(view, routing.routes, subset->name, port.port, *members);
+            resolution::routed_namespaces(view, *routing.routes, subset->name, port.port, *members);
         if (routed.empty())
             continue; // no route sends these clients there
         FlowClients routed_who = who;
@@ -264,8 +281,7 @@ void bypass_flows(const resolution::ConfigView& view, const model::ServiceRecord
                   const model::ServicePort& port, const std::vector<Endpoint>& endpoints,
                   const FlowClients& who, Flow& flow, const FlowSink& sink,
                   SubsetRouting& routing) {
-    const auto& bypassing = view.snapshot().outbound_bypass_clients();
-    const auto& workloads = view.snapshot().workloads();
+    const auto& bypassing = view.outbound_bypass_clients();
     flow.rule = nullptr;
     flow.subset = nullptr;
     flow.via.reset();
@@ -276,7 +292,7 @@ void bypass_flows(const resolution::ConfigView& view, const model::ServiceRecord
         std::vector<NsId> namespaces;
         std::string_view reason;
         for (model::WorkloadId id : bypassing) {
-            const auto& client = workloads[id];
+            const auto& client = view.workload(id);
             const auto why = resolution::outbound_bypass(
                 client.interception, headless ? ep.target_port : port.port, address);
             if (!why)
@@ -316,30 +332,182 @@ void api_server_flows(const std::vector<model::ApiServerCallRef>& calls,
 
 } // namespace
 
-void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
-                      const FlowSink& sink) {
-    const model::ServiceRecord& service = view.snapshot().services()[id];
+namespace {
+
+// The endpoints of one service port with their server modes; waypoints are proxies, not servers.
+void endpoints_of(const resolution::ConfigView& view, const model::ServiceRecord& service,
+                  const model::ServicePort& port, std::vector<Endpoint>& out) {
+    out.clear();
+    for (model::WorkloadId wid : service.endpoints) {
+        const auto& w = view.workload(wid);
+        const std::uint16_t target = resolution::target_port_of(w, port);
+        if (target == 0 || w.waypoint)
+            continue; // not an endpoint of the port
+        out.push_back(Endpoint{&w, target,
+                               resolution::effective_server_mode(view, w, target, service, port)});
+    }
+}
+
+// Whether some client whose pods skip their sidecar for some destinations runs in `sender` (any
+// namespace without `sender`).
+bool bypass_from(const resolution::ConfigView& view, std::optional<NsId> sender) {
+    const auto& bypassing = view.outbound_bypass_clients();
+    if (!sender)
+        return !bypassing.empty();
+    return std::any_of(bypassing.begin(), bypassing.end(),
+                       [&](model::WorkloadId id) { return view.workload(id).ns == *sender; });
+}
+
+// Whether the outcome has a class of the namespace `ns` (`resolved`: whether the host's clients
+// have an answer of their own for `ns`). Only namespaces with an answer of their own are listed
+// as members; the generic members (expand_members) are every other mesh client namespace, one
+// class per selector variant.
+bool in_outcome(const resolution::ConfigView& view, const resolution::ClientOutcome& outcome,
+                bool resolved, NsId ns) {
+    if (!resolved)
+        return outcome.generic && view.is_mesh_client(ns) && !view.config(ns).variants.empty();
+    return std::any_of(outcome.members.begin(), outcome.members.end(),
+                       [ns](const resolution::ClientClass& c) { return c.ns == ns; });
+}
+
+// The host an evaluation is about, as the Sidecar check needs it.
+struct Target {
+    const std::string& host;
+    NsId ns;
+};
+
+// The outcomes with a class of `sender` whose flows can carry a code. A client class that a
+// Sidecar hides the host from is in that Sidecar's outcome, whose flows carry none (ambient.md
+// §14): when all of `sender`'s are, there is nothing to evaluate. A host's outcomes can number one
+// per Sidecar of the mesh, so they are searched only when needed.
+std::vector<const resolution::ClientOutcome*> outcomes_of(const resolution::ConfigView& view,
+                                                          const resolution::HostClients& clients,
+                                                          const Target& target, NsId sender) {
+    const auto& variants = view.config(sender).variants;
+    if (!std::binary_search(clients.resolved.begin(), clients.resolved.end(), sender)) {
+        if (!view.is_mesh_client(sender) || variants.empty())
+            return {};
+        if (!clients.generic)
+            return {};
+        return {&clients.outcomes[*clients.generic]};
+    }
+    const std::string_view host_ns = target.ns < view.namespace_count()
+                                         ? std::string_view(view.namespace_name(target.ns))
+                                         : std::string_view();
+    bool all_hidden = true;
+    for (std::size_t v = 0; v < variants.size() && all_hidden; ++v) {
+        const model::Sidecar* sidecar = resolution::sidecar_of(view, sender, v);
+        all_hidden = sidecar && !resolution::sidecar_imports(*sidecar, view.namespace_name(sender),
+                                                             target.host, host_ns);
+    }
+    if (all_hidden)
+        return {};
+    std::vector<const resolution::ClientOutcome*> out;
+    for (const auto& outcome : clients.outcomes)
+        if (in_outcome(view, outcome, true, sender))
+            out.push_back(&outcome);
+    return out;
+}
+
+// The sidecar client outcomes whose flows to evaluate: all, or those of `sender`.
+std::vector<const resolution::ClientOutcome*> outcomes_from(const resolution::ConfigView& view,
+                                                            const resolution::HostClients& clients,
+                                                            const Target& target,
+                                                            std::optional<NsId> sender) {
+    if (sender)
+        return outcomes_of(view, clients, target, *sender);
+    std::vector<const resolution::ClientOutcome*> out;
+    for (const auto& outcome : clients.outcomes)
+        out.push_back(&outcome);
+    return out;
+}
+
+} // namespace
+
+bool sends_from(const resolution::ConfigView& view, const FlowClients& who, NsId ns) {
+    auto in = [ns](const std::vector<NsId>& list) {
+        return std::binary_search(list.begin(), list.end(), ns);
+    };
+    switch (who.kind) {
+    case ClientKind::ApiServer:
+        return ns == model::api_server_client;
+    case ClientKind::Ambient:
+        return in(view.captured_client_namespaces());
+    case ClientKind::AmbientPredicted:
+        return in(view.predicted_ambient_client_namespaces());
+    case ClientKind::SidecarBypass:
+        return who.routed && in(*who.routed);
+    case ClientKind::Sidecar:
+    case ClientKind::NonMesh:
+        break;
+    }
+    if (!who.outcome)
+        return in(view.non_mesh_client_namespaces());
+    if (who.routed && !in(*who.routed))
+        return false;
+    return in_outcome(view, *who.outcome, in(who.host_clients->resolved), ns);
+}
+
+namespace {
+
+// Which kinds of client send flows to a Service (with `sender`: those that may include it).
+// `ambient_any`: whether ambient clients send at all, whichever namespace they run in.
+struct Senders {
+    bool non_mesh = false;
+    bool captured = false;
+    bool predicted = false;
+    bool ambient_any = false;
+    bool api_server = false;
+    bool bypass = false;
+};
+
+Senders senders_of(const resolution::ConfigView& view, const resolution::HostClients& clients,
+                   model::ServiceId id, bool called, std::optional<NsId> sender) {
+    const bool as_server = view.service(id).analysed_as_server;
+    // A view of sidecar clients only (ConfigView::restrict_clients_to) has no other senders: no
+    // clients without a sidecar, no ambient ones, none that bypass their sidecar, no API server.
+    const bool others = !view.sidecar_clients_only();
+    auto wanted = [&](ClientKind kind, bool any) {
+        return others && any &&
+               (!sender || sends_from(view, FlowClients{&clients, nullptr, kind, id}, *sender));
+    };
+    Senders out;
+    out.non_mesh =
+        wanted(ClientKind::NonMesh, as_server && !view.non_mesh_client_namespaces().empty());
+    out.captured =
+        wanted(ClientKind::Ambient, as_server && !view.captured_client_namespaces().empty());
+    out.predicted = wanted(ClientKind::AmbientPredicted,
+                           as_server && !view.predicted_ambient_client_namespaces().empty());
+    out.ambient_any = as_server && !view.ambient_client_namespaces().empty();
+    out.api_server = wanted(ClientKind::ApiServer, called);
+    out.bypass = others && as_server && bypass_from(view, sender);
+    return out;
+}
+
+} // namespace
+
+void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, const FlowSink& sink,
+                      std::optional<NsId> sender, bool sidecar_senders) {
+    const model::ServiceRecord& service = view.service(id);
     if (!service.service.selector)
         return;
     const auto* calls = view.snapshot().api_server_calls(service.service.ref.namespace_name,
                                                          service.service.ref.name);
     const bool as_server = service.analysed_as_server;
-    // A view of sidecar clients only has no other clients: no API server either.
-    const bool others = !view.sidecar_clients_only();
-    if (!others)
-        calls = nullptr;
     if (!as_server && !calls)
         return;
-    const auto& workloads = view.snapshot().workloads();
-    const bool non_mesh = others && as_server && !view.non_mesh_client_namespaces().empty();
-    const bool captured = others && as_server && !view.captured_client_namespaces().empty();
-    const bool predicted =
-        others && as_server && !view.predicted_ambient_client_namespaces().empty();
-    const bool bypass = others && as_server && !view.snapshot().outbound_bypass_clients().empty();
     resolution::HostClients scratch;
     static const resolution::HostClients no_clients;
     const auto& clients = as_server ? view.service_clients(id, scratch) : no_clients;
-    SubsetRouting routing{resolution::subset_routes_to(view, service.host), {}};
+    const Senders who_sends = senders_of(view, clients, id, calls != nullptr, sender);
+    const auto outcomes =
+        sender && !sidecar_senders
+            ? std::vector<const resolution::ClientOutcome*>()
+            : outcomes_from(view, clients, Target{service.host, service.ns}, sender);
+    const auto [non_mesh, captured, predicted, ambient_any, api_server, bypass] = who_sends;
+    if (outcomes.empty() && !non_mesh && !captured && !predicted && !api_server && !bypass)
+        return; // no flow to hand over
+    SubsetRouting routing;
 
     std::vector<Endpoint> endpoints;
     std::vector<model::ApiServerCallRef> port_calls;
@@ -353,15 +521,7 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
                     port_calls.push_back(call);
         if (!as_server && port_calls.empty())
             continue;
-        endpoints.clear();
-        for (model::WorkloadId wid : service.endpoints) {
-            const auto& w = workloads[wid];
-            const std::uint16_t target = resolution::target_port_of(w, port);
-            if (target == 0 || w.waypoint)
-                continue; // not an endpoint of the port; a waypoint is a proxy, not a server
-            endpoints.push_back(Endpoint{
-                &w, target, resolution::effective_server_mode(view, w, target, service, port)});
-        }
+        endpoints_of(view, service, port, endpoints);
         if (endpoints.empty())
             continue;
 
@@ -369,22 +529,25 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
         flow.service = &service;
         flow.host = service.host;
         flow.port = port.port;
-        for (const auto& outcome : clients.outcomes)
-            sidecar_flows(view, service, port, endpoints, outcome,
-                          FlowClients{&clients, &outcome, ClientKind::Sidecar, id}, flow, sink,
+        for (const auto* outcome : outcomes)
+            sidecar_flows(view, service, port, endpoints, *outcome,
+                          FlowClients{&clients, outcome, ClientKind::Sidecar, id}, flow, sink,
                           routing);
-        if (captured)
-            ambient_flows(view, service, port, endpoints,
-                          FlowClients{&clients, nullptr, ClientKind::Ambient, id}, flow, sink);
-        if (predicted)
-            ambient_flows(view, service, port, endpoints,
-                          FlowClients{&clients, nullptr, ClientKind::AmbientPredicted, id}, flow,
-                          sink);
-        if (bypass)
+        for (const auto kind : {ClientKind::Ambient, ClientKind::AmbientPredicted})
+            if (kind == ClientKind::Ambient ? captured : predicted)
+                ambient_flows(view, service, port, endpoints,
+                              FlowClients{&clients, nullptr, kind, id}, flow, sink);
+        if (bypass) {
+            // bypass_flows keeps the Sidecar that hid the host from the classes evaluated last;
+            // set it as if no class was skipped, so that `sender` changes none of its flows.
+            set_hidden(view, flow,
+                       ambient_any || clients.outcomes.empty() ? nullptr
+                                                               : clients.outcomes.back().hidden_by);
             bypass_flows(view, service, port, endpoints,
                          FlowClients{&clients, nullptr, ClientKind::SidecarBypass, id}, flow, sink,
                          routing);
-        if (!port_calls.empty())
+        }
+        if (api_server && !port_calls.empty())
             api_server_flows(port_calls, endpoints,
                              FlowClients{&clients, nullptr, ClientKind::ApiServer, id}, flow, sink);
         if (!non_mesh)
@@ -403,10 +566,12 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
 }
 
 void evaluate_external_host(const resolution::ConfigView& view, std::size_t index,
-                            const FlowSink& sink) {
+                            const FlowSink& sink, std::optional<NsId> sender,
+                            bool sidecar_senders) {
     const model::ExternalHost& host = view.snapshot().external_hosts()[index];
-    if (!host.mesh_external || host.host.find('*') != std::string::npos)
-        return;
+    if (!host.mesh_external || host.host.find('*') != std::string::npos ||
+        (sender && !sidecar_senders))
+        return; // only sidecar clients send to ServiceEntry hosts here
     resolution::HostClients scratch;
     const auto& clients = view.external_clients(index, scratch);
     std::vector<std::uint16_t> ports = host.ports;
@@ -416,23 +581,24 @@ void evaluate_external_host(const resolution::ConfigView& view, std::size_t inde
     flow.external = &host;
     flow.host = host.host;
     flow.server = ServerAccept::NoSidecar;
+    const std::uint32_t target = external_target | static_cast<std::uint32_t>(index);
+    const auto outcomes = outcomes_from(view, clients, Target{host.host, host.ns}, sender);
     for (std::uint16_t port : ports) {
         flow.port = port;
         flow.target_port = port;
-        for (const auto& outcome : clients.outcomes) {
-            flow.rule = outcome.rule;
-            set_hidden(view, flow, outcome.hidden_by);
-            const auto tls = resolution::cluster_tls(outcome.rule, port, nullptr);
+        for (const auto* outcome : outcomes) {
+            flow.rule = outcome->rule;
+            set_hidden(view, flow, outcome->hidden_by);
+            const auto tls = resolution::cluster_tls(outcome->rule, port, nullptr);
             // Auto mTLS never applies to MESH_EXTERNAL hosts; TLS istiod drops is plaintext.
-            const auto drop = resolution::dropped_tls(tls, outcome.rule, view.version());
+            const auto drop = resolution::dropped_tls(tls, outcome->rule, view.version());
             flow.decision = resolution::SendDecision{
                 tls.cluster && drop == resolution::TlsDrop::None ? resolution::send_of(*tls.cluster)
                                                                  : ClientSend::Plaintext,
                 tls.cluster.has_value(), nullptr, nullptr, drop};
             flow.send = flow.decision.send;
             finish(flow, true);
-            sink(flow, FlowClients{&clients, &outcome, ClientKind::Sidecar,
-                                   external_target | static_cast<std::uint32_t>(index)});
+            sink(flow, FlowClients{&clients, outcome, ClientKind::Sidecar, target});
         }
     }
 }

@@ -102,16 +102,28 @@ inline constexpr std::uint32_t external_target = 0x80000000u;
 std::vector<resolution::ClientClass> sending_classes(const resolution::ConfigView& view,
                                                      const FlowClients& who);
 
+// Whether the client namespace `ns` is among those that send a flow of `who` (the same answer as
+// looking for `ns` in conflict::client_namespaces, without listing them all).
+bool sends_from(const resolution::ConfigView& view, const FlowClients& who, NsId ns);
+
 using FlowSink = std::function<void(const Flow&, const FlowClients&)>;
 
 // All flows towards one Service. Services not analysed as servers get only the API server's
 // flows, to the ports its webhooks, APIServices and conversion webhooks call (ambient.md §16).
+// With `sender`, only the client classes that may include that namespace are evaluated (a
+// Namespace relabel changes only its own clients' flows towards other hosts, ambient.md §17):
+// every flow with a code sent from `sender` is still handed over, with its FlowClients as without
+// `sender`, in the same order; some flows of the same classes from other namespaces may come
+// along. `sidecar_senders` false (with `sender` only) leaves out the sidecar client classes.
 void evaluate_service(const resolution::ConfigView& view, model::ServiceId service,
-                      const FlowSink& sink);
+                      const FlowSink& sink, std::optional<NsId> sender = std::nullopt,
+                      bool sidecar_senders = true);
 
-// All flows towards one ServiceEntry host (MESH_EXTERNAL only: nothing is known of internal ones).
+// All flows towards one ServiceEntry host (MESH_EXTERNAL only: nothing is known of internal ones);
+// `sender` and `sidecar_senders` as for evaluate_service.
 void evaluate_external_host(const resolution::ConfigView& view, std::size_t index,
-                            const FlowSink& sink);
+                            const FlowSink& sink, std::optional<NsId> sender = std::nullopt,
+                            bool sidecar_senders = true);
 
 // The DestinationRule object behind a flow's client-side decision (for reporting).
 const model::DestinationRule* deciding_rule(const Flow& flow) noexcept;

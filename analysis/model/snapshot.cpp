@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <set>
 #include <tuple>
 
@@ -219,7 +220,8 @@ const Sidecar* sidecar_for(const NamespaceConfig& config, const Labels& labels) 
 }
 
 // Client pods that match the same selector rules and use the same Sidecar form one variant.
-void make_variants(NamespaceConfig& config, const Snapshot& snapshot) {
+void make_variants(NamespaceConfig& config, const Snapshot& snapshot,
+                   const std::vector<Workload>* workloads) {
     std::vector<const DestinationRule*> selector_rules;
     for (const auto& dr : config.destination_rules)
         if (dr.workload_selector)
@@ -231,7 +233,7 @@ void make_variants(NamespaceConfig& config, const Snapshot& snapshot) {
     std::map<std::pair<std::vector<const DestinationRule*>, const Sidecar*>, std::size_t> by_match;
     const auto& ids = snapshot.namespaces()[*ns].workloads;
     for (std::uint32_t id = 0; id < ids.size(); ++id) {
-        const Workload& w = snapshot.workloads()[ids[id]];
+        const Workload& w = workloads ? (*workloads)[id] : snapshot.workloads()[ids[id]];
         if (!w.sidecar)
             continue;
         std::vector<const DestinationRule*> matching;
@@ -258,7 +260,7 @@ build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_au
                        std::vector<DestinationRule> destination_rules,
                        std::vector<AlphaPolicy> policies,
                        std::vector<VirtualService> virtual_services, std::vector<Sidecar> sidecars,
-                       const Snapshot& snapshot) {
+                       const Snapshot& snapshot, const std::vector<Workload>* workloads) {
     auto config = std::make_shared<NamespaceConfig>();
     config->name = std::move(name);
     config->is_root = config->name == snapshot.mesh().root_namespace;
@@ -324,7 +326,7 @@ build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_au
             add_to_index(config->exported, key, dr, export_to);
     }
 
-    make_variants(*config, snapshot);
+    make_variants(*config, snapshot, workloads);
     return config;
 }
 
@@ -577,6 +579,14 @@ void note_client_kind(NamespaceRecord& ns, const Workload& w) {
         ns.has_plain_workloads = true;
 }
 
+// A sidecar client whose annotations let some outbound connections skip the sidecar (§13).
+bool skips_sidecar_outbound(const Workload& w) {
+    const Interception& i = w.interception;
+    return w.dataplane == Dataplane::Sidecar && !w.control_plane &&
+           (i.exclude_outbound_ports || i.exclude_outbound_ip_ranges ||
+            (i.include_outbound_ip_ranges && *i.include_outbound_ip_ranges != "*"));
+}
+
 } // namespace
 
 void SnapshotBuilder::index_namespace_workloads(Snapshot& s) {
@@ -649,14 +659,9 @@ void SnapshotBuilder::index_clients(Snapshot& s) {
             (ns.has_captured_workloads ? s.captured_clients_ : s.predicted_ambient_clients_)
                 .push_back(id);
         }
-        for (WorkloadId w : ns.workloads) {
-            const Workload& workload = s.workloads_[w];
-            const Interception& i = workload.interception;
-            if (workload.dataplane == Dataplane::Sidecar && !workload.control_plane &&
-                (i.exclude_outbound_ports || i.exclude_outbound_ip_ranges ||
-                 (i.include_outbound_ip_ranges && *i.include_outbound_ip_ranges != "*")))
+        for (WorkloadId w : ns.workloads)
+            if (skips_sidecar_outbound(s.workloads_[w]))
                 s.outbound_bypass_clients_.push_back(w);
-        }
     }
 }
 
@@ -690,8 +695,8 @@ PodLike pod_of(const Workload& w, const std::string& namespace_name) {
 // A running pod keeps its sidecar, or its lack of one, until it restarts; the CNI captures or
 // releases the others at once when the selectors' answer changes (ambient-notes §1.1). A pod whose
 // answer stays keeps its state: the CNI's annotation says more than the labels.
-void relabel_at_once(Workload& w, const PodLike& pod, const Labels& before, const Labels& after,
-                     const Settings& settings, const CniConfig* cni, bool ambient_running) {
+void recapture_at_once(Workload& w, const PodLike& pod, const Labels& before, const Labels& after,
+                       const Settings& settings, const CniConfig* cni, bool ambient_running) {
     if (w.waypoint)
         return;
     const bool was = enablement_selects(pod, before, settings.version, cni);
@@ -723,50 +728,126 @@ void relabel_after_restart(Workload& w, PodLike pod, const Labels& after, const 
     w.sidecar_beats_ambient = d.sidecar_beats_ambient;
 }
 
+// Puts `ns` into the sorted list, or takes it out.
+void set_member(std::vector<NsId>& list, NsId ns, bool member) {
+    const auto at = std::lower_bound(list.begin(), list.end(), ns);
+    const bool listed = at != list.end() && *at == ns;
+    if (member && !listed)
+        list.insert(at, ns);
+    else if (!member && listed)
+        list.erase(at);
+}
+
+// The client lists of `previous` with the overlay's namespace decided anew, as index_clients
+// decides (system namespaces are never clients). At once, the sidecar clients stay as they are.
+void relist_clients(RelabelledNamespace& out, const Snapshot& previous) {
+    const NamespaceRecord& record = out.record;
+    const NsId ns = out.ns;
+    out.non_mesh_clients = previous.non_mesh_client_namespaces();
+    out.ambient_clients = previous.ambient_client_namespaces();
+    out.captured_clients = previous.captured_client_namespaces();
+    out.predicted_ambient_clients = previous.predicted_ambient_client_namespaces();
+    const bool client = !record.system;
+    const bool ambient = client && record.has_ambient_workloads;
+    set_member(out.non_mesh_clients, ns, client && record.has_plain_workloads);
+    set_member(out.ambient_clients, ns, ambient);
+    set_member(out.captured_clients, ns, ambient && record.has_captured_workloads);
+    set_member(out.predicted_ambient_clients, ns, ambient && !record.has_captured_workloads);
+    if (!out.config)
+        return;
+    const bool assumed = record.workloads.empty() &&
+                         record.name != previous.mesh().root_namespace &&
+                         (record.injection || !out.config->empty());
+    out.mesh_clients = previous.mesh_client_namespaces();
+    set_member(out.mesh_clients, ns, client && (record.has_sidecar_workloads || assumed));
+    // Grouped by namespace in id order, as index_clients lists them.
+    const auto& workloads = previous.workloads();
+    for (WorkloadId id : previous.outbound_bypass_clients())
+        if (workloads[id].ns < ns)
+            out.outbound_bypass_clients.push_back(id);
+    for (std::size_t i = 0; client && i < out.workloads.size(); ++i)
+        if (skips_sidecar_outbound(out.workloads[i]))
+            out.outbound_bypass_clients.push_back(record.workloads[i]);
+    for (WorkloadId id : previous.outbound_bypass_clients())
+        if (workloads[id].ns > ns)
+            out.outbound_bypass_clients.push_back(id);
+}
+
 } // namespace
+
+RelabelledNamespace SnapshotBuilder::relabel_overlay(const Snapshot& previous, NsId ns,
+                                                     Labels labels, RelabelTiming timing) {
+    RelabelledNamespace out;
+    out.ns = ns;
+    out.record = previous.namespaces_[ns];
+    NamespaceRecord& record = out.record;
+    const bool at_once = timing == RelabelTiming::AtOnce;
+    const bool ambient_running = at_once && ambient_runs(previous);
+    const CniConfig* cni = previous.cni_config_ ? &*previous.cni_config_ : nullptr;
+    const Labels before = record.labels;
+    const bool injection_before = record.injection;
+    record.labels = std::move(labels);
+    derive_from_labels(record);
+    if (at_once)
+        record.injection = injection_before; // the injector acts on pods being created only
+    record.has_sidecar_workloads = record.has_plain_workloads = false;
+    record.has_captured_workloads = record.has_ambient_workloads = false;
+    out.workloads.reserve(record.workloads.size());
+    for (WorkloadId id : record.workloads) {
+        Workload& w = out.workloads.emplace_back(previous.workloads_[id]);
+        if (at_once)
+            recapture_at_once(w, pod_of(w, record.name), before, record.labels, previous.settings_,
+                              cni, ambient_running);
+        else
+            relabel_after_restart(w, pod_of(w, record.name), record.labels, previous.settings_,
+                                  cni);
+        note_client_kind(record, w);
+    }
+    out.services.reserve(record.services.size());
+    for (ServiceId id : record.services) {
+        ServiceRecord& svc = out.services.emplace_back(previous.services_[id]);
+        svc.waypoint = service_waypoint(svc.service, svc.use_waypoint, record);
+    }
+    if (!at_once) {
+        // Which pods are sidecar clients may change, and with them the client variants.
+        const NamespaceConfig& old = previous.config(ns);
+        out.config = build_namespace_config(
+            record.name, old.peer_authentications, old.destination_rules, old.policies,
+            old.virtual_services, old.sidecars, previous, &out.workloads);
+    }
+    relist_clients(out, previous);
+    return out;
+}
 
 std::shared_ptr<const Snapshot> SnapshotBuilder::relabel_namespace(const Snapshot& previous,
                                                                    NsId ns, Labels labels,
                                                                    RelabelTiming timing) {
     auto snap = std::make_shared<Snapshot>(previous);
     Snapshot& s = *snap;
-    const bool ambient_running = ambient_runs(previous);
-    const CniConfig* cni = s.cni_config_ ? &*s.cni_config_ : nullptr;
-    NamespaceRecord& record = s.namespaces_[ns];
-    const Labels before = record.labels;
-    const bool injection_before = record.injection;
-    record.labels = std::move(labels);
-    derive_from_labels(record);
-    if (timing == RelabelTiming::AtOnce)
-        record.injection = injection_before; // the injector acts on pods being created only
-    record.has_sidecar_workloads = record.has_plain_workloads = false;
-    record.has_captured_workloads = record.has_ambient_workloads = false;
-    for (WorkloadId id : record.workloads) {
-        Workload& w = s.workloads_[id];
-        if (timing == RelabelTiming::AtOnce)
-            relabel_at_once(w, pod_of(w, record.name), before, record.labels, s.settings_, cni,
-                            ambient_running);
-        else
-            relabel_after_restart(w, pod_of(w, record.name), record.labels, s.settings_, cni);
-        note_client_kind(record, w);
-    }
-    for (ServiceId id : record.services) {
-        ServiceRecord& svc = s.services_[id];
-        svc.waypoint = service_waypoint(svc.service, svc.use_waypoint, record);
-    }
-    if (timing == RelabelTiming::AfterRestart) {
-        // Which pods are sidecar clients may change, and with them the client variants.
-        const NamespaceConfig& old = previous.config(ns);
-        s.configs_[ns] =
-            build_namespace_config(record.name, old.peer_authentications, old.destination_rules,
-                                   old.policies, old.virtual_services, old.sidecars, s);
-    }
-    for (auto* list : {&s.mesh_clients_, &s.non_mesh_clients_, &s.ambient_clients_,
-                       &s.captured_clients_, &s.predicted_ambient_clients_})
-        list->clear();
-    s.outbound_bypass_clients_.clear();
-    index_clients(s);
-    s.client_index_ = resolution::build_client_index(s);
+    RelabelledNamespace overlay = relabel_overlay(previous, ns, std::move(labels), timing);
+    for (std::size_t i = 0; i < overlay.workloads.size(); ++i)
+        s.workloads_[overlay.record.workloads[i]] = std::move(overlay.workloads[i]);
+    for (std::size_t i = 0; i < overlay.services.size(); ++i)
+        s.services_[overlay.record.services[i]] = std::move(overlay.services[i]);
+    s.namespaces_[ns] = std::move(overlay.record);
+    s.non_mesh_clients_ = std::move(overlay.non_mesh_clients);
+    s.ambient_clients_ = std::move(overlay.ambient_clients);
+    s.captured_clients_ = std::move(overlay.captured_clients);
+    s.predicted_ambient_clients_ = std::move(overlay.predicted_ambient_clients);
+    if (!overlay.config)
+        return snap; // at once: the client index stays (see RelabelledNamespace)
+    s.configs_[ns] = std::move(overlay.config);
+    s.mesh_clients_ = std::move(overlay.mesh_clients);
+    s.outbound_bypass_clients_ = std::move(overlay.outbound_bypass_clients);
+    // Only the entries the namespace's new clients and rules reach are resolved again.
+    std::vector<bool> changed(s.namespaces_.size(), false);
+    changed[ns] = true;
+    std::vector<std::uint32_t> same_services(s.services_.size());
+    std::iota(same_services.begin(), same_services.end(), 0u);
+    std::vector<std::uint32_t> same_hosts(s.external_hosts_.size());
+    std::iota(same_hosts.begin(), same_hosts.end(), 0u);
+    s.client_index_ =
+        resolution::update_client_index(s, previous, changed, same_services, same_hosts);
     return snap;
 }
 

@@ -208,17 +208,40 @@ enum class RelabelTiming : std::uint8_t {
     AfterRestart,
 };
 
+// A Namespace relabel as an overlay on its snapshot (ambient.md §17): the parts that change,
+// computed without copying the rest.
+struct RelabelledNamespace {
+    NsId ns = 0;
+    NamespaceRecord record;
+    std::vector<Workload> workloads;     // record.workloads' workloads, in that order
+    std::vector<ServiceRecord> services; // record.services' Services, in that order
+    // The snapshot's client namespace lists with this namespace's membership decided anew.
+    std::vector<NsId> non_mesh_clients;
+    std::vector<NsId> ambient_clients;
+    std::vector<NsId> captured_clients;
+    std::vector<NsId> predicted_ambient_clients;
+    // After a restart only: the namespace's configuration (its client variants follow the pods
+    // that have a sidecar now), the sidecar client namespaces, and the clients that skip their
+    // sidecar for some destinations. Null and empty at once, where no pod gains or loses its
+    // sidecar and no configuration changes: these, and the client index, stay the snapshot's.
+    std::shared_ptr<const NamespaceConfig> config;
+    std::vector<NsId> mesh_clients;
+    std::vector<WorkloadId> outbound_bypass_clients;
+};
+
 // The namespace whose part of a snapshot an object feeds (a Namespace object: its own); empty for
 // what applies cluster-wide (a MeshPolicy, the mesh config).
 std::string_view object_namespace(const DecodedObject& object) noexcept;
 
-// Builds a NamespaceConfig from its objects. `workloads` are the namespace's client workloads.
+// Builds a NamespaceConfig from its objects. Its client variants come from the namespace's
+// workloads in `snapshot`, or from `workloads` (the same workloads, in the same order, as a
+// relabel overlay has them).
 std::shared_ptr<const NamespaceConfig>
 build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_authentications,
                        std::vector<DestinationRule> destination_rules,
                        std::vector<AlphaPolicy> policies,
                        std::vector<VirtualService> virtual_services, std::vector<Sidecar> sidecars,
-                       const Snapshot& snapshot);
+                       const Snapshot& snapshot, const std::vector<Workload>* workloads = nullptr);
 
 // The immutable snapshot. Build it with SnapshotBuilder; share it by shared_ptr<const Snapshot>.
 class Snapshot {
@@ -368,9 +391,15 @@ class SnapshotBuilder {
     // `timing`. Workloads and Services keep their ids. Pods captured only since the change are
     // predicted ambient unless `previous` shows ambient at work (a pod the CNI has annotated, or
     // the CNI's ambient selectors): without ztunnel a label captures nothing. Costs O(mesh): the
-    // snapshot is copied and its client index built again (Namespace relabels are rare).
+    // snapshot is copied; after a restart, the client index entries the namespace reaches are
+    // resolved again.
     static std::shared_ptr<const Snapshot> relabel_namespace(const Snapshot& previous, NsId ns,
                                                              Labels labels, RelabelTiming timing);
+    // What relabel_namespace(previous, ns, labels, timing) changes, as an overlay
+    // (resolution::ConfigView reads through it); costs O(the namespace) plus copying the client
+    // namespace lists.
+    static RelabelledNamespace relabel_overlay(const Snapshot& previous, NsId ns, Labels labels,
+                                               RelabelTiming timing);
 
   private:
     // Steps build() and build_update() share.

@@ -68,7 +68,7 @@ SidecarClientTls::SidecarClientTls(const ConfigView& view, const model::ServiceR
         bool any_plain = false;
         bool any_endpoint = false;
         for (model::WorkloadId id : service.endpoints) {
-            const auto& w = view.snapshot().workloads()[id];
+            const auto& w = view.workload(id);
             if (target_port_of(w, port) == 0)
                 continue;
             any_endpoint = true;

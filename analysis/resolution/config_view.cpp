@@ -1,6 +1,10 @@
 // A snapshot seen with one change applied, without copying it: what admission evaluates "after".
 #include "analysis/resolution/config_view.hpp"
 
+#include "analysis/resolution/destination_rule.hpp"
+
+#include <algorithm>
+
 namespace mtlsguard::resolution {
 
 ConfigView::ConfigView(const model::Snapshot& snapshot) : snapshot_(&snapshot) {
@@ -48,6 +52,50 @@ void ConfigView::restrict_clients_to(std::optional<NsId> ns) {
     init_clients();
 }
 
+ConfigView::ConfigView(const model::Snapshot& snapshot,
+                       std::shared_ptr<const model::RelabelledNamespace> relabel)
+    : snapshot_(&snapshot), relabel_(std::move(relabel)) {
+    mesh_clients_ = relabel_->config ? relabel_->mesh_clients : snapshot.mesh_client_namespaces();
+    init_clients();
+    if (relabel_->config)
+        reach_ =
+            std::make_shared<const IndexReach>(*this, snapshot, std::vector<NsId>{relabel_->ns});
+}
+
+const model::Workload& ConfigView::workload(model::WorkloadId id) const noexcept {
+    const model::Workload& w = snapshot_->workloads()[id];
+    if (!relabel_ || w.ns != relabel_->ns)
+        return w;
+    const auto& ids = relabel_->record.workloads;
+    const auto at = std::find(ids.begin(), ids.end(), id);
+    return relabel_->workloads[static_cast<std::size_t>(at - ids.begin())];
+}
+
+const model::ServiceRecord& ConfigView::service(model::ServiceId id) const noexcept {
+    const model::ServiceRecord& s = snapshot_->services()[id];
+    if (!relabel_ || s.ns != relabel_->ns)
+        return s;
+    const auto& ids = relabel_->record.services;
+    const auto at = std::find(ids.begin(), ids.end(), id);
+    return relabel_->services[static_cast<std::size_t>(at - ids.begin())];
+}
+
+model::WorkloadId ConfigView::workload_id(const model::Workload& workload) const noexcept {
+    const auto& all = snapshot_->workloads();
+    if (!relabel_ || workload.ns != relabel_->ns)
+        return static_cast<model::WorkloadId>(&workload - all.data());
+    const auto& mine = relabel_->workloads;
+    return relabel_->record.workloads[static_cast<std::size_t>(&workload - mine.data())];
+}
+
+model::ServiceId ConfigView::service_id(const model::ServiceRecord& service) const noexcept {
+    const auto& all = snapshot_->services();
+    if (!relabel_ || service.ns != relabel_->ns)
+        return static_cast<model::ServiceId>(&service - all.data());
+    const auto& mine = relabel_->services;
+    return relabel_->record.services[static_cast<std::size_t>(&service - mine.data())];
+}
+
 void ConfigView::init_clients() {
     auto root = namespace_id(snapshot_->mesh().root_namespace);
     root_ns_ = root ? *root : static_cast<NsId>(-1);
@@ -88,6 +136,8 @@ std::optional<NsId> ConfigView::namespace_id(std::string_view name) const noexce
 const model::NamespaceConfig& ConfigView::config(NsId ns) const noexcept {
     if (override_ns_ && ns == *override_ns_)
         return *override_config_;
+    if (relabel_ && relabel_->config && ns == relabel_->ns)
+        return *relabel_->config;
     return snapshot_->config(ns);
 }
 

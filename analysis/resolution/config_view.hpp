@@ -12,6 +12,7 @@ namespace mtlsguard::resolution {
 
 using model::NsId;
 struct HostClients;
+class IndexReach;
 
 // Reads configuration through an optional override of one namespace's NamespaceConfig or of the
 // MeshPolicy list; everything else comes from the shared, immutable snapshot.
@@ -24,6 +25,11 @@ class ConfigView {
                std::shared_ptr<const model::NamespaceConfig> config, bool rules_changed = true);
     // The cluster-scoped MeshPolicy objects are replaced.
     ConfigView(const model::Snapshot& snapshot, std::vector<model::AlphaPolicy> mesh_policies);
+    // One namespace relabelled (ambient.md §17): its workloads, Services, client namespace lists
+    // and, after a restart, its configuration are the overlay's; the client index entries the
+    // relabel reaches are resolved again when asked for.
+    ConfigView(const model::Snapshot& snapshot,
+               std::shared_ptr<const model::RelabelledNamespace> relabel);
 
     // From now on the view's only clients are the sidecar clients of namespace `ns` (none when it
     // is not a mesh client, or nullopt): what a change that reaches no other client, such as a
@@ -49,20 +55,33 @@ class ConfigView {
     const model::AlphaPolicy* default_mesh_policy() const noexcept;
     bool has_alpha_policies() const noexcept;
 
+    // Workloads and Services by id: the snapshot's, or the relabel overlay's.
+    const model::Workload& workload(model::WorkloadId id) const noexcept;
+    const model::ServiceRecord& service(model::ServiceId id) const noexcept;
+    // The id of a workload or Service that workload() or service() returned.
+    model::WorkloadId workload_id(const model::Workload& workload) const noexcept;
+    model::ServiceId service_id(const model::ServiceRecord& service) const noexcept;
+
     const std::vector<NsId>& mesh_client_namespaces() const noexcept { return mesh_clients_; }
     const std::vector<NsId>& non_mesh_client_namespaces() const noexcept {
-        return snapshot_->non_mesh_client_namespaces();
+        return relabel_ ? relabel_->non_mesh_clients : snapshot_->non_mesh_client_namespaces();
     }
     // Namespaces running ambient (ztunnel-captured) clients: all, those with a workload the CNI
     // has captured, those whose ambient workloads are only predicted.
     const std::vector<NsId>& ambient_client_namespaces() const noexcept {
-        return snapshot_->ambient_client_namespaces();
+        return relabel_ ? relabel_->ambient_clients : snapshot_->ambient_client_namespaces();
     }
     const std::vector<NsId>& captured_client_namespaces() const noexcept {
-        return snapshot_->captured_client_namespaces();
+        return relabel_ ? relabel_->captured_clients : snapshot_->captured_client_namespaces();
     }
     const std::vector<NsId>& predicted_ambient_client_namespaces() const noexcept {
-        return snapshot_->predicted_ambient_client_namespaces();
+        return relabel_ ? relabel_->predicted_ambient_clients
+                        : snapshot_->predicted_ambient_client_namespaces();
+    }
+    // Sidecar client workloads that skip their sidecar for some destinations (ambient.md §13).
+    const std::vector<model::WorkloadId>& outbound_bypass_clients() const noexcept {
+        return relabel_ && relabel_->config ? relabel_->outbound_bypass_clients
+                                            : snapshot_->outbound_bypass_clients();
     }
     NsId root_namespace_id() const noexcept { return root_ns_; }
     // Which DestinationRule each client class uses for a Service / ServiceEntry host: the
@@ -84,6 +103,8 @@ class ConfigView {
     std::shared_ptr<const model::NamespaceConfig> override_config_;
     std::optional<NsId> override_ns_;
     std::optional<std::vector<model::AlphaPolicy>> mesh_policies_;
+    std::shared_ptr<const model::RelabelledNamespace> relabel_;
+    std::shared_ptr<const IndexReach> reach_; // after a restart: the index entries to resolve
     std::vector<NsId> mesh_clients_;
     std::vector<bool> is_client_;
     std::vector<NsId> vs_namespaces_;

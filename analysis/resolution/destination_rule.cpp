@@ -121,6 +121,7 @@ void add_generic(HostClients& out, const ConfigView& view, const HostInScope& ta
     if (it == out.outcomes.end())
         it = out.outcomes.insert(out.outcomes.end(), ClientOutcome{rule, {}, false, hidden_by});
     it->generic = true;
+    out.generic = static_cast<std::uint32_t>(it - out.outcomes.begin());
 }
 
 void note_export_names(const model::DrIndex& index, const std::vector<std::string>& keys,
@@ -216,7 +217,7 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
             seen[ns] = true;
             if (!view.is_mesh_client(ns))
                 continue;
-            const auto& index = snapshot.config(ns).local;
+            const auto& index = view.config(ns).local; // a relabel's own, after a restart
             const auto& map = k == 0 ? index.specific : index.wildcard;
             take_step1(ns, map.at(keys[k]));
         }
@@ -288,57 +289,99 @@ std::shared_ptr<const ClientIndex> build_client_index(const model::Snapshot& sna
     return index;
 }
 
+namespace {
+
+bool names_any(const model::DrIndex& index, const std::vector<std::string_view>& names) {
+    for (const auto* map : {&index.specific, &index.wildcard})
+        for (const auto& [key, rules] : *map)
+            for (const auto& rule : rules)
+                for (const auto& name : rule.export_to)
+                    if (std::find(names.begin(), names.end(), name) != names.end())
+                        return true;
+    return false;
+}
+
+} // namespace
+
+IndexReach::IndexReach(const ConfigView& now, const model::Snapshot& previous,
+                       std::vector<NsId> changed)
+    : changed_(std::move(changed)), clients_before_(previous.mesh_client_namespaces().size()),
+      clients_now_(now.mesh_client_namespaces().size()) {
+    std::sort(changed_.begin(), changed_.end());
+    // The root namespace's rules are every host's fallback; a namespace with Sidecars has its
+    // own answer for every host (ambient.md §14): when one had or has them, every entry may
+    // differ.
+    for (NsId ns : changed_)
+        everything_ = everything_ || ns == now.root_namespace_id() ||
+                      !now.config(ns).sidecars.empty() || !previous.config(ns).sidecars.empty();
+    // The changed namespaces' own rules may add them to step 1 for the hosts their keys match.
+    std::vector<std::string_view> moved;
+    for (NsId ns : changed_) {
+        const auto& local = now.config(ns).local;
+        for (const auto* map : {&local.specific, &local.wildcard})
+            for (const auto& entry : *map)
+                keys_.push_back(&entry.first);
+        const auto& before = previous.mesh_client_namespaces();
+        if (now.is_mesh_client(ns) != std::binary_search(before.begin(), before.end(), ns))
+            moved.push_back(now.namespace_name(ns));
+    }
+    // A namespace that becomes a sidecar client or stops being one (a relabel, ambient.md §17)
+    // is resolved where an exportTo names it (few namespaces: exportTo is mostly "*" or ".").
+    if (moved.empty())
+        return;
+    naming_.assign(now.namespace_count(), false);
+    for (NsId ns = 0; ns < naming_.size(); ++ns)
+        naming_[ns] = names_any(now.config(ns).exported, moved);
+}
+
+bool IndexReach::reaches(const std::string& host, NsId host_ns, NsId root,
+                         const HostClients& old) const {
+    if (everything_)
+        return true;
+    auto changed = [&](NsId ns) {
+        return std::binary_search(changed_.begin(), changed_.end(), ns);
+    };
+    // An entry refers to the rules and variants of the host's namespace, the root, and the
+    // namespaces in `resolved` (step 1, or named by an exportTo).
+    if (changed(host_ns) || std::any_of(old.resolved.begin(), old.resolved.end(), changed))
+        return true;
+    for (const std::string* key : keys_) {
+        // Over-approximates candidate_keys(): any key the host could match, and then some.
+        if (*key == host || *key == "*" ||
+            (!key->empty() && (*key)[0] == '*' && host.ends_with(std::string_view(*key).substr(1))))
+            return true;
+    }
+    if (naming_.empty())
+        return false;
+    if (naming_[host_ns] || (root < naming_.size() && naming_[root]))
+        return true;
+    // Whether some mesh client is left without an answer of its own (the generic outcome).
+    const std::size_t own = old.resolved.size();
+    return (own < clients_before_) != (own < clients_now_);
+}
+
 std::shared_ptr<const ClientIndex>
 update_client_index(const model::Snapshot& snapshot, const model::Snapshot& previous,
                     const std::vector<bool>& changed,
                     const std::vector<std::uint32_t>& previous_service,
                     const std::vector<std::uint32_t>& previous_host) {
-    // The root namespace's rules are every host's fallback.
-    const auto root = snapshot.namespace_id(snapshot.mesh().root_namespace);
-    if (root && changed[*root])
-        return build_client_index(snapshot);
-    // A namespace with Sidecars has its own answer for every host (ambient.md §14): when one had
-    // or has them, every entry may differ.
-    for (NsId ns = 0; ns < changed.size(); ++ns)
-        if (changed[ns] &&
-            (!snapshot.config(ns).sidecars.empty() || !previous.config(ns).sidecars.empty()))
-            return build_client_index(snapshot);
-    // An entry refers to the rules and variants of the host's namespace, the root, and the
-    // namespaces in `resolved` (step 1, or named by an exportTo); the changed namespaces' own
-    // rules may now add them to step 1 for the hosts their keys match.
-    std::vector<const std::string*> keys;
-    for (NsId ns = 0; ns < changed.size(); ++ns) {
-        if (!changed[ns])
-            continue;
-        const auto& local = snapshot.config(ns).local;
-        for (const auto* map : {&local.specific, &local.wildcard})
-            for (const auto& entry : *map)
-                keys.push_back(&entry.first);
-    }
-    auto reached = [&](const std::string& host, NsId host_ns, const HostClients& old) {
-        if (changed[host_ns])
-            return true;
-        for (NsId ns : old.resolved)
-            if (changed[ns])
-                return true;
-        for (const std::string* key : keys) {
-            // Over-approximates candidate_keys(): any key the host could match, and then some.
-            if (*key == host || *key == "*" ||
-                (!key->empty() && (*key)[0] == '*' &&
-                 host.ends_with(std::string_view(*key).substr(1))))
-                return true;
-        }
-        return false;
-    };
-    constexpr std::uint32_t none = 0xffffffffu;
-    auto index = std::make_shared<ClientIndex>();
     const ConfigView view(snapshot);
+    std::vector<NsId> namespaces;
+    for (NsId ns = 0; ns < changed.size(); ++ns)
+        if (changed[ns])
+            namespaces.push_back(ns);
+    const IndexReach reach(view, previous, std::move(namespaces));
+    if (reach.everything())
+        return build_client_index(snapshot);
+    constexpr std::uint32_t none = 0xffffffffu;
+    const NsId root = view.root_namespace_id();
+    auto index = std::make_shared<ClientIndex>();
     const auto& before = previous.client_index();
     index->services.reserve(snapshot.services().size());
     for (std::size_t i = 0; i < snapshot.services().size(); ++i) {
         const auto& service = snapshot.services()[i];
         const std::uint32_t old = previous_service[i];
-        if (old != none && !reached(service.host, service.ns, before.services[old]))
+        if (old != none && !reach.reaches(service.host, service.ns, root, before.services[old]))
             index->services.push_back(before.services[old]);
         else
             index->services.push_back(resolve_host_clients(view, service.host, service.ns));
@@ -347,7 +390,7 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
     for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i) {
         const auto& host = snapshot.external_hosts()[i];
         const std::uint32_t old = previous_host[i];
-        if (old != none && !reached(host.host, host.ns, before.external_hosts[old]))
+        if (old != none && !reach.reaches(host.host, host.ns, root, before.external_hosts[old]))
             index->external_hosts.push_back(before.external_hosts[old]);
         else
             index->external_hosts.push_back(resolve_host_clients(view, host.host, host.ns));
@@ -357,17 +400,21 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
 
 const HostClients& ConfigView::service_clients(model::ServiceId service,
                                                HostClients& scratch) const {
-    if (!rules_changed_ && !restricted_)
-        return snapshot_->client_index().services[service];
     const auto& record = snapshot_->services()[service];
+    const auto& entry = snapshot_->client_index().services[service];
+    if (!rules_changed_ && !restricted_ &&
+        !(reach_ && reach_->reaches(record.host, record.ns, root_ns_, entry)))
+        return entry;
     scratch = resolve_host_clients(*this, record.host, record.ns);
     return scratch;
 }
 
 const HostClients& ConfigView::external_clients(std::size_t index, HostClients& scratch) const {
-    if (!rules_changed_ && !restricted_)
-        return snapshot_->client_index().external_hosts[index];
     const auto& host = snapshot_->external_hosts()[index];
+    const auto& entry = snapshot_->client_index().external_hosts[index];
+    if (!rules_changed_ && !restricted_ &&
+        !(reach_ && reach_->reaches(host.host, host.ns, root_ns_, entry)))
+        return entry;
     scratch = resolve_host_clients(*this, host.host, host.ns);
     return scratch;
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,9 @@ struct ClientOutcome {
 struct HostClients {
     std::vector<ClientOutcome> outcomes;
     std::vector<NsId> resolved; // sorted: namespaces with their own answer (not generic)
+    // Where in `outcomes` the one generic outcome is, if any: a host can have one outcome per
+    // Sidecar of the mesh, too many to search for it.
+    std::optional<std::uint32_t> generic;
 };
 
 // Resolves, for every sidecar client class of the mesh, the DestinationRule used for `host`,
@@ -162,11 +166,34 @@ struct ClientIndex {
     std::vector<HostClients> external_hosts;
 };
 std::shared_ptr<const ClientIndex> build_client_index(const model::Snapshot& snapshot);
+// Which entries of `previous`'s client index a change to the configuration or the clients of the
+// `changed` namespaces reaches, seen through `now` (the same namespaces; the others keep their
+// NamespaceConfig and are mesh client namespaces in both or in neither). The others stay valid.
+class IndexReach {
+  public:
+    IndexReach(const ConfigView& now, const model::Snapshot& previous, std::vector<NsId> changed);
+    // Every entry: the root namespace changed, or a changed namespace has or had Sidecars.
+    bool everything() const noexcept { return everything_; }
+    // Whether the entry `old` for `host`, a host of `host_ns`, may differ (`root`: the root
+    // namespace's id).
+    bool reaches(const std::string& host, NsId host_ns, NsId root, const HostClients& old) const;
+
+  private:
+    std::vector<NsId> changed_; // sorted
+    bool everything_ = false;
+    std::vector<const std::string*> keys_; // the changed namespaces' local DR host keys
+    std::size_t clients_before_;           // mesh client namespaces, before and now
+    std::size_t clients_now_;
+    std::vector<bool> naming_; // by NsId: its exported rules name a namespace that moved in or
+                               // out of the mesh clients; empty when none moved
+};
+
 // The client index of `snapshot`, which differs from `previous` only in the namespaces marked in
-// `changed` (by NsId; both have the same namespaces and the same mesh client namespaces, the
-// others share their NamespaceConfig). `previous_service` and `previous_host` give, by ServiceId
-// and external host index, the entry of `previous` for the same host, or 0xffffffff for a new one.
-// Only the entries a changed namespace can reach are resolved again; the rest are copied.
+// `changed` (by NsId; both have the same namespaces, the others share their NamespaceConfig and
+// are mesh client namespaces in both or in neither). `previous_service` and `previous_host` give,
+// by ServiceId and external host index, the entry of `previous` for the same host, or 0xffffffff
+// for a new one. Only the entries a changed namespace can reach are resolved again; the rest are
+// copied.
 std::shared_ptr<const ClientIndex>
 update_client_index(const model::Snapshot& snapshot, const model::Snapshot& previous,
                     const std::vector<bool>& changed,
