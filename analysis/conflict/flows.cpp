@@ -143,13 +143,47 @@ struct Endpoint {
     const model::Workload* workload;
     std::uint16_t target_port;
     ServerMode mode;
+    // The port's PeerAuthentication mode, which auto mTLS reads (sidecar endpoints, 1.6+ only):
+    // the same for every client outcome, so computed once.
+    std::optional<ServerAccept> peer;
+    // What the port accepts in the earlier view, when there is one, and its PeerAuthentication
+    // mode there.
+    std::optional<ServerAccept> earlier, earlier_peer;
 };
+
+// One endpoint of a service port, seen in `view` and, if given, in `earlier`.
+Endpoint endpoint_of(const resolution::ConfigView& view, const resolution::ConfigView* earlier,
+                     const model::Workload& w, std::uint16_t target,
+                     const model::ServiceRecord& service, const model::ServicePort& port) {
+    // The PeerAuthentication mode comes with the server mode where that is built on it; auto
+    // mTLS computes it itself for the rare other endpoints (SidecarClientTls::for_endpoint).
+    const auto accept_of = [](const std::optional<ServerMode>& mode) {
+        return mode ? std::optional<ServerAccept>(mode->accept) : std::nullopt;
+    };
+    std::optional<ServerMode> peer;
+    Endpoint ep{
+        &w, target, resolution::effective_server_mode(view, w, target, service, port, &peer),
+        {}, {},     {}};
+    ep.peer = accept_of(peer);
+    if (!earlier)
+        return ep;
+    peer.reset();
+    ep.earlier =
+        resolution::effective_server_mode(*earlier, w, target, service, port, &peer).accept;
+    ep.earlier_peer = accept_of(peer);
+    return ep;
+}
+
+// The code of a flow whose clients send `send` (`inner` inside HBONE) to a port accepting
+// `server`; none for hosts a Sidecar hides.
+std::optional<Code> code_for(const Flow& flow, ClientSend send, ServerAccept server,
+                             bool mesh_external, ClientSend inner) {
+    return flow.hidden_by ? std::nullopt : code_of(flow.client, send, server, mesh_external, inner);
+}
 
 void finish(Flow& flow, bool mesh_external) {
     flow.verdict = verdict_of(flow.send, flow.server, flow.decision.inner);
-    flow.code = flow.hidden_by ? std::nullopt
-                               : code_of(flow.client, flow.send, flow.server, mesh_external,
-                                         flow.decision.inner);
+    flow.code = code_for(flow, flow.send, flow.server, mesh_external, flow.decision.inner);
 }
 
 // Marks a flow as one to a host the clients' Sidecar hides (ambient.md §14), or not.
@@ -159,9 +193,11 @@ void set_hidden(const resolution::ConfigView& view, Flow& flow, const model::Sid
                                     model::OutboundPolicy::RegistryOnly;
 }
 
-// Fills in the endpoint's side of a flow and its decision, then hands it on.
+// Fills in the endpoint's side of a flow and its decision, then hands it on. `earlier_decision`:
+// what the clients sent in the earlier view, when that differs from `decision` (auto mTLS).
 void emit(Flow& flow, const Endpoint& ep, const resolution::SendDecision& decision,
-          const FlowClients& who, const FlowSink& sink) {
+          const FlowClients& who, const FlowSink& sink,
+          const resolution::SendDecision* earlier_decision = nullptr) {
     flow.workload = ep.workload;
     flow.target_port = ep.target_port;
     flow.decision = decision;
@@ -172,23 +208,44 @@ void emit(Flow& flow, const Endpoint& ep, const resolution::SendDecision& decisi
         flow.client == ClientKind::AmbientPredicted ||
         (ep.workload->dataplane == model::Dataplane::Ambient && ep.workload->ambient_predicted);
     finish(flow, false);
+    if (ep.earlier) {
+        const resolution::SendDecision& then = earlier_decision ? *earlier_decision : decision;
+        flow.earlier.known = true;
+        flow.earlier.verdict = verdict_of(then.send, *ep.earlier, then.inner);
+        flow.earlier.coded = code_for(flow, then.send, *ep.earlier, false, then.inner).has_value();
+    }
     sink(flow, who);
 }
 
 // The VirtualService routes to subsets of one service, and the namespace lists of subset flows
 // (kept for the whole evaluation: FlowClients point at them).
-struct SubsetRouting {
-    std::vector<resolution::HostRoute> routes;
+class SubsetRouting {
+  public:
+    SubsetRouting(const resolution::ConfigView& view, const std::string& host)
+        : view_(view), host_(host) {}
+    // Looked up on first use: most services have no subset with TLS of its own to route to.
+    const std::vector<resolution::HostRoute>& routes() {
+        if (!routes_)
+            routes_ = resolution::subset_routes_to(view_, host_);
+        return *routes_;
+    }
     std::deque<std::vector<NsId>> routed;
+
+  private:
+    const resolution::ConfigView& view_;
+    const std::string& host_;
+    std::optional<std::vector<resolution::HostRoute>> routes_;
 };
 
 // Sidecar clients of one DestinationRule outcome: the service-level cluster, then each subset
 // whose own TLS differs from it, for the clients a VirtualService route sends there (ambient.md
 // §15: a subset no route uses carries no traffic).
+// `earlier`: the earlier view, whose auto mTLS the flows also report (evaluate_service).
 void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecord& service,
                    const model::ServicePort& port, const std::vector<Endpoint>& endpoints,
                    const resolution::ClientOutcome& outcome, const FlowClients& who, Flow& flow,
-                   const FlowSink& sink, SubsetRouting& routing) {
+                   const FlowSink& sink, SubsetRouting& routing,
+                   const resolution::ConfigView* earlier) {
     flow.rule = outcome.rule;
     flow.client = ClientKind::Sidecar;
     flow.via.reset();
@@ -200,10 +257,28 @@ void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecor
             emit(flow, ep, resolution::SendDecision{}, who, sink);
         return;
     }
+    // What the clients send to one endpoint through `tls`, then emits it with what they sent in
+    // the earlier view through `earlier_tls`.
+    const auto send = [&](const Endpoint& ep, const resolution::SidecarClientTls& tls,
+                          const std::optional<resolution::SidecarClientTls>& earlier_tls,
+                          const FlowClients& senders) {
+        const auto now = tls.for_endpoint(*ep.workload, ep.target_port, ep.peer);
+        if (!earlier_tls)
+            return emit(flow, ep, now, senders, sink);
+        const auto then = earlier_tls->for_endpoint(*ep.workload, ep.target_port, ep.earlier_peer);
+        emit(flow, ep, now, senders, sink, &then);
+    };
+    const auto tls_in = [&](const resolution::ConfigView* v, const model::Subset* subset) {
+        std::optional<resolution::SidecarClientTls> out;
+        if (v)
+            out.emplace(*v, service, port, outcome.rule, subset);
+        return out;
+    };
     const resolution::SidecarClientTls base(view, service, port, outcome.rule, nullptr);
+    const auto earlier_base = tls_in(earlier, nullptr);
     for (const auto& ep : endpoints)
-        emit(flow, ep, base.for_endpoint(*ep.workload, ep.target_port), who, sink);
-    if (!outcome.rule || routing.routes.empty())
+        send(ep, base, earlier_base, who);
+    if (!outcome.rule)
         return;
     std::optional<std::vector<NsId>> members; // the outcome's namespaces, expanded when needed
     for (const model::Subset* subset : outcome.rule->subsets) {
@@ -214,24 +289,44 @@ void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecor
         if (mine.cluster == parent.cluster && mine.endpoint_marking == parent.endpoint_marking &&
             mine.passthrough == parent.passthrough)
             continue; // the subset changes nothing about TLS
+        if (routing.routes().empty())
+            return; // no route sends anyone to any subset
         if (!members) {
             members.emplace();
             for (const auto& c : sending_classes(view, who))
                 if (members->empty() || members->back() != c.ns)
                     members->push_back(c.ns);
         }
-        auto routed =
-            resolution::routed_namespaces(view, routing.routes, subset->name, port.port, *members);
+        auto routed = resolution::routed_namespaces(view, routing.routes(), subset->name, port.port,
+                                                    *members);
         if (routed.empty())
             continue; // no route sends these clients there
         FlowClients routed_who = who;
         routed_who.routed = &routing.routed.emplace_back(std::move(routed));
         const resolution::SidecarClientTls tls(view, service, port, outcome.rule, subset);
+        const auto earlier_tls = tls_in(earlier, subset);
         flow.subset = subset;
         for (const auto& ep : endpoints)
             if (subset->labels.subset_of(ep.workload->labels))
-                emit(flow, ep, tls.for_endpoint(*ep.workload, ep.target_port), routed_who, sink);
+                send(ep, tls, earlier_tls, routed_who);
     }
+}
+
+// The flows of every sidecar client outcome of a service port (but those `options` skip).
+void every_sidecar_flow(const resolution::ConfigView& view, const model::ServiceRecord& service,
+                        const model::ServicePort& port, const std::vector<Endpoint>& endpoints,
+                        const resolution::HostClients& clients, model::ServiceId id, Flow& flow,
+                        const FlowSink& sink, SubsetRouting& routing,
+                        const EvaluateOptions& options) {
+    for (const auto& outcome : clients.outcomes)
+        if (!options.skip_hidden || !outcome.hidden_by)
+            sidecar_flows(view, service, port, endpoints, outcome,
+                          FlowClients{&clients, &outcome, ClientKind::Sidecar, id}, flow, sink,
+                          routing, options.earlier);
+    // The bypass flows keep the hiding Sidecar of the last outcome when no ambient flows reset it
+    // (evaluate_service): leave it as it would be without the skip.
+    if (options.skip_hidden && !clients.outcomes.empty() && clients.outcomes.back().hidden_by)
+        set_hidden(view, flow, clients.outcomes.back().hidden_by);
 }
 
 // Ambient clients (ambient.md §12): ztunnel straight to the endpoint, or through the waypoint of
@@ -316,8 +411,8 @@ void api_server_flows(const std::vector<model::ApiServerCallRef>& calls,
 
 } // namespace
 
-void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
-                      const FlowSink& sink) {
+void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, const FlowSink& sink,
+                      const EvaluateOptions& options) {
     const model::ServiceRecord& service = view.snapshot().services()[id];
     if (!service.service.selector)
         return;
@@ -333,7 +428,7 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
     resolution::HostClients scratch;
     static const resolution::HostClients no_clients;
     const auto& clients = as_server ? view.service_clients(id, scratch) : no_clients;
-    SubsetRouting routing{resolution::subset_routes_to(view, service.host), {}};
+    SubsetRouting routing(view, service.host);
 
     std::vector<Endpoint> endpoints;
     std::vector<model::ApiServerCallRef> port_calls;
@@ -353,8 +448,7 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
             const std::uint16_t target = resolution::target_port_of(w, port);
             if (target == 0 || w.waypoint)
                 continue; // not an endpoint of the port; a waypoint is a proxy, not a server
-            endpoints.push_back(Endpoint{
-                &w, target, resolution::effective_server_mode(view, w, target, service, port)});
+            endpoints.push_back(endpoint_of(view, options.earlier, w, target, service, port));
         }
         if (endpoints.empty())
             continue;
@@ -363,10 +457,8 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id,
         flow.service = &service;
         flow.host = service.host;
         flow.port = port.port;
-        for (const auto& outcome : clients.outcomes)
-            sidecar_flows(view, service, port, endpoints, outcome,
-                          FlowClients{&clients, &outcome, ClientKind::Sidecar, id}, flow, sink,
-                          routing);
+        every_sidecar_flow(view, service, port, endpoints, clients, id, flow, sink, routing,
+                           options);
         if (captured)
             ambient_flows(view, service, port, endpoints,
                           FlowClients{&clients, nullptr, ClientKind::Ambient, id}, flow, sink);

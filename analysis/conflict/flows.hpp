@@ -80,6 +80,13 @@ struct Flow {
     const model::ConsolidatedRule* rule = nullptr; // the DR the clients use (may be null)
     resolution::SendDecision decision;
     resolution::ServerMode server_mode;
+
+    // The same flow in the earlier view evaluate_service was given, if any.
+    struct Earlier {
+        bool known = false; // evaluated against an earlier view
+        bool coded = false; // it carried a code there
+        Verdict verdict = Verdict::Plaintext;
+    } earlier;
 };
 
 // Who sends a flow: sidecar clients of an outcome, or (outcome null) every non-mesh or every
@@ -104,10 +111,23 @@ std::vector<resolution::ClientClass> sending_classes(const resolution::ConfigVie
 
 using FlowSink = std::function<void(const Flow&, const FlowClients&)>;
 
+// What evaluate_service does beyond the flows of one view (for admission).
+struct EvaluateOptions {
+    // A view that differs from the evaluated one only in PeerAuthentication objects: each flow
+    // also says what it was there (Flow::earlier). PeerAuthentication changes only what servers
+    // accept and what auto mTLS sends (semantics §3, §5), never which flows exist, so admission
+    // evaluates a PeerAuthentication change in one pass instead of two.
+    const resolution::ConfigView* earlier = nullptr;
+    // Leave out the flows of sidecar clients whose Sidecar hides the host (ambient.md §14): they
+    // never carry a code, and most services are hidden from most Sidecar namespaces, so a sink
+    // that reads only coded flows is spared most of them.
+    bool skip_hidden = false;
+};
+
 // All flows towards one Service. Services not analysed as servers get only the API server's
 // flows, to the ports its webhooks, APIServices and conversion webhooks call (ambient.md §16).
 void evaluate_service(const resolution::ConfigView& view, model::ServiceId service,
-                      const FlowSink& sink);
+                      const FlowSink& sink, const EvaluateOptions& options = {});
 
 // All flows towards one ServiceEntry host (MESH_EXTERNAL only: nothing is known of internal ones).
 void evaluate_external_host(const resolution::ConfigView& view, std::size_t index,
