@@ -1059,7 +1059,8 @@ TEST_CASE("ambient.md §17: creating or deleting a namespace is allowed (nothing
 
 // A small mesh with every kind of server and client a PeerAuthentication can touch (spec §3,
 // ambient.md §10–§13, §16): sidecar clients (one skipping its sidecar for port 80, one routed to
-// a subset by a VirtualService), clients without a proxy, captured ambient clients; sidecar
+// a subset by a VirtualService, some sending SIMPLE or MUTUAL, one behind a Sidecar that hides
+// most hosts), clients without a proxy, captured ambient clients; sidecar
 // servers with an excluded inbound port, a tunnel label, a headless service, an ambient server,
 // a server without a proxy, a webhook the API server calls, and a namespace with its own policy.
 // `ambient_clients`: whether tools runs a captured ambient client.
@@ -1110,6 +1111,10 @@ std::vector<json> peer_authentication_mesh(bool ambient_clients) {
             .pod_annotation("ambient.istio.io/redirection", "enabled"),
         service("bank", "ledger").selecting({{"app", "ledger"}}).port(8080, 8080),
         destination_rule("front", "ledger", "ledger.bank.svc.cluster.local").tls("ISTIO_MUTUAL"),
+        // TLS of the application's own: DEPENDS (a warning) or FAIL, as the server port says.
+        destination_rule("edge", "ledger", "ledger.bank.svc.cluster.local").tls("MUTUAL"),
+        destination_rule("front", "teller", "teller.bank.svc.cluster.local").tls("SIMPLE"),
+        destination_rule("opa", "web", shop_web).tls("SIMPLE"),
         pod("bank", "teller").labels({{"app", "teller"}}).container_port(8080),
         service("bank", "teller").selecting({{"app", "teller"}}).port(8080, 8080),
         kube_namespace("opa").injected(),
