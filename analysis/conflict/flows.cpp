@@ -193,6 +193,14 @@ void set_hidden(const resolution::ConfigView& view, Flow& flow, const model::Sid
                                     model::OutboundPolicy::RegistryOnly;
 }
 
+// What a flow was in the earlier view: its clients sent `then` to a port accepting `server`.
+// Apart from emit(), which runs for every flow and is best kept small enough to inline.
+void note_earlier(Flow& flow, ServerAccept server, const resolution::SendDecision& then) {
+    flow.earlier.known = true;
+    flow.earlier.verdict = verdict_of(then.send, server, then.inner);
+    flow.earlier.coded = code_for(flow, then.send, server, false, then.inner).has_value();
+}
+
 // Fills in the endpoint's side of a flow and its decision, then hands it on. `earlier_decision`:
 // what the clients sent in the earlier view, when that differs from `decision` (auto mTLS).
 void emit(Flow& flow, const Endpoint& ep, const resolution::SendDecision& decision,
@@ -208,12 +216,8 @@ void emit(Flow& flow, const Endpoint& ep, const resolution::SendDecision& decisi
         flow.client == ClientKind::AmbientPredicted ||
         (ep.workload->dataplane == model::Dataplane::Ambient && ep.workload->ambient_predicted);
     finish(flow, false);
-    if (ep.earlier) {
-        const resolution::SendDecision& then = earlier_decision ? *earlier_decision : decision;
-        flow.earlier.known = true;
-        flow.earlier.verdict = verdict_of(then.send, *ep.earlier, then.inner);
-        flow.earlier.coded = code_for(flow, then.send, *ep.earlier, false, then.inner).has_value();
-    }
+    if (ep.earlier)
+        note_earlier(flow, *ep.earlier, earlier_decision ? *earlier_decision : decision);
     sink(flow, who);
 }
 
