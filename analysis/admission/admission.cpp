@@ -489,11 +489,135 @@ void compare_routes(const ConfigView& before, const ConfigView& after, const Tou
     }
 }
 
+// A FAIL flow is introduced unless it failed before; a flow that only warns (DEPENDS, or a
+// failure of non-mesh clients) is new unless it had any finding before.
+bool was_problem(const conflict::Flow& flow, bool failed_before, bool warned_before) {
+    return flow.verdict == conflict::Verdict::Fail ? failed_before
+                                                   : (failed_before || warned_before);
+}
+
+// One flow's identity within its target when both views share their client classes: port,
+// endpoint, subset, client kind and client outcome. Compact, and only compared target by target.
+struct SharedFlowKey {
+    std::uint16_t port = 0;
+    const model::Workload* workload = nullptr;
+    std::string_view subset;
+    conflict::ClientKind client = conflict::ClientKind::Sidecar;
+    const resolution::ClientOutcome* outcome = nullptr;
+    auto operator<=>(const SharedFlowKey&) const = default;
+};
+
+SharedFlowKey shared_key_of(const conflict::Flow& flow, const conflict::FlowClients& who) {
+    return {flow.port, flow.workload,
+            flow.subset ? std::string_view(flow.subset->name) : std::string_view(), flow.client,
+            who.outcome};
+}
+
+// The flows of one target that carried a code in the view before the change, and whether they
+// failed there.
+class EarlierProblems {
+  public:
+    void add(const conflict::Flow& flow, const conflict::FlowClients& who) {
+        if (flow.code)
+            flows_.emplace_back(shared_key_of(flow, who), flow.verdict == conflict::Verdict::Fail);
+    }
+    // Call once all of the target's flows were added.
+    void seal() { std::sort(flows_.begin(), flows_.end()); }
+    // Whether the same flow (any flow with its key) was a problem before.
+    bool was_problem(const conflict::Flow& flow, const conflict::FlowClients& who) const {
+        const SharedFlowKey key = shared_key_of(flow, who);
+        auto it = std::lower_bound(flows_.begin(), flows_.end(), std::make_pair(key, false));
+        bool failed = false, warned = false;
+        for (; it != flows_.end() && it->first == key; ++it)
+            (it->second ? failed : warned) = true;
+        return admission::was_problem(flow, failed, warned);
+    }
+    void clear() { flows_.clear(); }
+
+  private:
+    std::vector<std::pair<SharedFlowKey, bool>> flows_;
+};
+
+// Whether no two values of `values` (few, or sorted) are equal, without copying them.
+template <typename Values, typename Project>
+bool all_distinct(const Values& values, const Project& project) {
+    const auto less = [&](const auto& a, const auto& b) { return project(a) < project(b); };
+    const auto equal = [&](const auto& a, const auto& b) { return project(a) == project(b); };
+    if (std::is_sorted(values.begin(), values.end(), less))
+        return std::adjacent_find(values.begin(), values.end(), equal) == values.end();
+    for (auto a = values.begin(); a != values.end(); ++a)
+        for (auto b = std::next(a); b != values.end(); ++b)
+            if (equal(*a, *b))
+                return false;
+    return true;
+}
+
+// Whether no two flows towards the service can share a SharedFlowKey: then each flow evaluated in
+// one pass (evaluate_service with an earlier view) stands for every flow of its key. Duplicate
+// endpoints or ports would merge flows, which only two passes compare exactly. (Subsets cannot:
+// a ConsolidatedRule holds one per name, and every subset has one.)
+bool flow_keys_unique(const model::ServiceRecord& service) {
+    const auto itself = [](const auto& v) { return v; };
+    // Ports that are not TCP have no flows: a UDP twin of a TCP port does not count.
+    const auto tcp_port = [](const model::ServicePort& p) {
+        return p.tcp ? std::uint32_t{p.port} : 0x10000u + std::uint32_t{p.port};
+    };
+    return all_distinct(service.service.ports, tcp_port) && all_distinct(service.endpoints, itself);
+}
+
+// compare() when both views share their client classes: a flow is the same flow in both when
+// its target, key and client outcome are. `paired`: the views differ only in PeerAuthentication,
+// so with `shortcuts` a service's flows are evaluated once, each with what it was before
+// (evaluate_service); otherwise each target is evaluated before, then after.
+void compare_shared(const ConfigView& before, const ConfigView& after, const Touched& touched,
+                    bool paired, bool shortcuts, conflict::FlowFindingCollector& introduced,
+                    conflict::FlowFindingCollector& existing) {
+    EarlierProblems earlier;
+    const auto before_sink = [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+        earlier.add(flow, who);
+    };
+    const auto after_sink = [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+        if (flow.code)
+            (earlier.was_problem(flow, who) ? existing : introduced).add(flow, who);
+    };
+    const auto paired_sink = [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+        if (!flow.code)
+            return;
+        const bool failed = flow.earlier.coded && flow.earlier.verdict == conflict::Verdict::Fail;
+        const bool warned = flow.earlier.coded && !failed;
+        (was_problem(flow, failed, warned) ? existing : introduced).add(flow, who);
+    };
+    // Flows to hosts a Sidecar hides carry no code, and in both views the same hosts are hidden.
+    const bool skip_hidden = shortcuts;
+    const bool one_pass = paired && skip_hidden;
+    conflict::EvaluateOptions paired_options, two_pass_options;
+    paired_options.earlier = &before;
+    paired_options.skip_hidden = true;
+    two_pass_options.skip_hidden = skip_hidden;
+    for (auto id : touched.services) {
+        if (one_pass && flow_keys_unique(after.snapshot().services()[id])) {
+            conflict::evaluate_service(after, id, paired_sink, paired_options);
+            continue;
+        }
+        earlier.clear();
+        conflict::evaluate_service(before, id, before_sink, two_pass_options);
+        earlier.seal();
+        conflict::evaluate_service(after, id, after_sink, two_pass_options);
+    }
+    for (auto i : touched.external_hosts) {
+        earlier.clear();
+        conflict::evaluate_external_host(before, i, before_sink);
+        earlier.seal();
+        conflict::evaluate_external_host(after, i, after_sink);
+    }
+}
+
 // `by_client`: compare flows client by client even when both views share the snapshot's client
-// classes (a VirtualService changes which of a class's namespaces a subset flow has).
+// classes (a VirtualService changes which of a class's namespaces a subset flow has). `paired`:
+// the views differ only in PeerAuthentication objects. `shortcuts`: see AdmissionSettings.
 Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
                    const ConfigView& after, const Touched& touched, std::optional<NsId> changed,
-                   bool routes, bool by_client) {
+                   bool routes, bool by_client, bool paired, bool shortcuts) {
     conflict::FlowFindingCollector introduced(after, findings_kept);
     conflict::FlowFindingCollector existing(after, findings_kept);
     // When neither view changes DestinationRules or the set of client namespaces, both see the
@@ -501,36 +625,8 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
     // key and the client outcome, and no client set has to be expanded.
     const bool shared_clients = !by_client && !before.rules_changed() && !after.rules_changed() &&
                                 before.mesh_client_namespaces() == after.mesh_client_namespaces();
-    // A FAIL flow is introduced unless it failed before; a flow that only warns (DEPENDS, or a
-    // failure of non-mesh clients) is new unless it had any finding before.
-    auto was_problem = [](const conflict::Flow& flow, bool failed_before, bool warned_before) {
-        return flow.verdict == conflict::Verdict::Fail ? failed_before
-                                                       : (failed_before || warned_before);
-    };
     if (shared_clients) {
-        using Outcomes = std::vector<const resolution::ClientOutcome*>;
-        std::map<FlowKey, Outcomes> failed, warned;
-        evaluate(before, touched,
-                 [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-                     if (flow.code)
-                         (flow.verdict == conflict::Verdict::Fail ? failed
-                                                                  : warned)[key_of(flow, snapshot)]
-                             .push_back(who.outcome);
-                 });
-        auto in = [&](const std::map<FlowKey, Outcomes>& map, const FlowKey& key,
-                      const resolution::ClientOutcome* o) {
-            auto it = map.find(key);
-            return it != map.end() &&
-                   std::find(it->second.begin(), it->second.end(), o) != it->second.end();
-        };
-        evaluate(after, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-            if (!flow.code)
-                return;
-            const FlowKey key = key_of(flow, snapshot);
-            const bool was =
-                was_problem(flow, in(failed, key, who.outcome), in(warned, key, who.outcome));
-            (was ? existing : introduced).add(flow, who);
-        });
+        compare_shared(before, after, touched, paired, shortcuts, introduced, existing);
     } else {
         using Keys = std::vector<std::uint64_t>;
         std::map<FlowKey, Keys> failed, warned;
@@ -902,10 +998,10 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
             after->restrict_clients_to(changed);
         }
     }
-    Comparison comparison =
-        compare(snapshot, *before, *after, touched, changed,
-                target == Target::DestinationRule || target == Target::VirtualService,
-                target == Target::VirtualService);
+    Comparison comparison = compare(
+        snapshot, *before, *after, touched, changed,
+        target == Target::DestinationRule || target == Target::VirtualService,
+        target == Target::VirtualService, target == Target::PeerAuthentication, settings.shortcuts);
 
     model::ObjectRef ref{"", r.kind, ns, name};
     auto introduced = about(std::move(comparison.introduced), ref);

@@ -32,6 +32,10 @@ struct AdmissionSettings {
     Enforcement strictest_mode = Enforcement::Enforce;
     // Extra warnings to attach to every verdict (e.g. "snapshot may be stale"), already one line.
     std::vector<std::string> extra_warnings;
+    // Spare work that cannot change a decision: flows to hosts a Sidecar hides (they carry no
+    // code), and a second evaluation of a PeerAuthentication change (each flow is evaluated once,
+    // with what it was before). Only tests and benchmarks turn it off, to compare.
+    bool shortcuts = true;
 };
 
 struct AdmissionDecision {

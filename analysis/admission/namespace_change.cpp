@@ -74,8 +74,10 @@ void visit_flows(const resolution::ConfigView& view, NsId changed, bool sidecars
     const model::Snapshot& snapshot = view.snapshot();
     for (model::ServiceId id = 0; id < snapshot.services().size(); ++id) {
         const bool served = snapshot.services()[id].ns == changed;
-        conflict::evaluate_service(view, id, sink,
-                                   served ? std::nullopt : std::optional<NsId>(changed), sidecars);
+        conflict::EvaluateOptions options;
+        options.sender = served ? std::nullopt : std::optional<NsId>(changed);
+        options.sidecar_senders = sidecars;
+        conflict::evaluate_service(view, id, sink, options);
     }
     for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
         conflict::evaluate_external_host(view, i, sink, changed, sidecars);

@@ -179,9 +179,11 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
     const auto severity = static_cast<std::size_t>(level);
     const std::pair<std::vector<NsId>, std::uint64_t>* list = nullptr;
     for (auto& attribution : attribute(flow)) {
+        // The attribution moves into the key: most flows only find it, and a new finding copies
+        // it back from the map's key.
         Key key{*flow.code,
-                attribution.resource,
-                attribution.related,
+                std::move(attribution.resource),
+                std::move(attribution.related),
                 std::string(flow.host),
                 flow.port,
                 flow.target_port,
@@ -208,8 +210,8 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
             auto& finding = it->second.first;
             finding.code = *flow.code;
             finding.severity = level;
-            finding.resource = std::move(attribution.resource);
-            finding.related = std::move(attribution.related);
+            finding.resource = std::get<1>(it->first);
+            finding.related = std::get<2>(it->first);
             FlowSummary summary;
             summary.client_sidecar =
                 flow.client == ClientKind::Sidecar || flow.client == ClientKind::SidecarBypass;

@@ -144,13 +144,47 @@ struct Endpoint {
     const model::Workload* workload;
     std::uint16_t target_port;
     ServerMode mode;
+    // The port's PeerAuthentication mode, which auto mTLS reads (sidecar endpoints, 1.6+ only):
+    // the same for every client outcome, so computed once.
+    std::optional<ServerAccept> peer;
+    // What the port accepts in the earlier view, when there is one, and its PeerAuthentication
+    // mode there.
+    std::optional<ServerAccept> earlier, earlier_peer;
 };
+
+// One endpoint of a service port, seen in `view` and, if given, in `earlier`.
+Endpoint endpoint_of(const resolution::ConfigView& view, const resolution::ConfigView* earlier,
+                     const model::Workload& w, std::uint16_t target,
+                     const model::ServiceRecord& service, const model::ServicePort& port) {
+    // The PeerAuthentication mode comes with the server mode where that is built on it; auto
+    // mTLS computes it itself for the rare other endpoints (SidecarClientTls::for_endpoint).
+    const auto accept_of = [](const std::optional<ServerMode>& mode) {
+        return mode ? std::optional<ServerAccept>(mode->accept) : std::nullopt;
+    };
+    std::optional<ServerMode> peer;
+    Endpoint ep{
+        &w, target, resolution::effective_server_mode(view, w, target, service, port, &peer),
+        {}, {},     {}};
+    ep.peer = accept_of(peer);
+    if (!earlier)
+        return ep;
+    peer.reset();
+    ep.earlier =
+        resolution::effective_server_mode(*earlier, w, target, service, port, &peer).accept;
+    ep.earlier_peer = accept_of(peer);
+    return ep;
+}
+
+// The code of a flow whose clients send `send` (`inner` inside HBONE) to a port accepting
+// `server`; none for hosts a Sidecar hides.
+std::optional<Code> code_for(const Flow& flow, ClientSend send, ServerAccept server,
+                             bool mesh_external, ClientSend inner) {
+    return flow.hidden_by ? std::nullopt : code_of(flow.client, send, server, mesh_external, inner);
+}
 
 void finish(Flow& flow, bool mesh_external) {
     flow.verdict = verdict_of(flow.send, flow.server, flow.decision.inner);
-    flow.code = flow.hidden_by ? std::nullopt
-                               : code_of(flow.client, flow.send, flow.server, mesh_external,
-                                         flow.decision.inner);
+    flow.code = code_for(flow, flow.send, flow.server, mesh_external, flow.decision.inner);
 }
 
 // Marks a flow as one to a host the clients' Sidecar hides (ambient.md §14), or not.
@@ -160,9 +194,19 @@ void set_hidden(const resolution::ConfigView& view, Flow& flow, const model::Sid
                                     model::OutboundPolicy::RegistryOnly;
 }
 
-// Fills in the endpoint's side of a flow and its decision, then hands it on.
+// What a flow was in the earlier view: its clients sent `then` to a port accepting `server`.
+// Apart from emit(), which runs for every flow and is best kept small enough to inline.
+void note_earlier(Flow& flow, ServerAccept server, const resolution::SendDecision& then) {
+    flow.earlier.known = true;
+    flow.earlier.verdict = verdict_of(then.send, server, then.inner);
+    flow.earlier.coded = code_for(flow, then.send, server, false, then.inner).has_value();
+}
+
+// Fills in the endpoint's side of a flow and its decision, then hands it on. `earlier_decision`:
+// what the clients sent in the earlier view, when that differs from `decision` (auto mTLS).
 void emit(Flow& flow, const Endpoint& ep, const resolution::SendDecision& decision,
-          const FlowClients& who, const FlowSink& sink) {
+          const FlowClients& who, const FlowSink& sink,
+          const resolution::SendDecision* earlier_decision = nullptr) {
     flow.workload = ep.workload;
     flow.target_port = ep.target_port;
     flow.decision = decision;
@@ -173,22 +217,29 @@ void emit(Flow& flow, const Endpoint& ep, const resolution::SendDecision& decisi
         flow.client == ClientKind::AmbientPredicted ||
         (ep.workload->dataplane == model::Dataplane::Ambient && ep.workload->ambient_predicted);
     finish(flow, false);
+    if (ep.earlier)
+        note_earlier(flow, *ep.earlier, earlier_decision ? *earlier_decision : decision);
     sink(flow, who);
 }
 
 // The VirtualService routes to subsets of one service, and the namespace lists of subset flows
 // (kept for the whole evaluation: FlowClients point at them).
-struct SubsetRouting {
-    // Looked up on first use: most rules have no subset with TLS of its own.
-    std::optional<std::vector<resolution::HostRoute>> routes;
+class SubsetRouting {
+  public:
+    SubsetRouting(const resolution::ConfigView& view, const std::string& host)
+        : view_(view), host_(host) {}
+    // Looked up on first use: most services have no subset with TLS of its own to route to.
+    const std::vector<resolution::HostRoute>& routes() {
+        if (!routes_)
+            routes_ = resolution::subset_routes_to(view_, host_);
+        return *routes_;
+    }
     std::deque<std::vector<NsId>> routed;
 
-    const std::vector<resolution::HostRoute>& routes_to(const resolution::ConfigView& view,
-                                                        const std::string& host) {
-        if (!routes)
-            routes = resolution::subset_routes_to(view, host);
-        return *routes;
-    }
+  private:
+    const resolution::ConfigView& view_;
+    const std::string& host_;
+    std::optional<std::vector<resolution::HostRoute>> routes_;
 };
 
 // Whether some subset of the rule has a trafficPolicy: else its clusters are the service's.
@@ -201,10 +252,12 @@ bool has_subset_tls(const model::ConsolidatedRule& rule) noexcept {
 // Sidecar clients of one DestinationRule outcome: the service-level cluster, then each subset
 // whose own TLS differs from it, for the clients a VirtualService route sends there (ambient.md
 // §15: a subset no route uses carries no traffic).
+// `earlier`: the earlier view, whose auto mTLS the flows also report (evaluate_service).
 void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecord& service,
                    const model::ServicePort& port, const std::vector<Endpoint>& endpoints,
                    const resolution::ClientOutcome& outcome, const FlowClients& who, Flow& flow,
-                   const FlowSink& sink, SubsetRouting& routing) {
+                   const FlowSink& sink, SubsetRouting& routing,
+                   const resolution::ConfigView* earlier) {
     flow.rule = outcome.rule;
     flow.client = ClientKind::Sidecar;
     flow.via.reset();
@@ -216,11 +269,28 @@ void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecor
             emit(flow, ep, resolution::SendDecision{}, who, sink);
         return;
     }
+    // What the clients send to one endpoint through `tls`, then emits it with what they sent in
+    // the earlier view through `earlier_tls`.
+    const auto send = [&](const Endpoint& ep, const resolution::SidecarClientTls& tls,
+                          const std::optional<resolution::SidecarClientTls>& earlier_tls,
+                          const FlowClients& senders) {
+        const auto now = tls.for_endpoint(*ep.workload, ep.target_port, ep.peer);
+        if (!earlier_tls)
+            return emit(flow, ep, now, senders, sink);
+        const auto then = earlier_tls->for_endpoint(*ep.workload, ep.target_port, ep.earlier_peer);
+        emit(flow, ep, now, senders, sink, &then);
+    };
+    const auto tls_in = [&](const resolution::ConfigView* v, const model::Subset* subset) {
+        std::optional<resolution::SidecarClientTls> out;
+        if (v)
+            out.emplace(*v, service, port, outcome.rule, subset);
+        return out;
+    };
     const resolution::SidecarClientTls base(view, service, port, outcome.rule, nullptr);
+    const auto earlier_base = tls_in(earlier, nullptr);
     for (const auto& ep : endpoints)
-        emit(flow, ep, base.for_endpoint(*ep.workload, ep.target_port), who, sink);
-    if (!outcome.rule || !has_subset_tls(*outcome.rule) ||
-        routing.routes_to(view, service.host).empty())
+        send(ep, base, earlier_base, who);
+    if (!outcome.rule || !has_subset_tls(*outcome.rule) || routing.routes().empty())
         return;
     std::optional<std::vector<NsId>> members; // the outcome's namespaces, expanded when needed
     for (const model::Subset* subset : outcome.rule->subsets) {
@@ -231,24 +301,41 @@ void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecor
         if (mine.cluster == parent.cluster && mine.endpoint_marking == parent.endpoint_marking &&
             mine.passthrough == parent.passthrough)
             continue; // the subset changes nothing about TLS
+        if (routing.routes().empty())
+            return; // no route sends anyone to any subset
         if (!members) {
             members.emplace();
             for (const auto& c : sending_classes(view, who))
                 if (members->empty() || members->back() != c.ns)
                     members->push_back(c.ns);
         }
-        auto routed =
-            resolution::routed_namespaces(view, *routing.routes, subset->name, port.port, *members);
+        auto routed = resolution::routed_namespaces(view, routing.routes(), subset->name, port.port,
+                                                    *members);
         if (routed.empty())
             continue; // no route sends these clients there
         FlowClients routed_who = who;
         routed_who.routed = &routing.routed.emplace_back(std::move(routed));
         const resolution::SidecarClientTls tls(view, service, port, outcome.rule, subset);
+        const auto earlier_tls = tls_in(earlier, subset);
         flow.subset = subset;
         for (const auto& ep : endpoints)
             if (subset->labels.subset_of(ep.workload->labels))
-                emit(flow, ep, tls.for_endpoint(*ep.workload, ep.target_port), routed_who, sink);
+                send(ep, tls, earlier_tls, routed_who);
     }
+}
+
+// The flows of every sidecar client outcome of a service port (but those `options` skip).
+void every_sidecar_flow(const resolution::ConfigView& view, const model::ServiceRecord& service,
+                        const model::ServicePort& port, const std::vector<Endpoint>& endpoints,
+                        const std::vector<const resolution::ClientOutcome*>& outcomes,
+                        const resolution::HostClients& clients, model::ServiceId id, Flow& flow,
+                        const FlowSink& sink, SubsetRouting& routing,
+                        const EvaluateOptions& options) {
+    for (const auto* outcome : outcomes)
+        if (!options.skip_hidden || !outcome->hidden_by)
+            sidecar_flows(view, service, port, endpoints, *outcome,
+                          FlowClients{&clients, outcome, ClientKind::Sidecar, id}, flow, sink,
+                          routing, options.earlier);
 }
 
 // Ambient clients (ambient.md §12): ztunnel straight to the endpoint, or through the waypoint of
@@ -335,16 +422,17 @@ void api_server_flows(const std::vector<model::ApiServerCallRef>& calls,
 namespace {
 
 // The endpoints of one service port with their server modes; waypoints are proxies, not servers.
-void endpoints_of(const resolution::ConfigView& view, const model::ServiceRecord& service,
-                  const model::ServicePort& port, std::vector<Endpoint>& out) {
+// `earlier`: a view whose server modes each endpoint also carries (EvaluateOptions).
+void endpoints_of(const resolution::ConfigView& view, const resolution::ConfigView* earlier,
+                  const model::ServiceRecord& service, const model::ServicePort& port,
+                  std::vector<Endpoint>& out) {
     out.clear();
     for (model::WorkloadId wid : service.endpoints) {
         const auto& w = view.workload(wid);
         const std::uint16_t target = resolution::target_port_of(w, port);
         if (target == 0 || w.waypoint)
             continue; // not an endpoint of the port
-        out.push_back(Endpoint{&w, target,
-                               resolution::effective_server_mode(view, w, target, service, port)});
+        out.push_back(endpoint_of(view, earlier, w, target, service, port));
     }
 }
 
@@ -487,7 +575,7 @@ Senders senders_of(const resolution::ConfigView& view, const resolution::HostCli
 } // namespace
 
 void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, const FlowSink& sink,
-                      std::optional<NsId> sender, bool sidecar_senders) {
+                      const EvaluateOptions& options) {
     const model::ServiceRecord& service = view.service(id);
     if (!service.service.selector)
         return;
@@ -499,15 +587,15 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, c
     resolution::HostClients scratch;
     static const resolution::HostClients no_clients;
     const auto& clients = as_server ? view.service_clients(id, scratch) : no_clients;
-    const Senders who_sends = senders_of(view, clients, id, calls != nullptr, sender);
+    const Senders who_sends = senders_of(view, clients, id, calls != nullptr, options.sender);
     const auto outcomes =
-        sender && !sidecar_senders
+        options.sender && !options.sidecar_senders
             ? std::vector<const resolution::ClientOutcome*>()
-            : outcomes_from(view, clients, Target{service.host, service.ns}, sender);
+            : outcomes_from(view, clients, Target{service.host, service.ns}, options.sender);
     const auto [non_mesh, captured, predicted, ambient_any, api_server, bypass] = who_sends;
     if (outcomes.empty() && !non_mesh && !captured && !predicted && !api_server && !bypass)
         return; // no flow to hand over
-    SubsetRouting routing;
+    SubsetRouting routing(view, service.host);
 
     std::vector<Endpoint> endpoints;
     std::vector<model::ApiServerCallRef> port_calls;
@@ -521,7 +609,7 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, c
                     port_calls.push_back(call);
         if (!as_server && port_calls.empty())
             continue;
-        endpoints_of(view, service, port, endpoints);
+        endpoints_of(view, options.earlier, service, port, endpoints);
         if (endpoints.empty())
             continue;
 
@@ -529,10 +617,8 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, c
         flow.service = &service;
         flow.host = service.host;
         flow.port = port.port;
-        for (const auto* outcome : outcomes)
-            sidecar_flows(view, service, port, endpoints, *outcome,
-                          FlowClients{&clients, outcome, ClientKind::Sidecar, id}, flow, sink,
-                          routing);
+        every_sidecar_flow(view, service, port, endpoints, outcomes, clients, id, flow, sink,
+                           routing, options);
         for (const auto kind : {ClientKind::Ambient, ClientKind::AmbientPredicted})
             if (kind == ClientKind::Ambient ? captured : predicted)
                 ambient_flows(view, service, port, endpoints,

@@ -80,6 +80,13 @@ struct Flow {
     const model::ConsolidatedRule* rule = nullptr; // the DR the clients use (may be null)
     resolution::SendDecision decision;
     resolution::ServerMode server_mode;
+
+    // The same flow in the earlier view evaluate_service was given, if any.
+    struct Earlier {
+        bool known = false; // evaluated against an earlier view
+        bool coded = false; // it carried a code there
+        Verdict verdict = Verdict::Plaintext;
+    } earlier;
 };
 
 // Who sends a flow: sidecar clients of an outcome, or (outcome null) every non-mesh or every
@@ -108,16 +115,30 @@ bool sends_from(const resolution::ConfigView& view, const FlowClients& who, NsId
 
 using FlowSink = std::function<void(const Flow&, const FlowClients&)>;
 
+// What evaluate_service does beyond the flows of one view (for admission).
+struct EvaluateOptions {
+    // A view that differs from the evaluated one only in PeerAuthentication objects: each flow
+    // also says what it was there (Flow::earlier). PeerAuthentication changes only what servers
+    // accept and what auto mTLS sends (semantics §3, §5), never which flows exist, so admission
+    // evaluates a PeerAuthentication change in one pass instead of two.
+    const resolution::ConfigView* earlier = nullptr;
+    // Leave out the flows of sidecar clients whose Sidecar hides the host (ambient.md §14): they
+    // never carry a code, and most services are hidden from most Sidecar namespaces, so a sink
+    // that reads only coded flows is spared most of them.
+    bool skip_hidden = false;
+    // Only the client classes that may include this namespace (a Namespace relabel changes only
+    // its own clients' flows towards other hosts, ambient.md §17): every flow with a code sent from
+    // `sender` is still handed over, with its FlowClients as without `sender`, in the same order;
+    // some flows of the same classes from other namespaces may come along.
+    std::optional<NsId> sender;
+    // With `sender` only: false leaves out the sidecar client classes.
+    bool sidecar_senders = true;
+};
+
 // All flows towards one Service. Services not analysed as servers get only the API server's
 // flows, to the ports its webhooks, APIServices and conversion webhooks call (ambient.md §16).
-// With `sender`, only the client classes that may include that namespace are evaluated (a
-// Namespace relabel changes only its own clients' flows towards other hosts, ambient.md §17):
-// every flow with a code sent from `sender` is still handed over, with its FlowClients as without
-// `sender`, in the same order; some flows of the same classes from other namespaces may come
-// along. `sidecar_senders` false (with `sender` only) leaves out the sidecar client classes.
 void evaluate_service(const resolution::ConfigView& view, model::ServiceId service,
-                      const FlowSink& sink, std::optional<NsId> sender = std::nullopt,
-                      bool sidecar_senders = true);
+                      const FlowSink& sink, const EvaluateOptions& options = {});
 
 // All flows towards one ServiceEntry host (MESH_EXTERNAL only: nothing is known of internal ones);
 // `sender` and `sidecar_senders` as for evaluate_service.

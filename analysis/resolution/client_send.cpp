@@ -138,7 +138,8 @@ SendDecision SidecarClientTls::to_captured() const noexcept {
 }
 
 SendDecision SidecarClientTls::for_endpoint(const model::Workload& workload,
-                                            std::uint16_t target_port) const noexcept {
+                                            std::uint16_t target_port,
+                                            std::optional<ServerAccept> peer_mode) const noexcept {
     if (hbone_ && workload.dataplane == model::Dataplane::Ambient)
         return to_captured();
     if (explicit_ || single_mtls_socket_)
@@ -157,8 +158,9 @@ SendDecision SidecarClientTls::for_endpoint(const model::Workload& workload,
     if (!workload.sidecar)
         return SendDecision{};
     if (view_.version().modern()) {
-        const ServerMode mode = peer_authentication_mode(view_, workload, target_port);
-        if (mode.accept == ServerAccept::Disable)
+        if (!peer_mode)
+            peer_mode = peer_authentication_mode(view_, workload, target_port).accept;
+        if (*peer_mode == ServerAccept::Disable)
             return SendDecision{};
     }
     return SendDecision{ClientSend::IstioMutual, false, nullptr, nullptr};

@@ -36,8 +36,10 @@ class SidecarClientTls {
     SidecarClientTls(const ConfigView& view, const model::ServiceRecord& service,
                      const model::ServicePort& port, const model::ConsolidatedRule* rule,
                      const model::Subset* subset);
-    SendDecision for_endpoint(const model::Workload& workload,
-                              std::uint16_t target_port) const noexcept;
+    // `peer_mode`, when given: peer_authentication_mode(view, workload, target_port).accept,
+    // which a caller sending to the endpoint for many client outcomes computes only once.
+    SendDecision for_endpoint(const model::Workload& workload, std::uint16_t target_port,
+                              std::optional<ServerAccept> peer_mode = std::nullopt) const noexcept;
 
   private:
     // What reaches a ztunnel-captured endpoint (ambient-notes §4.2).

@@ -185,7 +185,8 @@ std::optional<std::string_view> outbound_bypass(const model::Interception& inter
 
 ServerMode effective_server_mode(const ConfigView& view, const model::Workload& workload,
                                  std::uint16_t target_port, const model::ServiceRecord& service,
-                                 const model::ServicePort& port) noexcept {
+                                 const model::ServicePort& port,
+                                 std::optional<ServerMode>* peer) noexcept {
     if (workload.dataplane == model::Dataplane::Ambient && view.version().modern())
         return ambient_server_mode(view, workload, target_port);
     if (!workload.sidecar)
@@ -193,6 +194,8 @@ ServerMode effective_server_mode(const ConfigView& view, const model::Workload& 
     const model::IstioVersion version = view.version();
     if (version.modern()) {
         ServerMode mode = peer_authentication_mode(view, workload, target_port);
+        if (peer)
+            *peer = mode;
         if (target_port != 0 && !intercepts_inbound(workload.interception, target_port)) {
             // The sidecar never sees this port: plaintext reaches the app, mTLS fails there.
             mode.bypassed = mode.accept == ServerAccept::Strict;

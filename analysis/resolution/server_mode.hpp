@@ -68,9 +68,12 @@ std::optional<std::string_view> outbound_bypass(const model::Interception& inter
                                                 std::optional<std::uint32_t> ipv4) noexcept;
 
 // The effective mode of the endpoint workload's target port, reached through (service, port),
-// under the rules of the configured Istio version.
+// under the rules of the configured Istio version. `peer`, if given, receives
+// peer_authentication_mode(view, workload, target_port) when the answer was built on it (sidecar
+// workloads from 1.6), for auto mTLS to reuse (SidecarClientTls::for_endpoint).
 ServerMode effective_server_mode(const ConfigView& view, const model::Workload& workload,
                                  std::uint16_t target_port, const model::ServiceRecord& service,
-                                 const model::ServicePort& port) noexcept;
+                                 const model::ServicePort& port,
+                                 std::optional<ServerMode>* peer = nullptr) noexcept;
 
 } // namespace mtlsguard::resolution
