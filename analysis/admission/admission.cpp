@@ -858,6 +858,12 @@ AdmissionDecision decide_namespace(const model::Snapshot& snapshot, const Reques
     const auto errors = std::count_if(c.introduced.begin(), c.introduced.end(), [](const auto& f) {
         return f.severity == conflict::Severity::Error;
     });
+    for (const auto& f : c.introduced) {
+        const std::string code(conflict::to_string(f.code));
+        if (f.severity == conflict::Severity::Error &&
+            std::find(d.denial_codes.begin(), d.denial_codes.end(), code) == d.denial_codes.end())
+            d.denial_codes.push_back(code);
+    }
     std::string message = "mtls-guard: this namespace label change would break mTLS traffic: [" +
                           std::string(conflict::to_string(error->code)) + "] " + error->message;
     if (errors > 1)
@@ -1051,6 +1057,12 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
 
     if (deny) {
         d.allowed = false;
+        for (const auto* f : errors) {
+            const std::string code(conflict::to_string(f->code));
+            if (std::find(d.denial_codes.begin(), d.denial_codes.end(), code) ==
+                d.denial_codes.end())
+                d.denial_codes.push_back(code);
+        }
         std::string message = "mtls-guard: this change would break mTLS traffic: [" +
                               std::string(conflict::to_string(errors.front()->code)) + "] " +
                               errors.front()->message;

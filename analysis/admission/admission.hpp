@@ -52,7 +52,10 @@ struct AdmissionDecision {
     bool dry_run = false;
     bool allowed = true;
     Enforcement enforcement = Enforcement::Enforce;
-    std::vector<std::string> codes;    // codes of the findings behind the verdict
+    std::vector<std::string> codes; // codes of the findings behind the verdict
+    // A denial's own codes: those of the errors the change introduces (empty for an object that
+    // cannot be read), each once, in the order the denial lists them.
+    std::vector<std::string> denial_codes;
     std::string allow_conflict_reason; // set when the annotation turned a denial into warnings
     std::string error;                 // reason for a 4xx
 };

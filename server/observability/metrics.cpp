@@ -14,20 +14,13 @@
 namespace mtlsguard::observability {
 namespace {
 
-constexpr std::array<conflict::Code, 20> all_codes = {
-    conflict::Code::MTG101, conflict::Code::MTG102, conflict::Code::MTG103, conflict::Code::MTG104,
-    conflict::Code::MTG105, conflict::Code::MTG106, conflict::Code::MTG108, conflict::Code::MTG201,
-    conflict::Code::MTG202, conflict::Code::MTG203, conflict::Code::MTG204, conflict::Code::MTG205,
-    conflict::Code::MTG206, conflict::Code::MTG207, conflict::Code::MTG208, conflict::Code::MTG209,
-    conflict::Code::MTG210, conflict::Code::MTG211, conflict::Code::MTG212, conflict::Code::MTG213};
-
 // Label values come from requests: only a fixed set may reach the registry, or a client could
 // grow it without bound.
 std::string kind_label(const std::string& kind) {
     if (kind.empty())
         return "unknown";
-    if (kind == "PeerAuthentication" || kind == "DestinationRule" || kind == "Policy" ||
-        kind == "MeshPolicy")
+    if (kind == "PeerAuthentication" || kind == "DestinationRule" || kind == "VirtualService" ||
+        kind == "Sidecar" || kind == "Policy" || kind == "MeshPolicy" || kind == "Namespace")
         return kind;
     return "other";
 }
@@ -84,6 +77,12 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                      .Help("AdmissionReview requests answered on /validate, by object kind, "
                            "operation, decision (allow, warn, deny, error) and dryRun")
                      .Register(registry);
+    denials_ = &prometheus::BuildCounter()
+                    .Name("mtls_guard_admission_denials_total")
+                    .Help("Denials on /validate by the code of each error the change introduces "
+                          "(a denial with two codes counts once under each); code=\"none\": an "
+                          "object mtls-guard cannot read")
+                    .Register(registry);
     decision_seconds_ = &prometheus::BuildHistogram()
                              .Name("mtls_guard_admission_decision_seconds")
                              .Help("Time from the request body to the response body of /validate")
@@ -196,6 +195,13 @@ void Metrics::record_admission(const admission::AdmissionDecision& decision, int
                {"decision", std::string(decision_label(classify_decision(decision, http_status)))},
                {"dry_run", decision.dry_run ? "true" : "false"}})
         .Increment();
+    // Codes come from the catalogue only, so the label set stays bounded.
+    if (http_status == 200 && !decision.allowed) {
+        if (decision.denial_codes.empty())
+            denials_->Add({{"code", "none"}}).Increment();
+        for (const auto& code : decision.denial_codes)
+            denials_->Add({{"code", code}}).Increment();
+    }
     decision_seconds_->Observe(seconds);
 }
 
@@ -260,7 +266,7 @@ void Metrics::set_findings(const std::vector<conflict::Finding>& findings) {
     // Keyed by the finding's own severity; every catalogue code is present, so a fixed problem
     // drops to 0 instead of keeping its last count.
     std::map<std::pair<conflict::Code, conflict::Severity>, std::size_t> counts;
-    for (const auto code : all_codes)
+    for (const auto code : conflict::all_codes())
         counts[{code, conflict::severity_of(code)}] = 0;
     for (const auto& finding : findings)
         ++counts[{finding.code, finding.severity}];

@@ -34,6 +34,7 @@ DecisionLabel classify_decision(const admission::AdmissionDecision& decision, in
 // Every metric of the process. Thread-safe; one instance shared by every component.
 //
 //   mtls_guard_admission_requests_total{kind,operation,decision,dry_run}
+//   mtls_guard_admission_denials_total{code}       per code of the errors behind each denial
 //   mtls_guard_admission_decision_seconds (histogram)
 //   mtls_guard_http_errors_total{status}
 //   mtls_guard_tls_reloads_total{result}           result: success | failure
@@ -102,6 +103,7 @@ class Metrics {
   private:
     std::shared_ptr<prometheus::Registry> registry_;
     prometheus::Family<prometheus::Counter>* requests_;
+    prometheus::Family<prometheus::Counter>* denials_;
     prometheus::Histogram* decision_seconds_;
     prometheus::Family<prometheus::Counter>* http_errors_;
     prometheus::Counter* tls_reload_success_;

@@ -1138,8 +1138,8 @@ TEST_CASE("the Grafana dashboard queries only metrics serve exports", "[deploy][
     SECTION("the check refuses names serve does not export") {
         CHECK(unknown_metrics("rate(mtls_guard_admission_requests_total[5m])", exported).empty());
         CHECK(unknown_metrics("mtls_guard_admission_decision_seconds_bucket", exported).empty());
-        CHECK(unknown_metrics("rate(mtls_guard_admission_denials_total[5m])", exported) ==
-              Strings{"mtls_guard_admission_denials_total"});
+        CHECK(unknown_metrics("rate(mtls_guard_admission_rejections_total[5m])", exported) ==
+              Strings{"mtls_guard_admission_rejections_total"});
         // Only a histogram has _bucket series.
         CHECK(unknown_metrics("mtls_guard_findings_bucket", exported) ==
               Strings{"mtls_guard_findings_bucket"});

@@ -216,6 +216,8 @@ TEST_CASE("Many requests share one kept-alive connection") {
             metrics,
             R"(mtls_guard_admission_requests_total{decision="allow",dry_run="false",kind="DestinationRule",operation="CREATE"})") ==
         100);
+    // Each denial counts under the code of the error it introduces (ISTIO_MUTUAL to DISABLE).
+    CHECK(sample(metrics, R"(mtls_guard_admission_denials_total{code="MTG102"})") == 100);
     CHECK(sample(metrics, "mtls_guard_admission_decision_seconds_count") == 200);
 }
 
