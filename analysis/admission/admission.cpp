@@ -439,9 +439,13 @@ std::vector<NsId> namespaces_of(const std::vector<std::uint64_t>& keys) {
     return out;
 }
 
-void evaluate(const ConfigView& view, const Touched& touched, const conflict::FlowSink& sink) {
+// `skip_hidden`: leave out the flows to hosts a Sidecar hides (EvaluateOptions).
+void evaluate(const ConfigView& view, const Touched& touched, const conflict::FlowSink& sink,
+              bool skip_hidden = false) {
+    conflict::EvaluateOptions options;
+    options.skip_hidden = skip_hidden;
     for (auto id : touched.services)
-        conflict::evaluate_service(view, id, sink);
+        conflict::evaluate_service(view, id, sink, options);
     for (auto i : touched.external_hosts)
         conflict::evaluate_external_host(view, i, sink);
 }
@@ -614,10 +618,11 @@ void compare_shared(const ConfigView& before, const ConfigView& after, const Tou
 
 // `by_client`: compare flows client by client even when both views share the snapshot's client
 // classes (a VirtualService changes which of a class's namespaces a subset flow has). `paired`:
-// the views differ only in PeerAuthentication objects. `shortcuts`: see AdmissionSettings.
+// the views differ only in PeerAuthentication objects. `shows_hosts`: the views may differ in
+// which hosts a Sidecar hides (a Sidecar change). `shortcuts`: see AdmissionSettings.
 Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
                    const ConfigView& after, const Touched& touched, std::optional<NsId> changed,
-                   bool routes, bool by_client, bool paired, bool shortcuts) {
+                   bool routes, bool by_client, bool paired, bool shows_hosts, bool shortcuts) {
     conflict::FlowFindingCollector introduced(after, findings_kept);
     conflict::FlowFindingCollector existing(after, findings_kept);
     // When neither view changes DestinationRules or the set of client namespaces, both see the
@@ -629,50 +634,58 @@ Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
         compare_shared(before, after, touched, paired, shortcuts, introduced, existing);
     } else {
         using Keys = std::vector<std::uint64_t>;
+        // Flows to hosts a Sidecar hides carry no code; they matter only when the change may show
+        // the host (below), so other changes leave them out.
+        const bool skip_hidden = shortcuts && !shows_hosts;
         std::map<FlowKey, Keys> failed, warned;
         ClientKeyCache before_keys_of(before, changed), after_keys_of(after, changed);
-        evaluate(before, touched,
-                 [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-                     // A flow to a host a Sidecar hides carries no code, but it fails when it
-                     // meets STRICT or is dropped (ambient.md §14): showing the host cannot
-                     // introduce that failure.
-                     const bool fails = flow.verdict == conflict::Verdict::Fail || flow.dropped;
-                     if (!flow.code && !(flow.hidden_by && fails))
-                         return;
-                     const auto& keys = before_keys_of.keys(who);
-                     auto& slot = (fails ? failed : warned)[key_of(flow, snapshot)];
-                     Keys merged;
-                     std::set_union(slot.begin(), slot.end(), keys.begin(), keys.end(),
-                                    std::back_inserter(merged));
-                     slot = std::move(merged);
-                 });
+        evaluate(
+            before, touched,
+            [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+                // A flow to a host a Sidecar hides carries no code, but it fails when it
+                // meets STRICT or is dropped (ambient.md §14): showing the host cannot
+                // introduce that failure.
+                const bool fails = flow.verdict == conflict::Verdict::Fail || flow.dropped;
+                if (!flow.code && !(flow.hidden_by && fails))
+                    return;
+                const auto& keys = before_keys_of.keys(who);
+                auto& slot = (fails ? failed : warned)[key_of(flow, snapshot)];
+                Keys merged;
+                std::set_union(slot.begin(), slot.end(), keys.begin(), keys.end(),
+                               std::back_inserter(merged));
+                slot = std::move(merged);
+            },
+            skip_hidden);
         static const Keys none;
         auto at = [&](const std::map<FlowKey, Keys>& map, const FlowKey& key) -> const Keys& {
             auto it = map.find(key);
             return it == map.end() ? none : it->second;
         };
-        evaluate(after, touched, [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-            if (!flow.code)
-                return;
-            const auto& keys = after_keys_of.keys(who);
-            const FlowKey key = key_of(flow, snapshot);
-            // Clients for whom this flow was already a problem of the kind that counts.
-            Keys before_keys = at(failed, key);
-            if (flow.verdict != conflict::Verdict::Fail) {
-                const Keys& w = at(warned, key);
-                Keys merged;
-                std::set_union(before_keys.begin(), before_keys.end(), w.begin(), w.end(),
-                               std::back_inserter(merged));
-                before_keys = std::move(merged);
-            }
-            Keys fresh, old;
-            std::set_difference(keys.begin(), keys.end(), before_keys.begin(), before_keys.end(),
-                                std::back_inserter(fresh));
-            std::set_intersection(keys.begin(), keys.end(), before_keys.begin(), before_keys.end(),
-                                  std::back_inserter(old));
-            introduced.add_for(flow, namespaces_of(fresh));
-            existing.add_for(flow, namespaces_of(old));
-        });
+        evaluate(
+            after, touched,
+            [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+                if (!flow.code)
+                    return;
+                const auto& keys = after_keys_of.keys(who);
+                const FlowKey key = key_of(flow, snapshot);
+                // Clients for whom this flow was already a problem of the kind that counts.
+                Keys before_keys = at(failed, key);
+                if (flow.verdict != conflict::Verdict::Fail) {
+                    const Keys& w = at(warned, key);
+                    Keys merged;
+                    std::set_union(before_keys.begin(), before_keys.end(), w.begin(), w.end(),
+                                   std::back_inserter(merged));
+                    before_keys = std::move(merged);
+                }
+                Keys fresh, old;
+                std::set_difference(keys.begin(), keys.end(), before_keys.begin(),
+                                    before_keys.end(), std::back_inserter(fresh));
+                std::set_intersection(keys.begin(), keys.end(), before_keys.begin(),
+                                      before_keys.end(), std::back_inserter(old));
+                introduced.add_for(flow, namespaces_of(fresh));
+                existing.add_for(flow, namespaces_of(old));
+            },
+            skip_hidden);
     }
     Comparison out{introduced.take(),
                    existing.take(),
@@ -1004,10 +1017,11 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
             after->restrict_clients_to(changed);
         }
     }
-    Comparison comparison = compare(
-        snapshot, *before, *after, touched, changed,
-        target == Target::DestinationRule || target == Target::VirtualService,
-        target == Target::VirtualService, target == Target::PeerAuthentication, settings.shortcuts);
+    Comparison comparison =
+        compare(snapshot, *before, *after, touched, changed,
+                target == Target::DestinationRule || target == Target::VirtualService,
+                target == Target::VirtualService, target == Target::PeerAuthentication,
+                target == Target::Sidecar, settings.shortcuts);
 
     model::ObjectRef ref{"", r.kind, ns, name};
     auto introduced = about(std::move(comparison.introduced), ref);
