@@ -1246,7 +1246,8 @@ TEST_CASE("§9, §3, ambient.md §10–§14: a PeerAuthentication change evaluat
     using PA = PeerAuthenticationBuilder;
     const PA mesh = peer_authentication("istio-system", "default").created(day(1));
     const PA shop = peer_authentication("shop", "default").created(day(1));
-    const PA web = peer_authentication("shop", "web").created(day(2)).selecting({{"app", "web"}});
+    const PA web_policy =
+        peer_authentication("shop", "web").created(day(2)).selecting({{"app", "web"}});
     const PA ledger =
         peer_authentication("bank", "ledger").created(day(2)).selecting({{"app", "ledger"}});
     const std::vector<std::string> modes{"STRICT", "PERMISSIVE", "DISABLE", "UNSET"};
@@ -1255,7 +1256,7 @@ TEST_CASE("§9, §3, ambient.md §10–§14: a PeerAuthentication change evaluat
         {},
         {PA(mesh).strict()},
         {PA(mesh).disable(), PA(shop).permissive()},
-        {PA(web).strict().port(9090, "PERMISSIVE"), PA(ledger).permissive()},
+        {PA(web_policy).strict().port(9090, "PERMISSIVE"), PA(ledger).permissive()},
     };
     std::vector<Review> reviews;
     for (const auto& m : modes) {
@@ -1263,15 +1264,15 @@ TEST_CASE("§9, §3, ambient.md §10–§14: a PeerAuthentication change evaluat
         reviews.push_back(update(PA(mesh).mode(m)));
         reviews.push_back(update(PA(mesh).mode(m), PA(mesh).strict()));
         reviews.push_back(update(PA(shop).mode(m)));
-        reviews.push_back(update(PA(web).mode(m).port(8080, "DISABLE")));
-        reviews.push_back(update(PA(web).unset().port(9090, m)));
+        reviews.push_back(update(PA(web_policy).mode(m).port(8080, "DISABLE")));
+        reviews.push_back(update(PA(web_policy).unset().port(9090, m)));
         reviews.push_back(update(PA(ledger).mode(m).port(8080, "STRICT")));
         reviews.push_back(create(PA(peer_authentication("tools", "default")).mode(m)));
         reviews.push_back(create(PA(peer_authentication("opa", "default")).mode(m)));
     }
     reviews.push_back(remove(PA(mesh).strict()));
     reviews.push_back(remove(PA(shop).disable()));
-    reviews.push_back(remove(PA(web).strict()));
+    reviews.push_back(remove(PA(web_policy).strict()));
 
     AdmissionSettings two_pass;
     two_pass.shortcuts = false;

@@ -207,10 +207,13 @@ std::vector<std::pair<std::string, model::Labels>> relabels(const model::Labels&
     auto with = [&](std::initializer_list<std::pair<std::string, std::string>> set,
                     std::initializer_list<std::string> erase) {
         std::vector<std::pair<std::string, std::string>> entries;
-        for (const auto& [k, v] : labels.entries())
+        for (const auto& entry : labels.entries()) {
+            // Not a structured binding: clang 14 cannot capture one in the lambda below.
+            const std::string& k = entry.first;
             if (std::find(erase.begin(), erase.end(), k) == erase.end() &&
                 std::none_of(set.begin(), set.end(), [&](const auto& e) { return e.first == k; }))
-                entries.emplace_back(k, v);
+                entries.emplace_back(k, entry.second);
+        }
         entries.insert(entries.end(), set.begin(), set.end());
         return model::Labels(std::move(entries));
     };
