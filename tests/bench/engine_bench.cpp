@@ -229,6 +229,13 @@ int main(int argc, char** argv) {
                    "profiling one");
     app.add_flag("--cpu-time", cpu_time,
                  "admission latencies in this thread's CPU time (for a busy shared host)");
+    std::string only_namespace;
+    app.add_option("--only-namespace", only_namespace,
+                   "namespace-scoped changes in this namespace only, for profiling one");
+    int slowest = 0;
+    app.add_option("--slowest", slowest,
+                   "print the N slowest namespace-scoped requests (kind, namespace, operation), "
+                   "for profiling");
     bool no_shortcuts = false;
     app.add_flag("--no-shortcuts", no_shortcuts,
                  "admission without its shortcuts (AdmissionSettings::shortcuts), to compare");
@@ -294,9 +301,14 @@ int main(int argc, char** argv) {
     // 3. Admission latency, body in and body out, as /validate runs it.
     std::vector<std::pair<std::string, std::string>> targets; // namespace, service
     for (const auto& ns : snapshot->namespaces())
-        if (!ns.services.empty())
+        if (!ns.services.empty() && (only_namespace.empty() || ns.name == only_namespace))
             targets.emplace_back(ns.name,
                                  snapshot->services()[ns.services.front()].service.ref.name);
+    if (targets.empty()) {
+        std::fprintf(stderr, "no namespace with services%s%s\n",
+                     only_namespace.empty() ? "" : " named ", only_namespace.c_str());
+        return 2;
+    }
     mtlsguard::admission::AdmissionSettings settings;
     settings.shortcuts = !no_shortcuts;
     ReviewTimer time_review(*snapshot, settings);
@@ -310,6 +322,13 @@ int main(int argc, char** argv) {
                                         "VirtualService (route to a subset)"};
     std::vector<double> samples;
     std::array<std::vector<double>, request_kinds> by_kind;
+    struct Timed {
+        double ms;
+        std::size_t kind;
+        std::string ns;
+        const char* operation;
+    };
+    std::vector<Timed> timed_requests; // for --slowest
     for (int i = 0; i < iterations; ++i) {
         if (only_kind >= 0 && i % static_cast<int>(request_kinds) != only_kind)
             continue;
@@ -333,7 +352,15 @@ int main(int argc, char** argv) {
         samples.push_back(time_review(
             review(operation(i), std::move(object), static_cast<std::size_t>(i)).dump()));
         by_kind[kind].push_back(samples.back());
+        if (slowest > 0)
+            timed_requests.push_back({samples.back(), kind, ns, operation(i)});
     }
+    std::sort(timed_requests.begin(), timed_requests.end(),
+              [](const Timed& a, const Timed& b) { return a.ms > b.ms; });
+    for (std::size_t k = 0; k < timed_requests.size() && k < static_cast<std::size_t>(slowest); ++k)
+        std::printf("  slow: %.3f ms %s %s in %s\n", timed_requests[k].ms,
+                    timed_requests[k].operation, kinds[timed_requests[k].kind],
+                    timed_requests[k].ns.c_str());
     for (std::size_t k = 0; k < by_kind.size(); ++k) {
         if (by_kind[k].empty())
             continue;
