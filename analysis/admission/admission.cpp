@@ -623,8 +623,9 @@ void compare_shared(const ConfigView& before, const ConfigView& after, const Tou
 Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
                    const ConfigView& after, const Touched& touched, std::optional<NsId> changed,
                    bool routes, bool by_client, bool paired, bool shows_hosts, bool shortcuts) {
-    conflict::FlowFindingCollector introduced(after, findings_kept);
-    conflict::FlowFindingCollector existing(after, findings_kept);
+    // Warnings name a few client namespaces of each finding (report::short_list).
+    conflict::FlowFindingCollector introduced(after, findings_kept, report::names_shown);
+    conflict::FlowFindingCollector existing(after, findings_kept, report::names_shown);
     // When neither view changes DestinationRules or the set of client namespaces, both see the
     // very same client classes (the snapshot's precomputed ones): a flow is identified by its
     // key and the client outcome, and no client set has to be expanded.
@@ -731,10 +732,10 @@ std::vector<conflict::Finding> about(std::vector<conflict::Finding> findings,
             seen[{f.code, f.flow->host, f.flow->port, f.flow->workload, f.flow->subset}] = true;
     for (auto& f : findings) {
         if (names_it(f)) {
-            out.push_back(f);
+            out.push_back(std::move(f));
         } else if (f.flow && !seen.count({f.code, f.flow->host, f.flow->port, f.flow->workload,
                                           f.flow->subset})) {
-            out.push_back(f);
+            out.push_back(std::move(f));
         }
     }
     return out;

@@ -19,6 +19,9 @@ struct WorkloadRef {
 // The traffic a conflict breaks, aggregated over the client namespaces that send it.
 struct FlowSummary {
     std::vector<std::string> client_namespaces; // sorted
+    // Admission keeps only the first names, those its messages show (FlowFindingCollector's
+    // `names_kept`); the others are counted here. Always 0 in analyze's findings.
+    std::size_t client_namespaces_omitted = 0;
     bool client_sidecar = true;
     std::string client_dataplane = "sidecar"; // sidecar, none, ambient (matrix clientDataplane)
     std::optional<WorkloadRef> via;           // the waypoint the flow goes through

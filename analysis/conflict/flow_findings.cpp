@@ -131,10 +131,11 @@ std::vector<NsId> client_namespaces(const resolution::ConfigView& view, const Fl
         return who.routed ? *who.routed : std::vector<NsId>{};
     if (!who.outcome)
         return view.non_mesh_client_namespaces();
-    std::vector<NsId> out;
-    for (const auto& member : sending_classes(view, who))
-        if (out.empty() || out.back() != member.ns)
-            out.push_back(member.ns);
+    auto out = resolution::outcome_namespaces(view, *who.outcome, *who.host_clients);
+    if (who.routed)
+        std::erase_if(out, [&](NsId ns) {
+            return !std::binary_search(who.routed->begin(), who.routed->end(), ns);
+        });
     return out;
 }
 
@@ -259,16 +260,23 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
 std::vector<Finding> FlowFindingCollector::take() {
     std::vector<Finding> out;
     out.reserve(findings_.size());
+    // Namespace ids follow name order but for those numbered after the snapshot's (a namespace
+    // the change itself introduces, the API server), which sort last by id.
+    const std::size_t known = view_.snapshot().namespaces().size();
     for (auto& [key, entry] : findings_) {
         auto& [finding, clients] = entry;
-        finding.flow->client_namespaces.reserve(clients.namespaces.size());
-        for (NsId ns : clients.namespaces)
-            finding.flow->client_namespaces.push_back(view_.namespace_name(ns));
-        // Namespace ids follow name order, so this is sorted already but for a namespace the
-        // change itself introduces (numbered last).
+        const auto& ids = clients.namespaces;
         auto& names = finding.flow->client_namespaces;
+        const std::size_t first = std::min(names_kept_, ids.size());
+        names.reserve(first);
+        for (std::size_t i = 0; i < ids.size(); ++i)
+            if (i < first || ids[i] >= known)
+                names.push_back(view_.namespace_name(ids[i]));
         if (!std::is_sorted(names.begin(), names.end()))
             std::sort(names.begin(), names.end());
+        if (names.size() > first)
+            names.resize(first);
+        finding.flow->client_namespaces_omitted = ids.size() - names.size();
         out.push_back(std::move(finding));
     }
     findings_.clear();

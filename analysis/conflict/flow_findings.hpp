@@ -32,10 +32,14 @@ std::vector<NsId> client_namespaces(const resolution::ConfigView& view, const Fl
 class FlowFindingCollector {
   public:
     // Keeps at most `max_per_severity` findings of each severity; flows beyond that are counted
-    // (see omitted()) without expanding who sends them, which keeps admission fast.
+    // (see omitted()) without expanding who sends them, which keeps admission fast. A finding
+    // names at most `names_kept` client namespaces, the first by name, and counts the others
+    // (FlowSummary::client_namespaces_omitted): a message shows only a few, and a mesh-wide
+    // client list is hundreds of names.
     explicit FlowFindingCollector(const resolution::ConfigView& view,
-                                  std::size_t max_per_severity = static_cast<std::size_t>(-1))
-        : view_(view), max_per_severity_(max_per_severity) {}
+                                  std::size_t max_per_severity = static_cast<std::size_t>(-1),
+                                  std::size_t names_kept = static_cast<std::size_t>(-1))
+        : view_(view), max_per_severity_(max_per_severity), names_kept_(names_kept) {}
     // Records the flow if it carries a code.
     void add(const Flow& flow, const FlowClients& who);
     // Records the flow as sent by exactly these client namespaces.
@@ -71,6 +75,7 @@ class FlowFindingCollector {
         cache_;
     std::uint64_t next_list_id_ = 1;
     std::size_t max_per_severity_;
+    std::size_t names_kept_;
     std::array<std::size_t, 3> kept_{};
     std::size_t omitted_ = 0;
     std::set<Code> codes_;

@@ -21,7 +21,8 @@ std::string where(const conflict::FlowSummary& flow) {
 }
 
 std::string who(const conflict::FlowSummary& flow) {
-    const std::string list = short_list(flow.client_namespaces);
+    const std::string list =
+        short_list(flow.client_namespaces, names_shown, flow.client_namespaces_omitted);
     if (flow.client_dataplane == "ambient")
         return flow.via ? "Ambient clients in " + list + " (through the waypoint " +
                               flow.via->namespace_name + "/" + flow.via->name + ")"
@@ -283,12 +284,14 @@ std::string object_message(const Finding& f) {
 
 } // namespace
 
-std::string short_list(const std::vector<std::string>& names, std::size_t shown) {
+std::string short_list(const std::vector<std::string>& names, std::size_t shown,
+                       std::size_t omitted) {
     std::string out;
     for (std::size_t i = 0; i < names.size() && i < shown; ++i)
         out += (i ? ", " : "") + names[i];
-    if (names.size() > shown)
-        out += " and " + std::to_string(names.size() - shown) + " more";
+    const std::size_t total = names.size() + omitted;
+    if (total > shown)
+        out += " and " + std::to_string(total - std::min(shown, names.size())) + " more";
     return out;
 }
 

@@ -435,6 +435,38 @@ std::vector<ClientClass> expand_members(const ConfigView& view, const ClientOutc
     return members;
 }
 
+std::vector<NsId> outcome_namespaces(const ConfigView& view, const ClientOutcome& outcome,
+                                     const HostClients& clients) {
+    std::vector<NsId> own;
+    own.reserve(outcome.members.size());
+    for (const ClientClass& c : outcome.members)
+        own.push_back(c.ns);
+    std::sort(own.begin(), own.end());
+    own.erase(std::unique(own.begin(), own.end()), own.end());
+    if (!outcome.generic)
+        return own;
+    // Every mesh client namespace without an answer of its own (each has at least one variant),
+    // merged with the outcome's listed ones: both sorted, so one pass.
+    const auto& mesh = view.mesh_client_namespaces();
+    std::vector<NsId> out;
+    out.reserve(mesh.size() + own.size());
+    auto next_own = own.begin();
+    auto resolved = clients.resolved.begin();
+    for (NsId ns : mesh) {
+        while (resolved != clients.resolved.end() && *resolved < ns)
+            ++resolved;
+        if (resolved != clients.resolved.end() && *resolved == ns)
+            continue;
+        while (next_own != own.end() && *next_own < ns)
+            out.push_back(*next_own++);
+        if (next_own != own.end() && *next_own == ns)
+            ++next_own;
+        out.push_back(ns);
+    }
+    out.insert(out.end(), next_own, own.end());
+    return out;
+}
+
 ClusterTls cluster_tls(const model::ConsolidatedRule* rule, std::uint16_t service_port,
                        const model::Subset* subset) noexcept {
     ClusterTls out;

@@ -204,6 +204,11 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
 std::vector<ClientClass> expand_members(const ConfigView& view, const ClientOutcome& outcome,
                                         const HostClients& clients);
 
+// The namespaces of expand_members' classes, sorted and distinct, without listing the classes:
+// a generic outcome holds most of the mesh's namespaces, and findings want only the names.
+std::vector<NsId> outcome_namespaces(const ConfigView& view, const ClientOutcome& outcome,
+                                     const HostClients& clients);
+
 // TLS a cluster uses for one service port (and subset): `cluster` as the transport socket sees it
 // (nullopt: automatic), `endpoint_marking` as the endpoint metadata sees it (Istio computes the
 // two slightly differently), `passthrough` when the DR load balancer is PASSTHROUGH.
