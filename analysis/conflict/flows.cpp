@@ -372,6 +372,10 @@ void bypass_flows(const resolution::ConfigView& view, const model::ServiceRecord
     flow.rule = nullptr;
     flow.subset = nullptr;
     flow.via.reset();
+    // The pod's traffic skips its sidecar (ambient.md §13): no Sidecar resource hides the host
+    // from it or drops it under REGISTRY_ONLY.
+    flow.hidden_by = nullptr;
+    flow.dropped = false;
     flow.client = ClientKind::SidecarBypass;
     const bool headless = service.service.headless;
     const auto address = headless ? std::nullopt : service.service.cluster_ipv4;
@@ -539,12 +543,10 @@ bool sends_from(const resolution::ConfigView& view, const FlowClients& who, NsId
 namespace {
 
 // Which kinds of client send flows to a Service (with `sender`: those that may include it).
-// `ambient_any`: whether ambient clients send at all, whichever namespace they run in.
 struct Senders {
     bool non_mesh = false;
     bool captured = false;
     bool predicted = false;
-    bool ambient_any = false;
     bool api_server = false;
     bool bypass = false;
 };
@@ -566,7 +568,6 @@ Senders senders_of(const resolution::ConfigView& view, const resolution::HostCli
         wanted(ClientKind::Ambient, as_server && !view.captured_client_namespaces().empty());
     out.predicted = wanted(ClientKind::AmbientPredicted,
                            as_server && !view.predicted_ambient_client_namespaces().empty());
-    out.ambient_any = as_server && !view.ambient_client_namespaces().empty();
     out.api_server = wanted(ClientKind::ApiServer, called);
     out.bypass = others && as_server && bypass_from(view, sender);
     return out;
@@ -592,7 +593,7 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, c
         options.sender && !options.sidecar_senders
             ? std::vector<const resolution::ClientOutcome*>()
             : outcomes_from(view, clients, Target{service.host, service.ns}, options.sender);
-    const auto [non_mesh, captured, predicted, ambient_any, api_server, bypass] = who_sends;
+    const auto [non_mesh, captured, predicted, api_server, bypass] = who_sends;
     if (outcomes.empty() && !non_mesh && !captured && !predicted && !api_server && !bypass)
         return; // no flow to hand over
     SubsetRouting routing(view, service.host);
@@ -623,16 +624,10 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, c
             if (kind == ClientKind::Ambient ? captured : predicted)
                 ambient_flows(view, service, port, endpoints,
                               FlowClients{&clients, nullptr, kind, id}, flow, sink);
-        if (bypass) {
-            // bypass_flows keeps the Sidecar that hid the host from the classes evaluated last;
-            // set it as if no class was skipped, so that `sender` changes none of its flows.
-            set_hidden(view, flow,
-                       ambient_any || clients.outcomes.empty() ? nullptr
-                                                               : clients.outcomes.back().hidden_by);
+        if (bypass)
             bypass_flows(view, service, port, endpoints,
                          FlowClients{&clients, nullptr, ClientKind::SidecarBypass, id}, flow, sink,
                          routing);
-        }
         if (api_server && !port_calls.empty())
             api_server_flows(port_calls, endpoints,
                              FlowClients{&clients, nullptr, ClientKind::ApiServer, id}, flow, sink);

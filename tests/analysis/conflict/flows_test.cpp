@@ -838,6 +838,28 @@ TEST_CASE("§13: sidecar clients whose pods skip the sidecar for a port send pla
                                       Catch::Contains("if they call it"));
 }
 
+TEST_CASE("§13, §14: pods that skip their sidecar are not hidden from a host by their namespace's "
+          "Sidecar resource, nor dropped by REGISTRY_ONLY: their plaintext still meets STRICT",
+          "[flows][interception][sidecar-resource]") {
+    // The namespace's own Sidecar, or the root namespace's default for every namespace.
+    const std::string hider = GENERATE(std::string("front"), std::string("istio-system"));
+    const std::string outbound = GENERATE(std::string("ALLOW_ANY"), std::string("REGISTRY_ONLY"));
+    INFO("Sidecar in " << hider << ", outboundTrafficPolicy " << outbound);
+    auto objects =
+        cluster({peer_authentication("shop", "default").strict(),
+                 sidecar(hider, "default").egress({"./*"}).outbound(outbound),
+                 deployment("front", "reports")
+                     .labels({{"app", "reports"}})
+                     .with_sidecar()
+                     .pod_annotation("traffic.sidecar.istio.io/excludeOutboundPorts", "80")});
+    const auto snapshot = snapshot_of(objects);
+    CHECK(bypass_flow_of(matrix_rows(*snapshot), "front", web, "web") == "PLAINTEXT STRICT FAIL");
+    const auto bypass = with_code(findings_of(*snapshot), "MTG101");
+    REQUIRE(bypass.size() == 1);
+    CHECK(bypass[0].flow->client_bypass == "traffic.sidecar.istio.io/excludeOutboundPorts");
+    CHECK(bypass[0].severity == conflict::Severity::Warning);
+}
+
 TEST_CASE("§13: an outbound exclusion that does not cover the destination changes nothing",
           "[flows][interception]") {
     auto [annotation, value] = GENERATE(table<std::string, std::string>({
