@@ -289,9 +289,10 @@ std::string short_list(const std::vector<std::string>& names, std::size_t shown,
     std::string out;
     for (std::size_t i = 0; i < names.size() && i < shown; ++i)
         out += (i ? ", " : "") + names[i];
+    const std::size_t listed = std::min(shown, names.size());
     const std::size_t total = names.size() + omitted;
-    if (total > shown)
-        out += " and " + std::to_string(total - std::min(shown, names.size())) + " more";
+    if (total > listed)
+        out += " and " + std::to_string(total - listed) + " more";
     return out;
 }
 

@@ -60,6 +60,14 @@ TEST_CASE("short_list shows a few names and counts the rest", "[messages]") {
     CHECK(report::short_list(names, shown) == expected);
 }
 
+TEST_CASE("short_list counts the names admission left out of a finding in its \"more\"",
+          "[messages]") {
+    using Names = std::vector<std::string>;
+    CHECK(report::short_list(Names{"a", "b", "c"}, 3, 847) == "a, b, c and 847 more");
+    CHECK(report::short_list(Names{"a"}, 3, 2) == "a and 2 more");
+    CHECK(report::short_list(Names{"a", "b", "c"}, 3, 0) == "a, b, c");
+}
+
 TEST_CASE("Flow messages say who sends what to which port, what breaks, and the fix",
           "[messages][flows]") {
     auto [code, on, client, server, sidecar, parts] = GENERATE(

@@ -312,6 +312,27 @@ TEST_CASE("Namespaces without a rule of their own are one generic class", "[dr][
     CHECK(members == std::vector<std::string>{"a", "b", "billing", "shop"});
 }
 
+TEST_CASE("outcome_namespaces lists the namespaces of expand_members' classes, once each",
+          "[dr][lookup]") {
+    // Selector rules split namespaces into variants: each namespace must still come once.
+    const auto snapshot =
+        snapshot_of(mesh({destination_rule("front", "front-web", web_host).tls("DISABLE"),
+                          destination_rule("front", "canary-only", web_host)
+                              .for_clients({{"track", "canary"}})
+                              .tls("SIMPLE"),
+                          kube_namespace("a").injected(), kube_namespace("b").injected()}));
+    const ConfigView view(*snapshot);
+    const auto clients = resolution::resolve_host_clients(view, web_host, ns_id(*snapshot, "shop"));
+    REQUIRE(!clients.outcomes.empty());
+    for (const auto& outcome : clients.outcomes) {
+        std::vector<model::NsId> expected;
+        for (const auto& c : resolution::expand_members(view, outcome, clients))
+            if (expected.empty() || expected.back() != c.ns)
+                expected.push_back(c.ns);
+        CHECK(resolution::outcome_namespaces(view, outcome, clients) == expected);
+    }
+}
+
 TEST_CASE("A matching port entry replaces the top-level TLS, a subset overrides or inherits, "
           "and the endpoint marking differs",
           "[dr][cluster-tls]") {
