@@ -983,7 +983,7 @@ std::string call_role(const model::ApiServerCallee& callee) {
 }
 
 // "ValidatingWebhookConfiguration opa (webhook check.opa.io) calls Service opa/opa-webhook port
-// 443, path /validate: an admission webhook: ..."
+// 443, path /validate (an admission webhook: ...)"
 std::string call_text(const model::ApiServerCallRef& call) {
     const auto& callee = *call.callee;
     const auto& to = *call.call;
@@ -992,7 +992,7 @@ std::string call_text(const model::ApiServerCallRef& call) {
         out += " (webhook " + to.webhook + ")";
     out += " calls Service " + to.namespace_name + "/" + to.service + " port " +
            std::to_string(to.port) + (to.path.empty() ? "" : ", path " + to.path);
-    return out + ": " + call_role(callee);
+    return out + " (" + call_role(callee) + ")";
 }
 
 // Step 1 of an API server flow: who makes the API server call this port.

@@ -489,8 +489,8 @@ TEST_CASE("ambient.md §16: --from kube-apiserver explains the API server's call
     CHECK(client.facts["calledBy"][0]["kind"] == "ValidatingWebhookConfiguration");
     CHECK(client.facts["calledBy"][0]["webhook"] == "check.opa-validating.example.com");
     CHECK(client.facts["calledBy"][0]["port"] == 443);
-    CHECK(contains(join_because(client), "calls Service opa/webhook port 443, path /validate: "
-                                         "an admission webhook"));
+    CHECK(contains(join_because(client), "calls Service opa/webhook port 443, path /validate "
+                                         "(an admission webhook"));
     CHECK(step_of(flow, "destinationRule").summary == "none applies");
     const auto& send = step_of(flow, "send");
     CHECK(send.facts["sends"] == "PLAINTEXT");
