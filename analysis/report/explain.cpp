@@ -138,12 +138,17 @@ std::optional<std::string_view> bypass_of(const model::Workload& client, const F
 struct Candidate {
     Flow flow;
     std::vector<std::uint16_t> variants; // sidecar flows: the namespace's classes that send it
+    // API server flows: the registrations that call the port. Flow::api_server_calls points into
+    // the evaluation, which is gone once it returns; the refs themselves point into the snapshot.
+    std::vector<model::ApiServerCallRef> calls;
 };
 
-// Who asks: the client namespace, and the one workload when --workload names it.
+// Who asks: the client namespace, and the one workload when --workload names it; or the API
+// server (--from kube-apiserver, the name `matrix` gives its flows; ambient.md §16).
 struct Asker {
     NsId ns = 0;
     std::vector<model::WorkloadId> workloads; // empty: the whole namespace
+    bool api_server = false;
 };
 
 bool workload_sends(const model::Snapshot& snapshot, model::WorkloadId id, const Candidate& c) {
@@ -171,13 +176,16 @@ std::vector<Candidate> collect(const resolution::ConfigView& view, const Target&
     std::vector<Candidate> out;
     const conflict::FlowSink sink = [&](const Flow& flow, const conflict::FlowClients& who) {
         // A ServiceEntry without ports has one flow, port 0, for every port.
-        if (flow.client == ClientKind::ApiServer ||
+        if ((flow.client == ClientKind::ApiServer) != asker.api_server ||
             (port && flow.port != *port && !(flow.external && flow.port == 0)))
             return;
         const auto namespaces = conflict::client_namespaces(view, who);
         if (std::find(namespaces.begin(), namespaces.end(), asker.ns) == namespaces.end())
             return;
-        Candidate c{flow, {}};
+        Candidate c{flow, {}, {}};
+        if (flow.api_server_calls)
+            c.calls = *flow.api_server_calls;
+        c.flow.api_server_calls = nullptr;
         if (flow.client == ClientKind::Sidecar)
             for (const auto& cls : conflict::sending_classes(view, who))
                 if (cls.ns == asker.ns)
@@ -903,6 +911,9 @@ std::string finding_message(const resolution::ConfigView& view, const Flow& f, N
 }
 
 std::string plain_message(const Flow& f) {
+    if (f.client == ClientKind::ApiServer && f.verdict == conflict::Verdict::Plaintext)
+        return "the port lets the API server's TLS through to the application, which terminates "
+               "it: the calls work (with no mesh identity)";
     switch (f.verdict) {
     case conflict::Verdict::Mtls:
         return "the connection is mutually authenticated with mesh identities";
@@ -942,6 +953,11 @@ void fill_verdict(const resolution::ConfigView& view, const Flow& f, NsId ns, Ex
     if (f.dropped)
         step.because.push_back("nothing reaches the server port (" +
                                std::string(resolution::to_string(f.server)) + ")");
+    else if (f.client == ClientKind::ApiServer)
+        step.because.push_back("the API server sends its own TLS (PLAINTEXT to the mesh), the "
+                               "server port is " +
+                               std::string(resolution::to_string(f.server)) +
+                               " (semantics §6, ambient.md §16)");
     else
         step.because.push_back("the client sends " + std::string(resolution::to_string(f.send)) +
                                ", the server port is " +
@@ -956,6 +972,87 @@ void fill_verdict(const resolution::ConfigView& view, const Flow& f, NsId ns, Ex
     out.steps.push_back(std::move(step));
 }
 
+// What one registration makes the API server do with the Service it names (ambient.md §16).
+std::string call_role(const model::ApiServerCallee& callee) {
+    if (callee.ref.kind == "APIService")
+        return "an aggregated API: the API server proxies the requests for its group and version";
+    if (callee.ref.kind == "CustomResourceDefinition")
+        return "a conversion webhook: the API server calls it to convert the custom resources "
+               "between versions";
+    return "an admission webhook: the API server calls it for every request its rules match";
+}
+
+// "ValidatingWebhookConfiguration opa (webhook check.opa.io) calls Service opa/opa-webhook port
+// 443, path /validate (an admission webhook: ...)"
+std::string call_text(const model::ApiServerCallRef& call) {
+    const auto& callee = *call.callee;
+    const auto& to = *call.call;
+    std::string out = name_of(callee.ref);
+    if (!to.webhook.empty())
+        out += " (webhook " + to.webhook + ")";
+    out += " calls Service " + to.namespace_name + "/" + to.service + " port " +
+           std::to_string(to.port) + (to.path.empty() ? "" : ", path " + to.path);
+    return out + " (" + call_role(callee) + ")";
+}
+
+// Step 1 of an API server flow: who makes the API server call this port.
+ExplainStep api_server_client_step(const Candidate& c) {
+    ExplainStep step{"client", {}, {}, {}, {}, nlohmann::json::object()};
+    std::vector<std::string> callers;
+    nlohmann::json called_by = nlohmann::json::array();
+    step.because.push_back("the API server runs outside the mesh: no sidecar, not captured by "
+                           "ztunnel (ambient.md §16)");
+    for (const auto& call : c.calls) {
+        const auto& ref = call.callee->ref;
+        step.because.push_back(call_text(call));
+        if (std::none_of(step.decided_by.begin(), step.decided_by.end(),
+                         [&](const ExplainedObject& o) {
+                             return o.kind == ref.kind && o.name == ref.name;
+                         })) {
+            step.decided_by.push_back(object_of(ref));
+            callers.push_back(name_of(ref));
+        }
+        called_by.push_back(
+            {{"kind", ref.kind},
+             {"name", ref.name},
+             {"webhook",
+              call.call->webhook.empty() ? nlohmann::json() : nlohmann::json(call.call->webhook)},
+             {"service", {{"namespace", call.call->namespace_name}, {"name", call.call->service}}},
+             {"port", call.call->port},
+             {"path", call.call->path}});
+    }
+    step.summary = "the Kubernetes API server (" + std::string(model::api_server_client_name) +
+                   "), called through " + join(callers, ", ");
+    step.facts = {{"namespace", model::api_server_client_name},
+                  {"dataplane", dataplane_of(ClientKind::ApiServer)},
+                  {"workloads", nlohmann::json::array()},
+                  {"apiServer", true},
+                  {"calledBy", std::move(called_by)}};
+    return step;
+}
+
+// Steps 2 and 3 of an API server flow: no DestinationRule, its own TLS straight to the pod.
+void api_server_send_steps(const Flow& f, ExplainedFlow& out) {
+    ExplainStep rule{"destinationRule", "none applies", {}, {}, {}, nlohmann::json::object()};
+    rule.because.push_back("the API server has no proxy: DestinationRules do not apply "
+                           "(ambient.md §16)");
+    out.steps.push_back(std::move(rule));
+    ExplainStep send{"send", {}, {}, {}, {}, nlohmann::json::object()};
+    const std::string sends(resolution::to_string(f.send));
+    send.summary = sends + " (the API server's own TLS)";
+    send.because.push_back(
+        "the API server's own TLS (checked against the registration's caBundle), straight to "
+        "the pod's target port " +
+        std::to_string(f.target_port) +
+        ": to the mesh it is plaintext, with no mesh identity; never Istio mTLS, never HBONE "
+        "(ambient.md §16)");
+    send.because.push_back("it gets through only where the port is not STRICT: PERMISSIVE, "
+                           "DISABLE, an ambient port that is not STRICT, or a port the sidecar "
+                           "does not intercept");
+    send.facts = {{"sends", sends}, {"ownTls", true}};
+    out.steps.push_back(std::move(send));
+}
+
 ExplainedFlow explain_flow(const resolution::ConfigView& view, const Asker& asker,
                            const Candidate& c) {
     const Flow& f = c.flow;
@@ -967,6 +1064,16 @@ ExplainedFlow explain_flow(const resolution::ConfigView& view, const Asker& aske
     if (f.workload)
         out.workload = ExplainedObject{f.workload->kind, view.namespace_name(f.workload->ns),
                                        f.workload->name};
+    if (f.client == ClientKind::ApiServer) {
+        // The finding's message names the registrations: hand them back to the flow.
+        Flow called = f;
+        called.api_server_calls = &c.calls;
+        out.steps.push_back(api_server_client_step(c));
+        api_server_send_steps(called, out);
+        out.steps.push_back(server_step(view, called));
+        fill_verdict(view, called, asker.ns, out);
+        return out;
+    }
     out.steps.push_back(client_step(view, asker, c));
     out.steps.push_back(destination_rule_step(view, asker, c));
     out.steps.push_back(send_step(view, f));
@@ -975,10 +1082,63 @@ ExplainedFlow explain_flow(const resolution::ConfigView& view, const Asker& aske
     return out;
 }
 
+// The Service ports the registrations call, as text: "443, 8443".
+std::string called_ports(const std::vector<model::ApiServerCallRef>& calls) {
+    std::vector<std::uint16_t> ports;
+    for (const auto& call : calls)
+        ports.push_back(call.call->port);
+    std::sort(ports.begin(), ports.end());
+    ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
+    std::vector<std::string> out;
+    for (auto p : ports)
+        out.push_back(std::to_string(p));
+    return join(out, ", ");
+}
+
+// Why the API server sends nothing to the host (ambient.md §16), in the order the engine drops
+// its flows.
+std::string api_server_no_flow_note(const model::Snapshot& snapshot, const Target& target,
+                                    std::optional<std::uint16_t> port) {
+    if (target.external)
+        return "the API server calls Services only (clientConfig.service, spec.service): it does "
+               "not call a ServiceEntry host (ambient.md §16)";
+    for (model::ServiceId id : target.services) {
+        const auto& s = snapshot.services()[id];
+        const std::string name = s.service.ref.namespace_name + "/" + s.service.ref.name;
+        const auto* calls =
+            snapshot.api_server_calls(s.service.ref.namespace_name, s.service.ref.name);
+        if (!calls)
+            return "the API server does not call this host: no ValidatingWebhookConfiguration, "
+                   "MutatingWebhookConfiguration, APIService or CRD conversion webhook of the "
+                   "input names Service " +
+                   name + " (ambient.md §16)";
+        const bool on_port = !port || std::any_of(calls->begin(), calls->end(),
+                                                  [&](const model::ApiServerCallRef& c) {
+                                                      return c.call->port == *port;
+                                                  });
+        if (!on_port)
+            return "the API server calls Service " + name + " on port " + called_ports(*calls) +
+                   " only, not " + std::to_string(*port) + " (ambient.md §16)";
+        if (!s.service.selector)
+            return "the Service has no selector: its endpoints are unknown (semantics §2)";
+        const bool has_port = std::any_of(calls->begin(), calls->end(), [&](const auto& c) {
+            return std::any_of(
+                s.service.ports.begin(), s.service.ports.end(),
+                [&](const model::ServicePort& p) { return p.tcp && p.port == c.call->port; });
+        });
+        if (!has_port)
+            return "the registrations call Service " + name + " on port " + called_ports(*calls) +
+                   ", which it does not have as a TCP port: the calls cannot connect";
+    }
+    return "no workload in the input stands behind the port the API server calls (semantics §2)";
+}
+
 // Why no flow came out, in the order the engine drops them.
 std::string no_flow_note(const resolution::ConfigView& view, const Target& target,
-                         const Asker& asker) {
+                         const Asker& asker, std::optional<std::uint16_t> port) {
     const auto& snapshot = view.snapshot();
+    if (asker.api_server)
+        return api_server_no_flow_note(snapshot, target, port);
     if (target.external) {
         const auto& h = snapshot.external_hosts()[*target.external];
         if (!h.mesh_external)
@@ -1003,11 +1163,18 @@ std::string no_flow_note(const resolution::ConfigView& view, const Target& targe
 
 std::string find_request(const model::Snapshot& snapshot, const ExplainRequest& request,
                          Asker& asker, Target& target) {
-    const auto ns = snapshot.namespace_id(request.from_namespace);
-    if (!ns)
+    if (request.from_namespace == model::api_server_client_name) {
+        if (!request.workload.empty())
+            return "--workload does not apply to --from " + request.from_namespace +
+                   ": the API server runs no workload of the input";
+        asker.ns = model::api_server_client;
+        asker.api_server = true;
+    } else if (const auto ns = snapshot.namespace_id(request.from_namespace); !ns) {
         return "namespace \"" + request.from_namespace + "\" not found in the input";
-    asker.ns = *ns;
-    if (!request.workload.empty()) {
+    } else {
+        asker.ns = *ns;
+    }
+    if (!asker.api_server && !request.workload.empty()) {
         const auto slash = request.workload.find('/');
         const std::string wns =
             slash == std::string::npos ? request.from_namespace : request.workload.substr(0, slash);
@@ -1016,13 +1183,17 @@ std::string find_request(const model::Snapshot& snapshot, const ExplainRequest& 
         if (wns != request.from_namespace)
             return "--workload " + request.workload + " is not in the --from namespace " +
                    request.from_namespace;
-        for (model::WorkloadId id : snapshot.namespaces()[*ns].workloads)
+        for (model::WorkloadId id : snapshot.namespaces()[asker.ns].workloads)
             if (snapshot.workloads()[id].name == name && !snapshot.workloads()[id].waypoint)
                 asker.workloads.push_back(id);
         if (asker.workloads.empty())
             return "workload \"" + wns + "/" + name + "\" not found in the input";
     }
     auto found = find_target(snapshot, request.host, request.from_namespace);
+    if (!found && asker.api_server && request.host.find('.') == std::string::npos)
+        return "host \"" + request.host +
+               "\": a short name does not resolve for the API server, "
+               "which names a Service by its namespace: give NAME.NAMESPACE";
     if (!found) {
         const auto close = close_hosts(snapshot, request.host);
         return "host \"" + request.host + "\" is no Service or ServiceEntry host of the input" +
@@ -1090,7 +1261,7 @@ ExplainResult explain(const model::Snapshot& snapshot, const ExplainRequest& req
         for (const auto& c : collect(view, target, asker, request.port))
             result.flows.push_back(explain_flow(view, asker, c));
         if (result.flows.empty())
-            result.notes.push_back(no_flow_note(view, target, asker));
+            result.notes.push_back(no_flow_note(view, target, asker, request.port));
     } catch (const std::exception& e) {
         result.flows.clear();
         result.internal_error = e.what();

@@ -212,7 +212,10 @@ int run(int argc, char** argv) noexcept {
             "explain", "every step of the decision for the flows from a namespace to a host");
         add_source_options(*explain_cmd, explain.source, explain_version, "-f,--filename",
                            "file, directory (recursive) or - for stdin; repeatable");
-        explain_cmd->add_option("--from", explain.from, "the client namespace")
+        explain_cmd
+            ->add_option("--from", explain.from,
+                         "the client namespace, or kube-apiserver for the API server's calls to "
+                         "webhooks, APIServices and conversion webhooks")
             ->required()
             ->type_name("NAMESPACE");
         explain_cmd

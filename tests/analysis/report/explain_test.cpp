@@ -471,3 +471,155 @@ TEST_CASE("semantics §5: a headless service gets one auto mTLS decision for all
     }
     CHECK(seen);
 }
+
+TEST_CASE("ambient.md §16: --from kube-apiserver explains the API server's call to a webhook "
+          "behind a STRICT sidecar port: the registration, its own TLS, the policy, MTG108",
+          "[explain][apiserver]") {
+    const auto result =
+        explain_of(webhook_cluster({peer_authentication("opa", "default").strict()}),
+                   "kube-apiserver", "webhook.opa", 443);
+    CHECK(result.error.empty());
+    REQUIRE(result.flows.size() == 1);
+    const auto& flow = flow_of(result, "none");
+    CHECK(flow.target_port == 8443);
+    const auto& client = step_of(flow, "client");
+    CHECK(contains(client.summary, "the Kubernetes API server (kube-apiserver)"));
+    CHECK(decided_by(client) == std::vector<std::string>{"/opa-validating"});
+    CHECK(client.facts["apiServer"] == true);
+    CHECK(client.facts["calledBy"][0]["kind"] == "ValidatingWebhookConfiguration");
+    CHECK(client.facts["calledBy"][0]["webhook"] == "check.opa-validating.example.com");
+    CHECK(client.facts["calledBy"][0]["port"] == 443);
+    CHECK(contains(join_because(client), "calls Service opa/webhook port 443, path /validate "
+                                         "(an admission webhook"));
+    CHECK(step_of(flow, "destinationRule").summary == "none applies");
+    const auto& send = step_of(flow, "send");
+    CHECK(send.facts["sends"] == "PLAINTEXT");
+    CHECK(send.facts["ownTls"] == true);
+    CHECK(contains(join_because(send), "no mesh identity"));
+    const auto& server = step_of(flow, "server");
+    CHECK(server.facts["mode"] == "STRICT");
+    CHECK(decided_by(server) == std::vector<std::string>{"opa/default"});
+    CHECK(flow.verdict == "FAIL");
+    CHECK(flow.code == "MTG108");
+    CHECK(contains(flow.message, "ValidatingWebhookConfiguration opa-validating (webhook "
+                                 "check.opa-validating.example.com)"));
+    CHECK_FALSE(flow.fix.empty());
+    const auto text = report::explain_text(result);
+    CHECK(contains(text, "Flow 1: kube-apiserver (none) -> webhook.opa.svc.cluster.local:443 -> "
+                         "opa/webhook:8443"));
+    CHECK(contains(text, "5. Verdict: FAIL [MTG108]"));
+    const auto doc = report::explain_json(result);
+    CHECK(doc["from"] == "kube-apiserver");
+    CHECK(doc["flows"][0]["clientNamespace"] == "kube-apiserver");
+    CHECK(doc["flows"][0]["steps"][0]["calledBy"].size() == 1);
+}
+
+TEST_CASE("ambient.md §16: a PERMISSIVE port-level entry lets the API server's TLS through; "
+          "every registration that calls the port is named",
+          "[explain][apiserver]") {
+    const auto result =
+        explain_of(webhook_cluster({peer_authentication("opa", "default").strict(),
+                                    peer_authentication("opa", "webhook-ports")
+                                        .selecting({{"app", "webhook"}})
+                                        .port(8443, "PERMISSIVE"),
+                                    api_service("v1beta1.metrics.k8s.io", "opa", "webhook"),
+                                    crd_with_conversion("widgets.example.com", "opa", "webhook")}),
+                   "kube-apiserver", "webhook.opa.svc.cluster.local", 443);
+    REQUIRE(result.flows.size() == 1);
+    const auto& flow = result.flows[0];
+    const auto callers = decided_by(step_of(flow, "client"));
+    CHECK(std::set<std::string>(callers.begin(), callers.end()) ==
+          std::set<std::string>{"/opa-validating", "/v1beta1.metrics.k8s.io",
+                                "/widgets.example.com"});
+    const auto because = join_because(step_of(flow, "client"));
+    CHECK(contains(because, "an aggregated API"));
+    CHECK(contains(because, "a conversion webhook"));
+    const auto& server = step_of(flow, "server");
+    CHECK(server.facts["mode"] == "PERMISSIVE");
+    CHECK(server.facts["level"] == "port");
+    CHECK(decided_by(server) == std::vector<std::string>{"opa/webhook-ports"});
+    CHECK(contains(lost_reason(server, "opa/default"), "overridden by the port-level"));
+    CHECK(flow.verdict == "PLAINTEXT");
+    CHECK(flow.code.empty());
+    CHECK(contains(flow.message, "the calls work"));
+}
+
+TEST_CASE("ambient.md §16, §13: a port the sidecar does not intercept takes the API server's "
+          "TLS whatever the policy",
+          "[explain][apiserver]") {
+    auto objects = webhook_cluster({peer_authentication("opa", "default").strict()});
+    objects[1] = json(deployment("opa", "webhook")
+                          .labels({{"app", "webhook"}})
+                          .with_sidecar()
+                          .container_port(8443)
+                          .pod_annotation("traffic.sidecar.istio.io/excludeInboundPorts", "8443"));
+    const auto result = explain_of(objects, "kube-apiserver", "webhook.opa", 443);
+    REQUIRE(result.flows.size() == 1);
+    const auto& server = step_of(result.flows[0], "server");
+    CHECK(server.facts["mode"] == "NO_SIDECAR");
+    CHECK(server.facts["excludedFromInterception"] == true);
+    CHECK(result.flows[0].verdict == "PLAINTEXT");
+    CHECK(result.flows[0].code.empty());
+}
+
+TEST_CASE("ambient.md §16: the API server calls Services of kube-system too, which are not "
+          "analysed as servers for the mesh's clients",
+          "[explain][apiserver]") {
+    const auto result =
+        explain_of({json(deployment("kube-system", "metrics-server")
+                             .labels({{"k8s-app", "metrics-server"}})
+                             .container_port(10250)),
+                    json(service("kube-system", "metrics-server")
+                             .selecting({{"k8s-app", "metrics-server"}})
+                             .port(443, 10250, "https")),
+                    api_service("v1beta1.metrics.k8s.io", "kube-system", "metrics-server"),
+                    json(peer_authentication("istio-system", "default").strict())},
+                   "kube-apiserver", "metrics-server.kube-system", std::nullopt);
+    REQUIRE(result.flows.size() == 1);
+    CHECK(step_of(result.flows[0], "server").facts["mode"] == "NO_SIDECAR");
+    CHECK(result.flows[0].verdict == "PLAINTEXT");
+}
+
+TEST_CASE("ambient.md §16: a host the API server does not call, or not on that port, has no flow "
+          "and a note that says so",
+          "[explain][apiserver]") {
+    auto objects = webhook_cluster({peer_authentication("opa", "default").strict()});
+    objects[2] = json(service("opa", "webhook")
+                          .selecting({{"app", "webhook"}})
+                          .port(443, 8443, "https")
+                          .port(9090, 9090, "http-metrics"));
+    objects.push_back(
+        json(service("opa", "other").selecting({{"app", "webhook"}}).port(443, 8443, "https")));
+    const auto not_called = explain_of(objects, "kube-apiserver", "other.opa", 443);
+    CHECK(not_called.error.empty());
+    CHECK(not_called.flows.empty());
+    REQUIRE(not_called.notes.size() == 1);
+    CHECK(contains(not_called.notes[0], "the API server does not call this host"));
+    CHECK(contains(not_called.notes[0], "names Service opa/other"));
+    CHECK(contains(report::explain_text(not_called), "kube-apiserver -> other.opa.svc.cluster."
+                                                     "local:443: 0 flows"));
+
+    const auto other_port = explain_of(objects, "kube-apiserver", "webhook.opa", 9090);
+    CHECK(other_port.flows.empty());
+    REQUIRE(other_port.notes.size() == 1);
+    CHECK(other_port.notes[0] ==
+          "the API server calls Service opa/webhook on port 443 only, not 9090 (ambient.md §16)");
+
+    // Without a port: only the port the API server calls.
+    const auto every_port = explain_of(objects, "kube-apiserver", "webhook.opa", std::nullopt);
+    REQUIRE(every_port.flows.size() == 1);
+    CHECK(every_port.flows[0].port == 443);
+
+    // The namespace's own clients never see the API server's flows.
+    for (const auto& f : explain_of(objects, "opa", "webhook.opa", 443).flows)
+        CHECK(f.client_dataplane != "none");
+}
+
+TEST_CASE("ambient.md §16: --from kube-apiserver takes no --workload, and no short host name",
+          "[explain][apiserver][errors]") {
+    const auto objects = webhook_cluster();
+    CHECK(contains(explain_of(objects, "kube-apiserver", "webhook.opa", 443, "opa/webhook").error,
+                   "--workload does not apply to --from kube-apiserver"));
+    CHECK(contains(explain_of(objects, "kube-apiserver", "webhook", 443).error,
+                   "give NAME.NAMESPACE"));
+}

@@ -204,6 +204,23 @@ SCENARIO("A cell opens the explain text of its client namespace and service") {
     CHECK_THAT(html, Catch::Contains("<pre id=\"" + id + "\">" + report::html_escape(it->second)));
 }
 
+SCENARIO("ambient.md §16: the kube-apiserver row's cells open the explain of the API server's "
+         "calls") {
+    const auto snapshot =
+        snapshot_of(webhook_cluster({peer_authentication("opa", "default").strict()}));
+    HtmlReportData data;
+    data.rows = matrix(*snapshot).rows;
+    report::add_explanations(data, *snapshot, 100);
+    const auto it = data.explanations.find({"kube-apiserver", "webhook.opa.svc.cluster.local"});
+    REQUIRE(it != data.explanations.end());
+    CHECK_THAT(it->second, Catch::Contains("Flow 1: kube-apiserver (none)") &&
+                               Catch::Contains("ValidatingWebhookConfiguration opa-validating") &&
+                               Catch::Contains("Verdict: FAIL [MTG108]"));
+    const std::string cell =
+        cell_of(report::html_report(data), "kube-apiserver", "webhook.opa.svc.cluster.local");
+    CHECK_THAT(cell, Catch::Contains("data-explain=\"x-"));
+}
+
 SCENARIO("Beyond the limit only FAIL and DEPENDS cells are explained, and the page says so") {
     const auto snapshot = snapshot_of({
         deployment("a", "client").with_sidecar(),
