@@ -1,6 +1,7 @@
 // Admission of Sidecar resources (ambient.md §14, §17): which hosts a change shows or hides.
 #include "analysis/admission/sidecar_change.hpp"
 
+#include "analysis/conflict/flows.hpp"
 #include "analysis/conflict/sidecar_findings.hpp"
 #include "analysis/report/messages.hpp"
 #include "analysis/resolution/client_send.hpp"
@@ -165,21 +166,15 @@ HostChange host_change(const std::vector<SightChange>& changes, const Reviewed& 
 bool behind_strict_port(const ConfigView& view, const model::ServiceRecord& service) {
     if (!service.service.selector || !service.analysed_as_server)
         return false;
-    const auto& workloads = view.snapshot().workloads();
+    std::vector<conflict::Endpoint> endpoints;
     for (const auto& port : service.service.ports) {
         if (!port.tcp)
             continue;
-        for (model::WorkloadId id : service.endpoints) {
-            const auto& w = workloads[id];
-            const std::uint16_t target = resolution::target_port_of(w, port);
-            if (target == 0 || w.waypoint)
-                continue;
-            const auto accept =
-                resolution::effective_server_mode(view, w, target, service, port).accept;
-            if (accept == resolution::ServerAccept::Strict ||
-                accept == resolution::ServerAccept::AmbientStrict)
+        conflict::endpoints_of(view, nullptr, service, port, endpoints);
+        for (const auto& endpoint : endpoints)
+            if (endpoint.mode.accept == resolution::ServerAccept::Strict ||
+                endpoint.mode.accept == resolution::ServerAccept::AmbientStrict)
                 return true;
-        }
     }
     return false;
 }

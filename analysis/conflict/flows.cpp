@@ -140,18 +140,6 @@ std::optional<Code> code_of(ClientKind client, ClientSend send, ServerAccept ser
 
 namespace {
 
-struct Endpoint {
-    const model::Workload* workload;
-    std::uint16_t target_port;
-    ServerMode mode;
-    // The port's PeerAuthentication mode, which auto mTLS reads (sidecar endpoints, 1.6+ only):
-    // the same for every client outcome, so computed once.
-    std::optional<ServerAccept> peer;
-    // What the port accepts in the earlier view, when there is one, and its PeerAuthentication
-    // mode there.
-    std::optional<ServerAccept> earlier, earlier_peer;
-};
-
 // One endpoint of a service port, seen in `view` and, if given, in `earlier`.
 Endpoint endpoint_of(const resolution::ConfigView& view, const resolution::ConfigView* earlier,
                      const model::Workload& w, std::uint16_t target,
@@ -423,10 +411,6 @@ void api_server_flows(const std::vector<model::ApiServerCallRef>& calls,
 
 } // namespace
 
-namespace {
-
-// The endpoints of one service port with their server modes; waypoints are proxies, not servers.
-// `earlier`: a view whose server modes each endpoint also carries (EvaluateOptions).
 void endpoints_of(const resolution::ConfigView& view, const resolution::ConfigView* earlier,
                   const model::ServiceRecord& service, const model::ServicePort& port,
                   std::vector<Endpoint>& out) {
@@ -439,6 +423,8 @@ void endpoints_of(const resolution::ConfigView& view, const resolution::ConfigVi
         out.push_back(endpoint_of(view, earlier, w, target, service, port));
     }
 }
+
+namespace {
 
 // Whether some client whose pods skip their sidecar for some destinations runs in `sender` (any
 // namespace without `sender`).

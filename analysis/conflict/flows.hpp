@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <optional>
+#include <vector>
 
 namespace mtlsguard::conflict {
 
@@ -88,6 +89,26 @@ struct Flow {
         Verdict verdict = Verdict::Plaintext;
     } earlier;
 };
+
+// One endpoint of a service port: the workload, the port its pods listen on, and what it accepts.
+struct Endpoint {
+    const model::Workload* workload;
+    std::uint16_t target_port;
+    resolution::ServerMode mode;
+    // The port's PeerAuthentication mode, which auto mTLS reads (sidecar endpoints, 1.6+ only):
+    // the same for every client outcome, so computed once.
+    std::optional<ServerAccept> peer;
+    // What the port accepts in the earlier view, when there is one, and its PeerAuthentication
+    // mode there.
+    std::optional<ServerAccept> earlier, earlier_peer;
+};
+
+// The endpoints of one service port with their server modes; waypoints are proxies, not servers.
+// `earlier`: a view whose server modes each endpoint also carries (EvaluateOptions). `out` is
+// cleared first, so that one vector serves every port.
+void endpoints_of(const resolution::ConfigView& view, const resolution::ConfigView* earlier,
+                  const model::ServiceRecord& service, const model::ServicePort& port,
+                  std::vector<Endpoint>& out);
 
 // Who sends a flow: sidecar clients of an outcome, or (outcome null) every non-mesh or every
 // ambient client namespace, or the API server, as `kind` says.

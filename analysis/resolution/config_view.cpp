@@ -55,6 +55,14 @@ void ConfigView::restrict_clients_to(std::optional<NsId> ns) {
 ConfigView::ConfigView(const model::Snapshot& snapshot,
                        std::shared_ptr<const model::RelabelledNamespace> relabel)
     : snapshot_(&snapshot), relabel_(std::move(relabel)) {
+    const auto& workload_ids = relabel_->record.workloads;
+    relabel_workload_at_.reserve(workload_ids.size());
+    for (std::size_t i = 0; i < workload_ids.size(); ++i)
+        relabel_workload_at_.emplace(workload_ids[i], i);
+    const auto& service_ids = relabel_->record.services;
+    relabel_service_at_.reserve(service_ids.size());
+    for (std::size_t i = 0; i < service_ids.size(); ++i)
+        relabel_service_at_.emplace(service_ids[i], i);
     mesh_clients_ = relabel_->config ? relabel_->mesh_clients : snapshot.mesh_client_namespaces();
     init_clients();
     if (relabel_->config)
@@ -66,18 +74,14 @@ const model::Workload& ConfigView::workload(model::WorkloadId id) const noexcept
     const model::Workload& w = snapshot_->workloads()[id];
     if (!relabel_ || w.ns != relabel_->ns)
         return w;
-    const auto& ids = relabel_->record.workloads;
-    const auto at = std::find(ids.begin(), ids.end(), id);
-    return relabel_->workloads[static_cast<std::size_t>(at - ids.begin())];
+    return relabel_->workloads[relabel_workload_at_.find(id)->second];
 }
 
 const model::ServiceRecord& ConfigView::service(model::ServiceId id) const noexcept {
     const model::ServiceRecord& s = snapshot_->services()[id];
     if (!relabel_ || s.ns != relabel_->ns)
         return s;
-    const auto& ids = relabel_->record.services;
-    const auto at = std::find(ids.begin(), ids.end(), id);
-    return relabel_->services[static_cast<std::size_t>(at - ids.begin())];
+    return relabel_->services[relabel_service_at_.find(id)->second];
 }
 
 model::WorkloadId ConfigView::workload_id(const model::Workload& workload) const noexcept {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace mtlsguard::resolution {
@@ -104,6 +105,10 @@ class ConfigView {
     std::optional<NsId> override_ns_;
     std::optional<std::vector<model::AlphaPolicy>> mesh_policies_;
     std::shared_ptr<const model::RelabelledNamespace> relabel_;
+    // Where each of the relabel overlay's workloads and Services sits in its vectors, by id:
+    // workload() and service() are asked for every endpoint of every flow.
+    std::unordered_map<model::WorkloadId, std::size_t> relabel_workload_at_;
+    std::unordered_map<model::ServiceId, std::size_t> relabel_service_at_;
     std::shared_ptr<const IndexReach> reach_; // after a restart: the index entries to resolve
     std::vector<NsId> mesh_clients_;
     std::vector<bool> is_client_;

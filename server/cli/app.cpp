@@ -8,6 +8,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <vector>
 
 namespace mtlsguard::cli {
 namespace {
@@ -41,6 +43,21 @@ void add_source_options(CLI::App& command, input::SnapshotSource& source,
     command.add_flag("--strict", source.strict,
                      "refuse (exit 2) YAML documents that are not Kubernetes objects (no "
                      "apiVersion or kind) instead of skipping them with a note");
+}
+
+// analyze, matrix, explain and report: a subcommand reading its manifests from -f.
+CLI::App* add_manifest_command(CLI::App& app, const char* name, const char* description,
+                               input::SnapshotSource& source, std::optional<std::string>& version) {
+    auto* command = app.add_subcommand(name, description);
+    add_source_options(*command, source, version, "-f,--filename",
+                       "file, directory (recursive) or - for stdin; repeatable");
+    return command;
+}
+
+// -o for the commands that print a report in one of `formats`.
+void add_output_option(CLI::App& command, std::string& output, const char* help,
+                       const std::vector<std::string>& formats) {
+    command.add_option("-o,--output", output, help)->check(CLI::IsMember(formats));
 }
 
 void apply_version(input::SnapshotSource& source, const std::optional<std::string>& version) {
@@ -179,14 +196,12 @@ int run(int argc, char** argv) noexcept {
         std::optional<std::string> analyze_version;
         std::string analyze_output = "text";
         auto* analyze_cmd =
-            app.add_subcommand("analyze", "report every mTLS conflict in a set of manifests");
-        add_source_options(*analyze_cmd, analyze.source, analyze_version, "-f,--filename",
-                           "file, directory (recursive) or - for stdin; repeatable");
-        analyze_cmd
-            ->add_option("-o,--output", analyze_output,
-                         "text, json, or sarif (SARIF 2.1.0 for code scanning: each finding at "
-                         "the file and line of its object)")
-            ->check(CLI::IsMember({"text", "json", "sarif"}));
+            add_manifest_command(app, "analyze", "report every mTLS conflict in a set of manifests",
+                                 analyze.source, analyze_version);
+        add_output_option(*analyze_cmd, analyze_output,
+                          "text, json, or sarif (SARIF 2.1.0 for code scanning: each finding at "
+                          "the file and line of its object)",
+                          {"text", "json", "sarif"});
         analyze_cmd
             ->add_option("--fail-on", analyze.fail_on,
                          "exit 1 on findings at or above: error, warning or never")
@@ -196,22 +211,19 @@ int run(int argc, char** argv) noexcept {
         MatrixOptions matrix;
         std::optional<std::string> matrix_version;
         std::string matrix_output = "text";
-        auto* matrix_cmd = app.add_subcommand(
-            "matrix", "what each client namespace sends and each server port accepts");
-        add_source_options(*matrix_cmd, matrix.source, matrix_version, "-f,--filename",
-                           "file, directory (recursive) or - for stdin; repeatable");
+        auto* matrix_cmd = add_manifest_command(
+            app, "matrix", "what each client namespace sends and each server port accepts",
+            matrix.source, matrix_version);
         matrix_cmd->add_option("--namespace", matrix.namespace_filter,
                                "only rows whose client or service is in this namespace");
-        matrix_cmd->add_option("-o,--output", matrix_output, "text or json")
-            ->check(CLI::IsMember({"text", "json"}));
+        add_output_option(*matrix_cmd, matrix_output, "text or json", {"text", "json"});
 
         ExplainOptions explain;
         std::optional<std::string> explain_version;
         std::string explain_output = "text";
-        auto* explain_cmd = app.add_subcommand(
-            "explain", "every step of the decision for the flows from a namespace to a host");
-        add_source_options(*explain_cmd, explain.source, explain_version, "-f,--filename",
-                           "file, directory (recursive) or - for stdin; repeatable");
+        auto* explain_cmd = add_manifest_command(
+            app, "explain", "every step of the decision for the flows from a namespace to a host",
+            explain.source, explain_version);
         explain_cmd
             ->add_option("--from", explain.from,
                          "the client namespace, or kube-apiserver for the API server's calls to "
@@ -229,16 +241,15 @@ int run(int argc, char** argv) noexcept {
             ->add_option("--workload", explain.workload,
                          "only the client workload NS/NAME (a Deployment, StatefulSet, ... name)")
             ->type_name("NS/NAME");
-        explain_cmd->add_option("-o,--output", explain_output, "text or json")
-            ->check(CLI::IsMember({"text", "json"}));
+        add_output_option(*explain_cmd, explain_output, "text or json", {"text", "json"});
 
         ReportOptions report;
         std::optional<std::string> report_version;
-        auto* report_cmd = app.add_subcommand(
-            "report", "one self-contained HTML page: summary, findings and the client namespace x "
-                      "service grid, each cell opening its explanation");
-        add_source_options(*report_cmd, report.source, report_version, "-f,--filename",
-                           "file, directory (recursive) or - for stdin; repeatable");
+        auto* report_cmd = add_manifest_command(
+            app, "report",
+            "one self-contained HTML page: summary, findings and the client namespace x service "
+            "grid, each cell opening its explanation",
+            report.source, report_version);
         report_cmd->add_option("-o,--output", report.output_file, "the HTML file to write, or -")
             ->required()
             ->type_name("FILE");

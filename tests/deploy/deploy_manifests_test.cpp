@@ -1,9 +1,10 @@
 // Renders charts/mtls-guard (helm lint/template) and deploy/ (kustomize) and checks the objects.
 #include "analysis/admission/namespace_change.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/run_command.hpp"
 
 #include <algorithm>
 #include <catch2/catch.hpp>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
@@ -15,7 +16,6 @@
 #include <sstream>
 #include <string>
 #include <string_view>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -37,53 +37,13 @@ using Strings = std::vector<std::string>;
 
 // --- running the tools -------------------------------------------------------------------------
 
-struct Result {
-    int status = -1;
-    std::string out;
-    std::string err;
-};
-
-std::string shell_quote(const std::string& s) {
-    std::string q = "'";
-    for (const char c : s) {
-        if (c == '\'') {
-            q += "'\\''";
-        } else {
-            q += c;
-        }
-    }
-    return q + "'";
-}
-
-std::string read_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-// Runs a shell command; stdout and stderr are kept apart (kustomize v5 prints deprecation warnings
-// on stderr, which the kustomize tests check for; helm prints its lint report on stdout).
-Result run(const std::string& command) {
-    static int counter = 0;
-    const fs::path err_path =
-        fs::temp_directory_path() / ("mtls-guard-deploy-test-" + std::to_string(getpid()) + "-" +
-                                     std::to_string(++counter) + ".err");
-    Result r;
-    FILE* pipe = popen((command + " 2>" + shell_quote(err_path.string())).c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    char buffer[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) {
-        r.out.append(buffer, n);
-    }
-    const int raw = pclose(pipe);
-    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128;
-    r.err = read_file(err_path);
-    std::error_code ignored;
-    fs::remove(err_path, ignored);
-    return r;
-}
+// stdout and stderr are kept apart (kustomize v5 prints deprecation warnings on stderr, which the
+// kustomize tests check for; helm prints its lint report on stdout).
+using mtlsguard::testing::command_line;
+using mtlsguard::testing::Run;
+using mtlsguard::testing::run_shell;
+using mtlsguard::testing::shell_quote;
+using mtlsguard::testing::slurp;
 
 void require_tool(const std::string& path, const std::string& what, const std::string& how) {
     INFO(what << " is needed by these tests and is missing at '" << path << "': " << how);
@@ -123,17 +83,17 @@ Docs parse(const std::string& yaml, const std::string& origin) {
 }
 
 // `helm template` with a release name and namespace; extra arguments such as "--set mode=warn".
-Result helm_template_raw(const std::string& args, const std::string& release = "mtls-guard",
-                         const std::string& ns = "mtls-guard") {
-    return run(helm_command() + " template " + shell_quote(release) + " " + shell_quote(kChart) +
-               " --namespace " + shell_quote(ns) + " " + args);
+Run helm_template_raw(const std::string& args, const std::string& release = "mtls-guard",
+                      const std::string& ns = "mtls-guard") {
+    return run_shell(helm_command() + " template " + shell_quote(release) + " " +
+                     shell_quote(kChart) + " --namespace " + shell_quote(ns) + " " + args);
 }
 
 Docs helm_template(const std::string& args, const std::string& release = "mtls-guard",
                    const std::string& ns = "mtls-guard") {
-    const Result r = helm_template_raw(args, release, ns);
+    const Run r = helm_template_raw(args, release, ns);
     INFO("helm template " << args << "\nstderr:\n" << r.err);
-    REQUIRE(r.status == 0);
+    REQUIRE(r.exit_code == 0);
     Docs docs = parse(r.out, "helm template " + args);
     REQUIRE(!docs.empty());
     return docs;
@@ -143,12 +103,12 @@ Docs helm_template(const std::string& args, const std::string& release = "mtls-g
 // kubectl 1.21 or later (v4); older kubectl (Debian 12's kubernetes-client is 1.20) cannot
 // build them.
 Docs kustomize(const std::string& dir) {
-    const Result r =
-        run(kubectl_command() + " kustomize " + shell_quote(kSourceDir + "/deploy/" + dir));
+    const Run r =
+        run_shell(kubectl_command() + " kustomize " + shell_quote(kSourceDir + "/deploy/" + dir));
     INFO("kubectl kustomize deploy/" << dir << "\nstderr:\n" << r.err);
     {
         INFO("(the manifests need kubectl 1.21 or later: `kubectl version --client`)");
-        REQUIRE(r.status == 0);
+        REQUIRE(r.exit_code == 0);
     }
     // kustomize v5 warns on stderr about deprecated fields (`bases`, `patchesStrategicMerge`,
     // `patchesJson6902`, ...); the manifests must not use any.
@@ -689,13 +649,9 @@ void check_certs_args(const Strings& args, const Names& names) {
 
     // The real command accepts exactly these flags and durations: with an unusable kubeconfig
     // added, the only complaint left is about the kubeconfig (flag and policy errors come first).
-    std::string command = shell_quote(kBinary);
-    for (const std::string& a : args) {
-        command += " " + shell_quote(a);
-    }
-    const Result r = run(command + " --kubeconfig /dev/null");
+    const Run r = run_shell(command_line(kBinary, args) + " --kubeconfig /dev/null");
     INFO("mtls-guard certs said: " << r.err);
-    CHECK(r.status == 2);
+    CHECK(r.exit_code == 2);
     CHECK(r.err.find("kubeconfig /dev/null") != std::string::npos);
 }
 
@@ -858,7 +814,7 @@ const std::vector<std::string> kValueSets{
 // "Gauge", "Histogram"). Read from the source, where each family is built as
 // `prometheus::BuildX().Name("...")`: a metric renamed there fails the dashboard test.
 std::map<std::string, std::string> exported_metrics() {
-    const std::string source = read_file(kSourceDir + "/server/observability/metrics.cpp");
+    const std::string source = slurp(kSourceDir + "/server/observability/metrics.cpp");
     const std::regex family(
         R"re(Build(Counter|Gauge|Histogram)\(\)\s*\.Name\("(mtls_guard_[a-z_]+)"\))re");
     std::map<std::string, std::string> out;
@@ -940,10 +896,10 @@ const std::string kDashboardFile = kChart + "/dashboards/mtls-guard.json";
 
 TEST_CASE("helm lint accepts the chart with every supported value set", "[deploy][helm]") {
     for (const std::string& values : kValueSets) {
-        const Result r = run(helm_command() + " lint --strict " + shell_quote(kChart) +
-                             " --namespace mtls-guard " + values);
+        const Run r = run_shell(helm_command() + " lint --strict " + shell_quote(kChart) +
+                                " --namespace mtls-guard " + values);
         INFO("helm lint --strict " << values << "\n" << r.out << r.err);
-        CHECK(r.status == 0);
+        CHECK(r.exit_code == 0);
     }
 }
 
@@ -1085,9 +1041,9 @@ TEST_CASE("a ServiceMonitor is rendered only when it is enabled", "[deploy][helm
         CHECK(of_kind(docs, "ServiceMonitor").empty());
     }
     SECTION("a ServiceMonitor without the metrics port is refused") {
-        const Result r = helm_template_raw(
+        const Run r = helm_template_raw(
             "--set metrics.enabled=false --set metrics.serviceMonitor.enabled=true");
-        CHECK(r.status != 0);
+        CHECK(r.exit_code != 0);
         CHECK(r.err.find("metrics.serviceMonitor.enabled needs metrics.enabled") !=
               std::string::npos);
     }
@@ -1106,8 +1062,7 @@ TEST_CASE("the Grafana dashboard ConfigMap is rendered only when it is enabled",
         CHECK(text(cm, {"metadata", "labels", "grafana_dashboard"}) == "1");
         CHECK(text(cm, {"metadata", "labels", "app.kubernetes.io/part-of"}) == "mtls-guard");
         CHECK_FALSE(at(cm, {"metadata", "annotations"}).IsDefined());
-        const nlohmann::json shipped =
-            nlohmann::json::parse(read_file(kDashboardFile), nullptr, false);
+        const nlohmann::json shipped = nlohmann::json::parse(slurp(kDashboardFile), nullptr, false);
         REQUIRE_FALSE(shipped.is_discarded());
         CHECK(dashboard_of(cm) == shipped);
     }
@@ -1344,12 +1299,10 @@ TEST_CASE("a CA lifetime too short for the serving certificate is refused by cer
     const Docs docs = helm_template("--set certificates.builtin.caValidity=8760h");
     const YAML::Node pod =
         at(object(docs, "Deployment", "mtls-guard"), {"spec", "template", "spec"});
-    std::string command = shell_quote(kBinary);
-    for (const std::string& a : strings(container(pod, "initContainers", "certs"), {"args"})) {
-        command += " " + shell_quote(a);
-    }
-    const Result r = run(command + " --kubeconfig /dev/null");
-    CHECK(r.status == 2);
+    const Run r = run_shell(
+        command_line(kBinary, strings(container(pod, "initContainers", "certs"), {"args"})) +
+        " --kubeconfig /dev/null");
+    CHECK(r.exit_code == 2);
     CHECK(r.err.find("--validity must not be longer than --ca-renew-before") != std::string::npos);
 }
 
@@ -1362,9 +1315,9 @@ TEST_CASE("the chart's schema rejects values it does not know", "[deploy][helm]"
           "--set clusterDomain=Not_A_Domain", "--set grafana.dashboard.typoedKey=1",
           "--set grafana.dashboard.labelKey=not/a/key", "--set grafana.dashboard.labelValue=1",
           "--set grafana.dashboard.namespace=Not_A_Namespace"}) {
-        const Result r = helm_template_raw(values);
+        const Run r = helm_template_raw(values);
         INFO("values: " << values << "\n" << r.err);
-        CHECK(r.status != 0);
+        CHECK(r.exit_code != 0);
     }
 }
 

@@ -5,12 +5,12 @@
 #include "server/input/manifest_loader.hpp"
 #include "server/kube/config.hpp"
 #include "tests/server/kube/support/kube_harness.hpp"
+#include "tests/support/run_command.hpp"
 
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-#include <sys/wait.h>
 #include <thread>
 
 namespace {
@@ -526,23 +526,12 @@ TEST_CASE("odd answers from the API server end the run with exit code 1, never a
 
 namespace {
 
-struct Exit {
-    int code = -1;
-    std::string err;
-};
+using mtlsguard::testing::Run;
 
-Exit run_binary(const std::string& args, const TempDir& dir, const std::string& env = {}) {
-    const std::string err_file = (dir.path() / "stderr").string();
-    const std::string command = env + std::string(MTLS_GUARD_BINARY) + " " + args + " 2>" +
-                                err_file + " >/dev/null </dev/null";
-    const int raw = std::system(command.c_str());
-    Exit e;
-    e.code = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128;
-    std::ifstream in(err_file);
-    std::ostringstream s;
-    s << in.rdbuf();
-    e.err = s.str();
-    return e;
+// `mtls-guard <args>`, the arguments split by the shell; `env` prefixes a command to run it under.
+Run run_binary(const std::string& args, const std::string& env = {}) {
+    return mtlsguard::testing::run_shell(env + mtlsguard::testing::shell_quote(MTLS_GUARD_BINARY) +
+                                         " " + args);
 }
 
 std::string kubeconfig_for(const CertsCluster& c, const TempDir& dir) {
@@ -567,27 +556,26 @@ TEST_CASE("the certs command exits 0 when done, 1 on API failures and 2 on bad u
     SECTION("creates, then finds nothing to do") {
         CertsCluster c;
         const std::string kubeconfig = kubeconfig_for(c, dir);
-        const Exit first = run_binary(kFlags +
-                                          " --validity 8760h --renew-before 720h "
-                                          "--kubeconfig " +
-                                          kubeconfig,
-                                      dir);
+        const Run first = run_binary(kFlags +
+                                     " --validity 8760h --renew-before 720h "
+                                     "--kubeconfig " +
+                                     kubeconfig);
         INFO(first.err);
-        CHECK(first.code == 0);
+        CHECK(first.exit_code == 0);
         CHECK(first.err.find("created") != std::string::npos);
         CHECK(first.err.find("PRIVATE KEY") == std::string::npos);
         REQUIRE(c.secret());
         c.cluster.server.clear_requests();
-        const Exit second = run_binary(kFlags + " --kubeconfig " + kubeconfig, dir);
+        const Run second = run_binary(kFlags + " --kubeconfig " + kubeconfig);
         INFO(second.err);
-        CHECK(second.code == 0);
+        CHECK(second.exit_code == 0);
         CHECK(second.err.find("nothing to do") != std::string::npos);
         CHECK(c.writes().empty());
     }
     SECTION("a missing webhook configuration: 1, with the reason") {
         CertsCluster c(false);
-        const Exit e = run_binary(kFlags + " --kubeconfig " + kubeconfig_for(c, dir), dir);
-        CHECK(e.code == 1);
+        const Run e = run_binary(kFlags + " --kubeconfig " + kubeconfig_for(c, dir));
+        CHECK(e.exit_code == 1);
         CHECK(e.err.find("does not exist") != std::string::npos);
     }
     SECTION("bad usage and unusable configuration: 2") {
@@ -602,16 +590,16 @@ TEST_CASE("the certs command exits 0 when done, 1 on API failures and 2 on bad u
               kFlags + " --context other", // --context without --kubeconfig
               kFlags + " --unknown-flag"}) {
             INFO(args);
-            const Exit e = run_binary(args, dir);
+            const Run e = run_binary(args);
             INFO(e.err);
-            CHECK(e.code == 2);
+            CHECK(e.exit_code == 2);
             CHECK(!e.err.empty());
         }
     }
     SECTION("outside a pod without --kubeconfig: 2, saying so") {
-        const Exit e =
-            run_binary(kFlags, dir, "env -u KUBERNETES_SERVICE_HOST -u KUBERNETES_SERVICE_PORT ");
-        CHECK(e.code == 2);
+        const Run e =
+            run_binary(kFlags, "env -u KUBERNETES_SERVICE_HOST -u KUBERNETES_SERVICE_PORT ");
+        CHECK(e.exit_code == 2);
         CHECK(e.err.find("--kubeconfig") != std::string::npos);
     }
 }

@@ -1,20 +1,15 @@
 // End-to-end tests of the mtls-guard binary: exit codes, error messages, stdin, JSON output, scale.
 #include "tests/support/files.hpp"
+#include "tests/support/run_command.hpp"
 
 #include <catch2/catch.hpp>
-#include <chrono>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <string>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -22,89 +17,9 @@ using nlohmann::json;
 
 namespace {
 
+using mtlsguard::testing::run;
+using mtlsguard::testing::Run;
 using mtlsguard::testing::TempDir;
-
-std::string quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s)
-        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
-
-struct Run {
-    int exit_code = -1; // -1 when killed by a signal
-    int signal = 0;
-    std::string out;
-    std::string err;
-    double seconds = 0;
-    long max_rss_kib = 0; // peak resident set of the process
-};
-
-struct RunOptions {
-    std::optional<std::string> stdin_file;
-    // Caps the address space (ulimit -v, KiB) so that a runaway allocation fails in the child
-    // instead of exhausting the machine; 0: no cap.
-    long memory_cap_kib = 0;
-};
-
-// Runs the binary through /bin/sh (stdin redirected from a file, stderr to a file), collecting
-// stdout, the exit status, the wall time and the peak RSS of the child.
-Run run(const std::vector<std::string>& args, const RunOptions& options = {}) {
-    static int counter = 0;
-    const fs::path err_file =
-        fs::temp_directory_path() /
-        ("mtls-guard-cli-stderr-" + std::to_string(::getpid()) + "-" + std::to_string(++counter));
-    std::string command;
-#ifndef MTLS_GUARD_SANITIZED
-    if (options.memory_cap_kib > 0)
-        command += "ulimit -v " + std::to_string(options.memory_cap_kib) + " && ";
-#endif
-    command += "exec " + quote(MTLS_GUARD_BINARY);
-    for (const auto& a : args)
-        command += " " + quote(a);
-    if (options.stdin_file)
-        command += " < " + quote(*options.stdin_file);
-    else
-        command += " < /dev/null";
-    command += " 2>" + quote(err_file.string());
-
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    const auto start = std::chrono::steady_clock::now();
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::dup2(fds[1], STDOUT_FILENO);
-        ::close(fds[0]);
-        ::close(fds[1]);
-        ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
-    ::close(fds[1]);
-    Run result;
-    char buffer[65536];
-    ssize_t n = 0;
-    while ((n = ::read(fds[0], buffer, sizeof buffer)) > 0)
-        result.out.append(buffer, static_cast<std::size_t>(n));
-    ::close(fds[0]);
-    int status = 0;
-    rusage usage{};
-    REQUIRE(::wait4(pid, &status, 0, &usage) == pid);
-    result.seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    result.max_rss_kib = usage.ru_maxrss;
-    if (WIFEXITED(status))
-        result.exit_code = WEXITSTATUS(status);
-    else if (WIFSIGNALED(status))
-        result.signal = WTERMSIG(status);
-    std::ifstream err(err_file, std::ios::binary);
-    std::stringstream text;
-    text << err.rdbuf();
-    result.err = text.str();
-    std::error_code ec;
-    fs::remove(err_file, ec);
-    return result;
-}
 
 constexpr long one_gib_kib = 1024L * 1024L;
 

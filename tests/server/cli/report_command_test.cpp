@@ -1,48 +1,19 @@
 // End-to-end tests of `mtls-guard report` through the binary: the file written, exit codes, stdout.
 #include "tests/support/files.hpp"
+#include "tests/support/run_command.hpp"
 
 #include <catch2/catch.hpp>
-#include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <sys/wait.h>
 #include <vector>
 
 namespace {
 
+using mtlsguard::testing::run;
+using mtlsguard::testing::Run;
 using mtlsguard::testing::slurp;
 using mtlsguard::testing::TempDir;
-
-std::string quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s)
-        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
-
-struct Run {
-    int exit_code = -1;
-    std::string out;
-    std::string err;
-};
-
-// Runs the binary with stdout and stderr captured in files of `dir`.
-Run run(const TempDir& dir, const std::vector<std::string>& args) {
-    const auto out_file = dir.path() / "stdout.txt";
-    const auto err_file = dir.path() / "stderr.txt";
-    std::string command = quote(MTLS_GUARD_BINARY);
-    for (const auto& a : args)
-        command += " " + quote(a);
-    command += " </dev/null >" + quote(out_file.string()) + " 2>" + quote(err_file.string());
-    const int status = std::system(command.c_str());
-    Run r;
-    if (status != -1 && WIFEXITED(status))
-        r.exit_code = WEXITSTATUS(status);
-    r.out = slurp(out_file);
-    r.err = slurp(err_file);
-    return r;
-}
 
 std::size_t count_of(const std::string& text, const std::string& needle) {
     std::size_t n = 0;
@@ -70,7 +41,7 @@ const std::string demo_mesh = std::string(MTLS_GUARD_SOURCE_DIR) + "/deploy/demo
 SCENARIO("report writes one HTML file of the demo mesh and exits 0 despite its errors") {
     TempDir dir;
     const auto file = (dir.path() / "report.html").string();
-    const Run r = run(dir, {"report", "-f", demo_mesh, "-o", file});
+    const Run r = run({"report", "-f", demo_mesh, "-o", file});
     INFO("stderr: " << r.err);
     CHECK(r.exit_code == 0);
     CHECK(r.out.empty());
@@ -79,7 +50,7 @@ SCENARIO("report writes one HTML file of the demo mesh and exits 0 despite its e
     CHECK_THAT(html, Catch::EndsWith("</html>\n"));
 
     // One cell per client namespace and service with flows, coloured by its worst verdict.
-    const Run m = run(dir, {"matrix", "-f", demo_mesh, "-o", "json"});
+    const Run m = run({"matrix", "-f", demo_mesh, "-o", "json"});
     REQUIRE(m.exit_code == 0);
     const auto rows = nlohmann::json::parse(m.out)["rows"];
     const std::map<std::string, int> rank{
@@ -102,7 +73,7 @@ SCENARIO("report writes one HTML file of the demo mesh and exits 0 despite its e
     CHECK(expected["FAIL"] > 0);
 
     // The findings are analyze's, message for message.
-    const Run a = run(dir, {"analyze", "-f", demo_mesh, "-o", "json"});
+    const Run a = run({"analyze", "-f", demo_mesh, "-o", "json"});
     const auto findings = nlohmann::json::parse(a.out)["findings"];
     CHECK(count_of(html, "<tr class=\"finding\">") == findings.size());
     for (const auto& finding : findings)
@@ -114,11 +85,10 @@ SCENARIO("report writes one HTML file of the demo mesh and exits 0 despite its e
 }
 
 SCENARIO("report -o - writes the page to stdout; --namespace limits the grid") {
-    TempDir dir;
-    const Run all = run(dir, {"report", "-f", demo_mesh, "-o", "-"});
+    const Run all = run({"report", "-f", demo_mesh, "-o", "-"});
     CHECK(all.exit_code == 0);
     CHECK_THAT(all.out, Catch::StartsWith("<!DOCTYPE html>"));
-    const Run one = run(dir, {"report", "-f", demo_mesh, "-o", "-", "--namespace", "payments"});
+    const Run one = run({"report", "-f", demo_mesh, "-o", "-", "--namespace", "payments"});
     CHECK(one.exit_code == 0);
     CHECK_THAT(one.out, Catch::Contains("Only flows whose client or service is in namespace "
                                         "<code>payments</code>"));
@@ -127,8 +97,7 @@ SCENARIO("report -o - writes the page to stdout; --namespace limits the grid") {
 }
 
 SCENARIO("With more cells than --max-explanations only FAIL and DEPENDS cells are explained") {
-    TempDir dir;
-    const Run r = run(dir, {"report", "-f", demo_mesh, "-o", "-", "--max-explanations", "2"});
+    const Run r = run({"report", "-f", demo_mesh, "-o", "-", "--max-explanations", "2"});
     CHECK(r.exit_code == 0);
     // The demo has 3 FAIL cells and no DEPENDS one among its 20.
     CHECK(count_of(r.out, "<pre id=\"x-") == 2);
@@ -152,7 +121,7 @@ SCENARIO("report exits 2 on bad input, a missing -o or an unwritable file, writi
         {{"report", "-f", demo_mesh, "-o", "/nonexistent-dir/report.html"}, "cannot write"},
         {{"report", "-o", file}, "--filename is required"},
     }));
-    const Run r = run(dir, args);
+    const Run r = run(args);
     INFO("stderr: " << r.err);
     CHECK(r.exit_code == 2);
     CHECK_THAT(r.err, Catch::Contains(message));

@@ -1,13 +1,12 @@
 // analyze -o sarif checked against the SARIF 2.1.0 JSON schema by an independent validator.
 #include "tests/support/files.hpp"
+#include "tests/support/run_command.hpp"
 
 #include <catch2/catch.hpp>
-#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
@@ -16,42 +15,16 @@ using nlohmann::json;
 
 namespace {
 
+using mtlsguard::testing::command_line;
+using mtlsguard::testing::run;
+using mtlsguard::testing::Run;
+using mtlsguard::testing::run_shell;
 using mtlsguard::testing::TempDir;
 
 const std::string kSourceDir = MTLS_GUARD_SOURCE_DIR;
 const std::string kSchema = MTLS_GUARD_SARIF_SCHEMA;
 const std::string kPython = MTLS_GUARD_PYTHON3;
 const std::string kValidator = kSourceDir + "/tests/support/validate_json_schema.py";
-
-std::string quote(const std::string& s) {
-    std::string out = "'";
-    for (char c : s)
-        out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return out + "'";
-}
-
-struct Run {
-    int exit_code = -1;
-    std::string out;
-    std::string err;
-};
-
-// Runs a shell command with stdout read from a pipe and stderr kept in a file.
-Run run(const std::string& command, const TempDir& dir) {
-    static int counter = 0;
-    const fs::path err_file = dir.path() / ("stderr-" + std::to_string(++counter));
-    Run r;
-    FILE* pipe = ::popen((command + " </dev/null 2>" + quote(err_file.string())).c_str(), "r");
-    REQUIRE(pipe != nullptr);
-    char buffer[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0)
-        r.out.append(buffer, n);
-    const int status = ::pclose(pipe);
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.err = mtlsguard::testing::slurp(err_file);
-    return r;
-}
 
 // The tools are installed by setup.sh; without them the test fails and says how to get them.
 void require_validator() {
@@ -67,12 +40,14 @@ void require_validator() {
 }
 
 // `mtls-guard analyze -o sarif` on the inputs: the SARIF log, parsed.
-json analyze_sarif(const std::vector<std::string>& inputs, const TempDir& dir) {
-    std::string command = quote(MTLS_GUARD_BINARY) + " analyze -o sarif --fail-on never";
-    for (const auto& input : inputs)
-        command += " -f " + quote(kSourceDir + "/" + input);
-    const Run r = run(command, dir);
-    INFO(command << "\nstderr: " << r.err);
+json analyze_sarif(const std::vector<std::string>& inputs) {
+    std::vector<std::string> args{"analyze", "-o", "sarif", "--fail-on", "never"};
+    for (const auto& input : inputs) {
+        args.push_back("-f");
+        args.push_back(kSourceDir + "/" + input);
+    }
+    const Run r = run(args);
+    INFO(command_line(MTLS_GUARD_BINARY, args) << "\nstderr: " << r.err);
     REQUIRE(r.exit_code == 0);
     const json log = json::parse(r.out, nullptr, false);
     REQUIRE_FALSE(log.is_discarded());
@@ -84,8 +59,7 @@ json analyze_sarif(const std::vector<std::string>& inputs, const TempDir& dir) {
 Run validate(const json& document, const TempDir& dir) {
     require_validator();
     const std::string file = dir.write("log.sarif", document.dump(2));
-    return run(quote(kPython) + " " + quote(kValidator) + " " + quote(kSchema) + " " + quote(file),
-               dir);
+    return run_shell(command_line(kPython, {kValidator, kSchema, file}));
 }
 
 std::set<std::string> levels(const json& log) {
@@ -115,7 +89,7 @@ void check_regions_start(const json& log) {
 
 SCENARIO("the SARIF of the demo mesh is valid against the SARIF 2.1.0 schema") {
     TempDir dir;
-    const json log = analyze_sarif({"deploy/demo/mesh.yaml"}, dir);
+    const json log = analyze_sarif({"deploy/demo/mesh.yaml"});
     REQUIRE_FALSE(log.at("runs").at(0).at("results").empty());
     const Run v = validate(log, dir);
     INFO("validator: " << v.err);
@@ -131,8 +105,7 @@ SCENARIO("the SARIF of a scenario with errors and warnings is valid against the 
                                     fixture + "peerauthentication-payments-strict.yaml",
                                     fixture + "peerauthentication-orders-strict.yaml",
                                     fixture + "peerauthentication-catalog-strict.yaml",
-                                    fixture + "destinationrule-frontend-catalog-mtls.yaml"},
-                                   dir);
+                                    fixture + "destinationrule-frontend-catalog-mtls.yaml"});
     // Both levels, so that the schema sees every kind of result we write.
     CHECK(levels(log).count("error") == 1);
     CHECK(levels(log).count("warning") == 1);
@@ -146,7 +119,7 @@ SCENARIO("the validator refuses a broken SARIF log and says why") {
     // Without this a validator that accepted anything (a wrong schema, a missing module) would
     // pass the scenarios above.
     TempDir dir;
-    json log = analyze_sarif({"deploy/demo/mesh.yaml"}, dir);
+    json log = analyze_sarif({"deploy/demo/mesh.yaml"});
     REQUIRE_FALSE(log.at("runs").at(0).at("results").empty());
 
     WHEN("a result has a level SARIF does not define") {
