@@ -17,6 +17,10 @@
 # regularly (as with any image), and pin both base images by digest in CI.
 #
 # Build: docker build -t mtls-guard .      Run: see deploy/ and charts/mtls-guard.
+# Built and run in CI by tests/image/image_test.sh (podman, with locally made base images: docs/image.md).
+
+# ---- the runtime base, named once: the build stage reads its package database, the last stage is it
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime-base
 
 # ---- build: the project's own setup script installs the Debian packages and builds build/mtls-guard
 FROM debian:12 AS build
@@ -27,13 +31,21 @@ COPY . .
 # libraries it links: no test tools, no npm.
 RUN MTLS_GUARD_BUILD_ONLY=1 BUILD_DIR=build BUILD_TYPE=Release CMAKE_ARGS="-DMTLS_GUARD_TESTS=OFF" ./setup.sh build
 
-# Collect /rootfs: the stripped binary, and every shared library ldd resolves for it except those the
-# cc-debian12 base provides from the same Debian release (libc6, libgcc-s1, libstdc++6: glibc must
-# not be mixed, and the base's libstdc++.so.6 is a symlink a COPY should not replace), each at its
-# real path under the name (soname) the loader asks for, with its Debian copyright file.
+# The runtime base's package database (distroless keeps one file per package in status.d/): every
+# library of a package the base has is left to the base, so the image never holds a second,
+# possibly different copy of, say, libssl3 that the base's database and image scanners do not know.
+COPY --from=runtime-base /var/lib/dpkg/status.d/ /runtime-base/status.d/
+
+# Collect /rootfs: the stripped binary, and every shared library ldd resolves for it except those of
+# packages the runtime base has (glibc, libstdc++, libgcc_s and OpenSSL in cc-debian12, from the same
+# Debian release), each at its real path under the name (soname) the loader asks for, with its
+# Debian copyright file. glibc must come from the base (ld.so, libc and libm from one build): the
+# build fails if the base's database does not list libc6.
 RUN set -eu; \
     bin=build/mtls-guard; \
     if ldd "$bin" | grep -q 'not found'; then ldd "$bin"; exit 1; fi; \
+    sed -n 's/^Package: *//p' /runtime-base/status.d/* | sort -u > /tmp/base-packages; \
+    grep -qx libc6 /tmp/base-packages || { echo "the runtime base lists no libc6 in /var/lib/dpkg/status.d"; exit 1; }; \
     mkdir -p /rootfs; \
     install -m 0755 "$bin" /rootfs/mtls-guard; \
     strip --strip-unneeded /rootfs/mtls-guard; \
@@ -44,10 +56,9 @@ RUN set -eu; \
         dir=$(dirname "$real"); \
         pkg=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "$dir/$name" 2>/dev/null || dpkg -S "$real" 2>/dev/null || true); \
         pkg=${pkg%%:*}; \
-        case "$pkg:$name" in \
-            libc6:*|libgcc-s1:*|libstdc++6:*|*:ld-linux*|*:libc.so.*|*:libm.so.*|*:libpthread.so.*|*:libdl.so.*|*:librt.so.*|*:libresolv.so.*|*:libgcc_s.so.*|*:libstdc++.so.*) \
-                echo "from the base image: $name"; continue ;; \
-        esac; \
+        if [ -n "$pkg" ] && grep -qx "$pkg" /tmp/base-packages; then \
+            echo "from the base image: $name ($pkg)"; continue; \
+        fi; \
         mkdir -p "/rootfs$dir"; \
         cp -L "$lib" "/rootfs$dir/$name"; \
         echo "bundled $dir/$name ($(basename "$real"), ${pkg:-unknown package})"; \
@@ -58,7 +69,7 @@ RUN set -eu; \
     done < /tmp/libs
 
 # ---- runtime: distroless, non-root, no shell
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM runtime-base
 COPY --from=build /rootfs/ /
 # Fails the image build if the binary cannot load (a missing library) in this base. Exec form:
 # there is no /bin/sh here. `mtls-guard --help` must exit 0.
