@@ -20,6 +20,7 @@
 #   MTLS_GUARD_IMAGE        tag to build (default localhost/mtls-guard:test)
 #   MTLS_GUARD_HOST_BIN     a host build of mtls-guard to compare `analyze` with (default
 #                           build/mtls-guard when it exists)
+#   MTLS_GUARD_BUILD_NICE   nice level of the podman build (default 0; .ci/run: 19)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -69,7 +70,11 @@ if [ "$mode" != check ]; then
     # --network host: the build stage's apt-get reaches Debian's archive without a bridge or
     # iptables rules. --layers=false: every run compiles anyway (the sources change), and no
     # intermediate build-stage images (about 1 GB each) pile up in the machine's storage.
-    podman build --pull=never --network host --layers=false -t "$IMAGE" . >"$dir/build.log" 2>&1 ||
+    # Only the build at the given priority: the base images are mostly waiting on the network,
+    # and at nice 19 on a busy machine debootstrap's dependency resolution (perl) starved for
+    # over 10 minutes.
+    nice -n "${MTLS_GUARD_BUILD_NICE:-0}" \
+        podman build --pull=never --network host --layers=false -t "$IMAGE" . >"$dir/build.log" 2>&1 ||
         { cat "$dir/build.log"; fail "podman build"; }
     grep -E '^(bundled|from the base image):' "$dir/build.log" || true
     echo "(podman build: $((SECONDS - build_started)) s)"
