@@ -73,7 +73,8 @@ if [ "$mode" != check ]; then
     # Only the build at the given priority: the base images are mostly waiting on the network,
     # and at nice 19 on a busy machine debootstrap's dependency resolution (perl) starved for
     # over 10 minutes.
-    nice -n "${MTLS_GUARD_BUILD_NICE:-0}" \
+    # Bounded: 30 minutes is CI's whole budget.
+    timeout 1800 nice -n "${MTLS_GUARD_BUILD_NICE:-0}" \
         podman build --pull=never --network host --layers=false -t "$IMAGE" . >"$dir/build.log" 2>&1 ||
         { cat "$dir/build.log"; fail "podman build"; }
     grep -E '^(bundled|from the base image):' "$dir/build.log" || true
