@@ -21,9 +21,6 @@
 # Build: docker build -t mtls-guard .      Run: see deploy/ and charts/mtls-guard.
 # Built and run in CI by tests/image/image_test.sh (podman, with locally made base images: docs/image.md).
 
-# ---- the runtime base, named once: the build stage reads its package database, the last stage is it
-FROM gcr.io/distroless/cc-debian12:nonroot AS runtime-base
-
 # ---- build: the project's own setup script installs the Debian packages and builds build/mtls-guard
 FROM debian:12 AS build
 ENV DEBIAN_FRONTEND=noninteractive
@@ -36,7 +33,9 @@ RUN MTLS_GUARD_BUILD_ONLY=1 BUILD_DIR=build BUILD_TYPE=Release CMAKE_ARGS="-DMTL
 # The runtime base's package database (distroless keeps one file per package in status.d/): every
 # library of a package the base has is left to the base, so the image never holds a second,
 # possibly different copy of, say, libssl3 that the base's database and image scanners do not know.
-COPY --from=runtime-base /var/lib/dpkg/status.d/ /runtime-base/status.d/
+# The image by name, not a `FROM ... AS runtime-base` stage: podman 4.3 (buildah) with
+# --layers=false deleted the tagged base image along with such a stage, an intermediate it removes.
+COPY --from=gcr.io/distroless/cc-debian12:nonroot /var/lib/dpkg/status.d/ /runtime-base/status.d/
 
 # Collect /rootfs: the stripped binary, and every shared library ldd resolves for it except those of
 # packages the runtime base has (glibc, libstdc++, libgcc_s and OpenSSL in cc-debian12, from the same
@@ -70,8 +69,8 @@ RUN set -eu; \
         fi; \
     done < /tmp/libs
 
-# ---- runtime: distroless, non-root, no shell
-FROM runtime-base
+# ---- runtime: distroless, non-root, no shell (the same image as in the COPY --from above)
+FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /rootfs/ /
 # Fails the image build if the binary cannot load (a missing library) in this base. Exec form:
 # there is no /bin/sh here. `mtls-guard --help` must exit 0.

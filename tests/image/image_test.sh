@@ -78,6 +78,10 @@ if [ "$mode" != check ]; then
         podman build --pull=never --network host --layers=false -t "$IMAGE" . >"$dir/build.log" 2>&1 ||
         { cat "$dir/build.log"; fail "podman build"; }
     grep -E '^(bundled|from the base image):' "$dir/build.log" || true
+    # podman 4.3 once deleted a tagged base image during a --layers=false build (Dockerfile).
+    for base in docker.io/library/debian:12 gcr.io/distroless/cc-debian12:nonroot; do
+        podman image exists "$base" || fail "the build removed the base image $base"
+    done
     echo "(podman build: $((SECONDS - build_started)) s)"
 fi
 if [ "$mode" = build ]; then
