@@ -67,6 +67,8 @@ if [ "$mode" != check ]; then
 
     echo "== podman build"
     build_started=$SECONDS
+    # The image this tag named before: removed after the build, so that runs leave one image.
+    previous=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
     # --network host: the build stage's apt-get reaches Debian's archive without a bridge or
     # iptables rules. --layers=false: every run compiles anyway (the sources change), and no
     # intermediate build-stage images (about 1 GB each) pile up in the machine's storage.
@@ -77,7 +79,12 @@ if [ "$mode" != check ]; then
     timeout 1800 nice -n "${MTLS_GUARD_BUILD_NICE:-0}" \
         podman build --pull=never --network host --layers=false -t "$IMAGE" . >"$dir/build.log" 2>&1 ||
         { cat "$dir/build.log"; fail "podman build"; }
-    grep -E '^(bundled|from the base image):' "$dir/build.log" || true
+    grep -E '^(bundled |from the base image: )' "$dir/build.log" || true
+    current=$(podman image inspect --format '{{.Id}}' "$IMAGE")
+    if [ -n "$previous" ] && [ "$previous" != "$current" ]; then
+        # Without --force: an image another tag still names stays.
+        podman rmi "$previous" >/dev/null 2>&1 || true
+    fi
     # podman 4.3 once deleted a tagged base image during a --layers=false build (Dockerfile).
     for base in docker.io/library/debian:12 gcr.io/distroless/cc-debian12:nonroot; do
         podman image exists "$base" || fail "the build removed the base image $base"
