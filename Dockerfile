@@ -5,11 +5,13 @@
 #    no shell, no package manager and no coreutils an attacker could use after an exploit, and no
 #    packages that scanners flag and that we would have to update without using them;
 #  - it is Debian 12 too (the same glibc 2.36 and GCC 12 runtime as the build stage) and already has
-#    glibc, libstdc++, libgcc_s, CA certificates, tzdata, /etc/passwd with "nonroot" (65532), /tmp;
-#  - the other libraries the binary links (yaml-cpp, spdlog, fmt, OpenSSL, prometheus-cpp, ...) are
+#    glibc, libstdc++, libgcc_s, OpenSSL, CA certificates, tzdata, /etc/passwd with "nonroot"
+#    (65532), /tmp;
+#  - the other libraries the binary links (yaml-cpp, spdlog, fmt, simdjson, prometheus-cpp) are
 #    copied from the build stage, exactly the files `ldd` resolves for this binary, so the image is
-#    only the binary and what it loads. glibc itself is taken from the base image, never copied
-#    (ld.so, libc and libm must come from one glibc build).
+#    only the binary and what it loads. A library of a package the base has (by its package
+#    database) is taken from the base, never copied: glibc must be one build (ld.so, libc, libm),
+#    and a second OpenSSL would be one the base's database and image scanners do not know.
 # debian:12-slim would work as well (apt-get install libyaml-cpp0.7 libspdlog1.10 libssl3 ...: the
 # library packages behind the -dev packages setup.sh installs) but brings a shell, apt and ~75 MB
 # of packages the webhook never uses.
@@ -17,6 +19,7 @@
 # regularly (as with any image), and pin both base images by digest in CI.
 #
 # Build: docker build -t mtls-guard .      Run: see deploy/ and charts/mtls-guard.
+# Built and run in CI by tests/image/image_test.sh (podman, with locally made base images: docs/image.md).
 
 # ---- build: the project's own setup script installs the Debian packages and builds build/mtls-guard
 FROM debian:12 AS build
@@ -27,13 +30,23 @@ COPY . .
 # libraries it links: no test tools, no npm.
 RUN MTLS_GUARD_BUILD_ONLY=1 BUILD_DIR=build BUILD_TYPE=Release CMAKE_ARGS="-DMTLS_GUARD_TESTS=OFF" ./setup.sh build
 
-# Collect /rootfs: the stripped binary, and every shared library ldd resolves for it except those the
-# cc-debian12 base provides from the same Debian release (libc6, libgcc-s1, libstdc++6: glibc must
-# not be mixed, and the base's libstdc++.so.6 is a symlink a COPY should not replace), each at its
-# real path under the name (soname) the loader asks for, with its Debian copyright file.
+# The runtime base's package database (distroless keeps one file per package in status.d/): every
+# library of a package the base has is left to the base, so the image never holds a second,
+# possibly different copy of, say, libssl3 that the base's database and image scanners do not know.
+# The image by name, not a `FROM ... AS runtime-base` stage: podman 4.3 (buildah) with
+# --layers=false deleted the tagged base image along with such a stage, an intermediate it removes.
+COPY --from=gcr.io/distroless/cc-debian12:nonroot /var/lib/dpkg/status.d/ /runtime-base/status.d/
+
+# Collect /rootfs: the stripped binary, and every shared library ldd resolves for it except those of
+# packages the runtime base has (glibc, libstdc++, libgcc_s and OpenSSL in cc-debian12, from the same
+# Debian release), each at its real path under the name (soname) the loader asks for, with its
+# Debian copyright file. glibc must come from the base (ld.so, libc and libm from one build): the
+# build fails if the base's database does not list libc6.
 RUN set -eu; \
     bin=build/mtls-guard; \
     if ldd "$bin" | grep -q 'not found'; then ldd "$bin"; exit 1; fi; \
+    sed -n 's/^Package: *//p' /runtime-base/status.d/* | sort -u > /tmp/base-packages; \
+    grep -qx libc6 /tmp/base-packages || { echo "the runtime base lists no libc6 in /var/lib/dpkg/status.d"; exit 1; }; \
     mkdir -p /rootfs; \
     install -m 0755 "$bin" /rootfs/mtls-guard; \
     strip --strip-unneeded /rootfs/mtls-guard; \
@@ -44,10 +57,9 @@ RUN set -eu; \
         dir=$(dirname "$real"); \
         pkg=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "$dir/$name" 2>/dev/null || dpkg -S "$real" 2>/dev/null || true); \
         pkg=${pkg%%:*}; \
-        case "$pkg:$name" in \
-            libc6:*|libgcc-s1:*|libstdc++6:*|*:ld-linux*|*:libc.so.*|*:libm.so.*|*:libpthread.so.*|*:libdl.so.*|*:librt.so.*|*:libresolv.so.*|*:libgcc_s.so.*|*:libstdc++.so.*) \
-                echo "from the base image: $name"; continue ;; \
-        esac; \
+        if [ -n "$pkg" ] && grep -qx "$pkg" /tmp/base-packages; then \
+            echo "from the base image: $name ($pkg)"; continue; \
+        fi; \
         mkdir -p "/rootfs$dir"; \
         cp -L "$lib" "/rootfs$dir/$name"; \
         echo "bundled $dir/$name ($(basename "$real"), ${pkg:-unknown package})"; \
@@ -57,7 +69,7 @@ RUN set -eu; \
         fi; \
     done < /tmp/libs
 
-# ---- runtime: distroless, non-root, no shell
+# ---- runtime: distroless, non-root, no shell (the same image as in the COPY --from above)
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /rootfs/ /
 # Fails the image build if the binary cannot load (a missing library) in this base. Exec form:

@@ -37,6 +37,7 @@ if [ "$BUILD_ONLY" != 1 ]; then
         clang-format         # .ci/run checks every source file against .clang-format
         python3-jsonschema   # validates `analyze -o sarif` against the SARIF 2.1.0 schema
         chromium             # the browser test of `report` (ctest -L browser) in headless mode
+        podman runc debootstrap  # the image test (tests/image): build and run the Dockerfile
     )
     # kubectl for `kubectl kustomize` in the deploy/ tests: Debian's kubernetes-client, unless a
     # kubectl from another package (which would conflict with it) is already installed. The
