@@ -6,11 +6,11 @@
 #    packages that scanners flag and that we would have to update without using them;
 #  - it is Debian 12 too (the same glibc 2.36 and GCC 12 runtime as the build stage) and already has
 #    glibc, libstdc++, libgcc_s, CA certificates, tzdata, /etc/passwd with "nonroot" (65532), /tmp;
-#  - the other libraries the binary links (yaml-cpp, spdlog, fmt, OpenSSL, prometheus-cpp, ...) are
+#  - the other libraries the binary links (libfyaml, spdlog, fmt, OpenSSL, prometheus-cpp, ...) are
 #    copied from the build stage, exactly the files `ldd` resolves for this binary, so the image is
 #    only the binary and what it loads. glibc itself is taken from the base image, never copied
 #    (ld.so, libc and libm must come from one glibc build).
-# debian:12-slim would work as well (apt-get install libyaml-cpp0.7 libspdlog1.10 libssl3 ...: the
+# debian:12-slim would work as well (apt-get install libfyaml0 libspdlog1.10 libssl3 ...: the
 # library packages behind the -dev packages setup.sh installs) but brings a shell, apt and ~75 MB
 # of packages the webhook never uses.
 # Trade-off: the copied libraries get Debian security fixes only when the image is rebuilt; rebuild
