@@ -7,12 +7,12 @@
 #  - it is Debian 12 too (the same glibc 2.36 and GCC 12 runtime as the build stage) and already has
 #    glibc, libstdc++, libgcc_s, OpenSSL, CA certificates, tzdata, /etc/passwd with "nonroot"
 #    (65532), /tmp;
-#  - the other libraries the binary links (yaml-cpp, spdlog, fmt, simdjson, prometheus-cpp) are
+#  - the other libraries the binary links (libfyaml, spdlog, fmt, simdjson, prometheus-cpp) are
 #    copied from the build stage, exactly the files `ldd` resolves for this binary, so the image is
 #    only the binary and what it loads. A library of a package the base has (by its package
 #    database) is taken from the base, never copied: glibc must be one build (ld.so, libc, libm),
 #    and a second OpenSSL would be one the base's database and image scanners do not know.
-# debian:12-slim would work as well (apt-get install libyaml-cpp0.7 libspdlog1.10 libssl3 ...: the
+# debian:12-slim would work as well (apt-get install libfyaml0 libspdlog1.10 libssl3 ...: the
 # library packages behind the -dev packages setup.sh installs) but brings a shell, apt and ~75 MB
 # of packages the webhook never uses.
 # Trade-off: the copied libraries get Debian security fixes only when the image is rebuilt; rebuild

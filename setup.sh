@@ -16,7 +16,7 @@ BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo}
 DEBIAN_PACKAGES=(
     g++ cmake ninja-build pkg-config git ca-certificates
     nlohmann-json3-dev   # JSON: AdmissionReview, findings, the engine's input
-    libyaml-cpp-dev      # YAML manifests, turned into the same JSON
+    libfyaml-dev         # YAML manifests, read event by event into the same JSON (fast, 1.2)
     libcli11-dev         # command-line flags
     libspdlog-dev libfmt-dev  # logging (server only)
     libboost-dev libboost-system-dev  # Beast/Asio HTTP(S)
@@ -35,6 +35,7 @@ if [ "$BUILD_ONLY" != 1 ]; then
         clang libclang-rt-14-dev  # libFuzzer targets (tests/fuzz)
         lld                  # links the test executables several times faster than GNU ld
         clang-format         # .ci/run checks every source file against .clang-format
+        libyaml-cpp-dev      # tests/deploy reads the deploy manifests as YAML trees
         python3-jsonschema   # validates `analyze -o sarif` against the SARIF 2.1.0 schema
         chromium             # the browser test of `report` (ctest -L browser) in headless mode
         podman runc debootstrap  # the image test (tests/image): build and run the Dockerfile

@@ -9,11 +9,12 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <libfyaml.h>
 #include <map>
+#include <memory>
+#include <new>
 #include <sstream>
-#include <yaml-cpp/depthguard.h>
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/yaml.h>
+#include <unordered_map>
 
 namespace mtlsguard::input {
 namespace {
@@ -22,7 +23,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 // YAML 1.2 core-schema resolution of a plain scalar: null, booleans, integers, floats, else text.
-json plain_scalar(const std::string& text) {
+json plain_scalar(std::string text) {
     if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL")
         return nullptr;
     if (text == "true" || text == "True" || text == "TRUE")
@@ -56,7 +57,7 @@ json plain_scalar(const std::string& text) {
         if (errno == 0 && *end == '\0' && std::isfinite(v))
             return v;
     }
-    return text;
+    return json(std::move(text));
 }
 
 bool valid_utf8(std::string_view s) {
@@ -78,107 +79,85 @@ bool valid_utf8(std::string_view s) {
     return true;
 }
 
-// A document refused for what it is (too deep, too big, duplicate key...), not for its syntax.
-struct YamlRefused {
-    YAML::Mark mark;
-    std::string reason;
-    bool syntax = false; // a YAML syntax error yaml-cpp lets through
+// Offset of the first byte that is not part of valid UTF-8 text, or is NUL; npos when there is
+// none. libfyaml stops at such a byte as if the input ended there, which would silently drop the
+// rest of a document. Eight ASCII bytes at a time: this runs over every byte of a large file.
+std::size_t first_invalid_byte(std::string_view s) {
+    constexpr std::uint64_t high = 0x8080808080808080ULL, ones = 0x0101010101010101ULL;
+    std::size_t i = 0;
+    while (i < s.size()) {
+        if (i + 8 <= s.size()) {
+            std::uint64_t w = 0;
+            std::memcpy(&w, s.data() + i, 8);
+            if ((w & high) == 0 && ((w - ones) & ~w & high) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c == 0)
+            return i;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        const std::size_t n = (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : 0;
+        if (n == 0 || i + n >= s.size())
+            return i;
+        for (std::size_t k = 1; k <= n; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2)
+                return i;
+        i += n + 1;
+    }
+    return std::string_view::npos;
+}
+
+// Where libfyaml saw something, 0-based within the chunk it parsed.
+struct Mark {
+    int line = 0;
+    int column = 0;
 };
 
-// Builds JSON straight from yaml-cpp's parser events: no YAML::Node tree, and limits on depth,
-// size and alias expansion are enforced as the document is read. Keys must be unique scalars.
-class YamlToJson : public YAML::EventHandler {
+// A document refused while it is read: for its syntax, or for what it is (too deep, too big,
+// duplicate key...).
+struct YamlRefused {
+    Mark mark;
+    std::string reason;
+    bool syntax = false; // said as "invalid YAML at ...", like the parser's own errors
+};
+
+// Builds JSON straight from parser events: no YAML node tree, and limits on depth, size and alias
+// expansion are enforced as the document is read. Keys must be unique scalars.
+class YamlToJson {
   public:
-    YamlToJson(std::string_view text, const LoadLimits& limits) : text_(text), limits_(limits) {}
+    explicit YamlToJson(const LoadLimits& limits) : limits_(limits) {}
 
     json result;
-    bool got_document = false;
-    std::size_t events = 0;
 
-    void OnDocumentStart(const YAML::Mark&) override { ++events; }
-    void OnDocumentEnd() override {
-        ++events;
-        got_document = true;
+    // A plain, untagged scalar follows the core schema; quoted, block and tagged ones stay strings.
+    // The input is valid UTF-8 (checked first), but a double-quoted escape may not be.
+    void scalar(const Mark& mark, std::string_view anchor, std::string value, bool plain,
+                bool escaped) {
+        if (escaped && !valid_utf8(value))
+            fail(mark, "a string is not valid UTF-8");
+        put(mark, plain ? plain_scalar(std::move(value)) : json(std::move(value)),
+            register_anchor(anchor), 1);
     }
-    void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-        put(mark, json(nullptr), anchor, 1);
-    }
-    void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    void alias(const Mark& mark, std::string_view name) {
+        auto id = anchor_ids_.find(std::string(name));
+        if (id == anchor_ids_.end())
+            throw YamlRefused{mark, "the referenced anchor is not defined", true};
         if (std::any_of(stack_.begin(), stack_.end(),
-                        [&](const Frame& f) { return f.anchor == anchor; }))
+                        [&](const Frame& f) { return f.anchor == id->second; }))
             fail(mark, "a YAML alias refers to a value that contains it (recursive anchor)");
-        auto it = anchors_.find(anchor);
-        if (it == anchors_.end())
-            fail(mark, "unknown YAML alias");
-        alias_nodes_ += it->second.second;
+        const auto& [value, nodes] = anchors_.at(id->second);
+        alias_nodes_ += nodes;
         if (alias_nodes_ > limits_.max_alias_nodes)
             fail(mark, "YAML aliases expand to more than " +
                            std::to_string(limits_.max_alias_nodes) + " values");
-        put(mark, it->second.first, 0, it->second.second);
+        put(mark, value, 0, nodes);
     }
-    void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
-                  const std::string& value) override {
-        if (!valid_utf8(value))
-            fail(mark, "a string is not valid UTF-8");
-        if (tag != "?")
-            check_quotes_closed(mark);
-        // Quoted or explicitly tagged scalars stay strings; plain ones follow the core schema.
-        put(mark, tag == "?" ? plain_scalar(value) : json(value), anchor, 1);
-    }
-    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                         YAML::EmitterStyle::value) override {
-        open(mark, json::array(), anchor);
-    }
-    void OnSequenceEnd() override { close(); }
-    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                    YAML::EmitterStyle::value) override {
-        open(mark, json::object(), anchor);
-    }
-    void OnMapEnd() override { close(); }
-
-  private:
-    struct Frame {
-        json value;
-        YAML::anchor_t anchor = 0;
-        std::size_t nodes_at_start = 0;
-        bool is_map = false;
-        std::optional<std::string> key; // a map's pending key
-        YAML::Mark mark;
-    };
-
-    [[noreturn]] static void fail(const YAML::Mark& mark, const std::string& reason) {
-        throw YamlRefused{mark, reason};
-    }
-
-    // yaml-cpp accepts a quoted scalar that runs to the end of the input; YAML does not.
-    void check_quotes_closed(const YAML::Mark& mark) const {
-        if (mark.pos < 0 || static_cast<std::size_t>(mark.pos) >= text_.size())
-            return;
-        const char quote = text_[static_cast<std::size_t>(mark.pos)];
-        if (quote != '"' && quote != '\'')
-            return;
-        for (std::size_t i = static_cast<std::size_t>(mark.pos) + 1; i < text_.size(); ++i) {
-            if (quote == '"' && text_[i] == '\\') {
-                ++i;
-            } else if (text_[i] == quote) {
-                if (quote == '\'' && i + 1 < text_.size() && text_[i + 1] == '\'')
-                    ++i; // '' is an escaped quote
-                else
-                    return;
-            }
-        }
-        throw YamlRefused{mark, "unterminated quoted string", true};
-    }
-
-    void count(const YAML::Mark& mark, std::size_t n) {
-        ++events;
-        nodes_ += n;
-        if (nodes_ > limits_.max_nodes_per_document)
-            fail(mark, "document is too large (more than " +
-                           std::to_string(limits_.max_nodes_per_document) + " values)");
-    }
-
-    void open(const YAML::Mark& mark, json container, YAML::anchor_t anchor) {
+    void open(const Mark& mark, json container, std::string_view anchor) {
         count(mark, 1);
         if (stack_.size() + 1 > limits_.max_depth)
             fail(mark,
@@ -186,10 +165,13 @@ class YamlToJson : public YAML::EventHandler {
         if (!stack_.empty() && stack_.back().is_map && !stack_.back().key)
             fail(mark, "a map key is not a scalar");
         const bool is_map = container.is_object();
-        stack_.push_back(Frame{std::move(container), anchor, nodes_, is_map, std::nullopt, mark});
+        // Registered before the contents, so an alias inside refers to this (recursive) value.
+        const std::size_t id = register_anchor(anchor);
+        stack_.push_back(Frame{std::move(container), id, nodes_, is_map, std::nullopt, mark});
     }
-
     void close() {
+        if (stack_.empty())
+            return; // the parser balances its events; stay safe if it ever did not
         Frame frame = std::move(stack_.back());
         stack_.pop_back();
         if (frame.is_map && frame.key)
@@ -197,12 +179,42 @@ class YamlToJson : public YAML::EventHandler {
         attach(frame.mark, std::move(frame.value), frame.anchor, nodes_ - frame.nodes_at_start + 1);
     }
 
-    void put(const YAML::Mark& mark, json value, YAML::anchor_t anchor, std::size_t nodes) {
+  private:
+    struct Frame {
+        json value;
+        std::size_t anchor = 0; // 0: none
+        std::size_t nodes_at_start = 0;
+        bool is_map = false;
+        std::optional<std::string> key; // a map's pending key
+        Mark mark;
+    };
+
+    [[noreturn]] static void fail(const Mark& mark, const std::string& reason) {
+        throw YamlRefused{mark, reason};
+    }
+
+    // An anchor name may be defined again; an alias refers to the latest definition, so each
+    // definition gets its own id.
+    std::size_t register_anchor(std::string_view name) {
+        if (name.empty())
+            return 0;
+        anchor_ids_[std::string(name)] = ++last_anchor_;
+        return last_anchor_;
+    }
+
+    void count(const Mark& mark, std::size_t n) {
+        nodes_ += n;
+        if (nodes_ > limits_.max_nodes_per_document)
+            fail(mark, "document is too large (more than " +
+                           std::to_string(limits_.max_nodes_per_document) + " values)");
+    }
+
+    void put(const Mark& mark, json value, std::size_t anchor, std::size_t nodes) {
         count(mark, nodes);
         attach(mark, std::move(value), anchor, nodes);
     }
 
-    void attach(const YAML::Mark& mark, json value, YAML::anchor_t anchor, std::size_t nodes) {
+    void attach(const Mark& mark, json value, std::size_t anchor, std::size_t nodes) {
         if (anchor != 0)
             anchors_[anchor] = {value, nodes};
         if (stack_.empty()) {
@@ -229,12 +241,147 @@ class YamlToJson : public YAML::EventHandler {
         parent.key.reset();
     }
 
-    std::string_view text_;
     const LoadLimits& limits_;
     std::vector<Frame> stack_;
-    std::map<YAML::anchor_t, std::pair<json, std::size_t>> anchors_;
+    std::unordered_map<std::string, std::size_t> anchor_ids_;
+    std::unordered_map<std::size_t, std::pair<json, std::size_t>> anchors_;
+    std::size_t last_anchor_ = 0;
     std::size_t nodes_ = 0;
     std::size_t alias_nodes_ = 0;
+};
+
+std::string_view token_text(fy_token* token) {
+    std::size_t length = 0;
+    const char* text = token ? fy_token_get_text(token, &length) : nullptr;
+    return text ? std::string_view(text, length) : std::string_view();
+}
+
+Mark event_mark(fy_event* event) {
+    const fy_mark* mark = fy_event_start_mark(event);
+    return mark ? Mark{mark->line, mark->column} : Mark{};
+}
+
+struct ParserDeleter {
+    void operator()(fy_parser* parser) const { fy_parser_destroy(parser); }
+};
+struct DiagDeleter {
+    void operator()(fy_diag* diag) const { fy_diag_unref(diag); }
+};
+
+// One libfyaml event, given back to its parser when it goes out of scope.
+class Event {
+  public:
+    Event(fy_parser* parser, fy_event* event) : parser_(parser), event_(event) {}
+    Event(const Event&) = delete;
+    Event& operator=(const Event&) = delete;
+    ~Event() {
+        if (event_)
+            fy_parser_event_free(parser_, event_);
+    }
+    fy_event* get() const { return event_; }
+
+  private:
+    fy_parser* parser_;
+    fy_event* event_;
+};
+
+// A libfyaml event parser, reused for every document of a file. Its errors are collected in a
+// diagnostic object of our own rather than printed to stderr.
+class YamlReader {
+  public:
+    YamlReader() {
+        fy_diag_cfg diag_cfg;
+        fy_diag_cfg_default(&diag_cfg);
+        diag_cfg.fp = nullptr;
+        diag_cfg.output_fn = [](fy_diag*, void*, const char*, std::size_t) {};
+        diag_.reset(fy_diag_create(&diag_cfg));
+        if (!diag_)
+            throw std::bad_alloc();
+        fy_diag_set_collect_errors(diag_.get(), true);
+        fy_parse_cfg cfg{};
+        cfg.flags = static_cast<fy_parse_cfg_flags>(FYPCF_QUIET | FYPCF_COLLECT_DIAG);
+        cfg.diag = diag_.get();
+        parser_.reset(fy_parser_create(&cfg));
+        if (!parser_)
+            throw std::bad_alloc();
+    }
+
+    // The one document of `text` as JSON, null when it has none. Throws YamlRefused.
+    json parse(std::string_view text, const LoadLimits& limits) {
+        fy_parser* parser = parser_.get();
+        if (fy_parser_reset(parser) != 0 ||
+            fy_parser_set_string(parser, text.empty() ? "" : text.data(), text.size()) != 0)
+            throw YamlRefused{{}, "cannot start the YAML parser", true};
+        if (const auto bad = first_invalid_byte(text); bad != std::string_view::npos) {
+            const auto before = text.substr(0, bad);
+            const auto line_start = before.rfind('\n');
+            const int line = static_cast<int>(std::count(before.begin(), before.end(), '\n'));
+            const auto column = bad - (line_start == std::string_view::npos ? 0 : line_start + 1);
+            throw YamlRefused{Mark{line, static_cast<int>(column)},
+                              text[bad] == '\0' ? "a NUL byte" : "not valid UTF-8", true};
+        }
+        YamlToJson builder(limits);
+        bool had_document = false;
+        for (;;) {
+            Event event(parser, fy_parser_parse(parser));
+            fy_event* e = event.get();
+            if (!e) {
+                if (fy_parser_get_stream_error(parser))
+                    throw syntax_error();
+                break;
+            }
+            switch (e->type) {
+            case FYET_DOCUMENT_START:
+                if (had_document)
+                    throw YamlRefused{event_mark(e), "unexpected content after the document", true};
+                break;
+            case FYET_DOCUMENT_END:
+                had_document = true;
+                break;
+            case FYET_SCALAR: {
+                const fy_scalar_style style =
+                    e->scalar.value ? fy_token_scalar_style(e->scalar.value) : FYSS_PLAIN;
+                builder.scalar(event_mark(e), token_text(e->scalar.anchor),
+                               std::string(token_text(e->scalar.value)),
+                               !e->scalar.tag && style == FYSS_PLAIN, style == FYSS_DOUBLE_QUOTED);
+                break;
+            }
+            case FYET_ALIAS:
+                builder.alias(event_mark(e), token_text(e->alias.anchor));
+                break;
+            case FYET_SEQUENCE_START:
+                builder.open(event_mark(e), json::array(), token_text(e->sequence_start.anchor));
+                break;
+            case FYET_MAPPING_START:
+                builder.open(event_mark(e), json::object(), token_text(e->mapping_start.anchor));
+                break;
+            case FYET_SEQUENCE_END:
+            case FYET_MAPPING_END:
+                builder.close();
+                break;
+            default:
+                break;
+            }
+            if (e->type == FYET_STREAM_END)
+                break;
+        }
+        return std::move(builder.result);
+    }
+
+  private:
+    // The first error libfyaml collected, with its position.
+    YamlRefused syntax_error() const {
+        void* iter = nullptr;
+        const fy_diag_error* error = fy_diag_errors_iterate(diag_.get(), &iter);
+        if (!error)
+            return YamlRefused{{}, "syntax error", true};
+        // libfyaml counts lines and columns from 1.
+        return YamlRefused{Mark{error->line - 1, error->column - 1},
+                           error->msg ? error->msg : "syntax error", true};
+    }
+
+    std::unique_ptr<fy_diag, DiagDeleter> diag_; // before the parser, which refers to it
+    std::unique_ptr<fy_parser, ParserDeleter> parser_;
 };
 
 bool manifest_extension(const fs::path& path) {
@@ -536,39 +683,22 @@ std::size_t first_content_line(const YamlChunk& chunk) {
     return chunk.first_line + 1;
 }
 
-json yaml_chunk_to_json(const YamlChunk& chunk, const std::string& file, std::size_t index,
-                        const LoadLimits& limits) {
-    auto where = [&](const YAML::Mark& mark) {
+json yaml_chunk_to_json(YamlReader& reader, const YamlChunk& chunk, const std::string& file,
+                        std::size_t index, const LoadLimits& limits) {
+    auto where = [&](const Mark& mark) {
         return "line " +
                std::to_string(chunk.first_line + static_cast<std::size_t>(std::max(mark.line, 0)) +
                               1) +
-               ", column " + std::to_string(mark.column + 1);
+               ", column " + std::to_string(std::max(mark.column, 0) + 1);
     };
-    const std::string text(chunk.text);
-    std::istringstream stream(text);
-    YamlToJson builder(text, limits);
     try {
-        YAML::Parser parser(stream);
-        if (!parser.HandleNextDocument(builder))
-            return nullptr;
-        // One document per chunk. yaml-cpp 0.7 can report "more" forever without consuming
-        // anything (a stray ',' for example), so ask once and treat anything as an error.
-        YamlToJson rest(text, limits);
-        if (parser.HandleNextDocument(rest))
-            throw LoadError{
-                file, index, true,
-                "invalid YAML: unexpected content after the document (a stray ',', ']' or '}'?)"};
+        return reader.parse(chunk.text, limits);
     } catch (const YamlRefused& e) {
         if (e.syntax)
             throw LoadError{file, index, true,
                             "invalid YAML at " + where(e.mark) + ": " + e.reason};
         throw LoadError{file, index, true, e.reason + " (" + where(e.mark) + ")"};
-    } catch (const YAML::DeepRecursion& e) {
-        throw LoadError{file, index, true, "document is nested too deeply at " + where(e.mark)};
-    } catch (const YAML::Exception& e) {
-        throw LoadError{file, index, true, "invalid YAML at " + where(e.mark) + ": " + e.msg};
     }
-    return std::move(builder.result);
 }
 
 void stream_text(const std::string& text, const std::string& file, const LoadLimits& limits,
@@ -578,9 +708,10 @@ void stream_text(const std::string& text, const std::string& file, const LoadLim
         return;
     }
     const auto chunks = split_yaml(text);
+    YamlReader reader;
     for (std::size_t i = 0; i < chunks.size(); ++i)
-        deliver(yaml_chunk_to_json(chunks[i], file, i, limits), file, i, std::nullopt, limits, sink,
-                first_content_line(chunks[i]));
+        deliver(yaml_chunk_to_json(reader, chunks[i], file, i, limits), file, i, std::nullopt,
+                limits, sink, first_content_line(chunks[i]));
 }
 
 } // namespace
@@ -599,8 +730,9 @@ std::vector<json> parse_yaml_documents(const std::string& text, const std::strin
     std::vector<json> out;
     const auto chunks = split_yaml(text);
     out.reserve(chunks.size());
+    YamlReader reader;
     for (std::size_t i = 0; i < chunks.size(); ++i)
-        out.push_back(yaml_chunk_to_json(chunks[i], file, i, limits));
+        out.push_back(yaml_chunk_to_json(reader, chunks[i], file, i, limits));
     return out;
 }
 

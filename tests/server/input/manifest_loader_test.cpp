@@ -662,3 +662,56 @@ SCENARIO("A document that is only a comma is refused as invalid YAML without run
         CHECK(outcome == Outcome::Refused);
     }
 }
+
+SCENARIO("A YAML syntax error names the file's line, not the line within its document") {
+    const std::string text = namespace_yaml("a") + "---\n" + namespace_yaml("b") +
+                             "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: \"c\n";
+    const auto error = load_error([&] { parse_yaml_documents(text, "lines.yaml"); });
+    REQUIRE(error);
+    CHECK(error->index == 2);
+    // The unterminated quote opens on line 14 of the file (line 4 of the third document); the
+    // parser points at the scalar's first character, after the quote.
+    CHECK_THAT(error->reason, Catch::StartsWith("invalid YAML at line 14, column 10: "));
+}
+
+SCENARIO("Bytes that are not UTF-8, or a NUL, are refused rather than cutting the document short") {
+    for (const std::string& bad :
+         {std::string("\xff"), std::string("\xc3"), std::string(1, '\0')}) {
+        const std::string text = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a" + bad +
+                                 "\n  labels: {team: x}\n";
+        const auto error = load_error([&] { parse_yaml_documents(text, "bytes.yaml"); });
+        REQUIRE(error);
+        CHECK(error->index == 0);
+        CHECK_THAT(error->reason, Catch::StartsWith("invalid YAML at line 4, column 10: "));
+    }
+    CHECK(only_document("name: \"\\xe9t\\u00e9\"\nplain: \xc3\xa9t\xc3\xa9\n")["plain"] ==
+          "\xc3\xa9t\xc3\xa9");
+}
+
+SCENARIO(
+    "Block scalars and tagged scalars stay strings; an empty tagged scalar is an empty string") {
+    const json doc = only_document("literal: |\n  80\nfolded: >\n  true\nstr: !!str\nplain:\n");
+    CHECK(doc["literal"] == "80\n");
+    CHECK(doc["folded"] == "true\n");
+    CHECK(doc["str"] == "");
+    CHECK(doc["plain"].is_null());
+}
+
+SCENARIO("An anchor defined again is what later aliases refer to, and is not a recursion") {
+    const json doc = only_document("a: &x [&x 1, *x]\nb: *x\n");
+    CHECK(doc["a"] == json{1, 1});
+    CHECK(doc["b"] == 1);
+}
+
+SCENARIO("A merge key is kept as an ordinary key, as it always was") {
+    const json doc = only_document("base: &b {app: web}\nderived:\n  <<: *b\n  tier: front\n");
+    CHECK(doc["derived"]["<<"] == json{{"app", "web"}});
+    CHECK(doc["derived"]["tier"] == "front");
+}
+
+SCENARIO("Content after a document end marker without a --- is refused as a second document") {
+    const auto error = load_error([] { parse_yaml_documents("a: 1\n...\nb: 2\n", "end.yaml"); });
+    REQUIRE(error);
+    CHECK(error->index == 0);
+    CHECK_THAT(error->reason, Catch::Contains("unexpected content after the document"));
+}
