@@ -264,8 +264,17 @@ Mark event_mark(fy_event* event) {
 struct ParserDeleter {
     void operator()(fy_parser* parser) const { fy_parser_destroy(parser); }
 };
+// libfyaml 0.7 frees the errors a diagnostic object collected only when collecting is turned
+// off, not when the object is destroyed (LeakSanitizer found them).
+void drop_collected_errors(fy_diag* diag) {
+    fy_diag_set_collect_errors(diag, false);
+    fy_diag_reset_error(diag);
+}
 struct DiagDeleter {
-    void operator()(fy_diag* diag) const { fy_diag_unref(diag); }
+    void operator()(fy_diag* diag) const {
+        drop_collected_errors(diag);
+        fy_diag_unref(diag);
+    }
 };
 
 // One libfyaml event, given back to its parser when it goes out of scope.
@@ -309,6 +318,9 @@ class YamlReader {
     // The one document of `text` as JSON, null when it has none. Throws YamlRefused.
     json parse(std::string_view text, const LoadLimits& limits) {
         fy_parser* parser = parser_.get();
+        // Errors of an earlier document must not be taken for this one's.
+        drop_collected_errors(diag_.get());
+        fy_diag_set_collect_errors(diag_.get(), true);
         if (fy_parser_reset(parser) != 0 ||
             fy_parser_set_string(parser, text.empty() ? "" : text.data(), text.size()) != 0)
             throw YamlRefused{{}, "cannot start the YAML parser", true};
