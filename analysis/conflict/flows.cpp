@@ -291,12 +291,8 @@ void sidecar_flows(const resolution::ConfigView& view, const model::ServiceRecor
             continue; // the subset changes nothing about TLS
         if (routing.routes().empty())
             return; // no route sends anyone to any subset
-        if (!members) {
-            members.emplace();
-            for (const auto& c : sending_classes(view, who))
-                if (members->empty() || members->back() != c.ns)
-                    members->push_back(c.ns);
-        }
+        if (!members)
+            members = resolution::outcome_namespaces(view, outcome, *who.host_clients);
         auto routed = resolution::routed_namespaces(view, routing.routes(), subset->name, port.port,
                                                     *members);
         if (routed.empty())

@@ -39,11 +39,7 @@ std::vector<Finding> undefined_subset_routes(const resolution::ConfigView& view,
                  std::vector<NsId>>
             failing;
         for (const auto& outcome : clients.outcomes) {
-            std::vector<NsId> namespaces;
-            for (const auto& c :
-                 sending_classes(view, FlowClients{&clients, &outcome, ClientKind::Sidecar, id}))
-                if (namespaces.empty() || namespaces.back() != c.ns)
-                    namespaces.push_back(c.ns);
+            const auto namespaces = resolution::outcome_namespaces(view, outcome, clients);
             for (const auto& route : routes) {
                 if (defines(outcome.rule, route.destination->subset))
                     continue;
