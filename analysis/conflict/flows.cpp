@@ -458,7 +458,7 @@ std::vector<const resolution::ClientOutcome*> outcomes_of(const resolution::Conf
                                                           const resolution::HostClients& clients,
                                                           const Target& target, NsId sender) {
     const auto& variants = view.config(sender).variants;
-    if (!std::binary_search(clients.resolved.begin(), clients.resolved.end(), sender)) {
+    if (!clients.answers_for(sender)) {
         if (!view.is_mesh_client(sender) || variants.empty())
             return {};
         if (!clients.generic)
@@ -477,9 +477,10 @@ std::vector<const resolution::ClientOutcome*> outcomes_of(const resolution::Conf
     if (all_hidden)
         return {};
     std::vector<const resolution::ClientOutcome*> out;
-    for (const auto& outcome : clients.outcomes)
+    clients.for_each_outcome([&](const resolution::ClientOutcome& outcome) {
         if (in_outcome(view, outcome, true, sender))
             out.push_back(&outcome);
+    });
     return out;
 }
 
@@ -491,8 +492,8 @@ std::vector<const resolution::ClientOutcome*> outcomes_from(const resolution::Co
     if (sender)
         return outcomes_of(view, clients, target, *sender);
     std::vector<const resolution::ClientOutcome*> out;
-    for (const auto& outcome : clients.outcomes)
-        out.push_back(&outcome);
+    clients.for_each_outcome(
+        [&](const resolution::ClientOutcome& outcome) { out.push_back(&outcome); });
     return out;
 }
 
@@ -519,7 +520,7 @@ bool sends_from(const resolution::ConfigView& view, const FlowClients& who, NsId
         return in(view.non_mesh_client_namespaces());
     if (who.routed && !in(*who.routed))
         return false;
-    return in_outcome(view, *who.outcome, in(who.host_clients->resolved), ns);
+    return in_outcome(view, *who.outcome, who.host_clients->answers_for(ns), ns);
 }
 
 namespace {

@@ -38,7 +38,7 @@ std::vector<Finding> undefined_subset_routes(const resolution::ConfigView& view,
         std::map<std::pair<const model::RouteDestination*, const model::DestinationRule*>,
                  std::vector<NsId>>
             failing;
-        for (const auto& outcome : clients.outcomes) {
+        clients.for_each_outcome([&](const resolution::ClientOutcome& outcome) {
             const auto namespaces = resolution::outcome_namespaces(view, outcome, clients);
             for (const auto& route : routes) {
                 if (defines(outcome.rule, route.destination->subset))
@@ -47,7 +47,7 @@ std::vector<Finding> undefined_subset_routes(const resolution::ConfigView& view,
                     if (resolution::route_applies_to(view, route, view.namespace_name(ns)))
                         failing[{route.destination, named_rule(outcome.rule)}].push_back(ns);
             }
-        }
+        });
         for (const auto& route : routes) {
             for (auto& [key, namespaces] : failing) {
                 if (key.first != route.destination)

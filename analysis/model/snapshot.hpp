@@ -320,6 +320,7 @@ class Snapshot {
     std::size_t object_count() const noexcept { return object_count_; }
     // Precomputed DestinationRule resolution for every Service and ServiceEntry host.
     const resolution::ClientIndex& client_index() const noexcept { return *client_index_; }
+    bool has_client_index() const noexcept { return client_index_ != nullptr; }
 
   private:
     friend class SnapshotBuilder;

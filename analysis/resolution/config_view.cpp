@@ -10,6 +10,7 @@ namespace mtlsguard::resolution {
 ConfigView::ConfigView(const model::Snapshot& snapshot) : snapshot_(&snapshot) {
     mesh_clients_ = snapshot.mesh_client_namespaces();
     init_clients();
+    init_sidecar_outcomes(std::nullopt);
 }
 
 ConfigView::ConfigView(const model::Snapshot& snapshot,
@@ -32,6 +33,7 @@ ConfigView::ConfigView(const model::Snapshot& snapshot,
         }
     }
     init_clients();
+    init_sidecar_outcomes(ns);
 }
 
 ConfigView::ConfigView(const model::Snapshot& snapshot,
@@ -39,6 +41,7 @@ ConfigView::ConfigView(const model::Snapshot& snapshot,
     : snapshot_(&snapshot), mesh_policies_(std::move(mesh_policies)) {
     mesh_clients_ = snapshot.mesh_client_namespaces();
     init_clients();
+    init_sidecar_outcomes(std::nullopt);
 }
 
 void ConfigView::restrict_clients_to(std::optional<NsId> ns) {
@@ -50,6 +53,7 @@ void ConfigView::restrict_clients_to(std::optional<NsId> ns) {
     vs_namespaces_.clear();
     sidecar_namespaces_.clear();
     init_clients();
+    sidecar_outcomes_ = build_sidecar_outcomes(*this);
 }
 
 ConfigView::ConfigView(const model::Snapshot& snapshot,
@@ -65,6 +69,7 @@ ConfigView::ConfigView(const model::Snapshot& snapshot,
         relabel_service_at_.emplace(service_ids[i], i);
     mesh_clients_ = relabel_->config ? relabel_->mesh_clients : snapshot.mesh_client_namespaces();
     init_clients();
+    init_sidecar_outcomes(relabel_->ns);
     if (relabel_->config)
         reach_ =
             std::make_shared<const IndexReach>(*this, snapshot, std::vector<NsId>{relabel_->ns});
@@ -113,6 +118,23 @@ void ConfigView::init_clients() {
         if (!c.sidecars.empty() && is_client_[ns])
             sidecar_namespaces_.push_back(ns);
     }
+}
+
+void ConfigView::init_sidecar_outcomes(std::optional<NsId> touched) {
+    if (snapshot_->has_client_index()) {
+        const auto& shared = snapshot_->client_index().sidecars;
+        auto holds_sidecars = [&](NsId ns) {
+            const auto& mine = sidecar_namespaces_;
+            return std::binary_search(mine.begin(), mine.end(), ns) ||
+                   (shared &&
+                    std::binary_search(shared->namespaces.begin(), shared->namespaces.end(), ns));
+        };
+        if (!touched || (*touched != root_ns_ && !holds_sidecars(*touched))) {
+            sidecar_outcomes_ = shared;
+            return;
+        }
+    }
+    sidecar_outcomes_ = build_sidecar_outcomes(*this);
 }
 
 std::size_t ConfigView::namespace_count() const noexcept {

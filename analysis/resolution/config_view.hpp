@@ -13,6 +13,7 @@ namespace mtlsguard::resolution {
 
 using model::NsId;
 struct HostClients;
+struct SidecarOutcomes;
 class IndexReach;
 
 // Reads configuration through an optional override of one namespace's NamespaceConfig or of the
@@ -96,9 +97,17 @@ class ConfigView {
     const std::vector<NsId>& virtual_service_namespaces() const noexcept { return vs_namespaces_; }
     // Sidecar client namespaces holding Sidecar resources (ambient.md §14), in id order.
     const std::vector<NsId>& sidecar_namespaces() const noexcept { return sidecar_namespaces_; }
+    // The outcomes of the classes these namespaces' own Sidecars hide hosts from, shared by every
+    // host the view resolves (the snapshot's when the view changes none of them).
+    const std::shared_ptr<const SidecarOutcomes>& sidecar_outcomes() const noexcept {
+        return sidecar_outcomes_;
+    }
 
   private:
     void init_clients();
+    // The snapshot's Sidecar outcomes, unless `touched` (a namespace the view changes) holds
+    // Sidecars in the view or the snapshot, or is the root namespace: then the view's own.
+    void init_sidecar_outcomes(std::optional<NsId> touched);
 
     const model::Snapshot* snapshot_;
     std::shared_ptr<const model::NamespaceConfig> override_config_;
@@ -114,6 +123,7 @@ class ConfigView {
     std::vector<bool> is_client_;
     std::vector<NsId> vs_namespaces_;
     std::vector<NsId> sidecar_namespaces_;
+    std::shared_ptr<const SidecarOutcomes> sidecar_outcomes_;
     bool rules_changed_ = false;
     bool restricted_ = false;
     NsId root_ns_ = 0;

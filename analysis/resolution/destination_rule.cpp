@@ -60,6 +60,14 @@ using HiddenSlots = std::unordered_map<const model::Sidecar*, std::size_t>;
 
 void add_outcome(HostClients& out, HiddenSlots& hidden, const model::ConsolidatedRule* rule,
                  const model::Sidecar* hidden_by, ClientClass member) {
+    if (hidden_by && out.sidecars) {
+        // A Sidecar of the class's own namespace: its outcome is the view's, with every class
+        // that uses it as members.
+        if (const auto slot = out.sidecars->slot_of(hidden_by)) {
+            out.hidden[*slot / 64] |= std::uint64_t{1} << (*slot % 64);
+            return;
+        }
+    }
     if (hidden_by) {
         // Hidden outcomes have no rule.
         auto [it, inserted] = hidden.try_emplace(hidden_by, out.outcomes.size());
@@ -179,8 +187,62 @@ choose_for_variant(const std::vector<model::ConsolidatedRule>& entries,
     return catch_all;
 }
 
+std::optional<std::uint32_t>
+SidecarOutcomes::slot_of(const model::Sidecar* sidecar) const noexcept {
+    const auto it = std::lower_bound(slots.begin(), slots.end(), sidecar,
+                                     [](const auto& slot, const model::Sidecar* s) {
+                                         return std::less<const model::Sidecar*>()(slot.first, s);
+                                     });
+    if (it == slots.end() || it->first != sidecar)
+        return std::nullopt;
+    return it->second;
+}
+
+std::shared_ptr<const SidecarOutcomes> build_sidecar_outcomes(const ConfigView& view) {
+    auto out = std::make_shared<SidecarOutcomes>();
+    const model::Sidecar* mesh_default = mesh_default_sidecar(view);
+    for (NsId ns : view.sidecar_namespaces()) {
+        out->namespaces.push_back(ns);
+        const auto variants = view.config(ns).variants.size();
+        for (std::size_t v = 0; v < variants; ++v) {
+            const model::Sidecar* sidecar = sidecar_of(view, ns, v);
+            if (!sidecar || sidecar == mesh_default)
+                continue;
+            const ClientClass member{ns, static_cast<std::uint16_t>(v)};
+            // A namespace's variants are next to each other: its Sidecars are the last slots.
+            auto it = std::find_if(out->slots.rbegin(), out->slots.rend(),
+                                   [&](const auto& slot) { return slot.first == sidecar; });
+            if (it != out->slots.rend() && out->outcomes[it->second].members.front().ns == ns) {
+                out->outcomes[it->second].members.push_back(member);
+                continue;
+            }
+            out->slots.emplace_back(sidecar, static_cast<std::uint32_t>(out->outcomes.size()));
+            out->outcomes.push_back(ClientOutcome{nullptr, {member}, false, sidecar});
+        }
+    }
+    std::sort(out->namespaces.begin(), out->namespaces.end());
+    std::sort(out->slots.begin(), out->slots.end(), [](const auto& a, const auto& b) {
+        return std::less<const model::Sidecar*>()(a.first, b.first);
+    });
+    return out;
+}
+
+bool HostClients::answers_for(NsId ns) const noexcept {
+    return std::binary_search(resolved.begin(), resolved.end(), ns) ||
+           (sidecars &&
+            std::binary_search(sidecars->namespaces.begin(), sidecars->namespaces.end(), ns));
+}
+
+std::size_t HostClients::own_answers() const noexcept {
+    return resolved.size() + (sidecars ? sidecars->namespaces.size() : 0);
+}
+
 HostClients resolve_host_clients(const ConfigView& view, const std::string& host, NsId service_ns) {
     HostClients out;
+    if (const auto& sidecars = view.sidecar_outcomes(); sidecars && !sidecars->namespaces.empty()) {
+        out.sidecars = sidecars;
+        out.hidden.assign((sidecars->outcomes.size() + 63) / 64, 0);
+    }
     const auto keys = candidate_keys(host);
     const auto override_ns = view.overridden_namespace();
     static thread_local HiddenSlots hidden;
@@ -231,13 +293,13 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
         note_export_names(view.config(service_ns).exported, keys, names);
     if (view.root_namespace_id() < view.namespace_count())
         note_export_names(view.config(view.root_namespace_id()).exported, keys, names);
-    std::sort(step1.begin(), step1.end());
-    out.resolved = step1;
+    // Every namespace with an answer of its own, the Sidecar outcomes' included.
+    std::vector<NsId> own = std::move(step1);
+    std::sort(own.begin(), own.end());
     std::sort(names.begin(), names.end());
     names.erase(std::unique(names.begin(), names.end()), names.end());
     auto resolve_namespace = [&](NsId ns) {
-        if (!view.is_mesh_client(ns) ||
-            std::binary_search(out.resolved.begin(), out.resolved.end(), ns))
+        if (!view.is_mesh_client(ns) || std::binary_search(own.begin(), own.end(), ns))
             return;
         // The rule only for classes that see the host: most Sidecars hide most hosts.
         std::optional<const model::ConsolidatedRule*> rule;
@@ -252,7 +314,7 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
                 rule = default_rule(view, service_ns, keys, view.namespace_name(ns));
             add_outcome(out, hidden, *rule, nullptr, member);
         }
-        out.resolved.insert(std::lower_bound(out.resolved.begin(), out.resolved.end(), ns), ns);
+        own.insert(std::lower_bound(own.begin(), own.end(), ns), ns);
     };
     for (const auto& name : names)
         if (auto ns = view.namespace_id(name))
@@ -263,9 +325,18 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
     if (mesh_default && service_ns < view.namespace_count())
         resolve_namespace(service_ns);
 
-    if (out.resolved.size() < view.mesh_client_namespaces().size())
+    if (own.size() < view.mesh_client_namespaces().size())
         add_generic(out, view, target, service_ns, keys, mesh_default);
     out.outcomes.shrink_to_fit(); // kept for the snapshot's lifetime in its client index
+    out.resolved.reserve(own.size());
+    for (NsId ns : own)
+        if (!out.sidecars || !std::binary_search(out.sidecars->namespaces.begin(),
+                                                 out.sidecars->namespaces.end(), ns))
+            out.resolved.push_back(ns);
+    out.resolved.shrink_to_fit();
+    if (std::all_of(out.hidden.begin(), out.hidden.end(), [](std::uint64_t w) { return w == 0; }))
+        out.hidden.clear();
+    out.hidden.shrink_to_fit();
     return out;
 }
 
@@ -281,6 +352,7 @@ const model::ConsolidatedRule* rule_for_namespace(const ConfigView& view, const 
 std::shared_ptr<const ClientIndex> build_client_index(const model::Snapshot& snapshot) {
     auto index = std::make_shared<ClientIndex>();
     const ConfigView view(snapshot);
+    index->sidecars = view.sidecar_outcomes();
     index->services.reserve(snapshot.services().size());
     for (const auto& service : snapshot.services())
         index->services.push_back(resolve_host_clients(view, service.host, service.ns));
@@ -343,6 +415,7 @@ bool IndexReach::reaches(const std::string& host, NsId host_ns, NsId root,
     };
     // An entry refers to the rules and variants of the host's namespace, the root, and the
     // namespaces in `resolved` (step 1, or named by an exportTo).
+    // (The namespaces of old.sidecars hold Sidecars: when one of them changed, everything_.)
     if (changed(host_ns) || std::any_of(old.resolved.begin(), old.resolved.end(), changed))
         return true;
     for (const std::string* key : keys_) {
@@ -356,7 +429,7 @@ bool IndexReach::reaches(const std::string& host, NsId host_ns, NsId root,
     if (naming_[host_ns] || (root < naming_.size() && naming_[root]))
         return true;
     // Whether some mesh client is left without an answer of its own (the generic outcome).
-    const std::size_t own = old.resolved.size();
+    const std::size_t own = old.own_answers();
     return (own < clients_before_) != (own < clients_now_);
 }
 
@@ -376,6 +449,7 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
     constexpr std::uint32_t none = 0xffffffffu;
     const NsId root = view.root_namespace_id();
     auto index = std::make_shared<ClientIndex>();
+    index->sidecars = view.sidecar_outcomes();
     const auto& before = previous.client_index();
     index->services.reserve(snapshot.services().size());
     for (std::size_t i = 0; i < snapshot.services().size(); ++i) {
@@ -424,7 +498,7 @@ std::vector<ClientClass> expand_members(const ConfigView& view, const ClientOutc
     std::vector<ClientClass> members(outcome.members.begin(), outcome.members.end());
     if (outcome.generic) {
         for (NsId ns : view.mesh_client_namespaces()) {
-            if (std::binary_search(clients.resolved.begin(), clients.resolved.end(), ns))
+            if (clients.answers_for(ns))
                 continue;
             const auto variants = view.config(ns).variants.size();
             for (std::size_t v = 0; v < variants; ++v)
@@ -446,16 +520,25 @@ std::vector<NsId> outcome_namespaces(const ConfigView& view, const ClientOutcome
     if (!outcome.generic)
         return own;
     // Every mesh client namespace without an answer of its own (each has at least one variant),
-    // merged with the outcome's listed ones: both sorted, so one pass.
+    // merged with the outcome's listed ones: all sorted, so one pass.
     const auto& mesh = view.mesh_client_namespaces();
     std::vector<NsId> out;
     out.reserve(mesh.size() + own.size());
     auto next_own = own.begin();
-    auto resolved = clients.resolved.begin();
+    struct Skip {
+        std::vector<NsId>::const_iterator at, end;
+        bool has(NsId ns) {
+            while (at != end && *at < ns)
+                ++at;
+            return at != end && *at == ns;
+        }
+    };
+    static const std::vector<NsId> none;
+    const auto& with_sidecars = clients.sidecars ? clients.sidecars->namespaces : none;
+    Skip resolved{clients.resolved.begin(), clients.resolved.end()};
+    Skip sidecar_namespaces{with_sidecars.begin(), with_sidecars.end()};
     for (NsId ns : mesh) {
-        while (resolved != clients.resolved.end() && *resolved < ns)
-            ++resolved;
-        if (resolved != clients.resolved.end() && *resolved == ns)
+        if (resolved.has(ns) || sidecar_namespaces.has(ns))
             continue;
         while (next_own != own.end() && *next_own < ns)
             out.push_back(*next_own++);

@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace mtlsguard::resolution {
@@ -133,19 +135,57 @@ class ClassList {
 struct ClientOutcome {
     const model::ConsolidatedRule* rule = nullptr;
     ClassList members;
-    // Also every mesh client namespace (all its variants) not listed in HostClients::resolved.
+    // Also every mesh client namespace (all its variants) without an answer of its own
+    // (HostClients::answers_for).
     bool generic = false;
     // The Sidecar resource that hides the host from these clients (ambient.md §14): they have no
     // cluster for it, so no DestinationRule (rule is null) and no auto mTLS.
     const model::Sidecar* hidden_by = nullptr;
 };
 
-struct HostClients {
+// The outcomes of client classes whose own namespace's Sidecar resource hides a host (ambient.md
+// §14): one per such Sidecar, whose members are every class using it, the same for every host it
+// hides. A view holds them once, and each host keeps one bit per Sidecar instead of a copy: most
+// Sidecars hide most hosts, and at Kubernetes' limit (5,000 namespaces, 850 of them holding
+// Sidecars, 10,000 Services) the copies took 360 MB per client index. The root namespace's
+// default Sidecar is not among them: the classes it hides are in HostClients::outcomes.
+struct SidecarOutcomes {
     std::vector<ClientOutcome> outcomes;
-    std::vector<NsId> resolved; // sorted: namespaces with their own answer (not generic)
+    // Sorted: the mesh client namespaces holding Sidecars (ConfigView::sidecar_namespaces()),
+    // which have an answer of their own for every host.
+    std::vector<NsId> namespaces;
+    // Sorted by Sidecar: which outcome a Sidecar's hidden classes are in.
+    std::vector<std::pair<const model::Sidecar*, std::uint32_t>> slots;
+
+    std::optional<std::uint32_t> slot_of(const model::Sidecar* sidecar) const noexcept;
+};
+// The SidecarOutcomes of `view`'s clients.
+std::shared_ptr<const SidecarOutcomes> build_sidecar_outcomes(const ConfigView& view);
+
+struct HostClients {
+    std::vector<ClientOutcome> outcomes; // besides the Sidecar outcomes `hidden` marks
+    // Sorted: namespaces with their own answer (not generic), besides sidecars->namespaces.
+    std::vector<NsId> resolved;
     // Where in `outcomes` the one generic outcome is, if any: a host can have one outcome per
     // Sidecar of the mesh, too many to search for it.
     std::optional<std::uint32_t> generic;
+    // The Sidecar outcomes of the view this host was resolved in, and which of them are this
+    // host's (bit i: sidecars->outcomes[i]).
+    std::shared_ptr<const SidecarOutcomes> sidecars;
+    std::vector<std::uint64_t> hidden;
+
+    // Whether the classes of `ns` have an answer of their own (else the generic outcome's).
+    bool answers_for(NsId ns) const noexcept;
+    // How many namespaces have an answer of their own.
+    std::size_t own_answers() const noexcept;
+    // Every outcome: `outcomes`, then the Sidecar outcomes `hidden` marks.
+    template <class F> void for_each_outcome(F&& f) const {
+        for (const ClientOutcome& outcome : outcomes)
+            f(outcome);
+        for (std::size_t word = 0; word < hidden.size(); ++word)
+            for (std::uint64_t bits = hidden[word]; bits != 0; bits &= bits - 1)
+                f(sidecars->outcomes[word * 64 + static_cast<std::size_t>(__builtin_ctzll(bits))]);
+    }
 };
 
 // Resolves, for every sidecar client class of the mesh, the DestinationRule used for `host`,
@@ -164,6 +204,7 @@ const model::ConsolidatedRule* rule_for_namespace(const ConfigView& view, const 
 struct ClientIndex {
     std::vector<HostClients> services;
     std::vector<HostClients> external_hosts;
+    std::shared_ptr<const SidecarOutcomes> sidecars; // the snapshot's own
 };
 std::shared_ptr<const ClientIndex> build_client_index(const model::Snapshot& snapshot);
 // Which entries of `previous`'s client index a change to the configuration or the clients of the

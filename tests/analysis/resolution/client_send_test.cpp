@@ -28,11 +28,14 @@ std::vector<json> shop(const std::vector<json>& more = {}) {
 
 const resolution::ClientOutcome&
 outcome_for(const ConfigView& view, const resolution::HostClients& clients, model::NsId client) {
-    for (const auto& outcome : clients.outcomes) {
-        const auto members = resolution::expand_members(view, outcome, clients);
+    std::vector<const resolution::ClientOutcome*> outcomes;
+    clients.for_each_outcome(
+        [&](const resolution::ClientOutcome& outcome) { outcomes.push_back(&outcome); });
+    for (const auto* outcome : outcomes) {
+        const auto members = resolution::expand_members(view, *outcome, clients);
         if (std::find(members.begin(), members.end(), resolution::ClientClass{client, 0}) !=
             members.end())
-            return outcome;
+            return *outcome;
     }
     FAIL("the namespace is not a sidecar client");
     return clients.outcomes.front();

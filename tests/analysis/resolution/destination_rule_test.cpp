@@ -52,7 +52,11 @@ std::string rule_for(const model::Snapshot& snapshot, const std::string& client_
         REQUIRE(found);
     }
     std::string answer = "not a client";
-    for (const auto& outcome : clients.outcomes) {
+    std::vector<const resolution::ClientOutcome*> outcomes;
+    clients.for_each_outcome(
+        [&](const resolution::ClientOutcome& outcome) { outcomes.push_back(&outcome); });
+    for (const auto* each : outcomes) {
+        const auto& outcome = *each;
         const auto members = resolution::expand_members(view, outcome, clients);
         if (std::find(members.begin(), members.end(), resolution::ClientClass{client, variant}) ==
             members.end())
@@ -324,13 +328,13 @@ TEST_CASE("outcome_namespaces lists the namespaces of expand_members' classes, o
     const ConfigView view(*snapshot);
     const auto clients = resolution::resolve_host_clients(view, web_host, ns_id(*snapshot, "shop"));
     REQUIRE(!clients.outcomes.empty());
-    for (const auto& outcome : clients.outcomes) {
+    clients.for_each_outcome([&](const resolution::ClientOutcome& outcome) {
         std::vector<model::NsId> expected;
         for (const auto& c : resolution::expand_members(view, outcome, clients))
             if (expected.empty() || expected.back() != c.ns)
                 expected.push_back(c.ns);
         CHECK(resolution::outcome_namespaces(view, outcome, clients) == expected);
-    }
+    });
 }
 
 TEST_CASE("A matching port entry replaces the top-level TLS, a subset overrides or inherits, "

@@ -162,7 +162,7 @@ SCENARIO("ambient.md §14: a hidden host gets no DestinationRule, a visible one 
                                                           ns_id(*snapshot, "shop"));
     std::map<std::string, std::string> answer; // client class -> "rule" or "hidden by"
     const auto front = ns_id(*snapshot, "front");
-    for (const auto& outcome : clients.outcomes)
+    clients.for_each_outcome([&](const resolution::ClientOutcome& outcome) {
         for (const auto& member : resolution::expand_members(view, outcome, clients)) {
             if (member.ns != front)
                 continue;
@@ -172,6 +172,7 @@ SCENARIO("ambient.md §14: a hidden host gets no DestinationRule, a visible one 
                           : outcome.rule    ? "rule " + outcome.rule->members.front()->ref.name
                                             : "no rule";
         }
+    });
     CHECK(answer == std::map<std::string, std::string>{{"canary", "hidden by canary"},
                                                        {"others", "rule web"}});
 }

@@ -732,11 +732,18 @@ std::vector<std::string> describe(const model::Snapshot& s) {
         std::string line = what + " resolved";
         for (auto ns : clients.resolved)
             line += " " + std::to_string(ns);
-        for (const auto& outcome : clients.outcomes) {
+        line += " with Sidecars";
+        if (clients.sidecars)
+            for (auto ns : clients.sidecars->namespaces)
+                line += " " + std::to_string(ns);
+        clients.for_each_outcome([&](const resolution::ClientOutcome& outcome) {
             line += " | " + rule_name(outcome.rule) + "generic=" + std::to_string(outcome.generic);
+            if (outcome.hidden_by)
+                line += " hidden by " + outcome.hidden_by->ref.namespace_name + "/" +
+                        outcome.hidden_by->ref.name;
             for (const auto& member : outcome.members)
                 line += " " + std::to_string(member.ns) + "." + std::to_string(member.variant);
-        }
+        });
         return line;
     };
     for (std::size_t i = 0; i < index.services.size(); ++i)
