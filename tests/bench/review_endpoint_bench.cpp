@@ -5,9 +5,9 @@
 #include "server/admission/review_endpoint.hpp"
 #include "server/https/self_signed.hpp"
 #include "server/https/tls_context.hpp"
-#include "server/input/snapshot_files.hpp"
 #include "server/observability/logging.hpp"
 #include "server/observability/metrics.hpp"
+#include "server/snapshot/snapshot_files.hpp"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

@@ -1,5 +1,5 @@
 // Tests of load_snapshot: decode errors name file, document and field; version notice; mesh config.
-#include "server/input/snapshot_files.hpp"
+#include "server/snapshot/snapshot_files.hpp"
 #include "tests/support/files.hpp"
 
 #include <catch2/catch.hpp>
