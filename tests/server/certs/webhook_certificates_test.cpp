@@ -1,9 +1,9 @@
 // `mtls-guard certs` against a fake API server over loopback TLS: the Secret, the caBundle,
 // renewals, conflicts, failures; and the real binary's exit codes.
 #include "server/certs/webhook_certificates.hpp"
-#include "server/https/tls_context.hpp"
 #include "server/input/manifest_loader.hpp"
 #include "server/kube/config.hpp"
+#include "server/tls/tls_context.hpp"
 #include "tests/server/kube/support/kube_harness.hpp"
 #include "tests/support/run_command.hpp"
 
