@@ -2,7 +2,7 @@
 // renew the CA (keeping the previous one trusted). No I/O; the clock is a parameter.
 #pragma once
 
-#include "server/https/self_signed.hpp"
+#include "server/tls/self_signed.hpp"
 
 #include <chrono>
 #include <map>

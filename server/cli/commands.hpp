@@ -1,7 +1,7 @@
 // The offline subcommands: options as parsed from the command line, and their entry points.
 #pragma once
 
-#include "server/input/snapshot_files.hpp"
+#include "server/snapshot/snapshot_files.hpp"
 
 #include <optional>
 #include <string>

@@ -2,15 +2,15 @@
 // then runs until SIGTERM and drains.
 #include "analysis/model/decode.hpp"
 #include "server/cli/commands.hpp"
-#include "server/https/cluster_snapshot_source.hpp"
-#include "server/https/poller.hpp"
 #include "server/https/request_handler.hpp"
-#include "server/https/self_signed.hpp"
 #include "server/https/server.hpp"
-#include "server/https/snapshot_reloader.hpp"
-#include "server/https/tls_context.hpp"
 #include "server/observability/logging.hpp"
 #include "server/observability/metrics.hpp"
+#include "server/snapshot/cluster_snapshot_source.hpp"
+#include "server/snapshot/poller.hpp"
+#include "server/snapshot/snapshot_reloader.hpp"
+#include "server/tls/self_signed.hpp"
+#include "server/tls/tls_context.hpp"
 
 #include <algorithm>
 #include <cerrno>

@@ -8,8 +8,8 @@
 #include "server/https/http_routing.hpp"
 #include "server/https/io_pool.hpp"
 #include "server/https/request_handler.hpp"
-#include "server/https/tls_context.hpp"
 #include "server/observability/metrics.hpp"
+#include "server/tls/tls_context.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>

@@ -3,8 +3,8 @@
 #pragma once
 
 #include "server/https/http_routing.hpp"
-#include "server/https/snapshot_reloader.hpp"
 #include "server/observability/metrics.hpp"
+#include "server/snapshot/snapshot_reloader.hpp"
 
 #include <atomic>
 #include <boost/beast/http/message.hpp>

@@ -6,8 +6,8 @@
 #include "server/https/io_pool.hpp"
 #include "server/https/listener.hpp"
 #include "server/https/request_handler.hpp"
-#include "server/https/tls_context.hpp"
 #include "server/observability/metrics.hpp"
+#include "server/tls/tls_context.hpp"
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>

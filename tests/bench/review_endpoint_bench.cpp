@@ -3,11 +3,11 @@
 // body, the decision log line and the metrics, on serve_bench.sh's review and the demo mesh.
 #include "server/admission/review_body.hpp"
 #include "server/admission/review_endpoint.hpp"
-#include "server/https/self_signed.hpp"
-#include "server/https/tls_context.hpp"
-#include "server/input/snapshot_files.hpp"
 #include "server/observability/logging.hpp"
 #include "server/observability/metrics.hpp"
+#include "server/snapshot/snapshot_files.hpp"
+#include "server/tls/self_signed.hpp"
+#include "server/tls/tls_context.hpp"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>

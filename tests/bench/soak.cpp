@@ -9,7 +9,7 @@
 // the answers before it took, and its latency counts from that due time, so a stall shows in the
 // percentiles instead of slowing the load down (wrk's closed loop hides it). Exit code 0 when no
 // request failed and RSS grew less than --max-rss-growth percent, 1 otherwise, 2 on bad usage.
-#include "server/https/self_signed.hpp"
+#include "server/tls/self_signed.hpp"
 #include "tests/server/https/support/tls_client.hpp"
 
 #include <CLI/CLI.hpp>

@@ -940,21 +940,18 @@ TEST_CASE("the chart's defaults render an enforcing fail-closed webhook with bui
 TEST_CASE("warn mode passes --mode warn and fails open unless failurePolicy is set",
           "[deploy][helm]") {
     const Names names;
-    SECTION("mode=warn alone gives failurePolicy Ignore") {
-        const Docs docs = helm_template("--set mode=warn");
-        check_deployment(docs, names, 2, "warn");
-        check_webhook(docs, names, "Ignore", {"kube-system", "mtls-guard"});
-    }
-    SECTION("an explicit failurePolicy wins over the mode's default") {
-        const Docs docs = helm_template("--set mode=warn --set failurePolicy=Fail");
-        check_deployment(docs, names, 2, "warn");
-        check_webhook(docs, names, "Fail", {"kube-system", "mtls-guard"});
-    }
-    SECTION("enforce mode may fail open when asked to") {
-        const Docs docs = helm_template("--set failurePolicy=Ignore");
-        check_deployment(docs, names, 2, "enforce");
-        check_webhook(docs, names, "Ignore", {"kube-system", "mtls-guard"});
-    }
+    const auto [what, values, mode, failure_policy] =
+        GENERATE(table<std::string, std::string, std::string, std::string>({
+            {"mode=warn alone gives failurePolicy Ignore", "--set mode=warn", "warn", "Ignore"},
+            {"an explicit failurePolicy wins over the mode's default",
+             "--set mode=warn --set failurePolicy=Fail", "warn", "Fail"},
+            {"enforce mode may fail open when asked to", "--set failurePolicy=Ignore", "enforce",
+             "Ignore"},
+        }));
+    INFO(what << " (helm template " << values << ")");
+    const Docs docs = helm_template(values);
+    check_deployment(docs, names, 2, mode);
+    check_webhook(docs, names, failure_policy, {"kube-system", "mtls-guard"});
 }
 
 TEST_CASE("the live-cluster flags come from the values", "[deploy][helm]") {

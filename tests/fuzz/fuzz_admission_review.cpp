@@ -1,7 +1,7 @@
 // Fuzz target: arbitrary bytes as a /validate body, decided on the demo mesh; never a crash or a
 // 500.
 #include "server/admission/review_endpoint.hpp"
-#include "server/input/snapshot_files.hpp"
+#include "server/snapshot/snapshot_files.hpp"
 
 #include <cstdint>
 #include <cstdio>

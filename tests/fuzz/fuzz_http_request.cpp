@@ -6,10 +6,10 @@
 #include "server/https/http_routing.hpp"
 #include "server/https/listener.hpp"
 #include "server/https/request_handler.hpp"
-#include "server/https/snapshot_reloader.hpp"
-#include "server/input/snapshot_files.hpp"
 #include "server/observability/logging.hpp"
 #include "server/observability/metrics.hpp"
+#include "server/snapshot/snapshot_files.hpp"
+#include "server/snapshot/snapshot_reloader.hpp"
 
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>

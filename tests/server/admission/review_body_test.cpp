@@ -2,7 +2,7 @@
 // the nlohmann::json reference reader does, and gives way to it on every body it cannot read alike.
 #include "server/admission/review_body.hpp"
 #include "server/admission/review_endpoint.hpp"
-#include "server/input/snapshot_files.hpp"
+#include "server/snapshot/snapshot_files.hpp"
 
 #include <catch2/catch.hpp>
 #include <filesystem>

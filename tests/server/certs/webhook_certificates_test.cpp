@@ -1,9 +1,9 @@
 // `mtls-guard certs` against a fake API server over loopback TLS: the Secret, the caBundle,
 // renewals, conflicts, failures; and the real binary's exit codes.
 #include "server/certs/webhook_certificates.hpp"
-#include "server/https/tls_context.hpp"
 #include "server/input/manifest_loader.hpp"
 #include "server/kube/config.hpp"
+#include "server/tls/tls_context.hpp"
 #include "tests/server/kube/support/kube_harness.hpp"
 #include "tests/support/run_command.hpp"
 
@@ -387,30 +387,33 @@ TEST_CASE("transient API failures are retried; refusals are not", "[certs]") {
 }
 
 TEST_CASE("a Secret that is not ours to manage is refused", "[certs]") {
-    SECTION("another type") {
+    struct ForeignSecret {
+        std::string whose;
+        json secret;
+        std::string reason; // a part of the error
+    };
+    const ForeignSecret rows[] = {
+        {"another type",
+         {{"metadata", {{"name", kSecret}, {"namespace", kNs}}},
+          {"type", "Opaque"},
+          {"data", {{"password", "c2VjcmV0"}}}},
+         "has type Opaque"},
+        {"cert-manager's",
+         {{"metadata",
+           {{"name", kSecret},
+            {"namespace", kNs},
+            {"annotations", {{"cert-manager.io/certificate-name", "mtls-guard-serving"}}}}},
+          {"type", "kubernetes.io/tls"},
+          {"data", json::object()}},
+         "cert-manager"},
+    };
+    for (const auto& row : rows) {
+        INFO("the Secret: " << row.whose);
         CertsCluster c;
-        c.cluster.server.create("", "secrets",
-                                {{"metadata", {{"name", kSecret}, {"namespace", kNs}}},
-                                 {"type", "Opaque"},
-                                 {"data", {{"password", "c2VjcmV0"}}}});
+        c.cluster.server.create("", "secrets", row.secret);
         const auto outcome = c.run();
         CHECK(outcome.exit_code == 1);
-        CHECK(outcome.error.find("has type Opaque") != std::string::npos);
-        CHECK(c.writes().empty());
-    }
-    SECTION("cert-manager's") {
-        CertsCluster c;
-        c.cluster.server.create(
-            "", "secrets",
-            {{"metadata",
-              {{"name", kSecret},
-               {"namespace", kNs},
-               {"annotations", {{"cert-manager.io/certificate-name", "mtls-guard-serving"}}}}},
-             {"type", "kubernetes.io/tls"},
-             {"data", json::object()}});
-        const auto outcome = c.run();
-        CHECK(outcome.exit_code == 1);
-        CHECK(outcome.error.find("cert-manager") != std::string::npos);
+        CHECK(outcome.error.find(row.reason) != std::string::npos);
         CHECK(c.writes().empty());
     }
 }

@@ -3,7 +3,7 @@
 // MTLS_GUARD_BINARY and MTLS_GUARD_FIXTURES defined.
 #pragma once
 
-#include "server/https/self_signed.hpp"
+#include "server/tls/self_signed.hpp"
 #include "tests/server/https/support/tls_client.hpp"
 #include "tests/support/files.hpp"
 

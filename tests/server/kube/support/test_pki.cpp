@@ -1,7 +1,7 @@
 // Certificates for loopback TLS tests: a CA, server certificates and client certificates.
 #include "tests/server/kube/support/test_pki.hpp"
 
-#include "server/https/self_signed.hpp"
+#include "server/tls/self_signed.hpp"
 
 #include <chrono>
 

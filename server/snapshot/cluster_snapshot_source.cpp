@@ -1,6 +1,6 @@
 // The live cluster as serve's snapshot source: the Kubernetes watcher publishing into the same
 // SnapshotStore the file reloader uses, the stale-snapshot warning and policy, and its metrics.
-#include "server/https/cluster_snapshot_source.hpp"
+#include "server/snapshot/cluster_snapshot_source.hpp"
 
 #include "analysis/analyze.hpp"
 #include "server/observability/logging.hpp"

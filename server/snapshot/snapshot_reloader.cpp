@@ -1,6 +1,6 @@
-// The snapshot and admission settings the webhook decides with, published without locks, and their
-// reload from manifest files (serve --snapshot) when the files change.
-#include "server/https/snapshot_reloader.hpp"
+// The snapshot and admission settings the webhook decides with, published to the deciding threads,
+// and their reload from manifest files (serve --snapshot) when the files change.
+#include "server/snapshot/snapshot_reloader.hpp"
 
 #include "analysis/analyze.hpp"
 #include "server/observability/logging.hpp"

@@ -1,8 +1,8 @@
 // Unit tests of the live cluster source of serve, in process against the fake API server: the
 // store fills after sync, the stale warning and policy reach the admission settings, the metrics
 // follow the watcher, and whole-snapshot findings are recomputed at most once per interval.
-#include "server/https/cluster_snapshot_source.hpp"
-#include "server/input/snapshot_files.hpp"
+#include "server/snapshot/cluster_snapshot_source.hpp"
+#include "server/snapshot/snapshot_files.hpp"
 #include "tests/server/kube/support/cluster_objects.hpp"
 #include "tests/server/kube/support/kube_harness.hpp"
 

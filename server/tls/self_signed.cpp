@@ -1,6 +1,6 @@
 // Certificates made and checked with OpenSSL: the demo pair of serve, the certificates of `certs`,
 // test PKI.
-#include "server/https/self_signed.hpp"
+#include "server/tls/self_signed.hpp"
 
 #include <array>
 #include <cerrno>

@@ -1,12 +1,12 @@
-// The snapshot and admission settings the webhook decides with, published without locks, and their
-// reload from manifest files (serve --snapshot) when the files change.
+// The snapshot and admission settings the webhook decides with, published to the deciding threads,
+// and their reload from manifest files (serve --snapshot) when the files change.
 #pragma once
 
 #include "analysis/admission/admission.hpp"
 #include "analysis/model/snapshot.hpp"
-#include "server/https/shared_slot.hpp"
-#include "server/input/snapshot_files.hpp"
 #include "server/observability/metrics.hpp"
+#include "server/snapshot/shared_slot.hpp"
+#include "server/snapshot/snapshot_files.hpp"
 
 #include <cstdint>
 #include <filesystem>

@@ -1,5 +1,5 @@
 // Tests of load_snapshot: decode errors name file, document and field; version notice; mesh config.
-#include "server/input/snapshot_files.hpp"
+#include "server/snapshot/snapshot_files.hpp"
 #include "tests/support/files.hpp"
 
 #include <catch2/catch.hpp>
@@ -312,33 +312,30 @@ SCENARIO("v1alpha1 objects without --istio-version switch to the 1.5 rules and s
 }
 
 SCENARIO("--mesh-config may be the istio ConfigMap or a plain MeshConfig") {
-    TempDir dir;
-    const auto manifests = dir.write("cluster.yaml", namespace_doc);
-    const auto as_config_map = dir.write("istio-cm.yaml", R"(apiVersion: v1
+    // Each form turns auto mTLS off; the JSON one names no root namespace, so the default stays.
+    const auto [form, file_name, content, root_namespace] =
+        GENERATE(table<std::string, std::string, std::string, std::string>({
+            {"the istio ConfigMap", "istio-cm.yaml", R"(apiVersion: v1
 kind: ConfigMap
 metadata: {name: istio, namespace: istio-system}
 data:
   mesh: |-
     enableAutoMtls: false
     rootNamespace: mesh-root
-)");
-    const auto as_mesh_config =
-        dir.write("mesh.yaml", "enableAutoMtls: false\nrootNamespace: mesh-root\n");
-    const auto as_json = dir.write("mesh.json", R"({"enableAutoMtls": false})");
-
-    for (const auto& mesh_file : {as_config_map, as_mesh_config}) {
-        INFO("--mesh-config " << mesh_file);
-        auto source = source_of({manifests});
-        source.mesh_config_file = mesh_file;
+)",
+             "mesh-root"},
+            {"a plain MeshConfig", "mesh.yaml", "enableAutoMtls: false\nrootNamespace: mesh-root\n",
+             "mesh-root"},
+            {"a MeshConfig in JSON", "mesh.json", R"({"enableAutoMtls": false})", "istio-system"},
+        }));
+    GIVEN(form) {
+        TempDir dir;
+        auto source = source_of({dir.write("cluster.yaml", namespace_doc)});
+        source.mesh_config_file = dir.write(file_name, content);
         const auto loaded = load_snapshot(source);
         CHECK_FALSE(loaded.snapshot->mesh().auto_mtls);
-        CHECK(loaded.snapshot->mesh().root_namespace == "mesh-root");
+        CHECK(loaded.snapshot->mesh().root_namespace == root_namespace);
     }
-    auto source = source_of({manifests});
-    source.mesh_config_file = as_json;
-    const auto loaded = load_snapshot(source);
-    CHECK_FALSE(loaded.snapshot->mesh().auto_mtls);
-    CHECK(loaded.snapshot->mesh().root_namespace == "istio-system");
 }
 
 SCENARIO("--mesh-config beats an istio ConfigMap found among the manifests") {

@@ -1,6 +1,6 @@
 // Periodic background work of serve (snapshot and certificate polls) on one thread of its own: a
 // reload of a large mesh takes seconds and must not hold up an I/O thread.
-#include "server/https/poller.hpp"
+#include "server/snapshot/poller.hpp"
 
 #include "server/observability/logging.hpp"
 

@@ -1,8 +1,8 @@
 // Unit tests of the serving TLS context: the TLS policy, refused key pairs, generated certificates,
 // and reloads that swap only when the files hold a new, usable pair.
-#include "server/https/self_signed.hpp"
-#include "server/https/tls_context.hpp"
 #include "server/observability/metrics.hpp"
+#include "server/tls/self_signed.hpp"
+#include "server/tls/tls_context.hpp"
 #include "tests/support/files.hpp"
 
 #include <catch2/catch.hpp>

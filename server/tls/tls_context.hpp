@@ -3,8 +3,8 @@
 // symlink).
 #pragma once
 
-#include "server/https/shared_slot.hpp"
 #include "server/observability/metrics.hpp"
+#include "server/snapshot/shared_slot.hpp"
 
 #include <boost/asio/ssl/context.hpp>
 #include <memory>

@@ -1,6 +1,6 @@
 // Builds the engine's snapshot from manifest files, for analyze, matrix, review and serve
 // --snapshot.
-#include "server/input/snapshot_files.hpp"
+#include "server/snapshot/snapshot_files.hpp"
 
 #include "analysis/model/decode.hpp"
 

@@ -1,7 +1,7 @@
 // The serving TLS context: built from PEM files with the webhook's TLS policy, and swapped for a
 // new one when the files change on disk (cert-manager and the kubelet replace them through a
 // symlink).
-#include "server/https/tls_context.hpp"
+#include "server/tls/tls_context.hpp"
 
 #include "server/observability/logging.hpp"
 

@@ -1,8 +1,8 @@
 // Unit tests of the snapshot reload from files: reload on change only, keep the last good snapshot
 // on a bad edit, warn on stale decisions, and count everything in the metrics.
 #include "server/admission/review_endpoint.hpp"
-#include "server/https/snapshot_reloader.hpp"
 #include "server/observability/metrics.hpp"
+#include "server/snapshot/snapshot_reloader.hpp"
 #include "tests/support/files.hpp"
 
 #include <atomic>

@@ -3,9 +3,9 @@
 #pragma once
 
 #include "analysis/admission/admission.hpp"
-#include "server/https/snapshot_reloader.hpp"
 #include "server/kube/cluster_watcher.hpp"
 #include "server/observability/metrics.hpp"
+#include "server/snapshot/snapshot_reloader.hpp"
 
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
