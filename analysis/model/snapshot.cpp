@@ -342,6 +342,13 @@ std::optional<std::string> SnapshotBuilder::add(const nlohmann::json& object,
     return std::nullopt;
 }
 
+void SnapshotBuilder::add_pods(std::shared_ptr<const PodLike> pod, std::uint32_t count) {
+    if (!pod || count == 0)
+        return;
+    count_ += count;
+    pods_.emplace_back(std::move(pod), count);
+}
+
 void SnapshotBuilder::add(DecodedObject object) {
     ++count_;
     std::visit(
@@ -363,7 +370,7 @@ void SnapshotBuilder::add(DecodedObject object) {
             else if constexpr (std::is_same_v<T, ServiceEntry>)
                 service_entries_.push_back(std::move(o));
             else if constexpr (std::is_same_v<T, PodLike>)
-                pods_.push_back(std::move(o));
+                pods_.emplace_back(std::make_shared<const PodLike>(std::move(o)), 1);
             else if constexpr (std::is_same_v<T, Namespace>)
                 namespaces_.push_back(std::move(o));
             else if constexpr (std::is_same_v<T, MeshConfig>) {
@@ -437,23 +444,26 @@ struct WorkloadKey {
 
 // Pods to workloads, appended to `out` in the order of the pods: running pods win over the
 // templates of the same controller.
-void make_workloads(const std::vector<PodLike>& pods, const NamespaceIds& ids,
-                    const std::vector<NamespaceRecord>& namespaces, const Settings& settings,
-                    const CniConfig* cni, std::vector<Workload>& out,
-                    std::vector<std::size_t>& counts) {
+void make_workloads(
+    const std::vector<std::pair<std::shared_ptr<const PodLike>, std::uint32_t>>& pods,
+    const NamespaceIds& ids, const std::vector<NamespaceRecord>& namespaces,
+    const Settings& settings, const CniConfig* cni, std::vector<Workload>& out,
+    std::vector<std::size_t>& counts) {
     std::set<std::pair<std::string, std::string>> controllers_with_pods;
-    for (const auto& pod : pods)
-        if (!pod.from_template)
-            controllers_with_pods.emplace(pod.namespace_name, pod.workload_name);
+    for (const auto& [pod, n] : pods)
+        if (!pod->from_template)
+            controllers_with_pods.emplace(pod->namespace_name, pod->workload_name);
     std::map<WorkloadKey, WorkloadId> workload_ids;
-    for (const auto& pod : pods) {
+    for (const auto& [shared, n] : pods) {
+        const PodLike& pod = *shared;
         if (pod.from_template &&
             controllers_with_pods.count({pod.namespace_name, pod.workload_name})) {
-            count_object(counts, ids, pod.namespace_name);
+            for (std::uint32_t i = 0; i < n; ++i)
+                count_object(counts, ids, pod.namespace_name);
             continue;
         }
         const NsId ns = ids.at(pod.namespace_name);
-        ++counts[ns];
+        counts[ns] += n;
         const DataplaneDecision d =
             classify_dataplane(pod, pod.sidecar.value_or(namespaces[ns].injection),
                                namespaces[ns].labels, settings.version, cni);
@@ -493,7 +503,7 @@ void make_workloads(const std::vector<PodLike>& pods, const NamespaceIds& ids,
             out.push_back(std::move(w));
         }
         Workload& w = out[it->second];
-        ++w.pods;
+        w.pods += n;
         for (const auto& port : pod.container_ports) {
             const bool known = std::any_of(w.ports.begin(), w.ports.end(), [&](const NamedPort& p) {
                 return p.number == port.number && p.name == port.name;
@@ -868,7 +878,7 @@ template <typename Note> void SnapshotBuilder::for_each_object_namespace(Note no
     for (const auto& o : service_entries_)
         note(o.ref.namespace_name);
     for (const auto& o : pods_)
-        note(o.namespace_name);
+        note(o.first->namespace_name);
 }
 
 void SnapshotBuilder::count_configuration(std::vector<std::size_t>& counts,

@@ -369,6 +369,9 @@ class SnapshotBuilder {
     std::optional<std::string> add(const nlohmann::json& object,
                                    std::string_view default_namespace = "default");
     void add(DecodedObject object);
+    // `count` pods alike to the engine (one controller's, as the live store groups them), shared
+    // rather than copied: at 150,000 pods, copies took 160 MB during each full build.
+    void add_pods(std::shared_ptr<const PodLike> pod, std::uint32_t count);
     // Holds mesh config from --mesh-config; it beats any `istio` ConfigMap.
     void set_mesh_override(MeshConfig mesh) { settings_.mesh_override = std::move(mesh); }
     bool has_alpha_policies() const noexcept { return alpha_seen_; }
@@ -428,7 +431,7 @@ class SnapshotBuilder {
     std::vector<Sidecar> sidecars_;
     std::vector<Service> services_;
     std::vector<ServiceEntry> service_entries_;
-    std::vector<PodLike> pods_;
+    std::vector<std::pair<std::shared_ptr<const PodLike>, std::uint32_t>> pods_; // with counts
     std::vector<Namespace> namespaces_;
     std::vector<ApiServerCallee> api_server_callees_;
     bool alpha_seen_ = false;

@@ -79,10 +79,8 @@ std::shared_ptr<const model::Snapshot> build_snapshot(const SnapshotInputs& inpu
     model::SnapshotBuilder builder(settings);
     for (const auto& object : inputs.objects)
         builder.add(model::DecodedObject(*object));
-    // The engine counts pods one by one; until it can take a count, each pod is added.
     for (const auto& [pod, count] : inputs.pod_shapes)
-        for (std::uint32_t i = 0; i < count; ++i)
-            builder.add(model::DecodedObject(*pod));
+        builder.add_pods(pod, count);
     if (version_from_objects && builder.has_alpha_policies())
         builder.set_version(model::IstioVersion{5});
     return builder.build();
@@ -103,8 +101,7 @@ update_snapshot(const model::Snapshot* previous, const SnapshotInputs& inputs,
     for (const auto& object : inputs.changed_objects)
         builder.add(model::DecodedObject(*object));
     for (const auto& [pod, count] : inputs.changed_pod_shapes)
-        for (std::uint32_t i = 0; i < count; ++i)
-            builder.add(model::DecodedObject(*pod));
+        builder.add_pods(pod, count);
     if (auto next = builder.build_update(*previous, inputs.changed_namespaces)) {
         if (incremental)
             *incremental = true;
