@@ -266,8 +266,8 @@ class ClusterWatcher::Impl : public std::enable_shared_from_this<ClusterWatcher:
 
     // --- called by the sinks, on the strand ---
 
-    void replace_kind(ResourceKind kind, std::vector<StoredObject> objects) {
-        store_.replace(kind, std::move(objects));
+    void replace_kind(ResourceKind kind, std::vector<StoredObject> objects, PodList pods = {}) {
+        store_.replace(kind, std::move(objects), std::move(pods));
         store_changed(kind, StoreChange::Structural);
         if (!publish_state_->lists_synced.load(std::memory_order_acquire))
             check_synced();
@@ -563,7 +563,7 @@ class ClusterWatcher::Impl::KindSink final : public ReflectorSink {
     void list_item(json&& object) override {
         std::string error;
         if (auto stored = decode_for_store(kind_, object, error)) {
-            pending_.push_back(std::move(*stored));
+            keep(std::move(*stored));
         } else if (!error.empty()) {
             if (auto impl = impl_.lock())
                 impl->note_decode_error(kind_, object, error);
@@ -573,18 +573,21 @@ class ClusterWatcher::Impl::KindSink final : public ReflectorSink {
         auto stored = decode_parsed(kind_, item);
         if (!stored)
             return false; // list_item decodes it again, and words any error
-        pending_.push_back(std::move(*stored));
+        keep(std::move(*stored));
         return true;
     }
     void list_done() override {
         auto objects = std::move(pending_);
+        auto pods = std::move(pending_pods_);
         pending_.clear();
+        pending_pods_ = {};
         if (auto impl = impl_.lock())
-            impl->replace_kind(kind_, std::move(objects));
+            impl->replace_kind(kind_, std::move(objects), std::move(pods));
     }
     void list_abandoned() override {
         pending_.clear();
         pending_.shrink_to_fit();
+        pending_pods_ = {};
     }
     void watch_event(WatchEventType type, json&& object) override {
         if (auto impl = impl_.lock())
@@ -596,9 +599,19 @@ class ClusterWatcher::Impl::KindSink final : public ReflectorSink {
     }
 
   private:
+    // Pods wait as a PodList, each distinct pod once; anything else as it was decoded.
+    void keep(StoredObject stored) {
+        if (kind_ == ResourceKind::Pods && std::holds_alternative<model::PodLike>(stored.object))
+            pending_pods_.add(std::move(stored.key), std::move(stored.uid),
+                              std::get<model::PodLike>(std::move(stored.object)));
+        else
+            pending_.push_back(std::move(stored));
+    }
+
     std::weak_ptr<Impl> impl_;
     ResourceKind kind_;
     std::vector<StoredObject> pending_;
+    PodList pending_pods_;
 };
 
 // Tracks which of Istio's CRDs exist (any change makes the watcher look at discovery again), and

@@ -140,7 +140,17 @@ void ObjectStore::changed(std::string_view ns) {
         changed_namespaces_.emplace(ns);
 }
 
-void ObjectStore::replace(ResourceKind kind, std::vector<StoredObject> objects) {
+void PodList::add(std::string key, std::string uid, model::PodLike pod) {
+    std::string print = fingerprint(pod);
+    auto it = shapes_.find(print);
+    if (it == shapes_.end())
+        it = shapes_
+                 .emplace(std::move(print), std::make_shared<const model::PodLike>(std::move(pod)))
+                 .first;
+    items_.push_back(Item{std::move(key), std::move(uid), &*it});
+}
+
+void ObjectStore::replace(ResourceKind kind, std::vector<StoredObject> objects, PodList listed) {
     if (kind == ResourceKind::EndpointSlices) {
         // Linked all first, so that each pod is shaped again once.
         std::vector<std::string> pods;
@@ -162,6 +172,9 @@ void ObjectStore::replace(ResourceKind kind, std::vector<StoredObject> objects) 
         return;
     }
     clear(kind);
+    for (auto& item : listed.items_)
+        upsert_pod_shape(item.key, std::move(item.uid), item.shape->first, item.shape->second);
+    listed = {};
     for (auto& object : objects)
         upsert(kind, std::move(object));
 }
@@ -202,9 +215,24 @@ StoreChange ObjectStore::upsert_pod(const std::string& key, std::string uid, mod
         }
     }
     std::string print = fingerprint(pod);
+    return place_pod(key, std::move(uid), std::move(print), resolved,
+                     [&] { return std::make_shared<const model::PodLike>(std::move(pod)); });
+}
+
+StoreChange ObjectStore::upsert_pod_shape(const std::string& key, std::string uid,
+                                          const std::string& print,
+                                          const std::shared_ptr<const model::PodLike>& shape) {
+    if (!resolved_ports(key).empty())
+        return upsert_pod(key, std::move(uid), *shape);
+    return place_pod(key, std::move(uid), print, 0, [&] { return shape; });
+}
+
+template <class MakePod>
+StoreChange ObjectStore::place_pod(const std::string& key, std::string uid, std::string print,
+                                   std::uint16_t resolved, MakePod&& make_pod) {
     auto [shape_it, created] = shapes_.try_emplace(std::move(print));
     if (created)
-        shape_it->second.pod = std::make_shared<const model::PodLike>(std::move(pod));
+        shape_it->second.pod = make_pod();
     ++shape_it->second.pods; // before releasing the old shape: it may be the same one
     auto [entry, inserted] = pods_.try_emplace(key);
     const bool moved = !inserted && entry->second.shape != &*shape_it;

@@ -865,3 +865,54 @@ TEST_CASE("An istio-cni-config change reaches every namespace; a VirtualService'
     CHECK(store.size(ResourceKind::CniConfigMap) == 1);
     CHECK(store.size(ResourceKind::IstioConfigMap) == 0);
 }
+
+TEST_CASE("A pod list replaces the pods as upserting each pod would, slice ports included",
+          "[store]") {
+    const model::Settings settings;
+    auto cluster = [](ObjectStore& store) {
+        store.upsert(ResourceKind::Namespaces,
+                     stored({{"apiVersion", "v1"},
+                             {"kind", "Namespace"},
+                             {"metadata",
+                              {{"name", "shop"}, {"labels", {{"istio-injection", "enabled"}}}}}}));
+        store.upsert(ResourceKind::Services,
+                     stored(named_service("shop", "web", "web", "http", "web-port")));
+        store.upsert(
+            ResourceKind::EndpointSlices,
+            stored_slice(endpoint_slice("shop", "web-a", "web", "http", 8080, {"web-1", "web-2"})));
+        // Pods from before the list, which the list must replace.
+        store.upsert(ResourceKind::Pods, stored(pod("shop", "gone", "gone-1a2b", "gone", true)));
+    };
+    ObjectStore one_by_one;
+    cluster(one_by_one);
+    ObjectStore listed;
+    cluster(listed);
+    std::vector<StoredObject> upserted;
+    PodList list;
+    for (int i = 1; i <= 4; ++i) {
+        const std::string name = "web-" + std::to_string(i);
+        // web-1 and web-2 get port 8080 from the slice; web-3 and web-4 share the plain shape.
+        upserted.push_back(stored(pod("shop", name, "web-5d8f", "web", true, "uid-" + name)));
+        auto each = stored(pod("shop", name, "web-5d8f", "web", true, "uid-" + name));
+        list.add(each.key, each.uid, std::get<model::PodLike>(std::move(each.object)));
+    }
+    list.add(
+        "shop/api-1", "uid-api-1",
+        std::get<model::PodLike>(stored(pod("shop", "api-1", "api-77aa", "api", false)).object));
+    upserted.push_back(stored(pod("shop", "api-1", "api-77aa", "api", false)));
+    CHECK(list.size() == 5);
+    one_by_one.replace(ResourceKind::Pods, std::move(upserted));
+    listed.replace(ResourceKind::Pods, {}, std::move(list));
+
+    CHECK(listed.size(ResourceKind::Pods) == 5);
+    CHECK(listed.find_pod("shop/gone") == nullptr);
+    CHECK(ports_of(listed, "shop/web-1") == ports_of(one_by_one, "shop/web-1"));
+    CHECK(ports_of(listed, "shop/web-1") == "web-port:8080");
+    CHECK(ports_of(listed, "shop/web-3").empty());
+    CHECK(listed.pod_shapes() == one_by_one.pod_shapes());
+    CHECK(listed.pod_shapes() == 3);
+    CHECK(describe(*build_snapshot(listed.inputs(), settings)) ==
+          describe(*build_snapshot(one_by_one.inputs(), settings)));
+    // The pods stay the store's after the list is gone: a deletion is counted as usual.
+    CHECK(listed.erase(ResourceKind::Pods, "shop/web-3", "uid-web-3") == StoreChange::PodCount);
+}
