@@ -717,7 +717,7 @@ TouchedFlows find_touched_flows(const model::Snapshot& snapshot, Views& v, const
     return out;
 }
 
-// What compare() needs to know about the kind of change.
+// The touched flows compared before and after, told what the kind of change can alter.
 Comparison compare_before_after(const model::Snapshot& snapshot, const Views& v,
                                 const Touched& touched, Target target,
                                 const AdmissionSettings& settings) {
