@@ -2,15 +2,12 @@
 // §9).
 #include "analysis/admission/admission.hpp"
 
+#include "analysis/admission/flow_comparison.hpp"
 #include "analysis/admission/namespace_change.hpp"
 #include "analysis/admission/sidecar_change.hpp"
-#include "analysis/conflict/flow_findings.hpp"
 #include "analysis/conflict/object_checks.hpp"
-#include "analysis/conflict/routes.hpp"
 #include "analysis/model/decode.hpp"
-#include "analysis/report/findings_output.hpp"
 #include "analysis/report/messages.hpp"
-#include "analysis/resolution/virtual_service.hpp"
 
 #include <map>
 #include <memory>
@@ -260,82 +257,94 @@ bool key_matches(const std::string& key, const std::string& host) {
     return key == host;
 }
 
-struct Touched {
-    std::vector<model::ServiceId> services;
-    std::vector<std::size_t> external_hosts;
-};
+// Every service, in id order.
+std::vector<model::ServiceId> all_services(const model::Snapshot& snapshot) {
+    std::vector<model::ServiceId> out;
+    for (model::ServiceId id = 0; id < snapshot.services().size(); ++id)
+        out.push_back(id);
+    return out;
+}
+
+// The services of namespace `name`, in id order.
+std::vector<model::ServiceId> namespace_services(const model::Snapshot& snapshot,
+                                                 const std::string& name) {
+    if (auto id = snapshot.namespace_id(name))
+        return snapshot.namespaces()[*id].services;
+    return {};
+}
+
+// The services whose host one of `keys` (FQDNs or wildcards) matches, in id order: through the
+// host index unless a key is a wildcard.
+std::vector<model::ServiceId> services_matching(const model::Snapshot& snapshot,
+                                                const std::vector<std::string>& keys) {
+    const auto& services = snapshot.services();
+    std::vector<model::ServiceId> out;
+    const bool any_wildcard = std::any_of(keys.begin(), keys.end(), [](const std::string& k) {
+        return k.find('*') != std::string::npos;
+    });
+    if (any_wildcard) {
+        for (model::ServiceId id = 0; id < services.size(); ++id)
+            if (std::any_of(keys.begin(), keys.end(), [&](const std::string& k) {
+                    return key_matches(k, services[id].host);
+                }))
+                out.push_back(id);
+        return out;
+    }
+    for (const auto& key : keys)
+        if (const auto* ids = snapshot.services_for_host(key))
+            out.insert(out.end(), ids->begin(), ids->end());
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+// The services a PeerAuthentication in `ns` can change: its namespace's; in the root namespace,
+// where a mesh-wide one sets the mesh mode, those without a namespace-wide mode of their own.
+std::vector<model::ServiceId>
+services_under_peer_authentication(const model::Snapshot& snapshot, const ConfigView& before,
+                                   const std::string& ns,
+                                   const std::vector<const model::DecodedObject*>& versions) {
+    if (ns != snapshot.mesh().root_namespace)
+        return namespace_services(snapshot, ns);
+    bool mesh_wide = false;
+    for (const auto* v : versions)
+        mesh_wide = mesh_wide || std::get<model::PeerAuthentication>(*v).selector.empty();
+    if (!mesh_wide)
+        return {}; // a selector policy in the root namespace applies to nothing
+    if (!snapshot.settings().version.modern())
+        return all_services(snapshot); // 1.5: any of them switches workloads off alpha policies
+    std::vector<model::ServiceId> out;
+    const auto& services = snapshot.services();
+    for (model::ServiceId id = 0; id < services.size(); ++id) {
+        const auto& config = before.config(services[id].ns);
+        if (config.is_root || !config.namespace_policy ||
+            config.namespace_policy->mode == model::MtlsMode::Unset)
+            out.push_back(id);
+    }
+    return out;
+}
 
 // The flows a change can touch: services whose server or client side the object can change.
 Touched touched_by(const model::Snapshot& snapshot, const ConfigView& before, Target target,
                    const std::string& ns,
                    const std::vector<const model::DecodedObject*>& versions) {
     Touched out;
-    const auto& services = snapshot.services();
-    auto all = [&] {
-        for (model::ServiceId id = 0; id < services.size(); ++id)
-            out.services.push_back(id);
-    };
-    auto namespace_services = [&](const std::string& name) {
-        if (auto id = snapshot.namespace_id(name))
-            out.services = snapshot.namespaces()[*id].services;
-    };
-    // The services whose host one of `keys` (FQDNs or wildcards) matches, in id order: through the
-    // host index unless a key is a wildcard.
-    auto services_matching = [&](const std::vector<std::string>& keys, Touched& into) {
-        const bool any_wildcard = std::any_of(keys.begin(), keys.end(), [](const std::string& k) {
-            return k.find('*') != std::string::npos;
-        });
-        if (any_wildcard) {
-            for (model::ServiceId id = 0; id < services.size(); ++id)
-                if (std::any_of(keys.begin(), keys.end(), [&](const std::string& k) {
-                        return key_matches(k, services[id].host);
-                    }))
-                    into.services.push_back(id);
-            return;
-        }
-        for (const auto& key : keys)
-            if (const auto* ids = snapshot.services_for_host(key))
-                into.services.insert(into.services.end(), ids->begin(), ids->end());
-        std::sort(into.services.begin(), into.services.end());
-        into.services.erase(std::unique(into.services.begin(), into.services.end()),
-                            into.services.end());
-    };
     switch (target) {
     case Target::MeshPolicy:
-        all();
+        out.services = all_services(snapshot);
         break;
     case Target::Sidecar: // the hosts sidecar_reach() finds shown
     case Target::Policy:
-        namespace_services(ns);
+        out.services = namespace_services(snapshot, ns);
         break;
-    case Target::PeerAuthentication: {
-        if (ns != snapshot.mesh().root_namespace) {
-            namespace_services(ns);
-            break;
-        }
-        bool mesh_wide = false;
-        for (const auto* v : versions)
-            mesh_wide = mesh_wide || std::get<model::PeerAuthentication>(*v).selector.empty();
-        if (!mesh_wide)
-            break; // a selector policy in the root namespace applies to nothing
-        if (!snapshot.settings().version.modern()) {
-            all(); // 1.5: any PeerAuthentication switches workloads off the alpha policies
-            break;
-        }
-        // The mesh mode reaches only namespaces without a namespace-wide mode of their own.
-        for (model::ServiceId id = 0; id < services.size(); ++id) {
-            const auto& config = before.config(services[id].ns);
-            if (config.is_root || !config.namespace_policy ||
-                config.namespace_policy->mode == model::MtlsMode::Unset)
-                out.services.push_back(id);
-        }
+    case Target::PeerAuthentication:
+        out.services = services_under_peer_authentication(snapshot, before, ns, versions);
         break;
-    }
     case Target::DestinationRule: {
         std::vector<std::string> keys;
         for (const auto* v : versions)
             keys.push_back(snapshot.resolve_host(std::get<model::DestinationRule>(*v).host, ns));
-        services_matching(keys, out);
+        out.services = services_matching(snapshot, keys);
         for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
             if (std::any_of(keys.begin(), keys.end(), [&](const std::string& k) {
                     return key_matches(k, snapshot.external_hosts()[i].host);
@@ -349,365 +358,13 @@ Touched touched_by(const model::Snapshot& snapshot, const ConfigView& before, Ta
         for (const auto* v : versions)
             for (const auto& host : std::get<model::VirtualService>(*v).hosts)
                 keys.push_back(snapshot.resolve_host(host, ns));
-        services_matching(keys, out);
+        out.services = services_matching(snapshot, keys);
         break;
     }
     case Target::Namespace: // compared by compare_relabel, never here
     case Target::Other:
         break;
     }
-    return out;
-}
-
-// One flow's identity across the two views: target, port, endpoint, subset, client kind.
-using FlowKey = std::tuple<std::uint32_t, std::uint16_t, const model::Workload*, std::string,
-                           conflict::ClientKind>;
-constexpr std::uint32_t no_workload = 0xffffffffu;
-
-FlowKey key_of(const conflict::Flow& flow, const model::Snapshot& snapshot) {
-    const std::uint32_t target =
-        flow.service
-            ? static_cast<std::uint32_t>(flow.service - snapshot.services().data())
-            : 0x80000000u |
-                  static_cast<std::uint32_t>(flow.external - snapshot.external_hosts().data());
-    return {target, flow.port, flow.workload, flow.subset ? flow.subset->name : std::string(),
-            flow.client};
-}
-
-// Client identities: a namespace, refined to workloads in the changed namespace (whose selector
-// DestinationRules, and so client variants, may differ between the two views).
-std::vector<std::uint64_t> client_keys(const ConfigView& view, const conflict::FlowClients& who,
-                                       std::optional<NsId> changed) {
-    std::vector<std::uint64_t> keys;
-    auto key = [](NsId ns, std::uint32_t w) { return (std::uint64_t{ns} << 32) | w; };
-    if (who.kind == conflict::ClientKind::ApiServer)
-        return {key(model::api_server_client, no_workload)};
-    if (!who.outcome) {
-        for (NsId ns : conflict::client_namespaces(view, who))
-            keys.push_back(key(ns, no_workload));
-        return keys;
-    }
-    for (const auto& member : conflict::sending_classes(view, who)) {
-        if (changed && member.ns == *changed) {
-            const auto& workloads = view.config(member.ns).variants[member.variant].workloads;
-            if (workloads.empty())
-                keys.push_back(key(member.ns, no_workload));
-            for (auto w : workloads)
-                keys.push_back(key(member.ns, w));
-        } else {
-            keys.push_back(key(member.ns, no_workload));
-        }
-    }
-    std::sort(keys.begin(), keys.end());
-    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-    return keys;
-}
-
-// client_keys() remembered for the flows of one target: every port and endpoint of a service
-// repeats the same clients (the same outcome, kind and routed namespaces).
-class ClientKeyCache {
-  public:
-    ClientKeyCache(const ConfigView& view, std::optional<NsId> changed)
-        : view_(view), changed_(changed) {}
-    const std::vector<std::uint64_t>& keys(const conflict::FlowClients& who) {
-        if (target_ != who.target) {
-            cache_.clear();
-            target_ = who.target;
-        }
-        const auto key = std::make_tuple(who.outcome, who.kind, who.routed);
-        auto it = cache_.find(key);
-        if (it == cache_.end())
-            it = cache_.emplace(key, client_keys(view_, who, changed_)).first;
-        return it->second;
-    }
-
-  private:
-    const ConfigView& view_;
-    std::optional<NsId> changed_;
-    std::uint32_t target_ = 0xffffffffu;
-    std::map<std::tuple<const resolution::ClientOutcome*, conflict::ClientKind,
-                        const std::vector<NsId>*>,
-             std::vector<std::uint64_t>>
-        cache_;
-};
-
-std::vector<NsId> namespaces_of(const std::vector<std::uint64_t>& keys) {
-    std::vector<NsId> out;
-    for (auto k : keys)
-        out.push_back(static_cast<NsId>(k >> 32));
-    out.erase(std::unique(out.begin(), out.end()), out.end());
-    return out;
-}
-
-// `skip_hidden`: leave out the flows to hosts a Sidecar hides (EvaluateOptions).
-void evaluate(const ConfigView& view, const Touched& touched, const conflict::FlowSink& sink,
-              bool skip_hidden = false) {
-    conflict::EvaluateOptions options;
-    options.skip_hidden = skip_hidden;
-    for (auto id : touched.services)
-        conflict::evaluate_service(view, id, sink, options);
-    for (auto i : touched.external_hosts)
-        conflict::evaluate_external_host(view, i, sink);
-}
-
-struct Comparison {
-    std::vector<conflict::Finding> introduced; // problems the change creates
-    std::vector<conflict::Finding> existing;   // problems that were there before
-    std::set<conflict::Code> codes;            // every code seen, also beyond the findings kept
-    bool introduces_error = false;
-    std::size_t omitted = 0;
-};
-
-// Findings kept per severity: more than the API server would show as warnings anyway.
-constexpr std::size_t findings_kept = 32;
-
-// Routes to undefined subsets (MTG107) after the change, split by client namespace into those the
-// change introduces and those that were there before.
-void compare_routes(const ConfigView& before, const ConfigView& after, const Touched& touched,
-                    std::vector<conflict::Finding>& introduced,
-                    std::vector<conflict::Finding>& existing) {
-    // The VirtualService by namespace and name (its apiVersion may change), host, port, subset.
-    using Key = std::tuple<std::string, std::string, std::string, std::uint16_t, std::string>;
-    auto key_of_route = [](const conflict::Finding& f) {
-        return Key{f.resource.namespace_name, f.resource.name, f.flow->host, f.flow->port,
-                   f.flow->subset};
-    };
-    std::map<Key, std::set<std::string>> was;
-    for (const auto& f : conflict::undefined_subset_routes(before, touched.services))
-        was[key_of_route(f)].insert(f.flow->client_namespaces.begin(),
-                                    f.flow->client_namespaces.end());
-    for (auto& f : conflict::undefined_subset_routes(after, touched.services)) {
-        const auto it = was.find(key_of_route(f));
-        std::vector<std::string> fresh, old;
-        for (auto& ns : f.flow->client_namespaces)
-            (it != was.end() && it->second.count(ns) ? old : fresh).push_back(ns);
-        if (!old.empty()) {
-            conflict::Finding copy = f;
-            copy.flow->client_namespaces = std::move(old);
-            existing.push_back(std::move(copy));
-        }
-        if (!fresh.empty()) {
-            f.flow->client_namespaces = std::move(fresh);
-            introduced.push_back(std::move(f));
-        }
-    }
-}
-
-// A FAIL flow is introduced unless it failed before; a flow that only warns (DEPENDS, or a
-// failure of non-mesh clients) is new unless it had any finding before.
-bool was_problem(const conflict::Flow& flow, bool failed_before, bool warned_before) {
-    return flow.verdict == conflict::Verdict::Fail ? failed_before
-                                                   : (failed_before || warned_before);
-}
-
-// One flow's identity within its target when both views share their client classes: port,
-// endpoint, subset, client kind and client outcome. Compact, and only compared target by target.
-struct SharedFlowKey {
-    std::uint16_t port = 0;
-    const model::Workload* workload = nullptr;
-    std::string_view subset;
-    conflict::ClientKind client = conflict::ClientKind::Sidecar;
-    const resolution::ClientOutcome* outcome = nullptr;
-    auto operator<=>(const SharedFlowKey&) const = default;
-};
-
-SharedFlowKey shared_key_of(const conflict::Flow& flow, const conflict::FlowClients& who) {
-    return {flow.port, flow.workload,
-            flow.subset ? std::string_view(flow.subset->name) : std::string_view(), flow.client,
-            who.outcome};
-}
-
-// The flows of one target that carried a code in the view before the change, and whether they
-// failed there.
-class EarlierProblems {
-  public:
-    void add(const conflict::Flow& flow, const conflict::FlowClients& who) {
-        if (flow.code)
-            flows_.emplace_back(shared_key_of(flow, who), flow.verdict == conflict::Verdict::Fail);
-    }
-    // Call once all of the target's flows were added.
-    void seal() { std::sort(flows_.begin(), flows_.end()); }
-    // Whether the same flow (any flow with its key) was a problem before.
-    bool was_problem(const conflict::Flow& flow, const conflict::FlowClients& who) const {
-        const SharedFlowKey key = shared_key_of(flow, who);
-        auto it = std::lower_bound(flows_.begin(), flows_.end(), std::make_pair(key, false));
-        bool failed = false, warned = false;
-        for (; it != flows_.end() && it->first == key; ++it)
-            (it->second ? failed : warned) = true;
-        return admission::was_problem(flow, failed, warned);
-    }
-    void clear() { flows_.clear(); }
-
-  private:
-    std::vector<std::pair<SharedFlowKey, bool>> flows_;
-};
-
-// Whether no two values of `values` (few, or sorted) are equal, without copying them.
-template <typename Values, typename Project>
-bool all_distinct(const Values& values, const Project& project) {
-    const auto less = [&](const auto& a, const auto& b) { return project(a) < project(b); };
-    const auto equal = [&](const auto& a, const auto& b) { return project(a) == project(b); };
-    if (std::is_sorted(values.begin(), values.end(), less))
-        return std::adjacent_find(values.begin(), values.end(), equal) == values.end();
-    for (auto a = values.begin(); a != values.end(); ++a)
-        for (auto b = std::next(a); b != values.end(); ++b)
-            if (equal(*a, *b))
-                return false;
-    return true;
-}
-
-// Whether no two flows towards the service can share a SharedFlowKey: then each flow evaluated in
-// one pass (evaluate_service with an earlier view) stands for every flow of its key. Duplicate
-// endpoints or ports would merge flows, which only two passes compare exactly. (Subsets cannot:
-// a ConsolidatedRule holds one per name, and every subset has one.)
-bool flow_keys_unique(const model::ServiceRecord& service) {
-    const auto itself = [](const auto& v) { return v; };
-    // Ports that are not TCP have no flows: a UDP twin of a TCP port does not count.
-    const auto tcp_port = [](const model::ServicePort& p) {
-        return p.tcp ? std::uint32_t{p.port} : 0x10000u + std::uint32_t{p.port};
-    };
-    return all_distinct(service.service.ports, tcp_port) && all_distinct(service.endpoints, itself);
-}
-
-// compare() when both views share their client classes: a flow is the same flow in both when
-// its target, key and client outcome are. `paired`: the views differ only in PeerAuthentication,
-// so with `shortcuts` a service's flows are evaluated once, each with what it was before
-// (evaluate_service); otherwise each target is evaluated before, then after.
-void compare_shared(const ConfigView& before, const ConfigView& after, const Touched& touched,
-                    bool paired, bool shortcuts, conflict::FlowFindingCollector& introduced,
-                    conflict::FlowFindingCollector& existing) {
-    EarlierProblems earlier;
-    const auto before_sink = [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-        earlier.add(flow, who);
-    };
-    const auto after_sink = [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-        if (flow.code)
-            (earlier.was_problem(flow, who) ? existing : introduced).add(flow, who);
-    };
-    const auto paired_sink = [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-        if (!flow.code)
-            return;
-        const bool failed = flow.earlier.coded && flow.earlier.verdict == conflict::Verdict::Fail;
-        const bool warned = flow.earlier.coded && !failed;
-        (was_problem(flow, failed, warned) ? existing : introduced).add(flow, who);
-    };
-    // Flows to hosts a Sidecar hides carry no code, and in both views the same hosts are hidden.
-    const bool skip_hidden = shortcuts;
-    const bool one_pass = paired && skip_hidden;
-    conflict::EvaluateOptions paired_options, two_pass_options;
-    paired_options.earlier = &before;
-    paired_options.skip_hidden = true;
-    two_pass_options.skip_hidden = skip_hidden;
-    for (auto id : touched.services) {
-        if (one_pass && flow_keys_unique(after.snapshot().services()[id])) {
-            conflict::evaluate_service(after, id, paired_sink, paired_options);
-            continue;
-        }
-        earlier.clear();
-        conflict::evaluate_service(before, id, before_sink, two_pass_options);
-        earlier.seal();
-        conflict::evaluate_service(after, id, after_sink, two_pass_options);
-    }
-    for (auto i : touched.external_hosts) {
-        earlier.clear();
-        conflict::evaluate_external_host(before, i, before_sink);
-        earlier.seal();
-        conflict::evaluate_external_host(after, i, after_sink);
-    }
-}
-
-// `by_client`: compare flows client by client even when both views share the snapshot's client
-// classes (a VirtualService changes which of a class's namespaces a subset flow has). `paired`:
-// the views differ only in PeerAuthentication objects. `shows_hosts`: the views may differ in
-// which hosts a Sidecar hides (a Sidecar change). `shortcuts`: see AdmissionSettings.
-Comparison compare(const model::Snapshot& snapshot, const ConfigView& before,
-                   const ConfigView& after, const Touched& touched, std::optional<NsId> changed,
-                   bool routes, bool by_client, bool paired, bool shows_hosts, bool shortcuts) {
-    // Warnings name a few client namespaces of each finding (report::short_list).
-    conflict::FlowFindingCollector introduced(after, findings_kept, report::names_shown);
-    conflict::FlowFindingCollector existing(after, findings_kept, report::names_shown);
-    // When neither view changes DestinationRules or the set of client namespaces, both see the
-    // very same client classes (the snapshot's precomputed ones): a flow is identified by its
-    // key and the client outcome, and no client set has to be expanded.
-    const bool shared_clients = !by_client && !before.rules_changed() && !after.rules_changed() &&
-                                before.mesh_client_namespaces() == after.mesh_client_namespaces();
-    if (shared_clients) {
-        compare_shared(before, after, touched, paired, shortcuts, introduced, existing);
-    } else {
-        using Keys = std::vector<std::uint64_t>;
-        // Flows to hosts a Sidecar hides carry no code; they matter only when the change may show
-        // the host (below), so other changes leave them out.
-        const bool skip_hidden = shortcuts && !shows_hosts;
-        std::map<FlowKey, Keys> failed, warned;
-        ClientKeyCache before_keys_of(before, changed), after_keys_of(after, changed);
-        evaluate(
-            before, touched,
-            [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-                // A flow to a host a Sidecar hides carries no code, but it fails when it
-                // meets STRICT or is dropped (ambient.md §14): showing the host cannot
-                // introduce that failure.
-                const bool fails = flow.verdict == conflict::Verdict::Fail || flow.dropped;
-                if (!flow.code && !(flow.hidden_by && fails))
-                    return;
-                const auto& keys = before_keys_of.keys(who);
-                auto& slot = (fails ? failed : warned)[key_of(flow, snapshot)];
-                Keys merged;
-                std::set_union(slot.begin(), slot.end(), keys.begin(), keys.end(),
-                               std::back_inserter(merged));
-                slot = std::move(merged);
-            },
-            skip_hidden);
-        static const Keys none;
-        auto at = [&](const std::map<FlowKey, Keys>& map, const FlowKey& key) -> const Keys& {
-            auto it = map.find(key);
-            return it == map.end() ? none : it->second;
-        };
-        evaluate(
-            after, touched,
-            [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
-                if (!flow.code)
-                    return;
-                const auto& keys = after_keys_of.keys(who);
-                const FlowKey key = key_of(flow, snapshot);
-                // Clients for whom this flow was already a problem of the kind that counts.
-                Keys before_keys = at(failed, key);
-                if (flow.verdict != conflict::Verdict::Fail) {
-                    const Keys& w = at(warned, key);
-                    Keys merged;
-                    std::set_union(before_keys.begin(), before_keys.end(), w.begin(), w.end(),
-                                   std::back_inserter(merged));
-                    before_keys = std::move(merged);
-                }
-                Keys fresh, old;
-                std::set_difference(keys.begin(), keys.end(), before_keys.begin(),
-                                    before_keys.end(), std::back_inserter(fresh));
-                std::set_intersection(keys.begin(), keys.end(), before_keys.begin(),
-                                      before_keys.end(), std::back_inserter(old));
-                introduced.add_for(flow, namespaces_of(fresh));
-                existing.add_for(flow, namespaces_of(old));
-            },
-            skip_hidden);
-    }
-    Comparison out{introduced.take(),
-                   existing.take(),
-                   {},
-                   introduced.has_error(),
-                   introduced.omitted() + existing.omitted()};
-    out.codes = introduced.codes();
-    out.codes.insert(existing.codes().begin(), existing.codes().end());
-    if (routes) {
-        const auto first_new = out.introduced.size();
-        compare_routes(before, after, touched, out.introduced, out.existing);
-        if (out.introduced.size() > first_new)
-            out.introduces_error = true;
-        for (const auto* list : {&out.introduced, &out.existing})
-            for (const auto& f : *list)
-                out.codes.insert(f.code);
-    }
-    report::describe_all(out.introduced);
-    report::describe_all(out.existing);
-    std::sort(out.introduced.begin(), out.introduced.end(), conflict::finding_less);
-    std::sort(out.existing.begin(), out.existing.end(), conflict::finding_less);
     return out;
 }
 
@@ -887,16 +544,17 @@ AdmissionDecision decide_namespace(const model::Snapshot& snapshot, const Reques
     return answer(false, message);
 }
 
-AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request& r,
-                                 const AdmissionSettings& settings) {
+// Every answer carries the caller's extra warnings (e.g. a stale snapshot), within the limits.
+json respond(const Request& r, const AdmissionSettings& settings, bool allowed,
+             const std::string& message, int code, std::vector<std::string> warnings) {
+    for (const auto& w : settings.extra_warnings)
+        warnings.push_back(clamp_warning(w));
+    return response_document(r, allowed, message, code, warnings);
+}
+
+// The decision before anything is read: the request's identity, allowed, in the default mode.
+AdmissionDecision undecided(const Request& r, const AdmissionSettings& settings) {
     AdmissionDecision d;
-    // Every answer carries the caller's extra warnings (e.g. a stale snapshot), within the limits.
-    auto respond = [&](bool allowed, const std::string& message, int code,
-                       std::vector<std::string> list) {
-        for (const auto& w : settings.extra_warnings)
-            list.push_back(clamp_warning(w));
-        return response_document(r, allowed, message, code, list);
-    };
     d.uid = r.uid;
     d.kind = r.kind;
     d.namespace_name = r.namespace_name;
@@ -904,192 +562,305 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
     d.operation = r.operation;
     d.dry_run = r.dry_run;
     d.enforcement = settings.default_mode;
-    std::vector<std::string> warnings;
+    return d;
+}
 
-    const Target target = target_of(r.kind);
-    if (target == Target::Other ||
-        (r.operation != "CREATE" && r.operation != "UPDATE" && r.operation != "DELETE")) {
-        d.body = respond(true, {}, 200, {});
-        return d;
-    }
-    if (target == Target::Namespace)
-        return decide_namespace(snapshot, r, settings, std::move(d));
-    // The namespace label overrides the default mode; cluster-scoped objects have none.
+// Whether the webhook has anything to say about this kind and operation.
+bool decides_on(Target target, const std::string& operation) {
+    return target != Target::Other &&
+           (operation == "CREATE" || operation == "UPDATE" || operation == "DELETE");
+}
+
+// The mode for a change to an object: the namespace label overrides the default mode;
+// cluster-scoped objects have none. A label that is no mode is named in a warning.
+Enforcement object_enforcement(const model::Snapshot& snapshot, const Request& r, Target target,
+                               const AdmissionSettings& settings,
+                               std::vector<std::string>& warnings) {
+    Enforcement mode = settings.default_mode;
     if (target != Target::MeshPolicy) {
         if (auto ns = snapshot.namespace_id(r.namespace_name)) {
             if (const std::string* label = snapshot.namespaces()[*ns].labels.find(mode_label)) {
-                if (auto mode = parse_enforcement(*label))
-                    d.enforcement = *mode;
+                if (auto parsed = parse_enforcement(*label))
+                    mode = *parsed;
                 else
-                    warnings.push_back(clamp_warning("[mtls-guard] namespace label " +
-                                                     std::string(mode_label) + "=\"" + *label +
-                                                     "\" is not enforce, warn or off; using " +
-                                                     std::string(to_string(d.enforcement))));
+                    warnings.push_back(clamp_warning(
+                        "[mtls-guard] namespace label " + std::string(mode_label) + "=\"" + *label +
+                        "\" is not enforce, warn or off; using " + std::string(to_string(mode))));
             }
         }
     }
-    d.enforcement = at_most(d.enforcement, settings.strictest_mode);
-    if (d.enforcement == Enforcement::Off) {
-        d.body = respond(true, {}, 200, warnings);
-        return d;
-    }
+    return at_most(mode, settings.strictest_mode);
+}
 
-    // Decode both versions of the object; a new version that cannot be read is itself a problem.
-    const bool removes = r.operation == "DELETE";
-    const std::string default_ns =
-        r.namespace_name.empty() ? std::string("default") : r.namespace_name;
-    // Both versions are read where the request holds them, not copied.
-    const model::DecodedObject* new_version = nullptr;
-    const model::DecodedObject* old_version = nullptr;
-    if (!removes) {
+// Both versions of the changed object, read where the request holds them, not copied.
+struct Candidate {
+    Target target = Target::Other;
+    std::string ns; // empty for a MeshPolicy
+    std::string name;
+    const model::DecodedObject* new_version = nullptr; // null: the object is removed
+    const model::DecodedObject* old_version = nullptr; // oldObject, when it decodes as the kind
+    bool removes = false;
+};
+// request.kind and the object disagree: not one of ours after all.
+struct NotOurs {};
+// A new version that cannot be read, which is itself a problem: why.
+struct Unreadable {
+    std::string reason;
+};
+
+// Decodes both versions of the object the review changes.
+std::variant<Candidate, NotOurs, Unreadable> read_candidate(const Request& r, Target target) {
+    Candidate c;
+    c.target = target;
+    c.removes = r.operation == "DELETE";
+    if (!c.removes) {
         static const model::DecodeOutcome missing{
             model::DecodeOutcome::Status::Error, {}, "request.object is missing"};
         const model::DecodeOutcome& outcome = r.object ? r.object->decoded : missing;
         if (outcome.status == model::DecodeOutcome::Status::Decoded &&
-            !holds(target, *outcome.object)) {
-            d.body = respond(true, {}, 200, {});
-            return d; // request.kind and the object disagree: not one of ours after all
-        }
-        if (outcome.status != model::DecodeOutcome::Status::Decoded) {
-            const std::string reason =
+            !holds(target, *outcome.object))
+            return NotOurs{};
+        if (outcome.status != model::DecodeOutcome::Status::Decoded)
+            return Unreadable{
                 "mtls-guard cannot read this " + r.kind + ": " +
-                (outcome.error.empty() ? std::string("unsupported apiVersion") : outcome.error);
-            if (d.enforcement == Enforcement::Enforce) {
-                d.allowed = false;
-                d.body = respond(false, reason, 400, warnings);
-            } else {
-                warnings.push_back(clamp_warning("[mtls-guard] " + reason));
-                d.body = respond(true, {}, 200, warnings);
-            }
-            return d;
-        }
-        new_version = &*outcome.object;
+                (outcome.error.empty() ? std::string("unsupported apiVersion") : outcome.error)};
+        c.new_version = &*outcome.object;
     }
     if (r.old_object) {
         const model::DecodeOutcome& outcome = r.old_object->decoded;
         if (outcome.status == model::DecodeOutcome::Status::Decoded &&
             holds(target, *outcome.object))
-            old_version = &*outcome.object;
+            c.old_version = &*outcome.object;
     }
-    const std::string ns = target == Target::MeshPolicy ? std::string() : default_ns;
-    const std::string name = r.name.empty() && new_version
-                                 ? std::visit(
-                                       [](const auto& o) -> std::string {
-                                           if constexpr (requires { o.ref; })
-                                               return o.ref.name;
-                                           else
-                                               return {};
-                                       },
-                                       *new_version)
-                                 : r.name;
+    const std::string default_ns =
+        r.namespace_name.empty() ? std::string("default") : r.namespace_name;
+    c.ns = target == Target::MeshPolicy ? std::string() : default_ns;
+    c.name = r.name.empty() && c.new_version ? std::visit(
+                                                   [](const auto& o) -> std::string {
+                                                       if constexpr (requires { o.ref; })
+                                                           return o.ref.name;
+                                                       else
+                                                           return {};
+                                                   },
+                                                   *c.new_version)
+                                             : r.name;
+    return c;
+}
 
-    // Before: the request's oldObject if it has one; for CREATE, the snapshot without the object;
-    // otherwise the snapshot as it is. After: the object as requested, or removed.
-    const auto current = current_version(snapshot, target, ns, name);
+// An object that cannot be read is refused in enforce mode, and a warning otherwise.
+AdmissionDecision answer_unreadable(const Request& r, const AdmissionSettings& settings,
+                                    AdmissionDecision d, const std::string& reason,
+                                    std::vector<std::string> warnings) {
+    if (d.enforcement == Enforcement::Enforce) {
+        d.allowed = false;
+        d.body = respond(r, settings, false, reason, 400, std::move(warnings));
+    } else {
+        warnings.push_back(clamp_warning("[mtls-guard] " + reason));
+        d.body = respond(r, settings, true, {}, 200, std::move(warnings));
+    }
+    return d;
+}
+
+// The configuration before and after the change.
+struct Views {
+    std::optional<model::DecodedObject> current; // the snapshot's own copy of the object
+    std::unique_ptr<ConfigView> before;
+    std::unique_ptr<ConfigView> after;
+    std::optional<NsId> changed; // the namespace whose configuration `after` overrides
+};
+
+// Before: the request's oldObject if it has one; for CREATE, the snapshot without the object;
+// otherwise the snapshot as it is. After: the object as requested, or removed.
+Views apply_candidate(const model::Snapshot& snapshot, const Request& r, const Candidate& c) {
+    Views v;
+    v.current = current_version(snapshot, c.target, c.ns, c.name);
     // A Sidecar the snapshot does not hold yet: the snapshot without it is the snapshot, whose
     // client index answers without resolving every host again.
-    const bool create = r.operation == "CREATE" && !(target == Target::Sidecar && !current);
-    auto before = old_version ? view_with(snapshot, target, ns, name, old_version)
-                  : create    ? view_with(snapshot, target, ns, name, nullptr)
-                              : std::make_unique<ConfigView>(snapshot);
-    auto after = view_with(snapshot, target, ns, name, new_version);
-    // The touched flows are those of every version: the request's, and the snapshot's own copy.
+    const bool create = r.operation == "CREATE" && !(c.target == Target::Sidecar && !v.current);
+    v.before = c.old_version ? view_with(snapshot, c.target, c.ns, c.name, c.old_version)
+               : create      ? view_with(snapshot, c.target, c.ns, c.name, nullptr)
+                             : std::make_unique<ConfigView>(snapshot);
+    v.after = view_with(snapshot, c.target, c.ns, c.name, c.new_version);
+    v.changed = c.target == Target::MeshPolicy ? std::nullopt : v.after->overridden_namespace();
+    return v;
+}
+
+// The flows worth comparing, and the STRICT Services a Sidecar newly hides (named in a warning).
+struct TouchedFlows {
+    Touched touched;
+    std::vector<conflict::Finding> newly_hidden;
+};
+
+// The touched flows are those of every version: the request's, and the snapshot's own copy.
+TouchedFlows find_touched_flows(const model::Snapshot& snapshot, Views& v, const Candidate& c) {
     std::vector<const model::DecodedObject*> versions;
-    if (current)
-        versions.push_back(&*current);
-    if (old_version)
-        versions.push_back(old_version);
-    if (new_version)
-        versions.push_back(new_version);
-    Touched touched = touched_by(snapshot, *before, target, ns, versions);
-    const std::optional<NsId> changed =
-        target == Target::MeshPolicy ? std::nullopt : after->overridden_namespace();
+    if (v.current)
+        versions.push_back(&*v.current);
+    if (c.old_version)
+        versions.push_back(c.old_version);
+    if (c.new_version)
+        versions.push_back(c.new_version);
+    TouchedFlows out{touched_by(snapshot, *v.before, c.target, c.ns, versions), {}};
     // A Sidecar changes only which hosts its clients see (ambient.md §14): the flows to hosts it
     // shows are compared; those it hides carry no code, and the STRICT ones it newly hides are
     // named in one warning.
-    std::vector<conflict::Finding> newly_hidden;
-    if (target == Target::Sidecar) {
-        auto reach = sidecar_reach(*before, *after, ns, name);
-        touched.services = std::move(reach.shown_services);
-        touched.external_hosts = std::move(reach.shown_external_hosts);
-        newly_hidden = std::move(reach.newly_hidden);
+    if (c.target == Target::Sidecar) {
+        auto reach = sidecar_reach(*v.before, *v.after, c.ns, c.name);
+        out.touched.services = std::move(reach.shown_services);
+        out.touched.external_hosts = std::move(reach.shown_external_hosts);
+        out.newly_hidden = std::move(reach.newly_hidden);
         if (reach.own_clients_only) {
-            before->restrict_clients_to(before->namespace_id(ns));
-            after->restrict_clients_to(changed);
+            v.before->restrict_clients_to(v.before->namespace_id(c.ns));
+            v.after->restrict_clients_to(v.changed);
         }
     }
-    Comparison comparison =
-        compare(snapshot, *before, *after, touched, changed,
-                target == Target::DestinationRule || target == Target::VirtualService,
-                target == Target::VirtualService, target == Target::PeerAuthentication,
-                target == Target::Sidecar, settings.shortcuts);
+    return out;
+}
 
-    model::ObjectRef ref{"", r.kind, ns, name};
-    auto introduced = about(std::move(comparison.introduced), ref);
-    auto existing = about(std::move(comparison.existing), ref);
-    std::vector<conflict::Finding> own;
-    if (new_version) {
-        for (auto& f : conflict::check_objects(*after, changed, target == Target::MeshPolicy))
+// The touched flows compared before and after, told what the kind of change can alter.
+Comparison compare_before_after(const model::Snapshot& snapshot, const Views& v,
+                                const Touched& touched, Target target,
+                                const AdmissionSettings& settings) {
+    return compare_flows(snapshot, *v.before, *v.after, touched, v.changed,
+                         target == Target::DestinationRule || target == Target::VirtualService,
+                         target == Target::VirtualService, target == Target::PeerAuthentication,
+                         target == Target::Sidecar, settings.shortcuts);
+}
+
+// What the answer rests on: the findings the warnings list, the errors a denial names.
+struct Verdict {
+    std::vector<conflict::Finding> introduced; // about the changed object (see about())
+    std::vector<conflict::Finding> existing;
+    std::vector<conflict::Finding> own; // the object's own checks, then the newly hidden hosts
+    std::size_t omitted = 0;
+    bool introduces_error = false; // an introduced finding is an error
+    std::string reason;            // the allow-conflict annotation, if any
+};
+
+// Sorts the comparison's findings by what they are about, adds the object's own checks, and
+// records the codes and any allow-conflict reason in `d`.
+Verdict reach_verdict(Comparison comparison, TouchedFlows touched, const Views& v,
+                      const Candidate& c, const Request& r, AdmissionDecision& d) {
+    Verdict out;
+    model::ObjectRef ref{"", r.kind, c.ns, c.name};
+    out.introduced = about(std::move(comparison.introduced), ref);
+    out.existing = about(std::move(comparison.existing), ref);
+    out.omitted = comparison.omitted;
+    if (c.new_version) {
+        for (auto& f : conflict::check_objects(*v.after, v.changed, c.target == Target::MeshPolicy))
             if (f.resource.kind == ref.kind && f.resource.name == ref.name &&
                 f.resource.namespace_name == ref.namespace_name)
-                own.push_back(std::move(f));
-        report::describe_all(own);
+                out.own.push_back(std::move(f));
+        report::describe_all(out.own);
     }
-
-    std::vector<const conflict::Finding*> errors;
-    for (const auto& f : introduced)
-        if (f.severity == conflict::Severity::Error)
-            errors.push_back(&f);
-    for (auto& f : newly_hidden)
-        own.push_back(std::move(f));
-    std::set<conflict::Code> codes = comparison.codes;
-    for (const auto& f : own)
+    const bool any_error =
+        std::any_of(out.introduced.begin(), out.introduced.end(),
+                    [](const auto& f) { return f.severity == conflict::Severity::Error; });
+    for (auto& f : touched.newly_hidden)
+        out.own.push_back(std::move(f));
+    std::set<conflict::Code> codes = std::move(comparison.codes);
+    for (const auto& f : out.own)
         codes.insert(f.code);
     for (auto code : codes)
         d.codes.emplace_back(conflict::to_string(code));
 
-    const auto& annotated = removes ? r.old_object : r.object;
-    const std::string reason = annotated ? annotated->allow_conflict : std::string();
-    const bool introduces_error = comparison.introduces_error && !errors.empty();
-    const bool deny = introduces_error && d.enforcement == Enforcement::Enforce && reason.empty();
-    if (introduces_error && d.enforcement == Enforcement::Enforce && !reason.empty())
-        d.allow_conflict_reason = reason;
+    const auto& annotated = c.removes ? r.old_object : r.object;
+    out.reason = annotated ? annotated->allow_conflict : std::string();
+    out.introduces_error = comparison.introduces_error && any_error;
+    if (out.introduces_error && d.enforcement == Enforcement::Enforce && !out.reason.empty())
+        d.allow_conflict_reason = out.reason;
+    return out;
+}
 
-    for (const auto& f : introduced)
+// The warnings after those already collected (`warnings`): introduced, existing, omitted, own;
+// an allow-conflict override goes first.
+std::vector<std::string> verdict_warnings(const Verdict& v, const AdmissionDecision& d,
+                                          std::vector<std::string> warnings) {
+    for (const auto& f : v.introduced)
         warnings.push_back(warning_for(f));
-    for (const auto& f : existing)
+    for (const auto& f : v.existing)
         warnings.push_back(warning_for(f, "already failing before this change: "));
-    if (comparison.omitted > 0)
+    if (v.omitted > 0)
         warnings.push_back(
-            "[mtls-guard] " + std::to_string(comparison.omitted) +
+            "[mtls-guard] " + std::to_string(v.omitted) +
             " more affected flows not listed; run mtls-guard analyze for all of them");
-    for (const auto& f : own)
+    for (const auto& f : v.own)
         warnings.push_back(warning_for(f));
     if (!d.allow_conflict_reason.empty())
         warnings.insert(warnings.begin(), clamp_warning("[mtls-guard] allowed despite conflicts: " +
                                                         std::string(allow_conflict_annotation) +
-                                                        "=\"" + reason + "\""));
+                                                        "=\"" + v.reason + "\""));
+    return warnings;
+}
 
-    if (deny) {
-        d.allowed = false;
-        for (const auto* f : errors) {
-            const std::string code(conflict::to_string(f->code));
-            if (std::find(d.denial_codes.begin(), d.denial_codes.end(), code) ==
-                d.denial_codes.end())
-                d.denial_codes.push_back(code);
-        }
-        std::string message = "mtls-guard: this change would break mTLS traffic: [" +
-                              std::string(conflict::to_string(errors.front()->code)) + "] " +
-                              errors.front()->message;
-        if (errors.size() > 1)
-            message += " (and " + std::to_string(errors.size() - 1) + " more, see warnings)";
-        message += ". To apply it anyway, annotate the object with " +
-                   std::string(allow_conflict_annotation) + ": \"<reason>\"";
-        d.body = respond(false, message, 403, warnings);
-    } else {
-        d.body = respond(true, {}, 200, warnings);
+// Denies in enforce mode when the change introduces an error and no reason overrides it;
+// otherwise allows, with every finding as a warning.
+AdmissionDecision respond_to_verdict(const Request& r, const AdmissionSettings& settings,
+                                     AdmissionDecision d, const Verdict& v,
+                                     std::vector<std::string> warnings) {
+    warnings = verdict_warnings(v, d, std::move(warnings));
+    const bool deny =
+        v.introduces_error && d.enforcement == Enforcement::Enforce && v.reason.empty();
+    if (!deny) {
+        d.body = respond(r, settings, true, {}, 200, std::move(warnings));
+        return d;
     }
+    std::vector<const conflict::Finding*> errors;
+    for (const auto& f : v.introduced)
+        if (f.severity == conflict::Severity::Error)
+            errors.push_back(&f);
+    d.allowed = false;
+    for (const auto* f : errors) {
+        const std::string code(conflict::to_string(f->code));
+        if (std::find(d.denial_codes.begin(), d.denial_codes.end(), code) == d.denial_codes.end())
+            d.denial_codes.push_back(code);
+    }
+    std::string message = "mtls-guard: this change would break mTLS traffic: [" +
+                          std::string(conflict::to_string(errors.front()->code)) + "] " +
+                          errors.front()->message;
+    if (errors.size() > 1)
+        message += " (and " + std::to_string(errors.size() - 1) + " more, see warnings)";
+    message += ". To apply it anyway, annotate the object with " +
+               std::string(allow_conflict_annotation) + ": \"<reason>\"";
+    d.body = respond(r, settings, false, message, 403, std::move(warnings));
     return d;
+}
+
+// The decision on one parsed review, step by step.
+AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request& r,
+                                 const AdmissionSettings& settings) {
+    AdmissionDecision d = undecided(r, settings);
+    const Target target = target_of(r.kind);
+    if (!decides_on(target, r.operation)) {
+        d.body = respond(r, settings, true, {}, 200, {});
+        return d;
+    }
+    if (target == Target::Namespace)
+        return decide_namespace(snapshot, r, settings, std::move(d));
+    std::vector<std::string> warnings;
+    d.enforcement = object_enforcement(snapshot, r, target, settings, warnings);
+    if (d.enforcement == Enforcement::Off) {
+        d.body = respond(r, settings, true, {}, 200, std::move(warnings));
+        return d;
+    }
+
+    const auto read = read_candidate(r, target);
+    if (std::holds_alternative<NotOurs>(read)) {
+        d.body = respond(r, settings, true, {}, 200, {});
+        return d;
+    }
+    if (const auto* unreadable = std::get_if<Unreadable>(&read))
+        return answer_unreadable(r, settings, std::move(d), unreadable->reason,
+                                 std::move(warnings));
+    const Candidate& candidate = std::get<Candidate>(read);
+
+    Views views = apply_candidate(snapshot, r, candidate);
+    TouchedFlows touched = find_touched_flows(snapshot, views, candidate);
+    Comparison comparison =
+        compare_before_after(snapshot, views, touched.touched, target, settings);
+    const Verdict verdict =
+        reach_verdict(std::move(comparison), std::move(touched), views, candidate, r, d);
+    return respond_to_verdict(r, settings, std::move(d), verdict, std::move(warnings));
 }
 
 AdmissionDecision internal_error(const std::string& error) {

@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <span>
+#include <string_view>
 
 namespace mtlsguard::model {
 namespace decoding {
@@ -19,69 +22,103 @@ std::uint16_t port_key(std::string_view key, const std::string& path) {
     return static_cast<std::uint16_t>(n);
 }
 
-static bool group_is(std::string_view api_version, std::string_view group) {
-    return api_version.size() > group.size() && api_version.substr(0, group.size()) == group &&
-           api_version[group.size()] == '/';
+namespace {
+
+// How an apiVersion's version part must read for a kind table entry to apply.
+enum class VersionMatch : std::uint8_t {
+    Any,         // every version of the group (the workload controllers: only the pod template)
+    Exact,       // the version is one of those listed
+    LastSegment, // the apiVersion ends with "/<one of those listed>" (as it always has been read)
+};
+
+// One row of the kind table: the apiVersions and kind decode_object reads, and what into.
+struct KindEntry {
+    std::string_view group; // empty: the core group, whose apiVersion is the version alone
+    VersionMatch match;
+    std::span<const std::string_view> versions;
+    std::string_view kind;
+    Kind decodes_as;
+};
+
+constexpr std::string_view peer_authentication_versions[] = {"v1beta1", "v1"};
+constexpr std::string_view istio_networking_versions[] = {"v1alpha3", "v1beta1", "v1"};
+constexpr std::string_view alpha_authentication_versions[] = {"v1alpha1"};
+constexpr std::string_view core_versions[] = {"v1"};
+// The API server's own callees (ambient.md §16), in the versions that have a service field.
+constexpr std::string_view callee_versions[] = {"v1", "v1beta1"};
+
+// Every kind the engine reads; any other apiVersion/kind pair is Kind::Unknown (skipped).
+constexpr KindEntry kind_table[] = {
+    {"security.istio.io", VersionMatch::LastSegment, peer_authentication_versions,
+     "PeerAuthentication", Kind::PeerAuthentication},
+    {"networking.istio.io", VersionMatch::LastSegment, istio_networking_versions, "DestinationRule",
+     Kind::DestinationRule},
+    {"networking.istio.io", VersionMatch::LastSegment, istio_networking_versions, "ServiceEntry",
+     Kind::ServiceEntry},
+    {"networking.istio.io", VersionMatch::LastSegment, istio_networking_versions, "VirtualService",
+     Kind::VirtualService},
+    {"networking.istio.io", VersionMatch::LastSegment, istio_networking_versions, "Sidecar",
+     Kind::Sidecar},
+    {"authentication.istio.io", VersionMatch::Exact, alpha_authentication_versions, "Policy",
+     Kind::Policy},
+    {"authentication.istio.io", VersionMatch::Exact, alpha_authentication_versions, "MeshPolicy",
+     Kind::MeshPolicy},
+    {"", VersionMatch::Exact, core_versions, "Service", Kind::Service},
+    {"", VersionMatch::Exact, core_versions, "Namespace", Kind::Namespace},
+    {"", VersionMatch::Exact, core_versions, "Pod", Kind::Pod},
+    {"", VersionMatch::Exact, core_versions, "ConfigMap", Kind::ConfigMap},
+    {"apps", VersionMatch::Any, {}, "Deployment", Kind::PodTemplateOwner},
+    {"apps", VersionMatch::Any, {}, "StatefulSet", Kind::PodTemplateOwner},
+    {"apps", VersionMatch::Any, {}, "DaemonSet", Kind::PodTemplateOwner},
+    {"apps", VersionMatch::Any, {}, "ReplicaSet", Kind::PodTemplateOwner},
+    {"extensions", VersionMatch::Any, {}, "Deployment", Kind::PodTemplateOwner},
+    {"extensions", VersionMatch::Any, {}, "StatefulSet", Kind::PodTemplateOwner},
+    {"extensions", VersionMatch::Any, {}, "DaemonSet", Kind::PodTemplateOwner},
+    {"extensions", VersionMatch::Any, {}, "ReplicaSet", Kind::PodTemplateOwner},
+    {"batch", VersionMatch::Any, {}, "Job", Kind::PodTemplateOwner},
+    {"batch", VersionMatch::Any, {}, "CronJob", Kind::PodTemplateOwner},
+    {"admissionregistration.k8s.io", VersionMatch::LastSegment, callee_versions,
+     "ValidatingWebhookConfiguration", Kind::ApiServerCallee},
+    {"admissionregistration.k8s.io", VersionMatch::LastSegment, callee_versions,
+     "MutatingWebhookConfiguration", Kind::ApiServerCallee},
+    {"apiregistration.k8s.io", VersionMatch::LastSegment, callee_versions, "APIService",
+     Kind::ApiServerCallee},
+    {"apiextensions.k8s.io", VersionMatch::LastSegment, callee_versions, "CustomResourceDefinition",
+     Kind::ApiServerCallee},
+};
+
+// The version part of `api_version` when it names `group` ("<group>/<version>", or the version
+// alone for the core group); nullopt for another group.
+std::optional<std::string_view> version_in(std::string_view api_version, std::string_view group) {
+    if (group.empty())
+        return api_version;
+    if (api_version.size() > group.size() && api_version.starts_with(group) &&
+        api_version[group.size()] == '/')
+        return api_version.substr(group.size() + 1);
+    return std::nullopt;
 }
 
+bool version_matches(const KindEntry& entry, std::string_view version) {
+    if (entry.match == VersionMatch::Any)
+        return true;
+    return std::any_of(entry.versions.begin(), entry.versions.end(), [&](std::string_view listed) {
+        if (version == listed)
+            return true;
+        return entry.match == VersionMatch::LastSegment && version.size() > listed.size() &&
+               version.ends_with(listed) && version[version.size() - listed.size() - 1] == '/';
+    });
+}
+
+} // namespace
+
 Kind classify(std::string_view api_version, std::string_view kind) noexcept {
-    if (group_is(api_version, "security.istio.io")) {
-        if (kind == "PeerAuthentication" &&
-            (api_version.ends_with("/v1beta1") || api_version.ends_with("/v1")))
-            return Kind::PeerAuthentication;
-        return Kind::Unknown;
+    for (const KindEntry& entry : kind_table) {
+        if (entry.kind != kind)
+            continue;
+        const auto version = version_in(api_version, entry.group);
+        if (version && version_matches(entry, *version))
+            return entry.decodes_as;
     }
-    if (group_is(api_version, "networking.istio.io")) {
-        const bool served = api_version.ends_with("/v1alpha3") ||
-                            api_version.ends_with("/v1beta1") || api_version.ends_with("/v1");
-        if (!served)
-            return Kind::Unknown;
-        if (kind == "DestinationRule")
-            return Kind::DestinationRule;
-        if (kind == "ServiceEntry")
-            return Kind::ServiceEntry;
-        if (kind == "VirtualService")
-            return Kind::VirtualService;
-        if (kind == "Sidecar")
-            return Kind::Sidecar;
-        return Kind::Unknown;
-    }
-    if (api_version == "authentication.istio.io/v1alpha1") {
-        if (kind == "Policy")
-            return Kind::Policy;
-        if (kind == "MeshPolicy")
-            return Kind::MeshPolicy;
-        return Kind::Unknown;
-    }
-    if (api_version == "v1") {
-        if (kind == "Service")
-            return Kind::Service;
-        if (kind == "Namespace")
-            return Kind::Namespace;
-        if (kind == "Pod")
-            return Kind::Pod;
-        if (kind == "ConfigMap")
-            return Kind::ConfigMap;
-        return Kind::Unknown;
-    }
-    if (group_is(api_version, "apps") || group_is(api_version, "extensions")) {
-        if (kind == "Deployment" || kind == "StatefulSet" || kind == "DaemonSet" ||
-            kind == "ReplicaSet")
-            return Kind::PodTemplateOwner;
-        return Kind::Unknown;
-    }
-    if (group_is(api_version, "batch") && (kind == "Job" || kind == "CronJob"))
-        return Kind::PodTemplateOwner;
-    // The API server's own callees (ambient.md §16), in the versions that have a service field.
-    const bool v1_or_beta = api_version.ends_with("/v1") || api_version.ends_with("/v1beta1");
-    if (group_is(api_version, "admissionregistration.k8s.io") && v1_or_beta &&
-        (kind == "ValidatingWebhookConfiguration" || kind == "MutatingWebhookConfiguration"))
-        return Kind::ApiServerCallee;
-    if (group_is(api_version, "apiregistration.k8s.io") && v1_or_beta && kind == "APIService")
-        return Kind::ApiServerCallee;
-    if (group_is(api_version, "apiextensions.k8s.io") && v1_or_beta &&
-        kind == "CustomResourceDefinition")
-        return Kind::ApiServerCallee;
     return Kind::Unknown;
 }
 

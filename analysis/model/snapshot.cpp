@@ -3,7 +3,6 @@
 
 #include "analysis/model/dataplane.hpp"
 #include "analysis/model/decode.hpp"
-#include "analysis/resolution/destination_rule.hpp"
 
 #include <algorithm>
 #include <map>
@@ -856,8 +855,8 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::relabel_namespace(const Snapsho
     std::iota(same_services.begin(), same_services.end(), 0u);
     std::vector<std::uint32_t> same_hosts(s.external_hosts_.size());
     std::iota(same_hosts.begin(), same_hosts.end(), 0u);
-    s.client_index_ =
-        resolution::update_client_index(s, previous, changed, same_services, same_hosts);
+    const SnapshotReuse reuse{previous, changed, same_services, same_hosts};
+    s.client_index_ = resolution::index_clients(s, &reuse);
     return snap;
 }
 
@@ -1017,7 +1016,7 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
     index_virtual_service_hosts(s);
     index_clients(s);
     // Admission re-evaluates flows under a changed policy; who uses which rule stays the same.
-    s.client_index_ = resolution::build_client_index(s);
+    s.client_index_ = resolution::index_clients(s, nullptr);
     return snap;
 }
 
@@ -1231,10 +1230,11 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
     s.object_count_ = others;
     for (std::size_t count : counts)
         s.object_count_ += count;
+    // The previous index's entries hold only where the unchanged namespaces stayed mesh clients,
+    // or not, as they were.
+    const SnapshotReuse reuse{previous, rebuilt, previous_service, previous_host};
     s.client_index_ =
-        s.mesh_clients_ == previous.mesh_clients_
-            ? resolution::update_client_index(s, previous, rebuilt, previous_service, previous_host)
-            : resolution::build_client_index(s);
+        resolution::index_clients(s, s.mesh_clients_ == previous.mesh_clients_ ? &reuse : nullptr);
     return snap;
 }
 

@@ -10,15 +10,38 @@
 #include <unordered_map>
 #include <vector>
 
-namespace mtlsguard::resolution {
-struct ClientIndex; // who uses which DestinationRule for every host; built with the snapshot
-} // namespace mtlsguard::resolution
-
 namespace mtlsguard::model {
 
 using NsId = std::uint32_t;
 using WorkloadId = std::uint32_t;
 using ServiceId = std::uint32_t;
+
+class Snapshot;
+
+// What an incremental build took over from `previous`: the layers above model/ bring their own
+// indexes up to date from it instead of building them again.
+struct SnapshotReuse {
+    const Snapshot& previous;
+    const std::vector<bool>& rebuilt;                   // by NsId: built from the added objects
+    const std::vector<std::uint32_t>& previous_service; // by ServiceId; 0xffffffff: new
+    const std::vector<std::uint32_t>& previous_host;    // by external host index; 0xffffffff: new
+};
+
+} // namespace mtlsguard::model
+
+// The layer above the model resolves which DestinationRule every client uses for every host, once
+// per snapshot. The model only holds that index and never reads it: SnapshotBuilder calls the
+// function below (defined with the index in the resolution layer, destination_rule.cpp) as the
+// last step of every build, so that no snapshot lacks its index and no caller builds it again.
+namespace mtlsguard::resolution {
+struct ClientIndex;
+// The client index of a finished `snapshot`: from scratch, or from `reuse->previous`'s where the
+// change cannot reach.
+std::shared_ptr<const ClientIndex> index_clients(const model::Snapshot& snapshot,
+                                                 const model::SnapshotReuse* reuse);
+} // namespace mtlsguard::resolution
+
+namespace mtlsguard::model {
 
 // What the caller decides, not the cluster: which Istio, which DNS domain, an explicit mesh config.
 struct Settings {
@@ -195,8 +218,6 @@ struct ApiServerCallees {
 // that stands for it among client namespace ids.
 inline constexpr std::string_view api_server_client_name = "kube-apiserver";
 inline constexpr NsId api_server_client = 0xfffffffeu;
-
-class Snapshot;
 
 // When a Namespace label change reaches the pods (ambient.md §17).
 enum class RelabelTiming : std::uint8_t {

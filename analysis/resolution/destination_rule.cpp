@@ -472,6 +472,14 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
     return index;
 }
 
+std::shared_ptr<const ClientIndex> index_clients(const model::Snapshot& snapshot,
+                                                 const model::SnapshotReuse* reuse) {
+    if (!reuse)
+        return build_client_index(snapshot);
+    return update_client_index(snapshot, reuse->previous, reuse->rebuilt, reuse->previous_service,
+                               reuse->previous_host);
+}
+
 const HostClients& ConfigView::service_clients(model::ServiceId service,
                                                HostClients& scratch) const {
     const auto& record = snapshot_->services()[service];

@@ -240,6 +240,10 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
                     const std::vector<bool>& changed,
                     const std::vector<std::uint32_t>& previous_service,
                     const std::vector<std::uint32_t>& previous_host);
+// What model::SnapshotBuilder hands every snapshot it builds (declared there too, so that the
+// model needs no resolution header): update_client_index from `reuse`, else build_client_index.
+std::shared_ptr<const ClientIndex> index_clients(const model::Snapshot& snapshot,
+                                                 const model::SnapshotReuse* reuse);
 
 // Expands an outcome to its client classes (generic members included).
 std::vector<ClientClass> expand_members(const ConfigView& view, const ClientOutcome& outcome,
