@@ -12,11 +12,11 @@
 
 namespace mtlsguard {
 
-AnalysisResult analyze(const model::Snapshot& snapshot) noexcept {
+AnalysisResult analyze(const model::Snapshot& snapshot, std::size_t names_kept) noexcept {
     AnalysisResult result;
     try {
         const resolution::ConfigView view(snapshot);
-        conflict::FlowFindingCollector collector(view);
+        conflict::FlowFindingCollector collector(view, static_cast<std::size_t>(-1), names_kept);
         conflict::HiddenServiceCollector hidden;
         const conflict::FlowSink sink = [&](const conflict::Flow& flow,
                                             const conflict::FlowClients& who) {

@@ -14,8 +14,12 @@ struct AnalysisResult {
 };
 
 // Every finding of the snapshot: flows from every client class to every service port, plus the
-// per-object checks. Never throws.
-AnalysisResult analyze(const model::Snapshot& snapshot) noexcept;
+// per-object checks. A finding names at most `names_kept` client namespaces and counts the rest
+// (FlowSummary::client_namespaces_omitted): what a caller that only counts findings, such as
+// serve's metric, passes to keep a mesh-wide client list of thousands of names out of memory.
+// Never throws.
+AnalysisResult analyze(const model::Snapshot& snapshot,
+                       std::size_t names_kept = static_cast<std::size_t>(-1)) noexcept;
 
 struct MatrixRow {
     std::string client_namespace;

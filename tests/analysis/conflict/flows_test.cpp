@@ -1103,3 +1103,39 @@ TEST_CASE("§16: services not analysed as servers still get the API server's flo
           "PLAINTEXT NO_SIDECAR PLAINTEXT");
     CHECK(with_code(findings_of(*snapshot), "MTG108").empty());
 }
+
+TEST_CASE("Analysis keeping three client names per finding finds the same findings and counts "
+          "the other names",
+          "[flows][analyze]") {
+    // Six sidecar client namespaces send plaintext (a root DISABLE rule) to a STRICT server.
+    std::vector<json> objects{
+        deployment("shop", "web").labels({{"app", "web"}}).with_sidecar().container_port(8080),
+        service("shop", "web").selecting({{"app", "web"}}).port(80, 8080, "http"),
+        peer_authentication("shop", "strict").strict(),
+        destination_rule("istio-system", "plain", "*.local").tls("DISABLE"),
+    };
+    for (int i = 0; i < 6; ++i)
+        objects.push_back(deployment("client-" + std::to_string(i), "app").with_sidecar());
+    const auto snapshot = snapshot_of(objects);
+    const auto all = analyze(*snapshot);
+    const auto counted = analyze(*snapshot, 3);
+    REQUIRE(all.internal_error.empty());
+    REQUIRE(counted.internal_error.empty());
+    REQUIRE(all.findings.size() == counted.findings.size());
+    bool some_shortened = false;
+    for (std::size_t i = 0; i < all.findings.size(); ++i) {
+        const auto& whole = all.findings[i];
+        const auto& short_one = counted.findings[i];
+        CHECK(whole.code == short_one.code);
+        CHECK(whole.severity == short_one.severity);
+        if (!whole.flow || !short_one.flow)
+            continue;
+        const auto& names = whole.flow->client_namespaces;
+        const auto& kept = short_one.flow->client_namespaces;
+        CHECK(kept.size() == std::min<std::size_t>(names.size(), 3));
+        CHECK(kept.size() + short_one.flow->client_namespaces_omitted == names.size());
+        CHECK(std::equal(kept.begin(), kept.end(), names.begin()));
+        some_shortened = some_shortened || names.size() > 3;
+    }
+    CHECK(some_shortened);
+}
