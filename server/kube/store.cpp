@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <malloc.h>
 #include <nlohmann/json.hpp>
 
 namespace mtlsguard::kube {
@@ -605,6 +606,9 @@ void SnapshotPublisher::build_loop() {
                 // The receiver's failure must not end the build thread; it keeps its last one.
             }
         }
+        // The previous snapshot and the inputs went just now: give what they held back to the
+        // system rather than keep the peak of the last build resident (glibc keeps freed memory).
+        malloc_trim(0);
         boost::asio::post(strand_, [weak = weak_from_this()] {
             if (auto self = weak.lock())
                 self->build_finished();

@@ -217,8 +217,143 @@ class EndpointSliceWriter {
 };
 
 // The child: serves the mesh until told to quit; "touch N" updates N pods (a label changes).
+// What a real API server returns for a pod and the synthetic mesh leaves out: 10-15 labels in all,
+// kubectl's last-applied-configuration and other annotations (2-4 KB with Istio's), managedFields
+// from the controller manager and the kubelet, and a status. The metadata-only list still returns
+// all but the spec and status. The added labels are the same for every pod of a controller, so
+// they make no new workload shapes, and no selector of the mesh names them.
+void dress_like_a_real_pod(json& pod) {
+    json& metadata = pod["metadata"];
+    json& labels = metadata["labels"];
+    const std::string ns = metadata["namespace"];
+    const std::string app = labels.value("app", std::string(metadata["name"]));
+    const json extra_labels = {
+        {"app.kubernetes.io/name", app},        {"app.kubernetes.io/instance", app + "-" + ns},
+        {"app.kubernetes.io/version", "1.4.2"}, {"app.kubernetes.io/component", "backend"},
+        {"app.kubernetes.io/part-of", ns},      {"app.kubernetes.io/managed-by", "Helm"},
+        {"helm.sh/chart", app + "-0.3.1"},      {"team", "team-" + ns},
+        {"environment", "production"}};
+    for (const auto& [key, value] : extra_labels.items())
+        labels[key] = value;
+    json& annotations = metadata["annotations"];
+    if (annotations.is_null())
+        annotations = json::object();
+    const json containers =
+        pod.contains("spec") ? pod["spec"].value("containers", json::array()) : json::array();
+    const json applied = {
+        {"apiVersion", "apps/v1"},
+        {"kind", "Deployment"},
+        {"metadata",
+         {{"annotations", {{"deployment.kubernetes.io/revision", "3"}}},
+          {"labels", labels},
+          {"name", app},
+          {"namespace", ns}}},
+        {"spec",
+         {{"replicas", 3},
+          {"selector", {{"matchLabels", {{"app", app}}}}},
+          {"strategy", {{"rollingUpdate", {{"maxSurge", "25%"}, {"maxUnavailable", "25%"}}}}},
+          {"template",
+           {{"metadata", {{"labels", labels}}},
+            {"spec",
+             {{"containers", containers},
+              {"serviceAccountName", app},
+              {"terminationGracePeriodSeconds", 30}}}}}}}};
+    annotations["kubectl.kubernetes.io/last-applied-configuration"] = applied.dump() + "\n";
+    annotations["kubectl.kubernetes.io/restartedAt"] = "2026-11-28T09:14:03Z";
+    annotations["checksum/config"] =
+        "8f4c1e2b7a9d3f6e0c5b8a1d4e7f2a9c6b3e0d7f4a1c8e5b2d9f6a3c0e7b4d1a";
+    annotations["checksum/secret"] =
+        "2d9f6a3c0e7b4d1a8f4c1e2b7a9d3f6e0c5b8a1d4e7f2a9c6b3e0d7f4a1c8e5b";
+    annotations["cluster-autoscaler.kubernetes.io/safe-to-evict"] = "true";
+    json label_fields = json::object();
+    for (const auto& [key, value] : labels.items())
+        label_fields["f:" + key] = json::object();
+    json annotation_fields = json::object();
+    for (const auto& [key, value] : annotations.items())
+        annotation_fields["f:" + key] = json::object();
+    json container_fields = json::object();
+    for (const auto& container : containers)
+        container_fields["k:{\"name\":\"" + container.value("name", std::string()) + "\"}"] = {
+            {".", json::object()},
+            {"f:image", json::object()},
+            {"f:imagePullPolicy", json::object()},
+            {"f:name", json::object()},
+            {"f:ports", json::object()},
+            {"f:resources", {{".", json::object()}, {"f:requests", json::object()}}},
+            {"f:terminationMessagePath", json::object()},
+            {"f:terminationMessagePolicy", json::object()}};
+    metadata["managedFields"] =
+        json::array({{{"apiVersion", "v1"},
+                      {"fieldsType", "FieldsV1"},
+                      {"fieldsV1",
+                       {{"f:metadata",
+                         {{"f:annotations", annotation_fields},
+                          {"f:generateName", json::object()},
+                          {"f:labels", label_fields},
+                          {"f:ownerReferences", json::object()}}},
+                        {"f:spec",
+                         {{"f:containers", container_fields},
+                          {"f:dnsPolicy", json::object()},
+                          {"f:enableServiceLinks", json::object()},
+                          {"f:restartPolicy", json::object()},
+                          {"f:schedulerName", json::object()},
+                          {"f:securityContext", json::object()},
+                          {"f:serviceAccount", json::object()},
+                          {"f:serviceAccountName", json::object()},
+                          {"f:terminationGracePeriodSeconds", json::object()}}}}},
+                      {"manager", "kube-controller-manager"},
+                      {"operation", "Update"},
+                      {"time", "2026-11-28T09:14:05Z"}},
+                     {{"apiVersion", "v1"},
+                      {"fieldsType", "FieldsV1"},
+                      {"fieldsV1",
+                       {{"f:status",
+                         {{"f:conditions",
+                           {{"k:{\"type\":\"ContainersReady\"}", json::object()},
+                            {"k:{\"type\":\"Initialized\"}", json::object()},
+                            {"k:{\"type\":\"PodReadyToStartContainers\"}", json::object()},
+                            {"k:{\"type\":\"Ready\"}", json::object()}}},
+                          {"f:containerStatuses", json::object()},
+                          {"f:hostIP", json::object()},
+                          {"f:hostIPs", json::object()},
+                          {"f:phase", json::object()},
+                          {"f:podIP", json::object()},
+                          {"f:podIPs", json::object()},
+                          {"f:startTime", json::object()}}}}},
+                      {"manager", "kubelet"},
+                      {"operation", "Update"},
+                      {"subresource", "status"},
+                      {"time", "2026-11-28T09:14:21Z"}}});
+    json statuses = json::array();
+    for (const auto& container : containers)
+        statuses.push_back(
+            {{"containerID",
+              "containerd://5b0c8e2d4f6a1c3e7b9d0f2a4c6e8b1d3f5a7c9e0b2d4f6a8c1e3b5d7f9a0c2e"},
+             {"image", container.value("image", std::string())},
+             {"imageID", "registry.example.com/shop@sha256:"
+                         "9c1e3b5d7f9a0c2e5b0c8e2d4f6a1c3e7b9d0f2a4c6e8b1d3f5a7c9e0b2d4f6a"},
+             {"lastState", json::object()},
+             {"name", container.value("name", std::string())},
+             {"ready", true},
+             {"restartCount", 0},
+             {"started", true},
+             {"state", {{"running", {{"startedAt", "2026-11-28T09:14:19Z"}}}}}});
+    pod["status"] = {
+        {"conditions", json::array({{{"status", "True"}, {"type", "PodReadyToStartContainers"}},
+                                    {{"status", "True"}, {"type", "Initialized"}},
+                                    {{"status", "True"}, {"type", "Ready"}},
+                                    {{"status", "True"}, {"type", "ContainersReady"}},
+                                    {{"status", "True"}, {"type", "PodScheduled"}}})},
+        {"containerStatuses", std::move(statuses)},
+        {"hostIP", "10.0.12.7"},
+        {"phase", "Running"},
+        {"podIP", "10.244.17.23"},
+        {"qosClass", "Burstable"},
+        {"startTime", "2026-11-28T09:14:05Z"}};
+}
+
 [[noreturn]] void serve_mesh(const bench::MeshShape& shape, const KeyPair& serving, int commands,
-                             int replies) {
+                             int replies, bool real_pods) {
     FakeApiServer server(
         FakeServerOptions{serving.certificate_pem, serving.key_pem, {}, ChunkStyle::PerEvent});
     server.set_tokens({"bench-token"});
@@ -249,6 +384,8 @@ class EndpointSliceWriter {
         auto it = collections.find(object.value("kind", ""));
         if (it == collections.end())
             return;
+        if (it->first == "Pod" && real_pods)
+            dress_like_a_real_pod(object);
         if (it->first == "Pod" && touchable.size() < 2000) {
             touchable.push_back(object);
             base_names.push_back(object["metadata"]["name"]);
@@ -692,6 +829,10 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     app.add_flag("--verbose", verbose, "show the watcher's logs");
     app.add_flag("!--no-breakdown", breakdown, "skip the in-process rebuild breakdown");
+    bool real_pods = true;
+    app.add_flag("!--light-pods", real_pods,
+                 "serve the synthetic mesh's pods as generated, without the managedFields, "
+                 "annotations, labels and status of real ones");
     std::string serve_binary;
     app.add_option("--serve", serve_binary,
                    "measure this mtls-guard binary's `serve --kubeconfig` instead of an "
@@ -715,7 +856,7 @@ int main(int argc, char** argv) {
     if (child == 0) {
         ::close(to_child[1]);
         ::close(from_child[0]);
-        serve_mesh(shape, serving, to_child[0], from_child[1]);
+        serve_mesh(shape, serving, to_child[0], from_child[1], real_pods);
     }
     ::close(to_child[0]);
     ::close(from_child[1]);
