@@ -187,7 +187,7 @@ class ClusterWatcher::Impl : public std::enable_shared_from_this<ClusterWatcher:
                 state->published.fetch_add(1, std::memory_order_relaxed);
                 state->synced.store(true, std::memory_order_release);
             },
-            options_.version_from_objects);
+            options_.version_from_objects, options_.settle);
     }
 
     void start() {

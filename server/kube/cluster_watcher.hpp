@@ -22,7 +22,10 @@ namespace mtlsguard::kube {
 
 struct WatcherOptions {
     std::string istio_namespace = "istio-system"; // where `istio`, `istio-cni-config` are read
-    std::chrono::milliseconds coalesce{200};      // events within this window make one snapshot
+    // At most one snapshot per window: events arriving within it fold into the next one. An event
+    // after a quiet window is built `settle` later, not a whole window later.
+    std::chrono::milliseconds coalesce{200};
+    std::chrono::milliseconds settle{5};
     // Pods coming and going under workloads that stay (rollouts, restarts, scaling) change no
     // verdict, only pod counts: their snapshot may wait this long, or for the next other change.
     std::chrono::milliseconds count_refresh{std::chrono::seconds(30)};

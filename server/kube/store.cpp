@@ -492,10 +492,11 @@ SnapshotInputs ObjectStore::collect() {
 SnapshotPublisher::SnapshotPublisher(boost::asio::any_io_executor strand, model::Settings settings,
                                      std::chrono::milliseconds coalesce,
                                      std::chrono::milliseconds count_refresh, Collect collect,
-                                     Publish publish, bool version_from_objects)
+                                     Publish publish, bool version_from_objects,
+                                     std::chrono::milliseconds settle)
     : strand_(strand), settings_(std::move(settings)), version_from_objects_(version_from_objects),
-      coalesce_(coalesce), count_refresh_(count_refresh), collect_(std::move(collect)),
-      publish_(std::move(publish)), timer_(strand) {}
+      coalesce_(coalesce), settle_(settle), count_refresh_(count_refresh),
+      collect_(std::move(collect)), publish_(std::move(publish)), timer_(strand) {}
 
 SnapshotPublisher::~SnapshotPublisher() {
     stop();
@@ -511,7 +512,15 @@ void SnapshotPublisher::changed() {
     dirty_ = true;
     structural_dirty_ = true;
     if (!in_flight_)
-        schedule(coalesce_);
+        schedule(structural_delay());
+}
+
+std::chrono::milliseconds SnapshotPublisher::structural_delay() const {
+    if (!last_start_)
+        return settle_;
+    const auto window = std::chrono::ceil<std::chrono::milliseconds>(
+        *last_start_ + coalesce_ - std::chrono::steady_clock::now());
+    return std::max(settle_, window);
 }
 
 void SnapshotPublisher::counts_changed() {
@@ -556,6 +565,7 @@ void SnapshotPublisher::hand_over() {
     dirty_ = false;
     structural_dirty_ = false;
     in_flight_ = true;
+    last_start_ = std::chrono::steady_clock::now();
     SnapshotInputs inputs = collect_();
     {
         std::lock_guard lock(job_mutex_);
@@ -619,7 +629,7 @@ void SnapshotPublisher::build_loop() {
 void SnapshotPublisher::build_finished() {
     in_flight_ = false;
     if (structural_dirty_)
-        schedule(coalesce_);
+        schedule(structural_delay());
     else if (dirty_)
         schedule(count_refresh_);
 }

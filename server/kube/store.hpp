@@ -216,18 +216,23 @@ class SnapshotPublisher : public std::enable_shared_from_this<SnapshotPublisher>
     using Collect = std::function<SnapshotInputs()>; // called on the strand
     using Publish = std::function<void(std::shared_ptr<const model::Snapshot>)>;
 
-    // `count_refresh`: how long a change of pod counts alone may wait for its snapshot.
+    // `coalesce`: the least time between the starts of two builds, so that a stream of changes
+    // makes at most one snapshot per window. `count_refresh`: how long a change of pod counts
+    // alone may wait for its snapshot. `settle`: how long a change that follows a quiet window
+    // waits for its snapshot (changes arriving meanwhile join it).
     SnapshotPublisher(boost::asio::any_io_executor strand, model::Settings settings,
                       std::chrono::milliseconds coalesce, std::chrono::milliseconds count_refresh,
-                      Collect collect, Publish publish, bool version_from_objects = false);
+                      Collect collect, Publish publish, bool version_from_objects = false,
+                      std::chrono::milliseconds settle = std::chrono::milliseconds(5));
     ~SnapshotPublisher();
     SnapshotPublisher(const SnapshotPublisher&) = delete;
     SnapshotPublisher& operator=(const SnapshotPublisher&) = delete;
 
     // Starts the build thread.
     void start();
-    // On the strand: the objects changed. A snapshot follows `coalesce` later; changes arriving
-    // meanwhile, or during a build, fold into the same (or the next single) rebuild.
+    // On the strand: the objects changed. A snapshot follows `settle` later, or `coalesce` after
+    // the last build started if that is later; changes arriving meanwhile, or during a build,
+    // fold into the same (or the next single) rebuild.
     void changed();
     // On the strand: only pod counts changed (pods came or went under shapes that remain). The
     // snapshot's verdicts are the same; its counts follow within `count_refresh`, or with the
@@ -249,6 +254,9 @@ class SnapshotPublisher : public std::enable_shared_from_this<SnapshotPublisher>
 
   private:
     void schedule(std::chrono::milliseconds delay);
+    // When a structural change may be built: `settle` from now, or `coalesce` after the last
+    // build started.
+    std::chrono::milliseconds structural_delay() const;
     void hand_over();
     void build_loop();
     void build_finished();
@@ -257,6 +265,8 @@ class SnapshotPublisher : public std::enable_shared_from_this<SnapshotPublisher>
     model::Settings settings_;
     bool version_from_objects_ = false;
     std::chrono::milliseconds coalesce_;
+    std::chrono::milliseconds settle_;
+    std::optional<std::chrono::steady_clock::time_point> last_start_; // of a build, on the strand
     std::chrono::milliseconds count_refresh_;
     Collect collect_;
     Publish publish_;

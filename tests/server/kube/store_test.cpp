@@ -916,3 +916,33 @@ TEST_CASE("A pod list replaces the pods as upserting each pod would, slice ports
     // The pods stay the store's after the list is gone: a deletion is counted as usual.
     CHECK(listed.erase(ResourceKind::Pods, "shop/web-3", "uid-web-3") == StoreChange::PodCount);
 }
+
+TEST_CASE("A change after a quiet window is built after the settle delay; the next waits for the "
+          "window",
+          "[store]") {
+    IoThread thread;
+    auto strand = net::make_strand(thread.io);
+    ObjectStore store;
+    Published published;
+    // A window far longer than the test: only the settle delay can explain a prompt snapshot.
+    auto publisher = std::make_shared<SnapshotPublisher>(
+        strand, model::Settings{}, std::chrono::seconds(60), std::chrono::seconds(60),
+        [&] { return store.inputs(); }, published.sink(), false, std::chrono::milliseconds(5));
+    publisher->start();
+    net::post(strand, [&] {
+        store.upsert(ResourceKind::Services, stored(service("shop", "web", "web")));
+        publisher->changed();
+    });
+    CHECK(published.wait_for([](const model::Snapshot& s) { return s.services().size() == 1; },
+                             std::chrono::seconds(20)));
+    const auto first = published.count();
+    net::post(strand, [&] {
+        store.upsert(ResourceKind::Services, stored(service("shop", "api", "api")));
+        publisher->changed();
+    });
+    // The second change came within the 60 s window of the first build: no build before it ends.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(published.count() == first);
+    CHECK(publisher->stats().builds == 1);
+    publisher->stop();
+}
