@@ -929,15 +929,18 @@ TEST_CASE("A change after a quiet window is built after the settle delay; the ne
         strand, model::Settings{}, std::chrono::seconds(60), std::chrono::seconds(60),
         [&] { return store.inputs(); }, published.sink(), false, std::chrono::milliseconds(5));
     publisher->start();
+    // The objects are made here: `stored` asserts, and Catch's assertions belong to this thread.
+    auto web = stored(service("shop", "web", "web"));
+    auto api = stored(service("shop", "api", "api"));
     net::post(strand, [&] {
-        store.upsert(ResourceKind::Services, stored(service("shop", "web", "web")));
+        store.upsert(ResourceKind::Services, std::move(web));
         publisher->changed();
     });
     CHECK(published.wait_for([](const model::Snapshot& s) { return s.services().size() == 1; },
                              std::chrono::seconds(20)));
     const auto first = published.count();
     net::post(strand, [&] {
-        store.upsert(ResourceKind::Services, stored(service("shop", "api", "api")));
+        store.upsert(ResourceKind::Services, std::move(api));
         publisher->changed();
     });
     // The second change came within the 60 s window of the first build: no build before it ends.
