@@ -46,6 +46,12 @@ struct DomParse {
     std::optional<dom::element> root;
 };
 DomParse parse_dom(dom::parser& reused, std::string_view text, std::size_t max_depth) noexcept;
+// The same, read where it lies when `text` has simdjson's padding as spare capacity past its end
+// (see with_parse_padding); otherwise simdjson copies it first, as parse_dom does.
+DomParse parse_dom_in_place(dom::parser& reused, const std::string& text,
+                            std::size_t max_depth) noexcept;
+// Gives `text` the spare capacity parse_dom_in_place reads in place (a copy only if it has less).
+void with_parse_padding(std::string& text);
 
 // The value as nlohmann::json builds it from the same text: non-negative integers unsigned,
 // negative ones signed, others double; the last of duplicate keys wins. (One difference nobody can

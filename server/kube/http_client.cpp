@@ -179,6 +179,9 @@ void enable_keepalive(tcp::socket& socket) {
     socket.set_option(tcp::no_delay(true), ec);
 }
 
+// A body larger than this is read with this much room in the connection's buffer.
+constexpr std::size_t large_body = std::size_t{64} << 10;
+
 // One request: on a kept connection, or on a new one (resolve, connect, handshake); then write
 // and read.
 class Exchange final : public HttpCall, public std::enable_shared_from_this<Exchange> {
@@ -373,6 +376,8 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
         if (ec)
             return fail("send request", ec);
         parser_.emplace();
+        parser_->get().body() = std::move(request_.body_storage);
+        parser_->get().body().clear();
         parser_->header_limit(header_limit);
         parser_->body_limit(request_.body_limit);
         beast::get_lowest_layer(stream()).expires_after(request_.timeout);
@@ -399,6 +404,9 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
             return fail("read response", ec);
         HttpResult result = answer();
         result.body = std::move(parser_->get().body());
+        if (request_.body_padding != 0 &&
+            result.body.capacity() - result.body.size() < request_.body_padding)
+            result.body.reserve(result.body.size() + request_.body_padding);
         finish(std::move(result));
     }
 
@@ -413,8 +421,18 @@ class Exchange final : public HttpCall, public std::enable_shared_from_this<Exch
             // A whole answer, or an error answer (a Status object, read for its code and
             // message). Beast 1.74 loses its own Content-Length check against the body limit when
             // it parses eagerly, so the length is checked here before reading on.
-            if (auto length = parser_->content_length(); length && *length > request_.body_limit)
+            const auto length = parser_->content_length();
+            if (length && *length > request_.body_limit)
                 return fail("read response", http::error::body_limit);
+            // Before the body's reader reserves exactly the length: with the padding too.
+            if (length)
+                parser_->get().body().reserve(*length + request_.body_padding);
+            // Beast reads as much as the connection's buffer has room for, and the parser empties
+            // it after each read: with the few hundred bytes left by the header, a 3 MB list page
+            // took thousands of reads (each a TLS call, a timer and a handler). Room for a few
+            // TLS records makes a read per record.
+            if (length && *length > large_body && buffer().capacity() < large_body)
+                buffer().reserve(large_body);
             beast::get_lowest_layer(stream()).expires_after(request_.timeout);
             http::async_read(stream(), buffer(), *parser_,
                              [self = shared_from_this()](boost::system::error_code e, std::size_t) {
@@ -613,16 +631,16 @@ ApiClient::~ApiClient() {
     pool_->close_all();
 }
 
-std::shared_ptr<HttpCall> ApiClient::get(const HttpRequest& request,
+std::shared_ptr<HttpCall> ApiClient::get(HttpRequest request,
                                          std::function<void(HttpResult)> done) {
-    HttpRequest get_request = request;
-    get_request.method = HttpMethod::Get;
-    return send(get_request, std::move(done));
+    request.method = HttpMethod::Get;
+    return send(std::move(request), std::move(done));
 }
 
-std::shared_ptr<HttpCall> ApiClient::send(const HttpRequest& request,
+std::shared_ptr<HttpCall> ApiClient::send(HttpRequest request,
                                           std::function<void(HttpResult)> done) {
-    auto call = std::make_shared<Exchange>(executor_, target_, pool_, request, token_->current());
+    auto call = std::make_shared<Exchange>(executor_, target_, pool_, std::move(request),
+                                           token_->current());
     call->start_get(std::move(done));
     return call;
 }

@@ -37,6 +37,11 @@ struct HttpRequest {
     // plus a margin); `timeout` when unset.
     std::optional<std::chrono::milliseconds> stream_idle_timeout;
     std::size_t body_limit = std::size_t{64} << 20; // get(); for stream(), a non-200 answer's body
+    // get(): the answer's body is read into this string's capacity (a list's pages are alike in
+    // size: one buffer serves them all, without fresh pages to fault in for each), and keeps
+    // `body_padding` bytes of spare capacity past its end (a parser may read that far).
+    std::string body_storage;
+    std::size_t body_padding = 0;
 };
 
 struct HttpResult {
@@ -85,10 +90,9 @@ class ApiClient {
     ApiClient& operator=(const ApiClient&) = delete;
 
     // Reads the whole answer (up to request.body_limit) and calls `done` once.
-    std::shared_ptr<HttpCall> get(const HttpRequest& request, std::function<void(HttpResult)> done);
+    std::shared_ptr<HttpCall> get(HttpRequest request, std::function<void(HttpResult)> done);
     // The same with request.method and request.body (GET, or a write: POST, PUT, PATCH).
-    std::shared_ptr<HttpCall> send(const HttpRequest& request,
-                                   std::function<void(HttpResult)> done);
+    std::shared_ptr<HttpCall> send(HttpRequest request, std::function<void(HttpResult)> done);
     // Reads the answer piece by piece as it arrives (a watch). A non-200 answer is read whole and
     // given to on_end.
     std::shared_ptr<HttpCall> stream(const HttpRequest& request, StreamHandlers handlers);

@@ -28,8 +28,8 @@ simdjson::dom::parser& page_parser() noexcept {
     return reused;
 }
 
-input::DomParse parse_page(std::string_view text) noexcept {
-    return input::parse_dom(page_parser(), text, max_json_depth);
+input::DomParse parse_page(const std::string& text) noexcept {
+    return input::parse_dom_in_place(page_parser(), text, max_json_depth);
 }
 
 // A parser holds about 14 bytes per byte of the largest page it read (a page of 500 real pods is
@@ -140,8 +140,10 @@ void Reflector::request_page() {
     request.accept = target_.metadata_only ? metadata_list_accept : "application/json";
     request.timeout = options_.request_timeout;
     request.body_limit = options_.max_page_bytes;
+    request.body_storage = std::move(page_buffer_);
+    request.body_padding = simdjson::SIMDJSON_PADDING;
     // Weak: the call in flight must not keep the reflector alive (it holds the call).
-    call_ = client_->get(request, [weak = weak_from_this()](HttpResult result) {
+    call_ = client_->get(std::move(request), [weak = weak_from_this()](HttpResult result) {
         if (auto self = weak.lock())
             self->on_page(std::move(result));
     });
@@ -179,9 +181,10 @@ void Reflector::on_page(HttpResult result) {
                       ? check_page(model::decoding::JsonNode{&*document}, resource_version, token)
                       : "not JSON: " + parse_error;
     }
-    result.body.clear();
-    result.body.shrink_to_fit();
+    // The parse holds no reference to the text: the buffer serves the next page.
+    page_buffer_ = std::move(result.body);
     if (!problem.empty()) {
+        page_buffer_ = std::string{};
         sink_->list_abandoned();
         listing_ = false;
         return retry(true, "list of " + target_.name + ": " + problem);
@@ -226,6 +229,7 @@ void Reflector::on_page(HttpResult result) {
     if (!continue_.empty())
         return;
     release_page_parser();
+    page_buffer_ = std::string{};
     listing_ = false;
     resource_version_ = list_resource_version_;
     // Synced before the sink hears of it: the sink may ask whether every reflector is.

@@ -129,6 +129,7 @@ class Reflector : public std::enable_shared_from_this<Reflector> {
     std::shared_ptr<HttpCall> call_;
     LineSplitter splitter_;
     std::string continue_;
+    std::string page_buffer_; // a list page's text, its capacity kept for the next page
     std::string list_resource_version_;
     std::string resource_version_;
     bool stopped_ = false;

@@ -400,8 +400,11 @@ void dress_like_a_real_pod(json& pod) {
             slice_of_pod[endpoint["targetRef"]["namespace"].get<std::string>() + "/" +
                          endpoint["targetRef"]["name"].get<std::string>()] = i;
     batches[{"discovery.k8s.io", "endpointslices"}] = slice_objects;
-    for (auto& [collection, objects] : batches)
+    for (auto& [collection, objects] : batches) {
         server.preload(collection.first, collection.second, std::move(objects));
+        // Pods are listed as metadata only (PartialObjectMetadataList), everything else whole.
+        server.serialize_ahead(collection.first, collection.second, collection.second == "pods");
+    }
     batches.clear();
     write_line(replies, std::to_string(server.port()));
     std::size_t next = 0;

@@ -180,3 +180,34 @@ SCENARIO("Listed EndpointSlices decode alike from simdjson's parse and from nloh
     for (const auto& text : slices)
         slices_decode_alike(text);
 }
+
+SCENARIO("A list page with simdjson's padding as spare capacity is read in place, as a copy would "
+         "be read") {
+    std::string page = R"({"items":[)";
+    for (int i = 0; i < 300; ++i)
+        page += std::string(i ? "," : "") + R"({"metadata":{"name":"pod-)" + std::to_string(i) +
+                R"(","labels":{"app":"web"}}})";
+    page += "]}";
+    const std::string copy = page;
+    input::with_parse_padding(page);
+    CHECK(page.capacity() - page.size() >= simdjson::SIMDJSON_PADDING);
+    CHECK(page == copy);
+
+    simdjson::dom::parser reused;
+    const auto in_place = input::parse_dom_in_place(reused, page, 64);
+    REQUIRE(in_place.root);
+    const std::string read_in_place = simdjson::to_string(*in_place.root);
+    simdjson::dom::parser other;
+    const auto copied = input::parse_dom(other, copy, 64);
+    REQUIRE(copied.root);
+    CHECK(read_in_place == simdjson::to_string(*copied.root));
+    CHECK(json::parse(read_in_place) == json::parse(copy));
+
+    // Without spare capacity the text is copied first; a longer page reuses the same parser.
+    std::string tight = copy + std::string(100, ' ');
+    tight.shrink_to_fit();
+    const auto longer = input::parse_dom_in_place(reused, tight, 64);
+    REQUIRE(longer.root);
+    CHECK(json::parse(simdjson::to_string(*longer.root)) == json::parse(copy));
+    CHECK_FALSE(input::parse_dom_in_place(reused, std::string("{\"items\":["), 64).root);
+}

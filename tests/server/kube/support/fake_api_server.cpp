@@ -1128,6 +1128,16 @@ void FakeApiServer::preload(const std::string& group, const std::string& plural,
     state_->compacted_rv = state_->rv; // no history before this point
 }
 
+void FakeApiServer::serialize_ahead(const std::string& group, const std::string& plural,
+                                    bool metadata_only) {
+    std::lock_guard lock(state_->mutex);
+    const Collection& c = state_->collection_of(group, plural);
+    const std::string& version = c.resource.versions.front();
+    const std::string variant = metadata_only ? std::string("m") : version;
+    for (const auto& [key, object] : c.objects)
+        state_->list_item(c, version, variant, key, object, metadata_only);
+}
+
 void FakeApiServer::bookmark_all() {
     std::lock_guard lock(state_->mutex);
     for (auto& weak : state_->watches)

@@ -99,6 +99,11 @@ class FakeApiServer {
     // Objects that existed before any watch history (no events): for large initial states.
     void preload(const std::string& group, const std::string& plural,
                  std::vector<nlohmann::json> objects);
+    // Serializes every object of a collection as a list will return it (metadata only, or whole
+    // at the preferred version), ahead of the first list. A real API server serializes on its own
+    // machine; a benchmark whose client shares the cores with this one calls this before its
+    // clock starts, so that a list costs this server only the copy and the TLS.
+    void serialize_ahead(const std::string& group, const std::string& plural, bool metadata_only);
 
     // Sends BOOKMARK with the current resourceVersion on every open watch that allows them.
     void bookmark_all();
