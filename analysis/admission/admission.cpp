@@ -404,13 +404,22 @@ std::string warning_for(const conflict::Finding& f, std::string_view prefix = {}
                          f.message);
 }
 
+// The members are emplaced into the objects rather than listed in initializer lists: nlohmann
+// builds a [key, value] array per listed member first, and the document is made for every review.
 json response_document(const Request& request, bool allowed, const std::string& message, int code,
                        const std::vector<std::string>& warnings) {
-    json response = {{"uid", request.uid}, {"allowed", allowed}};
-    if (!allowed)
-        response["status"] = {{"code", code},
-                              {"message", message},
-                              {"reason", code == 403 ? "Forbidden" : "BadRequest"}};
+    json response(json::value_t::object);
+    auto& members = response.get_ref<json::object_t&>();
+    members.emplace("uid", request.uid);
+    members.emplace("allowed", allowed);
+    if (!allowed) {
+        json status(json::value_t::object);
+        auto& fields = status.get_ref<json::object_t&>();
+        fields.emplace("code", code);
+        fields.emplace("message", message);
+        fields.emplace("reason", code == 403 ? "Forbidden" : "BadRequest");
+        members.emplace("status", std::move(status));
+    }
     // Fit the API server's limits: whole warnings only, 4096 characters together.
     json list = json::array();
     std::size_t total = 0;
@@ -428,10 +437,13 @@ json response_document(const Request& request, bool allowed, const std::string& 
         total += w.size();
     }
     if (!list.empty())
-        response["warnings"] = std::move(list);
-    return {{"apiVersion", request.review_api_version},
-            {"kind", "AdmissionReview"},
-            {"response", std::move(response)}};
+        members.emplace("warnings", std::move(list));
+    json document(json::value_t::object);
+    auto& top = document.get_ref<json::object_t&>();
+    top.emplace("apiVersion", request.review_api_version);
+    top.emplace("kind", "AdmissionReview");
+    top.emplace("response", std::move(response));
+    return document;
 }
 
 // The Namespace a review object holds, if it decoded as one.

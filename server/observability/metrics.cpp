@@ -15,23 +15,23 @@ namespace mtlsguard::observability {
 namespace {
 
 // Label values come from requests: only a fixed set may reach the registry, or a client could
-// grow it without bound.
-std::string kind_label(const std::string& kind) {
-    if (kind.empty())
-        return "unknown";
-    if (kind == "PeerAuthentication" || kind == "DestinationRule" || kind == "VirtualService" ||
-        kind == "Sidecar" || kind == "Policy" || kind == "MeshPolicy" || kind == "Namespace")
-        return kind;
-    return "other";
-}
+// grow it without bound. The position in each list is the value's index in the series cache.
+constexpr std::array<std::string_view, 9> kind_labels = {
+    "unknown", "PeerAuthentication", "DestinationRule", "VirtualService", "Sidecar",
+    "Policy",  "MeshPolicy",         "Namespace",       "other"};
+constexpr std::array<std::string_view, 6> operation_labels = {"unknown", "CREATE",  "UPDATE",
+                                                              "DELETE",  "CONNECT", "other"};
 
-std::string operation_label(const std::string& operation) {
-    if (operation.empty())
-        return "unknown";
-    if (operation == "CREATE" || operation == "UPDATE" || operation == "DELETE" ||
-        operation == "CONNECT")
-        return operation;
-    return "other";
+// The index in `labels` of `value`: the first ("unknown") when empty, the last ("other") when not
+// listed.
+template <std::size_t N>
+std::size_t label_index(const std::array<std::string_view, N>& labels, std::string_view value) {
+    if (value.empty())
+        return 0;
+    for (std::size_t i = 1; i + 1 < N; ++i)
+        if (labels[i] == value)
+            return i;
+    return N - 1;
 }
 
 std::string_view decision_label(DecisionLabel label) {
@@ -189,12 +189,25 @@ Metrics::~Metrics() = default;
 
 void Metrics::record_admission(const admission::AdmissionDecision& decision, int http_status,
                                double seconds) {
-    requests_
-        ->Add({{"kind", kind_label(decision.kind)},
-               {"operation", operation_label(decision.operation)},
-               {"decision", std::string(decision_label(classify_decision(decision, http_status)))},
-               {"dry_run", decision.dry_run ? "true" : "false"}})
-        .Increment();
+    const std::size_t kind = label_index(kind_labels, decision.kind);
+    const std::size_t operation = label_index(operation_labels, decision.operation);
+    const DecisionLabel label = classify_decision(decision, http_status);
+    const std::size_t index =
+        ((kind * operation_labels.size() + operation) * 4 + static_cast<std::size_t>(label)) * 2 +
+        (decision.dry_run ? 1 : 0);
+    static_assert(request_series == kind_labels.size() * operation_labels.size() * 4 * 2);
+    auto& cached = request_counters_[index];
+    prometheus::Counter* counter = cached.load(std::memory_order_acquire);
+    if (!counter) {
+        // Family::Add returns the series already there, so two threads racing here store the same
+        // counter; a series appears on /metrics once first counted, as before the cache.
+        counter = &requests_->Add({{"kind", std::string(kind_labels[kind])},
+                                   {"operation", std::string(operation_labels[operation])},
+                                   {"decision", std::string(decision_label(label))},
+                                   {"dry_run", decision.dry_run ? "true" : "false"}});
+        cached.store(counter, std::memory_order_release);
+    }
+    counter->Increment();
     // Codes come from the catalogue only, so the label set stays bounded.
     if (http_status == 200 && !decision.allowed) {
         if (decision.denial_codes.empty())

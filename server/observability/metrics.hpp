@@ -6,6 +6,7 @@
 #include "analysis/conflict/finding.hpp"
 #include "analysis/model/snapshot.hpp"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -103,6 +104,10 @@ class Metrics {
   private:
     std::shared_ptr<prometheus::Registry> registry_;
     prometheus::Family<prometheus::Counter>* requests_;
+    // The series of requests_ by label values (see request_counter in metrics.cpp), each looked up
+    // in the family once: Family::Add builds a label map, hashes it and takes the family's lock.
+    static constexpr std::size_t request_series = 9 * 6 * 4 * 2;
+    std::array<std::atomic<prometheus::Counter*>, request_series> request_counters_{};
     prometheus::Family<prometheus::Counter>* denials_;
     prometheus::Histogram* decision_seconds_;
     prometheus::Family<prometheus::Counter>* http_errors_;
