@@ -8,11 +8,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <libfyaml.h>
 #include <map>
 #include <memory>
 #include <new>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 
@@ -23,79 +23,85 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 // YAML 1.2 core-schema resolution of a plain scalar: null, booleans, integers, floats, else text.
-json plain_scalar(std::string text) {
+json plain_scalar(std::string_view text) {
     if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL")
         return nullptr;
     if (text == "true" || text == "True" || text == "TRUE")
         return true;
     if (text == "false" || text == "False" || text == "FALSE")
         return false;
-    const char* begin = text.c_str();
+    if (std::string_view("0123456789+-.eE").find(text[0]) == std::string_view::npos)
+        return std::string(text); // not a number either
+    // strtoll and strtod read up to a NUL; the input has none (refused before parsing).
+    std::string copy(text);
+    const char* begin = copy.c_str();
     char* end = nullptr;
     const bool sign = text[0] == '-' || text[0] == '+';
-    const std::string digits = text.substr(sign ? 1 : 0);
+    const std::string_view digits = text.substr(sign ? 1 : 0);
     if (!digits.empty() &&
         std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
         errno = 0;
         const long long v = std::strtoll(begin, &end, 10);
         if (errno == 0 && *end == '\0')
             return v;
-        return text; // out of range: keep the text rather than guess
+        return copy; // out of range: keep the text rather than guess
     }
     if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'o')) {
+        const char* number = begin + (sign ? 1 : 0) + 2;
         errno = 0;
-        const long long v = std::strtoll(digits.c_str() + 2, &end, digits[1] == 'x' ? 16 : 8);
-        if (errno == 0 && *end == '\0' && end != digits.c_str() + 2)
+        const long long v = std::strtoll(number, &end, digits[1] == 'x' ? 16 : 8);
+        if (errno == 0 && *end == '\0' && end != number)
             return text[0] == '-' ? -v : v;
-        return text;
+        return copy;
     }
-    const bool floaty = text.find_first_of("0123456789") != std::string::npos &&
-                        text.find_first_not_of("0123456789+-.eE") == std::string::npos;
+    const bool floaty = text.find_first_of("0123456789") != std::string_view::npos &&
+                        text.find_first_not_of("0123456789+-.eE") == std::string_view::npos;
     if (floaty) {
         errno = 0;
         const double v = std::strtod(begin, &end);
         if (errno == 0 && *end == '\0' && std::isfinite(v))
             return v;
     }
-    return json(std::move(text));
+    return copy;
 }
 
-bool valid_utf8(std::string_view s) {
-    std::size_t i = 0;
-    while (i < s.size()) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        std::size_t n = c < 0x80           ? 0
-                        : (c >> 5) == 0x6  ? 1
-                        : (c >> 4) == 0xE  ? 2
-                        : (c >> 3) == 0x1E ? 3
-                                           : 4;
-        if (n == 4 || i + n >= s.size() + (n == 0 ? 1 : 0))
-            return n == 0;
-        for (std::size_t k = 1; k <= n; ++k)
-            if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2)
-                return false;
-        i += n + 1;
-    }
-    return true;
+// Whether plain_scalar could make something other than a string of `text`: only when it is empty
+// or starts with a character that begins null, a boolean or a number. Most plain scalars of a
+// manifest (keys, names, labels) do not, and skip its comparisons and copies.
+bool may_be_typed(std::string_view text) {
+    return text.empty() ||
+           std::string_view("~nNtTfF+-.eE0123456789").find(text[0]) != std::string_view::npos;
 }
 
-// Offset of the first byte that is not part of valid UTF-8 text, or is NUL; npos when there is
-// none. libfyaml stops at such a byte as if the input ended there, which would silently drop the
-// rest of a document. Eight ASCII bytes at a time: this runs over every byte of a large file.
-std::size_t first_invalid_byte(std::string_view s) {
+json plain_value(std::string_view text) {
+    return may_be_typed(text) ? plain_scalar(text) : json(std::string(text));
+}
+
+// A map key as text: a typed plain key is written as JSON writes its value, null as "".
+std::string key_text(json&& value) {
+    if (value.is_string())
+        return std::move(value.get_ref<std::string&>());
+    return value.is_null() ? std::string() : value.dump();
+}
+
+// Offset of the first byte that is not part of valid UTF-8 text, or is NUL unless `allow_nul`;
+// npos when there is none. libfyaml stops at such a byte as if the input ended there, which would
+// silently drop the rest of a document. Eight ASCII bytes at a time: this runs over every byte of
+// a large file.
+std::size_t first_invalid_byte(std::string_view s, bool allow_nul = false) {
     constexpr std::uint64_t high = 0x8080808080808080ULL, ones = 0x0101010101010101ULL;
     std::size_t i = 0;
     while (i < s.size()) {
         if (i + 8 <= s.size()) {
             std::uint64_t w = 0;
             std::memcpy(&w, s.data() + i, 8);
-            if ((w & high) == 0 && ((w - ones) & ~w & high) == 0) {
+            if ((w & high) == 0 && (allow_nul || ((w - ones) & ~w & high) == 0)) {
                 i += 8;
                 continue;
             }
         }
         const auto c = static_cast<unsigned char>(s[i]);
-        if (c == 0)
+        if (c == 0 && !allow_nul)
             return i;
         if (c < 0x80) {
             ++i;
@@ -110,6 +116,118 @@ std::size_t first_invalid_byte(std::string_view s) {
         i += n + 1;
     }
     return std::string_view::npos;
+}
+
+// A double-quoted escape may make text that is not UTF-8 (a NUL is allowed there).
+bool valid_utf8(std::string_view s) {
+    return first_invalid_byte(s, true) == std::string_view::npos;
+}
+
+// Whether a plain scalar's raw text is on one line, so that it is its value as it is: a plain
+// scalar has no escapes, and only a line break folds it. NEL, LS and PS break lines in YAML 1.1.
+bool one_line(std::string_view raw) {
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+        const auto c = static_cast<unsigned char>(raw[i]);
+        if (c == '\n' || c == '\r')
+            return false;
+        if (c >= 0x80 &&
+            (raw.substr(i).starts_with("\xc2\x85") || raw.substr(i).starts_with("\xe2\x80\xa8") ||
+             raw.substr(i).starts_with("\xe2\x80\xa9")))
+            return false;
+    }
+    return true;
+}
+
+// The value of four hex digits at the start of `text`.
+std::optional<unsigned> hex4(std::string_view text) {
+    if (text.size() < 4)
+        return std::nullopt;
+    unsigned code = 0;
+    for (const char h : text.substr(0, 4)) {
+        const int digit = h >= '0' && h <= '9'   ? h - '0'
+                          : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                          : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                                 : -1;
+        if (digit < 0)
+            return std::nullopt;
+        code = code * 16 + static_cast<unsigned>(digit);
+    }
+    return code;
+}
+
+// A code point of the Basic Multilingual Plane as UTF-8.
+void append_utf8(unsigned code, std::string& out) {
+    if (code < 0x80) {
+        out.push_back(static_cast<char>(code));
+    } else if (code < 0x800) {
+        out.push_back(static_cast<char>(0xC0 | (code >> 6)));
+        out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+    } else {
+        out.push_back(static_cast<char>(0xE0 | (code >> 12)));
+        out.push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
+        out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+    }
+}
+
+// The text of a one-line double-quoted scalar whose raw form is printable ASCII with only JSON's
+// escapes, written to `out`; false for anything else (folded lines, YAML's other escapes, other
+// bytes), which is left to libfyaml. Kubernetes writes JSON in annotations this way. libfyaml has
+// already checked the escapes when it scanned.
+bool unescape_json_style(std::string_view raw, std::string& out) {
+    out.clear();
+    std::size_t i = 0;
+    while (i < raw.size()) {
+        std::size_t run = i; // up to the next escape, copied at once
+        for (; run < raw.size() && raw[run] != '\\'; ++run) {
+            const auto c = static_cast<unsigned char>(raw[run]);
+            if ((c < 0x20 && c != '\t') || c >= 0x7f)
+                return false;
+        }
+        out.append(raw.data() + i, run - i);
+        if (run == raw.size())
+            return true;
+        i = run + 2; // past the backslash and the escape's letter
+        if (i > raw.size())
+            return false;
+        switch (raw[run + 1]) {
+        case '"':
+            out.push_back('"');
+            break;
+        case '\\':
+            out.push_back('\\');
+            break;
+        case '/':
+            out.push_back('/');
+            break;
+        case 'b':
+            out.push_back('\b');
+            break;
+        case 'f':
+            out.push_back('\f');
+            break;
+        case 'n':
+            out.push_back('\n');
+            break;
+        case 'r':
+            out.push_back('\r');
+            break;
+        case 't':
+            out.push_back('\t');
+            break;
+        case 'u': {
+            const auto code = hex4(raw.substr(i));
+            // NUL and surrogates are left to libfyaml's rules.
+            if (!code || *code == 0 || (*code >= 0xD800 && *code <= 0xDFFF))
+                return false;
+            append_utf8(*code, out);
+            i += 4;
+            break;
+        }
+        default:
+            return false;
+        }
+    }
+    return true;
 }
 
 // Where libfyaml saw something, 0-based within the chunk it parsed.
@@ -135,13 +253,19 @@ class YamlToJson {
     json result;
 
     // A plain, untagged scalar follows the core schema; quoted, block and tagged ones stay strings.
-    // The input is valid UTF-8 (checked first), but a double-quoted escape may not be.
-    void scalar(const Mark& mark, std::string_view anchor, std::string value, bool plain,
-                bool escaped) {
-        if (escaped && !valid_utf8(value))
+    // `text` is valid UTF-8 when it is the input itself (checked first); `check_utf8` when it was
+    // unescaped, as a double-quoted escape may make bytes that are not.
+    void scalar(const Mark& mark, std::string_view anchor, std::string_view text, bool plain,
+                bool check_utf8) {
+        if (check_utf8 && !valid_utf8(text))
             fail(mark, "a string is not valid UTF-8");
-        put(mark, plain ? plain_scalar(std::move(value)) : json(std::move(value)),
-            register_anchor(anchor), 1);
+        if (anchor.empty() && awaiting_key()) {
+            // Most scalars are keys: straight into the map, without a JSON value in between.
+            count(mark, 1);
+            set_key(mark, plain ? key_text(plain_value(text)) : std::string(text));
+            return;
+        }
+        put(mark, plain ? plain_value(text) : json(std::string(text)), register_anchor(anchor), 1);
     }
     void alias(const Mark& mark, std::string_view name) {
         auto id = anchor_ids_.find(std::string(name));
@@ -162,19 +286,19 @@ class YamlToJson {
         if (stack_.size() + 1 > limits_.max_depth)
             fail(mark,
                  "document is nested deeper than " + std::to_string(limits_.max_depth) + " levels");
-        if (!stack_.empty() && stack_.back().is_map && !stack_.back().key)
+        if (awaiting_key())
             fail(mark, "a map key is not a scalar");
         const bool is_map = container.is_object();
         // Registered before the contents, so an alias inside refers to this (recursive) value.
         const std::size_t id = register_anchor(anchor);
-        stack_.push_back(Frame{std::move(container), id, nodes_, is_map, std::nullopt, mark});
+        stack_.push_back(Frame{std::move(container), id, nodes_, is_map, nullptr, mark});
     }
     void close() {
         if (stack_.empty())
             return; // the parser balances its events; stay safe if it ever did not
         Frame frame = std::move(stack_.back());
         stack_.pop_back();
-        if (frame.is_map && frame.key)
+        if (frame.is_map && frame.slot)
             fail(frame.mark, "a map key has no value");
         attach(frame.mark, std::move(frame.value), frame.anchor, nodes_ - frame.nodes_at_start + 1);
     }
@@ -185,9 +309,23 @@ class YamlToJson {
         std::size_t anchor = 0; // 0: none
         std::size_t nodes_at_start = 0;
         bool is_map = false;
-        std::optional<std::string> key; // a map's pending key
+        json* slot = nullptr; // in a map, the value of the key just read, until it is read
         Mark mark;
     };
+
+    bool awaiting_key() const {
+        return !stack_.empty() && stack_.back().is_map && !stack_.back().slot;
+    }
+
+    // The key goes into the map at once (one lookup, which also finds a duplicate) and its value
+    // is put in the slot it leaves.
+    void set_key(const Mark& mark, std::string key) {
+        Frame& parent = stack_.back();
+        auto [it, inserted] = parent.value.get_ref<json::object_t&>().try_emplace(std::move(key));
+        if (!inserted) // try_emplace leaves `key` alone then
+            fail(mark, "duplicate key \"" + key + "\"");
+        parent.slot = &it->second;
+    }
 
     [[noreturn]] static void fail(const Mark& mark, const std::string& reason) {
         throw YamlRefused{mark, reason};
@@ -226,19 +364,14 @@ class YamlToJson {
             parent.value.push_back(std::move(value));
             return;
         }
-        if (!parent.key) {
+        if (!parent.slot) {
             if (value.is_structured())
                 fail(mark, "a map key is not a scalar");
-            std::string key = value.is_string() ? value.get<std::string>()
-                              : value.is_null() ? ""
-                                                : value.dump();
-            if (parent.value.contains(key))
-                fail(mark, "duplicate key \"" + key + "\"");
-            parent.key = std::move(key);
+            set_key(mark, key_text(std::move(value)));
             return;
         }
-        parent.value[*parent.key] = std::move(value);
-        parent.key.reset();
+        *parent.slot = std::move(value);
+        parent.slot = nullptr;
     }
 
     const LoadLimits& limits_;
@@ -254,6 +387,13 @@ std::string_view token_text(fy_token* token) {
     std::size_t length = 0;
     const char* text = token ? fy_token_get_text(token, &length) : nullptr;
     return text ? std::string_view(text, length) : std::string_view();
+}
+
+// Whether `part` lies inside `whole`'s bytes (std::less: a total order over any pointers).
+bool within(std::string_view whole, std::string_view part) {
+    const std::less<const char*> before;
+    return !before(part.data(), whole.data()) &&
+           !before(whole.data() + whole.size(), part.data() + part.size());
 }
 
 Mark event_mark(fy_event* event) {
@@ -350,14 +490,9 @@ class YamlReader {
             case FYET_DOCUMENT_END:
                 had_document = true;
                 break;
-            case FYET_SCALAR: {
-                const fy_scalar_style style =
-                    e->scalar.value ? fy_token_scalar_style(e->scalar.value) : FYSS_PLAIN;
-                builder.scalar(event_mark(e), token_text(e->scalar.anchor),
-                               std::string(token_text(e->scalar.value)),
-                               !e->scalar.tag && style == FYSS_PLAIN, style == FYSS_DOUBLE_QUOTED);
+            case FYET_SCALAR:
+                scalar(builder, e, text);
                 break;
-            }
             case FYET_ALIAS:
                 builder.alias(event_mark(e), token_text(e->alias.anchor));
                 break;
@@ -381,6 +516,39 @@ class YamlReader {
     }
 
   private:
+    // One scalar event into the builder. The text of a one-line plain or double-quoted scalar is
+    // taken from the input here: libfyaml points into the input only for a plain scalar that is
+    // not the last thing on its line, and otherwise formats a copy (two passes of its character
+    // iterator and a malloc), which cost a sixth of reading a large mesh.
+    void scalar(YamlToJson& builder, fy_event* e, std::string_view input) {
+        fy_token* token = e->scalar.value;
+        const fy_scalar_style style = token ? fy_token_scalar_style(token) : FYSS_PLAIN;
+        const bool plain = !e->scalar.tag && style == FYSS_PLAIN;
+        const std::string_view anchor = token_text(e->scalar.anchor);
+        if (token && (style == FYSS_PLAIN || style == FYSS_DOUBLE_QUOTED)) {
+            const fy_mark* start = fy_token_start_mark(token);
+            const fy_mark* end = fy_token_end_mark(token);
+            if (start && end && start->input_pos <= end->input_pos &&
+                end->input_pos <= input.size()) {
+                // Between the quotes, for a quoted scalar.
+                const std::string_view raw =
+                    input.substr(start->input_pos, end->input_pos - start->input_pos);
+                if (style == FYSS_PLAIN && one_line(raw)) {
+                    builder.scalar(event_mark(e), anchor, raw, plain, false);
+                    return;
+                }
+                if (style == FYSS_DOUBLE_QUOTED && unescape_json_style(raw, scratch_)) {
+                    builder.scalar(event_mark(e), anchor, scratch_, plain, false);
+                    return;
+                }
+            }
+        }
+        const std::string_view value = token_text(token);
+        // libfyaml points into the input unless it had to unescape or fold the text.
+        const bool unescaped = style == FYSS_DOUBLE_QUOTED && !within(input, value);
+        builder.scalar(event_mark(e), anchor, value, plain, unescaped);
+    }
+
     // The first error libfyaml collected, with its position.
     YamlRefused syntax_error() const {
         void* iter = nullptr;
@@ -394,6 +562,7 @@ class YamlReader {
 
     std::unique_ptr<fy_diag, DiagDeleter> diag_; // before the parser, which refers to it
     std::unique_ptr<fy_parser, ParserDeleter> parser_;
+    std::string scratch_; // unescaped text, reused
 };
 
 bool manifest_extension(const fs::path& path) {
@@ -789,7 +958,19 @@ std::string read_file(const std::string& path, std::size_t max_bytes) {
     std::ifstream in(path, std::ios::binary);
     if (!in)
         throw LoadError{path, 0, false, std::string("cannot open: ") + std::strerror(errno)};
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    // One read of the size the file had (istreambuf_iterator went byte by byte, growing the
+    // string as it went: a sixth of the time of a large YAML file), then whatever it has grown
+    // by since; /proc files report a size of 0.
+    text.resize(static_cast<std::size_t>(size));
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    char buffer[65536];
+    while (in && (in.read(buffer, sizeof buffer) || in.gcount() > 0)) {
+        text.append(buffer, static_cast<std::size_t>(in.gcount()));
+        if (text.size() > max_bytes)
+            throw LoadError{path, 0, false,
+                            "file is larger than " + std::to_string(max_bytes) + " bytes"};
+    }
     if (in.bad())
         throw LoadError{path, 0, false, "read error"};
     return text;

@@ -22,6 +22,7 @@ using mtlsguard::input::LoadError;
 using mtlsguard::input::LoadLimits;
 using mtlsguard::input::parse_manifest_text;
 using mtlsguard::input::parse_yaml_documents;
+using mtlsguard::input::read_file;
 using nlohmann::json;
 
 namespace {
@@ -714,4 +715,81 @@ SCENARIO("Content after a document end marker without a --- is refused as a seco
     REQUIRE(error);
     CHECK(error->index == 0);
     CHECK_THAT(error->reason, Catch::Contains("unexpected content after the document"));
+}
+
+SCENARIO("Double-quoted escapes give the same text whether the loader or libfyaml unescapes them") {
+    // JSON's escapes on one line are unescaped by the loader; YAML's others, NUL, and folded lines
+    // are left to libfyaml. Both must give what YAML says.
+    const json doc = only_document(
+        R"(json: "{\"a\":[\"b\\c\"],\"d\":\"\/\b\f\n\r\t\"}"
+bmp: "\u0041\u00e9\u07FF\u0800\uFFFF"
+tab: "a	b"
+yaml: "\x41\xe9\0\e\N\_\L\P\U0001F600\ \	|"
+nul: "a\u0000b"
+folded: "one
+  two\n"
+joined: "tail\
+  x"
+empty: ""
+plain_key_last_on_line: value
+flow: [a, "b\"c", d]
+)");
+    CHECK(doc["json"] == "{\"a\":[\"b\\c\"],\"d\":\"/\b\f\n\r\t\"}");
+    CHECK(doc["bmp"] == "A\xc3\xa9\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf");
+    CHECK(doc["tab"] == "a\tb");
+    CHECK(doc["yaml"] == std::string("A\xc3\xa9\0\x1b\xc2\x85\xc2\xa0\xe2\x80\xa8\xe2\x80\xa9"
+                                     "\xf0\x9f\x98\x80 \t|",
+                                     22));
+    CHECK(doc["nul"] == std::string("a\0b", 3));
+    CHECK(doc["folded"] == "one two\n");
+    CHECK(doc["joined"] == "tailx");
+    CHECK(doc["empty"] == "");
+    CHECK(doc["plain_key_last_on_line"] == "value");
+    CHECK(doc["flow"] == json{"a", "b\"c", "d"});
+}
+
+SCENARIO("Plain scalars at the end of a line, folded over lines, or in flow keep their text") {
+    const json doc = only_document("a: one two  \nb: first\n  second\n\n  third\nc: [x y, z]\n"
+                                   "d: k=v # comment\ne: \"q\" \nf: 1 \n");
+    CHECK(doc["a"] == "one two");
+    CHECK(doc["b"] == "first second\nthird");
+    CHECK(doc["c"] == json{"x y", "z"});
+    CHECK(doc["d"] == "k=v");
+    CHECK(doc["e"] == "q");
+    CHECK(doc["f"] == 1);
+}
+
+SCENARIO("A plain key is typed like a value and written as JSON writes it") {
+    const json doc = only_document("1: a\ntrue: b\n~: c\n1.5: d\n0x10: e\nname: f\nnull2: g\n");
+    CHECK(doc["1"] == "a");
+    CHECK(doc["true"] == "b");
+    CHECK(doc[""] == "c");
+    CHECK(doc["1.5"] == "d");
+    CHECK(doc["16"] == "e");
+    CHECK(doc["name"] == "f");
+    CHECK(doc["null2"] == "g");
+    // Typed keys collide with their written form, as they always did.
+    const auto error = load_error([] { parse_yaml_documents("16: a\n0x10: b\n", "keys.yaml"); });
+    REQUIRE(error);
+    CHECK_THAT(error->reason,
+               Catch::Contains("duplicate key \"16\"") && Catch::Contains("(line 2, column 1)"));
+    // A key with an anchor, and an alias as a key.
+    const json anchored = only_document("&k name: a\nother:\n  *k : b\n");
+    CHECK(anchored["name"] == "a");
+    CHECK(anchored["other"]["name"] == "b");
+}
+
+SCENARIO("read_file returns a file's bytes whole, and refuses one over the limit") {
+    TempDir dir;
+    std::string content;
+    for (int i = 0; content.size() < 300000; ++i)
+        content += "line " + std::to_string(i) + std::string(1, '\0') + "\xff\n";
+    const auto file = dir.write("bytes.bin", content);
+    CHECK(read_file(file, content.size()) == content);
+    const auto error = load_error([&] { read_file(file, content.size() - 1); });
+    REQUIRE(error);
+    CHECK(error->reason == "file is larger than " + std::to_string(content.size() - 1) + " bytes");
+    CHECK(read_file(dir.write("empty.yaml", ""), 10).empty());
+    // /proc files report a size of 0 but have content.
+    CHECK_FALSE(read_file("/proc/self/status", 1 << 20).empty());
 }
