@@ -5,6 +5,7 @@
 #include "server/snapshot/snapshot_files.hpp"
 #include "tests/server/kube/support/cluster_objects.hpp"
 #include "tests/server/kube/support/kube_harness.hpp"
+#include "tests/support/metrics_text.hpp"
 
 #include <catch2/catch.hpp>
 #include <sstream>
@@ -17,14 +18,7 @@ namespace {
 
 const std::string fixtures = MTLS_GUARD_FIXTURES;
 
-double sample(const std::string& metrics, const std::string& series) {
-    std::istringstream in(metrics);
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind(series + " ", 0) == 0)
-            return std::stod(line.substr(series.size() + 1));
-    return -1;
-}
+using mtlsguard::testing::sample;
 
 struct Source {
     explicit Source(https::StalePolicy policy = https::StalePolicy::Enforce) {

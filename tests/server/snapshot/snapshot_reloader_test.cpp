@@ -4,6 +4,7 @@
 #include "server/observability/metrics.hpp"
 #include "server/snapshot/snapshot_reloader.hpp"
 #include "tests/support/files.hpp"
+#include "tests/support/metrics_text.hpp"
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -25,14 +26,7 @@ const fs::path fixtures = MTLS_GUARD_FIXTURES;
 
 using mtlsguard::testing::TempDir;
 
-double sample(const std::string& metrics, const std::string& series) {
-    std::istringstream in(metrics);
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind(series + " ", 0) == 0)
-            return std::stod(line.substr(series.size() + 1));
-    return -1;
-}
+using mtlsguard::testing::sample;
 
 void write(const fs::path& path, const std::string& text) {
     std::ofstream(path, std::ios::binary | std::ios::trunc) << text;

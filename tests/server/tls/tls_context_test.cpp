@@ -4,6 +4,7 @@
 #include "server/tls/self_signed.hpp"
 #include "server/tls/tls_context.hpp"
 #include "tests/support/files.hpp"
+#include "tests/support/metrics_text.hpp"
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -33,15 +34,7 @@ https::GeneratedCertificate generate(const fs::path& dir) {
                                                 {"127.0.0.1"});
 }
 
-// The value of one sample line of the text exposition, or -1 when absent.
-double sample(const std::string& metrics, const std::string& series) {
-    std::istringstream in(metrics);
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind(series + " ", 0) == 0)
-            return std::stod(line.substr(series.size() + 1));
-    return -1;
-}
+using mtlsguard::testing::sample;
 
 } // namespace
 

@@ -259,13 +259,4 @@ PlainClient::read_until_closed(std::chrono::milliseconds timeout) {
     }
 }
 
-double sample(const std::string& metrics, const std::string& series) {
-    std::istringstream in(metrics);
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind(series + " ", 0) == 0)
-            return std::stod(line.substr(series.size() + 1));
-    return -1;
-}
-
 } // namespace mtlsguard::serve_testing

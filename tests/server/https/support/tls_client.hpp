@@ -3,6 +3,8 @@
 // so that the Beast client code is instantiated in one object file instead of in every user.
 #pragma once
 
+#include "tests/support/metrics_text.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -124,7 +126,6 @@ class PlainClient {
     boost::beast::tcp_stream stream_;
 };
 
-// The value of one series in Prometheus' text exposition, or -1 when absent.
-double sample(const std::string& metrics, const std::string& series);
+using mtlsguard::testing::sample; // one series of /metrics (tests/support/metrics_text.hpp)
 
 } // namespace mtlsguard::serve_testing
