@@ -5,6 +5,7 @@
 #include "analysis/resolution/sidecar.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <optional>
 #include <unordered_map>
 
@@ -237,7 +238,48 @@ std::size_t HostClients::own_answers() const noexcept {
     return resolved.size() + (sidecars ? sidecars->namespaces.size() : 0);
 }
 
+HostNamespaceScan scan_sidecar_namespaces(const ConfigView& view, NsId host_ns) {
+    HostNamespaceScan scan;
+    const auto& sidecars = view.sidecar_outcomes();
+    if (!sidecars || sidecars->namespaces.empty()) {
+        scan.rest = view.sidecar_namespaces();
+        return scan;
+    }
+    scan.hidden.assign((sidecars->outcomes.size() + 63) / 64, 0);
+    const std::string_view host_ns_name = host_ns < view.namespace_count()
+                                              ? std::string_view(view.namespace_name(host_ns))
+                                              : std::string_view();
+    std::vector<std::uint32_t> slots;
+    for (NsId ns : view.sidecar_namespaces()) {
+        // Every class must use a Sidecar with a slot (not the mesh's default) that imports
+        // nothing from the host's namespace: then add_class would only set its slot's bit.
+        slots.clear();
+        const auto variants = view.config(ns).variants.size();
+        bool hides_all = true;
+        for (std::size_t v = 0; v < variants && hides_all; ++v) {
+            const model::Sidecar* sidecar = sidecar_of(view, ns, v);
+            const auto slot = sidecar ? sidecars->slot_of(sidecar) : std::nullopt;
+            hides_all =
+                slot && !sidecar_may_import_from(*sidecar, view.namespace_name(ns), host_ns_name);
+            if (hides_all)
+                slots.push_back(*slot);
+        }
+        if (!hides_all) {
+            scan.rest.push_back(ns);
+            continue;
+        }
+        for (std::uint32_t slot : slots)
+            scan.hidden[slot / 64] |= std::uint64_t{1} << (slot % 64);
+    }
+    return scan;
+}
+
 HostClients resolve_host_clients(const ConfigView& view, const std::string& host, NsId service_ns) {
+    return resolve_host_clients(view, host, service_ns, scan_sidecar_namespaces(view, service_ns));
+}
+
+HostClients resolve_host_clients(const ConfigView& view, const std::string& host, NsId service_ns,
+                                 const HostNamespaceScan& scan) {
     HostClients out;
     if (const auto& sidecars = view.sidecar_outcomes(); sidecars && !sidecars->namespaces.empty()) {
         out.sidecars = sidecars;
@@ -319,8 +361,19 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
     for (const auto& name : names)
         if (auto ns = view.namespace_id(name))
             resolve_namespace(*ns);
-    for (NsId ns : view.sidecar_namespaces())
+    for (NsId ns : scan.rest)
         resolve_namespace(ns);
+    // The others hide the host from all their classes; like the rest, each has an answer of its
+    // own.
+    for (std::size_t w = 0; w < scan.hidden.size() && w < out.hidden.size(); ++w)
+        out.hidden[w] |= scan.hidden[w];
+    if (!view.sidecar_namespaces().empty()) {
+        std::vector<NsId> merged;
+        merged.reserve(own.size() + view.sidecar_namespaces().size());
+        std::set_union(own.begin(), own.end(), view.sidecar_namespaces().begin(),
+                       view.sidecar_namespaces().end(), std::back_inserter(merged));
+        own = std::move(merged);
+    }
     const model::Sidecar* mesh_default = mesh_default_sidecar(view);
     if (mesh_default && service_ns < view.namespace_count())
         resolve_namespace(service_ns);
@@ -328,11 +381,11 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
     if (own.size() < view.mesh_client_namespaces().size())
         add_generic(out, view, target, service_ns, keys, mesh_default);
     out.outcomes.shrink_to_fit(); // kept for the snapshot's lifetime in its client index
-    out.resolved.reserve(own.size());
-    for (NsId ns : own)
-        if (!out.sidecars || !std::binary_search(out.sidecars->namespaces.begin(),
-                                                 out.sidecars->namespaces.end(), ns))
-            out.resolved.push_back(ns);
+    if (out.sidecars)
+        std::set_difference(own.begin(), own.end(), out.sidecars->namespaces.begin(),
+                            out.sidecars->namespaces.end(), std::back_inserter(out.resolved));
+    else
+        out.resolved = std::move(own);
     out.resolved.shrink_to_fit();
     if (std::all_of(out.hidden.begin(), out.hidden.end(), [](std::uint64_t w) { return w == 0; }))
         out.hidden.clear();
@@ -349,15 +402,107 @@ const model::ConsolidatedRule* rule_for_namespace(const ConfigView& view, const 
     return default_rule(view, service_ns, keys, view.namespace_name(client_ns));
 }
 
+namespace {
+
+// The scans of every host namespace of one view, made from one pass over its Sidecar namespaces:
+// scan_sidecar_namespaces asks each of them about each host namespace, which at Kubernetes' limit
+// (5,000 namespaces, 1,000 with Sidecars) is 5 million questions with nearly all the same answer.
+class ScanCache {
+  public:
+    explicit ScanCache(const ConfigView& view) : view_(view) {
+        const auto& sidecars = view.sidecar_outcomes();
+        if (!sidecars || sidecars->namespaces.empty()) {
+            always_rest_ = view.sidecar_namespaces();
+            return;
+        }
+        all_hidden_.assign((sidecars->outcomes.size() + 63) / 64, 0);
+        std::vector<std::string_view> names;
+        for (NsId ns : view.sidecar_namespaces()) {
+            // As scan_sidecar_namespaces: every class uses a Sidecar with a slot; here none of
+            // them imports from every namespace ("*"), and `names` are those it imports from.
+            std::vector<std::uint32_t> slots;
+            names.clear();
+            bool clean = true;
+            const auto variants = view.config(ns).variants.size();
+            for (std::size_t v = 0; v < variants && clean; ++v) {
+                const model::Sidecar* sidecar = sidecar_of(view, ns, v);
+                const auto slot = sidecar ? sidecars->slot_of(sidecar) : std::nullopt;
+                clean = slot.has_value();
+                if (!clean)
+                    break;
+                slots.push_back(*slot);
+                for (const auto& entry : sidecar->egress_hosts) {
+                    const std::string_view part = entry.namespace_part == "."
+                                                      ? std::string_view(view.namespace_name(ns))
+                                                      : std::string_view(entry.namespace_part);
+                    clean = part != "*";
+                    if (!clean)
+                        break;
+                    if (!part.empty())
+                        names.push_back(part);
+                }
+            }
+            if (!clean) {
+                always_rest_.push_back(ns);
+                continue;
+            }
+            for (std::uint32_t slot : slots)
+                all_hidden_[slot / 64] |= std::uint64_t{1} << (slot % 64);
+            for (std::string_view name : names)
+                importers_[name].push_back(ns);
+            slots_.emplace(ns, std::move(slots));
+        }
+    }
+
+    HostClients resolve(const std::string& host, NsId host_ns) {
+        auto [it, inserted] = scans_.try_emplace(host_ns);
+        if (inserted)
+            it->second = scan(host_ns);
+        return resolve_host_clients(view_, host, host_ns, it->second);
+    }
+
+  private:
+    // Equal to scan_sidecar_namespaces(view_, host_ns).
+    HostNamespaceScan scan(NsId host_ns) const {
+        HostNamespaceScan out;
+        out.hidden = all_hidden_;
+        out.rest = always_rest_;
+        const auto importers = host_ns < view_.namespace_count()
+                                   ? importers_.find(view_.namespace_name(host_ns))
+                                   : importers_.end();
+        if (importers == importers_.end())
+            return out;
+        for (NsId ns : importers->second) {
+            for (std::uint32_t slot : slots_.at(ns))
+                out.hidden[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
+            out.rest.push_back(ns);
+        }
+        std::sort(out.rest.begin(), out.rest.end());
+        out.rest.erase(std::unique(out.rest.begin(), out.rest.end()), out.rest.end());
+        return out;
+    }
+
+    const ConfigView& view_;
+    std::vector<std::uint64_t> all_hidden_; // the slots of every namespace not in always_rest_
+    std::vector<NsId> always_rest_;         // sorted
+    std::unordered_map<NsId, std::vector<std::uint32_t>> slots_;
+    // By a namespace's name: the Sidecar namespaces (not in always_rest_) importing from it.
+    std::unordered_map<std::string_view, std::vector<NsId>> importers_;
+    std::unordered_map<NsId, HostNamespaceScan> scans_;
+};
+
+} // namespace
+
 std::shared_ptr<const ClientIndex> build_client_index(const model::Snapshot& snapshot) {
     auto index = std::make_shared<ClientIndex>();
     const ConfigView view(snapshot);
+    ScanCache scans(view);
     index->sidecars = view.sidecar_outcomes();
     index->services.reserve(snapshot.services().size());
     for (const auto& service : snapshot.services())
-        index->services.push_back(resolve_host_clients(view, service.host, service.ns));
+        index->services.push_back(scans.resolve(service.host, service.ns));
     for (const auto& host : snapshot.external_hosts())
-        index->external_hosts.push_back(resolve_host_clients(view, host.host, host.ns));
+        index->external_hosts.push_back(scans.resolve(host.host, host.ns));
     return index;
 }
 
@@ -449,6 +594,7 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
     constexpr std::uint32_t none = 0xffffffffu;
     const NsId root = view.root_namespace_id();
     auto index = std::make_shared<ClientIndex>();
+    ScanCache scans(view);
     index->sidecars = view.sidecar_outcomes();
     const auto& before = previous.client_index();
     index->services.reserve(snapshot.services().size());
@@ -458,7 +604,7 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
         if (old != none && !reach.reaches(service.host, service.ns, root, before.services[old]))
             index->services.push_back(before.services[old]);
         else
-            index->services.push_back(resolve_host_clients(view, service.host, service.ns));
+            index->services.push_back(scans.resolve(service.host, service.ns));
     }
     index->external_hosts.reserve(snapshot.external_hosts().size());
     for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i) {
@@ -467,7 +613,7 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
         if (old != none && !reach.reaches(host.host, host.ns, root, before.external_hosts[old]))
             index->external_hosts.push_back(before.external_hosts[old]);
         else
-            index->external_hosts.push_back(resolve_host_clients(view, host.host, host.ns));
+            index->external_hosts.push_back(scans.resolve(host.host, host.ns));
     }
     return index;
 }

@@ -26,6 +26,16 @@ bool sidecar_imports(const model::Sidecar& sidecar, std::string_view client_ns,
     return false;
 }
 
+bool sidecar_may_import_from(const model::Sidecar& sidecar, std::string_view client_ns,
+                             std::string_view host_ns) noexcept {
+    for (const auto& entry : sidecar.egress_hosts) {
+        const std::string_view ns = entry.namespace_part == "." ? client_ns : entry.namespace_part;
+        if (ns == "*" || (!ns.empty() && ns == host_ns))
+            return true;
+    }
+    return false;
+}
+
 const model::Sidecar* mesh_default_sidecar(const ConfigView& view) noexcept {
     const NsId root = view.root_namespace_id();
     return root < view.namespace_count() ? view.config(root).default_sidecar : nullptr;

@@ -15,6 +15,11 @@ namespace mtlsguard::resolution {
 bool sidecar_imports(const model::Sidecar& sidecar, std::string_view client_ns,
                      std::string_view host, std::string_view host_ns) noexcept;
 
+// Whether a Sidecar's egress hosts could import any host of namespace `host_ns` for a client in
+// `client_ns`: when not, sidecar_imports is false for every host of that namespace.
+bool sidecar_may_import_from(const model::Sidecar& sidecar, std::string_view client_ns,
+                             std::string_view host_ns) noexcept;
+
 // The root namespace's default Sidecar: the mesh's default for namespaces without their own.
 const model::Sidecar* mesh_default_sidecar(const ConfigView& view) noexcept;
 

@@ -176,3 +176,76 @@ SCENARIO("ambient.md §14: a hidden host gets no DestinationRule, a visible one 
     CHECK(answer == std::map<std::string, std::string>{{"canary", "hidden by canary"},
                                                        {"others", "rule web"}});
 }
+
+namespace {
+
+// Whether two answers for one host are the same, outcome by outcome.
+void check_same(const resolution::HostClients& index, const resolution::HostClients& alone) {
+    REQUIRE(index.outcomes.size() == alone.outcomes.size());
+    for (std::size_t i = 0; i < index.outcomes.size(); ++i) {
+        CHECK(index.outcomes[i].rule == alone.outcomes[i].rule);
+        CHECK(index.outcomes[i].members == alone.outcomes[i].members);
+        CHECK(index.outcomes[i].generic == alone.outcomes[i].generic);
+        CHECK(index.outcomes[i].hidden_by == alone.outcomes[i].hidden_by);
+    }
+    CHECK(index.resolved == alone.resolved);
+    CHECK(index.generic == alone.generic);
+    CHECK(index.hidden == alone.hidden);
+}
+
+// Namespaces a..e each serve Service svc; their Sidecars import in every way an egress host can.
+std::vector<json> sidecar_zoo(bool mesh_default) {
+    std::vector<json> objects;
+    for (const std::string ns : {"a", "b", "c", "d", "e"}) {
+        objects.push_back(kube_namespace(ns).injected());
+        objects.push_back(
+            deployment(ns, "app").labels({{"app", "app"}}).with_sidecar().container_port(8080));
+        objects.push_back(deployment(ns, "canary")
+                              .labels({{"app", "canary"}})
+                              .with_sidecar()
+                              .container_port(8080));
+        objects.push_back(service(ns, "svc").selecting({{"app", "app"}}).port(80, 8080, "http"));
+        objects.push_back(destination_rule(ns, "svc", "svc").tls("ISTIO_MUTUAL"));
+    }
+    objects.push_back(sidecar("a", "default").egress({"./*", "b/*"}));
+    objects.push_back(sidecar("b", "default").egress({"*/*"}));
+    objects.push_back(sidecar("c", "default").egress({"./*"}));
+    objects.push_back(sidecar("c", "canary").for_workloads({{"app", "canary"}}).egress({"d/*"}));
+    objects.push_back(sidecar("d", "only-a")
+                          .for_workloads({{"app", "canary"}})
+                          .egress({"a/svc.a.svc.cluster.local"}));
+    objects.push_back(sidecar("e", "default").egress({"~/*"}));
+    objects.push_back(service_entry("e", "api", {"api.example.com"}));
+    if (mesh_default)
+        objects.push_back(sidecar("istio-system", "default").egress({"./*", "istio-system/*"}));
+    return objects;
+}
+
+} // namespace
+
+SCENARIO("ambient.md §14: the client index answers every host as resolving that host alone does",
+         "[sidecar][ambient-14]") {
+    for (const bool mesh_default : {false, true}) {
+        const std::string given =
+            mesh_default ? "a mesh default Sidecar" : "no mesh default Sidecar";
+        GIVEN(given) {
+            const auto snapshot = snapshot_of(sidecar_zoo(mesh_default));
+            const ConfigView view(*snapshot);
+            const auto& index = snapshot->client_index();
+            REQUIRE(index.services.size() == snapshot->services().size());
+            for (std::size_t i = 0; i < snapshot->services().size(); ++i) {
+                const auto& svc = snapshot->services()[i];
+                INFO(svc.host);
+                check_same(index.services[i],
+                           resolution::resolve_host_clients(view, svc.host, svc.ns));
+            }
+            REQUIRE(index.external_hosts.size() == snapshot->external_hosts().size());
+            for (std::size_t i = 0; i < snapshot->external_hosts().size(); ++i) {
+                const auto& host = snapshot->external_hosts()[i];
+                INFO(host.host);
+                check_same(index.external_hosts[i],
+                           resolution::resolve_host_clients(view, host.host, host.ns));
+            }
+        }
+    }
+}
