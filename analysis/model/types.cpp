@@ -137,38 +137,52 @@ std::optional<IstioVersion> parse_istio_version(std::string_view text) noexcept 
     return version;
 }
 
-Labels::Labels(std::vector<std::pair<std::string, std::string>> entries)
-    : entries_(std::move(entries)) {
-    std::sort(entries_.begin(), entries_.end());
+Labels::Labels(Entries entries) {
+    std::sort(entries.begin(), entries.end());
     // Keys are unique in Kubernetes; keep the first value if a caller passed duplicates.
-    entries_.erase(std::unique(entries_.begin(), entries_.end(),
-                               [](const auto& a, const auto& b) { return a.first == b.first; }),
-                   entries_.end());
+    entries.erase(std::unique(entries.begin(), entries.end(),
+                              [](const auto& a, const auto& b) { return a.first == b.first; }),
+                  entries.end());
+    if (!entries.empty())
+        entries_ = std::make_shared<Entries>(std::move(entries));
+}
+
+const Labels::Entries& Labels::none() noexcept {
+    static const Entries empty;
+    return empty;
 }
 
 bool Labels::subset_of(const Labels& other) const noexcept {
     // Both sides are sorted by key: one merge pass.
-    auto it = other.entries_.begin();
-    for (const auto& [key, value] : entries_) {
-        while (it != other.entries_.end() && it->first < key)
+    const Entries& theirs = other.entries();
+    auto it = theirs.begin();
+    for (const auto& [key, value] : entries()) {
+        while (it != theirs.end() && it->first < key)
             ++it;
-        if (it == other.entries_.end() || it->first != key || it->second != value)
+        if (it == theirs.end() || it->first != key || it->second != value)
             return false;
     }
     return true;
 }
 
 const std::string* Labels::find(std::string_view key) const noexcept {
+    const Entries& mine = entries();
     auto it =
-        std::lower_bound(entries_.begin(), entries_.end(), key,
+        std::lower_bound(mine.begin(), mine.end(), key,
                          [](const auto& entry, std::string_view k) { return entry.first < k; });
-    if (it == entries_.end() || it->first != key)
+    if (it == mine.end() || it->first != key)
         return nullptr;
     return &it->second;
 }
 
 void Labels::erase(std::string_view key) {
-    std::erase_if(entries_, [&](const auto& entry) { return entry.first == key; });
+    if (!find(key))
+        return;
+    if (entries_.use_count() > 1)
+        entries_ = std::make_shared<Entries>(*entries_); // copies may be read elsewhere
+    std::erase_if(*entries_, [&](const auto& entry) { return entry.first == key; });
+    if (entries_->empty())
+        entries_.reset();
 }
 
 std::string display_name(const ObjectRef& ref) {

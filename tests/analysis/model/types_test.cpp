@@ -71,3 +71,31 @@ TEST_CASE("Dataplanes are named as the matrix names them", "[types]") {
     CHECK(model::to_string(model::Dataplane::Sidecar) == "sidecar");
     CHECK(model::to_string(model::Dataplane::Ambient) == "ambient");
 }
+
+TEST_CASE("A label set is sorted by key and matches as a subset", "[types]") {
+    const model::Labels pod({{"version", "v1"}, {"app", "web"}});
+    CHECK(pod.entries() == model::Labels::Entries{{"app", "web"}, {"version", "v1"}});
+    CHECK(model::Labels(model::Labels::Entries{{"app", "web"}}).subset_of(pod));
+    CHECK_FALSE(model::Labels(model::Labels::Entries{{"app", "api"}}).subset_of(pod));
+    CHECK(model::Labels().subset_of(pod));
+    CHECK(model::Labels().empty());
+    CHECK(pod.find("version") != nullptr);
+    CHECK(pod.find("track") == nullptr);
+}
+
+TEST_CASE("Erasing a label from a copy leaves the set it was copied from as it was", "[types]") {
+    const model::Labels original({{"app", "web"}, {"pod-template-hash", "5d8f"}});
+    model::Labels copy = original; // shares the entries
+    copy.erase("pod-template-hash");
+    CHECK(copy.entries() == model::Labels::Entries{{"app", "web"}});
+    CHECK(original.entries() ==
+          model::Labels::Entries{{"app", "web"}, {"pod-template-hash", "5d8f"}});
+    CHECK(copy != original);
+    copy.erase("app");
+    CHECK(copy.empty());
+    CHECK(copy == model::Labels());
+    CHECK(model::Labels(model::Labels::Entries{{"app", "web"}}) ==
+          model::Labels(model::Labels::Entries{{"app", "web"}}));
+    CHECK(model::Labels(model::Labels::Entries{{"app", "a"}}) <
+          model::Labels(model::Labels::Entries{{"app", "b"}}));
+}
