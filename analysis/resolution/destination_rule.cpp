@@ -367,18 +367,33 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
     // own.
     for (std::size_t w = 0; w < scan.hidden.size() && w < out.hidden.size(); ++w)
         out.hidden[w] |= scan.hidden[w];
-    if (!view.sidecar_namespaces().empty()) {
+    const auto& sidecar_ns = view.sidecar_namespaces();
+    // Usually the view's Sidecar outcomes are its own: then no Sidecar namespace is among
+    // `resolved`, and `own` is counted with them instead of merged (10,000 hosts × 1,000 Sidecar
+    // namespaces, at Kubernetes' limit).
+    const bool own_outcomes = out.sidecars && out.sidecars->namespaces == sidecar_ns;
+    if (!own_outcomes && !sidecar_ns.empty()) {
         std::vector<NsId> merged;
-        merged.reserve(own.size() + view.sidecar_namespaces().size());
-        std::set_union(own.begin(), own.end(), view.sidecar_namespaces().begin(),
-                       view.sidecar_namespaces().end(), std::back_inserter(merged));
+        merged.reserve(own.size() + sidecar_ns.size());
+        std::set_union(own.begin(), own.end(), sidecar_ns.begin(), sidecar_ns.end(),
+                       std::back_inserter(merged));
         own = std::move(merged);
     }
+    auto sidecar_namespace = [&](NsId ns) {
+        return std::binary_search(sidecar_ns.begin(), sidecar_ns.end(), ns);
+    };
     const model::Sidecar* mesh_default = mesh_default_sidecar(view);
-    if (mesh_default && service_ns < view.namespace_count())
+    if (mesh_default && service_ns < view.namespace_count() &&
+        !(own_outcomes && sidecar_namespace(service_ns)))
         resolve_namespace(service_ns);
 
-    if (own.size() < view.mesh_client_namespaces().size())
+    const std::size_t answers =
+        own_outcomes
+            ? sidecar_ns.size() +
+                  static_cast<std::size_t>(std::count_if(
+                      own.begin(), own.end(), [&](NsId ns) { return !sidecar_namespace(ns); }))
+            : own.size();
+    if (answers < view.mesh_client_namespaces().size())
         add_generic(out, view, target, service_ns, keys, mesh_default);
     out.outcomes.shrink_to_fit(); // kept for the snapshot's lifetime in its client index
     if (out.sidecars)
