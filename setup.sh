@@ -23,6 +23,7 @@ DEBIAN_PACKAGES=(
     libssl-dev openssl   # TLS
     prometheus-cpp-dev   # /metrics
     libsimdjson-dev      # AdmissionReview bodies: the fast JSON reader in front of nlohmann
+    libjemalloc-dev      # the executable's allocator (server/memory/README.md)
 )
 # MTLS_GUARD_BUILD_ONLY=1 (the image's build stage, with -DMTLS_GUARD_TESTS=OFF): the libraries
 # above and nothing the tests need, so the image build reaches only Debian's archive.

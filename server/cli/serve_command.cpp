@@ -4,6 +4,7 @@
 #include "server/cli/commands.hpp"
 #include "server/https/request_handler.hpp"
 #include "server/https/server.hpp"
+#include "server/memory/allocator.hpp"
 #include "server/observability/logging.hpp"
 #include "server/observability/metrics.hpp"
 #include "server/snapshot/cluster_snapshot_source.hpp"
@@ -20,7 +21,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <malloc.h>
 
 namespace mtlsguard::cli {
 namespace {
@@ -161,26 +161,8 @@ std::chrono::milliseconds cluster_refresh_interval(double stale_after_seconds) {
 
 } // namespace
 
-namespace {
-
-// glibc's allocator, tuned for a process whose peak is a large cluster's first sync: one arena for
-// all threads, so that what the I/O threads free after decoding list pages is reused by the
-// snapshot build on its own thread instead of staying in their arenas (each thread gets one by
-// default); and buffers from 256 KiB up (list pages, their parse) in their own mappings, given back
-// when freed. Thread caches still serve small allocations without the arena's lock. At 150,000
-// realistic pods the whole process peaked at 328 MiB without this and 259 MiB with it
-// (docs/performance.md). MALLOC_ARENA_MAX or MALLOC_MMAP_THRESHOLD_ in the environment win.
-void tune_allocator() {
-    if (!std::getenv("MALLOC_ARENA_MAX"))
-        mallopt(M_ARENA_MAX, 1);
-    if (!std::getenv("MALLOC_MMAP_THRESHOLD_"))
-        mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-}
-
-} // namespace
-
 int run_serve(const ServeOptions& options) {
-    tune_allocator();
+    memory::tune_allocator();
     observability::configure_logging(options.log_format == "json" ? observability::LogFormat::Json
                                                                   : observability::LogFormat::Text);
     if (const std::string problem = check_options(options); !problem.empty()) {
@@ -285,6 +267,7 @@ int run_serve(const ServeOptions& options) {
                    {"port", std::int64_t{port}},
                    {"metricsPort", std::int64_t{metrics_port.value_or(port)}},
                    {"threads", std::int64_t{settings.threads}},
+                   {"allocator", std::string(memory::allocator_name())},
                    {"mode", options.mode},
                    {"snapshot", from_files ? "files" : "cluster"},
                    {"istioVersion", options.source.version

@@ -2,10 +2,10 @@
 #include "server/kube/store.hpp"
 
 #include "analysis/model/json_node.hpp"
+#include "server/memory/allocator.hpp"
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
-#include <malloc.h>
 #include <nlohmann/json.hpp>
 
 namespace mtlsguard::kube {
@@ -617,8 +617,8 @@ void SnapshotPublisher::build_loop() {
             }
         }
         // The previous snapshot and the inputs went just now: give what they held back to the
-        // system rather than keep the peak of the last build resident (glibc keeps freed memory).
-        malloc_trim(0);
+        // system rather than keep the peak of the last build resident.
+        memory::give_back_free_memory();
         boost::asio::post(strand_, [weak = weak_from_this()] {
             if (auto self = weak.lock())
                 self->build_finished();

@@ -4,6 +4,7 @@
 
 #include "analysis/analyze.hpp"
 #include "analysis/report/messages.hpp"
+#include "server/memory/allocator.hpp"
 #include "server/observability/logging.hpp"
 
 #include <array>
@@ -121,11 +122,13 @@ ClusterSnapshotSource::ClusterSnapshotSource(kube::ClusterConfig config,
         store_.publish(snapshot);
         metrics_.record_snapshot_reload(true);
         metrics_.set_snapshot(*snapshot, std::chrono::system_clock::now());
-        if (first->exchange(false))
+        if (first->exchange(false)) {
+            memory::give_back_freed_memory_at_once();
             observability::log_event(
                 observability::component_logger("snapshot"), spdlog::level::info,
                 "cluster snapshot ready",
                 {{"objects", static_cast<std::int64_t>(snapshot->object_count())}});
+        }
         findings_.submit(std::move(snapshot));
     };
     watcher_ = std::make_unique<kube::ClusterWatcher>(io_, std::move(config), std::move(watcher),

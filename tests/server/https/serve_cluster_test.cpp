@@ -200,8 +200,11 @@ TEST_CASE("Malformed watch events and unreadable objects: the watch restarts, th
         REQUIRE(line.contains("msg"));
         CHECK(line.at("msg").is_string());
         kube_line = kube_line || line.value("logger", "") == "kube";
-        serving_line = serving_line || (line.value("msg", "") == "serving" &&
-                                        line.value("snapshot", "") == "cluster");
+        // The allocator the build linked is the one the process runs on (server/memory).
+        serving_line =
+            serving_line ||
+            (line.value("msg", "") == "serving" && line.value("snapshot", "") == "cluster" &&
+             line.value("allocator", "") == MTLS_GUARD_EXPECTED_ALLOCATOR);
     }
     CHECK(kube_line);
     CHECK(serving_line);
