@@ -469,6 +469,24 @@ class ScanCache {
         }
     }
 
+    // Whether every class of the Sidecar namespace `ns` uses a Sidecar of its own (with a slot)
+    // that imports nothing from `host_ns`: its classes are only bits of every host's `hidden`.
+    bool hides_all(NsId ns, NsId host_ns) const {
+        if (!slots_.contains(ns))
+            return false; // no slot for some class, an import from "*", or no Sidecar outcomes
+        if (host_ns >= view_.namespace_count())
+            return true;
+        const auto importers = importers_.find(view_.namespace_name(host_ns));
+        return importers == importers_.end() ||
+               std::find(importers->second.begin(), importers->second.end(), ns) ==
+                   importers->second.end();
+    }
+    // The slots of the Sidecar namespace `ns` when hides_all can hold for it, else null.
+    const std::vector<std::uint32_t>* slots_of(NsId ns) const {
+        const auto it = slots_.find(ns);
+        return it == slots_.end() ? nullptr : &it->second;
+    }
+
     HostClients resolve(const std::string& host, NsId host_ns) {
         auto [it, inserted] = scans_.try_emplace(host_ns);
         if (inserted)
@@ -543,9 +561,15 @@ IndexReach::IndexReach(const ConfigView& now, const model::Snapshot& previous,
     // The root namespace's rules are every host's fallback; a namespace with Sidecars has its
     // own answer for every host (ambient.md §14): when one had or has them, every entry may
     // differ.
-    for (NsId ns : changed_)
-        everything_ = everything_ || ns == now.root_namespace_id() ||
-                      !now.config(ns).sidecars.empty() || !previous.config(ns).sidecars.empty();
+    for (NsId ns : changed_) {
+        const bool root = ns == now.root_namespace_id();
+        const bool sidecars =
+            !now.config(ns).sidecars.empty() || !previous.config(ns).sidecars.empty();
+        root_changed_ = root_changed_ || root;
+        if (sidecars && !root)
+            sidecar_changes_.push_back(ns);
+        everything_ = everything_ || root || sidecars;
+    }
     // The changed namespaces' own rules may add them to step 1 for the hosts their keys match.
     std::vector<std::string_view> moved;
     for (NsId ns : changed_) {
@@ -568,14 +592,20 @@ IndexReach::IndexReach(const ConfigView& now, const model::Snapshot& previous,
 
 bool IndexReach::reaches(const std::string& host, NsId host_ns, NsId root,
                          const HostClients& old) const {
-    if (everything_)
+    return everything_ || reaches_besides_sidecars(host, host_ns, root, old);
+}
+
+bool IndexReach::reaches_besides_sidecars(const std::string& host, NsId host_ns, NsId root,
+                                          const HostClients& old) const {
+    if (root_changed_)
         return true;
     auto changed = [&](NsId ns) {
         return std::binary_search(changed_.begin(), changed_.end(), ns);
     };
     // An entry refers to the rules and variants of the host's namespace, the root, and the
     // namespaces in `resolved` (step 1, or named by an exportTo).
-    // (The namespaces of old.sidecars hold Sidecars: when one of them changed, everything_.)
+    // (The namespaces of old.sidecars hold Sidecars: when one of them changed, everything_, and
+    // update_client_index moves the entry to the new Sidecar outcomes or resolves it again.)
     if (changed(host_ns) || std::any_of(old.resolved.begin(), old.resolved.end(), changed))
         return true;
     for (const std::string* key : keys_) {
@@ -593,6 +623,113 @@ bool IndexReach::reaches(const std::string& host, NsId host_ns, NsId root,
     return (own < clients_before_) != (own < clients_now_);
 }
 
+namespace {
+
+// Moves index entries to a new view's Sidecar outcomes when the only change that reaches them is
+// in Sidecar namespaces whose classes the entry's host is hidden from, before and after: a new
+// workload shape in such a namespace changes the members of its Sidecars' outcomes, which every
+// entry refers to, and nothing else of the entries of hosts its Sidecars do not import. At
+// Kubernetes' limit this saves resolving 10,000 hosts again for one pod event.
+class SidecarRebase {
+  public:
+    SidecarRebase(const ConfigView& now, const ScanCache& now_scans, const ScanCache& old_scans,
+                  std::vector<NsId> changed)
+        : outcomes_(now.sidecar_outcomes()), now_scans_(now_scans), old_scans_(old_scans),
+          changed_(std::move(changed)) {
+        for (NsId ns : changed_)
+            if (const auto* slots = now_scans.slots_of(ns))
+                changed_slots_.insert(changed_slots_.end(), slots->begin(), slots->end());
+        std::sort(changed_slots_.begin(), changed_slots_.end());
+    }
+
+    // `old` for a host of `host_ns` on the new outcomes, or nothing when it must be resolved.
+    std::optional<HostClients> apply(const HostClients& old, NsId host_ns) {
+        if (!outcomes_ || !old.sidecars)
+            return std::nullopt;
+        for (NsId ns : changed_)
+            if (!old_scans_.hides_all(ns, host_ns) || !now_scans_.hides_all(ns, host_ns))
+                return std::nullopt;
+        const Remap& remap = remap_from(*old.sidecars);
+        if (!remap.valid)
+            return std::nullopt;
+        HostClients out;
+        out.outcomes = old.outcomes;
+        out.resolved = old.resolved;
+        out.generic = old.generic;
+        out.sidecars = outcomes_;
+        if (remap.identity) {
+            out.hidden = old.hidden;
+        } else {
+            out.hidden.assign((outcomes_->outcomes.size() + 63) / 64, 0);
+            for (std::size_t word = 0; word < old.hidden.size(); ++word)
+                for (std::uint64_t bits = old.hidden[word]; bits != 0; bits &= bits - 1) {
+                    const auto to =
+                        remap.to[word * 64 + static_cast<std::size_t>(__builtin_ctzll(bits))];
+                    if (to != dropped)
+                        out.hidden[to / 64] |= std::uint64_t{1} << (to % 64);
+                }
+        }
+        // The changed namespaces hide the host from every class they have now.
+        out.hidden.resize((outcomes_->outcomes.size() + 63) / 64, 0);
+        for (std::uint32_t slot : changed_slots_)
+            out.hidden[slot / 64] |= std::uint64_t{1} << (slot % 64);
+        if (std::all_of(out.hidden.begin(), out.hidden.end(),
+                        [](std::uint64_t w) { return w == 0; }))
+            out.hidden.clear(); // as resolve_host_clients leaves it
+        return out;
+    }
+
+  private:
+    static constexpr std::uint32_t dropped = 0xffffffffu;
+    // Where each outcome of an older SidecarOutcomes is in the new one: the same Sidecar, with the
+    // same members (the namespace did not change); the changed namespaces' are dropped.
+    struct Remap {
+        bool valid = true;
+        bool identity = false; // every outcome where it was, the changed ones' slots the same
+        std::vector<std::uint32_t> to;
+    };
+
+    const Remap& remap_from(const SidecarOutcomes& from) {
+        auto [it, inserted] = remaps_.try_emplace(&from);
+        if (!inserted)
+            return it->second;
+        Remap& remap = it->second;
+        remap.to.assign(from.outcomes.size(), dropped);
+        std::vector<std::uint32_t> dropped_slots;
+        for (std::uint32_t i = 0; i < from.outcomes.size() && remap.valid; ++i) {
+            const ClientOutcome& outcome = from.outcomes[i];
+            remap.valid = !outcome.members.empty() && outcome.hidden_by;
+            if (!remap.valid)
+                break;
+            if (std::binary_search(changed_.begin(), changed_.end(), outcome.members[0].ns)) {
+                dropped_slots.push_back(i);
+                continue;
+            }
+            const auto slot = outcomes_->slot_of(outcome.hidden_by);
+            remap.valid = slot && std::equal(outcome.members.begin(), outcome.members.end(),
+                                             outcomes_->outcomes[*slot].members.begin(),
+                                             outcomes_->outcomes[*slot].members.end());
+            if (remap.valid)
+                remap.to[i] = *slot;
+        }
+        bool identity = remap.valid && from.outcomes.size() == outcomes_->outcomes.size() &&
+                        dropped_slots == changed_slots_;
+        for (std::uint32_t i = 0; identity && i < remap.to.size(); ++i)
+            identity = remap.to[i] == i || remap.to[i] == dropped;
+        remap.identity = identity;
+        return remap;
+    }
+
+    std::shared_ptr<const SidecarOutcomes> outcomes_; // the new view's
+    const ScanCache& now_scans_;
+    const ScanCache& old_scans_;
+    std::vector<NsId> changed_;                // sorted
+    std::vector<std::uint32_t> changed_slots_; // theirs in outcomes_, sorted
+    std::unordered_map<const SidecarOutcomes*, Remap> remaps_;
+};
+
+} // namespace
+
 std::shared_ptr<const ClientIndex>
 update_client_index(const model::Snapshot& snapshot, const model::Snapshot& previous,
                     const std::vector<bool>& changed,
@@ -604,31 +741,47 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
         if (changed[ns])
             namespaces.push_back(ns);
     const IndexReach reach(view, previous, std::move(namespaces));
-    if (reach.everything())
+    // Sidecar namespaces changed: the entries their Sidecars hide the host from are moved to the
+    // new Sidecar outcomes, the others resolved again. Not when the set of Sidecar namespaces
+    // changed (every entry counts them) or the root namespace did (every host's fallback).
+    const ConfigView previous_view(previous);
+    if (reach.everything() &&
+        (reach.root_changed() || view.sidecar_namespaces() != previous_view.sidecar_namespaces()))
         return build_client_index(snapshot);
     constexpr std::uint32_t none = 0xffffffffu;
     const NsId root = view.root_namespace_id();
     auto index = std::make_shared<ClientIndex>();
     ScanCache scans(view);
+    std::optional<ScanCache> previous_scans;
+    std::optional<SidecarRebase> rebase;
+    if (reach.everything()) {
+        previous_scans.emplace(previous_view);
+        rebase.emplace(view, scans, *previous_scans, reach.sidecar_changes());
+    }
+    // The entry of `old` kept, moved to the new Sidecar outcomes, or resolved again.
+    auto entry = [&](const std::string& host, NsId host_ns, std::uint32_t old,
+                     const std::vector<HostClients>& entries) {
+        if (old == none || reach.reaches_besides_sidecars(host, host_ns, root, entries[old]))
+            return scans.resolve(host, host_ns);
+        if (!rebase)
+            return entries[old];
+        if (auto moved = rebase->apply(entries[old], host_ns))
+            return std::move(*moved);
+        return scans.resolve(host, host_ns);
+    };
     index->sidecars = view.sidecar_outcomes();
     const auto& before = previous.client_index();
     index->services.reserve(snapshot.services().size());
     for (std::size_t i = 0; i < snapshot.services().size(); ++i) {
         const auto& service = snapshot.services()[i];
-        const std::uint32_t old = previous_service[i];
-        if (old != none && !reach.reaches(service.host, service.ns, root, before.services[old]))
-            index->services.push_back(before.services[old]);
-        else
-            index->services.push_back(scans.resolve(service.host, service.ns));
+        index->services.push_back(
+            entry(service.host, service.ns, previous_service[i], before.services));
     }
     index->external_hosts.reserve(snapshot.external_hosts().size());
     for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i) {
         const auto& host = snapshot.external_hosts()[i];
-        const std::uint32_t old = previous_host[i];
-        if (old != none && !reach.reaches(host.host, host.ns, root, before.external_hosts[old]))
-            index->external_hosts.push_back(before.external_hosts[old]);
-        else
-            index->external_hosts.push_back(scans.resolve(host.host, host.ns));
+        index->external_hosts.push_back(
+            entry(host.host, host.ns, previous_host[i], before.external_hosts));
     }
     return index;
 }

@@ -232,13 +232,23 @@ class IndexReach {
     IndexReach(const ConfigView& now, const model::Snapshot& previous, std::vector<NsId> changed);
     // Every entry: the root namespace changed, or a changed namespace has or had Sidecars.
     bool everything() const noexcept { return everything_; }
+    bool root_changed() const noexcept { return root_changed_; }
+    // The changed namespaces, other than the root, that have or had Sidecars (sorted): each has an
+    // answer of its own for every host, so every entry lists their classes.
+    const std::vector<NsId>& sidecar_changes() const noexcept { return sidecar_changes_; }
     // Whether the entry `old` for `host`, a host of `host_ns`, may differ (`root`: the root
     // namespace's id).
     bool reaches(const std::string& host, NsId host_ns, NsId root, const HostClients& old) const;
+    // The same, leaving out what the classes of sidecar_changes() are told: whether the entry
+    // may differ in more than that.
+    bool reaches_besides_sidecars(const std::string& host, NsId host_ns, NsId root,
+                                  const HostClients& old) const;
 
   private:
     std::vector<NsId> changed_; // sorted
     bool everything_ = false;
+    bool root_changed_ = false;
+    std::vector<NsId> sidecar_changes_;
     std::vector<const std::string*> keys_; // the changed namespaces' local DR host keys
     std::size_t clients_before_;           // mesh client namespaces, before and now
     std::size_t clients_now_;
