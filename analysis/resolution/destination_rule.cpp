@@ -639,7 +639,10 @@ class SidecarRebase {
         for (NsId ns : changed_)
             if (const auto* slots = now_scans.slots_of(ns))
                 changed_slots_.insert(changed_slots_.end(), slots->begin(), slots->end());
+        // A Sidecar's slot is listed once per class that uses it.
         std::sort(changed_slots_.begin(), changed_slots_.end());
+        changed_slots_.erase(std::unique(changed_slots_.begin(), changed_slots_.end()),
+                             changed_slots_.end());
     }
 
     // `old` for a host of `host_ns` on the new outcomes, or nothing when it must be resolved.

@@ -847,6 +847,59 @@ TEST_CASE("A snapshot updated namespace by namespace equals one built from all o
     CHECK(with_hidden > 0);
 }
 
+TEST_CASE("A new workload shape behind a namespace's Sidecar updates every host's entry with the "
+          "new class hidden where the Sidecar does not import (ambient.md §14)",
+          "[store][incremental]") {
+    const model::Settings settings;
+    ObjectStore store;
+    auto upsert = [&](ResourceKind kind, const json& object) {
+        store.upsert(kind, stored(object));
+    };
+    // shop's clients see only shop's hosts; pay and web serve hosts shop cannot reach.
+    for (const std::string ns : {"shop", "pay", "web"}) {
+        upsert(ResourceKind::Pods, pod(ns, "app-1", "app-5d8f", "app", true));
+        upsert(ResourceKind::Services, service(ns, "app", "app"));
+    }
+    upsert(ResourceKind::Sidecars, {{"apiVersion", "networking.istio.io/v1beta1"},
+                                    {"kind", "Sidecar"},
+                                    {"metadata", {{"name", "default"}, {"namespace", "shop"}}},
+                                    {"spec", {{"egress", json::array({{{"hosts", {"./*"}}}})}}}});
+    // A rule for shop's canaries only: a canary is a client class of its own (semantics §4).
+    upsert(ResourceKind::DestinationRules,
+           {{"apiVersion", "networking.istio.io/v1beta1"},
+            {"kind", "DestinationRule"},
+            {"metadata", {{"name", "canary"}, {"namespace", "shop"}}},
+            {"spec",
+             {{"host", "app"},
+              {"workloadSelector", {{"matchLabels", {{"track", "canary"}}}}},
+              {"trafficPolicy", {{"tls", {{"mode", "ISTIO_MUTUAL"}}}}}}}});
+    const auto previous = update_snapshot(nullptr, store.collect(), settings);
+
+    // A canary in shop: a second class there, under the same Sidecar.
+    json canary = pod("shop", "app-2", "app-77aa", "app", true);
+    canary["metadata"]["labels"]["track"] = "canary";
+    upsert(ResourceKind::Pods, canary);
+    bool incremental = false;
+    const auto next =
+        update_snapshot(previous.get(), store.collect(), settings, false, &incremental);
+    REQUIRE(incremental);
+    REQUIRE(first_difference(describe(*next),
+                             describe(*build_snapshot(store.inputs(), settings))) == "");
+    // pay's host: both of shop's classes are hidden by shop/default, as the new outcomes say.
+    const auto pay = std::find_if(next->services().begin(), next->services().end(),
+                                  [](const auto& s) { return s.host.starts_with("app.pay."); });
+    REQUIRE(pay != next->services().end());
+    const auto& clients =
+        next->client_index().services[static_cast<std::size_t>(pay - next->services().begin())];
+    CHECK(clients.sidecars == next->client_index().sidecars);
+    std::size_t hidden_classes = 0;
+    clients.for_each_outcome([&](const resolution::ClientOutcome& outcome) {
+        if (outcome.hidden_by && outcome.hidden_by->ref.name == "default")
+            hidden_classes += outcome.members.size();
+    });
+    CHECK(hidden_classes == 2);
+}
+
 TEST_CASE("A slice's ports make the same snapshot as pods that carried those ports themselves",
           "[store]") {
     const model::Settings settings;
