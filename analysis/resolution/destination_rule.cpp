@@ -133,6 +133,12 @@ void add_generic(HostClients& out, const ConfigView& view, const HostInScope& ta
     out.generic = static_cast<std::uint32_t>(it - out.outcomes.begin());
 }
 
+// An entry whose host no Sidecar outcome hides keeps no bits at all.
+void clear_if_none_hidden(HostClients& out) {
+    if (std::all_of(out.hidden.begin(), out.hidden.end(), [](std::uint64_t w) { return w == 0; }))
+        out.hidden.clear();
+}
+
 void note_export_names(const model::DrIndex& index, const std::vector<std::string>& keys,
                        std::vector<std::string>& names) {
     if (const auto* entries = most_specific(index, keys))
@@ -402,8 +408,7 @@ HostClients resolve_host_clients(const ConfigView& view, const std::string& host
     else
         out.resolved = std::move(own);
     out.resolved.shrink_to_fit();
-    if (std::all_of(out.hidden.begin(), out.hidden.end(), [](std::uint64_t w) { return w == 0; }))
-        out.hidden.clear();
+    clear_if_none_hidden(out);
     out.hidden.shrink_to_fit();
     return out;
 }
@@ -676,9 +681,7 @@ class SidecarRebase {
         out.hidden.resize((outcomes_->outcomes.size() + 63) / 64, 0);
         for (std::uint32_t slot : changed_slots_)
             out.hidden[slot / 64] |= std::uint64_t{1} << (slot % 64);
-        if (std::all_of(out.hidden.begin(), out.hidden.end(),
-                        [](std::uint64_t w) { return w == 0; }))
-            out.hidden.clear(); // as resolve_host_clients leaves it
+        clear_if_none_hidden(out); // as resolve_host_clients leaves it
         return out;
     }
 
@@ -747,18 +750,23 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
     // Sidecar namespaces changed: the entries their Sidecars hide the host from are moved to the
     // new Sidecar outcomes, the others resolved again. Not when the set of Sidecar namespaces
     // changed (every entry counts them) or the root namespace did (every host's fallback).
-    const ConfigView previous_view(previous);
-    if (reach.everything() &&
-        (reach.root_changed() || view.sidecar_namespaces() != previous_view.sidecar_namespaces()))
-        return build_client_index(snapshot);
+    // The previous view only then: most events change no Sidecar namespace.
+    std::optional<ConfigView> previous_view;
+    if (reach.everything()) {
+        if (reach.root_changed())
+            return build_client_index(snapshot);
+        previous_view.emplace(previous);
+        if (view.sidecar_namespaces() != previous_view->sidecar_namespaces())
+            return build_client_index(snapshot);
+    }
     constexpr std::uint32_t none = 0xffffffffu;
     const NsId root = view.root_namespace_id();
     auto index = std::make_shared<ClientIndex>();
     ScanCache scans(view);
     std::optional<ScanCache> previous_scans;
     std::optional<SidecarRebase> rebase;
-    if (reach.everything()) {
-        previous_scans.emplace(previous_view);
+    if (previous_view) {
+        previous_scans.emplace(*previous_view);
         rebase.emplace(view, scans, *previous_scans, reach.sidecar_changes());
     }
     // The entry of `old` kept, moved to the new Sidecar outcomes, or resolved again.
