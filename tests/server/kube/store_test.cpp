@@ -549,14 +549,7 @@ class RandomCluster {
             if (below(4) == 0)
                 spec["workloadSelector"] = {{"matchLabels", {{"track", "canary"}}}};
             upsert(store, ResourceKind::DestinationRules,
-                   {{"apiVersion", "networking.istio.io/v1beta1"},
-                    {"kind", "DestinationRule"},
-                    {"metadata",
-                     {{"name", "dr" + n},
-                      {"namespace", ns},
-                      {"creationTimestamp",
-                       "2024-01-0" + std::to_string(1 + below(3)) + "T00:00:00Z"}}},
-                    {"spec", spec}});
+                   dated_networking_object("DestinationRule", ns, "dr" + n, spec));
             return;
         }
         case 5: { // a PeerAuthentication
@@ -624,14 +617,7 @@ class RandomCluster {
             if (below(2) == 0)
                 spec["workloadSelector"] = {{"labels", {{"track", "canary"}}}};
             upsert(store, ResourceKind::Sidecars,
-                   {{"apiVersion", "networking.istio.io/v1beta1"},
-                    {"kind", "Sidecar"},
-                    {"metadata",
-                     {{"name", name},
-                      {"namespace", ns},
-                      {"creationTimestamp",
-                       "2024-01-0" + std::to_string(1 + below(3)) + "T00:00:00Z"}}},
-                    {"spec", spec}});
+                   dated_networking_object("Sidecar", ns, name, spec));
             return;
         }
         default: { // a Namespace object: injection on or off, or gone
@@ -660,6 +646,18 @@ class RandomCluster {
         return std::uniform_int_distribution<std::size_t>(0, n - 1)(random_);
     }
     std::string pick(const std::vector<std::string>& from) { return from[below(from.size())]; }
+    // A networking.istio.io object created on one of three days: the oldest of several wins.
+    json dated_networking_object(const std::string& kind, const std::string& ns,
+                                 const std::string& name, const json& spec) {
+        return {
+            {"apiVersion", "networking.istio.io/v1beta1"},
+            {"kind", kind},
+            {"metadata",
+             {{"name", name},
+              {"namespace", ns},
+              {"creationTimestamp", "2024-01-0" + std::to_string(1 + below(3)) + "T00:00:00Z"}}},
+            {"spec", spec}};
+    }
     static void upsert(ObjectStore& store, ResourceKind kind, const json& object) {
         store.upsert(kind, stored(object));
     }
