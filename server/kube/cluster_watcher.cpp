@@ -180,7 +180,7 @@ class ClusterWatcher::Impl : public std::enable_shared_from_this<ClusterWatcher:
         // store on the strand, and never after stop(), which runs before this object goes.
         publisher_ = std::make_shared<SnapshotPublisher>(
             strand_, options_.settings, options_.coalesce, options_.count_refresh,
-            [this] { return store_.collect(); },
+            [this](bool everything) { return store_.collect(everything); },
             [state = publish_state_,
              publish = user_publish_](std::shared_ptr<const model::Snapshot> snapshot) {
                 publish(std::move(snapshot));

@@ -92,8 +92,10 @@ update_snapshot(const model::Snapshot* previous, const SnapshotInputs& inputs,
                 const model::Settings& settings, bool version_from_objects, bool* incremental) {
     if (incremental)
         *incremental = false;
-    if (!previous || inputs.all_changed)
+    if (inputs.all_changed)
         return build_snapshot(inputs, settings, version_from_objects);
+    if (!previous)
+        return nullptr; // only changes, and nothing they follow
     // Policies and MeshPolicies count as cluster-wide changes (the store marks them so): the
     // version they may select stays the previous one's.
     model::Settings same = settings;
@@ -108,7 +110,7 @@ update_snapshot(const model::Snapshot* previous, const SnapshotInputs& inputs,
             *incremental = true;
         return next;
     }
-    return build_snapshot(inputs, settings, version_from_objects);
+    return nullptr; // the change reaches further: the caller collects everything
 }
 
 bool ObjectStore::NamespaceMajor::operator()(const std::string& a,
@@ -455,10 +457,13 @@ SnapshotInputs ObjectStore::inputs() const {
     return inputs;
 }
 
-SnapshotInputs ObjectStore::collect() {
-    SnapshotInputs out = inputs();
-    out.all_changed = all_changed_;
-    if (!all_changed_) {
+SnapshotInputs ObjectStore::collect(bool everything) {
+    SnapshotInputs out;
+    if (everything || all_changed_) {
+        out = inputs();
+    } else {
+        out.all_changed = false;
+        out.pods = pods_.size();
         out.changed_namespaces.assign(changed_namespaces_.begin(), changed_namespaces_.end());
         // The maps are in namespace order: each namespace's objects are one range of each.
         for (const auto& map : objects_) {
@@ -566,7 +571,8 @@ void SnapshotPublisher::hand_over() {
     structural_dirty_ = false;
     in_flight_ = true;
     last_start_ = std::chrono::steady_clock::now();
-    SnapshotInputs inputs = collect_();
+    SnapshotInputs inputs = collect_(collect_everything_);
+    collect_everything_ = false;
     {
         std::lock_guard lock(job_mutex_);
         job_ = std::move(inputs);
@@ -588,15 +594,19 @@ void SnapshotPublisher::build_loop() {
         const auto started = std::chrono::steady_clock::now();
         std::shared_ptr<const model::Snapshot> snapshot;
         bool incremental = false;
+        auto outcome = BuildOutcome::Published;
         try {
             snapshot = update_snapshot(previous_.get(), inputs, settings_, version_from_objects_,
                                        &incremental);
+            if (!snapshot)
+                outcome = BuildOutcome::NeedsEverything; // the change reached beyond its namespaces
         } catch (const std::exception&) {
             // Out of memory, in practice: keep the last snapshot; the next change tries again.
             failed_builds_.fetch_add(1, std::memory_order_relaxed);
+            outcome = BuildOutcome::Failed;
         }
-        // The changes folded into a failed build were taken from the store: the next build cannot
-        // follow the last one, it starts from all objects.
+        // A failed or refused build leaves nothing to follow, and the changes it took from the
+        // store are gone: the next build starts from all objects (collect_everything_).
         previous_ = snapshot;
         if (incremental)
             incremental_builds_.fetch_add(1, std::memory_order_relaxed);
@@ -619,16 +629,23 @@ void SnapshotPublisher::build_loop() {
         // The previous snapshot and the inputs went just now: give what they held back to the
         // system rather than keep the peak of the last build resident.
         memory::give_back_free_memory();
-        boost::asio::post(strand_, [weak = weak_from_this()] {
+        boost::asio::post(strand_, [weak = weak_from_this(), outcome] {
             if (auto self = weak.lock())
-                self->build_finished();
+                self->build_finished(outcome);
         });
     }
 }
 
-void SnapshotPublisher::build_finished() {
+void SnapshotPublisher::build_finished(BuildOutcome outcome) {
     in_flight_ = false;
-    if (structural_dirty_)
+    if (outcome != BuildOutcome::Published)
+        collect_everything_ = true;
+    if (outcome == BuildOutcome::NeedsEverything) {
+        // The changes are still unpublished: build them from all objects at once.
+        dirty_ = true;
+        structural_dirty_ = true;
+        hand_over();
+    } else if (structural_dirty_)
         schedule(structural_delay());
     else if (dirty_)
         schedule(count_refresh_);

@@ -589,6 +589,8 @@ void print_rebuild_breakdown(const bench::MeshShape& shape) {
         started = Clock::now();
         auto next =
             kube::update_snapshot(previous.get(), next_inputs, settings, false, &was_incremental);
+        if (!next) // the change reached further: what the publisher then does
+            next = kube::update_snapshot(previous.get(), store.collect(true), settings);
         into.push_back(ms_since(started));
         incremental += was_incremental ? 1 : 0;
         previous = std::move(next);

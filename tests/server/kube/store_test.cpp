@@ -307,7 +307,7 @@ TEST_CASE("Pod counts alone wait for the count refresh or the next other change"
     Published published;
     auto publisher = std::make_shared<SnapshotPublisher>(
         strand, model::Settings{}, std::chrono::milliseconds(20), std::chrono::milliseconds(400),
-        [&] { return store.inputs(); }, published.sink());
+        [&](bool) { return store.inputs(); }, published.sink());
     publisher->start();
     net::post(strand, [&] {
         store.upsert(ResourceKind::Pods, stored(pod("shop", "web-0", "web-5d8f", "web", true)));
@@ -407,7 +407,7 @@ TEST_CASE("A burst of changes folds into few snapshots; none is published after 
     Published published;
     auto publisher = std::make_shared<SnapshotPublisher>(
         strand, model::Settings{}, std::chrono::milliseconds(50), std::chrono::seconds(30),
-        [&] { return store.inputs(); }, published.sink());
+        [&](bool) { return store.inputs(); }, published.sink());
     publisher->start();
 
     net::post(strand, [&] {
@@ -456,7 +456,7 @@ TEST_CASE("publish_now builds at once instead of waiting for the coalescing wind
     Published published;
     auto publisher = std::make_shared<SnapshotPublisher>(
         strand, model::Settings{}, std::chrono::seconds(30), std::chrono::seconds(30),
-        [&] { return store.inputs(); }, published.sink());
+        [&](bool) { return store.inputs(); }, published.sink());
     publisher->start();
     net::post(strand, [&] {
         store.upsert(ResourceKind::Services, stored(service("shop", "web", "web")));
@@ -792,6 +792,15 @@ std::string first_difference(const std::vector<std::string>& updated,
            "\nbuilt:   " + (b == built.end() ? std::string("(end)") : *b);
 }
 
+// What the publisher does with the store's changes: follow `previous` with them, or, when they
+// reach beyond their namespaces, build again from everything.
+std::shared_ptr<const model::Snapshot> follow(const model::Snapshot* previous, ObjectStore& store,
+                                              const model::Settings& settings, bool& incremental) {
+    if (auto next = update_snapshot(previous, store.collect(), settings, false, &incremental))
+        return next;
+    return update_snapshot(previous, store.collect(true), settings, false, &incremental);
+}
+
 } // namespace
 
 TEST_CASE("A snapshot updated namespace by namespace equals one built from all objects",
@@ -813,8 +822,7 @@ TEST_CASE("A snapshot updated namespace by namespace equals one built from all o
             for (int i = 0; i < changes; ++i)
                 cluster.step(store);
             bool was_incremental = false;
-            auto next =
-                update_snapshot(previous.get(), store.collect(), settings, false, &was_incremental);
+            auto next = follow(previous.get(), store, settings, was_incremental);
             (was_incremental ? incremental : full) += 1;
             for (const auto& w : next->workloads())
                 if (!w.ports.empty()) {
@@ -878,8 +886,7 @@ TEST_CASE("A new workload shape behind a namespace's Sidecar updates every host'
     canary["metadata"]["labels"]["track"] = "canary";
     upsert(ResourceKind::Pods, canary);
     bool incremental = false;
-    const auto next =
-        update_snapshot(previous.get(), store.collect(), settings, false, &incremental);
+    const auto next = follow(previous.get(), store, settings, incremental);
     REQUIRE(incremental);
     REQUIRE(first_difference(describe(*next),
                              describe(*build_snapshot(store.inputs(), settings))) == "");
@@ -952,6 +959,8 @@ TEST_CASE("An istio-cni-config change reaches every namespace; a VirtualService'
     const SnapshotInputs routed = store.collect();
     CHECK_FALSE(routed.all_changed);
     CHECK(routed.changed_namespaces == std::vector<std::string>{"front"});
+    CHECK(routed.changed_objects.size() == 2); // front's Namespace and its VirtualService
+    CHECK(routed.objects.empty());             // the rest stays in the store
 
     // Its selectors decide which pods of every namespace are ambient (§10).
     store.upsert(
@@ -963,6 +972,83 @@ TEST_CASE("An istio-cni-config change reaches every namespace; a VirtualService'
     CHECK(store.collect().all_changed);
     CHECK(store.size(ResourceKind::CniConfigMap) == 1);
     CHECK(store.size(ResourceKind::IstioConfigMap) == 0);
+}
+
+TEST_CASE("Changes that reach beyond their namespaces are built again from all objects",
+          "[store][incremental]") {
+    const model::Settings settings;
+    ObjectStore store;
+    store.upsert(ResourceKind::Pods, stored(pod("shop", "web-1", "web-5d8f", "web", true)));
+    store.upsert(ResourceKind::Services, stored(service("shop", "web", "web")));
+    const auto previous = update_snapshot(nullptr, store.collect(), settings);
+    REQUIRE(previous);
+
+    // A namespace that was not there: its number would shift every later namespace's.
+    store.upsert(ResourceKind::Pods, stored(pod("audit", "log-1", "log-77aa", "log", true)));
+    const SnapshotInputs changes = store.collect();
+    REQUIRE_FALSE(changes.all_changed);
+    CHECK(changes.objects.empty());
+    bool incremental = true;
+    CHECK(update_snapshot(previous.get(), changes, settings, false, &incremental) == nullptr);
+    CHECK_FALSE(incremental);
+    // Only changes and nothing they follow: no snapshot either, rather than one of them alone.
+    CHECK(update_snapshot(nullptr, changes, settings) == nullptr);
+
+    // Everything, asked for: the snapshot a build from all objects gives.
+    const SnapshotInputs everything = store.collect(true);
+    CHECK(everything.all_changed);
+    const auto next = update_snapshot(previous.get(), everything, settings, false, &incremental);
+    REQUIRE(next);
+    CHECK_FALSE(incremental);
+    CHECK(first_difference(describe(*next), describe(*build_snapshot(store.inputs(), settings))) ==
+          "");
+    CHECK(pods_of(*next, "log") == 1);
+}
+
+TEST_CASE("The publisher builds from all objects when the changes alone cannot be followed",
+          "[store][incremental]") {
+    IoThread thread;
+    auto strand = net::make_strand(thread.io);
+    ObjectStore store;
+    Published published;
+    std::atomic<int> everything_asked{0};
+    auto publisher = std::make_shared<SnapshotPublisher>(
+        strand, model::Settings{}, std::chrono::milliseconds(20), std::chrono::milliseconds(20),
+        [&](bool everything) {
+            everything_asked += everything ? 1 : 0;
+            return store.collect(everything);
+        },
+        published.sink(), false, std::chrono::milliseconds(5));
+    publisher->start();
+    auto web = stored(pod("shop", "web-1", "web-5d8f", "web", true));
+    auto canary = stored(pod("shop", "web-2", "web-6e9a", "web", true));
+    auto log = stored(pod("audit", "log-1", "log-77aa", "log", true));
+    net::post(strand, [&] {
+        store.upsert(ResourceKind::Pods, std::move(web));
+        publisher->publish_now();
+    });
+    REQUIRE(published.wait_for([](const model::Snapshot& s) { return pods_of(s, "web") == 1; }));
+    CHECK(everything_asked == 1); // the first build: nothing to follow yet
+
+    // A change within shop follows the last snapshot.
+    net::post(strand, [&] {
+        store.upsert(ResourceKind::Pods, std::move(canary));
+        publisher->changed();
+    });
+    REQUIRE(published.wait_for([](const model::Snapshot& s) { return pods_of(s, "web") == 2; }));
+    CHECK(everything_asked == 1);
+    CHECK(publisher->stats().incremental_builds == 1);
+
+    // A new namespace cannot: the publisher collects everything and publishes that.
+    net::post(strand, [&] {
+        store.upsert(ResourceKind::Pods, std::move(log));
+        publisher->changed();
+    });
+    REQUIRE(published.wait_for([](const model::Snapshot& s) { return pods_of(s, "log") == 1; }));
+    CHECK(everything_asked == 2);
+    CHECK(pods_of(*published.latest(), "web") == 2);
+    CHECK(publisher->stats().failed_builds == 0);
+    publisher->stop();
 }
 
 TEST_CASE("A pod list replaces the pods as upserting each pod would, slice ports included",
@@ -1026,7 +1112,8 @@ TEST_CASE("A change after a quiet window is built after the settle delay; the ne
     // A window far longer than the test: only the settle delay can explain a prompt snapshot.
     auto publisher = std::make_shared<SnapshotPublisher>(
         strand, model::Settings{}, std::chrono::seconds(60), std::chrono::seconds(60),
-        [&] { return store.inputs(); }, published.sink(), false, std::chrono::milliseconds(5));
+        [&](bool) { return store.inputs(); }, published.sink(), false,
+        std::chrono::milliseconds(5));
     publisher->start();
     // The objects are made here: `stored` asserts, and Catch's assertions belong to this thread.
     auto web = stored(service("shop", "web", "web"));
