@@ -24,8 +24,11 @@ std::optional<StalePolicy> parse_stale_policy(std::string_view text) noexcept {
 // ---------------------------------------------------------------------------------------------
 
 FindingsRecorder::FindingsRecorder(observability::Metrics& metrics,
-                                   std::chrono::milliseconds interval)
-    : metrics_(metrics), interval_(interval), thread_([this] { loop(); }) {}
+                                   std::chrono::milliseconds interval,
+                                   std::chrono::milliseconds quiet,
+                                   std::chrono::milliseconds longest_wait)
+    : metrics_(metrics), interval_(interval), quiet_(quiet), longest_wait_(longest_wait),
+      thread_([this] { loop(); }) {}
 
 FindingsRecorder::~FindingsRecorder() {
     stop();
@@ -34,6 +37,9 @@ FindingsRecorder::~FindingsRecorder() {
 void FindingsRecorder::submit(std::shared_ptr<const model::Snapshot> snapshot) {
     {
         std::lock_guard lock(mutex_);
+        last_submit_ = Clock::now();
+        if (!pending_)
+            pending_since_ = last_submit_;
         pending_ = std::move(snapshot); // an older one not analysed yet is no longer of interest
     }
     wake_.notify_one();
@@ -66,6 +72,13 @@ void FindingsRecorder::loop() {
         // Not more often than the interval: snapshots arriving meanwhile replace `pending_`.
         if (last_start) {
             const auto due = *last_start + interval_;
+            if (wake_.wait_until(lock, due, [&] { return stopping_; }))
+                return;
+        }
+        // Then a quiet moment, each snapshot arriving pushing it back, up to the longest wait.
+        for (auto due = std::min(last_submit_ + quiet_, pending_since_ + longest_wait_);
+             Clock::now() < due;
+             due = std::min(last_submit_ + quiet_, pending_since_ + longest_wait_)) {
             if (wake_.wait_until(lock, due, [&] { return stopping_; }))
                 return;
         }
@@ -113,7 +126,9 @@ ClusterSnapshotSource::ClusterSnapshotSource(kube::ClusterConfig config,
                                              ClusterSourceOptions options, SnapshotStore& store,
                                              observability::Metrics& metrics)
     : options_(options), store_(store), metrics_(metrics),
-      findings_(metrics, options.findings_interval), work_(io_.get_executor()) {
+      findings_(metrics, options.findings_interval, options.findings_quiet,
+                options.findings_longest_wait),
+      work_(io_.get_executor()) {
     if (!watcher.logger)
         watcher.logger = observability::shared_component_logger("kube");
     // Runs on the watcher's build thread: publishing is two atomic stores and a hand-over.

@@ -126,3 +126,30 @@ TEST_CASE("Whole-snapshot findings are recomputed for the newest snapshot, at mo
     CHECK(sample(metrics.render(), "mtls_guard_findings_analysis_seconds") > 0);
     recorder.stop();
 }
+
+TEST_CASE("Whole-snapshot findings wait for snapshots to stop coming, but not past the longest "
+          "wait") {
+    input::SnapshotSource files;
+    files.paths = {fixtures + "/walkthrough-base"};
+    const auto snapshot = input::load_snapshot(files).snapshot;
+    observability::Metrics metrics;
+    https::FindingsRecorder recorder(metrics, 0ms, 500ms, 1500ms);
+
+    // One snapshot: analysed once nothing followed it for the quiet time.
+    const auto submitted = std::chrono::steady_clock::now();
+    recorder.submit(snapshot);
+    std::this_thread::sleep_for(200ms);
+    CHECK(recorder.analyses() == 0);
+    REQUIRE(kt::wait_until([&] { return recorder.analyses() == 1; }));
+    CHECK(std::chrono::steady_clock::now() - submitted >= 500ms);
+
+    // A rollout: a snapshot every 20 ms for 4 s never leaves a quiet moment, yet one is analysed
+    // within the longest wait of the first, and the next within the longest wait of its own first.
+    const auto stream_start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - stream_start < 4s) {
+        recorder.submit(snapshot);
+        std::this_thread::sleep_for(20ms);
+    }
+    CHECK(recorder.analyses() >= 3);
+    recorder.stop();
+}
