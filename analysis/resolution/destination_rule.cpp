@@ -573,7 +573,6 @@ IndexReach::IndexReach(const ConfigView& now, const model::Snapshot& previous,
         root_changed_ = root_changed_ || root;
         if (sidecars && !root)
             sidecar_changes_.push_back(ns);
-        everything_ = everything_ || root || sidecars;
     }
     // The changed namespaces' own rules may add them to step 1 for the hosts their keys match.
     std::vector<std::string_view> moved;
@@ -597,7 +596,7 @@ IndexReach::IndexReach(const ConfigView& now, const model::Snapshot& previous,
 
 bool IndexReach::reaches(const std::string& host, NsId host_ns, NsId root,
                          const HostClients& old) const {
-    return everything_ || reaches_besides_sidecars(host, host_ns, root, old);
+    return everything() || reaches_besides_sidecars(host, host_ns, root, old);
 }
 
 bool IndexReach::reaches_besides_sidecars(const std::string& host, NsId host_ns, NsId root,
@@ -609,7 +608,7 @@ bool IndexReach::reaches_besides_sidecars(const std::string& host, NsId host_ns,
     };
     // An entry refers to the rules and variants of the host's namespace, the root, and the
     // namespaces in `resolved` (step 1, or named by an exportTo).
-    // (The namespaces of old.sidecars hold Sidecars: when one of them changed, everything_, and
+    // (The namespaces of old.sidecars hold Sidecars: when one of them changed, everything(), and
     // update_client_index moves the entry to the new Sidecar outcomes or resolves it again.)
     if (changed(host_ns) || std::any_of(old.resolved.begin(), old.resolved.end(), changed))
         return true;

@@ -231,7 +231,7 @@ class IndexReach {
   public:
     IndexReach(const ConfigView& now, const model::Snapshot& previous, std::vector<NsId> changed);
     // Every entry: the root namespace changed, or a changed namespace has or had Sidecars.
-    bool everything() const noexcept { return everything_; }
+    bool everything() const noexcept { return root_changed_ || !sidecar_changes_.empty(); }
     bool root_changed() const noexcept { return root_changed_; }
     // The changed namespaces, other than the root, that have or had Sidecars (sorted): each has an
     // answer of its own for every host, so every entry lists their classes.
@@ -246,7 +246,6 @@ class IndexReach {
 
   private:
     std::vector<NsId> changed_; // sorted
-    bool everything_ = false;
     bool root_changed_ = false;
     std::vector<NsId> sidecar_changes_;
     std::vector<const std::string*> keys_; // the changed namespaces' local DR host keys

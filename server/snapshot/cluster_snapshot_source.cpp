@@ -76,12 +76,12 @@ void FindingsRecorder::loop() {
                 return;
         }
         // Then a quiet moment, each snapshot arriving pushing it back, up to the longest wait.
-        for (auto due = std::min(last_submit_ + quiet_, pending_since_ + longest_wait_);
-             Clock::now() < due;
-             due = std::min(last_submit_ + quiet_, pending_since_ + longest_wait_)) {
-            if (wake_.wait_until(lock, due, [&] { return stopping_; }))
+        const auto quiet_due = [&] {
+            return std::min(last_submit_ + quiet_, pending_since_ + longest_wait_);
+        };
+        while (Clock::now() < quiet_due())
+            if (wake_.wait_until(lock, quiet_due(), [&] { return stopping_; }))
                 return;
-        }
         auto snapshot = std::move(pending_);
         pending_.reset();
         lock.unlock();
