@@ -54,7 +54,7 @@ struct Finding {
     std::string message; // one line: what breaks, for whom, how to fix
 };
 
-// Stable order: severity, code, resource, then the flow.
+// A total order: severity, code, resource, the flow, then what else tells findings apart.
 bool finding_less(const Finding& a, const Finding& b) noexcept;
 
 } // namespace mtlsguard::conflict
