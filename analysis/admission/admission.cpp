@@ -681,17 +681,37 @@ struct Views {
     std::optional<NsId> changed; // the namespace whose configuration `after` overrides
 };
 
+// Whether the configuration before the change is the snapshot's own, so that the snapshot's
+// client index answers for it and the namespace is not built again: a CREATE of an object the
+// snapshot does not hold (a Sidecar anywhere; another kind in a namespace the snapshot knows,
+// `shortcuts` only), or an UPDATE whose oldObject is the snapshot's copy (`shortcuts` only; the
+// usual case, as the snapshot follows the cluster).
+bool before_is_snapshot(const model::Snapshot& snapshot, const Candidate& c,
+                        const std::optional<model::DecodedObject>& current, bool create,
+                        bool shortcuts) {
+    if (c.old_version)
+        return shortcuts && current && *c.old_version == *current;
+    if (!create || current)
+        return false;
+    // Resolving every host again costs far more for a Sidecar than for the other kinds.
+    return c.target == Target::Sidecar ||
+           (shortcuts && (c.target == Target::MeshPolicy || snapshot.namespace_id(c.ns)));
+}
+
 // Before: the request's oldObject if it has one; for CREATE, the snapshot without the object;
 // otherwise the snapshot as it is. After: the object as requested, or removed.
-Views apply_candidate(const model::Snapshot& snapshot, const Request& r, const Candidate& c) {
+Views apply_candidate(const model::Snapshot& snapshot, const Request& r, const Candidate& c,
+                      bool shortcuts) {
     Views v;
     v.current = current_version(snapshot, c.target, c.ns, c.name);
-    // A Sidecar the snapshot does not hold yet: the snapshot without it is the snapshot, whose
-    // client index answers without resolving every host again.
-    const bool create = r.operation == "CREATE" && !(c.target == Target::Sidecar && !v.current);
-    v.before = c.old_version ? view_with(snapshot, c.target, c.ns, c.name, c.old_version)
-               : create      ? view_with(snapshot, c.target, c.ns, c.name, nullptr)
-                             : std::make_unique<ConfigView>(snapshot);
+    const bool create = r.operation == "CREATE";
+    if (before_is_snapshot(snapshot, c, v.current, create, shortcuts)) {
+        v.before = std::make_unique<ConfigView>(snapshot);
+    } else {
+        v.before = c.old_version ? view_with(snapshot, c.target, c.ns, c.name, c.old_version)
+                   : create      ? view_with(snapshot, c.target, c.ns, c.name, nullptr)
+                                 : std::make_unique<ConfigView>(snapshot);
+    }
     v.after = view_with(snapshot, c.target, c.ns, c.name, c.new_version);
     v.changed = c.target == Target::MeshPolicy ? std::nullopt : v.after->overridden_namespace();
     return v;
@@ -866,7 +886,7 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
                                  std::move(warnings));
     const Candidate& candidate = std::get<Candidate>(read);
 
-    Views views = apply_candidate(snapshot, r, candidate);
+    Views views = apply_candidate(snapshot, r, candidate, settings.shortcuts);
     TouchedFlows touched = find_touched_flows(snapshot, views, candidate);
     Comparison comparison =
         compare_before_after(snapshot, views, touched.touched, target, settings);

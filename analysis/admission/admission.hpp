@@ -33,8 +33,10 @@ struct AdmissionSettings {
     // Extra warnings to attach to every verdict (e.g. "snapshot may be stale"), already one line.
     std::vector<std::string> extra_warnings;
     // Spare work that cannot change a decision: flows to hosts a Sidecar hides (they carry no
-    // code), and a second evaluation of a PeerAuthentication change (each flow is evaluated once,
-    // with what it was before). Only tests and benchmarks turn it off, to compare.
+    // code), a second evaluation of a PeerAuthentication change (each flow is evaluated once,
+    // with what it was before), and a namespace built again for the configuration before the
+    // change when that is the snapshot's own (an UPDATE whose oldObject is the snapshot's copy, a
+    // CREATE of an object it does not hold). Only tests and benchmarks turn it off, to compare.
     bool shortcuts = true;
 };
 

@@ -19,6 +19,8 @@ struct PeerAuthentication {
     Labels selector; // spec.selector.matchLabels; empty = mesh- or namespace-wide
     MtlsMode mode = MtlsMode::Unset;
     std::map<std::uint16_t, MtlsMode> port_level; // keyed by workload (target) port
+
+    friend bool operator==(const PeerAuthentication&, const PeerAuthentication&) = default;
 };
 
 // One `tls` block of a DestinationRule; absent means "no TLS settings here".
@@ -30,12 +32,16 @@ struct TlsCredentials {
     bool client_certificate = false; // clientCertificate set
     bool private_key = false;        // privateKey set
     std::string credential_name;
+
+    friend bool operator==(const TlsCredentials&, const TlsCredentials&) = default;
 };
 
 struct PortTrafficPolicy {
     std::uint16_t port = 0;
     TlsSetting tls;
     TlsCredentials credentials;
+
+    friend bool operator==(const PortTrafficPolicy&, const PortTrafficPolicy&) = default;
 };
 
 struct TrafficPolicy {
@@ -43,12 +49,16 @@ struct TrafficPolicy {
     TlsCredentials credentials;
     bool passthrough_load_balancer = false; // loadBalancer.simple: PASSTHROUGH
     std::vector<PortTrafficPolicy> port_level;
+
+    friend bool operator==(const TrafficPolicy&, const TrafficPolicy&) = default;
 };
 
 struct Subset {
     std::string name;
     Labels labels;
     std::optional<TrafficPolicy> traffic_policy;
+
+    friend bool operator==(const Subset&, const Subset&) = default;
 };
 
 // networking.istio.io DestinationRule (v1alpha3, v1beta1, v1).
@@ -60,6 +70,8 @@ struct DestinationRule {
     std::optional<Labels> workload_selector;
     std::optional<TrafficPolicy> traffic_policy;
     std::vector<Subset> subsets;
+
+    friend bool operator==(const DestinationRule&, const DestinationRule&) = default;
 };
 
 // One destination of a VirtualService route or mirror (ambient.md §15).
@@ -71,6 +83,8 @@ struct RouteDestination {
     // The route's match[].sourceNamespace values; empty when some match (or none) has none:
     // then the route applies to clients of every namespace.
     std::vector<std::string> source_namespaces;
+
+    friend bool operator==(const RouteDestination&, const RouteDestination&) = default;
 };
 
 // networking.istio.io VirtualService (v1alpha3, v1beta1, v1): only what picks subset clusters.
@@ -81,6 +95,8 @@ struct VirtualService {
     std::vector<std::string> gateways;
     std::vector<std::string> export_to;
     std::vector<RouteDestination> destinations;
+
+    friend bool operator==(const VirtualService&, const VirtualService&) = default;
 };
 
 // What a sidecar does with traffic to a host it has no cluster for (outboundTrafficPolicy.mode).
@@ -92,6 +108,8 @@ enum class OutboundPolicy : std::uint8_t { AllowAny, RegistryOnly };
 struct SidecarHost {
     std::string namespace_part;
     std::string host;
+
+    friend bool operator==(const SidecarHost&, const SidecarHost&) = default;
 };
 
 // networking.istio.io Sidecar (v1alpha3, v1beta1, v1): only what decides which hosts its clients
@@ -104,17 +122,23 @@ struct Sidecar {
     // the listeners hold no usable entry, so nothing is imported.
     std::vector<SidecarHost> egress_hosts;
     std::optional<OutboundPolicy> outbound_policy; // spec.outboundTrafficPolicy.mode
+
+    friend bool operator==(const Sidecar&, const Sidecar&) = default;
 };
 
 // A port selector of a legacy Policy target: a Service port number or name.
 struct AlphaPortSelector {
     std::optional<std::uint16_t> number;
     std::string name;
+
+    friend bool operator==(const AlphaPortSelector&, const AlphaPortSelector&) = default;
 };
 
 struct AlphaTarget {
     std::string name; // a Service in the Policy's namespace
     std::vector<AlphaPortSelector> ports;
+
+    friend bool operator==(const AlphaTarget&, const AlphaTarget&) = default;
 };
 
 // authentication.istio.io/v1alpha1 Policy (namespaced) or MeshPolicy (cluster-scoped).
@@ -126,6 +150,8 @@ struct AlphaPolicy {
     // The first peers[] entry of type mtls: STRICT or PERMISSIVE; no mtls peer: DISABLE
     // (plaintext).
     MtlsMode mode = MtlsMode::Disable;
+
+    friend bool operator==(const AlphaPolicy&, const AlphaPolicy&) = default;
 };
 
 struct ServicePort {
@@ -134,6 +160,8 @@ struct ServicePort {
     std::optional<std::uint16_t> target_port_number; // empty when the target port is named
     std::string target_port_name;
     bool tcp = true; // UDP and SCTP carry no mTLS
+
+    friend bool operator==(const ServicePort&, const ServicePort&) = default;
 };
 
 struct Service {
@@ -146,6 +174,8 @@ struct Service {
     // matched against (ambient.md §13). Absent in most manifests; the API server fills it in.
     std::optional<std::uint32_t> cluster_ipv4;
     std::vector<ServicePort> ports;
+
+    friend bool operator==(const Service&, const Service&) = default;
 };
 
 // networking.istio.io ServiceEntry: only the hosts and whether they are outside the mesh matter.
@@ -154,11 +184,15 @@ struct ServiceEntry {
     std::vector<std::string> hosts;
     bool mesh_external = true;
     std::vector<std::uint16_t> ports;
+
+    friend bool operator==(const ServiceEntry&, const ServiceEntry&) = default;
 };
 
 struct NamedPort {
     std::string name;
     std::uint16_t number = 0;
+
+    friend bool operator==(const NamedPort&, const NamedPort&) = default;
 };
 
 // One matchExpressions entry of a Kubernetes label selector.
@@ -227,11 +261,15 @@ struct PodLike {
     // The pod's own sidecar.istio.io/inject decision (false by label or annotation, true by
     // label), which beats its namespace's labels when the pod is (re)created (semantics §2).
     std::optional<bool> own_injection;
+
+    friend bool operator==(const PodLike&, const PodLike&) = default;
 };
 
 struct Namespace {
     std::string name;
     Labels labels;
+
+    friend bool operator==(const Namespace&, const Namespace&) = default;
 };
 
 // meshConfig, from the `istio` ConfigMap or --mesh-config.
@@ -242,6 +280,8 @@ struct MeshConfig {
     std::optional<std::string> trust_domain;
     std::optional<OutboundPolicy> outbound_policy; // outboundTrafficPolicy.mode
     std::string source_namespace; // of the `istio` ConfigMap it came from; empty for --mesh-config
+
+    friend bool operator==(const MeshConfig&, const MeshConfig&) = default;
 };
 
 // The ambient keys of the istio-cni ConfigMap `istio-cni-config` (in the Istio namespace).
@@ -251,6 +291,8 @@ struct CniConfig {
     // EXCLUDE_NAMESPACES, comma-separated; nullopt when the key is absent.
     std::optional<std::vector<std::string>> exclude_namespaces;
     std::string source_namespace; // of the ConfigMap it came from
+
+    friend bool operator==(const CniConfig&, const CniConfig&) = default;
 };
 
 // One Service the Kubernetes API server calls over its own TLS (ambient.md §16): a webhook's,
@@ -261,6 +303,8 @@ struct ApiServerCall {
     std::string service;
     std::uint16_t port = 443; // the Service port
     std::string path;
+
+    friend bool operator==(const ApiServerCall&, const ApiServerCall&) = default;
 };
 
 // A cluster-scoped object whose Services the API server calls: Validating- and
@@ -269,6 +313,8 @@ struct ApiServerCall {
 struct ApiServerCallee {
     ObjectRef ref; // namespace_name empty
     std::vector<ApiServerCall> calls;
+
+    friend bool operator==(const ApiServerCallee&, const ApiServerCallee&) = default;
 };
 
 using DecodedObject =

@@ -108,6 +108,7 @@ struct Age {
     std::string namespace_name;
 
     bool older_than(const Age& other) const noexcept;
+    friend bool operator==(const Age&, const Age&) = default;
 };
 
 } // namespace mtlsguard::model

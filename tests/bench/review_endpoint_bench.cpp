@@ -1,6 +1,7 @@
 // Where the time of one /validate request goes, phase by phase, in one process on one core: TLS
 // records in and out, the HTTP parse and response, the body readers, the decision, the response
-// body, the decision log line and the metrics, on serve_bench.sh's review and the demo mesh.
+// body, the decision log line and the metrics, on serve_bench.sh's review and the demo mesh with
+// the DestinationRule the review updates.
 #include "server/admission/review_body.hpp"
 #include "server/admission/review_endpoint.hpp"
 #include "server/observability/logging.hpp"
@@ -147,13 +148,17 @@ class TlsPair {
 
 int run(int argc, char** argv) {
     std::string body_path = MTLS_GUARD_SOURCE_DIR "/tests/bench/data/admission-review-update.json";
-    std::string snapshot_path = MTLS_GUARD_SOURCE_DIR "/deploy/demo/mesh.yaml";
+    // The demo mesh, and the DestinationRule the review updates as the cluster holds it.
+    std::vector<std::string> snapshot_paths{
+        MTLS_GUARD_SOURCE_DIR "/deploy/demo/mesh.yaml",
+        MTLS_GUARD_SOURCE_DIR "/tests/bench/data/catalog-destination-rule.yaml"};
     std::string log_path = "/dev/null";
     std::string log_format = "json";
     int iterations = 20000;
     CLI::App app{"Per-phase cost of one /validate request on serve_bench.sh's review"};
     app.add_option("--body", body_path, "the AdmissionReview")->capture_default_str();
-    app.add_option("--snapshot", snapshot_path, "manifests of the cluster")->capture_default_str();
+    app.add_option("--snapshot", snapshot_paths, "manifests of the cluster (repeatable)")
+        ->capture_default_str();
     app.add_option("--iterations", iterations)->capture_default_str();
     app.add_option("--log-file", log_path, "where the decision log lines go (stderr)")
         ->capture_default_str();
@@ -162,10 +167,10 @@ int run(int argc, char** argv) {
 
     const std::string body = read_file(body_path);
     mtlsguard::input::SnapshotSource source;
-    source.paths = {snapshot_path};
+    source.paths.assign(snapshot_paths.begin(), snapshot_paths.end());
     const auto snapshot = mtlsguard::input::load_snapshot(source).snapshot;
     if (!snapshot) {
-        std::fprintf(stderr, "cannot load the snapshot %s\n", snapshot_path.c_str());
+        std::fprintf(stderr, "cannot load the snapshot %s\n", snapshot_paths.front().c_str());
         return 2;
     }
     // The decision log goes to stderr, as in serve; stderr goes to --log-file.

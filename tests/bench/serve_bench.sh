@@ -61,8 +61,12 @@ wait_for_file() {
 }
 
 # ------------------------------------------------------------------ mtls-guard on the demo mesh
+# With the DestinationRule the review updates, as the cluster holds it: a live snapshot follows the
+# cluster, so an UPDATE's oldObject is its own copy.
 "$BIN" serve --listen 127.0.0.1:0 --port-file "$TMP/serve.port" --cert-dir "$TMP/certs" \
-    --snapshot "$ROOT/deploy/demo/mesh.yaml" --log-format json --threads "$SERVER_THREADS" \
+    --snapshot "$ROOT/deploy/demo/mesh.yaml" \
+    --snapshot "$ROOT/tests/bench/data/catalog-destination-rule.yaml" \
+    --log-format json --threads "$SERVER_THREADS" \
     2>"$TMP/serve.log" &
 SERVE_PID=$!
 wait_for_file "$TMP/serve.port" "mtls-guard serve"
@@ -258,8 +262,8 @@ echo "TLS negotiated: serve $SERVE_TLS; nginx $NGINX_TLS"
 [ "$ROUNDS" -gt 1 ] && echo "medians of $ROUNDS alternating rounds; per round (requests/s, server CPU us/request, wrk CPU us/request): serve $(awk '{ printf "[%s %s %s] ", $1, $2, $3 }' "$TMP/serve-wrk.txt.cpu")nginx $(awk '{ printf "[%s %s %s] ", $1, $2, $3 }' "$TMP/nginx-wrk.txt.cpu")"
 echo "mtls-guard serve /validate : $SERVE_RPS requests/s (wrk p99 $(p99 "$TMP/serve-wrk.txt"), last round)"
 echo "nginx static, same body    : $NGINX_RPS requests/s (wrk p99 $(p99 "$TMP/nginx-wrk.txt"), last round)"
-awk -v r="$RATIO" 'BEGIN { printf "ratio mtls-guard / nginx   : %.2f (target >= 0.60)\n", r }'
-echo "decision p99 (server side) : $(echo "$DECISION" | awk '{ $NF = ""; print }')over $(echo "$DECISION" | awk '{ print $NF }') decisions"
+awk -v r="$RATIO" 'BEGIN { printf "ratio mtls-guard / nginx   : %.2f (target >= 0.95)\n", r }'
+echo "decision p99 (server side) : $(echo "$DECISION" | awk '{ $NF = ""; print }')over $(echo "$DECISION" | awk '{ print $NF }') decisions (target <= 100 us)"
 echo "CPU per request, mtls-guard: server $(awk '{ print $2 }' "$TMP/serve-wrk.txt.cpu" | median) us, wrk $(awk '{ print $3 }' "$TMP/serve-wrk.txt.cpu" | median) us"
 echo "CPU per request, nginx     : server $(awk '{ print $2 }' "$TMP/nginx-wrk.txt.cpu" | median) us, wrk $(awk '{ print $3 }' "$TMP/nginx-wrk.txt.cpu" | median) us"
 if [ "$FLOOR" = 1 ]; then
