@@ -149,9 +149,9 @@ class TlsPair {
 int run(int argc, char** argv) {
     std::string body_path = MTLS_GUARD_SOURCE_DIR "/tests/bench/data/admission-review-update.json";
     // The demo mesh, and the DestinationRule the review updates as the cluster holds it.
-    std::vector<std::string> snapshot_paths{
-        MTLS_GUARD_SOURCE_DIR "/deploy/demo/mesh.yaml",
-        MTLS_GUARD_SOURCE_DIR "/tests/bench/data/catalog-destination-rule.yaml"};
+    std::vector<std::string> snapshot_paths{MTLS_GUARD_SOURCE_DIR "/deploy/demo/mesh.yaml",
+                                            MTLS_GUARD_SOURCE_DIR
+                                            "/tests/bench/data/catalog-destination-rule.yaml"};
     std::string log_path = "/dev/null";
     std::string log_format = "json";
     int iterations = 20000;
