@@ -1240,6 +1240,27 @@ std::vector<json> peer_authentication_mesh(bool ambient_clients) {
     };
 }
 
+namespace {
+
+// The decision with the default settings, checked to be the very one `other` settings give.
+admission::AdmissionDecision decides_alike(const model::Snapshot& snapshot, const json& body,
+                                           const AdmissionSettings& other) {
+    auto decision = admission::decide(snapshot, body, AdmissionSettings{});
+    const auto again = admission::decide(snapshot, body, other);
+    CHECK(decision.body == again.body);
+    CHECK(decision.codes == again.codes);
+    CHECK(decision.allowed == again.allowed);
+    return decision;
+}
+
+// Counts the denials and the decisions with warnings, so that a table can show it compared some.
+void count(const admission::AdmissionDecision& d, std::size_t& denied, std::size_t& warned) {
+    denied += d.allowed ? 0u : 1u;
+    warned += warnings_of(d).empty() ? 0u : 1u;
+}
+
+} // namespace
+
 TEST_CASE("§9, §3, ambient.md §10–§14: a PeerAuthentication change evaluated in one pass, without "
           "flows to hidden hosts, decides exactly as two full evaluations, before and after",
           "[admission][peer-authentication]") {
@@ -1293,13 +1314,7 @@ TEST_CASE("§9, §3, ambient.md §10–§14: a PeerAuthentication change evaluat
                 const json body = review.build();
                 INFO("version 1." << static_cast<int>(version.minor) << ", " << policies.size()
                                   << " policies, review " << body.dump());
-                const auto one = admission::decide(*snapshot, body, AdmissionSettings{});
-                const auto two = admission::decide(*snapshot, body, two_pass);
-                CHECK(one.body == two.body);
-                CHECK(one.codes == two.codes);
-                CHECK(one.allowed == two.allowed);
-                denied += one.allowed ? 0u : 1u;
-                warned += warnings_of(one).empty() ? 0u : 1u;
+                count(decides_alike(*snapshot, body, two_pass), denied, warned);
             }
         }
     }
@@ -1384,13 +1399,7 @@ TEST_CASE(
         for (const auto& review : reviews) {
             const json body = review.build();
             INFO("ambient clients " << ambient_clients << ", review " << body.dump());
-            const auto shortcut = admission::decide(*snapshot, body, AdmissionSettings{});
-            const auto again = admission::decide(*snapshot, body, rebuilt);
-            CHECK(shortcut.body == again.body);
-            CHECK(shortcut.codes == again.codes);
-            CHECK(shortcut.allowed == again.allowed);
-            denied += shortcut.allowed ? 0u : 1u;
-            warned += warnings_of(shortcut).empty() ? 0u : 1u;
+            count(decides_alike(*snapshot, body, rebuilt), denied, warned);
         }
     }
     // The table must hold denials and warnings, or it would compare nothing.
