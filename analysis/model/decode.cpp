@@ -218,9 +218,10 @@ std::uint16_t port_number(const json& value, const std::string& path) {
     return decoding::port_number(JsonNode{&value}, path);
 }
 
-Labels string_map(const json* object, const std::string& path) {
+Labels string_map(const json* object, const std::string& path,
+                  bool (*keep)(std::string_view) noexcept = nullptr) {
     return decoding::string_map(object ? std::optional<JsonNode>(JsonNode{object}) : std::nullopt,
-                                path);
+                                path, keep);
 }
 
 using Meta = decoding::BasicMeta<JsonNode>;
@@ -284,7 +285,8 @@ PodLike decode_template_owner(const json& object, const Meta& meta, std::string_
     if (const json* tmeta = optional_object(*template_spec, "metadata", template_path)) {
         labels = string_map(member(*tmeta, "labels"), template_path + ".metadata.labels");
         annotations =
-            string_map(member(*tmeta, "annotations"), template_path + ".metadata.annotations");
+            string_map(member(*tmeta, "annotations"), template_path + ".metadata.annotations",
+                       decoding::read_annotation);
     }
     pod.labels = stable_pod_labels(labels);
     const json* pod_spec = optional_object(*template_spec, "spec", template_path);

@@ -1,6 +1,8 @@
 // Tests model/decode: every kind of spec §1, field errors, modes, controllers, sidecars (§2).
 #include "analysis/model/dataplane.hpp"
 #include "analysis/model/decode.hpp"
+#include "analysis/model/decode_fields.hpp"
+#include "analysis/model/json_node.hpp"
 #include "tests/analysis/support/builders.hpp"
 
 using namespace mtlsguard;
@@ -843,6 +845,42 @@ TEST_CASE("§10: pods and pod templates of every kind decode their ambient and i
     CHECK(pod.interception.exclude_outbound_ports == std::optional<std::string>("5432"));
     CHECK(pod.interception.exclude_outbound_ip_ranges == std::optional<std::string>("10.0.0.0/8"));
     CHECK(pod.interception.include_outbound_ip_ranges == std::optional<std::string>("*"));
+}
+
+TEST_CASE("Of a pod's annotations only those the engine reads are kept; the others are still "
+          "checked to be strings",
+          "[decode]") {
+    json object = pod("shop", "web-1")
+                      .pod_annotation("kubectl.kubernetes.io/last-applied-configuration",
+                                      std::string(3000, 'x'))
+                      .pod_annotation("prometheus.io/scrape", "true")
+                      .pod_annotation("sidecar.istio.io/status", "{}")
+                      .pod_annotation("traffic.sidecar.istio.io/excludeInboundPorts", "9090")
+                      .pod_annotation("ambient.istio.io/redirection", "enabled");
+    const auto meta =
+        model::decoding::decode_meta(model::decoding::JsonNode{&object}, "default", true);
+    std::vector<std::string> kept;
+    for (const auto& [key, value] : meta.annotations.entries())
+        kept.push_back(key);
+    CHECK(kept == std::vector<std::string>{"ambient.istio.io/redirection",
+                                           "sidecar.istio.io/status",
+                                           "traffic.sidecar.istio.io/excludeInboundPorts"});
+    const auto decoded = workload_of(object);
+    CHECK(decoded.sidecar_status);
+    CHECK(decoded.redirection == model::AmbientRedirection::Enabled);
+    CHECK(decoded.interception.exclude_inbound_ports == std::optional<std::string>("9090"));
+
+    for (const std::string kind : {"Pod", "Deployment"}) {
+        INFO(kind);
+        json bad = kind == "Pod" ? json(pod("shop", "web-1")) : json(deployment("shop", "web"));
+        json& annotations = kind == "Pod" ? bad["metadata"]["annotations"]
+                                          : bad["spec"]["template"]["metadata"]["annotations"];
+        annotations["prometheus.io/config"] = {{"scrape", true}};
+        const auto outcome = decode(bad);
+        CHECK(outcome.status == Status::Error);
+        CHECK_THAT(outcome.error, Catch::Contains("annotations.prometheus.io/config: expected a "
+                                                  "string"));
+    }
 }
 
 TEST_CASE("§10: the redirection annotation and the tunnel label decode value by value",
