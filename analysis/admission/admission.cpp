@@ -682,16 +682,19 @@ struct Views {
 };
 
 // Whether the configuration before the change is the snapshot's own, so that the snapshot's
-// client index answers for it and the namespace is not built again: a CREATE of an object the
-// snapshot does not hold (a Sidecar anywhere; another kind in a namespace the snapshot knows,
-// `shortcuts` only), or an UPDATE whose oldObject is the snapshot's copy (`shortcuts` only; the
-// usual case, as the snapshot follows the cluster).
+// client index answers for it and the namespace is not built again: a request other than CREATE
+// without an oldObject (the snapshot as it is), a CREATE of an object the snapshot does not hold
+// (a Sidecar anywhere; another kind in a namespace the snapshot knows, `shortcuts` only), or a
+// request whose oldObject is the snapshot's copy (`shortcuts` only; the usual case, as the
+// snapshot follows the cluster).
 bool before_is_snapshot(const model::Snapshot& snapshot, const Candidate& c,
                         const std::optional<model::DecodedObject>& current, bool create,
                         bool shortcuts) {
     if (c.old_version)
         return shortcuts && current && *c.old_version == *current;
-    if (!create || current)
+    if (!create)
+        return true;
+    if (current)
         return false;
     // Resolving every host again costs far more for a Sidecar than for the other kinds.
     return c.target == Target::Sidecar ||
@@ -704,14 +707,10 @@ Views apply_candidate(const model::Snapshot& snapshot, const Request& r, const C
                       bool shortcuts) {
     Views v;
     v.current = current_version(snapshot, c.target, c.ns, c.name);
-    const bool create = r.operation == "CREATE";
-    if (before_is_snapshot(snapshot, c, v.current, create, shortcuts)) {
-        v.before = std::make_unique<ConfigView>(snapshot);
-    } else {
-        v.before = c.old_version ? view_with(snapshot, c.target, c.ns, c.name, c.old_version)
-                   : create      ? view_with(snapshot, c.target, c.ns, c.name, nullptr)
-                                 : std::make_unique<ConfigView>(snapshot);
-    }
+    // Otherwise the namespace with the oldObject in place of the object, or without it (CREATE).
+    v.before = before_is_snapshot(snapshot, c, v.current, r.operation == "CREATE", shortcuts)
+                   ? std::make_unique<ConfigView>(snapshot)
+                   : view_with(snapshot, c.target, c.ns, c.name, c.old_version);
     v.after = view_with(snapshot, c.target, c.ns, c.name, c.new_version);
     v.changed = c.target == Target::MeshPolicy ? std::nullopt : v.after->overridden_namespace();
     return v;
