@@ -749,10 +749,9 @@ TouchedFlows find_touched_flows(const model::Snapshot& snapshot, Views& v, const
 }
 
 // The touched flows compared before and after, told what the kind of change can alter.
-Comparison compare_before_after(const model::Snapshot& snapshot, const Views& v,
-                                const Touched& touched, Target target,
+Comparison compare_before_after(const Views& v, const Touched& touched, Target target,
                                 const AdmissionSettings& settings) {
-    return compare_flows(snapshot, *v.before, *v.after, touched, v.changed,
+    return compare_flows(*v.before, *v.after, touched, v.changed,
                          target == Target::DestinationRule || target == Target::VirtualService,
                          target == Target::VirtualService, target == Target::PeerAuthentication,
                          target == Target::Sidecar, settings.shortcuts);
@@ -887,8 +886,7 @@ AdmissionDecision decide_request(const model::Snapshot& snapshot, const Request&
 
     Views views = apply_candidate(snapshot, r, candidate, settings.shortcuts);
     TouchedFlows touched = find_touched_flows(snapshot, views, candidate);
-    Comparison comparison =
-        compare_before_after(snapshot, views, touched.touched, target, settings);
+    Comparison comparison = compare_before_after(views, touched.touched, target, settings);
     const Verdict verdict =
         reach_verdict(std::move(comparison), std::move(touched), views, candidate, r, d);
     return respond_to_verdict(r, settings, std::move(d), verdict, std::move(warnings));

@@ -24,12 +24,11 @@ using FlowKey = std::tuple<std::uint32_t, std::uint16_t, const model::Workload*,
                            conflict::ClientKind>;
 constexpr std::uint32_t no_workload = 0xffffffffu;
 
-FlowKey key_of(const conflict::Flow& flow, const model::Snapshot& snapshot) {
+FlowKey key_of(const conflict::Flow& flow, const ConfigView& view) {
     const std::uint32_t target =
-        flow.service
-            ? static_cast<std::uint32_t>(flow.service - snapshot.services().data())
-            : 0x80000000u |
-                  static_cast<std::uint32_t>(flow.external - snapshot.external_hosts().data());
+        flow.service ? view.service_id(*flow.service)
+                     : 0x80000000u | static_cast<std::uint32_t>(
+                                         flow.external - view.snapshot().external_hosts().data());
     return {target, flow.port, flow.workload, flow.subset ? flow.subset->name : std::string(),
             flow.client};
 }
@@ -215,7 +214,8 @@ bool flow_keys_unique(const model::ServiceRecord& service) {
     const auto tcp_port = [](const model::ServicePort& p) {
         return p.tcp ? std::uint32_t{p.port} : 0x10000u + std::uint32_t{p.port};
     };
-    return all_distinct(service.service.ports, tcp_port) && all_distinct(service.endpoints, itself);
+    return all_distinct(service.service.ports, tcp_port) &&
+           all_distinct(service.endpoint_positions, itself);
 }
 
 // compare_flows() when both views share their client classes: a flow is the same flow in both when
@@ -268,9 +268,9 @@ void compare_shared(const ConfigView& before, const ConfigView& after, const Tou
 // compare_flows() when the views may differ in their client classes: a flow is the same flow in
 // both when its FlowKey is, and its clients are compared one by one (client_keys()). `skip_hidden`:
 // leave out the flows to hosts a Sidecar hides.
-void compare_by_client(const model::Snapshot& snapshot, const ConfigView& before,
-                       const ConfigView& after, const Touched& touched, std::optional<NsId> changed,
-                       bool skip_hidden, conflict::FlowFindingCollector& introduced,
+void compare_by_client(const ConfigView& before, const ConfigView& after, const Touched& touched,
+                       std::optional<NsId> changed, bool skip_hidden,
+                       conflict::FlowFindingCollector& introduced,
                        conflict::FlowFindingCollector& existing) {
     using Keys = std::vector<std::uint64_t>;
     std::map<FlowKey, Keys> failed, warned;
@@ -285,7 +285,7 @@ void compare_by_client(const model::Snapshot& snapshot, const ConfigView& before
             if (!flow.code && !(flow.hidden_by && fails))
                 return;
             const auto& keys = before_keys_of.keys(who);
-            auto& slot = (fails ? failed : warned)[key_of(flow, snapshot)];
+            auto& slot = (fails ? failed : warned)[key_of(flow, before)];
             Keys merged;
             std::set_union(slot.begin(), slot.end(), keys.begin(), keys.end(),
                            std::back_inserter(merged));
@@ -303,7 +303,7 @@ void compare_by_client(const model::Snapshot& snapshot, const ConfigView& before
             if (!flow.code)
                 return;
             const auto& keys = after_keys_of.keys(who);
-            const FlowKey key = key_of(flow, snapshot);
+            const FlowKey key = key_of(flow, after);
             // Clients for whom this flow was already a problem of the kind that counts.
             Keys before_keys = at(failed, key);
             if (flow.verdict != conflict::Verdict::Fail) {
@@ -354,8 +354,7 @@ Comparison collect_comparison(conflict::FlowFindingCollector& introduced,
 
 } // namespace
 
-Comparison compare_flows(const model::Snapshot& snapshot, const ConfigView& before,
-                         const ConfigView& after, const Touched& touched,
+Comparison compare_flows(const ConfigView& before, const ConfigView& after, const Touched& touched,
                          std::optional<NsId> changed, bool routes, bool by_client, bool paired,
                          bool shows_hosts, bool shortcuts) {
     // Warnings name a few client namespaces of each finding (report::short_list).
@@ -372,8 +371,7 @@ Comparison compare_flows(const model::Snapshot& snapshot, const ConfigView& befo
         // Flows to hosts a Sidecar hides carry no code; they matter only when the change may show
         // the host (below), so other changes leave them out.
         const bool skip_hidden = shortcuts && !shows_hosts;
-        compare_by_client(snapshot, before, after, touched, changed, skip_hidden, introduced,
-                          existing);
+        compare_by_client(before, after, touched, changed, skip_hidden, introduced, existing);
     }
     return collect_comparison(introduced, existing, routes, before, after, touched);
 }

@@ -35,9 +35,9 @@ inline constexpr std::size_t findings_kept = 32;
 // client classes (a VirtualService changes which of a class's namespaces a subset flow has).
 // `paired`: the views differ only in PeerAuthentication objects. `shows_hosts`: the views may
 // differ in which hosts a Sidecar hides (a Sidecar change). `shortcuts`: see AdmissionSettings.
-Comparison compare_flows(const model::Snapshot& snapshot, const resolution::ConfigView& before,
-                         const resolution::ConfigView& after, const Touched& touched,
-                         std::optional<resolution::NsId> changed, bool routes, bool by_client,
-                         bool paired, bool shows_hosts, bool shortcuts);
+Comparison compare_flows(const resolution::ConfigView& before, const resolution::ConfigView& after,
+                         const Touched& touched, std::optional<resolution::NsId> changed,
+                         bool routes, bool by_client, bool paired, bool shows_hosts,
+                         bool shortcuts);
 
 } // namespace mtlsguard::admission

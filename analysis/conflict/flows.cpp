@@ -411,8 +411,8 @@ void endpoints_of(const resolution::ConfigView& view, const resolution::ConfigVi
                   const model::ServiceRecord& service, const model::ServicePort& port,
                   std::vector<Endpoint>& out) {
     out.clear();
-    for (model::WorkloadId wid : service.endpoints) {
-        const auto& w = view.workload(wid);
+    for (std::uint32_t at : service.endpoint_positions) {
+        const auto& w = view.endpoint(service, at);
         const std::uint16_t target = resolution::target_port_of(w, port);
         if (target == 0 || w.waypoint)
             continue; // not an endpoint of the port

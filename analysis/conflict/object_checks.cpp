@@ -44,9 +44,8 @@ std::set<std::uint16_t> target_ports(const ConfigView& view, NsId ns, const mode
         return ports;
     for (model::ServiceId sid : snapshot.namespaces()[ns].services) {
         const auto& svc = snapshot.services()[sid];
-        if (std::find(svc.endpoints.begin(), svc.endpoints.end(),
-                      static_cast<model::WorkloadId>(&w - snapshot.workloads().data())) ==
-            svc.endpoints.end())
+        const auto& at = svc.endpoint_positions;
+        if (std::find(at.begin(), at.end(), snapshot.workloads().position_of(w)) == at.end())
             continue;
         for (const auto& port : svc.service.ports)
             if (auto t = resolution::target_port_of(w, port))

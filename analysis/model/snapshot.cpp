@@ -526,9 +526,9 @@ std::optional<ObjectRef> service_waypoint(const Service& svc, const std::optiona
                      waypoint_ns ? *waypoint_ns : svc.ref.namespace_name, *chosen};
 }
 
-// A Service and the workloads behind it; the namespace's workloads are indexed already.
+// A Service and the workloads behind it; the namespace's workloads are in the table already.
 ServiceRecord make_service_record(Service svc, NsId ns, const std::vector<NamespaceRecord>& spaces,
-                                  const std::vector<Workload>& workloads,
+                                  const RecordTable<Workload>& workloads,
                                   const std::string& domain) {
     ServiceRecord record;
     record.ns = ns;
@@ -538,9 +538,10 @@ ServiceRecord make_service_record(Service svc, NsId ns, const std::vector<Namesp
     record.use_waypoint = label_value(svc.labels, "istio.io/use-waypoint");
     record.waypoint = service_waypoint(svc, record.use_waypoint, spaces[ns]);
     if (svc.selector) {
-        for (WorkloadId id : spaces[ns].workloads)
-            if (svc.selector->subset_of(workloads[id].labels))
-                record.endpoints.push_back(id);
+        const auto& ids = spaces[ns].workloads;
+        for (std::uint32_t at = 0; at < ids.size(); ++at)
+            if (svc.selector->subset_of(workloads[ids[at]].labels))
+                record.endpoint_positions.push_back(at);
     }
     record.service = std::move(svc);
     return record;
@@ -557,6 +558,26 @@ std::shared_ptr<const ApiServerCallees> index_api_server_callees(std::vector<Api
             out->by_service[{call.namespace_name, call.service}].push_back(
                 ApiServerCallRef{&callee, &call});
     return out;
+}
+
+// Moves records numbered by their position in `flat` into one block per namespace, in the order
+// of that namespace's id list (`ids`: NamespaceRecord::workloads or ::services), and places them.
+template <typename T>
+void fill_table(RecordTable<T>& table, std::vector<T>& flat,
+                const std::vector<NamespaceRecord>& spaces,
+                std::vector<std::uint32_t> NamespaceRecord::*ids) {
+    table.reset(spaces.size(), flat.size());
+    for (NsId ns = 0; ns < spaces.size(); ++ns) {
+        const auto& list = spaces[ns].*ids;
+        if (list.empty())
+            continue;
+        auto block = std::make_shared<std::vector<T>>();
+        block->reserve(list.size());
+        for (std::uint32_t id : list)
+            block->push_back(std::move(flat[id]));
+        table.place(ns, std::move(block), list);
+    }
+    flat.clear();
 }
 
 void add_external_hosts(const ServiceEntry& se, NsId ns, std::vector<ExternalHost>& out) {
@@ -598,9 +619,9 @@ bool skips_sidecar_outbound(const Workload& w) {
 
 } // namespace
 
-void SnapshotBuilder::index_namespace_workloads(Snapshot& s) {
-    for (WorkloadId id = 0; id < s.workloads_.size(); ++id) {
-        const Workload& w = s.workloads_[id];
+void SnapshotBuilder::index_namespace_workloads(Snapshot& s, const std::vector<Workload>& all) {
+    for (WorkloadId id = 0; id < all.size(); ++id) {
+        const Workload& w = all[id];
         NamespaceRecord& ns = s.namespaces_[w.ns];
         ns.workloads.push_back(id);
         note_client_kind(ns, w);
@@ -834,10 +855,15 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::relabel_namespace(const Snapsho
     auto snap = std::make_shared<Snapshot>(previous);
     Snapshot& s = *snap;
     RelabelledNamespace overlay = relabel_overlay(previous, ns, std::move(labels), timing);
-    for (std::size_t i = 0; i < overlay.workloads.size(); ++i)
-        s.workloads_[overlay.record.workloads[i]] = std::move(overlay.workloads[i]);
-    for (std::size_t i = 0; i < overlay.services.size(); ++i)
-        s.services_[overlay.record.services[i]] = std::move(overlay.services[i]);
+    // The other namespaces' blocks stay shared with `previous`.
+    if (!overlay.workloads.empty())
+        s.workloads_.place(
+            ns, std::make_shared<const std::vector<Workload>>(std::move(overlay.workloads)),
+            overlay.record.workloads);
+    if (!overlay.services.empty())
+        s.services_.place(
+            ns, std::make_shared<const std::vector<ServiceRecord>>(std::move(overlay.services)),
+            overlay.record.services);
     s.namespaces_[ns] = std::move(overlay.record);
     s.non_mesh_clients_ = std::move(overlay.non_mesh_clients);
     s.ambient_clients_ = std::move(overlay.ambient_clients);
@@ -984,21 +1010,25 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
     count_configuration(counts, s.namespace_ids_);
 
     s.cni_config_ = std::move(cni_config_);
+    std::vector<Workload> workloads;
     make_workloads(pods_, s.namespace_ids_, s.namespaces_, settings_,
-                   s.cni_config_ ? &*s.cni_config_ : nullptr, s.workloads_, counts);
+                   s.cni_config_ ? &*s.cni_config_ : nullptr, workloads, counts);
     pods_.clear();
-    index_namespace_workloads(s);
+    index_namespace_workloads(s, workloads);
+    fill_table(s.workloads_, workloads, s.namespaces_, &NamespaceRecord::workloads);
 
     // Services and the workloads behind them.
-    s.services_.reserve(services_.size());
+    std::vector<ServiceRecord> services;
+    services.reserve(services_.size());
     for (auto& svc : services_) {
         const NsId ns = ns_of(svc.ref.namespace_name);
         ++counts[ns];
-        s.services_.push_back(make_service_record(std::move(svc), ns, s.namespaces_, s.workloads_,
-                                                  settings_.cluster_domain));
-        s.namespaces_[ns].services.push_back(static_cast<ServiceId>(s.services_.size() - 1));
+        services.push_back(make_service_record(std::move(svc), ns, s.namespaces_, s.workloads_,
+                                               settings_.cluster_domain));
+        s.namespaces_[ns].services.push_back(static_cast<ServiceId>(services.size() - 1));
     }
     services_.clear();
+    fill_table(s.services_, services, s.namespaces_, &NamespaceRecord::services);
 
     for (auto& se : service_entries_) {
         const NsId ns = ns_of(se.ref.namespace_name);
@@ -1077,19 +1107,19 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
     s.namespaces_.reserve(namespace_count);
     for (NsId id = 0; id < namespace_count; ++id) {
         const NamespaceRecord& old = previous.namespaces_[id];
+        if (!rebuilt[id]) {
+            // As it was, with what its labels and workloads say; the ids are renumbered below.
+            s.namespaces_.push_back(old);
+            continue;
+        }
         NamespaceRecord record;
         record.name = old.name;
         record.system = old.system;
-        if (rebuilt[id]) {
-            for (const auto& ns : namespaces_) {
-                if (ns.name != old.name)
-                    continue;
-                record.declared = true;
-                record.labels = ns.labels; // the last one wins, as in build()
-            }
-        } else {
-            record.labels = old.labels;
-            record.declared = old.declared;
+        for (const auto& ns : namespaces_) {
+            if (ns.name != old.name)
+                continue;
+            record.declared = true;
+            record.labels = ns.labels; // the last one wins, as in build()
         }
         derive_from_labels(record);
         s.namespaces_.push_back(std::move(record));
@@ -1104,57 +1134,81 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
     }
     count_configuration(counts, s.namespace_ids_);
 
-    // Workloads, namespace by namespace: the changed ones anew, the others copied and renumbered.
+    // Workloads, namespace by namespace in id order: the changed ones anew, the others' blocks
+    // taken over with new ids.
     s.cni_config_ = previous.cni_config_;
     std::vector<Workload> fresh;
     make_workloads(pods_, s.namespace_ids_, s.namespaces_, settings,
                    s.cni_config_ ? &*s.cni_config_ : nullptr, fresh, counts);
     pods_.clear();
-    std::vector<std::vector<WorkloadId>> fresh_by_ns(namespace_count);
-    for (WorkloadId id = 0; id < fresh.size(); ++id)
-        fresh_by_ns[fresh[id].ns].push_back(id);
-    constexpr std::uint32_t none = 0xffffffffu;
-    std::vector<WorkloadId> workload_renumbered(previous.workloads_.size(), none);
-    s.workloads_.reserve(previous.workloads_.size() + fresh.size());
+    std::vector<std::vector<std::uint32_t>> fresh_by_ns(namespace_count);
+    for (std::uint32_t at = 0; at < fresh.size(); ++at)
+        fresh_by_ns[fresh[at].ns].push_back(at);
+    // Counted namespace by namespace; each one's ids follow the last one's.
+    auto count_records = [&](std::vector<std::uint32_t> NamespaceRecord::*ids,
+                             const auto& changed_records) {
+        std::size_t total = 0;
+        for (NsId ns = 0; ns < namespace_count; ++ns)
+            total +=
+                rebuilt[ns] ? changed_records[ns].size() : (previous.namespaces_[ns].*ids).size();
+        return total;
+    };
+    auto take_over = [&](auto& table, const auto& previous_table, NsId ns,
+                         std::vector<std::uint32_t>& ids, std::uint32_t& next) {
+        std::iota(ids.begin(), ids.end(), next);
+        next += static_cast<std::uint32_t>(ids.size());
+        if (!ids.empty())
+            table.place(ns, previous_table.block(ns), ids);
+    };
+    s.workloads_.reset(namespace_count, count_records(&NamespaceRecord::workloads, fresh_by_ns));
+    std::uint32_t next = 0;
     for (NsId ns = 0; ns < namespace_count; ++ns) {
-        if (rebuilt[ns]) {
-            for (WorkloadId id : fresh_by_ns[ns])
-                s.workloads_.push_back(std::move(fresh[id]));
+        NamespaceRecord& record = s.namespaces_[ns];
+        if (!rebuilt[ns]) {
+            take_over(s.workloads_, previous.workloads_, ns, record.workloads, next);
             continue;
         }
-        for (WorkloadId old : previous.namespaces_[ns].workloads) {
-            workload_renumbered[old] = static_cast<WorkloadId>(s.workloads_.size());
-            s.workloads_.push_back(previous.workloads_[old]);
+        if (fresh_by_ns[ns].empty())
+            continue;
+        auto block = std::make_shared<std::vector<Workload>>();
+        block->reserve(fresh_by_ns[ns].size());
+        for (std::uint32_t at : fresh_by_ns[ns]) {
+            record.workloads.push_back(next++);
+            note_client_kind(record, fresh[at]);
+            block->push_back(std::move(fresh[at]));
         }
+        s.workloads_.place(ns, std::move(block), record.workloads);
     }
-    index_namespace_workloads(s);
 
-    // Services: the same; the endpoints of copied ones follow their workloads' new numbers.
+    // Services: the same (their endpoints are positions within the namespace: they stay).
+    constexpr std::uint32_t none = 0xffffffffu;
     std::vector<std::vector<std::size_t>> services_by_ns(namespace_count);
     for (std::size_t i = 0; i < services_.size(); ++i)
         services_by_ns[s.namespace_ids_.at(services_[i].ref.namespace_name)].push_back(i);
     std::vector<std::uint32_t> previous_service; // by new ServiceId; `none` for a new record
-    s.services_.reserve(previous.services_.size() + services_.size());
+    s.services_.reset(namespace_count, count_records(&NamespaceRecord::services, services_by_ns));
+    previous_service.reserve(s.services_.size());
+    next = 0;
     for (NsId ns = 0; ns < namespace_count; ++ns) {
-        if (rebuilt[ns]) {
-            for (std::size_t i : services_by_ns[ns]) {
-                ++counts[ns];
-                s.namespaces_[ns].services.push_back(static_cast<ServiceId>(s.services_.size()));
-                s.services_.push_back(make_service_record(std::move(services_[i]), ns,
-                                                          s.namespaces_, s.workloads_,
-                                                          settings.cluster_domain));
-                previous_service.push_back(none);
-            }
+        NamespaceRecord& record = s.namespaces_[ns];
+        if (!rebuilt[ns]) {
+            const auto& before = previous.namespaces_[ns].services;
+            previous_service.insert(previous_service.end(), before.begin(), before.end());
+            take_over(s.services_, previous.services_, ns, record.services, next);
             continue;
         }
-        for (ServiceId old : previous.namespaces_[ns].services) {
-            s.namespaces_[ns].services.push_back(static_cast<ServiceId>(s.services_.size()));
-            ServiceRecord record = previous.services_[old];
-            for (WorkloadId& id : record.endpoints)
-                id = workload_renumbered[id];
-            s.services_.push_back(std::move(record));
-            previous_service.push_back(old);
+        if (services_by_ns[ns].empty())
+            continue;
+        auto block = std::make_shared<std::vector<ServiceRecord>>();
+        block->reserve(services_by_ns[ns].size());
+        for (std::size_t i : services_by_ns[ns]) {
+            ++counts[ns];
+            record.services.push_back(next++);
+            block->push_back(make_service_record(std::move(services_[i]), ns, s.namespaces_,
+                                                 s.workloads_, settings.cluster_domain));
+            previous_service.push_back(none);
         }
+        s.services_.place(ns, std::move(block), record.services);
     }
     services_.clear();
 

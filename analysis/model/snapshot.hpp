@@ -2,6 +2,7 @@
 #pragma once
 
 #include "analysis/model/objects.hpp"
+#include "analysis/model/record_table.hpp"
 
 #include <map>
 #include <memory>
@@ -93,7 +94,10 @@ struct ServiceRecord {
     Service service;
     NsId ns = 0;
     std::string host; // <name>.<ns>.svc.<domain>
-    std::vector<WorkloadId> endpoints;
+    // The workloads behind it, as positions in its namespace's NamespaceRecord::workloads (a
+    // Service selects pods of its own namespace only): unlike WorkloadIds, they stay when other
+    // namespaces' workloads are renumbered, so the record can be shared by the next snapshot.
+    std::vector<std::uint32_t> endpoint_positions;
     bool analysed_as_server = true; // false for kube-system, kube-public and the control plane
     // The Service's istio.io/use-waypoint label as written (`none` opts out of the namespace's).
     std::optional<std::string> use_waypoint;
@@ -273,8 +277,19 @@ class Snapshot {
 
     const std::vector<NamespaceRecord>& namespaces() const noexcept { return namespaces_; }
     std::optional<NsId> namespace_id(std::string_view name) const noexcept;
-    const std::vector<Workload>& workloads() const noexcept { return workloads_; }
-    const std::vector<ServiceRecord>& services() const noexcept { return services_; }
+    const RecordTable<Workload>& workloads() const noexcept { return workloads_; }
+    const RecordTable<ServiceRecord>& services() const noexcept { return services_; }
+    // The id of one of workloads() or services() (not of a relabel overlay's copy).
+    WorkloadId workload_id(const Workload& w) const noexcept {
+        return namespaces_[w.ns].workloads[workloads_.position_of(w)];
+    }
+    ServiceId service_id(const ServiceRecord& s) const noexcept {
+        return namespaces_[s.ns].services[services_.position_of(s)];
+    }
+    // The id of the workload at `position` of a Service's endpoint_positions.
+    WorkloadId endpoint_id(const ServiceRecord& s, std::uint32_t position) const noexcept {
+        return namespaces_[s.ns].workloads[position];
+    }
     const std::vector<ExternalHost>& external_hosts() const noexcept { return external_hosts_; }
     // MeshPolicy objects, oldest first.
     const std::vector<AlphaPolicy>& mesh_policies() const noexcept { return mesh_policies_; }
@@ -350,8 +365,8 @@ class Snapshot {
     bool mesh_config_seen_ = false;
     std::vector<NamespaceRecord> namespaces_;
     std::unordered_map<std::string, NsId> namespace_ids_;
-    std::vector<Workload> workloads_;
-    std::vector<ServiceRecord> services_;
+    RecordTable<Workload> workloads_;
+    RecordTable<ServiceRecord> services_;
     std::vector<ExternalHost> external_hosts_;
     std::vector<AlphaPolicy> mesh_policies_;
     std::vector<std::shared_ptr<const NamespaceConfig>> configs_;
@@ -428,7 +443,8 @@ class SnapshotBuilder {
 
   private:
     // Steps build() and build_update() share.
-    static void index_namespace_workloads(Snapshot& s);
+    // Lists every workload of `all` (numbered by position) in its namespace's record.
+    static void index_namespace_workloads(Snapshot& s, const std::vector<Workload>& all);
     static void index_hosts(Snapshot& s);
     static void index_local_keys(Snapshot& s);
     static void index_virtual_service_hosts(Snapshot& s);

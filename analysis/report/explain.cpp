@@ -1152,7 +1152,7 @@ std::string no_flow_note(const resolution::ConfigView& view, const Target& targe
         if (!s.analysed_as_server)
             return "Services of kube-system, kube-public and the Istio control plane are not "
                    "analysed as servers (semantics §8)";
-        if (s.endpoints.empty())
+        if (s.endpoint_positions.empty())
             return "no workload in the input stands behind the Service (semantics §2)";
     }
     return "no client of " + view.namespace_name(asker.ns) +

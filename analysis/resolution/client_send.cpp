@@ -67,8 +67,8 @@ SidecarClientTls::SidecarClientTls(const ConfigView& view, const model::ServiceR
     if (passthrough) {
         bool any_plain = false;
         bool any_endpoint = false;
-        for (model::WorkloadId id : service.endpoints) {
-            const auto& w = view.workload(id);
+        for (std::uint32_t at : service.endpoint_positions) {
+            const auto& w = view.endpoint(service, at);
             if (target_port_of(w, port) == 0)
                 continue;
             any_endpoint = true;

@@ -90,17 +90,15 @@ const model::ServiceRecord& ConfigView::service(model::ServiceId id) const noexc
 }
 
 model::WorkloadId ConfigView::workload_id(const model::Workload& workload) const noexcept {
-    const auto& all = snapshot_->workloads();
     if (!relabel_ || workload.ns != relabel_->ns)
-        return static_cast<model::WorkloadId>(&workload - all.data());
+        return snapshot_->workload_id(workload);
     const auto& mine = relabel_->workloads;
     return relabel_->record.workloads[static_cast<std::size_t>(&workload - mine.data())];
 }
 
 model::ServiceId ConfigView::service_id(const model::ServiceRecord& service) const noexcept {
-    const auto& all = snapshot_->services();
     if (!relabel_ || service.ns != relabel_->ns)
-        return static_cast<model::ServiceId>(&service - all.data());
+        return snapshot_->service_id(service);
     const auto& mine = relabel_->services;
     return relabel_->record.services[static_cast<std::size_t>(&service - mine.data())];
 }

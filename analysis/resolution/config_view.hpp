@@ -63,6 +63,11 @@ class ConfigView {
     // The id of a workload or Service that workload() or service() returned.
     model::WorkloadId workload_id(const model::Workload& workload) const noexcept;
     model::ServiceId service_id(const model::ServiceRecord& service) const noexcept;
+    // The workload at `position` of a Service's endpoint_positions.
+    const model::Workload& endpoint(const model::ServiceRecord& service,
+                                    std::uint32_t position) const noexcept {
+        return workload(snapshot_->endpoint_id(service, position));
+    }
 
     const std::vector<NsId>& mesh_client_namespaces() const noexcept { return mesh_clients_; }
     const std::vector<NsId>& non_mesh_client_namespaces() const noexcept {

@@ -28,12 +28,11 @@ using FlowKey =
 FlowKey key_of(const Flow& flow, const model::Snapshot& snapshot, NsId client, NsId changed) {
     const std::uint32_t target =
         flow.service
-            ? static_cast<std::uint32_t>(flow.service - snapshot.services().data())
+            ? snapshot.service_id(*flow.service)
             : conflict::external_target |
                   static_cast<std::uint32_t>(flow.external - snapshot.external_hosts().data());
     const std::uint32_t workload =
-        flow.workload ? static_cast<std::uint32_t>(flow.workload - snapshot.workloads().data())
-                      : 0xffffffffu;
+        flow.workload ? snapshot.workload_id(*flow.workload) : 0xffffffffu;
     const bool moves = client == changed && flow.client != conflict::ClientKind::Sidecar &&
                        flow.client != conflict::ClientKind::ApiServer;
     return {target,

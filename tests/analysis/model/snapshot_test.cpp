@@ -156,8 +156,9 @@ TEST_CASE("A Service's endpoints are the workloads of its namespace whose labels
     });
     auto endpoint_names = [&](const std::string& name) {
         std::vector<std::string> out;
-        for (auto id : service_named(*snapshot, "shop", name).endpoints)
-            out.push_back(snapshot->workloads()[id].name);
+        const auto& svc = service_named(*snapshot, "shop", name);
+        for (auto at : svc.endpoint_positions)
+            out.push_back(snapshot->workloads()[snapshot->endpoint_id(svc, at)].name);
         std::sort(out.begin(), out.end());
         return out;
     };
@@ -667,6 +668,60 @@ TEST_CASE("§10: an incremental update classifies dataplanes as a full build doe
     REQUIRE(updated != nullptr);
     const auto scratch = snapshot_of(with(after));
     CHECK(dataplane_picture(*updated) == dataplane_picture(*scratch));
+}
+
+TEST_CASE("An incremental update shares the unchanged namespaces' workload and Service records "
+          "and renumbers their ids",
+          "[snapshot][incremental]") {
+    // Namespace by namespace, as build_update promises to equal; "mesh" gains a workload, so the
+    // ids of "zeta", after it, move up by one.
+    const std::vector<json> alpha = {
+        deployment("alpha", "a").labels({{"app", "a"}}),
+        service("alpha", "a").selecting({{"app", "a"}}).port(80, 80),
+    };
+    const std::vector<json> mesh_before = {deployment("mesh", "m").labels({{"app", "m"}})};
+    const std::vector<json> mesh_after = {deployment("mesh", "m").labels({{"app", "m"}}),
+                                          deployment("mesh", "n").labels({{"app", "n"}})};
+    const std::vector<json> zeta = {
+        deployment("zeta", "y").labels({{"app", "y"}}),
+        deployment("zeta", "z").labels({{"app", "z"}}).with_sidecar(),
+        service("zeta", "z").selecting({{"app", "z"}}).port(80, 8080),
+    };
+    auto with = [&](const std::vector<json>& mesh) {
+        std::vector<json> all = alpha;
+        all.insert(all.end(), mesh.begin(), mesh.end());
+        all.insert(all.end(), zeta.begin(), zeta.end());
+        return all;
+    };
+    const auto previous = snapshot_of(with(mesh_before));
+    model::SnapshotBuilder update;
+    for (const auto& object : mesh_after)
+        REQUIRE_FALSE(update.add(object).has_value());
+    const auto updated = update.build_update(*previous, {"mesh"});
+    REQUIRE(updated != nullptr);
+
+    const auto id = [&](const model::Snapshot& s, const std::string& ns) {
+        return *s.namespace_id(ns);
+    };
+    // The unchanged namespaces' records are the previous snapshot's own, not copies.
+    for (const std::string ns : {"alpha", "zeta"}) {
+        INFO(ns);
+        CHECK(updated->workloads().block(id(*updated, ns)) ==
+              previous->workloads().block(id(*previous, ns)));
+        CHECK(updated->services().block(id(*updated, ns)) ==
+              previous->services().block(id(*previous, ns)));
+    }
+    CHECK(updated->workloads().block(id(*updated, "mesh")) !=
+          previous->workloads().block(id(*previous, "mesh")));
+    // Yet every id names its workload: zeta's moved, and its Service's endpoint follows.
+    CHECK(updated->namespaces()[id(*updated, "zeta")].workloads ==
+          std::vector<model::WorkloadId>{3, 4});
+    for (model::WorkloadId w = 0; w < updated->workloads().size(); ++w)
+        CHECK(updated->workload_id(updated->workloads()[w]) == w);
+    const auto& z = service_named(*updated, "zeta", "z");
+    REQUIRE(z.endpoint_positions.size() == 1);
+    CHECK(updated->workloads()[updated->endpoint_id(z, z.endpoint_positions[0])].name == "z");
+    CHECK(dataplane_picture(*updated) == dataplane_picture(*snapshot_of(with(mesh_after))));
 }
 
 TEST_CASE("§10: a change to the istio-cni ConfigMap's namespace rebuilds everything",

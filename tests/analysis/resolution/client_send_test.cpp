@@ -67,8 +67,8 @@ std::map<std::string, Sent> sends(const model::Snapshot& snapshot, const std::st
     const auto& service_port = port_of(svc, port);
     const resolution::SidecarClientTls tls(view, svc, service_port, outcome.rule, subset);
     std::map<std::string, Sent> out;
-    for (auto id : svc.endpoints) {
-        const auto& w = snapshot.workloads()[id];
+    for (auto at : svc.endpoint_positions) {
+        const auto& w = snapshot.workloads()[snapshot.endpoint_id(svc, at)];
         const auto decision = tls.for_endpoint(w, resolution::target_port_of(w, service_port));
         Sent sent{std::string(resolution::to_string(decision.send)), decision.by_rule, ""};
         if (decision.auto_cause)

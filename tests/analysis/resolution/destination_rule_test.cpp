@@ -36,11 +36,8 @@ std::string rule_for(const model::Snapshot& snapshot, const std::string& client_
     std::uint16_t variant = 0;
     if (!client_workload.empty()) {
         const auto& w = workload_named(snapshot, client_ns, client_workload);
-        const auto& ids = snapshot.namespaces()[client].workloads;
-        const auto global = static_cast<model::WorkloadId>(&w - snapshot.workloads().data());
         // Variants hold positions in the namespace's workloads.
-        const auto id =
-            static_cast<std::uint32_t>(std::find(ids.begin(), ids.end(), global) - ids.begin());
+        const auto id = snapshot.workloads().position_of(w);
         const auto& variants = view.config(client).variants;
         bool found = false;
         for (std::size_t v = 0; v < variants.size(); ++v)

@@ -37,10 +37,7 @@ std::string sidecar_used(const model::Snapshot& snapshot, const std::string& ns,
     const ConfigView view(snapshot);
     const auto client = ns_id(snapshot, ns);
     const auto& w = workload_named(snapshot, ns, workload);
-    const auto& ids = snapshot.namespaces()[client].workloads;
-    const auto global = static_cast<model::WorkloadId>(&w - snapshot.workloads().data());
-    const auto position =
-        static_cast<std::uint32_t>(std::find(ids.begin(), ids.end(), global) - ids.begin());
+    const auto position = snapshot.workloads().position_of(w);
     const auto& variants = view.config(client).variants;
     for (std::size_t v = 0; v < variants.size(); ++v) {
         const auto& members = variants[v].workloads;

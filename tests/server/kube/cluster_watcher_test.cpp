@@ -80,7 +80,7 @@ TEST_CASE("The first snapshot comes after every initial list and holds the whole
     CHECK(snapshot->namespace_id("front").has_value());
     REQUIRE(snapshot->services().size() == 1);
     CHECK(snapshot->services()[0].host == "web.shop.svc.cluster.local");
-    CHECK(snapshot->services()[0].endpoints.size() == 1);
+    CHECK(snapshot->services()[0].endpoint_positions.size() == 1);
     CHECK(pods_of(*snapshot, "web") == 2);
     CHECK(pods_of(*snapshot, "client") == 1);
     for (const auto& workload : snapshot->workloads())

@@ -389,7 +389,7 @@ TEST_CASE("A snapshot built from stored objects equals the engine's own from the
     CHECK(pods_of(*built, "old") == 1);
     REQUIRE(built->services().size() == 2);
     for (const auto& svc : built->services())
-        CHECK(svc.endpoints.size() == 1);
+        CHECK(svc.endpoint_positions.size() == 1);
     CHECK_FALSE(built->mesh().auto_mtls);
     CHECK(built->mesh_config_seen());
     auto shop = built->namespace_id("shop");
@@ -729,8 +729,8 @@ std::vector<std::string> describe(const model::Snapshot& s) {
                            " server=" + std::to_string(svc.analysed_as_server) + " waypoint=" +
                            (svc.waypoint ? model::display_name(*svc.waypoint) : std::string("-")) +
                            " endpoints";
-        for (auto w : svc.endpoints)
-            line += " " + std::to_string(w);
+        for (auto at : svc.endpoint_positions)
+            line += " " + std::to_string(s.endpoint_id(svc, at));
         out.push_back(line);
     }
     for (const auto& h : s.external_hosts())
