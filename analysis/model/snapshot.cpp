@@ -580,6 +580,43 @@ void fill_table(RecordTable<T>& table, std::vector<T>& flat,
     flat.clear();
 }
 
+// Fills `table` (a build_update's) namespace by namespace in id order: an unchanged namespace's
+// block is `before`'s, with ids following the last namespace's; a changed one's records are
+// make(ns, k, its record) for each k of `changed[ns]`, listed in the record's `ids` as they come.
+template <typename T, typename Make>
+void renumber_into(RecordTable<T>& table, const RecordTable<T>& before,
+                   std::vector<NamespaceRecord>& spaces,
+                   const std::vector<NamespaceRecord>& previous_spaces,
+                   std::vector<std::uint32_t> NamespaceRecord::*ids,
+                   const std::vector<bool>& rebuilt,
+                   const std::vector<std::vector<std::size_t>>& changed, Make make) {
+    std::size_t total = 0;
+    for (NsId ns = 0; ns < spaces.size(); ++ns)
+        total += rebuilt[ns] ? changed[ns].size() : (previous_spaces[ns].*ids).size();
+    table.reset(spaces.size(), total);
+    std::uint32_t next = 0;
+    for (NsId ns = 0; ns < spaces.size(); ++ns) {
+        NamespaceRecord& record = spaces[ns];
+        auto& list = record.*ids; // a copy of the previous one's when unchanged
+        if (!rebuilt[ns]) {
+            std::iota(list.begin(), list.end(), next);
+            next += static_cast<std::uint32_t>(list.size());
+            if (!list.empty())
+                table.place(ns, before.block(ns), list);
+            continue;
+        }
+        if (changed[ns].empty())
+            continue;
+        auto block = std::make_shared<std::vector<T>>();
+        block->reserve(changed[ns].size());
+        for (std::size_t k : changed[ns]) {
+            list.push_back(next++);
+            block->push_back(make(ns, k, record));
+        }
+        table.place(ns, std::move(block), list);
+    }
+}
+
 void add_external_hosts(const ServiceEntry& se, NsId ns, std::vector<ExternalHost>& out) {
     for (const auto& host : se.hosts) {
         ExternalHost h;
@@ -1134,83 +1171,45 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
     }
     count_configuration(counts, s.namespace_ids_);
 
-    // Workloads, namespace by namespace in id order: the changed ones anew, the others' blocks
-    // taken over with new ids.
+    // Workloads, then Services, namespace by namespace in id order: the changed namespaces' anew,
+    // the others' blocks taken over with new ids (a Service's endpoints are positions within its
+    // namespace: they stay).
     s.cni_config_ = previous.cni_config_;
     std::vector<Workload> fresh;
     make_workloads(pods_, s.namespace_ids_, s.namespaces_, settings,
                    s.cni_config_ ? &*s.cni_config_ : nullptr, fresh, counts);
     pods_.clear();
-    std::vector<std::vector<std::uint32_t>> fresh_by_ns(namespace_count);
-    for (std::uint32_t at = 0; at < fresh.size(); ++at)
+    std::vector<std::vector<std::size_t>> fresh_by_ns(namespace_count);
+    for (std::size_t at = 0; at < fresh.size(); ++at)
         fresh_by_ns[fresh[at].ns].push_back(at);
-    // Counted namespace by namespace; each one's ids follow the last one's.
-    auto count_records = [&](std::vector<std::uint32_t> NamespaceRecord::*ids,
-                             const auto& changed_records) {
-        std::size_t total = 0;
-        for (NsId ns = 0; ns < namespace_count; ++ns)
-            total +=
-                rebuilt[ns] ? changed_records[ns].size() : (previous.namespaces_[ns].*ids).size();
-        return total;
-    };
-    auto take_over = [&](auto& table, const auto& previous_table, NsId ns,
-                         std::vector<std::uint32_t>& ids, std::uint32_t& next) {
-        std::iota(ids.begin(), ids.end(), next);
-        next += static_cast<std::uint32_t>(ids.size());
-        if (!ids.empty())
-            table.place(ns, previous_table.block(ns), ids);
-    };
-    s.workloads_.reset(namespace_count, count_records(&NamespaceRecord::workloads, fresh_by_ns));
-    std::uint32_t next = 0;
-    for (NsId ns = 0; ns < namespace_count; ++ns) {
-        NamespaceRecord& record = s.namespaces_[ns];
-        if (!rebuilt[ns]) {
-            take_over(s.workloads_, previous.workloads_, ns, record.workloads, next);
-            continue;
-        }
-        if (fresh_by_ns[ns].empty())
-            continue;
-        auto block = std::make_shared<std::vector<Workload>>();
-        block->reserve(fresh_by_ns[ns].size());
-        for (std::uint32_t at : fresh_by_ns[ns]) {
-            record.workloads.push_back(next++);
-            note_client_kind(record, fresh[at]);
-            block->push_back(std::move(fresh[at]));
-        }
-        s.workloads_.place(ns, std::move(block), record.workloads);
-    }
+    renumber_into(s.workloads_, previous.workloads_, s.namespaces_, previous.namespaces_,
+                  &NamespaceRecord::workloads, rebuilt, fresh_by_ns,
+                  [&](NsId, std::size_t at, NamespaceRecord& record) {
+                      note_client_kind(record, fresh[at]);
+                      return std::move(fresh[at]);
+                  });
 
-    // Services: the same (their endpoints are positions within the namespace: they stay).
-    constexpr std::uint32_t none = 0xffffffffu;
     std::vector<std::vector<std::size_t>> services_by_ns(namespace_count);
     for (std::size_t i = 0; i < services_.size(); ++i)
         services_by_ns[s.namespace_ids_.at(services_[i].ref.namespace_name)].push_back(i);
-    std::vector<std::uint32_t> previous_service; // by new ServiceId; `none` for a new record
-    s.services_.reset(namespace_count, count_records(&NamespaceRecord::services, services_by_ns));
-    previous_service.reserve(s.services_.size());
-    next = 0;
-    for (NsId ns = 0; ns < namespace_count; ++ns) {
-        NamespaceRecord& record = s.namespaces_[ns];
-        if (!rebuilt[ns]) {
-            const auto& before = previous.namespaces_[ns].services;
-            previous_service.insert(previous_service.end(), before.begin(), before.end());
-            take_over(s.services_, previous.services_, ns, record.services, next);
-            continue;
-        }
-        if (services_by_ns[ns].empty())
-            continue;
-        auto block = std::make_shared<std::vector<ServiceRecord>>();
-        block->reserve(services_by_ns[ns].size());
-        for (std::size_t i : services_by_ns[ns]) {
-            ++counts[ns];
-            record.services.push_back(next++);
-            block->push_back(make_service_record(std::move(services_[i]), ns, s.namespaces_,
-                                                 s.workloads_, settings.cluster_domain));
-            previous_service.push_back(none);
-        }
-        s.services_.place(ns, std::move(block), record.services);
-    }
+    renumber_into(s.services_, previous.services_, s.namespaces_, previous.namespaces_,
+                  &NamespaceRecord::services, rebuilt, services_by_ns,
+                  [&](NsId ns, std::size_t i, NamespaceRecord&) {
+                      ++counts[ns];
+                      return make_service_record(std::move(services_[i]), ns, s.namespaces_,
+                                                 s.workloads_, settings.cluster_domain);
+                  });
     services_.clear();
+    constexpr std::uint32_t none = 0xffffffffu;
+    std::vector<std::uint32_t> previous_service; // by new ServiceId; `none` for a new record
+    previous_service.reserve(s.services_.size());
+    for (NsId ns = 0; ns < namespace_count; ++ns) {
+        const auto& before = previous.namespaces_[ns].services;
+        if (rebuilt[ns])
+            previous_service.resize(previous_service.size() + services_by_ns[ns].size(), none);
+        else
+            previous_service.insert(previous_service.end(), before.begin(), before.end());
+    }
 
     std::vector<std::vector<std::uint32_t>> previous_hosts_by_ns(namespace_count);
     for (std::uint32_t i = 0; i < previous.external_hosts_.size(); ++i)
