@@ -168,9 +168,16 @@ int run(int argc, char** argv) {
     const std::string body = read_file(body_path);
     mtlsguard::input::SnapshotSource source;
     source.paths.assign(snapshot_paths.begin(), snapshot_paths.end());
-    const auto snapshot = mtlsguard::input::load_snapshot(source).snapshot;
+    std::shared_ptr<const mtlsguard::model::Snapshot> snapshot;
+    try {
+        snapshot = mtlsguard::input::load_snapshot(source).snapshot;
+    } catch (const std::exception& e) {
+        // LoadError names the file and the document.
+        std::fprintf(stderr, "cannot load the snapshot: %s\n", e.what());
+        return 2;
+    }
     if (!snapshot) {
-        std::fprintf(stderr, "cannot load the snapshot %s\n", snapshot_paths.front().c_str());
+        std::fprintf(stderr, "cannot load the snapshot from %zu file(s)\n", snapshot_paths.size());
         return 2;
     }
     // The decision log goes to stderr, as in serve; stderr goes to --log-file.
