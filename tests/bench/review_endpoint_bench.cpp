@@ -4,6 +4,7 @@
 // the DestinationRule the review updates.
 #include "server/admission/review_body.hpp"
 #include "server/admission/review_endpoint.hpp"
+#include "server/input/manifest_loader.hpp"
 #include "server/observability/logging.hpp"
 #include "server/observability/metrics.hpp"
 #include "server/snapshot/snapshot_files.hpp"
@@ -171,9 +172,8 @@ int run(int argc, char** argv) {
     std::shared_ptr<const mtlsguard::model::Snapshot> snapshot;
     try {
         snapshot = mtlsguard::input::load_snapshot(source).snapshot;
-    } catch (const std::exception& e) {
-        // LoadError names the file and the document.
-        std::fprintf(stderr, "cannot load the snapshot: %s\n", e.what());
+    } catch (const mtlsguard::input::LoadError& e) {
+        std::fprintf(stderr, "cannot load the snapshot: %s\n", e.to_string().c_str());
         return 2;
     }
     if (!snapshot) {
