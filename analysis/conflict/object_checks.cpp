@@ -42,10 +42,11 @@ std::set<std::uint16_t> target_ports(const ConfigView& view, NsId ns, const mode
     const auto& snapshot = view.snapshot();
     if (ns >= snapshot.namespaces().size())
         return ports;
+    const std::uint32_t position = snapshot.workloads().position_of(w);
     for (model::ServiceId sid : snapshot.namespaces()[ns].services) {
         const auto& svc = snapshot.services()[sid];
         const auto& at = svc.endpoint_positions;
-        if (std::find(at.begin(), at.end(), snapshot.workloads().position_of(w)) == at.end())
+        if (std::find(at.begin(), at.end(), position) == at.end())
             continue;
         for (const auto& port : svc.service.ports)
             if (auto t = resolution::target_port_of(w, port))

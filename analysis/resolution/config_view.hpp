@@ -63,10 +63,13 @@ class ConfigView {
     // The id of a workload or Service that workload() or service() returned.
     model::WorkloadId workload_id(const model::Workload& workload) const noexcept;
     model::ServiceId service_id(const model::ServiceRecord& service) const noexcept;
-    // The workload at `position` of a Service's endpoint_positions.
+    // The workload at `position` of a Service's endpoint_positions (asked for every endpoint of
+    // every flow): the relabel overlay holds its namespace's workloads in that same order.
     const model::Workload& endpoint(const model::ServiceRecord& service,
                                     std::uint32_t position) const noexcept {
-        return workload(snapshot_->endpoint_id(service, position));
+        if (relabel_ && service.ns == relabel_->ns)
+            return relabel_->workloads[position];
+        return snapshot_->workloads()[snapshot_->endpoint_id(service, position)];
     }
 
     const std::vector<NsId>& mesh_client_namespaces() const noexcept { return mesh_clients_; }
