@@ -168,7 +168,7 @@ int run(int argc, char** argv) {
 
     const std::string body = read_file(body_path);
     mtlsguard::input::SnapshotSource source;
-    source.paths.assign(snapshot_paths.begin(), snapshot_paths.end());
+    source.paths = snapshot_paths;
     std::shared_ptr<const mtlsguard::model::Snapshot> snapshot;
     try {
         snapshot = mtlsguard::input::load_snapshot(source).snapshot;
