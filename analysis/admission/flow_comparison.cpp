@@ -120,15 +120,29 @@ void compare_routes(const ConfigView& before, const ConfigView& after, const Tou
         return Key{f.resource.namespace_name, f.resource.name, f.flow->host, f.flow->port,
                    f.flow->subset};
     };
-    std::map<Key, std::set<std::string>> was;
-    for (const auto& f : conflict::undefined_subset_routes(before, touched.services))
-        was[key_of_route(f)].insert(f.flow->client_namespaces.begin(),
-                                    f.flow->client_namespaces.end());
+    // Sorted and unique per key: a finding's namespaces are sorted, so one pass splits them.
+    std::map<Key, std::vector<std::string>> was;
+    for (auto& f : conflict::undefined_subset_routes(before, touched.services)) {
+        auto& names = was[key_of_route(f)];
+        const bool first = names.empty();
+        std::move(f.flow->client_namespaces.begin(), f.flow->client_namespaces.end(),
+                  std::back_inserter(names));
+        if (!first) {
+            std::sort(names.begin(), names.end());
+            names.erase(std::unique(names.begin(), names.end()), names.end());
+        }
+    }
+    static const std::vector<std::string> none;
     for (auto& f : conflict::undefined_subset_routes(after, touched.services)) {
         const auto it = was.find(key_of_route(f));
+        const auto& failed = it != was.end() ? it->second : none;
+        auto failed_at = failed.begin();
         std::vector<std::string> fresh, old;
-        for (auto& ns : f.flow->client_namespaces)
-            (it != was.end() && it->second.count(ns) ? old : fresh).push_back(ns);
+        for (auto& ns : f.flow->client_namespaces) {
+            while (failed_at != failed.end() && *failed_at < ns)
+                ++failed_at;
+            (failed_at != failed.end() && *failed_at == ns ? old : fresh).push_back(std::move(ns));
+        }
         if (!old.empty()) {
             conflict::Finding copy = f;
             copy.flow->client_namespaces = std::move(old);

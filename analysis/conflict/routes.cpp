@@ -4,6 +4,7 @@
 #include "analysis/conflict/flows.hpp"
 #include "analysis/resolution/virtual_service.hpp"
 
+#include <algorithm>
 #include <map>
 
 namespace mtlsguard::conflict {
@@ -20,6 +21,29 @@ const model::DestinationRule* named_rule(const model::ConsolidatedRule* rule) {
 bool defines(const model::ConsolidatedRule* rule, const std::string& subset) {
     return rule && std::any_of(rule->subsets.begin(), rule->subsets.end(),
                                [&](const model::Subset* s) { return s->name == subset; });
+}
+
+// Whether a route applies to clients in every namespace: no sourceNamespaces, and exported to all
+// (resolution::route_applies_to, without asking it once per client namespace).
+bool applies_everywhere(const resolution::HostRoute& route) {
+    const auto& export_to = route.virtual_service->export_to;
+    return route.destination->source_namespaces.empty() &&
+           (export_to.empty() ||
+            std::find(export_to.begin(), export_to.end(), "*") != export_to.end());
+}
+
+// The names of namespaces `ids` (sorted and unique), sorted. The snapshot numbers its namespaces
+// in name order, so only a namespace a view adds (or the API server as a client) can be out of
+// place: a mesh-wide route's 5,000 names are not sorted again.
+std::vector<std::string> sorted_names(const resolution::ConfigView& view,
+                                      const std::vector<NsId>& ids) {
+    std::vector<std::string> names;
+    names.reserve(ids.size());
+    for (NsId ns : ids)
+        names.push_back(view.namespace_name(ns));
+    if (!std::is_sorted(names.begin(), names.end()))
+        std::sort(names.begin(), names.end());
+    return names;
 }
 
 } // namespace
@@ -41,11 +65,17 @@ std::vector<Finding> undefined_subset_routes(const resolution::ConfigView& view,
         clients.for_each_outcome([&](const resolution::ClientOutcome& outcome) {
             const auto namespaces = resolution::outcome_namespaces(view, outcome, clients);
             for (const auto& route : routes) {
-                if (defines(outcome.rule, route.destination->subset))
+                if (namespaces.empty() || defines(outcome.rule, route.destination->subset))
                     continue;
+                const std::pair key{route.destination, named_rule(outcome.rule)};
+                if (applies_everywhere(route)) {
+                    auto& list = failing[key];
+                    list.insert(list.end(), namespaces.begin(), namespaces.end());
+                    continue;
+                }
                 for (NsId ns : namespaces)
                     if (resolution::route_applies_to(view, route, view.namespace_name(ns)))
-                        failing[{route.destination, named_rule(outcome.rule)}].push_back(ns);
+                        failing[key].push_back(ns);
             }
         });
         for (const auto& route : routes) {
@@ -62,9 +92,7 @@ std::vector<Finding> undefined_subset_routes(const resolution::ConfigView& view,
                 if (key.second)
                     f.related.push_back(key.second->ref);
                 FlowSummary flow;
-                for (NsId ns : namespaces)
-                    flow.client_namespaces.push_back(view.namespace_name(ns));
-                std::sort(flow.client_namespaces.begin(), flow.client_namespaces.end());
+                flow.client_namespaces = sorted_names(view, namespaces);
                 flow.host = service.host;
                 flow.port = route.destination->port.value_or(0);
                 flow.subset = route.destination->subset;

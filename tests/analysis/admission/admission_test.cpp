@@ -741,6 +741,27 @@ TEST_CASE("§17 MTG107: a VirtualService naming a subset the DestinationRule doe
     }
 }
 
+TEST_CASE("§17 MTG107: a route that fails for more namespaces after the change is denied for "
+          "those only, listed in name order",
+          "[admission][virtualservice][MTG107]") {
+    // Before: the route to v9 is visible in shop alone (exportTo "."); shop already fails.
+    const json shop_only = route_plain_to("v9").export_to({"."}).body();
+    const auto d = decide(subset_cluster({shop_only}),
+                          update(route_plain_to("v9").export_to({"*"}), shop_only));
+    CHECK_FALSE(allowed(d));
+    const std::string denial = d.body.at("response").at("status").at("message");
+    INFO(denial);
+    CHECK_THAT(denial, Catch::Contains("[MTG107]") && Catch::Contains("front"));
+    CHECK_THAT(denial, Catch::Contains("clients in front are routed"));
+    SECTION("a route that fails for the same namespaces as before is not denied again") {
+        json relabelled = shop_only;
+        relabelled["metadata"]["labels"]["team"] = "shop";
+        const auto u = decide(subset_cluster({shop_only}), update(relabelled, shop_only));
+        CHECK(allowed(u));
+        CHECK(any_contains(warnings_of(u), "[MTG107]"));
+    }
+}
+
 namespace {
 
 SidecarBuilder front_sidecar(const std::vector<std::string>& hosts) {

@@ -1,5 +1,7 @@
 // Tests conflict/flows: the §6 verdict table cell by cell, its codes, and client flows (§7, §8).
 #include "analysis/conflict/flows.hpp"
+#include "analysis/conflict/routes.hpp"
+#include "analysis/model/decode.hpp"
 #include "tests/analysis/support/builders.hpp"
 
 #include <set>
@@ -619,6 +621,27 @@ TEST_CASE("§15 MTG107: a route to a subset the clients' DestinationRule does no
                   "MTG107")
                   .empty());
     }
+}
+
+TEST_CASE("§15 MTG107: the client namespaces are in name order when a view adds a namespace the "
+          "snapshot lacks",
+          "[flows][subset][MTG107]") {
+    const auto snapshot =
+        snapshot_of(subset_cluster({virtual_service("shop", "web", {"web"}).route("web", "v3")}));
+    // "aaa" holds a policy, so the view counts it a sidecar client namespace; the snapshot
+    // numbers its namespaces in name order, and the view numbers "aaa" after all of them.
+    const auto policy =
+        model::decode_object(peer_authentication("aaa", "default").permissive().body());
+    REQUIRE(policy.object);
+    const auto config = model::build_namespace_config(
+        "aaa", {std::get<model::PeerAuthentication>(*policy.object)}, {}, {}, {}, {}, *snapshot);
+    const resolution::ConfigView view(*snapshot, config, false);
+    REQUIRE(view.is_mesh_client(*view.namespace_id("aaa")));
+    const auto findings =
+        conflict::undefined_subset_routes(view, {service_id(*snapshot, "shop", "web")});
+    REQUIRE(findings.size() == 1);
+    CHECK(findings[0].flow->client_namespaces ==
+          std::vector<std::string>{"aaa", "front", "shop", "side"});
 }
 
 TEST_CASE("Client namespaces that get the same answer are aggregated in one finding", "[flows]") {
