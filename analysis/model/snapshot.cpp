@@ -707,6 +707,18 @@ void SnapshotBuilder::index_virtual_service_hosts(Snapshot& s) {
     s.virtual_service_hosts_ = std::move(hosts);
 }
 
+void SnapshotBuilder::list_config_namespaces(Snapshot& s) {
+    s.virtual_service_config_namespaces_.clear();
+    s.sidecar_config_namespaces_.clear();
+    for (NsId id = 0; id < s.namespaces_.size(); ++id) {
+        const NamespaceConfig& config = *s.configs_[id];
+        if (!config.virtual_services.empty())
+            s.virtual_service_config_namespaces_.push_back(id);
+        if (!config.sidecars.empty())
+            s.sidecar_config_namespaces_.push_back(id);
+    }
+}
+
 void SnapshotBuilder::index_clients(Snapshot& s) {
 
     // Who the clients are.
@@ -909,6 +921,7 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::relabel_namespace(const Snapsho
     if (!overlay.config)
         return snap; // at once: the client index stays (see RelabelledNamespace)
     s.configs_[ns] = std::move(overlay.config);
+    list_config_namespaces(s);
     s.mesh_clients_ = std::move(overlay.mesh_clients);
     s.outbound_bypass_clients_ = std::move(overlay.outbound_bypass_clients);
     // Only the entries the namespace's new clients and rules reach are resolved again.
@@ -1081,6 +1094,7 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
     make_configs(s, std::vector<bool>(s.namespaces_.size(), true), nullptr);
     index_local_keys(s);
     index_virtual_service_hosts(s);
+    list_config_namespaces(s);
     index_clients(s);
     // Admission re-evaluates flows under a changed policy; who uses which rule stays the same.
     s.client_index_ = resolution::index_clients(s, nullptr);
@@ -1278,6 +1292,7 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
     else
         index_local_keys(s);
     index_virtual_service_hosts(s); // a few thousand entries at most: cheaper than comparing
+    list_config_namespaces(s);
     index_clients(s);
 
     s.object_count_ = others;

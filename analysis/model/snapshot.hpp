@@ -311,6 +311,14 @@ class Snapshot {
     // Whether some mesh-bound VirtualService names a wildcard host: else an FQDN is the only key
     // worth looking up.
     bool virtual_service_wildcard_hosts() const noexcept { return virtual_service_wildcards_; }
+    // Sorted: the namespaces whose configuration holds VirtualServices, and those whose holds
+    // Sidecars (a view starts from these instead of reading every namespace's configuration).
+    const std::vector<NsId>& virtual_service_config_namespaces() const noexcept {
+        return virtual_service_config_namespaces_;
+    }
+    const std::vector<NsId>& sidecar_config_namespaces() const noexcept {
+        return sidecar_config_namespaces_;
+    }
     bool has_alpha_policies() const noexcept;
     // Whether a DestinationRule host key (FQDN or wildcard) matches any Service or ServiceEntry
     // host.
@@ -379,6 +387,8 @@ class Snapshot {
     std::shared_ptr<const LocalKeys> local_keys_ = std::make_shared<const LocalKeys>();
     std::shared_ptr<const LocalKeys> virtual_service_hosts_ = std::make_shared<const LocalKeys>();
     bool virtual_service_wildcards_ = false;
+    std::vector<NsId> virtual_service_config_namespaces_;
+    std::vector<NsId> sidecar_config_namespaces_;
     std::shared_ptr<const HostIndex> hosts_ = std::make_shared<const HostIndex>();
     std::vector<NsId> mesh_clients_;
     std::vector<NsId> non_mesh_clients_;
@@ -448,6 +458,7 @@ class SnapshotBuilder {
     static void index_hosts(Snapshot& s);
     static void index_local_keys(Snapshot& s);
     static void index_virtual_service_hosts(Snapshot& s);
+    static void list_config_namespaces(Snapshot& s);
     static void index_clients(Snapshot& s);
     // Calls `note` with the namespace of every namespaced object added, Namespaces aside.
     template <typename Note> void for_each_object_namespace(Note note) const;

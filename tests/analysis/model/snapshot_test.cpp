@@ -782,6 +782,14 @@ std::vector<std::string> virtual_service_names(const model::Snapshot& snapshot,
     return out;
 }
 
+std::vector<std::string> namespace_names(const model::Snapshot& snapshot,
+                                         const std::vector<model::NsId>& ids) {
+    std::vector<std::string> out;
+    for (model::NsId id : ids)
+        out.push_back(snapshot.namespaces()[id].name);
+    return out;
+}
+
 } // namespace
 
 TEST_CASE("§15: VirtualServices are kept in their namespace's config, oldest first",
@@ -820,6 +828,15 @@ TEST_CASE("§15: an incremental update carries a namespace's changed VirtualServ
     REQUIRE(updated != nullptr);
     CHECK(virtual_service_names(*updated, "mesh") == std::vector<std::string>{"after"});
     CHECK(virtual_service_names(*updated, "other") == std::vector<std::string>{"stays"});
+    // The namespaces holding VirtualServices, as views start from them.
+    CHECK(namespace_names(*updated, updated->virtual_service_config_namespaces()) ==
+          std::vector<std::string>{"mesh", "other"});
+    model::SnapshotBuilder emptying;
+    REQUIRE_FALSE(emptying.add(kube_namespace("mesh")).has_value());
+    const auto emptied = emptying.build_update(*previous, {"mesh"});
+    REQUIRE(emptied != nullptr);
+    CHECK(namespace_names(*emptied, emptied->virtual_service_config_namespaces()) ==
+          std::vector<std::string>{"other"});
     CHECK(
         updated->object_count() ==
         snapshot_of(all(virtual_service("mesh", "after", {"w"}).route("w", "v2")))->object_count());
@@ -879,6 +896,8 @@ SCENARIO("ambient.md §14: an incremental update of Sidecar resources gives what
         REQUIRE(updated != nullptr);
         const auto scratch = snapshot_of(all(after));
         THEN("the matrix and the findings are the same") {
+            CHECK(namespace_names(*updated, updated->sidecar_config_namespaces()) ==
+                  namespace_names(*scratch, scratch->sidecar_config_namespaces()));
             CHECK(matrix_rows(*updated) == matrix_rows(*scratch));
             CHECK(codes_of(findings_of(*updated)) == codes_of(findings_of(*scratch)));
             CHECK(matrix_rows(*updated) != matrix_rows(*previous));
