@@ -110,6 +110,9 @@ class ConfigView {
     const std::shared_ptr<const SidecarOutcomes>& sidecar_outcomes() const noexcept {
         return sidecar_outcomes_;
     }
+    // Whether the view's Sidecar namespaces, their Sidecars and Sidecar outcomes are the
+    // snapshot's (it changes none of them): then the snapshot's SidecarScanBase answers for it.
+    bool shares_sidecar_scans() const noexcept;
 
   private:
     void init_clients();

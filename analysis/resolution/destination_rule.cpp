@@ -210,16 +210,19 @@ std::shared_ptr<const SidecarOutcomes> build_sidecar_outcomes(const ConfigView& 
     const model::Sidecar* mesh_default = mesh_default_sidecar(view);
     for (NsId ns : view.sidecar_namespaces()) {
         out->namespaces.push_back(ns);
+        // A namespace's variants are next to each other: its Sidecars are the slots from here on.
+        // Only those are searched: searching every slot made a mesh of S Sidecars cost S².
+        const std::size_t own_slots = out->slots.size();
         const auto variants = view.config(ns).variants.size();
         for (std::size_t v = 0; v < variants; ++v) {
             const model::Sidecar* sidecar = sidecar_of(view, ns, v);
             if (!sidecar || sidecar == mesh_default)
                 continue;
             const ClientClass member{ns, static_cast<std::uint16_t>(v)};
-            // A namespace's variants are next to each other: its Sidecars are the last slots.
-            auto it = std::find_if(out->slots.rbegin(), out->slots.rend(),
-                                   [&](const auto& slot) { return slot.first == sidecar; });
-            if (it != out->slots.rend() && out->outcomes[it->second].members.front().ns == ns) {
+            const auto from = out->slots.begin() + static_cast<std::ptrdiff_t>(own_slots);
+            const auto it = std::find_if(from, out->slots.end(),
+                                         [&](const auto& slot) { return slot.first == sidecar; });
+            if (it != out->slots.end()) {
                 out->outcomes[it->second].members.push_back(member);
                 continue;
             }
@@ -422,110 +425,108 @@ const model::ConsolidatedRule* rule_for_namespace(const ConfigView& view, const 
     return default_rule(view, service_ns, keys, view.namespace_name(client_ns));
 }
 
-namespace {
-
-// The scans of every host namespace of one view, made from one pass over its Sidecar namespaces:
-// scan_sidecar_namespaces asks each of them about each host namespace, which at Kubernetes' limit
-// (5,000 namespaces, 1,000 with Sidecars) is 5 million questions with nearly all the same answer.
-class ScanCache {
-  public:
-    explicit ScanCache(const ConfigView& view) : view_(view) {
-        const auto& sidecars = view.sidecar_outcomes();
-        if (!sidecars || sidecars->namespaces.empty()) {
-            always_rest_ = view.sidecar_namespaces();
-            return;
-        }
-        all_hidden_.assign((sidecars->outcomes.size() + 63) / 64, 0);
-        std::vector<std::string_view> names;
-        for (NsId ns : view.sidecar_namespaces()) {
-            // As scan_sidecar_namespaces: every class uses a Sidecar with a slot; here none of
-            // them imports from every namespace ("*"), and `names` are those it imports from.
-            std::vector<std::uint32_t> slots;
-            names.clear();
-            bool clean = true;
-            const auto variants = view.config(ns).variants.size();
-            for (std::size_t v = 0; v < variants && clean; ++v) {
-                const model::Sidecar* sidecar = sidecar_of(view, ns, v);
-                const auto slot = sidecar ? sidecars->slot_of(sidecar) : std::nullopt;
-                clean = slot.has_value();
+SidecarScanBase::SidecarScanBase(const ConfigView& view) {
+    const auto& sidecars = view.sidecar_outcomes();
+    if (!sidecars || sidecars->namespaces.empty()) {
+        always_rest = view.sidecar_namespaces();
+        return;
+    }
+    all_hidden.assign((sidecars->outcomes.size() + 63) / 64, 0);
+    std::vector<std::string_view> names;
+    for (NsId ns : view.sidecar_namespaces()) {
+        // As scan_sidecar_namespaces: every class uses a Sidecar with a slot; here none of
+        // them imports from every namespace ("*"), and `names` are those it imports from.
+        std::vector<std::uint32_t> own_slots;
+        names.clear();
+        bool clean = true;
+        const auto variants = view.config(ns).variants.size();
+        for (std::size_t v = 0; v < variants && clean; ++v) {
+            const model::Sidecar* sidecar = sidecar_of(view, ns, v);
+            const auto slot = sidecar ? sidecars->slot_of(sidecar) : std::nullopt;
+            clean = slot.has_value();
+            if (!clean)
+                break;
+            own_slots.push_back(*slot);
+            for (const auto& entry : sidecar->egress_hosts) {
+                const std::string_view part = entry.namespace_part == "."
+                                                  ? std::string_view(view.namespace_name(ns))
+                                                  : std::string_view(entry.namespace_part);
+                clean = part != "*";
                 if (!clean)
                     break;
-                slots.push_back(*slot);
-                for (const auto& entry : sidecar->egress_hosts) {
-                    const std::string_view part = entry.namespace_part == "."
-                                                      ? std::string_view(view.namespace_name(ns))
-                                                      : std::string_view(entry.namespace_part);
-                    clean = part != "*";
-                    if (!clean)
-                        break;
-                    if (!part.empty())
-                        names.push_back(part);
-                }
+                if (!part.empty())
+                    names.push_back(part);
             }
-            if (!clean) {
-                always_rest_.push_back(ns);
-                continue;
-            }
-            for (std::uint32_t slot : slots)
-                all_hidden_[slot / 64] |= std::uint64_t{1} << (slot % 64);
-            for (std::string_view name : names)
-                importers_[name].push_back(ns);
-            slots_.emplace(ns, std::move(slots));
         }
+        if (!clean) {
+            always_rest.push_back(ns);
+            continue;
+        }
+        for (std::uint32_t slot : own_slots)
+            all_hidden[slot / 64] |= std::uint64_t{1} << (slot % 64);
+        for (std::string_view name : names)
+            importers[std::string(name)].push_back(ns);
+        slots.emplace(ns, std::move(own_slots));
     }
+}
 
-    // Whether every class of the Sidecar namespace `ns` uses a Sidecar of its own (with a slot)
-    // that imports nothing from `host_ns`: its classes are only bits of every host's `hidden`.
-    bool hides_all(NsId ns, NsId host_ns) const {
-        if (!slots_.contains(ns))
-            return false; // no slot for some class, an import from "*", or no Sidecar outcomes
-        if (host_ns >= view_.namespace_count())
-            return true;
-        const auto importers = importers_.find(view_.namespace_name(host_ns));
-        return importers == importers_.end() ||
-               std::find(importers->second.begin(), importers->second.end(), ns) ==
-                   importers->second.end();
+const std::vector<NsId>* SidecarScanBase::importers_of(const ConfigView& view, NsId host_ns) const {
+    if (host_ns >= view.namespace_count() || importers.empty())
+        return nullptr;
+    const auto it = importers.find(view.namespace_name(host_ns));
+    return it == importers.end() ? nullptr : &it->second;
+}
+
+bool SidecarScanBase::hides_all(const ConfigView& view, NsId ns, NsId host_ns) const {
+    if (!slots.contains(ns))
+        return false; // no slot for some class, an import from "*", or no Sidecar outcomes
+    const auto* from = importers_of(view, host_ns);
+    return !from || std::find(from->begin(), from->end(), ns) == from->end();
+}
+
+HostNamespaceScan SidecarScanBase::scan(const ConfigView& view, NsId host_ns) const {
+    HostNamespaceScan out;
+    out.hidden = all_hidden;
+    out.rest = always_rest;
+    const auto* from = importers_of(view, host_ns);
+    if (!from)
+        return out;
+    for (NsId ns : *from) {
+        for (std::uint32_t slot : slots.at(ns))
+            out.hidden[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
+        out.rest.push_back(ns);
     }
+    std::sort(out.rest.begin(), out.rest.end());
+    out.rest.erase(std::unique(out.rest.begin(), out.rest.end()), out.rest.end());
+    return out;
+}
+
+namespace {
+
+// The scans of every host namespace of one view, each made once from the view's SidecarScanBase.
+class ScanCache {
+  public:
+    explicit ScanCache(const ConfigView& view)
+        : view_(view), base_(std::make_shared<const SidecarScanBase>(view)) {}
+
+    const std::shared_ptr<const SidecarScanBase>& base() const noexcept { return base_; }
+    bool hides_all(NsId ns, NsId host_ns) const { return base_->hides_all(view_, ns, host_ns); }
     // The slots of the Sidecar namespace `ns` when hides_all can hold for it, else null.
     const std::vector<std::uint32_t>* slots_of(NsId ns) const {
-        const auto it = slots_.find(ns);
-        return it == slots_.end() ? nullptr : &it->second;
+        const auto it = base_->slots.find(ns);
+        return it == base_->slots.end() ? nullptr : &it->second;
     }
 
     HostClients resolve(const std::string& host, NsId host_ns) {
         auto [it, inserted] = scans_.try_emplace(host_ns);
         if (inserted)
-            it->second = scan(host_ns);
+            it->second = base_->scan(view_, host_ns);
         return resolve_host_clients(view_, host, host_ns, it->second);
     }
 
   private:
-    // Equal to scan_sidecar_namespaces(view_, host_ns).
-    HostNamespaceScan scan(NsId host_ns) const {
-        HostNamespaceScan out;
-        out.hidden = all_hidden_;
-        out.rest = always_rest_;
-        const auto importers = host_ns < view_.namespace_count()
-                                   ? importers_.find(view_.namespace_name(host_ns))
-                                   : importers_.end();
-        if (importers == importers_.end())
-            return out;
-        for (NsId ns : importers->second) {
-            for (std::uint32_t slot : slots_.at(ns))
-                out.hidden[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
-            out.rest.push_back(ns);
-        }
-        std::sort(out.rest.begin(), out.rest.end());
-        out.rest.erase(std::unique(out.rest.begin(), out.rest.end()), out.rest.end());
-        return out;
-    }
-
     const ConfigView& view_;
-    std::vector<std::uint64_t> all_hidden_; // the slots of every namespace not in always_rest_
-    std::vector<NsId> always_rest_;         // sorted
-    std::unordered_map<NsId, std::vector<std::uint32_t>> slots_;
-    // By a namespace's name: the Sidecar namespaces (not in always_rest_) importing from it.
-    std::unordered_map<std::string_view, std::vector<NsId>> importers_;
+    std::shared_ptr<const SidecarScanBase> base_;
     std::unordered_map<NsId, HostNamespaceScan> scans_;
 };
 
@@ -536,6 +537,7 @@ std::shared_ptr<const ClientIndex> build_client_index(const model::Snapshot& sna
     const ConfigView view(snapshot);
     ScanCache scans(view);
     index->sidecars = view.sidecar_outcomes();
+    index->scan_base = scans.base();
     index->services.reserve(snapshot.services().size());
     for (const auto& service : snapshot.services())
         index->services.push_back(scans.resolve(service.host, service.ns));
@@ -780,6 +782,7 @@ update_client_index(const model::Snapshot& snapshot, const model::Snapshot& prev
         return scans.resolve(host, host_ns);
     };
     index->sidecars = view.sidecar_outcomes();
+    index->scan_base = scans.base();
     const auto& before = previous.client_index();
     index->services.reserve(snapshot.services().size());
     for (std::size_t i = 0; i < snapshot.services().size(); ++i) {
@@ -804,6 +807,29 @@ std::shared_ptr<const ClientIndex> index_clients(const model::Snapshot& snapshot
                                reuse->previous_host);
 }
 
+bool ConfigView::shares_sidecar_scans() const noexcept {
+    // A view replaces one namespace's configuration at most; init_sidecar_outcomes keeps the
+    // snapshot's outcomes only when that namespace holds no Sidecar and is not the root. Left
+    // out: a relabel (its clients may change) and a view restricted to one namespace's clients.
+    return !relabel_ && !restricted_ && snapshot_->has_client_index() &&
+           snapshot_->client_index().scan_base &&
+           sidecar_outcomes_ == snapshot_->client_index().sidecars;
+}
+
+namespace {
+
+// A host's clients resolved in `view`, the scan of its namespace from the snapshot's one pass when
+// the view shares it: a changed DestinationRule's namespace holds a few hosts, and scanning 1,000
+// Sidecar namespaces for each was half of such a decision at Kubernetes' limit.
+HostClients resolve_in(const ConfigView& view, const std::string& host, NsId host_ns) {
+    if (view.shares_sidecar_scans())
+        return resolve_host_clients(view, host, host_ns,
+                                    view.snapshot().client_index().scan_base->scan(view, host_ns));
+    return resolve_host_clients(view, host, host_ns);
+}
+
+} // namespace
+
 const HostClients& ConfigView::service_clients(model::ServiceId service,
                                                HostClients& scratch) const {
     const auto& record = snapshot_->services()[service];
@@ -811,7 +837,7 @@ const HostClients& ConfigView::service_clients(model::ServiceId service,
     if (!rules_changed_ && !restricted_ &&
         !(reach_ && reach_->reaches(record.host, record.ns, root_ns_, entry)))
         return entry;
-    scratch = resolve_host_clients(*this, record.host, record.ns);
+    scratch = resolve_in(*this, record.host, record.ns);
     return scratch;
 }
 
@@ -821,7 +847,7 @@ const HostClients& ConfigView::external_clients(std::size_t index, HostClients& 
     if (!rules_changed_ && !restricted_ &&
         !(reach_ && reach_->reaches(host.host, host.ns, root_ns_, entry)))
         return entry;
-    scratch = resolve_host_clients(*this, host.host, host.ns);
+    scratch = resolve_in(*this, host.host, host.ns);
     return scratch;
 }
 

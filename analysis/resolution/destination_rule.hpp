@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -202,6 +203,30 @@ struct HostNamespaceScan {
 };
 HostNamespaceScan scan_sidecar_namespaces(const ConfigView& view, NsId host_ns);
 
+// What scan_sidecar_namespaces finds for every host namespace of a view, from one pass over its
+// Sidecar namespaces: it asks each of them about each host namespace, which at Kubernetes' limit
+// (5,000 namespaces, 1,000 with Sidecars) is 5 million questions with nearly all the same answer.
+// Holds no reference into the view: a client index keeps its snapshot's (ClientIndex::scan_base).
+struct SidecarScanBase {
+    explicit SidecarScanBase(const ConfigView& view);
+    // Equal to scan_sidecar_namespaces(view, host_ns), for `view` or a view with the same Sidecar
+    // namespaces, Sidecars and Sidecar outcomes (ConfigView::shares_sidecar_scans).
+    HostNamespaceScan scan(const ConfigView& view, NsId host_ns) const;
+    // Whether every class of the Sidecar namespace `ns` uses a Sidecar of its own (with a slot)
+    // that imports nothing from `host_ns`: its classes are only bits of every host's `hidden`.
+    bool hides_all(const ConfigView& view, NsId ns, NsId host_ns) const;
+
+    std::vector<std::uint64_t> all_hidden; // the slots of every namespace not in always_rest
+    std::vector<NsId> always_rest;         // sorted
+    // The slots of each Sidecar namespace that hides_all can hold for.
+    std::unordered_map<NsId, std::vector<std::uint32_t>> slots;
+    // By a namespace's name: the Sidecar namespaces (not in always_rest) importing from it.
+    std::unordered_map<std::string, std::vector<NsId>> importers;
+
+  private:
+    const std::vector<NsId>* importers_of(const ConfigView& view, NsId host_ns) const;
+};
+
 // Resolves, for every sidecar client class of the mesh, the DestinationRule used for `host`,
 // a host of namespace `service_ns`, grouping classes that get the same answer; classes whose
 // Sidecar resource hides the host get none (ClientOutcome::hidden_by). Namespaces holding Sidecars
@@ -222,6 +247,8 @@ struct ClientIndex {
     std::vector<HostClients> services;
     std::vector<HostClients> external_hosts;
     std::shared_ptr<const SidecarOutcomes> sidecars; // the snapshot's own
+    // The snapshot's own: a view that changes no Sidecar namespace scans with it.
+    std::shared_ptr<const SidecarScanBase> scan_base;
 };
 std::shared_ptr<const ClientIndex> build_client_index(const model::Snapshot& snapshot);
 // Which entries of `previous`'s client index a change to the configuration or the clients of the

@@ -246,3 +246,45 @@ SCENARIO("ambient.md §14: the client index answers every host as resolving that
         }
     }
 }
+
+SCENARIO("ambient.md §14: a view that changes DestinationRules in a namespace without Sidecars "
+         "answers every host as resolving that host alone does",
+         "[sidecar][ambient-14]") {
+    // g has no Sidecar; d's default Sidecar imports from f, which only the view creates.
+    auto objects = sidecar_zoo(true);
+    objects.push_back(sidecar("d", "default").egress({"./*", "f/*"}));
+    objects.push_back(kube_namespace("g").injected());
+    objects.push_back(
+        deployment("g", "app").labels({{"app", "app"}}).with_sidecar().container_port(8080));
+    objects.push_back(service("g", "svc").selecting({{"app", "app"}}).port(80, 8080, "http"));
+    const auto snapshot = snapshot_of(objects);
+    auto rule_in = [](const std::string& ns) {
+        const auto outcome = model::decode_object(
+            destination_rule(ns, "plain", "*.svc.cluster.local").tls("DISABLE"), "default");
+        REQUIRE(outcome.status == model::DecodeOutcome::Status::Decoded);
+        return std::get<model::DestinationRule>(*outcome.object);
+    };
+    for (const std::string ns : {"f", "g", "a"}) {
+        GIVEN("a DestinationRule for every host in " + ns) {
+            const ConfigView view(
+                *snapshot,
+                model::build_namespace_config(ns, {}, {rule_in(ns)}, {}, {}, {}, *snapshot), true);
+            // a holds Sidecars: its view makes Sidecar outcomes of its own, and scans alone.
+            CHECK(view.shares_sidecar_scans() == (ns != "a"));
+            for (std::size_t i = 0; i < snapshot->services().size(); ++i) {
+                const auto& svc = snapshot->services()[i];
+                INFO(svc.host);
+                resolution::HostClients scratch;
+                check_same(view.service_clients(static_cast<model::ServiceId>(i), scratch),
+                           resolution::resolve_host_clients(view, svc.host, svc.ns));
+            }
+            for (std::size_t i = 0; i < snapshot->external_hosts().size(); ++i) {
+                const auto& host = snapshot->external_hosts()[i];
+                INFO(host.host);
+                resolution::HostClients scratch;
+                check_same(view.external_clients(i, scratch),
+                           resolution::resolve_host_clients(view, host.host, host.ns));
+            }
+        }
+    }
+}
