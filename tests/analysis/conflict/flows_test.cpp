@@ -644,6 +644,50 @@ TEST_CASE("§15 MTG107: the client namespaces are in name order when a view adds
           std::vector<std::string>{"aaa", "front", "shop", "side"});
 }
 
+TEST_CASE("ambient.md §14: evaluate_service with skip_hidden hands over every flow but those of "
+          "the clients a Sidecar hides the host from, in the same order",
+          "[flows][sidecar]") {
+    // front's Sidecar hides shop; side's hides all but its own namespace and shop; the root's
+    // default Sidecar hides everything but the root's and the client's own namespace from the
+    // namespaces without their own; quiet has sidecar clients and no Sidecar.
+    const auto snapshot = snapshot_of(subset_cluster({
+        sidecar("front", "default").egress({"./*"}),
+        sidecar("side", "default").egress({"./*", "shop/*"}),
+        sidecar("istio-system", "default").egress({"./*", "istio-system/*"}),
+        deployment("quiet", "app").labels({{"app", "quiet"}}).with_sidecar(),
+        deployment("open", "app").labels({{"app", "open"}}).with_sidecar(),
+        sidecar("open", "default").egress({"*/*"}),
+    }));
+    const resolution::ConfigView view(*snapshot);
+    std::size_t hidden_flows = 0;
+    for (std::size_t id = 0; id < snapshot->services().size(); ++id) {
+        auto flows_of = [&](bool skip_hidden) {
+            std::vector<std::string> out;
+            conflict::EvaluateOptions options;
+            options.skip_hidden = skip_hidden;
+            conflict::evaluate_service(
+                view, static_cast<model::ServiceId>(id),
+                [&](const conflict::Flow& flow, const conflict::FlowClients& who) {
+                    if (flow.hidden_by) {
+                        ++hidden_flows;
+                        if (skip_hidden)
+                            out.push_back("hidden flow handed over");
+                        return;
+                    }
+                    out.push_back(std::to_string(static_cast<int>(flow.client)) + " " +
+                                  std::to_string(flow.port) + " " +
+                                  (flow.workload ? flow.workload->name : "") + " " +
+                                  std::to_string(reinterpret_cast<std::uintptr_t>(who.outcome)));
+                },
+                options);
+            return out;
+        };
+        INFO(snapshot->services()[id].host);
+        CHECK(flows_of(true) == flows_of(false));
+    }
+    CHECK(hidden_flows > 0); // the cluster does hide hosts
+}
+
 TEST_CASE("Client namespaces that get the same answer are aggregated in one finding", "[flows]") {
     const auto snapshot = snapshot_of(cluster({
         peer_authentication("shop", "default").strict(),
