@@ -495,6 +495,7 @@ void make_workloads(
             w.bypass_inbound_capture = pod.bypass_inbound_capture;
             w.interception = pod.interception;
             w.control_plane = is_control_plane(pod.labels);
+            w.names_waypoint = pod.labels.contains("istio.io/use-waypoint");
             w.from_template = pod.from_template;
             w.host_network = pod.host_network;
             // A template's decision includes an injected marker (a manually injected proxy).

@@ -80,6 +80,9 @@ struct Workload {
     bool bypass_inbound_capture = false; // ambient.istio.io/bypass-inbound-capture=true
     Interception interception;           // traffic.sidecar.istio.io/* annotations, as written
     bool control_plane = false;          // Istio's own components: they set up their own TLS
+    // Labelled istio.io/use-waypoint: resolution::waypoint_for reads the labels only then (it is
+    // asked for every endpoint of every ambient flow, and most workloads name no waypoint).
+    bool names_waypoint = false;
     // What a Namespace relabel needs to decide the dataplane again (ambient.md §17), taken from
     // the workload's first pod: a template (no pod runs yet), spec.hostNetwork, and the pod's own
     // sidecar.istio.io/inject decision.

@@ -128,6 +128,8 @@ std::optional<model::ObjectRef> waypoint_for(const ConfigView& view,
     if (service.waypoint)
         return service.waypoint;
     // Else ztunnel picks an endpoint, and goes through that workload's own waypoint if it has one.
+    if (!endpoint.names_waypoint)
+        return std::nullopt;
     const std::string* name = endpoint.labels.find("istio.io/use-waypoint");
     if (!name || name->empty() || *name == "none")
         return std::nullopt;

@@ -353,6 +353,28 @@ TEST_CASE("§12: a waypoint applies the DestinationRule of its own namespace, or
           std::string::npos);
 }
 
+TEST_CASE("§12: without a waypoint of the Service's, ambient clients go through the one the "
+          "destination workload's own istio.io/use-waypoint label names",
+          "[ambient][client][waypoint]") {
+    auto [labels, want] = GENERATE(table<LabelMap, std::string>({
+        {{{"app", "ledger"}}, "HBONE AMBIENT_STRICT MTLS"},
+        {{{"app", "ledger"}, {"istio.io/use-waypoint", "own"}},
+         "HBONE AMBIENT_STRICT MTLS via bank/own"},
+        {{{"app", "ledger"},
+          {"istio.io/use-waypoint", "own"},
+          {"istio.io/use-waypoint-namespace", "gw"}},
+         "HBONE AMBIENT_STRICT MTLS via gw/own"},
+        {{{"app", "ledger"}, {"istio.io/use-waypoint", "none"}}, "HBONE AMBIENT_STRICT MTLS"},
+    }));
+    auto objects = mesh({bank_policy("STRICT")});
+    objects[1] = pod("bank", "ledger")
+                     .labels(labels)
+                     .pod_annotation("ambient.istio.io/redirection", "enabled")
+                     .container_port(8080);
+    const auto snapshot = snapshot_of(objects);
+    CHECK(flow(matrix_rows(*snapshot), "mall", "ambient", ledger, "ledger") == want);
+}
+
 TEST_CASE("§12: a waypoint sends plaintext to a STRICT sidecar that cannot take HBONE (MTG105), "
           "and HBONE to one labelled for it from 1.23",
           "[ambient][client][waypoint]") {
