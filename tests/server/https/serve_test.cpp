@@ -687,8 +687,14 @@ TEST_CASE("With --client-ca only clients with a certificate from that CA get in"
 }
 
 TEST_CASE("Over --max-connections new connections are closed at once and counted") {
-    Serve serve({{"--max-connections", "2", "--metrics-listen", "127.0.0.1:0"}});
+    // Readiness is polled on the plain metrics port: a probe on the TLS port would hold one of the
+    // two places until the server has read the probe's close, which may come after `second`.
+    ServeOptions options;
+    options.extra = {"--max-connections", "2", "--metrics-listen", "127.0.0.1:0"};
+    options.ready = false;
+    Serve serve(options);
     REQUIRE(serve.metrics_port != 0);
+    serve.wait_ready_on_metrics_port();
     TlsClient first = client_for(serve);
     TlsClient second = client_for(serve);
     REQUIRE_FALSE(first.connect());
@@ -1010,8 +1016,11 @@ TEST_CASE("A flood over --max-connections: the limit holds and a kept-alive clie
     ServeOptions options;
     options.extra = {"--max-connections", "8", "--metrics-listen", "127.0.0.1:0"};
     options.header_timeout = "8";
+    // The readiness probe must not hold one of the places (see the test above).
+    options.ready = false;
     Serve serve(options);
     REQUIRE(serve.metrics_port != 0);
+    serve.wait_ready_on_metrics_port();
     TlsClient keeper = client_for(serve);
     REQUIRE_FALSE(keeper.connect());
     REQUIRE(keeper.exchange(get("/healthz")).status == 200);

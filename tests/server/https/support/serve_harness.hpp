@@ -204,6 +204,23 @@ class Serve {
         FAIL("serve did not become ready in time:\n" << process->err());
     }
 
+    // The same on the plain metrics port, for tests that count the TLS port's connections: the
+    // server may read a TLS probe's close only after the test's own connections arrive.
+    void wait_ready_on_metrics_port(std::chrono::milliseconds timeout = 10s) {
+        const auto deadline = Clock::now() + timeout;
+        while (Clock::now() < deadline) {
+            PlainClient probe(metrics_port);
+            if (!probe.connect() &&
+                !probe.write_raw("GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") &&
+                probe.read_until_closed(2s).first.starts_with("HTTP/1.1 200"))
+                return;
+            if (!process->running())
+                FAIL("serve exited with " << *process->wait_exit(0ms) << ":\n" << process->err());
+            std::this_thread::sleep_for(20ms);
+        }
+        FAIL("serve did not become ready in time:\n" << process->err());
+    }
+
     fs::path cert_dir() const { return dir.path() / "certs"; }
     fs::path ca() const { return cert_dir() / "ca.crt"; }
     fs::path port_file() const { return dir.path() / "port"; }
