@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <tuple>
 
@@ -30,39 +31,37 @@ bool any_differs(const std::array<std::string_view, N>& keys, const model::Label
     });
 }
 
-// One flow from one client namespace, matched across two snapshots of the same objects: target
-// (ServiceId, or external_target | host index), port, endpoint WorkloadId, subset, client kind,
-// client namespace.
-using FlowKey =
-    std::tuple<std::uint32_t, std::uint16_t, std::uint32_t, std::string, std::uint8_t, NsId>;
+// One flow from one client namespace, matched across two snapshots of the same objects: port,
+// endpoint WorkloadId, subset, client kind, client namespace. Flows are matched one target (Service
+// or ServiceEntry host) at a time, so the target is not part of the key. The subset's name lives in
+// the views' configuration, which outlives every key.
+using FlowKey = std::tuple<std::uint16_t, std::uint32_t, std::string_view, std::uint8_t, NsId>;
 constexpr std::uint32_t no_workload = 0xffffffffu;
 constexpr std::uint8_t without_sidecar = 0xff; // none or ambient, in the relabelled namespace
 
 FlowKey key_of(const Flow& flow, const resolution::ConfigView& view, NsId client, NsId changed) {
-    const model::Snapshot& snapshot = view.snapshot();
-    const std::uint32_t target =
-        flow.service
-            ? view.service_id(*flow.service)
-            : conflict::external_target |
-                  static_cast<std::uint32_t>(flow.external - snapshot.external_hosts().data());
     const std::uint32_t workload = flow.workload ? view.workload_id(*flow.workload) : no_workload;
     const bool moves = client == changed && flow.client != ClientKind::Sidecar &&
                        flow.client != ClientKind::ApiServer;
-    return {target,
-            flow.port,
-            workload,
-            flow.subset ? flow.subset->name : std::string(),
-            moves ? without_sidecar : static_cast<std::uint8_t>(flow.client),
-            client};
+    return {flow.port, workload,
+            flow.subset ? std::string_view(flow.subset->name) : std::string_view(),
+            moves ? without_sidecar : static_cast<std::uint8_t>(flow.client), client};
 }
 
-// Calls `visit(flow, namespaces)` for every flow with a code that `changed` serves (all its
-// client namespaces) or sends (then only `changed` itself), in the order of a whole-mesh
-// evaluation. The namespace's clients may call any host, but towards the other namespaces'
-// hosts only the client classes that include `changed` are evaluated: the relabel changes no
-// other flow there; without `sidecars`, not its sidecar client classes either.
+// A Service (by id) or a ServiceEntry host (by index): what one round of the comparison is about.
+struct Target {
+    bool external = false;
+    std::size_t index = 0;
+};
+
+// Calls `visit(flow, namespaces)` for every flow to `target` with a code that `changed` serves (all
+// its client namespaces) or sends (then only `changed` itself). The namespace's clients may call
+// any host, but towards the other namespaces' hosts only the client classes that include `changed`
+// are evaluated: the relabel changes no other flow there; without `sidecars`, not its sidecar
+// client classes either.
 template <typename Visit>
-void visit_flows(const resolution::ConfigView& view, NsId changed, bool sidecars, Visit visit) {
+void visit_flows(const resolution::ConfigView& view, NsId changed, bool sidecars, Target target,
+                 Visit visit) {
     auto sink = [&](const Flow& flow, const conflict::FlowClients& who) {
         if (!flow.code)
             return;
@@ -71,16 +70,16 @@ void visit_flows(const resolution::ConfigView& view, NsId changed, bool sidecars
         else if (conflict::sends_from(view, who, changed))
             visit(flow, std::vector<NsId>{changed});
     };
-    const model::Snapshot& snapshot = view.snapshot();
-    for (model::ServiceId id = 0; id < snapshot.services().size(); ++id) {
-        const bool served = snapshot.services()[id].ns == changed;
-        conflict::EvaluateOptions options;
-        options.sender = served ? std::nullopt : std::optional<NsId>(changed);
-        options.sidecar_senders = sidecars;
-        conflict::evaluate_service(view, id, sink, options);
+    if (target.external) {
+        conflict::evaluate_external_host(view, target.index, sink, changed, sidecars);
+        return;
     }
-    for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
-        conflict::evaluate_external_host(view, i, sink, changed, sidecars);
+    const auto id = static_cast<model::ServiceId>(target.index);
+    const bool served = view.snapshot().services()[id].ns == changed;
+    conflict::EvaluateOptions options;
+    options.sender = served ? std::nullopt : std::optional<NsId>(changed);
+    options.sidecar_senders = sidecars;
+    conflict::evaluate_service(view, id, sink, options);
 }
 
 // At once, no pod gains or loses its sidecar and no configuration changes: the flows the
@@ -90,43 +89,78 @@ bool same_at_once(const Flow& flow, NsId changed) noexcept {
     return flow.client == ClientKind::Sidecar && (!flow.service || flow.service->ns != changed);
 }
 
-// Problems before the change, by flow and client namespace.
+// Problems before the change to one target, by flow and client namespace (sorted, for lookups).
 struct Before {
-    std::set<FlowKey> failed;
-    std::set<FlowKey> warned;
+    std::vector<FlowKey> failed;
+    std::vector<FlowKey> warned;
+
+    bool has(const std::vector<FlowKey>& keys, const FlowKey& key) const {
+        return std::binary_search(keys.begin(), keys.end(), key);
+    }
 };
 
-Before problems_of(const resolution::ConfigView& view, NsId changed, bool at_once) {
-    Before out;
-    visit_flows(view, changed, !at_once,
+// One comparison of two relabelled snapshots: flows are evaluated in `before` and matched in
+// `after`; what `after` introduces goes to `introduced`, what was a problem already to `existing`
+// (when given).
+struct Comparison {
+    const resolution::ConfigView& before;
+    const resolution::ConfigView& after;
+    bool at_once;
+    conflict::FlowFindingCollector& introduced;
+    conflict::FlowFindingCollector* existing;
+};
+
+void problems_of(const resolution::ConfigView& view, NsId changed, bool at_once, Target target,
+                 Before& out) {
+    out.failed.clear();
+    out.warned.clear();
+    visit_flows(view, changed, !at_once, target,
                 [&](const Flow& flow, const std::vector<NsId>& namespaces) {
-                    auto& set = flow.verdict == conflict::Verdict::Fail ? out.failed : out.warned;
+                    auto& keys = flow.verdict == conflict::Verdict::Fail ? out.failed : out.warned;
                     for (NsId ns : namespaces)
-                        set.insert(key_of(flow, view, ns, changed));
+                        keys.push_back(key_of(flow, view, ns, changed));
                 });
-    return out;
+    std::sort(out.failed.begin(), out.failed.end());
+    std::sort(out.warned.begin(), out.warned.end());
 }
 
-// Splits the flows of `after` into those the change introduces and those that were problems
-// before: a FAIL flow is new unless it failed before; one that only warns is new unless it had
-// any finding before (as for every other kind, semantics §9).
-void split_flows(const resolution::ConfigView& view, NsId changed, const Before& before,
-                 bool at_once, conflict::FlowFindingCollector& introduced,
-                 conflict::FlowFindingCollector* existing) {
-    visit_flows(view, changed, true, [&](const Flow& flow, const std::vector<NsId>& namespaces) {
-        std::vector<NsId> fresh, old;
-        const bool same = at_once && same_at_once(flow, changed);
-        for (NsId ns : namespaces) {
-            const FlowKey key = key_of(flow, view, ns, changed);
-            const bool was = same || before.failed.count(key) > 0 ||
-                             (flow.verdict != conflict::Verdict::Fail && before.warned.count(key));
-            (was ? old : fresh).push_back(ns);
-        }
-        if (!fresh.empty())
-            introduced.add_for(flow, fresh);
-        if (!old.empty() && existing)
-            existing->add_for(flow, old);
-    });
+// Splits the flows of `after` to one target into those the change introduces and those that were
+// problems before: a FAIL flow is new unless it failed before; one that only warns is new unless it
+// had any finding before (as for every other kind, semantics §9). The before side of the same
+// target is evaluated just before, while its records are still in the cache.
+void compare_target(const Comparison& c, NsId changed, Target target, Before& before) {
+    problems_of(c.before, changed, c.at_once, target, before);
+    visit_flows(
+        c.after, changed, true, target, [&](const Flow& flow, const std::vector<NsId>& namespaces) {
+            std::vector<NsId> fresh, old;
+            const bool same = c.at_once && same_at_once(flow, changed);
+            for (NsId ns : namespaces) {
+                const FlowKey key = key_of(flow, c.after, ns, changed);
+                const bool was =
+                    same || before.has(before.failed, key) ||
+                    (flow.verdict != conflict::Verdict::Fail && before.has(before.warned, key));
+                (was ? old : fresh).push_back(ns);
+            }
+            if (!fresh.empty())
+                c.introduced.add_for(flow, fresh);
+            if (!old.empty() && c.existing)
+                c.existing->add_for(flow, old);
+        });
+}
+
+// Runs the comparisons target by target, in the order of a whole-mesh evaluation: each
+// collector sees its flows in that order, whichever other comparisons run beside it.
+void compare_every_target(const model::Snapshot& snapshot, NsId changed,
+                          const std::vector<const Comparison*>& comparisons) {
+    Before before;
+    const auto run = [&](Target target) {
+        for (const Comparison* c : comparisons)
+            compare_target(*c, changed, target, before);
+    };
+    for (std::size_t id = 0; id < snapshot.services().size(); ++id)
+        run(Target{false, id});
+    for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
+        run(Target{true, i});
 }
 
 std::vector<conflict::Finding> finish(std::vector<conflict::Finding> findings) {
@@ -143,43 +177,6 @@ resolution::ConfigView relabelled(const model::Snapshot& snapshot, NsId ns,
                       model::SnapshotBuilder::relabel_overlay(snapshot, ns, labels, timing)));
 }
 
-// What the relabel changes at once (ambient enrolment, waypoints): judged as any change.
-void compare_at_once(const model::Snapshot& snapshot, NsId ns, const model::Labels& before,
-                     const model::Labels& after, std::size_t kept, RelabelComparison& out) {
-    constexpr auto at_once = model::RelabelTiming::AtOnce;
-    // The snapshot itself is "before" when it already has those labels (the usual case).
-    const Before was = snapshot.namespaces()[ns].labels == before
-                           ? problems_of(resolution::ConfigView(snapshot), ns, true)
-                           : problems_of(relabelled(snapshot, ns, before, at_once), ns, true);
-    const resolution::ConfigView view = relabelled(snapshot, ns, after, at_once);
-    conflict::FlowFindingCollector introduced(view, kept);
-    conflict::FlowFindingCollector existing(view, kept);
-    split_flows(view, ns, was, true, introduced, &existing);
-    out.introduces_error = introduced.has_error();
-    out.omitted = introduced.omitted() + existing.omitted();
-    out.codes = introduced.codes();
-    out.codes.insert(existing.codes().begin(), existing.codes().end());
-    out.introduced = finish(introduced.take());
-    out.existing = finish(existing.take());
-}
-
-// What the injection labels change once the pods are created again: both sides restarted, so
-// that what differs is the labels' doing, not pods that merely predate an earlier relabel.
-void compare_at_restart(const model::Snapshot& snapshot, NsId ns, const model::Labels& before,
-                        const model::Labels& after, std::size_t kept, RelabelComparison& out) {
-    constexpr auto restart = model::RelabelTiming::AfterRestart;
-    const Before was = problems_of(relabelled(snapshot, ns, before, restart), ns, false);
-    const resolution::ConfigView view = relabelled(snapshot, ns, after, restart);
-    conflict::FlowFindingCollector later(view, kept);
-    split_flows(view, ns, was, false, later, nullptr);
-    out.omitted += later.omitted();
-    out.codes.insert(later.codes().begin(), later.codes().end());
-    out.at_restart = finish(later.take());
-    for (auto& f : out.at_restart)
-        if (f.severity == conflict::Severity::Error)
-            f.severity = conflict::Severity::Warning;
-}
-
 } // namespace
 
 bool changes_mesh_labels(const model::Labels& before, const model::Labels& after) noexcept {
@@ -193,10 +190,49 @@ bool changes_injection_labels(const model::Labels& before, const model::Labels& 
 RelabelComparison compare_relabel(const model::Snapshot& snapshot, NsId ns,
                                   const model::Labels& before, const model::Labels& after,
                                   std::size_t kept) {
+    // What the relabel changes at once (ambient enrolment, waypoints), judged as any change. The
+    // snapshot itself is "before" when it already has those labels (the usual case).
+    constexpr auto at_once = model::RelabelTiming::AtOnce;
+    const resolution::ConfigView was = snapshot.namespaces()[ns].labels == before
+                                           ? resolution::ConfigView(snapshot)
+                                           : relabelled(snapshot, ns, before, at_once);
+    const resolution::ConfigView now = relabelled(snapshot, ns, after, at_once);
+    conflict::FlowFindingCollector introduced(now, kept);
+    conflict::FlowFindingCollector existing(now, kept);
+    const Comparison once{was, now, true, introduced, &existing};
+    std::vector<const Comparison*> comparisons{&once};
+
+    // What the injection labels change once the pods are created again: both sides restarted, so
+    // that what differs is the labels' doing, not pods that merely predate an earlier relabel.
+    constexpr auto restart = model::RelabelTiming::AfterRestart;
+    const bool restarts = changes_injection_labels(before, after);
+    std::optional<resolution::ConfigView> was_restarted, restarted;
+    std::optional<conflict::FlowFindingCollector> later;
+    std::optional<Comparison> at_restart;
+    if (restarts) {
+        was_restarted.emplace(relabelled(snapshot, ns, before, restart));
+        restarted.emplace(relabelled(snapshot, ns, after, restart));
+        later.emplace(*restarted, kept);
+        at_restart.emplace(Comparison{*was_restarted, *restarted, false, *later, nullptr});
+        comparisons.push_back(&*at_restart);
+    }
+    compare_every_target(snapshot, ns, comparisons);
+
     RelabelComparison out;
-    compare_at_once(snapshot, ns, before, after, kept, out);
-    if (changes_injection_labels(before, after))
-        compare_at_restart(snapshot, ns, before, after, kept, out);
+    out.introduces_error = introduced.has_error();
+    out.omitted = introduced.omitted() + existing.omitted();
+    out.codes = introduced.codes();
+    out.codes.insert(existing.codes().begin(), existing.codes().end());
+    out.introduced = finish(introduced.take());
+    out.existing = finish(existing.take());
+    if (!restarts)
+        return out;
+    out.omitted += later->omitted();
+    out.codes.insert(later->codes().begin(), later->codes().end());
+    out.at_restart = finish(later->take());
+    for (auto& f : out.at_restart)
+        if (f.severity == conflict::Severity::Error)
+            f.severity = conflict::Severity::Warning;
     return out;
 }
 

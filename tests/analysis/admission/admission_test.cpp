@@ -1070,6 +1070,22 @@ TEST_CASE("ambient.md §17: a flow that failed before enrolment (DR ISTIO_MUTUAL
     CHECK(any_contains(warnings_of(d), "already failing before this change: [MTG106]"));
 }
 
+TEST_CASE("ambient.md §17, semantics §9: a warning the relabel leaves as it was (DR SIMPLE to a "
+          "pod without a sidecar, MTG202) is reported as there before, not as new",
+          "[admission][namespace][existing]") {
+    // Adding istio-injection changes nothing at once: web's SIMPLE TLS reaches the plain ledger
+    // pod before and after (MTG202). Once the pods restart, ledger's sidecar is STRICT (MTG104).
+    const json simple =
+        destination_rule("web", "bank-simple", "ledger.bank.svc.cluster.local").tls("SIMPLE");
+    const auto d = decide(bank_cluster({}, false, {simple}),
+                          relabel_bank({}, {{"istio-injection", "enabled"}}));
+    CHECK(allowed(d));
+    CHECK(any_contains(warnings_of(d), "already failing before this change: [MTG202]"));
+    for (const auto& warning : warnings_of(d))
+        if (warning.find("[MTG202]") != std::string::npos)
+            CHECK_THAT(warning, Catch::Contains("already failing before this change"));
+}
+
 TEST_CASE("ambient.md §17: clients whose plaintext already failed against a STRICT sidecar fail "
           "as ztunnel traffic after enrolment: already failing, allowed",
           "[admission][namespace][existing]") {
