@@ -49,9 +49,13 @@ FlowKey key_of(const Flow& flow, const resolution::ConfigView& view, NsId client
 }
 
 // A Service (by id) or a ServiceEntry host (by index): what one round of the comparison is about.
+// The endpoints of a Service in another namespace than the relabelled one are the same in every
+// view compared (its namespace's workloads and configuration, and the mesh's, are the snapshot's),
+// so they are computed once for all of them (`endpoints`, null otherwise).
 struct Target {
     bool external = false;
     std::size_t index = 0;
+    std::vector<std::optional<std::vector<conflict::Endpoint>>>* endpoints = nullptr;
 };
 
 // Calls `visit(flow, namespaces)` for every flow to `target` with a code that `changed` serves (all
@@ -79,6 +83,7 @@ void visit_flows(const resolution::ConfigView& view, NsId changed, bool sidecars
     conflict::EvaluateOptions options;
     options.sender = served ? std::nullopt : std::optional<NsId>(changed);
     options.sidecar_senders = sidecars;
+    options.endpoints = target.endpoints;
     conflict::evaluate_service(view, id, sink, options);
 }
 
@@ -153,12 +158,18 @@ void compare_target(const Comparison& c, NsId changed, Target target, Before& be
 void compare_every_target(const model::Snapshot& snapshot, NsId changed,
                           const std::vector<const Comparison*>& comparisons) {
     Before before;
+    std::vector<std::optional<std::vector<conflict::Endpoint>>> endpoints;
     const auto run = [&](Target target) {
         for (const Comparison* c : comparisons)
             compare_target(*c, changed, target, before);
     };
-    for (std::size_t id = 0; id < snapshot.services().size(); ++id)
-        run(Target{false, id});
+    // The root namespace's configuration holds the mesh's policy: its relabel shares nothing.
+    const bool shared = changed != comparisons.front()->after.root_namespace_id();
+    for (std::size_t id = 0; id < snapshot.services().size(); ++id) {
+        endpoints.clear();
+        const bool same = shared && snapshot.services()[id].ns != changed;
+        run(Target{false, id, same ? &endpoints : nullptr});
+    }
     for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
         run(Target{true, i});
 }

@@ -589,9 +589,13 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, c
         return; // no flow to hand over
     SubsetRouting routing(view, service.host);
 
-    std::vector<Endpoint> endpoints;
+    std::vector<Endpoint> computed;
     std::vector<model::ApiServerCallRef> port_calls;
-    for (const auto& port : service.service.ports) {
+    const auto& ports = service.service.ports;
+    if (options.endpoints)
+        options.endpoints->resize(ports.size());
+    for (std::size_t p = 0; p < ports.size(); ++p) {
+        const model::ServicePort& port = ports[p];
         if (!port.tcp)
             continue;
         port_calls.clear();
@@ -601,7 +605,11 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, c
                     port_calls.push_back(call);
         if (!as_server && port_calls.empty())
             continue;
-        endpoints_of(view, options.earlier, service, port, endpoints);
+        std::optional<std::vector<Endpoint>>* kept =
+            options.endpoints ? &(*options.endpoints)[p] : nullptr;
+        if (!kept || !*kept)
+            endpoints_of(view, options.earlier, service, port, kept ? kept->emplace() : computed);
+        const std::vector<Endpoint>& endpoints = kept ? **kept : computed;
         if (endpoints.empty())
             continue;
 

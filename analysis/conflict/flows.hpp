@@ -154,6 +154,11 @@ struct EvaluateOptions {
     std::optional<NsId> sender;
     // With `sender` only: false leaves out the sidecar client classes.
     bool sidecar_senders = true;
+    // The service's endpoints by port (the index in its ports), kept from an earlier evaluation of
+    // the same service in another view and filled here when missing. Only for views that agree
+    // on the service's server side (its namespace's workloads and configuration, the mesh's), as
+    // the relabels of another namespace do, and without `earlier`.
+    std::vector<std::optional<std::vector<Endpoint>>>* endpoints = nullptr;
 };
 
 // All flows towards one Service. Services not analysed as servers get only the API server's
