@@ -100,6 +100,16 @@ std::vector<Attribution> attribute(const Flow& flow) {
     return out;
 }
 
+std::size_t attribution_count(const Flow& flow) {
+    const bool server = flow.server_mode.peer_authentication || flow.server_mode.alpha_policy;
+    if (flow.client == ClientKind::ApiServer)
+        return server || flow.service ? 1 : 0;
+    const bool rule = deciding_rule(flow) || rule_leaving_port_without_tls(flow);
+    if (rule && server)
+        return 2;
+    return rule || server || flow.service || flow.external ? 1 : 0;
+}
+
 Severity severity_of(const Flow& flow) noexcept {
     const Severity severity = severity_of(*flow.code);
     // A bypassing client is not known to call the service at all (the annotation names ports or
@@ -167,6 +177,17 @@ template <typename Namespaces>
 void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namespaces) {
     if (!flow.code)
         return;
+    const Severity level = severity_of(flow);
+    const auto severity = static_cast<std::size_t>(level);
+    if (kept_[severity] >= max_per_severity_ && !hosts_.contains(flow.host)) {
+        // No finding can have this flow's key: every attribution is omitted, as below.
+        if (const std::size_t count = attribution_count(flow); count > 0) {
+            codes_.insert(*flow.code);
+            error_ = error_ || level == Severity::Error;
+            omitted_ += count;
+        }
+        return;
+    }
     std::optional<WorkloadRef> workload;
     if (flow.workload)
         workload = WorkloadRef{view_.namespace_name(flow.workload->ns), flow.workload->name};
@@ -176,8 +197,6 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
     const std::string subset = flow.subset ? flow.subset->name : std::string();
     const std::string client(resolution::to_string(flow.send));
     const std::string server(resolution::to_string(flow.server));
-    const Severity level = severity_of(flow);
-    const auto severity = static_cast<std::size_t>(level);
     const std::pair<std::vector<NsId>, std::uint64_t>* list = nullptr;
     for (auto& attribution : attribute(flow)) {
         // The attribution moves into the key: most flows only find it, and a new finding copies
@@ -207,6 +226,7 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
             if (list->first.empty())
                 return; // nobody sends this traffic
             ++kept_[severity];
+            hosts_.emplace(flow.host);
             it = findings_.emplace(std::move(key), std::pair<Finding, Senders>()).first;
             auto& finding = it->second.first;
             finding.code = *flow.code;
@@ -280,6 +300,7 @@ std::vector<Finding> FlowFindingCollector::take() {
         out.push_back(std::move(finding));
     }
     findings_.clear();
+    hosts_.clear();
     return out;
 }
 

@@ -18,6 +18,8 @@ struct Attribution {
     std::vector<model::ObjectRef> related;
 };
 std::vector<Attribution> attribute(const Flow& flow);
+// attribute(flow).size(), without copying the objects' names.
+std::size_t attribution_count(const Flow& flow);
 
 // A finding's severity for a flow: its code's, but an error that rests on a predicted ambient
 // capture is a warning (ambient.md §10).
@@ -67,6 +69,9 @@ class FlowFindingCollector {
         std::uint64_t last_merged = 0; // id of the member list merged last; 0: none
     };
     std::map<Key, std::pair<Finding, Senders>> findings_;
+    // The hosts of findings_: once a severity has all its findings, a flow to any other host can
+    // only be counted as omitted, which needs no key (most flows of a mesh-wide change).
+    std::set<std::string, std::less<>> hosts_;
     std::optional<std::uint32_t> cached_target_;
     // Member lists of the current host's outcomes (narrowed to routed namespaces), each with an id
     // never reused (0 = no id).
