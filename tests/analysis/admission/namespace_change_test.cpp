@@ -4,7 +4,7 @@
 #include "analysis/report/findings_output.hpp"
 #include "analysis/report/messages.hpp"
 #include "tests/analysis/support/builders.hpp"
-#include "tests/bench/synthetic_mesh.hpp"
+#include "tests/analysis/support/generated_mesh.hpp"
 
 #include <limits>
 #include <tuple>
@@ -162,13 +162,7 @@ std::vector<json> varied_mesh() {
     shape.sidecar_resource_fraction = 0.3;
     shape.virtual_service_fraction = 0.3;
     shape.seed = 7;
-    std::vector<json> objects;
-    // The `istio` ConfigMap holds its mesh config as YAML, which the server decodes, not the
-    // engine: left out, its settings (auto mTLS, root namespace istio-system) are the defaults.
-    bench::generate_synthetic_mesh(shape, [&](json&& o) {
-        if (o.value("kind", "") != "ConfigMap")
-            objects.push_back(std::move(o));
-    });
+    std::vector<json> objects = generated_objects(shape);
     const auto first_service = std::find_if(objects.begin(), objects.end(), [](const json& o) {
         return o.value("kind", "") == "Service" && o["metadata"]["namespace"] != "istio-system";
     });

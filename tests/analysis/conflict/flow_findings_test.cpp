@@ -3,7 +3,7 @@
 #include "analysis/conflict/flow_findings.hpp"
 #include "analysis/report/findings_output.hpp"
 #include "tests/analysis/support/builders.hpp"
-#include "tests/bench/synthetic_mesh.hpp"
+#include "tests/analysis/support/generated_mesh.hpp"
 
 #include <limits>
 #include <set>
@@ -29,11 +29,7 @@ std::shared_ptr<const model::Snapshot> generated_mesh() {
     shape.sidecar_resource_fraction = 0.2;
     shape.virtual_service_fraction = 0.3;
     shape.seed = 11;
-    std::vector<json> objects;
-    bench::generate_synthetic_mesh(shape, [&](json&& o) {
-        if (o.value("kind", "") != "ConfigMap")
-            objects.push_back(std::move(o));
-    });
+    std::vector<json> objects = generated_objects(shape);
     // Mesh-wide STRICT, and a mesh-wide rule that turns mTLS off: sidecar and plain clients fail
     // towards every STRICT sidecar host.
     objects.push_back(peer_authentication("istio-system", "default").strict());
