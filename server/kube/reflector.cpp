@@ -80,6 +80,20 @@ std::string encode_query_value(std::string_view value) {
     return out;
 }
 
+std::string continue_hint(std::string_view page) {
+    constexpr std::string_view key = "\"continue\":\"";
+    const std::string_view head = page.substr(0, page.find("\"items\""));
+    const auto at = head.find(key);
+    if (at == std::string_view::npos)
+        return {};
+    const auto start = at + key.size();
+    const auto end = head.find('"', start);
+    if (end == std::string_view::npos)
+        return {};
+    const std::string_view token = head.substr(start, end - start);
+    return token.find('\\') == std::string_view::npos ? std::string(token) : std::string();
+}
+
 Reflector::Reflector(boost::asio::any_io_executor executor, std::shared_ptr<ApiClient> client,
                      ResourceTarget target, std::shared_ptr<ReflectorSink> sink,
                      std::shared_ptr<ReflectorCounters> counters, ReflectorOptions options,
@@ -107,10 +121,14 @@ void Reflector::start() {
 void Reflector::stop() {
     stopped_ = true;
     retry_timer_.cancel();
+    cancel_call();
+    listing_ = false;
+}
+
+void Reflector::cancel_call() {
     if (call_)
         call_->cancel();
     call_.reset();
-    listing_ = false;
 }
 
 std::string Reflector::query_prefix() const {
@@ -165,6 +183,15 @@ void Reflector::on_page(HttpResult result) {
         }
         return after_http_error(result, true);
     }
+    // The next page is asked for before this one is parsed, with the token its text states: the
+    // server prepares it meanwhile. Its answer runs on this strand, so it cannot overtake these
+    // items; if the parse finds another token (or a bad page), that request is cancelled.
+    const std::string hinted = continue_hint(result.body);
+    if (!hinted.empty()) {
+        continue_ = hinted;
+        page_buffer_ = std::move(spare_page_buffer_);
+        request_page();
+    }
     // simdjson's parse is read in place; only when it refuses the text does nlohmann::json's
     // reference parser read it (and word the error).
     input::DomParse parse = parse_page(result.body);
@@ -181,20 +208,24 @@ void Reflector::on_page(HttpResult result) {
                       ? check_page(model::decoding::JsonNode{&*document}, resource_version, token)
                       : "not JSON: " + parse_error;
     }
-    // The parse holds no reference to the text: the buffer serves the next page.
-    page_buffer_ = std::move(result.body);
+    // The parse holds no reference to the text: the buffer serves a later page.
+    (hinted.empty() ? page_buffer_ : spare_page_buffer_) = std::move(result.body);
+    if (!problem.empty() || token != hinted)
+        cancel_call();
     if (!problem.empty()) {
         page_buffer_ = std::string{};
+        spare_page_buffer_ = std::string{};
         sink_->list_abandoned();
         listing_ = false;
         return retry(true, "list of " + target_.name + ": " + problem);
     }
     healthy();
     list_resource_version_ = std::move(resource_version);
+    // Without a token in the text (or another one), the next page is asked for now, before this
+    // one's items are decoded.
+    const bool asked = !hinted.empty() && token == hinted;
     continue_ = std::move(token);
-    // The next page is asked for before this one's items are decoded: the server prepares it
-    // meanwhile. Its answer runs on this strand, so it cannot overtake these items.
-    if (!continue_.empty())
+    if (!continue_.empty() && !asked)
         request_page();
     if (parse.root) {
         const auto items = input::DomNode(*parse.root).find("items");
@@ -230,6 +261,7 @@ void Reflector::on_page(HttpResult result) {
         return;
     release_page_parser();
     page_buffer_ = std::string{};
+    spare_page_buffer_ = std::string{};
     listing_ = false;
     resource_version_ = list_resource_version_;
     // Synced before the sink hears of it: the sink may ask whether every reflector is.

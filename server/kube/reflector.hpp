@@ -79,6 +79,12 @@ inline constexpr const char* metadata_watch_accept =
 // Percent-encodes a query value (continue tokens are base64, selectors hold '=').
 std::string encode_query_value(std::string_view value);
 
+// The continue token a list page's text states before its items (the API server writes a list's
+// metadata first), read without parsing the page: "" when there is none there, or it is escaped.
+// Only a hint, which lets the next page be asked for while this one is parsed; the parse
+// confirms it.
+std::string continue_hint(std::string_view page);
+
 // Runs on one executor (a strand); every member function must be called there, except the
 // accessors marked thread-safe.
 class Reflector : public std::enable_shared_from_this<Reflector> {
@@ -103,6 +109,7 @@ class Reflector : public std::enable_shared_from_this<Reflector> {
   private:
     void list(bool relist);
     void request_page();
+    void cancel_call();
     void on_page(HttpResult result);
     void watch();
     bool on_watch_data(std::string_view data);
@@ -130,6 +137,9 @@ class Reflector : public std::enable_shared_from_this<Reflector> {
     LineSplitter splitter_;
     std::string continue_;
     std::string page_buffer_; // a list page's text, its capacity kept for the next page
+    // The page before's text, for the page after next: the next page is asked for while this
+    // one's text is still being parsed.
+    std::string spare_page_buffer_;
     std::string list_resource_version_;
     std::string resource_version_;
     bool stopped_ = false;

@@ -340,6 +340,54 @@ TEST_CASE("An expired continue token restarts the list from its first page") {
     CHECK_FALSE(pages[2].query.count("continue"));
 }
 
+TEST_CASE("The continue token is read from a page's text before its items, unescaped, as a hint") {
+    using mtlsguard::kube::continue_hint;
+    // As the API server writes a list: kind, apiVersion, metadata, items.
+    CHECK(continue_hint(R"({"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"7",)"
+                        R"("continue":"eyJ2IjoxfQ","remainingItemCount":3},"items":[]})") ==
+          "eyJ2IjoxfQ");
+    CHECK(continue_hint(R"({"kind":"PodList","metadata":{"resourceVersion":"7"},"items":[]})")
+              .empty());
+    // After the items (as a JSON library sorting the keys writes it): not read, the parse finds it.
+    CHECK(continue_hint(R"({"apiVersion":"v1","items":[{"continue":"x"}],"kind":"PodList",)"
+                        R"("metadata":{"continue":"abc"}})")
+              .empty());
+    CHECK(continue_hint(R"({"metadata":{"continue":"a\"b"},"items":[]})").empty());
+    CHECK(continue_hint(R"({"metadata":{"continue":"abc)").empty());
+    CHECK(continue_hint("").empty());
+}
+
+TEST_CASE("A page whose text states another continue token than its metadata still lists every "
+          "item once, from the right pages") {
+    IoThread thread;
+    FakeCluster cluster;
+    std::vector<json> services;
+    for (int i = 0; i < 1203; ++i)
+        services.push_back(service("ns-" + std::to_string(i % 7), "svc-" + std::to_string(i)));
+    cluster.server.preload("", "services", services);
+    const std::string list_rv = cluster.server.resource_version();
+    // The first two pages: the hint of each ("not-a-token") is asked for, then cancelled.
+    cluster.server.decoy_next_continue(2);
+    Run run(thread, cluster, make_target(ResourceKind::Services, "v1", "istio-system"));
+    REQUIRE(wait_until([&] { return run.synced(); }));
+    auto lists = run.sink->lists();
+    REQUIRE(lists.size() == 1);
+    std::set<std::string> names;
+    for (const auto& item : lists[0])
+        names.insert(item["metadata"]["name"].get<std::string>());
+    CHECK(lists[0].size() == 1203);
+    CHECK(names.size() == 1203);
+    CHECK(run.sink->abandoned() == 0);
+    std::size_t real_pages = 0;
+    for (const auto& page : lists_of(cluster.server, "/api/v1/services"))
+        if (!page.query.count("continue") || page.query.at("continue") != "not-a-token")
+            ++real_pages;
+    CHECK(real_pages == 3);
+    REQUIRE(wait_until([&] { return !watches_of(cluster.server, "/api/v1/services").empty(); }));
+    CHECK(watches_of(cluster.server, "/api/v1/services").front().query.at("resourceVersion") ==
+          list_rv);
+}
+
 TEST_CASE("429 with Retry-After holds the retry back at least that long") {
     IoThread thread;
     FakeCluster cluster;

@@ -222,6 +222,7 @@ struct FakeApiServer::State {
     std::vector<Event> log;
     std::uint64_t continue_generation = 0;
     int expire_continues = 0;
+    int decoy_continues = 0;
     struct Failure {
         std::string prefix;
         unsigned status;
@@ -714,17 +715,22 @@ struct FakeApiServer::State {
                 {"gen", continue_generation}}.dump());
             metadata["remainingItemCount"] = remaining;
         }
-        // The members in the order nlohmann's object would write them (sorted by key).
+        // The members in the order the API server writes them (its Go types' field order): kind,
+        // apiVersion, metadata, then the items.
         const json kind =
             metadata_only ? std::string("PartialObjectMetadataList") : c.resource.kind + "List";
         const json api_version =
             metadata_only ? std::string("meta.k8s.io/v1") : group_version(c.resource, version);
         std::string body;
         body.reserve(items.size() + 256);
-        body.append("{\"apiVersion\":").append(api_version.dump());
-        body.append(",\"items\":[").append(items).append("]");
-        body.append(",\"kind\":").append(kind.dump());
-        body.append(",\"metadata\":").append(metadata.dump()).append("}");
+        body.append("{\"kind\":").append(kind.dump());
+        body.append(",\"apiVersion\":").append(api_version.dump());
+        if (decoy_continues > 0) {
+            --decoy_continues;
+            body.append(",\"decoy\":{\"continue\":\"not-a-token\"}");
+        }
+        body.append(",\"metadata\":").append(metadata.dump());
+        body.append(",\"items\":[").append(items).append("]}");
         return Answer{200, std::move(body), std::nullopt, nullptr};
     }
 
@@ -1165,6 +1171,11 @@ void FakeApiServer::fail_next(const std::string& path_prefix, unsigned status, i
 void FakeApiServer::expire_next_continue(int times) {
     std::lock_guard lock(state_->mutex);
     state_->expire_continues = times;
+}
+
+void FakeApiServer::decoy_next_continue(int times) {
+    std::lock_guard lock(state_->mutex);
+    state_->decoy_continues = times;
 }
 
 void FakeApiServer::interfere_before_next_writes(const std::string& path, int times) {

@@ -117,6 +117,10 @@ class FakeApiServer {
                    std::optional<int> retry_after_seconds = std::nullopt);
     // The next `times` list requests that carry a continue token get 410 Expired.
     void expire_next_continue(int times);
+    // The next `times` list pages carry, before their metadata, a member `"decoy":{"continue":
+    // "not-a-token"}`: text that states a continue token which is not the page's (the API server
+    // never writes one; a client that reads the token from the text must check it).
+    void decoy_next_continue(int times);
     // Before each of the next `times` PUT or PATCH requests to `path`, the stored object changes
     // (new resourceVersion, an annotation), as when another client writes it first: the request
     // then meets a real conflict.
