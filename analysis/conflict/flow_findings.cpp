@@ -44,70 +44,77 @@ std::string api_server_callers(const std::vector<model::ApiServerCallRef>& calls
     return out;
 }
 
+// What a flow's finding is attributed to, by pointer: the DestinationRule behind what the clients
+// send (never for the API server, whose TLS is its own), the policy behind what the server
+// accepts, and the Service (or, but for the API server, ServiceEntry) when neither is known.
+// attribute() copies them; attribution_count() only counts them.
+struct Sources {
+    const model::ObjectRef* rule = nullptr;
+    const model::ObjectRef* server = nullptr;
+    const model::ObjectRef* target = nullptr;
+};
+
+Sources sources_of(const Flow& flow) {
+    Sources out;
+    if (flow.server_mode.peer_authentication)
+        out.server = &flow.server_mode.peer_authentication->ref;
+    else if (flow.server_mode.alpha_policy)
+        out.server = &flow.server_mode.alpha_policy->ref;
+    const bool api_server = flow.client == ClientKind::ApiServer;
+    if (flow.service)
+        out.target = &flow.service->service.ref;
+    else if (flow.external && !api_server)
+        out.target = &flow.external->ref;
+    if (api_server)
+        return out;
+    if (const auto* dr = deciding_rule(flow))
+        out.rule = &dr->ref;
+    else if (const auto* partial = rule_leaving_port_without_tls(flow))
+        out.rule = &partial->ref;
+    return out;
+}
+
 } // namespace
 
 std::vector<Attribution> attribute(const Flow& flow) {
+    const Sources sources = sources_of(flow);
     if (flow.client == ClientKind::ApiServer) {
         // On the policy that makes the port STRICT, naming who the API server calls (§16).
+        const model::ObjectRef* on = sources.server ? sources.server : sources.target;
+        if (!on)
+            return {};
         std::vector<model::ObjectRef> callers;
         if (flow.api_server_calls)
             for (const auto& call : *flow.api_server_calls)
                 if (std::find(callers.begin(), callers.end(), call.callee->ref) == callers.end())
                     callers.push_back(call.callee->ref);
-        if (flow.server_mode.peer_authentication)
-            return {Attribution{flow.server_mode.peer_authentication->ref, std::move(callers)}};
-        if (flow.server_mode.alpha_policy)
-            return {Attribution{flow.server_mode.alpha_policy->ref, std::move(callers)}};
-        if (flow.service)
-            return {Attribution{flow.service->service.ref, std::move(callers)}};
-        return {};
+        return {Attribution{*on, std::move(callers)}};
     }
-    std::optional<model::ObjectRef> rule;
-    if (const auto* dr = deciding_rule(flow))
-        rule = dr->ref;
-    else if (const auto* partial = rule_leaving_port_without_tls(flow))
-        rule = partial->ref;
-    std::optional<model::ObjectRef> server;
-    if (flow.server_mode.peer_authentication)
-        server = flow.server_mode.peer_authentication->ref;
-    else if (flow.server_mode.alpha_policy)
-        server = flow.server_mode.alpha_policy->ref;
-    std::optional<model::ObjectRef> cause;
+    const model::ObjectRef* rule = sources.rule;
+    const model::ObjectRef* server = sources.server;
+    if (rule && server)
+        return {Attribution{*rule, {*server}}, Attribution{*server, {*rule}}};
+    const model::ObjectRef* cause = nullptr;
     if (flow.decision.auto_cause)
-        cause = flow.decision.auto_cause->ref;
+        cause = &flow.decision.auto_cause->ref;
     else if (flow.decision.auto_alpha_cause)
-        cause = flow.decision.auto_alpha_cause->ref;
+        cause = &flow.decision.auto_alpha_cause->ref;
     if (cause && server && *cause == *server)
-        cause.reset();
-
-    std::vector<Attribution> out;
-    if (rule && server) {
-        out.push_back(Attribution{*rule, {*server}});
-        out.push_back(Attribution{*server, {*rule}});
-        return out;
-    }
+        cause = nullptr;
     std::vector<model::ObjectRef> related;
     if (cause)
         related.push_back(*cause);
-    if (rule)
-        out.push_back(Attribution{*rule, related});
-    else if (server)
-        out.push_back(Attribution{*server, related});
-    else if (flow.service)
-        out.push_back(Attribution{flow.service->service.ref, related});
-    else if (flow.external)
-        out.push_back(Attribution{flow.external->ref, related});
-    return out;
+    const model::ObjectRef* on = rule ? rule : server ? server : sources.target;
+    if (!on)
+        return {};
+    return {Attribution{*on, std::move(related)}};
 }
 
 std::size_t attribution_count(const Flow& flow) {
-    const bool server = flow.server_mode.peer_authentication || flow.server_mode.alpha_policy;
-    if (flow.client == ClientKind::ApiServer)
-        return server || flow.service ? 1 : 0;
-    const bool rule = deciding_rule(flow) || rule_leaving_port_without_tls(flow);
-    if (rule && server)
+    const Sources sources = sources_of(flow);
+    if (sources.rule && sources.server)
         return 2;
-    return rule || server || flow.service || flow.external ? 1 : 0;
+    return sources.rule || sources.server || sources.target ? 1 : 0;
 }
 
 Severity severity_of(const Flow& flow) noexcept {
