@@ -157,6 +157,16 @@ bool has_event(const RecordingSink& sink, WatchEventType type, const std::string
     return false;
 }
 
+// 1,203 Services over seven namespaces: three list pages of 500. Returns the resourceVersion a
+// list of them is at.
+std::string preload_three_pages(FakeCluster& cluster) {
+    std::vector<json> services;
+    for (int i = 0; i < 1203; ++i)
+        services.push_back(service("ns-" + std::to_string(i % 7), "svc-" + std::to_string(i)));
+    cluster.server.preload("", "services", services);
+    return cluster.server.resource_version();
+}
+
 void add_istio(FakeCluster& cluster) {
     for (const auto& resource : istio_resources())
         cluster.server.add_resource(resource);
@@ -167,11 +177,7 @@ void add_istio(FakeCluster& cluster) {
 TEST_CASE("An initial list pages through continue tokens, then watches from its resourceVersion") {
     IoThread thread;
     FakeCluster cluster;
-    std::vector<json> services;
-    for (int i = 0; i < 1203; ++i)
-        services.push_back(service("ns-" + std::to_string(i % 7), "svc-" + std::to_string(i)));
-    cluster.server.preload("", "services", services);
-    const std::string list_rv = cluster.server.resource_version();
+    const std::string list_rv = preload_three_pages(cluster);
 
     Run run(thread, cluster, make_target(ResourceKind::Services, "v1", "istio-system"));
     REQUIRE(wait_until([&] { return run.synced(); }));
@@ -361,11 +367,7 @@ TEST_CASE("A page whose text states another continue token than its metadata sti
           "item once, from the right pages") {
     IoThread thread;
     FakeCluster cluster;
-    std::vector<json> services;
-    for (int i = 0; i < 1203; ++i)
-        services.push_back(service("ns-" + std::to_string(i % 7), "svc-" + std::to_string(i)));
-    cluster.server.preload("", "services", services);
-    const std::string list_rv = cluster.server.resource_version();
+    const std::string list_rv = preload_three_pages(cluster);
     // The first two pages: the hint of each ("not-a-token") is asked for, then cancelled.
     cluster.server.decoy_next_continue(2);
     Run run(thread, cluster, make_target(ResourceKind::Services, "v1", "istio-system"));
