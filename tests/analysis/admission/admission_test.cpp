@@ -762,6 +762,33 @@ TEST_CASE("§17 MTG107: a route that fails for more namespaces after the change 
     }
 }
 
+TEST_CASE("§15, §9: a route to a failing subset that reaches more namespaces after the change is "
+          "denied for those, although the same subset failed before",
+          "[admission][virtualservice]") {
+    // front and back are sidecar clients that choose the same DestinationRule. Before, only
+    // front's clients are routed to the ISTIO_MUTUAL subset of pods without a sidecar; after,
+    // back's are too. The flow and the clients' outcome are the same; who is routed is not.
+    const std::vector<json> back{kube_namespace("back"),
+                                 deployment("back", "api").labels({{"app", "api"}}).with_sidecar()};
+    const json front_only = route_plain_to("mtls").export_to({"front"}).body();
+    auto objects = subset_cluster(back);
+    objects.push_back(front_only);
+    const auto d = decide(objects, update(route_plain_to("mtls").export_to({"*"}), front_only));
+    CHECK_FALSE(allowed(d));
+    CHECK(std::find(d.codes.begin(), d.codes.end(), "MTG103") != d.codes.end());
+    const std::string denial = d.body.at("response").at("status").at("message");
+    INFO(denial);
+    // front's clients failed before: the denial names only the newly routed namespaces.
+    CHECK_THAT(denial, Catch::Contains("[MTG103] Sidecar clients in back, shop send"));
+    SECTION("the same clients routed there as before: a warning, not a denial") {
+        json relabelled = front_only;
+        relabelled["metadata"]["labels"]["team"] = "shop";
+        const auto u = decide(objects, update(relabelled, front_only));
+        CHECK(allowed(u));
+        CHECK(any_contains(warnings_of(u), "already failing"));
+    }
+}
+
 namespace {
 
 SidecarBuilder front_sidecar(const std::vector<std::string>& hosts) {
