@@ -46,16 +46,32 @@ std::vector<std::uint64_t> client_keys(const ConfigView& view, const conflict::F
             keys.push_back(key(ns, no_workload));
         return keys;
     }
-    for (const auto& member : conflict::sending_classes(view, who)) {
-        if (changed && member.ns == *changed) {
-            const auto& workloads = view.config(member.ns).variants[member.variant].workloads;
-            if (workloads.empty())
-                keys.push_back(key(member.ns, no_workload));
-            for (auto w : workloads)
-                keys.push_back(key(member.ns, w));
-        } else {
-            keys.push_back(key(member.ns, no_workload));
+    // The namespaces of the outcome's classes (conflict::sending_classes), from one merge of
+    // sorted lists: a generic outcome spans most of the mesh, and expanding it into classes reads
+    // every namespace's configuration. Every namespace has a variant, so the two list the same
+    // namespaces; only the changed one's classes are needed.
+    const auto& outcome = *who.outcome;
+    for (NsId ns : resolution::outcome_namespaces(view, outcome, *who.host_clients)) {
+        if (who.routed && !std::binary_search(who.routed->begin(), who.routed->end(), ns))
+            continue;
+        if (!changed || ns != *changed) {
+            keys.push_back(key(ns, no_workload));
+            continue;
         }
+        const auto& variants = view.config(ns).variants;
+        auto add_variant = [&](std::size_t v) {
+            const auto& workloads = variants[v].workloads;
+            if (workloads.empty())
+                keys.push_back(key(ns, no_workload));
+            for (auto w : workloads)
+                keys.push_back(key(ns, w));
+        };
+        for (const auto& member : outcome.members)
+            if (member.ns == ns)
+                add_variant(member.variant);
+        if (outcome.generic && view.is_mesh_client(ns) && !who.host_clients->answers_for(ns))
+            for (std::size_t v = 0; v < variants.size(); ++v)
+                add_variant(v);
     }
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
