@@ -455,6 +455,30 @@ TEST_CASE("Client pods that match the same selector rules form one client varian
           "ui-canary");
 }
 
+TEST_CASE("Every namespace's configuration has its default client variant, with pods or without",
+          "[snapshot][dr-index]") {
+    // Admission's client keys list an outcome's namespaces without reading their configurations
+    // (flow_comparison.cpp), which counts on this.
+    const auto snapshot = snapshot_of({
+        kube_namespace("empty"),
+        deployment("front", "ui").labels({{"app", "ui"}}).with_sidecar(),
+        deployment("legacy", "batch").labels({{"app", "batch"}}),
+        destination_rule("rules", "only", "web.shop.svc.cluster.local").tls("DISABLE"),
+        peer_authentication("istio-system", "default").strict(),
+    });
+    REQUIRE(snapshot->namespaces().size() >= 5);
+    for (model::NsId ns = 0; ns < snapshot->namespaces().size(); ++ns) {
+        INFO(snapshot->config(ns).name);
+        CHECK_FALSE(snapshot->config(ns).variants.empty());
+    }
+    const model::NsId front = ns_id(*snapshot, "front");
+    for (auto timing : {model::RelabelTiming::AtOnce, model::RelabelTiming::AfterRestart}) {
+        const auto relabelled = model::SnapshotBuilder::relabel_namespace(
+            *snapshot, front, labels_of({{"istio-injection", "enabled"}}), timing);
+        CHECK_FALSE(relabelled->config(front).variants.empty());
+    }
+}
+
 TEST_CASE("Namespaces are known from every object that lives in them", "[snapshot]") {
     const auto snapshot = snapshot_of({
         peer_authentication("a", "default").strict(),
