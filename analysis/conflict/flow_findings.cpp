@@ -180,6 +180,12 @@ void FlowFindingCollector::add_for(const Flow& flow, const std::vector<NsId>& na
     record(flow, [&]() -> const std::pair<std::vector<NsId>, std::uint64_t>& { return list; });
 }
 
+void FlowFindingCollector::omit(const Flow& flow, Severity level, std::size_t count) {
+    codes_.insert(*flow.code);
+    error_ = error_ || level == Severity::Error;
+    omitted_ += count;
+}
+
 template <typename Namespaces>
 void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namespaces) {
     if (!flow.code)
@@ -188,11 +194,8 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
     const auto severity = static_cast<std::size_t>(level);
     if (kept_[severity] >= max_per_severity_ && !hosts_.contains(flow.host)) {
         // No finding can have this flow's key: every attribution is omitted, as below.
-        if (const std::size_t count = attribution_count(flow); count > 0) {
-            codes_.insert(*flow.code);
-            error_ = error_ || level == Severity::Error;
-            omitted_ += count;
-        }
+        if (const std::size_t count = attribution_count(flow); count > 0)
+            omit(flow, level, count);
         return;
     }
     std::optional<WorkloadRef> workload;
@@ -223,9 +226,7 @@ void FlowFindingCollector::record(const Flow& flow, const Namespaces& get_namesp
         auto it = findings_.find(key);
         if (it == findings_.end()) {
             if (kept_[severity] >= max_per_severity_) {
-                codes_.insert(*flow.code);
-                error_ = error_ || level == Severity::Error;
-                ++omitted_;
+                omit(flow, level, 1);
                 continue;
             }
             if (!list)

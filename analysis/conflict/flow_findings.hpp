@@ -60,6 +60,8 @@ class FlowFindingCollector {
                            ClientKind, std::optional<model::ObjectRef>, std::string, std::string>;
     const std::pair<std::vector<NsId>, std::uint64_t>& members(const FlowClients& who);
     template <typename Namespaces> void record(const Flow& flow, const Namespaces& namespaces);
+    // Counts `count` findings of the flow as omitted; their code and severity still count.
+    void omit(const Flow& flow, Severity level, std::size_t count);
 
     const resolution::ConfigView& view_;
     // Who sends each finding's flows: a sorted union, and the last list merged into it (flows of
