@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -169,56 +170,55 @@ class Serve {
 
     // Reads the port file once the server wrote it; fails the test if the process dies first.
     void wait_for_port(std::chrono::milliseconds timeout = 10s) {
-        const auto deadline = Clock::now() + timeout;
-        while (Clock::now() < deadline) {
-            if (fs::exists(port_file())) {
-                std::ifstream in(port_file());
-                unsigned value = 0, metrics = 0;
-                if (in >> value) {
-                    port = static_cast<std::uint16_t>(value);
-                    if (in >> metrics)
-                        metrics_port = static_cast<std::uint16_t>(metrics);
-                    return;
-                }
-            }
-            if (!process->running())
-                FAIL("serve exited with " << *process->wait_exit(0ms) << ":\n" << process->err());
-            std::this_thread::sleep_for(20ms);
-        }
-        FAIL("serve did not write its port in time:\n" << process->err());
+        poll_until("write its port", timeout, [&] {
+            if (!fs::exists(port_file()))
+                return false;
+            std::ifstream in(port_file());
+            unsigned value = 0, metrics = 0;
+            if (!(in >> value))
+                return false;
+            port = static_cast<std::uint16_t>(value);
+            if (in >> metrics)
+                metrics_port = static_cast<std::uint16_t>(metrics);
+            return true;
+        });
     }
 
     // The port is written once serving; the snapshot loads in the background: poll /readyz.
     void wait_ready(const ClientOptions& client_options, std::chrono::milliseconds timeout = 10s) {
-        const auto deadline = Clock::now() + timeout;
-        while (Clock::now() < deadline) {
+        poll_until("become ready", timeout, [&] {
             TlsClient client(port, client_options);
             Reply reply;
-            if (!client.connect() && !client.send(get("/readyz")) && !client.read(reply) &&
-                reply.status == 200)
-                return;
-            if (!process->running())
-                FAIL("serve exited with " << *process->wait_exit(0ms) << ":\n" << process->err());
-            std::this_thread::sleep_for(20ms);
-        }
-        FAIL("serve did not become ready in time:\n" << process->err());
+            return !client.connect() && !client.send(get("/readyz")) && !client.read(reply) &&
+                   reply.status == 200;
+        });
     }
 
     // The same on the plain metrics port, for tests that count the TLS port's connections: the
     // server may read a TLS probe's close only after the test's own connections arrive.
     void wait_ready_on_metrics_port(std::chrono::milliseconds timeout = 10s) {
+        poll_until("become ready", timeout, [&] {
+            PlainClient probe(metrics_port);
+            return !probe.connect() &&
+                   !probe.write_raw(
+                       "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") &&
+                   probe.read_until_closed(2s).first.starts_with("HTTP/1.1 200");
+        });
+    }
+
+    // Polls `done` every 20 ms until it holds; fails the test if the process exits first or the
+    // time runs out ("serve did not <what> in time").
+    template <typename Done>
+    void poll_until(std::string_view what, std::chrono::milliseconds timeout, Done done) {
         const auto deadline = Clock::now() + timeout;
         while (Clock::now() < deadline) {
-            PlainClient probe(metrics_port);
-            if (!probe.connect() &&
-                !probe.write_raw("GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n") &&
-                probe.read_until_closed(2s).first.starts_with("HTTP/1.1 200"))
+            if (done())
                 return;
             if (!process->running())
                 FAIL("serve exited with " << *process->wait_exit(0ms) << ":\n" << process->err());
             std::this_thread::sleep_for(20ms);
         }
-        FAIL("serve did not become ready in time:\n" << process->err());
+        FAIL("serve did not " << what << " in time:\n" << process->err());
     }
 
     fs::path cert_dir() const { return dir.path() / "certs"; }
