@@ -210,7 +210,10 @@ void Reflector::on_page(HttpResult result) {
     }
     // The parse holds no reference to the text: the buffer serves a later page.
     (hinted.empty() ? page_buffer_ : spare_page_buffer_) = std::move(result.body);
-    if (!problem.empty() || token != hinted)
+    // The request made with the hint stands only if the parse confirms it (without a hint, no
+    // request is in flight).
+    const bool asked = !hinted.empty() && problem.empty() && token == hinted;
+    if (!asked)
         cancel_call();
     if (!problem.empty()) {
         page_buffer_ = std::string{};
@@ -223,7 +226,6 @@ void Reflector::on_page(HttpResult result) {
     list_resource_version_ = std::move(resource_version);
     // Without a token in the text (or another one), the next page is asked for now, before this
     // one's items are decoded.
-    const bool asked = !hinted.empty() && token == hinted;
     continue_ = std::move(token);
     if (!continue_.empty() && !asked)
         request_page();
