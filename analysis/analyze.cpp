@@ -23,10 +23,7 @@ AnalysisResult analyze(const model::Snapshot& snapshot, std::size_t names_kept) 
             collector.add(flow, who);
             hidden.add(flow);
         };
-        for (model::ServiceId id = 0; id < snapshot.services().size(); ++id)
-            conflict::evaluate_service(view, id, sink);
-        for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
-            conflict::evaluate_external_host(view, i, sink);
+        conflict::evaluate_mesh(view, sink);
         result.findings = collector.take();
         for (auto& f : hidden.findings())
             result.findings.push_back(std::move(f));
@@ -99,10 +96,7 @@ MatrixResult matrix(const model::Snapshot& snapshot, const std::string& namespac
                 rows.insert(row);
             }
         };
-        for (model::ServiceId id = 0; id < snapshot.services().size(); ++id)
-            conflict::evaluate_service(view, id, sink);
-        for (std::size_t i = 0; i < snapshot.external_hosts().size(); ++i)
-            conflict::evaluate_external_host(view, i, sink);
+        conflict::evaluate_mesh(view, sink);
         result.rows.assign(rows.begin(), rows.end());
     } catch (const std::exception& e) {
         result.rows.clear();

@@ -695,6 +695,13 @@ std::vector<resolution::ClientClass> sending_classes(const resolution::ConfigVie
     return classes;
 }
 
+void evaluate_mesh(const resolution::ConfigView& view, const FlowSink& sink) {
+    for (model::ServiceId id = 0; id < view.snapshot().services().size(); ++id)
+        evaluate_service(view, id, sink);
+    for (std::size_t i = 0; i < view.snapshot().external_hosts().size(); ++i)
+        evaluate_external_host(view, i, sink);
+}
+
 const model::DestinationRule* deciding_rule(const Flow& flow) noexcept {
     if (!flow.decision.by_rule || !flow.rule)
         return nullptr;

@@ -172,6 +172,9 @@ void evaluate_external_host(const resolution::ConfigView& view, std::size_t inde
                             const FlowSink& sink, std::optional<NsId> sender = std::nullopt,
                             bool sidecar_senders = true);
 
+// Every flow of the mesh: every Service's, then every ServiceEntry host's, in that order.
+void evaluate_mesh(const resolution::ConfigView& view, const FlowSink& sink);
+
 // The DestinationRule object behind a flow's client-side decision (for reporting).
 const model::DestinationRule* deciding_rule(const Flow& flow) noexcept;
 

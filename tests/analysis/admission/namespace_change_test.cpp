@@ -63,10 +63,7 @@ void visit_all_flows(const resolution::ConfigView& view, NsId changed, Visit vis
         }
         visit(flow, namespaces);
     };
-    for (model::ServiceId id = 0; id < view.snapshot().services().size(); ++id)
-        conflict::evaluate_service(view, id, sink);
-    for (std::size_t i = 0; i < view.snapshot().external_hosts().size(); ++i)
-        conflict::evaluate_external_host(view, i, sink);
+    conflict::evaluate_mesh(view, sink);
 }
 
 using Problems = std::pair<std::set<FlowKey>, std::set<FlowKey>>; // failed, warned

@@ -37,15 +37,6 @@ std::shared_ptr<const model::Snapshot> generated_mesh() {
     return snapshot_of(objects);
 }
 
-// Calls `visit(flow, who)` for every flow of the mesh, in the order admission evaluates them.
-template <typename Visit> void every_flow(const resolution::ConfigView& view, Visit visit) {
-    const auto sink = [&](const Flow& flow, const FlowClients& who) { visit(flow, who); };
-    for (model::ServiceId id = 0; id < view.snapshot().services().size(); ++id)
-        conflict::evaluate_service(view, id, sink);
-    for (std::size_t i = 0; i < view.snapshot().external_hosts().size(); ++i)
-        conflict::evaluate_external_host(view, i, sink);
-}
-
 std::string ref_text(const model::ObjectRef& ref) {
     return ref.kind + "/" + ref.namespace_name + "/" + ref.name;
 }
@@ -111,7 +102,7 @@ TEST_CASE("attribution_count is the number of attributions attribute() makes, fo
     const auto snapshot = generated_mesh();
     const resolution::ConfigView view(*snapshot);
     std::size_t coded = 0, two = 0;
-    every_flow(view, [&](const Flow& flow, const FlowClients&) {
+    conflict::evaluate_mesh(view, [&](const Flow& flow, const FlowClients&) {
         const std::size_t made = conflict::attribute(flow).size();
         CHECK(conflict::attribution_count(flow) == made);
         coded += flow.code ? 1u : 0u;
@@ -133,7 +124,7 @@ TEST_CASE("A collector with room for few findings keeps the first of each severi
     // Twice over: the second time, the flows of the kept findings join them with every severity
     // full, and all the others are omitted again.
     for (int pass = 0; pass < 2; ++pass)
-        every_flow(view, [&](const Flow& flow, const FlowClients& who) {
+        conflict::evaluate_mesh(view, [&](const Flow& flow, const FlowClients& who) {
             few.add(flow, who);
             all.add(flow, who);
             if (flow.code)
