@@ -3,8 +3,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace mtlsguard::model {
@@ -60,6 +62,20 @@ template <typename T> class RecordTable {
     // Where `record`, one of this table's, sits in its namespace's block (and id list).
     std::uint32_t position_of(const T& record) const noexcept {
         return static_cast<std::uint32_t>(&record - blocks_[record.ns]->data());
+    }
+    // The same for any record: nullopt when it is not one of this table's (a copy elsewhere).
+    std::optional<std::uint32_t> find_position(const T& record) const noexcept {
+        if (record.ns >= blocks_.size() || !blocks_[record.ns])
+            return std::nullopt;
+        return position_within(*blocks_[record.ns], record);
+    }
+    // Where `record` sits in `block`, if it is one of the block's.
+    static std::optional<std::uint32_t> position_within(const Block& block,
+                                                        const T& record) noexcept {
+        const std::less<const T*> before; // a total order even between unrelated objects
+        if (before(&record, block.data()) || !before(&record, block.data() + block.size()))
+            return std::nullopt;
+        return static_cast<std::uint32_t>(&record - block.data());
     }
     // Building: `count` records over `namespaces` namespaces, then every namespace's block placed
     // at its ids (ids[k] is the id of (*block)[k]). Every id must be placed before the table is

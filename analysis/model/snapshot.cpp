@@ -218,6 +218,20 @@ const Sidecar* sidecar_for(const NamespaceConfig& config, const Labels& labels) 
     return config.default_sidecar;
 }
 
+// The workload policy of each of the namespace's workloads (`workloads`, else the snapshot's).
+void match_workload_policies(NamespaceConfig& config, const Snapshot& snapshot,
+                             const std::vector<Workload>* workloads) {
+    const auto ns = snapshot.namespace_id(config.name);
+    if (config.workload_policies.empty() || !ns)
+        return;
+    const auto& ids = snapshot.namespaces()[*ns].workloads;
+    config.workload_policy_by_position.reserve(ids.size());
+    for (std::uint32_t at = 0; at < ids.size(); ++at) {
+        const Workload& w = workloads ? (*workloads)[at] : snapshot.workloads()[ids[at]];
+        config.workload_policy_by_position.push_back(config.workload_policy_for(w.labels));
+    }
+}
+
 // Client pods that match the same selector rules and use the same Sidecar form one variant.
 void make_variants(NamespaceConfig& config, const Snapshot& snapshot,
                    const std::vector<Workload>* workloads) {
@@ -325,6 +339,7 @@ build_namespace_config(std::string name, std::vector<PeerAuthentication> peer_au
             add_to_index(config->exported, key, dr, export_to);
     }
 
+    match_workload_policies(*config, snapshot, workloads);
     make_variants(*config, snapshot, workloads);
     return config;
 }

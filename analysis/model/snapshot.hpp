@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -194,6 +195,10 @@ struct NamespaceConfig {
     const PeerAuthentication* namespace_policy = nullptr;
     std::vector<const PeerAuthentication*>
         workload_policies; // non-root, selector set, oldest first
+    // workload_policy_for each workload of the namespace, by its position in the namespace's
+    // workload list (empty when there is no selector policy): every endpoint of every flow asks,
+    // and matching the selectors against the pod labels was a sixth of a Namespace relabel.
+    std::vector<const PeerAuthentication*> workload_policy_by_position;
     DrIndex local;    // what clients in this namespace see first (root: only its private rules)
     DrIndex exported; // what this namespace exports to others
     // [0] is the pods that match no selector rule and no selector Sidecar.
@@ -206,7 +211,16 @@ struct NamespaceConfig {
     bool empty() const noexcept {
         return peer_authentications.empty() && destination_rules.empty() && policies.empty();
     }
+    // The oldest selector policy whose selector matches the pod labels.
     const PeerAuthentication* workload_policy_for(const Labels& pod_labels) const noexcept;
+    // The same for the workload at `position` of the namespace's workload list, whose labels are
+    // `pod_labels` (matched when the position is unknown or the table is empty).
+    const PeerAuthentication* workload_policy_at(std::optional<std::uint32_t> position,
+                                                 const Labels& pod_labels) const noexcept {
+        if (position && *position < workload_policy_by_position.size())
+            return workload_policy_by_position[*position];
+        return workload_policy_for(pod_labels);
+    }
 };
 
 // The objects the API server calls (ambient.md §16), indexed by the Service they name. Shared

@@ -59,7 +59,7 @@ ServerMode ambient_server_mode(const ConfigView& view, const model::Workload& wo
     if (!config.is_root)
         if (const auto* ns = config.namespace_policy; ns && ns->mode != model::MtlsMode::Unset)
             decide(ns, strict(ns->mode));
-    const auto* wl = config.is_root ? nullptr : config.workload_policy_for(workload.labels);
+    const auto* wl = config.is_root ? nullptr : view.workload_policy(workload);
     if (wl) {
         const bool base_strict = is_strict;
         if (wl->mode != model::MtlsMode::Unset)

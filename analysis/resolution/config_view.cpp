@@ -96,6 +96,19 @@ model::WorkloadId ConfigView::workload_id(const model::Workload& workload) const
     return relabel_->record.workloads[static_cast<std::size_t>(&workload - mine.data())];
 }
 
+const model::PeerAuthentication*
+ConfigView::workload_policy(const model::Workload& workload) const noexcept {
+    const model::NamespaceConfig& namespace_config = config(workload.ns);
+    if (namespace_config.workload_policies.empty())
+        return nullptr;
+    const bool overlaid = relabel_ && workload.ns == relabel_->ns;
+    const auto position =
+        overlaid
+            ? model::RecordTable<model::Workload>::position_within(relabel_->workloads, workload)
+            : snapshot_->workloads().find_position(workload);
+    return namespace_config.workload_policy_at(position, workload.labels);
+}
+
 model::ServiceId ConfigView::service_id(const model::ServiceRecord& service) const noexcept {
     if (!relabel_ || service.ns != relabel_->ns)
         return snapshot_->service_id(service);

@@ -63,6 +63,10 @@ class ConfigView {
     // The id of a workload or Service that workload() or service() returned.
     model::WorkloadId workload_id(const model::Workload& workload) const noexcept;
     model::ServiceId service_id(const model::ServiceRecord& service) const noexcept;
+    // The selector PeerAuthentication of one of workload()'s workloads (semantics §3): the
+    // namespace config's answer by position, matched against the labels for any other workload.
+    const model::PeerAuthentication*
+    workload_policy(const model::Workload& workload) const noexcept;
     // The workload at `position` of a Service's endpoint_positions (asked for every endpoint of
     // every flow): the relabel overlay holds its namespace's workloads in that same order.
     const model::Workload& endpoint(const model::ServiceRecord& service,

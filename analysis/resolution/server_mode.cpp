@@ -104,7 +104,7 @@ ServerMode peer_authentication_mode(const ConfigView& view, const model::Workloa
     const auto& config = view.config(workload.ns);
     if (config.is_root)
         return out; // selector policies in the root namespace apply to nothing
-    const auto* wp = config.workload_policy_for(workload.labels);
+    const auto* wp = view.workload_policy(workload);
     if (!wp)
         return out;
     if (wp->mode != model::MtlsMode::Unset) {
@@ -129,7 +129,7 @@ bool any_peer_authentication_applies(const ConfigView& view,
     const auto& config = view.config(workload.ns);
     if (config.is_root)
         return false;
-    return config.namespace_policy || config.workload_policy_for(workload.labels);
+    return config.namespace_policy || view.workload_policy(workload);
 }
 
 const model::AlphaPolicy* alpha_policy_for(const ConfigView& view,

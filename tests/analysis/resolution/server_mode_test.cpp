@@ -167,6 +167,64 @@ TEST_CASE("Within one scope the oldest policy counts, and equal ages go to the s
     }
 }
 
+TEST_CASE("§3: every workload's selector policy is the oldest that selects it, in the snapshot, "
+          "an incremental update and a relabelled namespace",
+          "[server-mode][age]") {
+    // The namespace config answers by the workload's position (workload_policy_by_position):
+    // each answer must be the one matching the selectors gives, wherever the workload sits.
+    const std::vector<json> policies = {
+        peer_authentication("shop", "by-tier")
+            .selecting({{"tier", "front"}})
+            .disable()
+            .created(day(4)),
+        peer_authentication("shop", "by-app").selecting({{"app", "web"}}).strict().created(day(3)),
+        peer_authentication("shop", "by-db")
+            .selecting({{"app", "db"}})
+            .permissive()
+            .created(day(5)),
+    };
+    const json db = deployment("shop", "db").labels({{"app", "db"}}).with_sidecar();
+    const json cache = deployment("shop", "cache").labels({{"tier", "front"}}).with_sidecar();
+    const auto expect = [](const ConfigView& view, const model::Snapshot& snapshot) {
+        const std::map<std::string, std::string> wanted = {
+            {"web", "by-app"}, {"api", ""}, {"db", "by-db"}, {"cache", "by-tier"}};
+        std::size_t seen = 0;
+        for (const auto& listed : snapshot.workloads()) {
+            const model::Workload& w = view.workload(snapshot.workload_id(listed));
+            INFO("workload " << w.name);
+            const auto* policy = view.workload_policy(w);
+            CHECK(policy == view.config(w.ns).workload_policy_for(w.labels));
+            CHECK((policy ? policy->ref.name : "") == wanted.at(w.name));
+            ++seen;
+        }
+        CHECK(seen == wanted.size());
+        // A copy is not the view's record: it is matched by its labels, with the same answer.
+        const model::Workload copy = workload_named(snapshot, "shop", "web");
+        CHECK(view.workload_policy(copy)->ref.name == "by-app");
+    };
+    // "cache" comes after "db" in the first snapshot, and before it after the update.
+    const auto first = snapshot_of(with(with(shop(), policies), {db, cache}));
+    REQUIRE_FALSE(first->config(ns_id(*first, "shop")).workload_policy_by_position.empty());
+    expect(ConfigView(*first), *first);
+
+    model::SnapshotBuilder update;
+    for (const auto& object : with(with(shop(), policies), {cache, db}))
+        REQUIRE_FALSE(update.add(object).has_value());
+    const auto updated = update.build_update(*first, {"shop"});
+    REQUIRE(updated != nullptr);
+    expect(ConfigView(*updated), *updated);
+
+    const model::NsId shop_id = ns_id(*first, "shop");
+    for (auto timing : {model::RelabelTiming::AtOnce, model::RelabelTiming::AfterRestart}) {
+        const ConfigView relabelled(
+            *first,
+            std::make_shared<const model::RelabelledNamespace>(
+                model::SnapshotBuilder::relabel_overlay(
+                    *first, shop_id, labels_of({{"istio.io/dataplane-mode", "ambient"}}), timing)));
+        expect(relabelled, *first);
+    }
+}
+
 TEST_CASE("A PeerAuthentication with a selector in the root namespace applies to nothing",
           "[server-mode][root]") {
     SECTION("to workloads elsewhere") {
