@@ -140,29 +140,6 @@ std::optional<Code> code_of(ClientKind client, ClientSend send, ServerAccept ser
 
 namespace {
 
-// One endpoint of a service port, seen in `view` and, if given, in `earlier`.
-Endpoint endpoint_of(const resolution::ConfigView& view, const resolution::ConfigView* earlier,
-                     const model::Workload& w, std::uint16_t target,
-                     const model::ServiceRecord& service, const model::ServicePort& port) {
-    // The PeerAuthentication mode comes with the server mode where that is built on it; auto
-    // mTLS computes it itself for the rare other endpoints (SidecarClientTls::for_endpoint).
-    const auto accept_of = [](const std::optional<ServerMode>& mode) {
-        return mode ? std::optional<ServerAccept>(mode->accept) : std::nullopt;
-    };
-    std::optional<ServerMode> peer;
-    Endpoint ep{
-        &w, target, resolution::effective_server_mode(view, w, target, service, port, &peer),
-        {}, {},     {}};
-    ep.peer = accept_of(peer);
-    if (!earlier)
-        return ep;
-    peer.reset();
-    ep.earlier =
-        resolution::effective_server_mode(*earlier, w, target, service, port, &peer).accept;
-    ep.earlier_peer = accept_of(peer);
-    return ep;
-}
-
 // The code of a flow whose clients send `send` (`inner` inside HBONE) to a port accepting
 // `server`; none for hosts a Sidecar hides.
 std::optional<Code> code_for(const Flow& flow, ClientSend send, ServerAccept server,
@@ -404,23 +381,6 @@ void api_server_flows(const std::vector<model::ApiServerCallRef>& calls,
         emit(flow, ep, resolution::SendDecision{}, who, sink);
     flow.api_server_calls = nullptr;
 }
-
-} // namespace
-
-void endpoints_of(const resolution::ConfigView& view, const resolution::ConfigView* earlier,
-                  const model::ServiceRecord& service, const model::ServicePort& port,
-                  std::vector<Endpoint>& out) {
-    out.clear();
-    for (std::uint32_t at : service.endpoint_positions) {
-        const auto& w = view.endpoint(service, at);
-        const std::uint16_t target = resolution::target_port_of(w, port);
-        if (target == 0 || w.waypoint)
-            continue; // not an endpoint of the port
-        out.push_back(endpoint_of(view, earlier, w, target, service, port));
-    }
-}
-
-namespace {
 
 // Whether some client whose pods skip their sidecar for some destinations runs in `sender` (any
 // namespace without `sender`).

@@ -5,6 +5,7 @@
 #include "analysis/conflict/codes.hpp"
 #include "analysis/resolution/client_send.hpp"
 #include "analysis/resolution/destination_rule.hpp"
+#include "analysis/resolution/server_index.hpp"
 
 #include <functional>
 #include <optional>
@@ -91,24 +92,14 @@ struct Flow {
 };
 
 // One endpoint of a service port: the workload, the port its pods listen on, and what it accepts.
-struct Endpoint {
-    const model::Workload* workload;
-    std::uint16_t target_port;
-    resolution::ServerMode mode;
-    // The port's PeerAuthentication mode, which auto mTLS reads (sidecar endpoints, 1.6+ only):
-    // the same for every client outcome, so computed once.
-    std::optional<ServerAccept> peer;
-    // What the port accepts in the earlier view, when there is one, and its PeerAuthentication
-    // mode there.
-    std::optional<ServerAccept> earlier, earlier_peer;
-};
+using resolution::Endpoint;
 
-// The endpoints of one service port with their server modes; waypoints are proxies, not servers.
-// `earlier`: a view whose server modes each endpoint also carries (EvaluateOptions). `out` is
-// cleared first, so that one vector serves every port.
-void endpoints_of(const resolution::ConfigView& view, const resolution::ConfigView* earlier,
-                  const model::ServiceRecord& service, const model::ServicePort& port,
-                  std::vector<Endpoint>& out);
+// The endpoints of one service port with their server modes (resolution::list_endpoints).
+inline void endpoints_of(const resolution::ConfigView& view, const resolution::ConfigView* earlier,
+                         const model::ServiceRecord& service, const model::ServicePort& port,
+                         std::vector<Endpoint>& out) {
+    resolution::list_endpoints(view, earlier, service, port, out);
+}
 
 // Who sends a flow: sidecar clients of an outcome, or (outcome null) every non-mesh or every
 // ambient client namespace, or the API server, as `kind` says.

@@ -934,8 +934,15 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::relabel_namespace(const Snapsho
     s.ambient_clients_ = std::move(overlay.ambient_clients);
     s.captured_clients_ = std::move(overlay.captured_clients);
     s.predicted_ambient_clients_ = std::move(overlay.predicted_ambient_clients);
-    if (!overlay.config)
-        return snap; // at once: the client index stays (see RelabelledNamespace)
+    if (!overlay.config) {
+        // At once: the client index stays (see RelabelledNamespace); the namespace's servers
+        // are resolved again, the others' stay.
+        const std::vector<bool> unchanged(s.namespaces_.size(), false);
+        const std::vector<std::uint32_t> none;
+        const SnapshotReuse servers{previous, unchanged, none, none};
+        s.server_index_ = resolution::index_servers(s, &servers);
+        return snap;
+    }
     s.configs_[ns] = std::move(overlay.config);
     list_config_namespaces(s);
     s.mesh_clients_ = std::move(overlay.mesh_clients);
@@ -949,6 +956,7 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::relabel_namespace(const Snapsho
     std::iota(same_hosts.begin(), same_hosts.end(), 0u);
     const SnapshotReuse reuse{previous, changed, same_services, same_hosts};
     s.client_index_ = resolution::index_clients(s, &reuse);
+    s.server_index_ = resolution::index_servers(s, &reuse);
     return snap;
 }
 
@@ -1114,6 +1122,7 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::build() {
     index_clients(s);
     // Admission re-evaluates flows under a changed policy; who uses which rule stays the same.
     s.client_index_ = resolution::index_clients(s, nullptr);
+    s.server_index_ = resolution::index_servers(s, nullptr);
     return snap;
 }
 
@@ -1319,6 +1328,7 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
     const SnapshotReuse reuse{previous, rebuilt, previous_service, previous_host};
     s.client_index_ =
         resolution::index_clients(s, s.mesh_clients_ == previous.mesh_clients_ ? &reuse : nullptr);
+    s.server_index_ = resolution::index_servers(s, &reuse);
     return snap;
 }
 

@@ -41,6 +41,11 @@ struct ClientIndex;
 // change cannot reach.
 std::shared_ptr<const ClientIndex> index_clients(const model::Snapshot& snapshot,
                                                  const model::SnapshotReuse* reuse);
+// The same for the servers: every Service port's endpoints and what each accepts
+// (server_index.cpp), after the client index.
+struct ServerIndex;
+std::shared_ptr<const ServerIndex> index_servers(const model::Snapshot& snapshot,
+                                                 const model::SnapshotReuse* reuse);
 } // namespace mtlsguard::resolution
 
 namespace mtlsguard::model {
@@ -382,6 +387,9 @@ class Snapshot {
     // Precomputed DestinationRule resolution for every Service and ServiceEntry host.
     const resolution::ClientIndex& client_index() const noexcept { return *client_index_; }
     bool has_client_index() const noexcept { return client_index_ != nullptr; }
+    // Every Service port's endpoints with their server modes, as this snapshot resolves them.
+    const resolution::ServerIndex& server_index() const noexcept { return *server_index_; }
+    bool has_server_index() const noexcept { return server_index_ != nullptr; }
 
   private:
     friend class SnapshotBuilder;
@@ -420,6 +428,7 @@ class Snapshot {
     std::vector<std::size_t>
         namespace_object_counts_; // by NsId: objects object_namespace() puts there
     std::shared_ptr<const resolution::ClientIndex> client_index_;
+    std::shared_ptr<const resolution::ServerIndex> server_index_;
 };
 
 // Collects decoded objects, then builds the indexed Snapshot in one pass.

@@ -109,6 +109,17 @@ ConfigView::workload_policy(const model::Workload& workload) const noexcept {
     return namespace_config.workload_policy_at(position, workload.labels);
 }
 
+bool ConfigView::shares_servers(NsId ns) const noexcept {
+    if (mesh_policies_ || !snapshot_->has_server_index() || ns >= snapshot_->namespaces().size())
+        return false;
+    const std::optional<NsId> relabelled =
+        relabel_ ? std::optional<NsId>(relabel_->ns) : std::nullopt;
+    for (const std::optional<NsId>& changed : {override_ns_, relabelled})
+        if (changed && (*changed == ns || *changed == root_ns_))
+            return false;
+    return true;
+}
+
 model::ServiceId ConfigView::service_id(const model::ServiceRecord& service) const noexcept {
     if (!relabel_ || service.ns != relabel_->ns)
         return snapshot_->service_id(service);

@@ -67,6 +67,12 @@ class ConfigView {
     // namespace config's answer by position, matched against the labels for any other workload.
     const model::PeerAuthentication*
     workload_policy(const model::Workload& workload) const noexcept;
+    // Whether the view's workloads of namespace `ns` are a relabel overlay's, not the snapshot's.
+    bool overlays_workloads_of(NsId ns) const noexcept { return relabel_ && relabel_->ns == ns; }
+    // Whether the servers of namespace `ns` accept what they accept in the snapshot: the view
+    // changes neither that namespace (its configuration or workloads) nor the root namespace (the
+    // mesh-wide policy) nor the MeshPolicy list. Then the snapshot's ServerIndex answers for it.
+    bool shares_servers(NsId ns) const noexcept;
     // The workload at `position` of a Service's endpoint_positions (asked for every endpoint of
     // every flow): the relabel overlay holds its namespace's workloads in that same order.
     const model::Workload& endpoint(const model::ServiceRecord& service,
