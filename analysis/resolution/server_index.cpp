@@ -117,7 +117,18 @@ void list_endpoints(const ConfigView& view, const ConfigView* earlier,
         out = *now;
     else
         resolve_endpoints(view, nullptr, service, port, out);
-    for (std::size_t i = 0; i < out.size() && i < before->size(); ++i) {
+    const auto lines_up = [&] {
+        for (std::size_t i = 0; i < out.size(); ++i)
+            if (out[i].workload != (*before)[i].workload ||
+                out[i].target_port != (*before)[i].target_port)
+                return false;
+        return true;
+    };
+    if (out.size() != before->size() || !lines_up()) {
+        resolve_endpoints(view, earlier, service, port, out); // never expected: resolve both
+        return;
+    }
+    for (std::size_t i = 0; i < out.size(); ++i) {
         out[i].earlier = (*before)[i].mode.accept;
         out[i].earlier_peer = (*before)[i].peer;
     }
