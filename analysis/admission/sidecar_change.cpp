@@ -5,6 +5,7 @@
 #include "analysis/conflict/sidecar_findings.hpp"
 #include "analysis/report/messages.hpp"
 #include "analysis/resolution/client_send.hpp"
+#include "analysis/resolution/server_index.hpp"
 #include "analysis/resolution/server_mode.hpp"
 #include "analysis/resolution/sidecar.hpp"
 
@@ -170,7 +171,7 @@ bool behind_strict_port(const ConfigView& view, const model::ServiceRecord& serv
     for (const auto& port : service.service.ports) {
         if (!port.tcp)
             continue;
-        conflict::endpoints_of(view, nullptr, service, port, endpoints);
+        resolution::list_endpoints(view, nullptr, service, port, endpoints);
         for (const auto& endpoint : endpoints)
             if (endpoint.mode.accept == resolution::ServerAccept::Strict ||
                 endpoint.mode.accept == resolution::ServerAccept::AmbientStrict)

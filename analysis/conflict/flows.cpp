@@ -568,7 +568,8 @@ void evaluate_service(const resolution::ConfigView& view, model::ServiceId id, c
         std::optional<std::vector<Endpoint>>* kept =
             options.endpoints ? &(*options.endpoints)[p] : nullptr;
         if (!kept || !*kept)
-            endpoints_of(view, options.earlier, service, port, kept ? kept->emplace() : computed);
+            resolution::list_endpoints(view, options.earlier, service, port,
+                                       kept ? kept->emplace() : computed);
         const std::vector<Endpoint>& endpoints = kept ? **kept : computed;
         if (endpoints.empty())
             continue;

@@ -94,13 +94,6 @@ struct Flow {
 // One endpoint of a service port: the workload, the port its pods listen on, and what it accepts.
 using resolution::Endpoint;
 
-// The endpoints of one service port with their server modes (resolution::list_endpoints).
-inline void endpoints_of(const resolution::ConfigView& view, const resolution::ConfigView* earlier,
-                         const model::ServiceRecord& service, const model::ServicePort& port,
-                         std::vector<Endpoint>& out) {
-    resolution::list_endpoints(view, earlier, service, port, out);
-}
-
 // Who sends a flow: sidecar clients of an outcome, or (outcome null) every non-mesh or every
 // ambient client namespace, or the API server, as `kind` says.
 struct FlowClients {

@@ -11,6 +11,15 @@
 
 namespace mtlsguard::model {
 
+// Where `element` sits in `items`, if it is one of them (nullopt for a copy elsewhere).
+template <typename T>
+std::optional<std::uint32_t> position_in(const std::vector<T>& items, const T& element) noexcept {
+    const std::less<const T*> before; // a total order even between unrelated objects
+    if (before(&element, items.data()) || !before(&element, items.data() + items.size()))
+        return std::nullopt;
+    return static_cast<std::uint32_t>(&element - items.data());
+}
+
 // Records of type T (each with a member `ns`, its namespace id) numbered 0..size()-1. The records
 // of one namespace live in one immutable block, in the order of that namespace's id list: an
 // incremental build renumbers the ids of an unchanged namespace but takes its block over as it
@@ -67,15 +76,7 @@ template <typename T> class RecordTable {
     std::optional<std::uint32_t> find_position(const T& record) const noexcept {
         if (record.ns >= blocks_.size() || !blocks_[record.ns])
             return std::nullopt;
-        return position_within(*blocks_[record.ns], record);
-    }
-    // Where `record` sits in `block`, if it is one of the block's.
-    static std::optional<std::uint32_t> position_within(const Block& block,
-                                                        const T& record) noexcept {
-        const std::less<const T*> before; // a total order even between unrelated objects
-        if (before(&record, block.data()) || !before(&record, block.data() + block.size()))
-            return std::nullopt;
-        return static_cast<std::uint32_t>(&record - block.data());
+        return position_in(*blocks_[record.ns], record);
     }
     // Building: `count` records over `namespaces` namespaces, then every namespace's block placed
     // at its ids (ids[k] is the id of (*block)[k]). Every id must be placed before the table is

@@ -937,10 +937,7 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::relabel_namespace(const Snapsho
     if (!overlay.config) {
         // At once: the client index stays (see RelabelledNamespace); the namespace's servers
         // are resolved again, the others' stay.
-        const std::vector<bool> unchanged(s.namespaces_.size(), false);
-        const std::vector<std::uint32_t> none;
-        const SnapshotReuse servers{previous, unchanged, none, none};
-        s.server_index_ = resolution::index_servers(s, &servers);
+        s.server_index_ = resolution::index_servers(s, &previous);
         return snap;
     }
     s.configs_[ns] = std::move(overlay.config);
@@ -956,7 +953,7 @@ std::shared_ptr<const Snapshot> SnapshotBuilder::relabel_namespace(const Snapsho
     std::iota(same_hosts.begin(), same_hosts.end(), 0u);
     const SnapshotReuse reuse{previous, changed, same_services, same_hosts};
     s.client_index_ = resolution::index_clients(s, &reuse);
-    s.server_index_ = resolution::index_servers(s, &reuse);
+    s.server_index_ = resolution::index_servers(s, &previous);
     return snap;
 }
 
@@ -1328,7 +1325,7 @@ SnapshotBuilder::build_update(const Snapshot& previous, const std::vector<std::s
     const SnapshotReuse reuse{previous, rebuilt, previous_service, previous_host};
     s.client_index_ =
         resolution::index_clients(s, s.mesh_clients_ == previous.mesh_clients_ ? &reuse : nullptr);
-    s.server_index_ = resolution::index_servers(s, &reuse);
+    s.server_index_ = resolution::index_servers(s, &previous);
     return snap;
 }
 

@@ -42,10 +42,10 @@ struct ClientIndex;
 std::shared_ptr<const ClientIndex> index_clients(const model::Snapshot& snapshot,
                                                  const model::SnapshotReuse* reuse);
 // The same for the servers: every Service port's endpoints and what each accepts
-// (server_index.cpp), after the client index.
+// (server_index.cpp), after the client index; `previous`'s entries where they still hold.
 struct ServerIndex;
 std::shared_ptr<const ServerIndex> index_servers(const model::Snapshot& snapshot,
-                                                 const model::SnapshotReuse* reuse);
+                                                 const model::Snapshot* previous);
 } // namespace mtlsguard::resolution
 
 namespace mtlsguard::model {

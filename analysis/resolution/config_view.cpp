@@ -102,10 +102,8 @@ ConfigView::workload_policy(const model::Workload& workload) const noexcept {
     if (namespace_config.workload_policies.empty())
         return nullptr;
     const bool overlaid = relabel_ && workload.ns == relabel_->ns;
-    const auto position =
-        overlaid
-            ? model::RecordTable<model::Workload>::position_within(relabel_->workloads, workload)
-            : snapshot_->workloads().find_position(workload);
+    const auto position = overlaid ? model::position_in(relabel_->workloads, workload)
+                                   : snapshot_->workloads().find_position(workload);
     return namespace_config.workload_policy_at(position, workload.labels);
 }
 

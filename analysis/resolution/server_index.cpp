@@ -141,28 +141,25 @@ const std::vector<Endpoint>* ServerIndex::find(const model::Snapshot& snapshot,
     if (!position || service.ns >= by_namespace.size() || !by_namespace[service.ns])
         return nullptr;
     const auto& services = *by_namespace[service.ns];
-    const auto& ports = service.service.ports;
-    const std::less<const model::ServicePort*> before; // a total order between any pointers
-    if (*position >= services.size() || ports.empty() || before(&port, ports.data()) ||
-        !before(&port, ports.data() + ports.size()))
+    const auto p = model::position_in(service.service.ports, port);
+    if (*position >= services.size() || !p)
         return nullptr;
     const auto& listed = services[*position];
-    const auto p = static_cast<std::size_t>(&port - ports.data());
-    return p < listed.size() ? &listed[p] : nullptr;
+    return *p < listed.size() ? &listed[*p] : nullptr;
 }
 
 std::shared_ptr<const ServerIndex> index_servers(const model::Snapshot& snapshot,
-                                                 const model::SnapshotReuse* reuse) {
+                                                 const model::Snapshot* previous) {
     auto index = std::make_shared<ServerIndex>();
     const std::size_t count = snapshot.namespaces().size();
     index->by_namespace.resize(count);
     const ConfigView view(snapshot);
-    const bool carry = reuse && servers_carry_over(snapshot, reuse->previous);
+    const bool carry = previous && servers_carry_over(snapshot, *previous);
     for (NsId ns = 0; ns < count; ++ns) {
         if (snapshot.namespaces()[ns].services.empty())
             continue;
-        if (carry && carries_over(snapshot, reuse->previous, ns))
-            index->by_namespace[ns] = reuse->previous.server_index().by_namespace[ns];
+        if (carry && carries_over(snapshot, *previous, ns))
+            index->by_namespace[ns] = previous->server_index().by_namespace[ns];
         else
             index->by_namespace[ns] = index_namespace(view, snapshot, ns);
     }
